@@ -1,0 +1,128 @@
+// I2_S ternary weights × int8 activations: matrix-vector product.
+//
+// Host-side layout, packing and the on-disk format: src/formats/i2s.ts (canonical
+// bitnet.cpp 128/32 layout) and src/model/repack.ts (this kernel's "x4" layout).
+//
+// Kernel layout "i2s_x4" (what this file reads), K padded to KP = ⌈K/128⌉·128 and
+// rows padded to ⌈M/4⌉·4; zero-padding columns of the activation make padding free:
+//
+//   group g (rows 4g..4g+3), KP/128 blocks, each block = 4 × 32 bytes, rows adjacent:
+//   ┌──────── block 0 ────────┬──────── block 1 ────────┬ …
+//   │ r0[32] r1[32] r2[32] r3[32] │ r0[32] r1[32] r2[32] r3[32] │
+//   └─────────────────────────┴─────────────────────────┴ …    group stride = KP bytes
+//
+//   a 32-byte block holds 128 codes c = w + 1 ∈ {0,1,2}; byte p:
+//   ┌─────┬─────┬─────┬─────┐
+//   │ 7:6 │ 5:4 │ 3:2 │ 1:0 │   = columns p, p+32, p+64, p+96 of the block
+//   └─────┴─────┴─────┴─────┘
+//
+// Each group of 4 rows is one sequential stream, and the 4 rows share every activation
+// load. y[r] = (Σ c·q − Σ q) / s · γ   (spec §1.3: dot of codes, minus Σq, over scale).
+//
+// Arguments shared by both kernels:
+//   w     i2s_x4 weights, (M4/4) · KP bytes
+//   q     int8 activations [KP] (zero beyond K)
+//   meta  activation meta: f32 s (scale = 127/absmax) at +0, i32 Σq at +4
+//   gamma per-tensor weight scale
+//   y     f32 output [M]
+//   rows  M (output rows; rows ≥ M in the padded group are computed but not stored)
+//   kp    padded K (multiple of 128)
+//   ith, nth  this thread's index and the thread count: groups are split evenly.
+
+const BLOCK_ELEMS: i32 = 128 // weights per 32-byte block
+const BLOCK_BYTES: i32 = 32
+
+// @ts-ignore: decorator
+@inline function groupRange(rows: i32, ith: i32, nth: i32): u64 {
+  const groups = (rows + 3) >> 2
+  const per = (groups + nth - 1) / nth
+  const g0 = min(groups, ith * per)
+  const g1 = min(groups, g0 + per)
+  return (<u64>g0 << 32) | <u64>g1
+}
+
+// @ts-ignore: decorator
+@inline function storeRow(y: usize, r: i32, rows: i32, dot: i32, sumq: i32, s: f32, gamma: f32): void {
+  if (r < rows) store<f32>(y + (<usize>r << 2), <f32>(dot - sumq) / s * gamma)
+}
+
+/** Scalar reference: the definition the SIMD kernel must equal bit for bit. */
+export function matvec_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
+                                  rows: i32, kp: i32, ith: i32, nth: i32): void {
+  const s = load<f32>(meta)
+  const sumq = load<i32>(meta, 4)
+  const range = groupRange(rows, ith, nth)
+  const nblocks = kp / BLOCK_ELEMS
+  for (let g = <i32>(range >> 32); g < <i32>range; g++) {
+    for (let j = 0; j < 4; j++) {
+      let dot = 0
+      for (let b = 0; b < nblocks; b++) {
+        const blk = w + <usize>g * kp + <usize>(b * 4 * BLOCK_BYTES + j * BLOCK_BYTES)
+        const xb = q + <usize>(b * BLOCK_ELEMS)
+        for (let p = 0; p < 32; p++) {
+          const byte = <i32>load<u8>(blk + p)
+          dot += ((byte >> 6) & 3) * <i32>load<i8>(xb + p)
+          dot += ((byte >> 4) & 3) * <i32>load<i8>(xb + p + 32)
+          dot += ((byte >> 2) & 3) * <i32>load<i8>(xb + p + 64)
+          dot += (byte & 3) * <i32>load<i8>(xb + p + 96)
+        }
+      }
+      storeRow(y, g * 4 + j, rows, dot, sumq, s, gamma)
+    }
+  }
+}
+
+// Σ over one 16-byte half-block of one row: 64 codes × 64 activations, as i16 lanes.
+// Products are ≤ 2·128 = 256 in magnitude, 8 per lane here, so i16 cannot overflow;
+// the caller widens to i32 after every block.
+// @ts-ignore: decorator
+@inline function halfDot(v: v128, m3: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const c0 = v128.and(i16x8.shr_u(v, 6), m3)
+  const c1 = v128.and(i16x8.shr_u(v, 4), m3)
+  const c2 = v128.and(i16x8.shr_u(v, 2), m3)
+  const c3 = v128.and(v, m3)
+  let acc = i16x8.add(i16x8.extmul_low_i8x16_s(c0, x0), i16x8.extmul_high_i8x16_s(c0, x0))
+  acc = i16x8.add(acc, i16x8.add(i16x8.extmul_low_i8x16_s(c1, x1), i16x8.extmul_high_i8x16_s(c1, x1)))
+  acc = i16x8.add(acc, i16x8.add(i16x8.extmul_low_i8x16_s(c2, x2), i16x8.extmul_high_i8x16_s(c2, x2)))
+  return i16x8.add(acc, i16x8.add(i16x8.extmul_low_i8x16_s(c3, x3), i16x8.extmul_high_i8x16_s(c3, x3)))
+}
+
+// @ts-ignore: decorator
+@inline function hsum(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3)
+}
+
+/** SIMD128 kernel (baseline: extmul, 4 rows per pass sharing the activation loads). */
+export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
+                              rows: i32, kp: i32, ith: i32, nth: i32): void {
+  const s = load<f32>(meta)
+  const sumq = load<i32>(meta, 4)
+  const range = groupRange(rows, ith, nth)
+  // Built from a runtime value so neither binaryen nor V8 turns it into a constant
+  // re-materialised at every use (wasm-kernels.md pitfall 6).
+  const m3 = i8x16.splat(<i8>((kp >>> 31) | 3))
+  const nblocks = kp / BLOCK_ELEMS
+  for (let g = <i32>(range >> 32); g < <i32>range; g++) {
+    let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0
+    let blk = w + <usize>g * kp
+    let xb = q
+    for (let b = 0; b < nblocks; b++) {
+      for (let h = 0; h < 2; h++) {
+        const xo = xb + (<usize>h << 4)
+        const x0 = v128.load(xo), x1 = v128.load(xo, 32), x2 = v128.load(xo, 64), x3 = v128.load(xo, 96)
+        const wo = blk + (<usize>h << 4)
+        a0 = i32x4.add(a0, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo), m3, x0, x1, x2, x3)))
+        a1 = i32x4.add(a1, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo, 32), m3, x0, x1, x2, x3)))
+        a2 = i32x4.add(a2, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo, 64), m3, x0, x1, x2, x3)))
+        a3 = i32x4.add(a3, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo, 96), m3, x0, x1, x2, x3)))
+      }
+      blk += 4 * BLOCK_BYTES
+      xb += BLOCK_ELEMS
+    }
+    const r = g * 4
+    storeRow(y, r, rows, hsum(a0), sumq, s, gamma)
+    storeRow(y, r + 1, rows, hsum(a1), sumq, s, gamma)
+    storeRow(y, r + 2, rows, hsum(a2), sumq, s, gamma)
+    storeRow(y, r + 3, rows, hsum(a3), sumq, s, gamma)
+  }
+}

@@ -1,0 +1,10 @@
+// Kernel module entry: pure compute over the imported shared memory. No allocation, no
+// imports but memory (and abort, compiled out by --noAssert / --runtime stub).
+// Every export is `op_weight_act` or `op_type`; kernels that split work take (ith, nth).
+export * from './formats/i2s'
+export * from './ops/quantize'
+export * from './ops/norm'
+export * from './ops/elementwise'
+export * from './ops/rope'
+export * from './ops/attention'
+export * from './ops/matvec-float'

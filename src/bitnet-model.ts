@@ -1,0 +1,221 @@
+/**
+ * The public model object: tokenizer + chat template + transformer + sampler, with the
+ * generation loop, logits and perplexity on top.
+ */
+import { applyChatTemplate, resolveChatTemplate, type ChatMessage } from './chat-template.js'
+import { InvalidArgumentError } from './errors.js'
+import { metaStringOpt } from './gguf/reader.js'
+import { Generation, type GenerationChunk, type GenerationResult, type GenerationRun } from './generation.js'
+import type { ByteSource } from './io/source.js'
+import type { ModelConfig } from './model/config.js'
+import { loadGguf, type LoadProgress } from './model/load.js'
+import { stateBytes, Transformer } from './model/transformer.js'
+import { Sampler, type SamplerOptions } from './sampler.js'
+import { tokenizerFromGguf, type BitnetTokenizer } from './tokenizer.js'
+
+/** Default cap of the KV cache when the caller gives no `contextSize` (2B4T's own is 4096). */
+export const DEFAULT_MAX_CONTEXT = 4096
+
+export interface ModelOptions {
+  /** KV cache size in tokens. Default: the model's context length, capped at 4096. */
+  contextSize?: number
+  /** Chat template override (Jinja). Default: the model's (with the 2B4T placeholder fixed). */
+  chatTemplate?: string
+  /** Structured progress while loading. */
+  onProgress?: (p: LoadProgress) => void
+  /** Cancels the load. */
+  signal?: AbortSignal
+  /** Kernel binary override (unusual hosting). */
+  wasmBytes?: Uint8Array
+}
+
+export interface GenerateOptions extends SamplerOptions {
+  /** Maximum number of new tokens. Default 128. */
+  maxTokens?: number
+  /** Keep going past end-of-generation tokens (llama.cpp `--ignore-eos`). */
+  ignoreEos?: boolean
+  /** Prepend BOS to a text prompt. Default: the model's `add_bos_token`. */
+  addBos?: boolean
+  /** Stops generation within one token; the result keeps the partial text. */
+  signal?: AbortSignal
+}
+
+export class BitnetModel {
+  readonly config: ModelConfig
+  readonly tokenizer: BitnetTokenizer
+  /** The Jinja chat template in use. */
+  readonly chatTemplate: string
+  /** KV cache capacity in tokens. */
+  readonly contextSize: number
+  readonly transformer: Transformer
+
+  private constructor(t: Transformer, tokenizer: BitnetTokenizer, chatTemplate: string) {
+    this.transformer = t
+    this.config = t.config
+    this.contextSize = t.contextSize
+    this.tokenizer = tokenizer
+    this.chatTemplate = chatTemplate
+  }
+
+  /** Loads a GGUF model from a byte source. */
+  static async load(source: ByteSource, opts: ModelOptions = {}): Promise<BitnetModel> {
+    let ctx = opts.contextSize
+    if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
+      throw new InvalidArgumentError(`contextSize must be a positive integer, got ${ctx}`)
+    }
+    const model = await loadGguf(source, {
+      stateBytes: (c) => stateBytes(c, (ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT))),
+      onProgress: opts.onProgress,
+      signal: opts.signal,
+      wasmBytes: opts.wasmBytes,
+    })
+    const meta = model.gguf.metadata
+    const tokenizer = tokenizerFromGguf(meta, source.name)
+    const template = resolveChatTemplate({
+      ggufTemplate: metaStringOpt(meta, 'tokenizer.chat_template'),
+      override: opts.chatTemplate,
+    })
+    return new BitnetModel(new Transformer(model, ctx!), tokenizer, template)
+  }
+
+  /** Text → token ids (special tokens in the text are parsed; BOS per `addBos`). */
+  tokenize(text: string, opts: { addBos?: boolean } = {}): number[] {
+    return this.tokenizer.encode(text, opts)
+  }
+
+  /** Token ids → text. */
+  detokenize(ids: number[]): string {
+    return this.tokenizer.decode(ids)
+  }
+
+  /** Renders chat messages with the model's template (ends with the assistant prefix). */
+  applyChatTemplate(messages: readonly ChatMessage[]): string {
+    return applyChatTemplate(this.chatTemplate, messages, {
+      bosToken: this.tokenizer.bosToken,
+      eosToken: this.tokenizer.eosToken,
+    })
+  }
+
+  /**
+   * Evaluates `tokens` from position 0 and returns the logits of every position
+   * ([n][vocab], copies), or only the last one with `{ lastOnly: true }`.
+   */
+  logits(tokens: readonly number[], opts: { lastOnly?: boolean } = {}): Float32Array[] {
+    const out: Float32Array[] = []
+    tokens.forEach((tok, pos) => {
+      const want = !opts.lastOnly || pos === tokens.length - 1
+      const l = this.transformer.forward(tok, pos, want)
+      if (l) out.push(l.slice())
+    })
+    return out
+  }
+
+  /**
+   * Perplexity with the golden convention: the stream is cut into chunks of `ctx`
+   * tokens; each chunk is evaluated as [BOS] + chunk[:-1] and predicts all its tokens.
+   */
+  perplexity(ids: readonly number[], ctx = 512, onChunk?: (done: number, total: number) => void): { ppl: number; nll: number; tokens: number } {
+    const bos = this.tokenizer.bosId
+    if (bos === undefined) throw new InvalidArgumentError('perplexity needs a model with a BOS token')
+    if (ctx < 1 || ctx > this.contextSize) throw new InvalidArgumentError(`ctx must be in 1..${this.contextSize}, got ${ctx}`)
+    let nll = 0, n = 0
+    const chunks = Math.floor(ids.length / ctx)
+    if (chunks === 0) throw new InvalidArgumentError(`need at least ${ctx} tokens for --ctx ${ctx}, got ${ids.length}`)
+    for (let c = 0; c < chunks; c++) {
+      const chunk = ids.slice(c * ctx, (c + 1) * ctx)
+      const input = [bos, ...chunk.slice(0, -1)]
+      for (let pos = 0; pos < input.length; pos++) {
+        const logits = this.transformer.forward(input[pos], pos, true)!
+        nll -= logSoftmaxAt(logits, chunk[pos])
+        n++
+      }
+      onChunk?.(c + 1, chunks)
+    }
+    return { ppl: Math.exp(nll / n), nll: nll / n, tokens: n }
+  }
+
+  /**
+   * Generates text after `prompt` (a string, or token ids used as is).
+   *
+   * @example
+   * ```ts
+   * for await (const { text } of model.generate('In the beginning', { maxTokens: 32, temperature: 0 })) {
+   *   process.stdout.write(text)
+   * }
+   * ```
+   */
+  generate(prompt: string | readonly number[], opts: GenerateOptions = {}): Generation {
+    const ids = typeof prompt === 'string' ? this.tokenize(prompt, { addBos: opts.addBos }) : [...prompt]
+    return new Generation(() => this.run(ids, opts))
+  }
+
+  /** Chat: renders `messages` with the chat template, then generates the assistant's reply. */
+  chat(messages: readonly ChatMessage[], opts: GenerateOptions = {}): Generation {
+    // The template writes BOS itself.
+    return this.generate(this.tokenize(this.applyChatTemplate(messages), { addBos: false }), opts)
+  }
+
+  private async *run(prompt: number[], opts: GenerateOptions): GenerationRun {
+    const maxTokens = opts.maxTokens ?? 128
+    if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new InvalidArgumentError(`maxTokens must be a non-negative integer, got ${maxTokens}`)
+    if (prompt.length === 0) throw new InvalidArgumentError('the prompt is empty (no tokens)')
+    const sampler = new Sampler(opts)
+    const eos = new Set(this.tokenizer.eosIds)
+    const stream = this.tokenizer.createStreamDecoder()
+    const t0 = performance.now()
+
+    // Prompt: every token goes through the network; only the last one's logits are needed.
+    let logits: Float32Array | undefined
+    for (let pos = 0; pos < prompt.length; pos++) {
+      logits = this.transformer.forward(prompt[pos], pos, pos === prompt.length - 1)
+    }
+    const tPrompt = performance.now()
+
+    const history = [...prompt]
+    const tokens: number[] = []
+    let text = ''
+    let finishReason: GenerationResult['finishReason'] = 'length'
+    let tFirst = tPrompt
+    while (tokens.length < maxTokens) {
+      if (opts.signal?.aborted) { finishReason = 'abort'; break }
+      const tok = sampler.sample(logits!, history)
+      if (tokens.length === 0) tFirst = performance.now()
+      if (eos.has(tok) && !opts.ignoreEos) { finishReason = 'stop'; break }
+      tokens.push(tok)
+      history.push(tok)
+      const piece = stream.push(tok)
+      text += piece
+      yield { text: piece, tokenId: tok } satisfies GenerationChunk
+      if (tokens.length === maxTokens) break
+      logits = this.transformer.forward(tok, history.length - 1, true)
+    }
+    // Bytes of a character the last token left incomplete (tokenId −1: no new token).
+    const tail = stream.flush()
+    if (tail) { text += tail; yield { text: tail, tokenId: -1 } }
+    const tEnd = performance.now()
+    const decodeMs = tEnd - tFirst
+    return {
+      text,
+      tokens,
+      promptTokens: prompt,
+      finishReason,
+      usage: { promptTokens: prompt.length, completionTokens: tokens.length, totalTokens: prompt.length + tokens.length },
+      timings: {
+        promptMs: tPrompt - t0,
+        timeToFirstTokenMs: tFirst - t0,
+        decodeMs,
+        promptTokensPerSecond: prompt.length / ((tPrompt - t0) / 1000),
+        decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / (decodeMs / 1000) : 0,
+      },
+    }
+  }
+}
+
+/** log softmax(logits)[target], in f64. */
+export function logSoftmaxAt(logits: ArrayLike<number>, target: number): number {
+  let max = -Infinity
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i]
+  let sum = 0
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max)
+  return logits[target] - max - Math.log(sum)
+}

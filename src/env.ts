@@ -1,0 +1,23 @@
+/**
+ * Runtime sniffing, in one place (transformers.js `env.js`). Nothing else in the
+ * package inspects globals to decide which runtime it is in.
+ */
+const g = globalThis as unknown as {
+  process?: { versions?: { node?: string; bun?: string } }
+  Deno?: { version?: { deno?: string } }
+  Bun?: unknown
+  window?: unknown
+  WorkerGlobalScope?: unknown
+  crossOriginIsolated?: boolean
+}
+
+export const IS_DENO = typeof g.Deno?.version?.deno === 'string'
+export const IS_BUN = typeof g.Bun !== 'undefined' || typeof g.process?.versions?.bun === 'string'
+/** Node itself (not Deno/Bun's Node compatibility layer). */
+export const IS_NODE = !IS_DENO && !IS_BUN && typeof g.process?.versions?.node === 'string'
+/** A runtime with a file system reachable through `node:fs` (Node, Deno, Bun). */
+export const HAS_FS = IS_NODE || IS_DENO || IS_BUN
+export const IS_BROWSER = typeof g.window !== 'undefined' || typeof g.WorkerGlobalScope !== 'undefined'
+/** Whether a SharedArrayBuffer can be created (threads possible). */
+export const HAS_SHARED_MEMORY = typeof SharedArrayBuffer !== 'undefined' &&
+  (!IS_BROWSER || g.crossOriginIsolated === true)

@@ -1,0 +1,91 @@
+/**
+ * Typed errors. Every failure a user can cause (a bad file, a full context, a missing
+ * wasm feature) is one of these classes, with a stable `code` for programs and a message
+ * that names the problem: file, offset, expected vs found.
+ *
+ * @example
+ * ```ts
+ * try { await loadModel('model.gguf') }
+ * catch (e) { if (e instanceof ModelFormatError) console.error(e.code, e.file, e.offset) }
+ * ```
+ */
+export class BitnetError extends Error {
+  /** Stable machine-readable code, e.g. `MODEL_FORMAT`. */
+  readonly code: string
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** Details attached to a {@link ModelFormatError}. */
+export interface FormatErrorDetails {
+  /** File (or source name) being parsed. */
+  file?: string
+  /** Byte offset of the offending field, when known. */
+  offset?: number
+  /** What a valid file would have. */
+  expected?: string
+  /** What the file has. */
+  found?: string
+}
+
+/** A model, tokenizer or config file is malformed, truncated or inconsistent. */
+export class ModelFormatError extends BitnetError {
+  readonly file?: string
+  readonly offset?: number
+  readonly expected?: string
+  readonly found?: string
+  constructor(problem: string, details: FormatErrorDetails = {}) {
+    const where = [
+      details.file,
+      details.offset !== undefined ? `offset ${details.offset}` : undefined,
+    ].filter(Boolean).join(' @ ')
+    const diff = [
+      details.expected !== undefined ? `expected ${details.expected}` : undefined,
+      details.found !== undefined ? `found ${details.found}` : undefined,
+    ].filter(Boolean).join(', ')
+    super('MODEL_FORMAT', `${where ? where + ': ' : ''}${problem}${diff ? ` (${diff})` : ''}`)
+    Object.assign(this, details)
+  }
+}
+
+/** The file is valid but uses something this engine does not implement (a tensor type, an architecture). */
+export class UnsupportedFeatureError extends BitnetError {
+  constructor(message: string) {
+    super('UNSUPPORTED', message)
+  }
+}
+
+/** The KV cache has no room for more tokens. */
+export class ContextFullError extends BitnetError {
+  readonly contextSize: number
+  readonly requested: number
+  constructor(contextSize: number, requested: number) {
+    super('CONTEXT_FULL', `context is full: ${requested} tokens requested, context size is ${contextSize}`)
+    this.contextSize = contextSize
+    this.requested = requested
+  }
+}
+
+/** The runtime lacks a WebAssembly feature the engine needs (SIMD128, threads). */
+export class WasmFeatureError extends BitnetError {
+  constructor(message: string) {
+    super('WASM_FEATURE', message)
+  }
+}
+
+/** Invalid arguments or options given by the caller. */
+export class InvalidArgumentError extends BitnetError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message)
+  }
+}
+
+/** Numerical failure (NaN/Inf) detected in weights or activations. */
+export class NumericalError extends BitnetError {
+  constructor(message: string) {
+    super('NUMERICAL', message)
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * bitnet-wasm: BitNet b1.58 ternary language models in TypeScript + WebAssembly SIMD.
+ *
+ * Exports: {@link loadModel} and the model object; the tokenizer, chat template and
+ * sampler for standalone use; GGUF reading/writing; typed errors.
+ */
+export { loadModel, type ModelSource } from './load-model.js'
+export { BitnetModel, type ModelOptions, type GenerateOptions, DEFAULT_MAX_CONTEXT } from './bitnet-model.js'
+export type { GenerationChunk, GenerationResult, GenerationTimings, Generation } from './generation.js'
+export type { ModelConfig, Activation } from './model/config.js'
+export type { LoadProgress } from './model/load.js'
+export { BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from './tokenizer.js'
+export { applyChatTemplate, resolveChatTemplate, BITNET_2B4T_CHAT_TEMPLATE, type ChatMessage } from './chat-template.js'
+export { Sampler, type SamplerOptions } from './sampler.js'
+export { readGguf } from './gguf/reader.js'
+export { writeGguf, ggufChunks } from './gguf/writer.js'
+export type { GgufFile, GgufMetadata, GgufValue, GgufTensorInfo } from './gguf/types.js'
+export { GgufType } from './gguf/types.js'
+export { bytesSource, type ByteSource } from './io/source.js'
+export * from './errors.js'

@@ -1,0 +1,34 @@
+import { open, readFile } from 'node:fs/promises'
+import type { ByteSource } from './source.js'
+
+/** A source over a local file (Node, Deno, Bun), read with positioned reads. */
+export async function fileSource(path: string): Promise<ByteSource> {
+  const handle = await open(path, 'r')
+  const { size } = await handle.stat()
+  return {
+    name: path,
+    size,
+    async read(offset, length) {
+      const n = Math.max(0, Math.min(length, size - offset))
+      const out = new Uint8Array(n)
+      let done = 0
+      while (done < n) {
+        const { bytesRead } = await handle.read(out, done, n - done, offset + done)
+        if (bytesRead === 0) break
+        done += bytesRead
+      }
+      return done === n ? out : out.subarray(0, done)
+    },
+    close: () => handle.close(),
+  }
+}
+
+/** Reads a whole small file (configs, tokenizer.json, wasm binaries). */
+export async function readFileBytes(path: string | URL): Promise<Uint8Array<ArrayBuffer>> {
+  return new Uint8Array(await readFile(path))
+}
+
+/** Reads a whole small text file. */
+export async function readFileText(path: string | URL): Promise<string> {
+  return readFile(path, 'utf8')
+}

@@ -1,0 +1,267 @@
+/**
+ * GGUF file → weights in wasm memory, in the kernels' layouts.
+ *
+ * The file is read tensor by tensor (never whole), each tensor is checked against the
+ * config's shapes and repacked straight into its final place, so peak memory stays near
+ * the packed model size.
+ */
+import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
+import { FORMATS, decodeTernary, dequantizeRows } from '../formats/index.js'
+import { readGguf } from '../gguf/reader.js'
+import type { GgufFile, GgufTensorInfo } from '../gguf/types.js'
+import type { ByteSource } from '../io/source.js'
+import { compileKernels, createMemory, instantiateKernels, type Kernels } from '../wasm.js'
+import { Arena } from './arena.js'
+import { configFromGguf, type ModelConfig } from './config.js'
+import { packX4FromCodes, packX4FromI2s, x4Shape } from './repack.js'
+
+/** A ternary projection in the i2s_x4 layout. */
+export interface TernaryWeight {
+  ptr: number
+  rows: number
+  cols: number
+  /** K padded to the kernel block (128). */
+  kp: number
+  /** Per-tensor weight scale γ (times an optional `.scale` tensor). */
+  gamma: number
+}
+
+/** A full-precision matrix [rows][cols] kept as f16 (exact copy of an F16 file) or f32. */
+export interface FloatMatrix {
+  ptr: number
+  rows: number
+  cols: number
+  type: 'f16' | 'f32'
+}
+
+export interface LayerWeights {
+  attnNorm: number // f32 [n_embd]
+  wq: TernaryWeight // [n_head·head_dim, n_embd]
+  wk: TernaryWeight // [kv_dim, n_embd]
+  wv: TernaryWeight // [kv_dim, n_embd]
+  attnSubNorm?: number // f32 [n_head·head_dim]
+  wo: TernaryWeight // [n_embd, n_head·head_dim]
+  ffnNorm: number // f32 [n_embd]
+  wGate: TernaryWeight // [n_ff, n_embd]
+  wUp: TernaryWeight // [n_ff, n_embd]
+  ffnSubNorm?: number // f32 [n_ff]
+  wDown: TernaryWeight // [n_embd, n_ff]
+}
+
+export interface ModelWeights {
+  tokenEmbd: FloatMatrix // [vocab][n_embd]
+  outputNorm: number // f32 [n_embd]
+  output: FloatMatrix // [vocab][n_embd]; the same as tokenEmbd when tied
+  layers: LayerWeights[]
+}
+
+/** Progress of a load, reported per tensor. */
+export interface LoadProgress {
+  phase: 'read' | 'repack' | 'compile'
+  file: string
+  loaded: number
+  total: number
+}
+
+export interface LoadedModel {
+  config: ModelConfig
+  gguf: GgufFile
+  memory: WebAssembly.Memory
+  module: WebAssembly.Module
+  kernels: Kernels
+  weights: ModelWeights
+  /** Arena after the weights: the runtime state is allocated from here. */
+  arena: Arena
+}
+
+export interface LoadOptions {
+  /** Bytes to reserve after the weights (KV cache and activations), computed by the caller. */
+  stateBytes: (config: ModelConfig) => number
+  onProgress?: (p: LoadProgress) => void
+  signal?: AbortSignal
+  /** Kernel binary override (tests, unusual hosting). */
+  wasmBytes?: Uint8Array
+}
+
+/** Loads a GGUF model from `source` into a fresh wasm memory. */
+export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<LoadedModel> {
+  const file = source.name
+  const gguf = await readGguf(source)
+  const config = configFromGguf(gguf, file)
+  const plan = planTensors(gguf, config, file)
+
+  // Plan the memory: weights first, then the caller's state.
+  const arena = new Arena()
+  for (const p of plan) p.ptr = arena.alloc(p.bytes)
+  const weightsEnd = arena.top
+  const stateBytes = opts.stateBytes(config)
+  const memory = createMemory(weightsEnd + stateBytes + 1024)
+  opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
+  const module = await compileKernels(opts.wasmBytes)
+  const kernels = instantiateKernels(module, memory)
+  const heap = new Uint8Array(memory.buffer)
+
+  const total = plan.reduce((s, p) => s + p.info.byteSize, 0)
+  let loaded = 0
+  for (const p of plan) {
+    opts.signal?.throwIfAborted()
+    const bytes = await source.read(gguf.dataOffset + p.info.offset, p.info.byteSize)
+    if (bytes.byteLength !== p.info.byteSize) {
+      throw new ModelFormatError(`tensor '${p.info.name}' is truncated`, {
+        file, offset: gguf.dataOffset + p.info.offset, expected: `${p.info.byteSize} bytes`, found: `${bytes.byteLength}`,
+      })
+    }
+    p.gamma = storeTensor(p, bytes, heap, file)
+    loaded += p.info.byteSize
+    opts.onProgress?.({ phase: 'repack', file, loaded, total })
+  }
+  return { config, gguf, memory, module, kernels, weights: assemble(plan, config), arena }
+}
+
+type Role = 'ternary' | 'norm' | 'matrix' | 'scale'
+
+interface Planned {
+  info: GgufTensorInfo
+  role: Role
+  /** Expected [rows, cols] (rows = ne1, cols = ne0). */
+  rows: number
+  cols: number
+  bytes: number
+  ptr: number
+  gamma: number
+  matrixType?: 'f16' | 'f32'
+}
+
+/** Finds every tensor the graph needs, checks its type and shape, and sizes its copy. */
+function planTensors(gguf: GgufFile, c: ModelConfig, file: string): Planned[] {
+  const byName = new Map(gguf.tensors.map((t) => [t.name, t]))
+  const plan: Planned[] = []
+  const qDim = c.nHead * c.headDim
+  const kvDim = c.nHeadKv * c.headDim
+
+  const add = (name: string, role: Role, rows: number, cols: number, optional = false): void => {
+    const info = byName.get(name)
+    if (!info) {
+      if (optional) return
+      throw new ModelFormatError(`missing tensor '${name}'`, { file })
+    }
+    const found = `[${info.dims.join(', ')}] ${info.format}`
+    const n = info.dims.reduce((a, b) => a * b, 1)
+    const shapeOk = role === 'norm' || role === 'scale'
+      ? n === rows * cols
+      : info.dims.length === 2 && info.dims[0] === cols && info.dims[1] === rows
+    if (!shapeOk) {
+      throw new ModelFormatError(`tensor '${name}' has the wrong shape`, { file, expected: `[${cols}, ${rows}]`, found })
+    }
+    const traits = FORMATS[info.format as keyof typeof FORMATS]
+    const p: Planned = { info, role, rows, cols, bytes: 0, ptr: 0, gamma: 1 }
+    if (role === 'ternary') {
+      if (!traits?.ternary) {
+        throw new UnsupportedFeatureError(`${file}: tensor '${name}' is ${info.format}; ternary projections must be I2_S, TQ1_0 or TQ2_0`)
+      }
+      p.bytes = x4Shape(rows, cols).bytes
+    } else if (role === 'matrix') {
+      if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
+      p.matrixType = info.format === 'F16' ? 'f16' : 'f32'
+      p.bytes = rows * cols * (p.matrixType === 'f16' ? 2 : 4)
+    } else {
+      if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
+      p.bytes = rows * cols * 4
+    }
+    plan.push(p)
+  }
+
+  add('token_embd.weight', 'matrix', c.vocabSize, c.nEmbd)
+  add('output_norm.weight', 'norm', 1, c.nEmbd)
+  add('output.weight', 'matrix', c.vocabSize, c.nEmbd, true)
+  for (let l = 0; l < c.nLayer; l++) {
+    const b = `blk.${l}.`
+    add(b + 'attn_norm.weight', 'norm', 1, c.nEmbd)
+    add(b + 'attn_q.weight', 'ternary', qDim, c.nEmbd)
+    add(b + 'attn_k.weight', 'ternary', kvDim, c.nEmbd)
+    add(b + 'attn_v.weight', 'ternary', kvDim, c.nEmbd)
+    add(b + 'attn_sub_norm.weight', 'norm', 1, qDim, true)
+    add(b + 'attn_output.weight', 'ternary', c.nEmbd, qDim)
+    add(b + 'ffn_norm.weight', 'norm', 1, c.nEmbd)
+    add(b + 'ffn_gate.weight', 'ternary', c.nFf, c.nEmbd)
+    add(b + 'ffn_up.weight', 'ternary', c.nFf, c.nEmbd)
+    add(b + 'ffn_sub_norm.weight', 'norm', 1, c.nFf, true)
+    add(b + 'ffn_down.weight', 'ternary', c.nEmbd, c.nFf)
+    // 1bitLLM conversions may carry 1-element `.scale` tensors multiplied after the matmul.
+    for (const w of ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down']) {
+      add(`${b}${w}.scale`, 'scale', 1, 1, true)
+    }
+  }
+  return plan
+}
+
+/** Writes one tensor into its planned place; returns its weight scale (1 for non-ternary). */
+function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, file: string): number {
+  const { info } = p
+  if (p.role === 'ternary') {
+    const out = heap.subarray(p.ptr, p.ptr + p.bytes)
+    if (info.format === 'I2_S' && p.cols % 128 === 0) {
+      const codeBytes = (p.rows * p.cols) / 4
+      packX4FromI2s(bytes, p.rows, p.cols, out)
+      const gamma = new DataView(bytes.buffer, bytes.byteOffset + codeBytes, 4).getFloat32(0, true)
+      return checkScale(gamma, info.name, file)
+    }
+    const { codes, scale } = decodeTernary(info.format, bytes, p.rows, p.cols)
+    packX4FromCodes(codes, p.rows, p.cols, out)
+    return checkScale(scale, info.name, file)
+  }
+  if (p.matrixType === 'f16') {
+    heap.set(bytes.subarray(0, p.bytes), p.ptr)
+    return 1
+  }
+  const values = dequantizeRows(info.format, bytes, p.rows * p.cols)
+  new Float32Array(heap.buffer, p.ptr, values.length).set(values)
+  // A `.scale` tensor's value multiplies its projection's γ (see assemble()).
+  return p.role === 'scale' ? checkScale(values[0], info.name, file) : 1
+}
+
+function checkScale(gamma: number, name: string, file: string): number {
+  if (!Number.isFinite(gamma) || gamma <= 0) {
+    throw new ModelFormatError(`tensor '${name}' has an invalid weight scale`, { file, expected: 'a finite positive number', found: String(gamma) })
+  }
+  return gamma
+}
+
+/** Turns the filled plan into the typed weight tree the forward pass walks. */
+function assemble(plan: Planned[], c: ModelConfig): ModelWeights {
+  const byName = new Map(plan.map((p) => [p.info.name, p]))
+  const matrix = (p: Planned): FloatMatrix => ({ ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType! })
+  const get = (name: string) => byName.get(name)!
+  const ternary = (name: string): TernaryWeight => {
+    const p = get(name + '.weight')
+    const scale = byName.get(name + '.scale')
+    return {
+      ptr: p.ptr, rows: p.rows, cols: p.cols, kp: x4Shape(p.rows, p.cols).kp,
+      gamma: p.gamma * (scale ? scale.gamma : 1),
+    }
+  }
+  const opt = (name: string) => byName.get(name)?.ptr
+  const tokenEmbd = matrix(get('token_embd.weight'))
+  const out = byName.get('output.weight')
+  return {
+    tokenEmbd,
+    outputNorm: get('output_norm.weight').ptr,
+    output: out ? matrix(out) : tokenEmbd,
+    layers: Array.from({ length: c.nLayer }, (_, l): LayerWeights => {
+      const b = `blk.${l}.`
+      return {
+        attnNorm: get(b + 'attn_norm.weight').ptr,
+        wq: ternary(b + 'attn_q'),
+        wk: ternary(b + 'attn_k'),
+        wv: ternary(b + 'attn_v'),
+        attnSubNorm: opt(b + 'attn_sub_norm.weight'),
+        wo: ternary(b + 'attn_output'),
+        ffnNorm: get(b + 'ffn_norm.weight').ptr,
+        wGate: ternary(b + 'ffn_gate'),
+        wUp: ternary(b + 'ffn_up'),
+        ffnSubNorm: opt(b + 'ffn_sub_norm.weight'),
+        wDown: ternary(b + 'ffn_down'),
+      }
+    }),
+  }
+}

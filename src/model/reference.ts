@@ -1,0 +1,188 @@
+/**
+ * A plain-TypeScript reference forward pass in float64: no wasm, no SIMD, no layouts,
+ * slow and obvious, in the order of spec §1.2–1.3. Tests hold the wasm engine against
+ * it on models of any shape (written by the GGUF writer), and `bitnet logits --reference`
+ * uses it to tell an engine bug from a model problem.
+ */
+import { decodeTernary, dequantizeRows } from '../formats/index.js'
+import { readGguf } from '../gguf/reader.js'
+import type { ByteSource } from '../io/source.js'
+import { configFromGguf, type ModelConfig } from './config.js'
+
+interface RefTernary { codes: Int8Array; rows: number; cols: number; gamma: number }
+
+interface RefLayer {
+  attnNorm: Float32Array
+  wq: RefTernary; wk: RefTernary; wv: RefTernary; wo: RefTernary
+  attnSubNorm?: Float32Array
+  ffnNorm: Float32Array
+  wGate: RefTernary; wUp: RefTernary; wDown: RefTernary
+  ffnSubNorm?: Float32Array
+}
+
+export interface ReferenceModel {
+  config: ModelConfig
+  tokenEmbd: Float32Array // [vocab][n_embd]
+  outputNorm: Float32Array
+  output: Float32Array // [vocab][n_embd] (= tokenEmbd when tied)
+  layers: RefLayer[]
+}
+
+/** Reads every tensor of a GGUF model into plain arrays (whole model in memory: small models only). */
+export async function loadReferenceModel(source: ByteSource): Promise<ReferenceModel> {
+  const gguf = await readGguf(source)
+  const config = configFromGguf(gguf, source.name)
+  const byName = new Map(gguf.tensors.map((t) => [t.name, t]))
+  const bytesOf = async (name: string) => {
+    const t = byName.get(name)!
+    return { t, bytes: await source.read(gguf.dataOffset + t.offset, t.byteSize) }
+  }
+  const float = async (name: string) => {
+    const { t, bytes } = await bytesOf(name)
+    return dequantizeRows(t.format, bytes, t.dims.reduce((a, b) => a * b, 1))
+  }
+  const optFloat = async (name: string) => (byName.has(name) ? float(name) : undefined)
+  const ternary = async (name: string): Promise<RefTernary> => {
+    const { t, bytes } = await bytesOf(name + '.weight')
+    const [cols, rows] = t.dims
+    const { codes, scale } = decodeTernary(t.format, bytes, rows, cols)
+    const extra = byName.has(name + '.scale') ? (await float(name + '.scale'))[0] : 1
+    return { codes, rows, cols, gamma: scale * extra }
+  }
+  const tokenEmbd = await float('token_embd.weight')
+  const layers: RefLayer[] = []
+  for (let l = 0; l < config.nLayer; l++) {
+    const b = `blk.${l}.`
+    layers.push({
+      attnNorm: await float(b + 'attn_norm.weight'),
+      wq: await ternary(b + 'attn_q'),
+      wk: await ternary(b + 'attn_k'),
+      wv: await ternary(b + 'attn_v'),
+      wo: await ternary(b + 'attn_output'),
+      attnSubNorm: await optFloat(b + 'attn_sub_norm.weight'),
+      ffnNorm: await float(b + 'ffn_norm.weight'),
+      wGate: await ternary(b + 'ffn_gate'),
+      wUp: await ternary(b + 'ffn_up'),
+      wDown: await ternary(b + 'ffn_down'),
+      ffnSubNorm: await optFloat(b + 'ffn_sub_norm.weight'),
+    })
+  }
+  return {
+    config,
+    tokenEmbd,
+    outputNorm: await float('output_norm.weight'),
+    output: (await optFloat('output.weight')) ?? tokenEmbd,
+    layers,
+  }
+}
+
+const rmsnorm = (x: Float64Array, w: Float32Array, eps: number): Float64Array<ArrayBuffer> => {
+  let ss = 0
+  for (const v of x) ss += v * v
+  const inv = 1 / Math.sqrt(ss / x.length + eps)
+  return x.map((v, i) => v * inv * w[i])
+}
+
+/** Round half to even (torch.round; spec §0.9). */
+const roundHalfEven = (v: number): number => {
+  const f = Math.floor(v)
+  const d = v - f
+  return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f
+}
+
+/** W1.58·A8 BitLinear: y = γ/s · Σ Wt·q with per-token absmax int8 q (spec §1.3). */
+const bitlinear = (W: RefTernary, x: Float64Array): Float64Array<ArrayBuffer> => {
+  let amax = 0
+  for (const v of x) amax = Math.max(amax, Math.abs(v))
+  const s = 127 / Math.max(amax, 1e-5)
+  const q = x.map((v) => Math.min(127, Math.max(-128, roundHalfEven(v * s))))
+  const y = new Float64Array(W.rows)
+  for (let r = 0; r < W.rows; r++) {
+    let dot = 0
+    for (let c = 0; c < W.cols; c++) dot += W.codes[r * W.cols + c] * q[c]
+    y[r] = (dot / s) * W.gamma
+  }
+  return y
+}
+
+/** The reference transformer, one token at a time, with an f64 KV cache. */
+export class ReferenceTransformer {
+  private readonly kCache: Float64Array[][] = []
+  private readonly vCache: Float64Array[][] = []
+
+  constructor(readonly model: ReferenceModel) {
+    for (let l = 0; l < model.config.nLayer; l++) {
+      this.kCache.push([])
+      this.vCache.push([])
+    }
+  }
+
+  /** Logits [vocab] for `token` at `pos` (positions must arrive in order 0, 1, 2, …). */
+  forward(token: number, pos: number): Float64Array {
+    const { config: c, layers } = this.model
+    const hd = c.headDim
+    const group = c.nHead / c.nHeadKv
+    let h = Float64Array.from(this.model.tokenEmbd.subarray(token * c.nEmbd, (token + 1) * c.nEmbd))
+
+    for (let l = 0; l < c.nLayer; l++) {
+      const L = layers[l]
+      const a = rmsnorm(h, L.attnNorm, c.normEps)
+      const q = bitlinear(L.wq, a)
+      const k = bitlinear(L.wk, a)
+      const v = bitlinear(L.wv, a)
+      for (let head = 0; head < c.nHead; head++) rope(q, head * hd, c, pos)
+      for (let head = 0; head < c.nHeadKv; head++) rope(k, head * hd, c, pos)
+      this.kCache[l][pos] = k
+      this.vCache[l][pos] = v
+
+      let o = new Float64Array(c.nHead * hd)
+      for (let head = 0; head < c.nHead; head++) {
+        const kv = Math.floor(head / group) * hd
+        const scores = new Float64Array(pos + 1)
+        for (let t = 0; t <= pos; t++) {
+          let dot = 0
+          for (let i = 0; i < hd; i++) dot += q[head * hd + i] * this.kCache[l][t][kv + i]
+          scores[t] = dot / Math.sqrt(hd)
+        }
+        const mx = Math.max(...scores)
+        let sum = 0
+        for (let t = 0; t <= pos; t++) sum += (scores[t] = Math.exp(scores[t] - mx))
+        for (let t = 0; t <= pos; t++) {
+          for (let i = 0; i < hd; i++) o[head * hd + i] += (scores[t] / sum) * this.vCache[l][t][kv + i]
+        }
+      }
+      if (L.attnSubNorm) o = rmsnorm(o, L.attnSubNorm, c.normEps)
+      const ao = bitlinear(L.wo, o)
+      h = h.map((x, i) => x + ao[i])
+
+      const f = rmsnorm(h, L.ffnNorm, c.normEps)
+      const gate = bitlinear(L.wGate, f)
+      const up = bitlinear(L.wUp, f)
+      let g = gate.map((x, i) => (c.activation === 'relu2' ? Math.max(x, 0) ** 2 : x / (1 + Math.exp(-x))) * up[i])
+      if (L.ffnSubNorm) g = rmsnorm(g, L.ffnSubNorm, c.normEps)
+      const down = bitlinear(L.wDown, g)
+      h = h.map((x, i) => x + down[i])
+    }
+
+    const hn = rmsnorm(h, this.model.outputNorm, c.normEps)
+    const logits = new Float64Array(c.vocabSize)
+    for (let r = 0; r < c.vocabSize; r++) {
+      let dot = 0
+      for (let i = 0; i < c.nEmbd; i++) dot += this.model.output[r * c.nEmbd + i] * hn[i]
+      logits[r] = dot
+    }
+    return logits
+  }
+}
+
+/** NEOX RoPE on one head starting at `off`: dims i and i + n_rot/2 rotate together. */
+function rope(x: Float64Array, off: number, c: ModelConfig, pos: number): void {
+  const half = c.nRot / 2
+  for (let i = 0; i < half; i++) {
+    const angle = pos * Math.pow(c.ropeTheta, (-2 * i) / c.nRot)
+    const cos = Math.cos(angle), sin = Math.sin(angle)
+    const a = x[off + i], b = x[off + i + half]
+    x[off + i] = a * cos - b * sin
+    x[off + i + half] = b * cos + a * sin
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The BitNet b1.58 transformer: runtime state and the forward pass, read top to bottom
+ * like llama2.c's run.c. Every step names the line of the spec (§1.2 / §1.3 of
+ * docs/bitnet-b158.md, = HF `modeling_bitnet`) it mirrors. All arithmetic happens in the
+ * wasm kernels; this file only sequences them over pointers into the shared memory.
+ */
+import { ContextFullError, InvalidArgumentError } from '../errors.js'
+import type { Kernels } from '../wasm.js'
+import { Arena } from './arena.js'
+import type { ModelConfig } from './config.js'
+import type { FloatMatrix, LoadedModel, ModelWeights, TernaryWeight } from './load.js'
+
+/** Activation buffers and KV cache: pointers into the shared memory ("the wave of activations"). */
+interface RunState {
+  x: number // f32 [n_embd]            residual stream
+  xb: number // f32 [max(n_embd, q_dim)] normed input / projection output
+  q: number // f32 [q_dim]              query of the current token
+  ao: number // f32 [q_dim]             attention output
+  hb: number // f32 [n_ff]              FFN gate, then activation
+  hb2: number // f32 [n_ff]             FFN up
+  qa: number // i8  [max K padded]      quantized activations, shared by q/k/v and gate/up
+  qaMeta: number // {f32 s, i32 Σq}     their scale and sum
+  att: number // f32 [n_head][ctx]      attention scores
+  rope: number // f32 [n_rot]           cos (n_rot/2), then sin (n_rot/2), of this position
+  logits: number // f32 [vocab]
+  kCache: number // f32 [n_layer][ctx][kv_dim]
+  vCache: number // f32 [n_layer][ctx][kv_dim]
+}
+
+const f32 = 4
+
+/** Bytes of runtime state for a context of `ctx` tokens: a dry run of allocState. */
+export function stateBytes(c: ModelConfig, ctx: number): number {
+  const dry = new Arena()
+  const start = dry.top
+  allocState(dry, c, ctx)
+  return dry.top - start + 64
+}
+
+export class Transformer {
+  readonly config: ModelConfig
+  /** KV cache capacity in tokens. */
+  readonly contextSize: number
+  readonly memory: WebAssembly.Memory
+  readonly module: WebAssembly.Module
+  private readonly k: Kernels
+  private readonly w: ModelWeights
+  private readonly s: RunState
+  private readonly f32: Float32Array
+
+  constructor(model: LoadedModel, contextSize: number) {
+    this.config = model.config
+    this.contextSize = contextSize
+    this.memory = model.memory
+    this.module = model.module
+    this.k = model.kernels
+    this.w = model.weights
+    this.s = allocState(model.arena, model.config, contextSize)
+    this.f32 = new Float32Array(model.memory.buffer)
+  }
+
+  /**
+   * Runs one token at position `pos` through the network, appending its keys/values to
+   * the cache. Returns the logits [vocab] (a view into wasm memory, valid until the next
+   * call) when `wantLogits`, else undefined (prompt tokens before the last one).
+   */
+  forward(token: number, pos: number, wantLogits = true): Float32Array | undefined {
+    const c = this.config, k = this.k, w = this.w, s = this.s
+    if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize) {
+      throw new InvalidArgumentError(`token id ${token} is out of range 0..${c.vocabSize - 1}`)
+    }
+    if (pos >= this.contextSize) throw new ContextFullError(this.contextSize, pos + 1)
+    const qDim = c.nHead * c.headDim
+    const kvDim = c.nHeadKv * c.headDim
+
+    // h0 = Embed[tok]                                        (F16 row → f32)
+    this.embed(token, s.x)
+    this.ropeTable(pos)
+
+    for (let l = 0; l < c.nLayer; l++) {
+      const L = w.layers[l]
+      const kRow = s.kCache + (l * this.contextSize + pos) * kvDim * f32
+      const vRow = s.vCache + (l * this.contextSize + pos) * kvDim * f32
+      const kc = s.kCache + l * this.contextSize * kvDim * f32
+      const vc = s.vCache + l * this.contextSize * kvDim * f32
+
+      // a = RMSNorm(h, attn_norm); quantized once, shared by q, k and v
+      k.rmsnorm_f32(s.x, L.attnNorm, s.xb, c.nEmbd, c.normEps)
+      this.quantize(s.xb, c.nEmbd)
+      // q = BitLinear_q(a); k, v = BitLinear_k/v(a) written straight into the cache row
+      this.bitlinear(L.wq, s.q)
+      this.bitlinear(L.wk, kRow)
+      this.bitlinear(L.wv, vRow)
+      // q, k = RoPE_neox(q, k, pos)
+      k.rope_neox_f32(s.q, c.nHead, c.headDim, c.nRot, s.rope)
+      k.rope_neox_f32(kRow, c.nHeadKv, c.headDim, c.nRot, s.rope)
+      // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
+      k.attention_f32(s.q, kc, vc, s.ao, s.att, c.nHead, c.nHeadKv, c.headDim, this.contextSize, pos + 1, 0, 1)
+      // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj)
+      if (L.attnSubNorm !== undefined) k.rmsnorm_f32(s.ao, L.attnSubNorm, s.ao, qDim, c.normEps)
+      // h = h + BitLinear_o(o)
+      this.quantize(s.ao, qDim)
+      this.bitlinear(L.wo, s.xb)
+      k.add_f32(s.x, s.xb, c.nEmbd)
+
+      // f = RMSNorm(h, ffn_norm); quantized once, shared by gate and up
+      k.rmsnorm_f32(s.x, L.ffnNorm, s.xb, c.nEmbd, c.normEps)
+      this.quantize(s.xb, c.nEmbd)
+      this.bitlinear(L.wGate, s.hb)
+      this.bitlinear(L.wUp, s.hb2)
+      // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM; kept in f32)
+      if (c.activation === 'relu2') k.relu2_mul_f32(s.hb, s.hb2, c.nFf)
+      else k.silu_mul_f32(s.hb, s.hb2, c.nFf)
+      // g = RMSNorm(g, ffn_sub_norm)
+      if (L.ffnSubNorm !== undefined) k.rmsnorm_f32(s.hb, L.ffnSubNorm, s.hb, c.nFf, c.normEps)
+      // h = h + BitLinear_down(g)
+      this.quantize(s.hb, c.nFf)
+      this.bitlinear(L.wDown, s.xb)
+      k.add_f32(s.x, s.xb, c.nEmbd)
+    }
+
+    if (!wantLogits) return undefined
+    // logits = RMSNorm(h, output_norm) · Embedᵀ              (tied unless output.weight exists)
+    k.rmsnorm_f32(s.x, w.outputNorm, s.xb, c.nEmbd, c.normEps)
+    this.matvecFloat(w.output, s.xb, s.logits)
+    return this.f32.subarray(s.logits / f32, s.logits / f32 + c.vocabSize)
+  }
+
+  /** A copy of the residual stream after the last forward() (before output_norm). */
+  hiddenState(): Float32Array {
+    return this.f32.slice(this.s.x / f32, this.s.x / f32 + this.config.nEmbd)
+  }
+
+  // x → int8 q with per-token absmax scale, K zero-padded to the kernel block.
+  private quantize(x: number, n: number): void {
+    this.k.quantize_f32_i8(x, n, Math.ceil(n / 128) * 128, this.s.qa, this.s.qaMeta)
+  }
+
+  // y = (W_codes · q − Σq) / s · γ over the last quantized activation.
+  private bitlinear(W: TernaryWeight, y: number): void {
+    this.k.matvec_i2s_i8(W.ptr, this.s.qa, this.s.qaMeta, W.gamma, y, W.rows, W.kp, 0, 1)
+  }
+
+  private matvecFloat(m: FloatMatrix, x: number, y: number): void {
+    if (m.type === 'f16') this.k.matvec_f16_f32(m.ptr, x, y, m.rows, m.cols, 0, 1)
+    else this.k.matvec_f32_f32(m.ptr, x, y, m.rows, m.cols, 0, 1)
+  }
+
+  private embed(token: number, dst: number): void {
+    const e = this.w.tokenEmbd
+    if (e.type === 'f16') this.k.f16_to_f32(e.ptr + token * e.cols * 2, dst, e.cols)
+    else this.f32.copyWithin(dst / f32, e.ptr / f32 + token * e.cols, e.ptr / f32 + (token + 1) * e.cols)
+  }
+
+  // cos/sin of pos·θ^(−2i/n_rot), i < n_rot/2, computed in f64 once per token.
+  private ropeTable(pos: number): void {
+    const { nRot, ropeTheta } = this.config
+    const half = nRot / 2
+    const base = this.s.rope / f32
+    for (let i = 0; i < half; i++) {
+      const angle = pos * Math.pow(ropeTheta, (-2 * i) / nRot)
+      this.f32[base + i] = Math.cos(angle)
+      this.f32[base + half + i] = Math.sin(angle)
+    }
+  }
+}
+
+function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
+  const qDim = c.nHead * c.headDim
+  const kvDim = c.nHeadKv * c.headDim
+  const kMax = Math.ceil(Math.max(c.nEmbd, qDim, c.nFf) / 128) * 128
+  return {
+    x: a.alloc(c.nEmbd * f32),
+    xb: a.alloc(Math.max(c.nEmbd, qDim) * f32),
+    q: a.alloc(qDim * f32),
+    ao: a.alloc(qDim * f32),
+    hb: a.alloc(c.nFf * f32),
+    hb2: a.alloc(c.nFf * f32),
+    qa: a.alloc(kMax),
+    qaMeta: a.alloc(16),
+    att: a.alloc(c.nHead * ctx * f32),
+    rope: a.alloc(c.nRot * f32),
+    logits: a.alloc(c.vocabSize * f32),
+    kCache: a.alloc(c.nLayer * ctx * kvDim * f32),
+    vCache: a.alloc(c.nLayer * ctx * kvDim * f32),
+  }
+}

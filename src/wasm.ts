@@ -1,0 +1,70 @@
+/**
+ * The kernel module: where its binary lives, how it is compiled and instantiated on a
+ * shared memory, and the typed view of its exports (the ABI of assembly/index.ts).
+ *
+ * This file sits directly under src/ on purpose: `../build/…` resolves to the package's
+ * build/ folder both from src/ (tests) and from dist/ (the published bundle).
+ */
+import { WasmFeatureError } from './errors.js'
+import { readUrlBytes } from './io/url.js'
+
+type Ptr = number
+
+/** Exports of build/bitnet-*.wasm. Pointers are byte offsets into the shared memory. */
+export interface Kernels {
+  matvec_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  matvec_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  quantize_f32_i8(x: Ptr, n: number, np: number, q: Ptr, meta: Ptr): void
+  rmsnorm_f32(x: Ptr, w: Ptr, y: Ptr, n: number, eps: number): void
+  add_f32(y: Ptr, x: Ptr, n: number): void
+  relu2_mul_f32(g: Ptr, u: Ptr, n: number): void
+  silu_mul_f32(g: Ptr, u: Ptr, n: number): void
+  f16_to_f32(src: Ptr, dst: Ptr, n: number): void
+  rope_neox_f32(x: Ptr, nHeads: number, headDim: number, nRot: number, cs: Ptr): void
+  attention_f32(q: Ptr, kc: Ptr, vc: Ptr, out: Ptr, att: Ptr, nHead: number, nHeadKv: number,
+    headDim: number, ctx: number, nPos: number, ith: number, nth: number): void
+  matvec_f16_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
+  matvec_f32_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
+}
+
+/** First byte the host may allocate: below it sit the module's read-only data segments. */
+export const HEAP_BASE = 1 << 16
+/** The module's declared maximum (asconfig.json maximumMemory), in 64 KiB pages. */
+export const MAX_PAGES = 65536
+
+const WASM_URL = new URL('../build/bitnet-simd.wasm', import.meta.url)
+
+let compiled: Promise<WebAssembly.Module> | undefined
+
+/** Compiles the kernel module once per process (workers receive the compiled Module). */
+export function compileKernels(bytes?: Uint8Array): Promise<WebAssembly.Module> {
+  if (bytes) return WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>)
+  compiled ??= readUrlBytes(WASM_URL).then(async (b: Uint8Array<ArrayBuffer>) => {
+    if (!WebAssembly.validate(b)) {
+      throw new WasmFeatureError('this runtime cannot run WebAssembly SIMD128 with threads (shared memory)')
+    }
+    return WebAssembly.compile(b)
+  })
+  return compiled
+}
+
+/** Instantiates the module on `memory`. Every thread does this on the same memory. */
+export function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): Kernels {
+  const instance = new WebAssembly.Instance(module, {
+    env: { memory, abort: () => { throw new Error('wasm abort') } },
+  })
+  return instance.exports as unknown as Kernels
+}
+
+/** A shared memory of exactly `bytes` (rounded up to pages), sized once before any thread starts. */
+export function createMemory(bytes: number): WebAssembly.Memory {
+  const pages = Math.ceil(bytes / 65536)
+  if (pages > MAX_PAGES) {
+    throw new WasmFeatureError(`model needs ${(bytes / 2 ** 30).toFixed(2)} GiB of wasm memory; the limit is 4 GiB`)
+  }
+  try {
+    return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+  } catch (e) {
+    throw new WasmFeatureError(`cannot allocate ${(bytes / 2 ** 20).toFixed(0)} MiB of shared wasm memory: ${(e as Error).message}`)
+  }
+}

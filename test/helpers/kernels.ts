@@ -1,0 +1,37 @@
+// A kernel instance on a fresh memory, with a bump allocator, for kernel-level tests.
+import { compileKernels, createMemory, instantiateKernels, type Kernels } from '../../src/wasm.js'
+import { Arena } from '../../src/model/arena.js'
+
+export interface KernelBench {
+  k: Kernels
+  heap: Uint8Array
+  alloc(bytes: number): number
+  f32(ptr: number, n: number): Float32Array
+  i8(ptr: number, n: number): Int8Array
+}
+
+export async function kernelBench(bytes = 64 << 20): Promise<KernelBench> {
+  const memory = createMemory(bytes)
+  const k = instantiateKernels(await compileKernels(), memory)
+  const arena = new Arena()
+  const buf = memory.buffer
+  return {
+    k,
+    heap: new Uint8Array(buf),
+    alloc: (n) => arena.alloc(n),
+    f32: (p, n) => new Float32Array(buf, p, n),
+    i8: (p, n) => new Int8Array(buf, p, n),
+  }
+}
+
+/** Deterministic PRNG for test data (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

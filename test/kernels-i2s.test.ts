@@ -1,0 +1,80 @@
+// The I2_S SIMD kernel equals its scalar `_ref` twin bit for bit, and both equal the
+// exact integer definition y = Σ w·q / s · γ, on awkward shapes and thread splits.
+import { describe, expect, it } from 'vitest'
+import { packX4FromCodes, x4Shape } from '../src/model/repack.js'
+import { kernelBench, rng } from './helpers/kernels.js'
+
+const SHAPES: [number, number][] = [
+  [1, 128], [3, 128], [4, 256], [5, 384], [7, 130], [13, 1], [17, 255], [64, 640], [33, 2560], [2, 6912],
+]
+
+describe('matvec_i2s_i8', async () => {
+  const b = await kernelBench()
+
+  for (const [rows, cols] of SHAPES) {
+    it(`${rows}×${cols}: SIMD == _ref == integer definition`, () => {
+      const rand = rng(rows * 10007 + cols)
+      const codes = Int8Array.from({ length: rows * cols }, () => Math.floor(rand() * 3) - 1)
+      // extreme activations too: all −128 or 127 stress the i16 accumulation
+      const q = Int8Array.from({ length: cols }, (_, i) => (i % 7 === 0 ? -128 : i % 11 === 0 ? 127 : Math.floor(rand() * 256) - 128))
+      const { kp, bytes } = x4Shape(rows, cols)
+      const w = b.alloc(bytes), qp = b.alloc(kp), meta = b.alloc(8), y1 = b.alloc(rows * 4), y2 = b.alloc(rows * 4)
+      packX4FromCodes(codes, rows, cols, b.heap.subarray(w, w + bytes))
+      b.i8(qp, kp).fill(0).set(q)
+      const sumq = q.reduce((a, v) => a + v, 0)
+      const s = 127 / 3.25, gamma = 0.8125
+      new DataView(b.heap.buffer).setFloat32(meta, s, true)
+      new DataView(b.heap.buffer).setInt32(meta + 4, sumq, true)
+
+      b.k.matvec_i2s_i8(w, qp, meta, gamma, y1, rows, kp, 0, 1)
+      b.k.matvec_i2s_i8_ref(w, qp, meta, gamma, y2, rows, kp, 0, 1)
+      expect(Array.from(b.f32(y1, rows))).toEqual(Array.from(b.f32(y2, rows)))
+
+      const sF = Math.fround(s)
+      for (let r = 0; r < rows; r++) {
+        let dot = 0
+        for (let c = 0; c < cols; c++) dot += codes[r * cols + c] * q[c]
+        const expected = Math.fround(Math.fround(Math.fround(dot) / sF) * Math.fround(gamma))
+        expect(b.f32(y1, rows)[r]).toBe(expected)
+      }
+
+      // Any thread split computes the same rows.
+      for (const nth of [2, 3, 5]) {
+        b.f32(y2, rows).fill(NaN)
+        for (let ith = 0; ith < nth; ith++) b.k.matvec_i2s_i8(w, qp, meta, gamma, y2, rows, kp, ith, nth)
+        expect(Array.from(b.f32(y2, rows))).toEqual(Array.from(b.f32(y1, rows)))
+      }
+    })
+  }
+})
+
+describe('quantize_f32_i8', async () => {
+  const b = await kernelBench()
+  const rne = (v: number) => {
+    const f = Math.floor(v), d = v - f
+    return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f
+  }
+
+  for (const n of [1, 3, 8, 17, 128, 130, 384]) {
+    it(`n=${n}: absmax scale, round half to even, zero padding, Σq`, () => {
+      const rand = rng(n)
+      const x = Float32Array.from({ length: n }, () => (rand() - 0.5) * 6)
+      // Exact .5 ties after scaling: with absmax 127, s = 1 and x = k + 0.5.
+      x[0] = 127
+      if (n > 2) { x[1] = 2.5; x[2] = -3.5 }
+      const np = Math.ceil(n / 128) * 128
+      const xp = b.alloc(n * 4), qp = b.alloc(np), meta = b.alloc(8)
+      b.f32(xp, n).set(x)
+      b.i8(qp, np).fill(99)
+      b.k.quantize_f32_i8(xp, n, np, qp, meta)
+      const s = Math.fround(127 / 127)
+      const dv = new DataView(b.heap.buffer)
+      expect(dv.getFloat32(meta, true)).toBe(s)
+      const want = Array.from(x, (v) => Math.max(-128, Math.min(127, rne(Math.fround(v * s)))))
+      expect(Array.from(b.i8(qp, n))).toEqual(want)
+      if (n > 2) expect(want.slice(1, 3)).toEqual([2, -4])
+      expect(Array.from(b.i8(qp + n, np - n)).every((v) => v === 0)).toBe(true)
+      expect(dv.getInt32(meta + 4, true)).toBe(want.reduce((a, v) => a + v, 0))
+    })
+  }
+})
