@@ -14,7 +14,7 @@ type Ptr = number
 export interface Kernels {
   matvec_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
-  quantize_f32_i8(x: Ptr, n: number, np: number, q: Ptr, meta: Ptr): void
+  rmsnorm_quantize_f32_i8(x: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr): void
   rmsnorm_f32(x: Ptr, w: Ptr, y: Ptr, n: number, eps: number): void
   add_f32(y: Ptr, x: Ptr, n: number): void
   relu2_mul_f32(g: Ptr, u: Ptr, n: number): void

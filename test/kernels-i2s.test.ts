@@ -48,33 +48,58 @@ describe('matvec_i2s_i8', async () => {
   }
 })
 
-describe('quantize_f32_i8', async () => {
+describe('rmsnorm_quantize_f32_i8', async () => {
   const b = await kernelBench()
   const rne = (v: number) => {
     const f = Math.floor(v), d = v - f
     return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f
   }
-
-  for (const n of [1, 3, 8, 17, 128, 130, 384]) {
-    it(`n=${n}: absmax scale, round half to even, zero padding, Σq`, () => {
-      const rand = rng(n)
-      const x = Float32Array.from({ length: n }, () => (rand() - 0.5) * 6)
-      // Exact .5 ties after scaling: with absmax 127, s = 1 and x = k + 0.5.
-      x[0] = 127
-      if (n > 2) { x[1] = 2.5; x[2] = -3.5 }
-      const np = Math.ceil(n / 128) * 128
-      const xp = b.alloc(n * 4), qp = b.alloc(np), meta = b.alloc(8)
-      b.f32(xp, n).set(x)
-      b.i8(qp, np).fill(99)
-      b.k.quantize_f32_i8(xp, n, np, qp, meta)
-      const s = Math.fround(127 / 127)
-      const dv = new DataView(b.heap.buffer)
-      expect(dv.getFloat32(meta, true)).toBe(s)
-      const want = Array.from(x, (v) => Math.max(-128, Math.min(127, rne(Math.fround(v * s)))))
-      expect(Array.from(b.i8(qp, n))).toEqual(want)
-      if (n > 2) expect(want.slice(1, 3)).toEqual([2, -4])
-      expect(Array.from(b.i8(qp + n, np - n)).every((v) => v === 0)).toBe(true)
-      expect(dv.getInt32(meta + 4, true)).toBe(want.reduce((a, v) => a + v, 0))
-    })
+  const EPS = Math.fround(1e-5)
+  // The float64 definition (spec §1.2–1.3), which the kernel follows exactly.
+  const reference = (x: Float32Array, w?: Float32Array) => {
+    let inv = 1
+    if (w) inv = 1 / Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length + EPS)
+    const v = Array.from(x, (xi, i) => xi * inv * (w ? w[i] : 1))
+    const amax = v.reduce((m, e) => Math.max(m, Math.abs(e)), 0)
+    const s = 127 / Math.max(amax, 1e-5)
+    return { s, q: v.map((e) => Math.max(-128, Math.min(127, rne(e * s)))) }
   }
+  const run = (x: Float32Array, w?: Float32Array) => {
+    const n = x.length, np = Math.ceil(n / 128) * 128
+    const xp = b.alloc(n * 4), wp = w ? b.alloc(n * 4) : 0, qp = b.alloc(np), meta = b.alloc(8)
+    b.f32(xp, n).set(x)
+    if (w) b.f32(wp, n).set(w)
+    b.i8(qp, np).fill(99)
+    b.k.rmsnorm_quantize_f32_i8(xp, wp, n, EPS, np, qp, meta)
+    const dv = new DataView(b.heap.buffer)
+    return { s: dv.getFloat32(meta, true), sum: dv.getInt32(meta + 4, true), q: Array.from(b.i8(qp, n)), pad: Array.from(b.i8(qp + n, np - n)) }
+  }
+
+  for (const n of [1, 3, 4, 8, 17, 128, 130, 384, 2560]) {
+    for (const norm of [false, true]) {
+      it(`n=${n}${norm ? ' with RMSNorm' : ''}: absmax scale, RNE in f64, zero padding, Σq`, () => {
+        const rand = rng(n)
+        const x = Float32Array.from({ length: n }, () => (rand() - 0.5) * 7.3)
+        const w = norm ? Float32Array.from({ length: n }, () => 0.5 + rand()) : undefined
+        const want = reference(x, w)
+        const got = run(x, w)
+        expect(got.q).toEqual(want.q)
+        expect(got.s).toBe(Math.fround(want.s))
+        expect(got.sum).toBe(want.q.reduce((a, v) => a + v, 0))
+        expect(got.pad.every((v) => v === 0)).toBe(true)
+      })
+    }
+  }
+
+  it('rounds exact .5 ties to even, and clamps', () => {
+    // absmax 127 makes s = 1 exactly, so x itself is the scaled value.
+    const x = Float32Array.from([127, 2.5, -3.5, 0.5, -0.5, 1.5, -127, 126.5])
+    expect(run(x).q).toEqual([127, 2, -4, 0, 0, 2, -127, 126])
+  })
+
+  it('an all-zero vector quantizes to zeros (absmax floor 1e-5)', () => {
+    const got = run(new Float32Array(9))
+    expect(got.q.every((v) => v === 0)).toBe(true)
+    expect(got.s).toBe(Math.fround(127 / 1e-5))
+  })
 })

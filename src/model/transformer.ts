@@ -84,9 +84,8 @@ export class Transformer {
       const kc = s.kCache + l * this.contextSize * kvDim * f32
       const vc = s.vCache + l * this.contextSize * kvDim * f32
 
-      // a = RMSNorm(h, attn_norm); quantized once, shared by q, k and v
-      k.rmsnorm_f32(s.x, L.attnNorm, s.xb, c.nEmbd, c.normEps)
-      this.quantize(s.xb, c.nEmbd)
+      // a = RMSNorm(h, attn_norm), quantized once (fused, in f64), shared by q, k and v
+      this.normQuantize(s.x, L.attnNorm, c.nEmbd)
       // q = BitLinear_q(a); k, v = BitLinear_k/v(a) written straight into the cache row
       this.bitlinear(L.wq, s.q)
       this.bitlinear(L.wk, kRow)
@@ -96,25 +95,22 @@ export class Transformer {
       k.rope_neox_f32(kRow, c.nHeadKv, c.headDim, c.nRot, s.rope)
       // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
       k.attention_f32(s.q, kc, vc, s.ao, s.att, c.nHead, c.nHeadKv, c.headDim, this.contextSize, pos + 1, 0, 1)
-      // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj)
-      if (L.attnSubNorm !== undefined) k.rmsnorm_f32(s.ao, L.attnSubNorm, s.ao, qDim, c.normEps)
+      // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj; absent in llama)
+      this.normQuantize(s.ao, L.attnSubNorm, qDim)
       // h = h + BitLinear_o(o)
-      this.quantize(s.ao, qDim)
       this.bitlinear(L.wo, s.xb)
       k.add_f32(s.x, s.xb, c.nEmbd)
 
-      // f = RMSNorm(h, ffn_norm); quantized once, shared by gate and up
-      k.rmsnorm_f32(s.x, L.ffnNorm, s.xb, c.nEmbd, c.normEps)
-      this.quantize(s.xb, c.nEmbd)
+      // f = RMSNorm(h, ffn_norm), quantized once, shared by gate and up
+      this.normQuantize(s.x, L.ffnNorm, c.nEmbd)
       this.bitlinear(L.wGate, s.hb)
       this.bitlinear(L.wUp, s.hb2)
       // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM; kept in f32)
       if (c.activation === 'relu2') k.relu2_mul_f32(s.hb, s.hb2, c.nFf)
       else k.silu_mul_f32(s.hb, s.hb2, c.nFf)
       // g = RMSNorm(g, ffn_sub_norm)
-      if (L.ffnSubNorm !== undefined) k.rmsnorm_f32(s.hb, L.ffnSubNorm, s.hb, c.nFf, c.normEps)
+      this.normQuantize(s.hb, L.ffnSubNorm, c.nFf)
       // h = h + BitLinear_down(g)
-      this.quantize(s.hb, c.nFf)
       this.bitlinear(L.wDown, s.xb)
       k.add_f32(s.x, s.xb, c.nEmbd)
     }
@@ -131,9 +127,10 @@ export class Transformer {
     return this.f32.slice(this.s.x / f32, this.s.x / f32 + this.config.nEmbd)
   }
 
-  // x → int8 q with per-token absmax scale, K zero-padded to the kernel block.
-  private quantize(x: number, n: number): void {
-    this.k.quantize_f32_i8(x, n, Math.ceil(n / 128) * 128, this.s.qa, this.s.qaMeta)
+  // RMSNorm(x)·w (no norm when w is undefined) → int8 with per-token absmax scale, K
+  // zero-padded to the kernel block; every BitLinear reads this one quantized vector.
+  private normQuantize(x: number, w: number | undefined, n: number): void {
+    this.k.rmsnorm_quantize_f32_i8(x, w ?? 0, n, this.config.normEps, Math.ceil(n / 128) * 128, this.s.qa, this.s.qaMeta)
   }
 
   // y = (W_codes · q − Σq) / s · γ over the last quantized activation.

@@ -1,0 +1,524 @@
+/**
+ * Tokenizer for BitNet b1.58 models: Llama 3 byte-level BPE (128,000 BPE tokens + 256 specials for
+ * BitNet-b1.58-2B-4T).
+ *
+ * Encoding is done by `@huggingface/tokenizers`. It is built either from a Hugging Face
+ * `tokenizer.json` ({@link tokenizerFromHf}) or from the `tokenizer.ggml.*` keys of a GGUF file
+ * ({@link tokenizerFromGguf}), which we turn into an equivalent tokenizer.json object. Decoding is
+ * ours: every token maps to its raw bytes (GPT-2 byte-level alphabet), so a streaming decoder can
+ * hold back incomplete UTF-8 sequences instead of printing U+FFFD halfway through an emoji.
+ *
+ * Behaviour follows llama.cpp / HF for Llama 3:
+ * - special tokens written in the text (`<|eot_id|>`) are parsed as single tokens;
+ * - BOS is prepended when `addBos` (default: the model's `add_bos_token`, true for Llama 3), even if
+ *   the text already starts with `<|begin_of_text|>`. A rendered chat prompt already contains BOS
+ *   (the 2B4T template writes `bos_token`), so encode it with `{ addBos: false }`;
+ * - decoding does no "clean up tokenization spaces" (HF's `" ." -> "."` rewrite), so
+ *   `decode(encode(s)) === s`.
+ *
+ * Spec: ../shared/docs/bitnet-b158.md §0.6 (GGUF has no `tokenizer.ggml.pre`, `<|eot_id|>` not
+ * marked end-of-generation), §2a (metadata keys), §2c (tokenizer).
+ */
+import { Tokenizer } from '@huggingface/tokenizers'
+import { InvalidArgumentError, ModelFormatError, UnsupportedFeatureError } from './errors.js'
+import { metaArrayOpt, metaBoolOpt, metaNumberOpt, metaStringOpt } from './gguf/reader.js'
+import { GgufType, type GgufMetadata } from './gguf/types.js'
+
+/** Options for {@link BitnetTokenizer.encode}. */
+export interface EncodeOptions {
+  /** Prepend the BOS token. Default: the model's `add_bos_token` (true for Llama 3 / 2B4T). */
+  addBos?: boolean
+}
+
+/** Options for {@link BitnetTokenizer.decode} and {@link BitnetTokenizer.createStreamDecoder}. */
+export interface DecodeOptions {
+  /** Drop special (control) tokens such as `<|eot_id|>` from the text. Default false. */
+  skipSpecial?: boolean
+}
+
+/**
+ * Incremental detokenizer: feed generated ids one at a time, print the returned deltas.
+ * Bytes of an incomplete UTF-8 sequence are held back until the token that completes it arrives.
+ */
+export interface StreamDecoder {
+  /** Adds one token; returns the newly completed text (possibly ''). */
+  push(id: number): string
+  /** Ends the stream; returns held-back bytes (an incomplete sequence decodes to U+FFFD). */
+  flush(): string
+}
+
+/** Upper bounds on metadata sizes; far above any real vocabulary, they stop hostile files early. */
+const MAX_VOCAB = 1 << 21
+const MAX_MERGES = 1 << 23
+const MAX_TOKEN_CHARS = 1 << 16
+
+/**
+ * Llama 3 pre-tokenizer split pattern (tiktoken `cl100k`-style, digits in groups of 1–3), exactly as
+ * in Meta's Llama 3 `tokenizer.json`; llama.cpp's `LLAMA_VOCAB_PRE_TYPE_LLAMA3` spells the same
+ * pattern with explicit `[sS]` classes instead of `(?i:)`. Oniguruma syntax, translated to JS by
+ * `@huggingface/tokenizers`.
+ */
+const LLAMA3_SPLIT_REGEX =
+  String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+
+/**
+ * `tokenizer.ggml.pre` values that mean the Llama 3 split (llama.cpp `llama-vocab.cpp` maps these to
+ * `LLAMA_VOCAB_PRE_TYPE_LLAMA3`). The official 2B4T GGUF has no key at all (spec §0.6), which we
+ * also read as Llama 3 since its vocabulary is Llama 3's.
+ */
+const LLAMA3_PRE_NAMES = new Set(['llama-bpe', 'llama3', 'llama-v3', 'falcon3'])
+
+/** Texts of tokens that end a turn in Llama-3-family vocabularies (2B4T's metadata omits eot). */
+const EOG_TOKEN_TEXTS = ['<|eot_id|>', '<|end_of_text|>', '<|eom_id|>']
+
+/** GGUF `tokenizer.ggml.token_type` values (llama.cpp `llama_token_type`). */
+const enum TokenType { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 }
+
+/**
+ * GPT-2 byte-level alphabet (openai/gpt-2 `bytes_to_unicode`): printable Latin-1 bytes stand for
+ * themselves, the other 68 bytes (controls, space, 0x7F–0xA0, 0xAD) map to U+0100 upward in byte
+ * order. `BYTE_OF_CODE_POINT[cp]` is the byte for code point cp, or -1.
+ */
+const BYTE_OF_CODE_POINT = (() => {
+  const table = new Int16Array(256 + 68).fill(-1)
+  let next = 256
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff)
+    table[printable ? b : next++] = b
+  }
+  return table
+})()
+
+/** The 256 single-character tokens of the byte-level alphabet; a vocabulary must hold all of them. */
+const BYTE_SYMBOLS: string[] = []
+for (let cp = 0; cp < BYTE_OF_CODE_POINT.length; cp++) {
+  if (BYTE_OF_CODE_POINT[cp] >= 0) BYTE_SYMBOLS.push(String.fromCodePoint(cp))
+}
+
+const utf8 = new TextEncoder()
+
+/** Per-token facts shared by both factories. */
+interface TokenTable {
+  /** id -> token string: byte-level form ('Ġworld') for BPE tokens, literal text for added tokens. */
+  pieces: string[]
+  /** id -> 0 BPE token, 1 added token (literal text), 2 added special/control token. */
+  kinds: Uint8Array
+}
+
+const KIND_BPE = 0
+const KIND_ADDED = 1
+const KIND_SPECIAL = 2
+
+/**
+ * A Llama-3-style byte-level BPE tokenizer with BOS/EOG bookkeeping and streaming detokenization.
+ * Build it with {@link tokenizerFromGguf} or {@link tokenizerFromHf}.
+ *
+ * @example
+ * ```ts
+ * const tok = tokenizerFromHf(tokenizerJson, tokenizerConfig)
+ * tok.encode('Hello world')          // [128000, 9906, 1917]
+ * tok.decode([9906, 1917])           // 'Hello world'
+ * const stream = tok.createStreamDecoder({ skipSpecial: true })
+ * for (const id of generated) process.stdout.write(stream.push(id))
+ * process.stdout.write(stream.flush())
+ * ```
+ */
+export class BitnetTokenizer {
+  /** Number of token ids (the largest id + 1). */
+  readonly vocabSize: number
+  /** BOS id (`<|begin_of_text|>` = 128000 for Llama 3), if the model has one. */
+  readonly bosId: number | undefined
+  /**
+   * End-of-generation ids, ascending: the model's EOS plus any of `<|eot_id|>` (128009),
+   * `<|end_of_text|>` (128001), `<|eom_id|>` present as special tokens, plus declared eot/eom ids.
+   */
+  readonly eosIds: readonly number[]
+  /** Whether {@link encode} prepends BOS by default (`add_bos_token`). */
+  readonly addBos: boolean
+
+  readonly #hf: Tokenizer
+  readonly #table: TokenTable
+  readonly #eos: Set<number>
+  readonly #eosId: number | undefined
+  /** Lazily filled id -> raw bytes cache (decode hot path). */
+  readonly #bytes: (Uint8Array | undefined)[]
+
+  /** @internal Use {@link tokenizerFromGguf} or {@link tokenizerFromHf}. */
+  constructor(
+    hf: Tokenizer,
+    table: TokenTable,
+    ids: { bos: number | undefined, eos: number | undefined, extraEog: number[], addBos: boolean },
+  ) {
+    this.#hf = hf
+    this.#table = table
+    this.vocabSize = table.pieces.length
+    this.bosId = ids.bos
+    this.#eosId = ids.eos
+    this.addBos = ids.addBos && ids.bos !== undefined
+    const eog = new Set<number>(ids.extraEog)
+    if (ids.eos !== undefined) eog.add(ids.eos)
+    for (const text of EOG_TOKEN_TEXTS) {
+      const id = hf.token_to_id(text)
+      if (id !== undefined && table.kinds[id] === KIND_SPECIAL) eog.add(id)
+    }
+    this.#eos = eog
+    this.eosIds = Object.freeze([...eog].sort((a, b) => a - b))
+    this.#bytes = new Array(this.vocabSize)
+  }
+
+  /** Text of the BOS token (`'<|begin_of_text|>'`), for chat templates; '' if none. */
+  get bosToken(): string {
+    return this.bosId === undefined ? '' : this.#table.pieces[this.bosId]
+  }
+
+  /** Text of the model's EOS token (`'<|end_of_text|>'`), for chat templates; '' if none. */
+  get eosToken(): string {
+    return this.#eosId === undefined ? '' : this.#table.pieces[this.#eosId]
+  }
+
+  /**
+   * Text -> token ids. Special tokens written in the text are parsed as single tokens.
+   * BOS is prepended if `addBos` (default {@link addBos}); it is not de-duplicated against a
+   * `<|begin_of_text|>` already in the text, as in llama.cpp and HF, so pass `addBos: false` for a
+   * rendered chat prompt.
+   *
+   * @example
+   * ```ts
+   * tok.encode('12345678', { addBos: false })        // [4513, 10961, 2495]: digits split 3-3-2
+   * tok.encode('<|begin_of_text|>Hi<|eot_id|>', { addBos: false })  // [128000, 13347, 128009]
+   * ```
+   */
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    if (typeof text !== 'string') throw new InvalidArgumentError('encode: text must be a string')
+    // add_special_tokens=false: BOS is ours to add, whatever post-processor tokenizer.json declares.
+    const ids = text.length === 0 ? [] : this.#hf.encode(text, { add_special_tokens: false }).ids
+    const addBos = opts.addBos ?? this.addBos
+    if (addBos && this.bosId !== undefined) ids.unshift(this.bosId)
+    return ids
+  }
+
+  /**
+   * Token ids -> text. Invalid UTF-8 (e.g. a truncated emoji at the end) decodes to U+FFFD.
+   *
+   * @example
+   * ```ts
+   * tok.decode([128000, 9906, 1917])                          // '<|begin_of_text|>Hello world'
+   * tok.decode([128000, 9906, 1917], { skipSpecial: true })   // 'Hello world'
+   * ```
+   */
+  decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
+    const parts: Uint8Array[] = []
+    let total = 0
+    for (let i = 0; i < ids.length; i++) {
+      const bytes = this.#pieceBytes(ids[i], opts.skipSpecial ?? false)
+      parts.push(bytes)
+      total += bytes.length
+    }
+    const all = new Uint8Array(total)
+    let at = 0
+    for (const p of parts) { all.set(p, at); at += p.length }
+    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(all)
+  }
+
+  /**
+   * A streaming detokenizer: returns the text completed by each token, holding back the bytes of a
+   * UTF-8 sequence split across tokens (byte-level BPE splits emoji and CJK this way), so no U+FFFD
+   * appears mid-stream. The concatenated output equals {@link decode} of all pushed ids.
+   *
+   * @example
+   * ```ts
+   * const s = tok.createStreamDecoder()
+   * let text = ''
+   * for (const id of tok.encode('🦙', { addBos: false })) text += s.push(id)
+   * text += s.flush()   // '🦙'
+   * ```
+   */
+  createStreamDecoder(opts: DecodeOptions = {}): StreamDecoder {
+    // TextDecoder's streaming mode buffers an incomplete trailing sequence between calls.
+    const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
+    const skipSpecial = opts.skipSpecial ?? false
+    return {
+      push: (id) => decoder.decode(this.#pieceBytes(id, skipSpecial), { stream: true }),
+      flush: () => decoder.decode(),
+    }
+  }
+
+  /** Raw bytes of one token (llama.cpp `token_to_piece`); a lone token may be partial UTF-8. */
+  tokenToBytes(id: number): Uint8Array {
+    return this.#pieceBytes(id, false)
+  }
+
+  /** Text of one token (bytes decoded lossily: a partial UTF-8 sequence shows as U+FFFD). */
+  tokenToPiece(id: number): string {
+    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(this.#pieceBytes(id, false))
+  }
+
+  /** Vocabulary string of a token as stored (byte-level form, e.g. `'Ġworld'`). */
+  idToToken(id: number): string {
+    this.#checkId(id)
+    return this.#table.pieces[id]
+  }
+
+  /** Id of a vocabulary string (byte-level form, or a special token's text), if present. */
+  tokenToId(token: string): number | undefined {
+    return this.#hf.token_to_id(token)
+  }
+
+  /** True for special (control) tokens such as `<|begin_of_text|>` and `<|eot_id|>`. */
+  isSpecial(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < this.vocabSize && this.#table.kinds[id] === KIND_SPECIAL
+  }
+
+  /** True if generation should stop at this token (see {@link eosIds}). */
+  isEog(id: number): boolean {
+    return this.#eos.has(id)
+  }
+
+  #checkId(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+      throw new InvalidArgumentError(`token id ${id} out of range [0, ${this.vocabSize})`)
+    }
+  }
+
+  #pieceBytes(id: number, skipSpecial: boolean): Uint8Array {
+    this.#checkId(id)
+    const kind = this.#table.kinds[id]
+    if (kind === KIND_SPECIAL && skipSpecial) return EMPTY
+    let bytes = this.#bytes[id]
+    if (bytes === undefined) {
+      const piece = this.#table.pieces[id]
+      bytes = kind === KIND_BPE ? byteLevelToBytes(piece) : utf8.encode(piece)
+      this.#bytes[id] = bytes
+    }
+    return bytes
+  }
+}
+
+const EMPTY = new Uint8Array(0)
+
+/** Maps a byte-level token string back to bytes; characters outside the alphabet pass as UTF-8. */
+function byteLevelToBytes(piece: string): Uint8Array {
+  const out: number[] = []
+  for (const ch of piece) {
+    const cp = ch.codePointAt(0)!
+    const b = cp < BYTE_OF_CODE_POINT.length ? BYTE_OF_CODE_POINT[cp] : -1
+    if (b >= 0) out.push(b)
+    else for (const x of utf8.encode(ch)) out.push(x)
+  }
+  return Uint8Array.from(out)
+}
+
+// ------------------------------------------------------------------------------------------------
+// From Hugging Face files
+
+/**
+ * Builds the tokenizer from a Hugging Face `tokenizer.json` (parsed) and optional
+ * `tokenizer_config.json` / `generation_config.json` (for BOS/EOS and `add_bos_token`).
+ * Only byte-level BPE tokenizers (Llama 3, GPT-2 family) are supported.
+ *
+ * BOS is `bos_token` from the config (else `<|begin_of_text|>` if present); `addBos` defaults to
+ * the config's `add_bos_token`, else true when a BOS exists (2B4T's config has no such key but
+ * the model expects BOS, spec §2c).
+ *
+ * @example
+ * ```ts
+ * const json = JSON.parse(await readFile('tokenizer.json', 'utf8'))
+ * const config = JSON.parse(await readFile('tokenizer_config.json', 'utf8'))
+ * const tok = tokenizerFromHf(json, config)
+ * ```
+ */
+export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object = {}, generationConfig: object = {}): BitnetTokenizer {
+  const file = 'tokenizer.json'
+  const json = tokenizerJson as Record<string, any>
+  const model = json?.model as Record<string, any> | undefined
+  if (!model || typeof model !== 'object') throw new ModelFormatError('missing "model"', { file })
+  if (model.type !== 'BPE') throw new UnsupportedFeatureError(`tokenizer model type '${model.type}' is not supported (only byte-level BPE)`)
+  const decoderType = json.decoder?.type
+  if (decoderType !== 'ByteLevel') throw new UnsupportedFeatureError(`tokenizer decoder '${decoderType}' is not supported (only ByteLevel)`)
+  const vocab = model.vocab
+  if (!vocab || typeof vocab !== 'object' || Array.isArray(vocab)) throw new ModelFormatError('model.vocab must be an object', { file })
+  if (!Array.isArray(model.merges)) throw new ModelFormatError('model.merges must be an array', { file })
+  const added: unknown[] = json.added_tokens ?? []
+  if (!Array.isArray(added)) throw new ModelFormatError('added_tokens must be an array', { file })
+
+  // id -> string table from the BPE vocab and the added tokens.
+  const entries = Object.entries(vocab)
+  if (entries.length + added.length > MAX_VOCAB) throw new ModelFormatError('vocabulary too large', { file, found: String(entries.length) })
+  const pieces: string[] = []
+  const kinds: number[] = []
+  const put = (id: unknown, text: unknown, kind: number, what: string) => {
+    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= MAX_VOCAB || typeof text !== 'string') {
+      throw new ModelFormatError(`bad ${what} entry`, { file, found: `${JSON.stringify(text)} -> ${String(id)}` })
+    }
+    pieces[id as number] = text
+    kinds[id as number] = kind
+  }
+  for (const [text, id] of entries) put(id, text, KIND_BPE, 'model.vocab')
+  for (const t of added as Record<string, unknown>[]) put(t?.id, t?.content, t?.special ? KIND_SPECIAL : KIND_ADDED, 'added_tokens')
+  for (let i = 0; i < pieces.length; i++) {
+    if (pieces[i] === undefined) { pieces[i] = ''; kinds[i] = KIND_ADDED } // id hole: decodes to ''
+  }
+  checkByteAlphabet((s) => Object.hasOwn(vocab, s), file)
+
+  const config = tokenizerConfig as Record<string, any>
+  // tokenizers.js would otherwise apply HF's clean-up rewrite in its own decode; we never call it,
+  // but keep the config honest for anyone inspecting the wrapped tokenizer.
+  const hf = newHfTokenizer(json, { ...config, clean_up_tokenization_spaces: false }, file)
+  const specialId = (v: unknown): number | undefined => {
+    const text = typeof v === 'string' ? v : (v as { content?: unknown } | undefined)?.content
+    return typeof text === 'string' ? hf.token_to_id(text) : undefined
+  }
+  const bos = specialId(config.bos_token) ?? hf.token_to_id('<|begin_of_text|>')
+  const eos = specialId(config.eos_token)
+  const genEos = (generationConfig as Record<string, unknown>).eos_token_id
+  const extraEog = (Array.isArray(genEos) ? genEos : genEos === undefined ? [] : [genEos])
+    .filter((x): x is number => Number.isInteger(x) && x >= 0 && x < pieces.length)
+  const addBos = typeof config.add_bos_token === 'boolean' ? config.add_bos_token : true
+  return new BitnetTokenizer(hf, { pieces, kinds: Uint8Array.from(kinds) }, { bos, eos, extraEog, addBos })
+}
+
+// ------------------------------------------------------------------------------------------------
+// From GGUF metadata
+
+/**
+ * Builds the tokenizer from GGUF metadata (`tokenizer.ggml.*`): a tokenizer.json-equivalent object
+ * (BPE vocab + merges, Llama 3 split + ByteLevel pre-tokenizer, ByteLevel decoder, control and
+ * user-defined tokens as added tokens) handed to `@huggingface/tokenizers`.
+ *
+ * Supported: `tokenizer.ggml.model` = `gpt2` with `tokenizer.ggml.pre` missing (official 2B4T
+ * file), `llama-bpe`, `llama3`, `llama-v3` or `falcon3`. Control tokens (type 3) are special;
+ * user-defined tokens (type 4, HF added tokens with `special: false`) are parsed in text too but
+ * kept by `skipSpecial`, as in llama.cpp.
+ *
+ * @param fileName used in error messages.
+ * @example
+ * ```ts
+ * const gguf = await readGguf(await fileSource('ggml-model-i2_s.gguf'))
+ * const tok = tokenizerFromGguf(gguf.metadata, 'ggml-model-i2_s.gguf')
+ * tok.eosIds   // [128001, 128009]: eos + <|eot_id|> found by name
+ * ```
+ */
+export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): BitnetTokenizer {
+  const file = fileName
+  const md = metadata
+
+  const modelName = metaStringOpt(md, 'tokenizer.ggml.model', file)
+  if (modelName === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.model', { file })
+  if (modelName === 'llama') {
+    throw new UnsupportedFeatureError("tokenizer.ggml.model 'llama' (SentencePiece, used by 1bitLLM bitnet_b1_58 models) is not supported yet")
+  }
+  if (modelName !== 'gpt2') throw new UnsupportedFeatureError(`tokenizer.ggml.model '${modelName}' is not supported (only 'gpt2' byte-level BPE)`)
+  const pre = metaStringOpt(md, 'tokenizer.ggml.pre', file)
+  if (pre !== undefined && !LLAMA3_PRE_NAMES.has(pre)) {
+    throw new UnsupportedFeatureError(`tokenizer.ggml.pre '${pre}' is not supported (only Llama 3: ${[...LLAMA3_PRE_NAMES].join(', ')})`)
+  }
+
+  const tokens = typedArray(md, 'tokenizer.ggml.tokens', GgufType.STRING, MAX_VOCAB, file) as string[] | undefined
+  if (tokens === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.tokens', { file })
+  const n = tokens.length
+  if (n === 0) throw new ModelFormatError('tokenizer.ggml.tokens is empty', { file })
+  const types = typedArray(md, 'tokenizer.ggml.token_type', GgufType.INT32, MAX_VOCAB, file) as number[] | undefined
+  if (types !== undefined && types.length !== n) {
+    throw new ModelFormatError('tokenizer.ggml.token_type length differs from tokenizer.ggml.tokens', { file, expected: String(n), found: String(types.length) })
+  }
+  const merges = typedArray(md, 'tokenizer.ggml.merges', GgufType.STRING, MAX_MERGES, file) as string[] | undefined
+  if (merges === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.merges', { file })
+
+  // Split the id space into BPE vocab and added tokens, mirroring tokenizer.json's layout.
+  const vocab: Record<string, number> = Object.create(null) // null prototype: '__proto__' is a plain key
+  const added: object[] = []
+  const kinds = new Uint8Array(n)
+  for (let id = 0; id < n; id++) {
+    const text = tokens[id]
+    if (text.length > MAX_TOKEN_CHARS) throw new ModelFormatError(`tokenizer.ggml.tokens[${id}] is too long`, { file, found: `${text.length} chars` })
+    const type = types?.[id] ?? TokenType.Normal
+    if (!Number.isInteger(type) || type < 0 || type > 7) throw new ModelFormatError(`tokenizer.ggml.token_type[${id}] is invalid`, { file, found: String(type) })
+    if (type === TokenType.Control || type === TokenType.UserDefined) {
+      const special = type === TokenType.Control
+      kinds[id] = special ? KIND_SPECIAL : KIND_ADDED
+      added.push({ id, content: text, single_word: false, lstrip: false, rstrip: false, normalized: false, special })
+    } else {
+      vocab[text] = id // duplicates: last id wins, as in llama.cpp's token_to_id map
+    }
+  }
+  for (let i = 0; i < merges.length; i++) {
+    const m = merges[i]
+    const sp = m.indexOf(' ')
+    if (sp <= 0 || sp === m.length - 1) throw new ModelFormatError(`tokenizer.ggml.merges[${i}] is not "left right"`, { file, found: JSON.stringify(m.slice(0, 64)) })
+  }
+  checkByteAlphabet((s) => s in vocab, file ?? 'tokenizer.ggml.tokens')
+
+  const tokenizerJson = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: LLAMA3_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ],
+    },
+    post_processor: null, // BOS is added by BitnetTokenizer.encode
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      // Llama 3: a pre-token that is itself in the vocab is taken whole, without merging
+      // (HF tokenizer.json `ignore_merges: true`; llama.cpp sets it for the LLAMA3 pre-type).
+      ignore_merges: true,
+      vocab,
+      merges,
+    },
+  }
+  const bos = tokenId(md, 'tokenizer.ggml.bos_token_id', n, file)
+  const eos = tokenId(md, 'tokenizer.ggml.eos_token_id', n, file)
+  const extraEog = [tokenId(md, 'tokenizer.ggml.eot_token_id', n, file), tokenId(md, 'tokenizer.ggml.eom_token_id', n, file)]
+    .filter((x): x is number => x !== undefined)
+  const addBos = metaBoolOpt(md, 'tokenizer.ggml.add_bos_token', file) ?? true
+  const hf = newHfTokenizer(tokenizerJson, { clean_up_tokenization_spaces: false }, file)
+  return new BitnetTokenizer(hf, { pieces: tokens.slice(), kinds }, { bos, eos, extraEog, addBos })
+}
+
+/** An array of `itemType` with at most `maxLength` items, or undefined if absent; errors name the key. */
+function typedArray(md: GgufMetadata, key: string, itemType: GgufType, maxLength: number, file: string | undefined): unknown[] | undefined {
+  const a = metaArrayOpt(md, key, file)
+  if (a === undefined) return undefined
+  if (a.itemType !== itemType) {
+    throw new ModelFormatError(`metadata ${key} has the wrong element type`, { file, expected: GgufType[itemType], found: GgufType[a.itemType] })
+  }
+  if (a.value.length > maxLength) throw new ModelFormatError(`metadata ${key} is too long`, { file, expected: `<= ${maxLength}`, found: String(a.value.length) })
+  return a.value
+}
+
+/** A token id in [0, n), or undefined if absent; errors name the key. */
+function tokenId(md: GgufMetadata, key: string, n: number, file: string | undefined): number | undefined {
+  const x = metaNumberOpt(md, key, file)
+  if (x === undefined) return undefined
+  if (!Number.isInteger(x) || x < 0 || x >= n) {
+    throw new ModelFormatError(`metadata ${key} is out of range`, { file, expected: `an integer in [0, ${n})`, found: String(x) })
+  }
+  return x
+}
+
+/** Every byte-level symbol must be a token, or encode would silently drop text it cannot spell. */
+function checkByteAlphabet(has: (s: string) => boolean, file: string): void {
+  for (const s of BYTE_SYMBOLS) {
+    if (!has(s)) throw new ModelFormatError(`vocabulary lacks the byte-level token ${JSON.stringify(s)}`, { file })
+  }
+}
+
+function newHfTokenizer(json: object, config: object, file: string | undefined): Tokenizer {
+  try {
+    return new Tokenizer(json, config)
+  } catch (e) {
+    throw new ModelFormatError(`cannot build tokenizer: ${(e as Error).message}`, { file })
+  }
+}

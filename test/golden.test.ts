@@ -1,0 +1,47 @@
+// End to end on tiny-dev against golden.json (float64 reference), with the tolerances a
+// correct float32 engine meets (test/fixtures/tiny-dev/README.md, issue "engine core").
+import { beforeAll, describe, expect, it } from 'vitest'
+import { loadModel, type BitnetModel } from '../src/index.js'
+import { compareTop20, greedyComparable, loadGolden, promptAddsBos, TINY_GGUF } from './helpers/golden.js'
+
+const golden = loadGolden()
+let model: BitnetModel
+
+beforeAll(async () => {
+  model = await loadModel(TINY_GGUF)
+})
+
+describe('tiny-dev I2_S GGUF vs golden', () => {
+  golden.prompts.forEach((p, i) => {
+    describe(`prompt ${i}: ${JSON.stringify(p.text.slice(0, 40))}`, () => {
+      it('tokenizes to the golden ids', () => {
+        expect(model.tokenize(p.text, { addBos: promptAddsBos(p) })).toEqual(p.ids)
+      })
+
+      it('logits at every position within tolerance', () => {
+        const r = compareTop20(p, model.logits(p.ids))
+        expect(r.over / r.entries).toBeLessThanOrEqual(0.001)
+        expect(r.argmaxWrong).toBe(0)
+        // last position: all 128256 logits, not only the top 20
+        const last = model.logits(p.ids, { lastOnly: true })[0]
+        let far = 0
+        p.last_logits.forEach((v, id) => { if (Math.abs(last[id] - v) > 0.05) far++ })
+        expect(far / p.last_logits.length).toBeLessThanOrEqual(0.001)
+      })
+
+      it('greedy continuation matches up to the first near-tie', async () => {
+        const r = await model.generate(p.ids, { temperature: 0, maxTokens: 32, ignoreEos: true })
+        const n = greedyComparable(p)
+        expect(r.tokens.slice(0, n)).toEqual(p.greedy32_ids.slice(0, n))
+        if (n === 32) expect(r.text).toBe(p.greedy32_text)
+      })
+    })
+  })
+
+  it('perplexity over the validation span (ctx 512) within 0.3%', () => {
+    const { span_ids, chunk, ppl } = golden.val_ppl
+    const r = model.perplexity(span_ids, chunk)
+    expect(r.tokens).toBe(span_ids.length)
+    expect(Math.abs(r.ppl / ppl - 1)).toBeLessThan(0.003)
+  }, 120_000)
+})

@@ -1,0 +1,216 @@
+/**
+ * Sampler tests: greedy, seeding, the support of top-k / top-p / min-p, penalties, and that plain
+ * temperature-1 sampling follows the softmax.
+ */
+import { describe, expect, it } from 'vitest'
+import { InvalidArgumentError, NumericalError } from '../src/errors.js'
+import { argmax, DEFAULT_SAMPLER_OPTIONS, Sampler } from '../src/sampler.js'
+
+const OFF = { topK: 0, topP: 1, minP: 0 } // all truncation disabled
+
+/** Logits whose softmax is exactly `probs`. */
+const logitsOf = (probs: number[]) => Float32Array.from(probs, Math.log)
+
+/** Deterministic pseudo-random logits (LCG), roughly N(0, 2)-spread like a real model's. */
+function randomLogits(n: number, seed: number): Float32Array {
+  let s = seed >>> 0
+  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32
+  const out = new Float32Array(n)
+  for (let i = 0; i < n; i++) out[i] = 2 * Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u())
+  return out
+}
+
+const draw = (sampler: Sampler, logits: Float32Array, times: number, history: number[] = []) =>
+  Array.from({ length: times }, () => sampler.sample(logits, history))
+
+describe('sampler: greedy', () => {
+  it('temperature 0 is argmax, ties to the lowest id', () => {
+    const s = new Sampler({ temperature: 0 })
+    expect(s.sample(new Float32Array([0.1, 3, -2, 2.9]))).toBe(1)
+    expect(s.sample(new Float32Array([1, 5, 5, 5]))).toBe(1)
+    expect(argmax([NaN, -1, NaN])).toBe(1)
+  })
+
+  it('top-k = 1 equals greedy', () => {
+    for (let seed = 0; seed < 20; seed++) {
+      const logits = randomLogits(1000, seed)
+      const s = new Sampler({ temperature: 1.5, topK: 1, seed })
+      expect(s.sample(logits)).toBe(argmax(logits))
+    }
+  })
+
+  it('all -Infinity/NaN logits is a NumericalError', () => {
+    const bad = new Float32Array([-Infinity, NaN])
+    expect(() => new Sampler({ temperature: 0 }).sample(bad)).toThrow(NumericalError)
+    expect(() => new Sampler({ seed: 1 }).sample(bad)).toThrow(NumericalError)
+    expect(() => new Sampler({ seed: 1, topK: 0 }).sample(bad)).toThrow(NumericalError)
+  })
+})
+
+describe('sampler: seeding', () => {
+  const logits = randomLogits(128256, 7)
+
+  it.each([{}, { topK: 0 }, { topK: 0, topP: 1 }, { ...OFF }])('same seed, same tokens (%j)', (opts) => {
+    const a = draw(new Sampler({ ...opts, temperature: 1.2, seed: 1234 }), logits, 50)
+    const b = draw(new Sampler({ ...opts, temperature: 1.2, seed: 1234 }), logits, 50)
+    const c = draw(new Sampler({ ...opts, temperature: 1.2, seed: 1235 }), logits, 50)
+    expect(a).toEqual(b)
+    expect(c).not.toEqual(a)
+  })
+
+  it('exposes a random seed when none is given', () => {
+    const s = new Sampler()
+    expect(Number.isInteger(s.seed)).toBe(true)
+    const again = new Sampler({ seed: s.seed })
+    expect(draw(again, logits, 10)).toEqual(draw(new Sampler({ seed: s.seed }), logits, 10))
+  })
+
+  it('does not modify the logits', () => {
+    const copy = logits.slice()
+    new Sampler({ seed: 1, repeatPenalty: 1.3, frequencyPenalty: 0.5 }).sample(logits, [1, 2, 3])
+    expect(logits).toEqual(copy)
+  })
+})
+
+describe('sampler: truncation', () => {
+  const probs = [0.5, 0.3, 0.15, 0.05]
+
+  it.each([0, 40])('top-p keeps the smallest prefix reaching p (topK %i)', (topK) => {
+    const s = new Sampler({ ...OFF, topK, topP: 0.75, temperature: 1, seed: 3 })
+    const seen = new Set(draw(s, logitsOf(probs), 3000))
+    expect([...seen].sort()).toEqual([0, 1])
+  })
+
+  it.each([0, 40])('min-p drops tokens below minP x max prob (topK %i)', (topK) => {
+    const s = new Sampler({ ...OFF, topK, minP: 0.2, temperature: 1, seed: 4 })
+    const seen = new Set(draw(s, logitsOf(probs), 3000))
+    expect([...seen].sort()).toEqual([0, 1, 2]) // 0.05 < 0.2 * 0.5
+  })
+
+  it('top-k keeps the k best', () => {
+    const s = new Sampler({ ...OFF, topK: 2, temperature: 5, seed: 5 })
+    expect(new Set(draw(s, logitsOf(probs), 2000))).toEqual(new Set([0, 1]))
+  })
+
+  /** The top-p nucleus by brute force: sort the whole vocabulary, walk until the mass reaches p. */
+  function nucleusOf(logits: Float32Array, p: number): Set<number> {
+    const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b)
+    const weights = order.map((id) => Math.exp(logits[id] - logits[order[0]]))
+    const total = weights.reduce((x, y) => x + y, 0)
+    const nucleus = new Set<number>()
+    for (let i = 0, cum = 0; cum < p * total; i++) { cum += weights[i]; nucleus.add(order[i]) }
+    return nucleus
+  }
+
+  it.each([
+    ['peaked', 14, 400],
+    ['flat', 0, 40], // ~10^5 tokens in the nucleus: exercises the big sort
+  ])('top-p without top-k on a full vocabulary stays inside the brute-force nucleus (%s)', (_, boost, times) => {
+    const logits = randomLogits(128256, 11)
+    for (let i = 0; i < 50; i++) logits[i * 997] += boost // a handful of likely tokens over a long tail
+    const nucleus = nucleusOf(logits, 0.9)
+    const s = new Sampler({ topK: 0, topP: 0.9, minP: 0, temperature: 1, seed: 6 })
+    const seen = new Set(draw(s, logits, times))
+    for (const id of seen) expect(nucleus.has(id)).toBe(true)
+    expect(seen.size).toBeGreaterThan(boost > 0 ? 5 : 30)
+    if (boost > 0) expect(nucleus.size).toBeLessThan(60)
+  })
+
+  it('top-p and min-p use temperature-1 probabilities (llama.cpp order)', () => {
+    // A high temperature flattens the draw but must not admit token 3.
+    const s = new Sampler({ ...OFF, topP: 0.95, temperature: 50, seed: 8 })
+    const seen = new Set(draw(s, logitsOf(probs), 3000))
+    expect([...seen].sort()).toEqual([0, 1, 2])
+  })
+})
+
+describe('sampler: penalties', () => {
+  const greedy = (opts: object, logits: number[], history: number[]) =>
+    new Sampler({ temperature: 0, ...opts }).sample(Float32Array.from(logits), history)
+
+  it('repetition penalty divides positive and multiplies negative logits', () => {
+    expect(greedy({}, [2.0, 1.9], [0])).toBe(0)
+    expect(greedy({ repeatPenalty: 1.1 }, [2.0, 1.9], [0])).toBe(1) // 2/1.1 = 1.82 < 1.9
+    expect(greedy({ repeatPenalty: 1.1 }, [-1.0, -1.05], [0])).toBe(1) // -1.1 < -1.05
+    expect(greedy({ repeatPenalty: 1.1 }, [2.0, 1.9], [])).toBe(0)
+  })
+
+  it('frequency penalty scales with the count inside the window', () => {
+    expect(greedy({ frequencyPenalty: 0.2 }, [1, 0.5], [0, 0, 0])).toBe(1) // 1 - 0.6 < 0.5
+    expect(greedy({ frequencyPenalty: 0.2, penaltyLastN: 2 }, [1, 0.5], [0, 0, 0])).toBe(0) // 1 - 0.4 > 0.5
+    expect(greedy({ frequencyPenalty: 0.2, penaltyLastN: 2 }, [1, 0.5], [0, 0, 1, 1])).toBe(0) // 0 outside window
+  })
+
+  it('presence penalty applies once', () => {
+    expect(greedy({ presencePenalty: 0.6 }, [1, 0.5], [0])).toBe(1)
+    expect(greedy({ presencePenalty: 0.4 }, [1, 0.5], [0, 0, 0, 0])).toBe(0) // 1 - 0.4 > 0.5
+  })
+
+  it('penaltyLastN 0 disables, -1 covers all history', () => {
+    const history = [0, ...Array(100).fill(1)]
+    expect(greedy({ repeatPenalty: 2, penaltyLastN: 0 }, [2, 0, 1.5], history)).toBe(0)
+    expect(greedy({ repeatPenalty: 2, penaltyLastN: 64 }, [2, 0, 1.5], history)).toBe(0) // token 0 is 101 back
+    expect(greedy({ repeatPenalty: 2, penaltyLastN: -1 }, [2, 0, 1.5], history)).toBe(2) // 2 -> 1 < 1.5
+  })
+
+  it('rejects ids outside the vocabulary in history', () => {
+    expect(() => greedy({ repeatPenalty: 1.1 }, [1, 2], [2])).toThrow(InvalidArgumentError)
+  })
+})
+
+describe('sampler: distribution', () => {
+  /** Pearson chi-square of observed counts against expected probabilities. */
+  const chiSquare = (counts: number[], probs: number[], n: number) =>
+    counts.reduce((acc, c, i) => acc + (c - n * probs[i]) ** 2 / (n * probs[i]), 0)
+
+  it.each([1, 0.5, 2])('follows softmax(logits / T) at T = %f', (temperature) => {
+    const logits = Float32Array.from([1.2, 0.3, -0.5, 2.0, 0.0, -1.5, 0.8, 1.0])
+    const scaled = Array.from(logits, (z) => Math.exp(z / temperature))
+    const total = scaled.reduce((a, b) => a + b, 0)
+    const probs = scaled.map((w) => w / total)
+    const n = 40_000
+    const counts = new Array(logits.length).fill(0)
+    const s = new Sampler({ ...OFF, temperature, seed: 2024 })
+    for (let i = 0; i < n; i++) counts[s.sample(logits)]++
+    // 7 degrees of freedom: P(chi2 > 30) ~ 1e-4; a fixed seed makes this deterministic anyway.
+    expect(chiSquare(counts, probs, n)).toBeLessThan(30)
+  })
+})
+
+describe('sampler: options', () => {
+  it('documents its defaults', () => {
+    expect(DEFAULT_SAMPLER_OPTIONS).toEqual({
+      temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05,
+      repeatPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, penaltyLastN: 64,
+    })
+    expect(new Sampler({ seed: 1, topK: 10 }).options).toMatchObject({ ...DEFAULT_SAMPLER_OPTIONS, topK: 10, seed: 1 })
+  })
+
+  it.each([
+    { temperature: -0.1 }, { temperature: NaN }, { topK: -1 }, { topK: 1.5 }, { topP: 0 }, { topP: 1.01 },
+    { minP: -0.1 }, { minP: 2 }, { repeatPenalty: 0 }, { frequencyPenalty: Infinity }, { penaltyLastN: -2 },
+    { seed: -1 }, { seed: 0.5 },
+  ])('rejects %j', (opts) => {
+    expect(() => new Sampler(opts)).toThrow(InvalidArgumentError)
+  })
+
+  it('rejects empty logits', () => {
+    expect(() => new Sampler({ seed: 1 }).sample(new Float32Array(0))).toThrow(InvalidArgumentError)
+  })
+})
+
+describe('sampler: speed', () => {
+  it('samples a 128256-entry vocabulary quickly', () => {
+    const logits = randomLogits(128256, 99)
+    const history = Array.from({ length: 64 }, (_, i) => i * 17)
+    for (const opts of [{}, { topK: 0 }, { topK: 0, minP: 0 }, { topK: 0, topP: 1, minP: 0 }]) {
+      const s = new Sampler({ ...opts, repeatPenalty: 1.1, seed: 1 })
+      draw(s, logits, 5, history) // warm up
+      const t0 = performance.now()
+      draw(s, logits, 50, history)
+      const ms = (performance.now() - t0) / 50
+      console.log(`sample ${JSON.stringify(opts)}: ${ms.toFixed(2)} ms/token`)
+      expect(ms).toBeLessThan(50)
+    }
+  })
+})
