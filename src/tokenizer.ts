@@ -90,7 +90,7 @@ const BYTE_OF_CODE_POINT = (() => {
 })()
 
 /** The 256 single-character tokens of the byte-level alphabet; a vocabulary must hold all of them. */
-const BYTE_SYMBOLS: string[] = []
+export const BYTE_SYMBOLS: string[] = []
 for (let cp = 0; cp < BYTE_OF_CODE_POINT.length; cp++) {
   if (BYTE_OF_CODE_POINT[cp] >= 0) BYTE_SYMBOLS.push(String.fromCodePoint(cp))
 }

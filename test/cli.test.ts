@@ -1,0 +1,99 @@
+// The `bitnet` CLI as users run it: the built dist/cli.js in a child process.
+import { execFile } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+import { loadGolden, TINY_GGUF } from './helpers/golden.js'
+
+const CLI = new URL('../dist/cli.js', import.meta.url).pathname
+const golden = loadGolden()
+
+async function bitnet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)('node', [CLI, ...args], { maxBuffer: 64 << 20 })
+    return { code: 0, stdout, stderr }
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string }
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr }
+  }
+}
+
+describe('bitnet CLI on tiny-dev', () => {
+  it('run: greedy continuation, streamed text and --json', async () => {
+    const p = golden.prompts[0]
+    const plain = await bitnet('run', '-m', TINY_GGUF, '-p', p.text, '-n', '32', '--temp', '0', '--ignore-eos')
+    expect(plain.code).toBe(0)
+    expect(plain.stdout).toBe(p.greedy32_text + '\n')
+    const r = await bitnet('run', '-m', TINY_GGUF, '-p', p.text, '-n', '32', '--temp', '0', '--ignore-eos', '--json')
+    const out = JSON.parse(r.stdout)
+    expect(out.text).toBe(p.greedy32_text)
+    expect(out.tokens).toEqual(p.greedy32_ids)
+    expect(out.prompt_tokens).toEqual(p.ids)
+    expect(out.timings.tg_tok_s).toBeGreaterThan(0)
+  })
+
+  it('run: special tokens in the prompt are parsed, --no-bos', async () => {
+    const p = golden.prompts[5] // the chat prompt, text starting with <|begin_of_text|>
+    const r = await bitnet('run', '-m', TINY_GGUF, '-p', p.text, '-n', '4', '--temp', '0', '--no-bos', '--json')
+    expect(JSON.parse(r.stdout).prompt_tokens).toEqual(p.ids)
+  })
+
+  it('run: sampling with a seed is reproducible', async () => {
+    const args = ['run', '-m', TINY_GGUF, '-p', 'And God said', '-n', '12', '--temp', '0.9', '--seed', '7', '--json']
+    const [a, b] = await Promise.all([bitnet(...args), bitnet(...args)])
+    expect(JSON.parse(a.stdout).tokens).toEqual(JSON.parse(b.stdout).tokens)
+  })
+
+  it('logits --json: top-k per position matches golden', async () => {
+    const p = golden.prompts[1]
+    const r = await bitnet('logits', '-m', TINY_GGUF, '-p', p.text, '--top', '5', '--json')
+    const out = JSON.parse(r.stdout)
+    expect(out.tokens).toEqual(p.ids)
+    expect(out.positions).toHaveLength(p.ids.length)
+    out.positions.forEach((pos: { pos: number; top: [number, number][] }, i: number) => {
+      expect(pos.pos).toBe(i)
+      expect(pos.top.map(([id]) => id)[0]).toBe(p.top20_ids[i][0])
+      pos.top.forEach(([id, v]) => {
+        const j = p.top20_ids[i].indexOf(id)
+        if (j >= 0) expect(Math.abs(v - p.top20_logits[i][j])).toBeLessThan(0.05)
+      })
+    })
+  })
+
+  it('ppl --tokens --ctx 512 --json within 0.3% of golden', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bitnet-'))
+    const file = join(dir, 'span.json')
+    writeFileSync(file, JSON.stringify(golden.val_ppl.span_ids))
+    const r = await bitnet('ppl', '-m', TINY_GGUF, '--tokens', file, '--ctx', '512', '--json')
+    const out = JSON.parse(r.stdout)
+    expect(out.tokens).toBe(2048)
+    expect(Math.abs(out.ppl / golden.val_ppl.ppl - 1)).toBeLessThan(0.003)
+  }, 120_000)
+
+  it('info --json: architecture, shapes, tensor types, template fix', async () => {
+    const out = JSON.parse((await bitnet('info', TINY_GGUF, '--json')).stdout)
+    expect(out.config).toMatchObject({ arch: 'bitnet-b1.58', nEmbd: 128, nLayer: 8, nHead: 4, nHeadKv: 1, activation: 'relu2' })
+    expect(out.tensor_types.I2_S.count).toBe(8 * 7)
+    expect(out.chat_template.placeholder_in_file).toBe(true)
+    expect(out.chat_template.used).toContain('Assistant: ')
+  })
+
+  it('errors: typed JSON on stderr and a non-zero exit', async () => {
+    const missing = await bitnet('run', '-m', '/nonexistent.gguf', '-p', 'x', '--json')
+    expect(missing.code).not.toBe(0)
+    expect(JSON.parse(missing.stderr).error.message).toContain('/nonexistent.gguf')
+
+    const dir = mkdtempSync(join(tmpdir(), 'bitnet-'))
+    const bad = join(dir, 'bad.gguf')
+    writeFileSync(bad, Buffer.from('GGUF\x03\x00\x00\x00garbage'))
+    const r = await bitnet('info', bad, '--json')
+    expect(r.code).toBe(1)
+    expect(JSON.parse(r.stderr).error.code).toBe('MODEL_FORMAT')
+
+    const flag = await bitnet('run', '--bogus')
+    expect(flag.code).toBe(2)
+    expect(flag.stderr).toMatch(/bogus/)
+  })
+})
