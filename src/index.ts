@@ -14,6 +14,7 @@ export { applyChatTemplate, resolveChatTemplate, BITNET_2B4T_CHAT_TEMPLATE, type
 export { Sampler, type SamplerOptions } from './sampler.js'
 export { readGguf } from './gguf/reader.js'
 export { writeGguf, ggufChunks } from './gguf/writer.js'
+export { syntheticGguf, SHAPES, type SyntheticShape, type SyntheticOptions } from './model/synthetic.js'
 export type { GgufFile, GgufMetadata, GgufValue, GgufTensorInfo } from './gguf/types.js'
 export { GgufType } from './gguf/types.js'
 export { bytesSource, type ByteSource } from './io/source.js'
