@@ -2,6 +2,7 @@
 // imports but memory (and abort, compiled out by --noAssert / --runtime stub).
 // Every export is `op_weight_act` or `op_type`; kernels that split work take (ith, nth).
 export * from './formats/i2s'
+export * from './formats/tl'
 export * from './ops/quantize'
 export * from './ops/norm'
 export * from './ops/elementwise'

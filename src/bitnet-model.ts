@@ -12,6 +12,8 @@ import { loadGguf, type LoadProgress } from './model/load.js'
 import { stateBytes, Transformer } from './model/transformer.js'
 import { Sampler, type SamplerOptions } from './sampler.js'
 import { tokenizerFromGguf, type BitnetTokenizer } from './tokenizer.js'
+import { hardwareConcurrency } from './env.js'
+import type { KernelVariant } from './wasm.js'
 
 /** Default cap of the KV cache when the caller gives no `contextSize` (2B4T's own is 4096). */
 export const DEFAULT_MAX_CONTEXT = 4096
@@ -19,6 +21,10 @@ export const DEFAULT_MAX_CONTEXT = 4096
 export interface ModelOptions {
   /** KV cache size in tokens. Default: the model's context length, capped at 4096. */
   contextSize?: number
+  /** Compute threads, this one included. Default: the number of cores. */
+  threads?: number
+  /** Kernel build; default: the fastest this runtime runs ('relaxed', else 'simd'). */
+  variant?: KernelVariant
   /** Chat template override (Jinja). Default: the model's (with the 2B4T placeholder fixed). */
   chatTemplate?: string
   /** Structured progress while loading. */
@@ -49,8 +55,12 @@ export class BitnetModel {
   readonly contextSize: number
   readonly transformer: Transformer
 
-  private constructor(t: Transformer, tokenizer: BitnetTokenizer, chatTemplate: string) {
+  /** Which kernel build runs ('relaxed' or 'simd'). */
+  readonly variant: KernelVariant
+
+  private constructor(t: Transformer, tokenizer: BitnetTokenizer, chatTemplate: string, variant: KernelVariant) {
     this.transformer = t
+    this.variant = variant
     this.config = t.config
     this.contextSize = t.contextSize
     this.tokenizer = tokenizer
@@ -67,15 +77,31 @@ export class BitnetModel {
       stateBytes: (c) => stateBytes(c, (ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT))),
       onProgress: opts.onProgress,
       signal: opts.signal,
+      variant: opts.variant,
       wasmBytes: opts.wasmBytes,
     })
+    const threads = opts.threads ?? await hardwareConcurrency()
     const meta = model.gguf.metadata
     const tokenizer = tokenizerFromGguf(meta, source.name)
     const template = resolveChatTemplate({
       ggufTemplate: metaStringOpt(meta, 'tokenizer.chat_template'),
       override: opts.chatTemplate,
     })
-    return new BitnetModel(new Transformer(model, ctx!), tokenizer, template)
+    return new BitnetModel(await Transformer.create(model, ctx!, threads), tokenizer, template, model.variant)
+  }
+
+  /** Compute threads in use (this one included). */
+  get threads(): number {
+    return this.transformer.threads
+  }
+
+  /** Stops the worker threads; the model cannot generate afterwards. */
+  dispose(): Promise<void> {
+    return this.transformer.dispose()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose()
   }
 
   /** Text → token ids (special tokens in the text are parsed; BOS per `addBos`). */

@@ -21,3 +21,14 @@ export const IS_BROWSER = typeof g.window !== 'undefined' || typeof g.WorkerGlob
 /** Whether a SharedArrayBuffer can be created (threads possible). */
 export const HAS_SHARED_MEMORY = typeof SharedArrayBuffer !== 'undefined' &&
   (!IS_BROWSER || g.crossOriginIsolated === true)
+
+/** Logical CPU cores available to this process (the default thread count). */
+export async function hardwareConcurrency(): Promise<number> {
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
+  if (nav?.hardwareConcurrency) return nav.hardwareConcurrency
+  if (HAS_FS) {
+    const os = await import('node:os')
+    return os.availableParallelism?.() ?? os.cpus().length
+  }
+  return 1
+}

@@ -14,6 +14,9 @@ type Ptr = number
 export interface Kernels {
   matvec_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  lut_build_i8(q: Ptr, kp: number, lut: Ptr): void
+  matvec_tl_i8(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  matvec_tl_i8_ref(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   rmsnorm_quantize_f32_i8(x: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr): void
   rmsnorm_f32(x: Ptr, w: Ptr, y: Ptr, n: number, eps: number): void
   add_f32(y: Ptr, x: Ptr, n: number): void
@@ -32,20 +35,55 @@ export const HEAP_BASE = 1 << 16
 /** The module's declared maximum (asconfig.json maximumMemory), in 64 KiB pages. */
 export const MAX_PAGES = 65536
 
-const WASM_URL = new URL('../build/bitnet-simd.wasm', import.meta.url)
+/**
+ * Build variants (asconfig.json targets), fastest first. Both export the same ABI; they
+ * differ in the instructions the kernels use:
+ * - `relaxed`: SIMD128 + threads + relaxed SIMD (Node ≥ 22, Deno, Bun, Chrome/Edge ≥ 114, Firefox ≥ 146)
+ * - `simd`: SIMD128 + threads (everywhere else, e.g. Safari, Node 20)
+ */
+export type KernelVariant = 'relaxed' | 'simd'
+export const KERNEL_VARIANTS: readonly KernelVariant[] = ['relaxed', 'simd']
 
-let compiled: Promise<WebAssembly.Module> | undefined
+const WASM_URLS: Record<KernelVariant, URL> = {
+  relaxed: new URL('../build/bitnet-relaxed.wasm', import.meta.url),
+  simd: new URL('../build/bitnet-simd.wasm', import.meta.url),
+}
 
-/** Compiles the kernel module once per process (workers receive the compiled Module). */
-export function compileKernels(bytes?: Uint8Array): Promise<WebAssembly.Module> {
-  if (bytes) return WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>)
-  compiled ??= readUrlBytes(WASM_URL).then(async (b: Uint8Array<ArrayBuffer>) => {
-    if (!WebAssembly.validate(b)) {
-      throw new WasmFeatureError('this runtime cannot run WebAssembly SIMD128 with threads (shared memory)')
-    }
-    return WebAssembly.compile(b)
-  })
-  return compiled
+const compiled = new Map<KernelVariant, Promise<WebAssembly.Module | undefined>>()
+
+/**
+ * Compiles a variant once per process; resolves undefined when this runtime cannot run it
+ * (WebAssembly.validate fails: no relaxed SIMD, no SIMD or no threads).
+ */
+function compileVariant(variant: KernelVariant): Promise<WebAssembly.Module | undefined> {
+  let p = compiled.get(variant)
+  if (!p) {
+    p = readUrlBytes(WASM_URLS[variant]).then((b: Uint8Array<ArrayBuffer>) =>
+      WebAssembly.validate(b) ? WebAssembly.compile(b) : undefined)
+    compiled.set(variant, p)
+  }
+  return p
+}
+
+/** Variants this runtime can run, fastest first. */
+export async function availableVariants(): Promise<KernelVariant[]> {
+  const ok = await Promise.all(KERNEL_VARIANTS.map(async (v) => ((await compileVariant(v)) ? v : undefined)))
+  return ok.filter((v): v is KernelVariant => v !== undefined)
+}
+
+/**
+ * The compiled kernel module: the requested variant, or the fastest this runtime runs.
+ * `bytes` overrides the packaged binary (unusual hosting).
+ */
+export async function compileKernels(opts: { variant?: KernelVariant; bytes?: Uint8Array } = {}): Promise<{ module: WebAssembly.Module; variant: KernelVariant }> {
+  if (opts.bytes) return { module: await WebAssembly.compile(opts.bytes as Uint8Array<ArrayBuffer>), variant: opts.variant ?? 'simd' }
+  for (const variant of opts.variant ? [opts.variant] : KERNEL_VARIANTS) {
+    const module = await compileVariant(variant)
+    if (module) return { module, variant }
+  }
+  throw new WasmFeatureError(opts.variant
+    ? `this runtime cannot run the '${opts.variant}' kernels (WebAssembly ${opts.variant === 'relaxed' ? 'relaxed SIMD' : 'SIMD128 with threads'} missing)`
+    : 'this runtime cannot run WebAssembly SIMD128 with threads (shared memory)')
 }
 
 /** Instantiates the module on `memory`. Every thread does this on the same memory. */

@@ -1,17 +1,24 @@
 // End to end on tiny-dev against golden.json (float64 reference), with the tolerances a
 // correct float32 engine meets (test/fixtures/tiny-dev/README.md, issue "engine core").
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel, type BitnetModel } from '../src/index.js'
 import { compareTop20, greedyComparable, loadGolden, promptAddsBos, TINY_GGUF } from './helpers/golden.js'
+import { VARIANTS } from './helpers/kernels.js'
 
 const golden = loadGolden()
-let model: BitnetModel
 
-beforeAll(async () => {
-  model = await loadModel(TINY_GGUF)
-})
+// Every kernel build this runtime runs, on one thread and on two (workers + this thread).
+const CONFIGS = VARIANTS.flatMap((variant) => [1, 2].map((threads) => ({ variant, threads })))
 
-describe('tiny-dev I2_S GGUF vs golden', () => {
+describe.each(CONFIGS)('tiny-dev I2_S GGUF vs golden ($variant build, $threads threads)', ({ variant, threads }) => {
+  let model: BitnetModel
+  beforeAll(async () => {
+    model = await loadModel(TINY_GGUF, { variant, threads })
+    expect(model.variant).toBe(variant)
+    expect(model.threads).toBe(threads)
+  })
+  afterAll(() => model.dispose())
+
   golden.prompts.forEach((p, i) => {
     describe(`prompt ${i}: ${JSON.stringify(p.text.slice(0, 40))}`, () => {
       it('tokenizes to the golden ids', () => {
@@ -38,7 +45,7 @@ describe('tiny-dev I2_S GGUF vs golden', () => {
     })
   })
 
-  it('perplexity over the validation span (ctx 512) within 0.3%', () => {
+  it.runIf(threads === 1)('perplexity over the validation span (ctx 512) within 0.3%', () => {
     const { span_ids, chunk, ppl } = golden.val_ppl
     const r = model.perplexity(span_ids, chunk)
     expect(r.tokens).toBe(span_ids.length)

@@ -2,14 +2,14 @@
 // exact integer definition y = Σ w·q / s · γ, on awkward shapes and thread splits.
 import { describe, expect, it } from 'vitest'
 import { packX4FromCodes, x4Shape } from '../src/model/repack.js'
-import { kernelBench, rng } from './helpers/kernels.js'
+import { kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
 const SHAPES: [number, number][] = [
   [1, 128], [3, 128], [4, 256], [5, 384], [7, 130], [13, 1], [17, 255], [64, 640], [33, 2560], [2, 6912],
 ]
 
-describe('matvec_i2s_i8', async () => {
-  const b = await kernelBench()
+describe.each(VARIANTS)('matvec_i2s_i8 (%s build)', async (variant) => {
+  const b = await kernelBench(variant)
 
   for (const [rows, cols] of SHAPES) {
     it(`${rows}×${cols}: SIMD == _ref == integer definition`, () => {
@@ -48,8 +48,8 @@ describe('matvec_i2s_i8', async () => {
   }
 })
 
-describe('rmsnorm_quantize_f32_i8', async () => {
-  const b = await kernelBench()
+describe.each(VARIANTS)('rmsnorm_quantize_f32_i8 (%s build)', async (variant) => {
+  const b = await kernelBench(variant)
   const rne = (v: number) => {
     const f = Math.floor(v), d = v - f
     return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f

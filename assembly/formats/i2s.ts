@@ -92,7 +92,14 @@ export function matvec_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3)
 }
 
-/** SIMD128 kernel (baseline: extmul, 4 rows per pass sharing the activation loads). */
+/**
+ * SIMD kernel, 4 rows per pass sharing every activation load.
+ * Relaxed build: `i16x8.relaxed_dot_i8x16_i7x16_s` (one pmaddubsw on x64; codes 0..2 fit
+ * its 7-bit operand) into i16 accumulators, widened to i32 every 8 blocks: a lane gains at
+ * most 8 dots × |2·(−128)·2| = 4096 per block, so 8 blocks reach −32768 at worst: no overflow.
+ * Baseline build: `extmul` products widened every block (wasm-kernels.md measures this
+ * ~2× slower than the LUT kernel in tl.ts; it stays as the simplest exact SIMD path).
+ */
 export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
                               rows: i32, kp: i32, ith: i32, nth: i32): void {
   const s = load<f32>(meta)
@@ -106,18 +113,42 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
     let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0
     let blk = w + <usize>g * kp
     let xb = q
-    for (let b = 0; b < nblocks; b++) {
-      for (let h = 0; h < 2; h++) {
-        const xo = xb + (<usize>h << 4)
-        const x0 = v128.load(xo), x1 = v128.load(xo, 32), x2 = v128.load(xo, 64), x3 = v128.load(xo, 96)
-        const wo = blk + (<usize>h << 4)
-        a0 = i32x4.add(a0, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo), m3, x0, x1, x2, x3)))
-        a1 = i32x4.add(a1, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo, 32), m3, x0, x1, x2, x3)))
-        a2 = i32x4.add(a2, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo, 64), m3, x0, x1, x2, x3)))
-        a3 = i32x4.add(a3, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo, 96), m3, x0, x1, x2, x3)))
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      for (let b0 = 0; b0 < nblocks; b0 += 8) {
+        let h0 = i16x8.splat(0), h1 = h0, h2 = h0, h3 = h0
+        const bend = min(nblocks, b0 + 8)
+        for (let b = b0; b < bend; b++) {
+          for (let h = 0; h < 2; h++) {
+            const xo = xb + (<usize>h << 4)
+            const x0 = v128.load(xo), x1 = v128.load(xo, 32), x2 = v128.load(xo, 64), x3 = v128.load(xo, 96)
+            const wo = blk + (<usize>h << 4)
+            h0 = i16x8.add(h0, halfDotRelaxed(v128.load(wo), m3, x0, x1, x2, x3))
+            h1 = i16x8.add(h1, halfDotRelaxed(v128.load(wo, 32), m3, x0, x1, x2, x3))
+            h2 = i16x8.add(h2, halfDotRelaxed(v128.load(wo, 64), m3, x0, x1, x2, x3))
+            h3 = i16x8.add(h3, halfDotRelaxed(v128.load(wo, 96), m3, x0, x1, x2, x3))
+          }
+          blk += 4 * BLOCK_BYTES
+          xb += BLOCK_ELEMS
+        }
+        a0 = i32x4.add(a0, i32x4.extadd_pairwise_i16x8_s(h0))
+        a1 = i32x4.add(a1, i32x4.extadd_pairwise_i16x8_s(h1))
+        a2 = i32x4.add(a2, i32x4.extadd_pairwise_i16x8_s(h2))
+        a3 = i32x4.add(a3, i32x4.extadd_pairwise_i16x8_s(h3))
       }
-      blk += 4 * BLOCK_BYTES
-      xb += BLOCK_ELEMS
+    } else {
+      for (let b = 0; b < nblocks; b++) {
+        for (let h = 0; h < 2; h++) {
+          const xo = xb + (<usize>h << 4)
+          const x0 = v128.load(xo), x1 = v128.load(xo, 32), x2 = v128.load(xo, 64), x3 = v128.load(xo, 96)
+          const wo = blk + (<usize>h << 4)
+          a0 = i32x4.add(a0, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo), m3, x0, x1, x2, x3)))
+          a1 = i32x4.add(a1, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo, 32), m3, x0, x1, x2, x3)))
+          a2 = i32x4.add(a2, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo, 64), m3, x0, x1, x2, x3)))
+          a3 = i32x4.add(a3, i32x4.extadd_pairwise_i16x8_s(halfDot(v128.load(wo, 96), m3, x0, x1, x2, x3)))
+        }
+        blk += 4 * BLOCK_BYTES
+        xb += BLOCK_ELEMS
+      }
     }
     const r = g * 4
     storeRow(y, r, rows, hsum(a0), sumq, s, gamma)
@@ -125,4 +156,15 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
     storeRow(y, r + 2, rows, hsum(a2), sumq, s, gamma)
     storeRow(y, r + 3, rows, hsum(a3), sumq, s, gamma)
   }
+}
+
+// Relaxed twin of halfDot: the four code groups of 16 bytes, each dotted pairwise with
+// its 16 activations straight into i16 lanes (|lane| ≤ 4·512 per call).
+// @ts-ignore: decorator
+@inline function halfDotRelaxed(v: v128, m3: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  if (!ASC_FEATURE_RELAXED_SIMD) return v128.splat<i32>(0)
+  let acc = i16x8.relaxed_dot_i8x16_i7x16_s(x0, v128.and(i16x8.shr_u(v, 6), m3))
+  acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x1, v128.and(i16x8.shr_u(v, 4), m3)))
+  acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x2, v128.and(i16x8.shr_u(v, 2), m3)))
+  return i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x3, v128.and(v, m3)))
 }

@@ -47,7 +47,7 @@ export function numOpt(v: string | undefined, name: string): number | undefined 
 }
 
 /** Loads `-m MODEL` with a progress bar on the terminal. */
-export async function openModel(values: { model?: string; ctx?: string }, signal?: AbortSignal): Promise<BitnetModel> {
+export async function openModel(values: { model?: string; ctx?: string; threads?: string }, signal?: AbortSignal): Promise<BitnetModel> {
   if (!values.model) {
     throw new InvalidArgumentError('no model given: pass -m path/to/model.gguf (e.g. test/fixtures/tiny-dev/ggml-model-i2_s.gguf)')
   }
@@ -55,6 +55,7 @@ export async function openModel(values: { model?: string; ctx?: string }, signal
   try {
     return await loadModel(values.model, {
       contextSize: intOpt(values.ctx, 'ctx', 1),
+      threads: intOpt(values.threads, 'threads', 1),
       signal,
       onProgress: (p) => bar.update(p.loaded, p.total, `${p.phase} ${formatBytes(p.loaded)} / ${formatBytes(p.total)}`),
     })

@@ -20,7 +20,7 @@ export async function pplCommand(argv: string[], signal: AbortSignal): Promise<n
   }
   const ctx = intOpt(values.ctx, 'ctx', 1, 512)!
   // The KV cache only needs one chunk.
-  const model = await openModel({ model: values.model, ctx: String(ctx) }, signal)
+  const model = await openModel({ ...values, ctx: String(ctx) }, signal)
   let ids: number[]
   if (values.tokens !== undefined) {
     const parsed: unknown = JSON.parse(await readFileText(values.tokens))

@@ -10,7 +10,7 @@ import { FORMATS, decodeTernary, dequantizeRows } from '../formats/index.js'
 import { readGguf } from '../gguf/reader.js'
 import type { GgufFile, GgufTensorInfo } from '../gguf/types.js'
 import type { ByteSource } from '../io/source.js'
-import { compileKernels, createMemory, instantiateKernels, type Kernels } from '../wasm.js'
+import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../wasm.js'
 import { Arena } from './arena.js'
 import { configFromGguf, type ModelConfig } from './config.js'
 import { packX4FromCodes, packX4FromI2s, x4Shape } from './repack.js'
@@ -68,6 +68,8 @@ export interface LoadedModel {
   gguf: GgufFile
   memory: WebAssembly.Memory
   module: WebAssembly.Module
+  /** Which build of the kernels runs. */
+  variant: KernelVariant
   kernels: Kernels
   weights: ModelWeights
   /** Arena after the weights: the runtime state is allocated from here. */
@@ -79,6 +81,8 @@ export interface LoadOptions {
   stateBytes: (config: ModelConfig) => number
   onProgress?: (p: LoadProgress) => void
   signal?: AbortSignal
+  /** Kernel build to use; default: the fastest this runtime runs. */
+  variant?: KernelVariant
   /** Kernel binary override (tests, unusual hosting). */
   wasmBytes?: Uint8Array
 }
@@ -97,7 +101,7 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
   const stateBytes = opts.stateBytes(config)
   const memory = createMemory(weightsEnd + stateBytes + 1024)
   opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
-  const module = await compileKernels(opts.wasmBytes)
+  const { module, variant } = await compileKernels({ variant: opts.variant, bytes: opts.wasmBytes })
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
 
@@ -115,7 +119,7 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
   }
-  return { config, gguf, memory, module, kernels, weights: assemble(plan, config), arena }
+  return { config, gguf, memory, module, variant, kernels, weights: assemble(plan, config), arena }
 }
 
 type Role = 'ternary' | 'norm' | 'matrix' | 'scale'

@@ -5,10 +5,12 @@
  * wasm kernels; this file only sequences them over pointers into the shared memory.
  */
 import { ContextFullError, InvalidArgumentError } from '../errors.js'
+import { ThreadPool } from '../thread-pool.js'
+import { CTL_BYTES, type Job } from '../threads/protocol.js'
 import type { Kernels } from '../wasm.js'
 import { Arena } from './arena.js'
 import type { ModelConfig } from './config.js'
-import type { FloatMatrix, LoadedModel, ModelWeights, TernaryWeight } from './load.js'
+import type { LoadedModel, ModelWeights, TernaryWeight } from './load.js'
 
 /** Activation buffers and KV cache: pointers into the shared memory ("the wave of activations"). */
 interface RunState {
@@ -25,6 +27,7 @@ interface RunState {
   logits: number // f32 [vocab]
   kCache: number // f32 [n_layer][ctx][kv_dim]
   vCache: number // f32 [n_layer][ctx][kv_dim]
+  ctl: number // thread-pool control block (threads/protocol.ts)
 }
 
 const f32 = 4
@@ -47,8 +50,9 @@ export class Transformer {
   private readonly w: ModelWeights
   private readonly s: RunState
   private readonly f32: Float32Array
+  private pool!: ThreadPool
 
-  constructor(model: LoadedModel, contextSize: number) {
+  private constructor(model: LoadedModel, contextSize: number) {
     this.config = model.config
     this.contextSize = contextSize
     this.memory = model.memory
@@ -57,6 +61,23 @@ export class Transformer {
     this.w = model.weights
     this.s = allocState(model.arena, model.config, contextSize)
     this.f32 = new Float32Array(model.memory.buffer)
+  }
+
+  /** A transformer over a loaded model, computing on `threads` threads (this one included). */
+  static async create(model: LoadedModel, contextSize: number, threads: number): Promise<Transformer> {
+    const t = new Transformer(model, contextSize)
+    t.pool = await ThreadPool.create(model.module, model.memory, model.kernels, t.s.ctl, threads)
+    return t
+  }
+
+  /** Threads computing each kernel round. */
+  get threads(): number {
+    return this.pool.nThreads
+  }
+
+  /** Stops the worker threads. */
+  dispose(): Promise<void> {
+    return this.pool.dispose()
   }
 
   /**
@@ -86,39 +107,37 @@ export class Transformer {
 
       // a = RMSNorm(h, attn_norm), quantized once (fused, in f64), shared by q, k and v
       this.normQuantize(s.x, L.attnNorm, c.nEmbd)
-      // q = BitLinear_q(a); k, v = BitLinear_k/v(a) written straight into the cache row
-      this.bitlinear(L.wq, s.q)
-      this.bitlinear(L.wk, kRow)
-      this.bitlinear(L.wv, vRow)
+      // q = BitLinear_q(a); k, v = BitLinear_k/v(a) written straight into the cache row (one round)
+      this.pool.run([this.bitlinear(L.wq, s.q), this.bitlinear(L.wk, kRow), this.bitlinear(L.wv, vRow)])
       // q, k = RoPE_neox(q, k, pos)
       k.rope_neox_f32(s.q, c.nHead, c.headDim, c.nRot, s.rope)
       k.rope_neox_f32(kRow, c.nHeadKv, c.headDim, c.nRot, s.rope)
       // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
-      k.attention_f32(s.q, kc, vc, s.ao, s.att, c.nHead, c.nHeadKv, c.headDim, this.contextSize, pos + 1, 0, 1)
+      this.pool.run([['attention_f32', s.q, kc, vc, s.ao, s.att, c.nHead, c.nHeadKv, c.headDim, this.contextSize, pos + 1]])
       // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj; absent in llama)
       this.normQuantize(s.ao, L.attnSubNorm, qDim)
       // h = h + BitLinear_o(o)
-      this.bitlinear(L.wo, s.xb)
+      this.pool.run([this.bitlinear(L.wo, s.xb)])
       k.add_f32(s.x, s.xb, c.nEmbd)
 
       // f = RMSNorm(h, ffn_norm), quantized once, shared by gate and up
       this.normQuantize(s.x, L.ffnNorm, c.nEmbd)
-      this.bitlinear(L.wGate, s.hb)
-      this.bitlinear(L.wUp, s.hb2)
+      this.pool.run([this.bitlinear(L.wGate, s.hb), this.bitlinear(L.wUp, s.hb2)])
       // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM; kept in f32)
       if (c.activation === 'relu2') k.relu2_mul_f32(s.hb, s.hb2, c.nFf)
       else k.silu_mul_f32(s.hb, s.hb2, c.nFf)
       // g = RMSNorm(g, ffn_sub_norm)
       this.normQuantize(s.hb, L.ffnSubNorm, c.nFf)
       // h = h + BitLinear_down(g)
-      this.bitlinear(L.wDown, s.xb)
+      this.pool.run([this.bitlinear(L.wDown, s.xb)])
       k.add_f32(s.x, s.xb, c.nEmbd)
     }
 
     if (!wantLogits) return undefined
     // logits = RMSNorm(h, output_norm) · Embedᵀ              (tied unless output.weight exists)
     k.rmsnorm_f32(s.x, w.outputNorm, s.xb, c.nEmbd, c.normEps)
-    this.matvecFloat(w.output, s.xb, s.logits)
+    const out = w.output
+    this.pool.run([[out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, s.xb, s.logits, out.rows, out.cols]])
     return this.f32.subarray(s.logits / f32, s.logits / f32 + c.vocabSize)
   }
 
@@ -133,14 +152,9 @@ export class Transformer {
     this.k.rmsnorm_quantize_f32_i8(x, w ?? 0, n, this.config.normEps, Math.ceil(n / 128) * 128, this.s.qa, this.s.qaMeta)
   }
 
-  // y = (W_codes · q − Σq) / s · γ over the last quantized activation.
-  private bitlinear(W: TernaryWeight, y: number): void {
-    this.k.matvec_i2s_i8(W.ptr, this.s.qa, this.s.qaMeta, W.gamma, y, W.rows, W.kp, 0, 1)
-  }
-
-  private matvecFloat(m: FloatMatrix, x: number, y: number): void {
-    if (m.type === 'f16') this.k.matvec_f16_f32(m.ptr, x, y, m.rows, m.cols, 0, 1)
-    else this.k.matvec_f32_f32(m.ptr, x, y, m.rows, m.cols, 0, 1)
+  // The job y = (W_codes · q − Σq) / s · γ over the last quantized activation.
+  private bitlinear(W: TernaryWeight, y: number): Job {
+    return ['matvec_i2s_i8', W.ptr, this.s.qa, this.s.qaMeta, W.gamma, y, W.rows, W.kp]
   }
 
   private embed(token: number, dst: number): void {
@@ -180,5 +194,6 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
     logits: a.alloc(c.vocabSize * f32),
     kCache: a.alloc(c.nLayer * ctx * kvDim * f32),
     vCache: a.alloc(c.nLayer * ctx * kvDim * f32),
+    ctl: a.alloc(CTL_BYTES),
   }
 }

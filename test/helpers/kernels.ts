@@ -1,5 +1,5 @@
 // A kernel instance on a fresh memory, with a bump allocator, for kernel-level tests.
-import { compileKernels, createMemory, instantiateKernels, type Kernels } from '../../src/wasm.js'
+import { availableVariants, compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../../src/wasm.js'
 import { Arena } from '../../src/model/arena.js'
 
 export interface KernelBench {
@@ -10,9 +10,12 @@ export interface KernelBench {
   i8(ptr: number, n: number): Int8Array
 }
 
-export async function kernelBench(bytes = 64 << 20): Promise<KernelBench> {
+/** Kernel builds this runtime runs: every kernel test runs once per variant. */
+export const VARIANTS: KernelVariant[] = await availableVariants()
+
+export async function kernelBench(variant: KernelVariant, bytes = 64 << 20): Promise<KernelBench> {
   const memory = createMemory(bytes)
-  const k = instantiateKernels(await compileKernels(), memory)
+  const k = instantiateKernels((await compileKernels({ variant })).module, memory)
   const arena = new Arena()
   const buf = memory.buffer
   return {

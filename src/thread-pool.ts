@@ -1,0 +1,107 @@
+/**
+ * The leader side of the compute threads. The thread that drives decoding computes its
+ * own share of every round (thread 0) instead of only orchestrating: on 2 cores an idle
+ * orchestrator costs 30–50 % (wasm-kernels.md §4). Workers are spawned once per model and
+ * spin-then-sleep between rounds; see threads/protocol.ts for the round itself.
+ *
+ * This file sits directly under src/ on purpose: `../dist/bitnet-worker.js` resolves to
+ * the bundled worker both from src/ (tests) and from dist/ (the published package).
+ */
+import { IS_NODE, IS_DENO, IS_BUN } from './env.js'
+import { BitnetError, InvalidArgumentError } from './errors.js'
+import { CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, runJobs, waitWhile, writeJobs, type Job } from './threads/protocol.js'
+import type { Kernels } from './wasm.js'
+
+const WORKER_URL = new URL('../dist/bitnet-worker.js', import.meta.url)
+
+/** A worker failed while computing its share of a round. */
+export class WorkerError extends BitnetError {
+  constructor(message: string) {
+    super('WORKER', message)
+  }
+}
+
+interface WorkerHandle { terminate(): unknown }
+
+export class ThreadPool {
+  private readonly i32: Int32Array
+  private readonly f32: Float32Array
+  private readonly base: number
+  private lastError = ''
+
+  private constructor(
+    private readonly kernels: Kernels,
+    memory: WebAssembly.Memory,
+    private readonly ctl: number,
+    /** Threads computing, the calling thread included. */
+    readonly nThreads: number,
+    private readonly workers: WorkerHandle[],
+  ) {
+    this.i32 = new Int32Array(memory.buffer)
+    this.f32 = new Float32Array(memory.buffer)
+    this.base = ctl >> 2
+  }
+
+  /**
+   * Starts `nThreads − 1` workers on the shared memory and waits until each has
+   * instantiated the module. `ctl` is a CTL_BYTES control block in that memory.
+   */
+  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, kernels: Kernels, ctl: number, nThreads: number): Promise<ThreadPool> {
+    if (!Number.isInteger(nThreads) || nThreads < 1 || nThreads > 256) {
+      throw new InvalidArgumentError(`threads must be an integer in 1..256, got ${nThreads}`)
+    }
+    const workers: WorkerHandle[] = []
+    const pool = new ThreadPool(kernels, memory, ctl, nThreads, workers)
+    if (nThreads === 1) return pool
+    if (!(IS_NODE || IS_DENO || IS_BUN)) {
+      throw new InvalidArgumentError('threads > 1 need worker_threads (Node, Deno, Bun) in this version')
+    }
+    const { Worker } = await import('node:worker_threads')
+    await Promise.all(Array.from({ length: nThreads - 1 }, (_, i) => new Promise<void>((resolve, reject) => {
+      const w = new Worker(WORKER_URL, { workerData: { module, memory, ctl, ith: i + 1, nth: nThreads } })
+      workers.push(w)
+      w.once('error', reject)
+      w.on('message', (m: unknown) => {
+        // Unref only once ready: until then the pending start must keep the process alive.
+        if (m === 'ready') { w.unref(); resolve() }
+        else if (m && typeof m === 'object' && 'error' in m) pool.lastError = String(m.error)
+      })
+    }))).catch(async (e) => {
+      await Promise.all(workers.map((w) => w.terminate()))
+      throw new WorkerError(`starting compute workers failed: ${(e as Error).message}`)
+    })
+    return pool
+  }
+
+  /**
+   * Runs one round: every job on every thread's share, this thread being thread 0.
+   * Jobs of a round must not depend on each other.
+   */
+  run(jobs: readonly Job[]): void {
+    if (this.nThreads === 1) {
+      for (const [name, ...args] of jobs) (this.kernels[name] as (...a: number[]) => void)(...args, 0, 1)
+      return
+    }
+    const { i32, f32, base } = this
+    writeJobs(i32, f32, this.ctl, jobs)
+    Atomics.store(i32, base + CTL_DONE, 0)
+    Atomics.add(i32, base + CTL_GEN, 1)
+    Atomics.notify(i32, base + CTL_GEN)
+    runJobs(this.kernels, i32, f32, this.ctl, 0, this.nThreads)
+    waitWhile(i32, base + CTL_DONE, (v) => v < this.nThreads - 1)
+    if (Atomics.load(i32, base + CTL_ERROR)) {
+      Atomics.store(i32, base + CTL_ERROR, 0)
+      throw new WorkerError(`a compute worker failed: ${this.lastError || 'see its error output'}`)
+    }
+  }
+
+  /** Stops the workers. The pool cannot run afterwards. */
+  async dispose(): Promise<void> {
+    if (this.workers.length === 0) return
+    Atomics.store(this.i32, this.base + CTL_EXIT, 1)
+    Atomics.add(this.i32, this.base + CTL_GEN, 1)
+    Atomics.notify(this.i32, this.base + CTL_GEN)
+    await Promise.all(this.workers.map((w) => w.terminate()))
+    this.workers.length = 0
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The job protocol between the leader thread and the compute workers, in one place.
+ *
+ * Jobs travel through a control block in the shared wasm memory, not through messages:
+ * posting a message costs tens of µs, a spinning worker sees a store in well under one.
+ *
+ *   ctl (Int32 words, 64-byte aligned, allocated with the model state)
+ *   ┌─────┬──────┬────────┬───────┬───────┬──────────┬───────────────────────────────┐
+ *   │ GEN │ DONE │ N_JOBS │ EXIT  │ ERROR │ reserved │ job 0 [16 words] job 1 …       │
+ *   └─────┴──────┴────────┴───────┴───────┴──────────┴───────────────────────────────┘
+ *   job: [op index, arg 0 … arg 14]; float args are stored as their f32 bit patterns.
+ *
+ * A round: the leader writes the jobs, zeroes DONE, bumps GEN and notifies; every thread
+ * (leader included, as thread 0) runs every job of the round on its own share
+ * (ith, nth) — the jobs of one round must be independent (q/k/v, gate/up) —, then
+ * workers increment DONE; the leader waits for DONE = nth − 1.
+ */
+export const CTL_GEN = 0
+export const CTL_DONE = 1
+export const CTL_NJOBS = 2
+export const CTL_EXIT = 3
+export const CTL_ERROR = 4
+export const CTL_JOBS = 8
+export const JOB_WORDS = 16
+export const MAX_JOBS = 4
+export const CTL_BYTES = (CTL_JOBS + MAX_JOBS * JOB_WORDS) * 4
+
+/**
+ * Kernels a round can run, with their argument kinds (i = int/pointer, f = f32) before
+ * the trailing (ith, nth). The index in this table is the op code.
+ */
+export const OPS = [
+  ['matvec_i2s_i8', 'iiifiii'],
+  ['matvec_tl_i8', 'iiifiii'],
+  ['matvec_f16_f32', 'iiiii'],
+  ['matvec_f32_f32', 'iiiii'],
+  ['attention_f32', 'iiiiiiiiii'],
+] as const
+
+export type OpName = (typeof OPS)[number][0]
+export const OP_CODE = Object.fromEntries(OPS.map(([name], i) => [name, i])) as Record<OpName, number>
+
+/** A job: a kernel name and its arguments without (ith, nth). */
+export type Job = [OpName, ...number[]]
+
+/**
+ * Loads a waiting thread spins before it sleeps in Atomics.wait. Spinning makes a round
+ * trip ~0.2 µs instead of 10–40 µs for a futex wake (wasm-kernels.md §4); the leader's
+ * serial work between rounds (norm + quantize, RoPE) takes a few µs, so the spin must
+ * outlast it, but not by much: a thread spinning on an oversubscribed machine steals
+ * the core its peers need.
+ */
+export const SPIN = 20_000
+
+/** Writes the jobs of one round into the control block. */
+export function writeJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs: readonly Job[]): void {
+  const base = ctl >> 2
+  jobs.forEach(([name, ...args], j) => {
+    const o = base + CTL_JOBS + j * JOB_WORDS
+    const code = OP_CODE[name]
+    const kinds = OPS[code][1]
+    i32[o] = code
+    for (let a = 0; a < args.length; a++) {
+      if (kinds[a] === 'f') f32[o + 1 + a] = args[a]
+      else i32[o + 1 + a] = args[a]
+    }
+  })
+  i32[base + CTL_NJOBS] = jobs.length
+}
+
+/** Runs every job of the current round on share (ith, nth). */
+export function runJobs(kernels: object, i32: Int32Array, f32: Float32Array, ctl: number, ith: number, nth: number): void {
+  const base = ctl >> 2
+  const n = i32[base + CTL_NJOBS]
+  const k = kernels as Record<OpName, (...a: number[]) => void>
+  for (let j = 0; j < n; j++) {
+    const o = base + CTL_JOBS + j * JOB_WORDS
+    const [name, kinds] = OPS[i32[o]]
+    const args: number[] = []
+    for (let a = 0; a < kinds.length; a++) args.push(kinds[a] === 'f' ? f32[o + 1 + a] : i32[o + 1 + a])
+    k[name](...args, ith, nth)
+  }
+}
+
+/** Spins on a word until it differs from `seen` (or reaches `target` when given), then sleeps. */
+export function waitWhile(i32: Int32Array, index: number, busy: (v: number) => boolean): number {
+  let v = Atomics.load(i32, index)
+  for (let spins = 0; busy(v); spins++) {
+    if (spins < SPIN) { v = Atomics.load(i32, index); continue }
+    Atomics.wait(i32, index, v, 50)
+    v = Atomics.load(i32, index)
+  }
+  return v
+}

@@ -1,0 +1,122 @@
+// The TL (lookup-table) kernel equals its scalar `_ref` twin and the I2_S kernel bit for
+// bit, on awkward shapes and thread splits; its tables and both packers follow the layout.
+import { describe, expect, it } from 'vitest'
+import { encodeI2s } from '../src/formats/i2s.js'
+import { packX4FromCodes, x4Shape } from '../src/model/repack.js'
+import { packTlFromCodes, packTlFromI2s, tlShape } from '../src/model/repack-tl.js'
+import { kernelBench, rng } from './helpers/kernels.js'
+
+const ROWS = [1, 3, 15, 16, 17, 33, 100]
+const COLS = [1, 2, 127, 128, 130, 640, 2560, 6912]
+
+describe('matvec_tl_i8', async () => {
+  const b = await kernelBench()
+  const dv = () => new DataView(b.heap.buffer)
+
+  // Writes q (zero-padded to kp) and its meta; builds the tables.
+  const activations = (q: Int8Array, kp: number, s: number) => {
+    const qp = b.alloc(kp), meta = b.alloc(8), lut = b.alloc(kp * 16)
+    b.i8(qp, kp).fill(0).set(q)
+    dv().setFloat32(meta, s, true)
+    dv().setInt32(meta + 4, q.reduce((a, v) => a + v, 0), true)
+    b.k.lut_build_i8(qp, kp, lut)
+    return { qp, meta, lut }
+  }
+
+  // Runs TL (SIMD, ref) and I2_S on the same codes; returns the three outputs.
+  const run = (codes: Int8Array, q: Int8Array, rows: number, cols: number, s: number, gamma: number) => {
+    const tl = tlShape(rows, cols), x4 = x4Shape(rows, cols)
+    expect(tl.kp).toBe(x4.kp)
+    const { qp, meta, lut } = activations(q, tl.kp, s)
+    const wt = b.alloc(tl.bytes), wx = b.alloc(x4.bytes)
+    packTlFromCodes(codes, rows, cols, b.heap.subarray(wt, wt + tl.bytes))
+    packX4FromCodes(codes, rows, cols, b.heap.subarray(wx, wx + x4.bytes))
+    // one guard float past y: rows ≥ M must not be stored; y's old contents must not matter
+    const y = b.alloc(rows * 4 + 4), yr = b.alloc(rows * 4), yi = b.alloc(rows * 4)
+    b.f32(y, rows + 1).fill(NaN)
+    b.k.matvec_tl_i8(wt, lut, meta, gamma, y, rows, tl.kp, 0, 1)
+    b.k.matvec_tl_i8_ref(wt, lut, meta, gamma, yr, rows, tl.kp, 0, 1)
+    b.k.matvec_i2s_i8(wx, qp, meta, gamma, yi, rows, x4.kp, 0, 1)
+    expect(Number.isNaN(b.f32(y + rows * 4, 1)[0])).toBe(true)
+    return { wt, lut, meta, y, kp: tl.kp, simd: Array.from(b.f32(y, rows)), ref: Array.from(b.f32(yr, rows)), i2s: Array.from(b.f32(yi, rows)) }
+  }
+
+  for (const rows of ROWS) {
+    for (const cols of COLS) {
+      it(`${rows}×${cols}: SIMD == _ref == I2_S == Σ w·q / s · γ, any thread split`, () => {
+        const rand = rng(rows * 7919 + cols)
+        const codes = Int8Array.from({ length: rows * cols }, () => Math.floor(rand() * 3) - 1)
+        const q = Int8Array.from({ length: cols }, (_, i) =>
+          i % 7 === 0 ? -128 : i % 11 === 0 ? 127 : Math.floor(rand() * 256) - 128)
+        const s = 127 / 3.25, gamma = 0.8125
+        const out = run(codes, q, rows, cols, s, gamma)
+        expect(out.simd).toEqual(out.ref)
+        expect(out.simd).toEqual(out.i2s)
+
+        const sF = Math.fround(s)
+        for (let r = 0; r < rows; r++) {
+          let dot = 0
+          for (let c = 0; c < cols; c++) dot += codes[r * cols + c] * q[c]
+          expect(out.simd[r]).toBe(Math.fround(Math.fround(Math.fround(dot) / sF) * Math.fround(gamma)))
+        }
+
+        for (const nth of [2, 3, 5]) {
+          const y2 = b.alloc(rows * 4)
+          b.f32(y2, rows).fill(NaN)
+          for (let ith = 0; ith < nth; ith++) b.k.matvec_tl_i8(out.wt, out.lut, out.meta, gamma, y2, rows, out.kp, ith, nth)
+          expect(Array.from(b.f32(y2, rows))).toEqual(out.simd)
+          b.f32(y2, rows).fill(NaN)
+          for (let ith = nth - 1; ith >= 0; ith--) b.k.matvec_tl_i8_ref(out.wt, out.lut, out.meta, gamma, y2, rows, out.kp, ith, nth)
+          expect(Array.from(b.f32(y2, rows))).toEqual(out.simd)
+        }
+      })
+    }
+  }
+
+  // Every lookup at |T| = 256 for the whole row: the largest i16 partial sums there are.
+  for (const [w, x] of [[-1, -128], [1, -128], [1, 127], [-1, 127]]) {
+    it(`extremes: all w = ${w}, all q = ${x}, 33×6912`, () => {
+      const rows = 33, cols = 6912
+      const codes = new Int8Array(rows * cols).fill(w)
+      const q = new Int8Array(cols).fill(x)
+      const out = run(codes, q, rows, cols, 1, 1)
+      expect(out.simd).toEqual(Array(rows).fill(w * x * cols))
+      expect(out.ref).toEqual(out.simd)
+      expect(out.i2s).toEqual(out.simd)
+    })
+  }
+
+  it('lut_build_i8: T[3(w0+1)+(w1+1)] = w0·q0 + w1·q1 as low/high bytes, entries 9..15 zero', () => {
+    const kp = 256
+    const rand = rng(5)
+    const q = Int8Array.from({ length: kp }, (_, i) => (i < 8 ? [-128, -128, 127, 127, -128, 127, 0, -1][i] : Math.floor(rand() * 256) - 128))
+    const { lut } = activations(q, kp, 1)
+    const bytes = b.heap.subarray(lut, lut + kp * 16)
+    for (let p = 0; p < kp / 2; p++) {
+      for (let idx = 0; idx < 16; idx++) {
+        const w0 = Math.floor(idx / 3) - 1, w1 = (idx % 3) - 1
+        const want = idx < 9 ? (w0 * q[2 * p] + w1 * q[2 * p + 1]) | 0 : 0
+        const got = (bytes[p * 32 + 16 + idx] << 24 >> 16) | bytes[p * 32 + idx]
+        expect(got).toBe(want)
+      }
+    }
+  })
+})
+
+describe('packTlFromI2s', () => {
+  for (const [rows, cols] of [[1, 128], [3, 128], [16, 256], [17, 640], [33, 1152], [100, 2560], [20, 6912]]) {
+    it(`${rows}×${cols}: == packTlFromCodes on the same codes`, () => {
+      const rand = rng(rows + cols)
+      const codes = Int8Array.from({ length: rows * cols }, () => Math.floor(rand() * 3) - 1)
+      const { bytes } = tlShape(rows, cols)
+      const a = new Uint8Array(bytes).fill(0xa5), c = new Uint8Array(bytes).fill(0x5a)
+      packTlFromCodes(codes, rows, cols, a)
+      packTlFromI2s(encodeI2s(codes, rows, cols, 1), rows, cols, c)
+      expect(Buffer.from(c).equals(Buffer.from(a))).toBe(true)
+    })
+  }
+
+  it('rejects K that is not a multiple of 128', () => {
+    expect(() => packTlFromI2s(new Uint8Array(64), 1, 130, new Uint8Array(64))).toThrow(RangeError)
+  })
+})
