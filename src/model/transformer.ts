@@ -51,6 +51,8 @@ export class Transformer {
   private readonly s: RunState
   private readonly f32: Float32Array
   private pool!: ThreadPool
+  /** Time per op label since profiling was enabled (`bitnet bench --profile`). */
+  profile?: Map<string, { ms: number; calls: number }>
 
   private constructor(model: LoadedModel, contextSize: number) {
     this.config = model.config
@@ -108,28 +110,28 @@ export class Transformer {
       // a = RMSNorm(h, attn_norm), quantized once (fused, in f64), shared by q, k and v
       this.normQuantize(s.x, L.attnNorm, c.nEmbd)
       // q = BitLinear_q(a); k, v = BitLinear_k/v(a) written straight into the cache row (one round)
-      this.pool.run([this.bitlinear(L.wq, s.q), this.bitlinear(L.wk, kRow), this.bitlinear(L.wv, vRow)])
+      this.round('attn_qkv', [this.bitlinear(L.wq, s.q), this.bitlinear(L.wk, kRow), this.bitlinear(L.wv, vRow)])
       // q, k = RoPE_neox(q, k, pos)
       k.rope_neox_f32(s.q, c.nHead, c.headDim, c.nRot, s.rope)
       k.rope_neox_f32(kRow, c.nHeadKv, c.headDim, c.nRot, s.rope)
       // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
-      this.pool.run([['attention_f32', s.q, kc, vc, s.ao, s.att, c.nHead, c.nHeadKv, c.headDim, this.contextSize, pos + 1]])
+      this.round('attention', [['attention_f32', s.q, kc, vc, s.ao, s.att, c.nHead, c.nHeadKv, c.headDim, this.contextSize, pos + 1]])
       // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj; absent in llama)
       this.normQuantize(s.ao, L.attnSubNorm, qDim)
       // h = h + BitLinear_o(o)
-      this.pool.run([this.bitlinear(L.wo, s.xb)])
+      this.round('attn_output', [this.bitlinear(L.wo, s.xb)])
       k.add_f32(s.x, s.xb, c.nEmbd)
 
       // f = RMSNorm(h, ffn_norm), quantized once, shared by gate and up
       this.normQuantize(s.x, L.ffnNorm, c.nEmbd)
-      this.pool.run([this.bitlinear(L.wGate, s.hb), this.bitlinear(L.wUp, s.hb2)])
+      this.round('ffn_gate_up', [this.bitlinear(L.wGate, s.hb), this.bitlinear(L.wUp, s.hb2)])
       // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM; kept in f32)
       if (c.activation === 'relu2') k.relu2_mul_f32(s.hb, s.hb2, c.nFf)
       else k.silu_mul_f32(s.hb, s.hb2, c.nFf)
       // g = RMSNorm(g, ffn_sub_norm)
       this.normQuantize(s.hb, L.ffnSubNorm, c.nFf)
       // h = h + BitLinear_down(g)
-      this.pool.run([this.bitlinear(L.wDown, s.xb)])
+      this.round('ffn_down', [this.bitlinear(L.wDown, s.xb)])
       k.add_f32(s.x, s.xb, c.nEmbd)
     }
 
@@ -137,7 +139,7 @@ export class Transformer {
     // logits = RMSNorm(h, output_norm) · Embedᵀ              (tied unless output.weight exists)
     k.rmsnorm_f32(s.x, w.outputNorm, s.xb, c.nEmbd, c.normEps)
     const out = w.output
-    this.pool.run([[out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, s.xb, s.logits, out.rows, out.cols]])
+    this.round('output', [[out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, s.xb, s.logits, out.rows, out.cols]])
     return this.f32.subarray(s.logits / f32, s.logits / f32 + c.vocabSize)
   }
 
@@ -149,7 +151,22 @@ export class Transformer {
   // RMSNorm(x)·w (no norm when w is undefined) → int8 with per-token absmax scale, K
   // zero-padded to the kernel block; every BitLinear reads this one quantized vector.
   private normQuantize(x: number, w: number | undefined, n: number): void {
+    const t0 = this.profile ? performance.now() : 0
     this.k.rmsnorm_quantize_f32_i8(x, w ?? 0, n, this.config.normEps, Math.ceil(n / 128) * 128, this.s.qa, this.s.qaMeta)
+    if (this.profile) this.addTime('norm_quantize', performance.now() - t0)
+  }
+
+  // One round of independent jobs on every thread, timed per label when profiling.
+  private round(label: string, jobs: Job[]): void {
+    if (!this.profile) return this.pool.run(jobs)
+    const t0 = performance.now()
+    this.pool.run(jobs)
+    this.addTime(label, performance.now() - t0)
+  }
+
+  private addTime(label: string, ms: number): void {
+    const e = this.profile!.get(label)
+    if (e) { e.ms += ms; e.calls++ } else this.profile!.set(label, { ms, calls: 1 })
   }
 
   // The job y = (W_codes · q − Σq) / s · γ over the last quantized activation.

@@ -1,0 +1,92 @@
+/**
+ * `bitnet bench`: prompt and decode speed of a model file or of a synthetic model of a
+ * published shape (random ternary weights, real tensor layout; generated once into the
+ * OS temp folder), with an optional per-op time breakdown.
+ */
+import { InvalidArgumentError } from '../errors.js'
+import { ggufChunks } from '../gguf/writer.js'
+import { cachedTempFile } from '../io/file.js'
+import { SHAPES, syntheticGguf } from '../model/synthetic.js'
+import type { KernelVariant } from '../wasm.js'
+import { MODEL_OPTIONS, intOpt, openModel, parse, printJson } from './common.js'
+import { ProgressBar } from './progress.js'
+
+export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd] [--profile] [--json]
+  prints prompt tokens/s, decode tokens/s, time to first token, peak RSS, kernel, variant, threads
+  --json: {"pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "kernel", "variant", "threads"}`
+
+const FORMATS = { i2s: 'I2_S', tq2_0: 'TQ2_0', tq1_0: 'TQ1_0' } as const
+
+export async function benchCommand(argv: string[], signal: AbortSignal): Promise<number> {
+  const { values } = parse(argv, {
+    ...MODEL_OPTIONS,
+    shape: { type: 'string' },
+    format: { type: 'string', default: 'i2s' },
+    'n-prompt': { type: 'string', short: 'p' },
+    'n-gen': { type: 'string', short: 'n' },
+    repetitions: { type: 'string', short: 'r' },
+    variant: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+  })
+  if (values.help) { process.stdout.write(BENCH_HELP + '\n'); return 0 }
+  const pp = intOpt(values['n-prompt'], 'n-prompt', 1, 128)!
+  const tg = intOpt(values['n-gen'], 'n-gen', 1, 64)!
+  const reps = intOpt(values.repetitions, 'repetitions', 1, 1)!
+  if (values.variant !== undefined && values.variant !== 'relaxed' && values.variant !== 'simd') {
+    throw new InvalidArgumentError(`--variant must be relaxed or simd, got '${values.variant}'`)
+  }
+  let path = values.model
+  if (values.shape !== undefined) {
+    if (path) throw new InvalidArgumentError('give -m MODEL or --shape, not both')
+    const shape = SHAPES[values.shape as keyof typeof SHAPES]
+    if (!shape) throw new InvalidArgumentError(`unknown --shape '${values.shape}' (${Object.keys(SHAPES).join(', ')})`)
+    const format = FORMATS[values.format as keyof typeof FORMATS]
+    if (!format) throw new InvalidArgumentError(`--format must be one of ${Object.keys(FORMATS).join(', ')}`)
+    const bar = new ProgressBar(`generating synthetic ${values.shape}`)
+    bar.update(0, 1)
+    path = await cachedTempFile(`bitnet-synthetic-${values.shape}-${values.format}.gguf`, () => ggufChunks(syntheticGguf(shape, { format, seed: 1 })))
+    bar.done()
+  }
+  const model = await openModel({ ...values, model: path, ctx: String(pp + tg + 8) }, signal)
+  const vocab = model.config.vocabSize
+  // Random prompt tokens (fixed seed): speed does not depend on which tokens they are.
+  const prompt = Array.from({ length: pp }, (_, i) => (i * 7919 + 13) % vocab)
+  if (values.profile) model.transformer.profile = new Map()
+  const runs = []
+  for (let r = 0; r < reps; r++) {
+    const res = await model.generate(prompt, { maxTokens: tg, temperature: 0, ignoreEos: true, signal })
+    runs.push(res.timings)
+  }
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  const out = {
+    model: path,
+    pp_tok_s: median(runs.map((t) => t.promptTokensPerSecond)),
+    tg_tok_s: median(runs.map((t) => t.decodeTokensPerSecond)),
+    ttft_ms: median(runs.map((t) => t.timeToFirstTokenMs)),
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    kernel: 'i2s_x4',
+    variant: model.variant as KernelVariant,
+    threads: model.threads,
+    n_prompt: pp,
+    n_gen: tg,
+    repetitions: reps,
+    profile: values.profile ? profileTable(model.transformer.profile!) : undefined,
+  }
+  await model.dispose()
+  if (values.json) { printJson(out); return 0 }
+  process.stdout.write(
+    `${path}\n  kernel ${out.kernel} (${out.variant} build), ${out.threads} threads\n` +
+    `  prompt  ${out.pp_tok_s.toFixed(2)} tok/s (${pp} tokens)\n` +
+    `  decode  ${out.tg_tok_s.toFixed(2)} tok/s (${tg} tokens)\n` +
+    `  ttft    ${out.ttft_ms.toFixed(1)} ms\n  peak RSS ${out.peak_rss_mb.toFixed(0)} MB\n`)
+  if (out.profile) {
+    process.stdout.write('  per op (all tokens):\n')
+    for (const p of out.profile) process.stdout.write(`    ${p.op.padEnd(14)} ${p.ms.toFixed(1).padStart(9)} ms ${p.share.toFixed(1).padStart(5)} %  ${p.calls} calls\n`)
+  }
+  return 0
+}
+
+function profileTable(p: Map<string, { ms: number; calls: number }>) {
+  const total = [...p.values()].reduce((s, e) => s + e.ms, 0)
+  return [...p].map(([op, e]) => ({ op, ms: e.ms, calls: e.calls, share: (100 * e.ms) / total })).sort((a, b) => b.ms - a.ms)
+}
