@@ -3,6 +3,7 @@
 // Every export is `op_weight_act` or `op_type`; kernels that split work take (ith, nth).
 export * from './formats/i2s'
 export * from './formats/tl'
+export * from './formats/q8b'
 export * from './ops/quantize'
 export * from './ops/norm'
 export * from './ops/elementwise'

@@ -28,6 +28,11 @@ export interface Kernels {
     headDim: number, ctx: number, nPos: number, ith: number, nth: number): void
   matvec_f16_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
   matvec_f32_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
+  quantize_blocks_f32_i16(x: Ptr, n: number, kp: number, xq: Ptr, xs: Ptr): void
+  matvec_q8b_i16(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  matvec_q8b_i16_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  quantize_rows_f16_q8b(src: Ptr, rows: number, k: number, kp: number, w: Ptr, ws: Ptr, ith: number, nth: number): void
+  dequantize_row_q8b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
 }
 
 /** First byte the host may allocate: below it sit the module's read-only data segments. */

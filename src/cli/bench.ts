@@ -8,7 +8,7 @@ import { ggufChunks } from '../gguf/writer.js'
 import { cachedTempFile } from '../io/file.js'
 import { SHAPES, syntheticGguf } from '../model/synthetic.js'
 import type { KernelVariant } from '../wasm.js'
-import { MODEL_OPTIONS, intOpt, openModel, parse, printJson } from './common.js'
+import { MODEL_OPTIONS, intOpt, oneOf, openModel, parse, printJson } from './common.js'
 import { ProgressBar } from './progress.js'
 
 export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd] [--profile] [--json]
@@ -32,9 +32,6 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
   const pp = intOpt(values['n-prompt'], 'n-prompt', 1, 128)!
   const tg = intOpt(values['n-gen'], 'n-gen', 1, 64)!
   const reps = intOpt(values.repetitions, 'repetitions', 1, 1)!
-  if (values.variant !== undefined && values.variant !== 'relaxed' && values.variant !== 'simd') {
-    throw new InvalidArgumentError(`--variant must be relaxed or simd, got '${values.variant}'`)
-  }
   let path = values.model
   if (values.shape !== undefined) {
     if (path) throw new InvalidArgumentError('give -m MODEL or --shape, not both')
@@ -47,7 +44,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     path = await cachedTempFile(`bitnet-synthetic-${values.shape}-${values.format}.gguf`, () => ggufChunks(syntheticGguf(shape, { format, seed: 1 })))
     bar.done()
   }
-  const model = await openModel({ ...values, model: path, ctx: String(pp + tg + 8) }, signal)
+  const model = await openModel({ ...values, model: path, ctx: String(pp + tg + 8) }, signal, oneOf(values.variant, 'variant', ['relaxed', 'simd'] as const))
   const vocab = model.config.vocabSize
   // Random prompt tokens (fixed seed): speed does not depend on which tokens they are.
   const prompt = Array.from({ length: pp }, (_, i) => (i * 7919 + 13) % vocab)
@@ -65,6 +62,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     ttft_ms: median(runs.map((t) => t.timeToFirstTokenMs)),
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     kernel: 'i2s_x4',
+    output: model.transformer.outputType,
     variant: model.variant as KernelVariant,
     threads: model.threads,
     n_prompt: pp,
@@ -75,7 +73,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
   await model.dispose()
   if (values.json) { printJson(out); return 0 }
   process.stdout.write(
-    `${path}\n  kernel ${out.kernel} (${out.variant} build), ${out.threads} threads\n` +
+    `${path}\n  kernel ${out.kernel} (${out.variant} build), output ${out.output}, ${out.threads} threads\n` +
     `  prompt  ${out.pp_tok_s.toFixed(2)} tok/s (${pp} tokens)\n` +
     `  decode  ${out.tg_tok_s.toFixed(2)} tok/s (${tg} tokens)\n` +
     `  ttft    ${out.ttft_ms.toFixed(1)} ms\n  peak RSS ${out.peak_rss_mb.toFixed(0)} MB\n`)

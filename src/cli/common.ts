@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { BitnetModel } from '../bitnet-model.js'
 import { BitnetError, InvalidArgumentError } from '../errors.js'
 import { loadModel } from '../load-model.js'
+import type { KernelVariant } from '../wasm.js'
 import { formatBytes, ProgressBar } from './progress.js'
 
 export type Options = NonNullable<ParseArgsConfig['options']>
@@ -17,6 +18,7 @@ export const MODEL_OPTIONS = {
   model: { type: 'string', short: 'm' },
   ctx: { type: 'string', short: 'c' },
   threads: { type: 'string', short: 't' },
+  'output-type': { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } satisfies Options
@@ -38,6 +40,13 @@ export function intOpt(v: string | undefined, name: string, min: number, fallbac
   return n
 }
 
+/** An option restricted to a list of values. */
+export function oneOf<T extends string>(v: string | undefined, name: string, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined
+  if (!(allowed as readonly string[]).includes(v)) throw new InvalidArgumentError(`--${name} must be one of ${allowed.join(', ')}, got '${v}'`)
+  return v as T
+}
+
 /** A number option, validated. */
 export function numOpt(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined
@@ -47,7 +56,7 @@ export function numOpt(v: string | undefined, name: string): number | undefined 
 }
 
 /** Loads `-m MODEL` with a progress bar on the terminal. */
-export async function openModel(values: { model?: string; ctx?: string; threads?: string }, signal?: AbortSignal): Promise<BitnetModel> {
+export async function openModel(values: { model?: string; ctx?: string; threads?: string; 'output-type'?: string }, signal?: AbortSignal, variant?: KernelVariant): Promise<BitnetModel> {
   if (!values.model) {
     throw new InvalidArgumentError('no model given: pass -m path/to/model.gguf (e.g. test/fixtures/tiny-dev/ggml-model-i2_s.gguf)')
   }
@@ -56,6 +65,8 @@ export async function openModel(values: { model?: string; ctx?: string; threads?
     return await loadModel(values.model, {
       contextSize: intOpt(values.ctx, 'ctx', 1),
       threads: intOpt(values.threads, 'threads', 1),
+      variant,
+      outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8'] as const),
       signal,
       onProgress: (p) => bar.update(p.loaded, p.total, `${p.phase} ${formatBytes(p.loaded)} / ${formatBytes(p.total)}`),
     })

@@ -26,13 +26,29 @@ export interface TernaryWeight {
   gamma: number
 }
 
-/** A full-precision matrix [rows][cols] kept as f16 (exact copy of an F16 file) or f32. */
+/**
+ * The embedding / output matrix [rows][cols]: an exact f16 copy of an F16 file, f32 (other
+ * full-precision sources), or the 8-bit Q8B copy (assembly/formats/q8b.ts: int8 [rows][kp]
+ * at ptr, f32 block scales [rows][kp/128] at `scales`).
+ */
 export interface FloatMatrix {
   ptr: number
   rows: number
   cols: number
-  type: 'f16' | 'f32'
+  type: 'f16' | 'f32' | 'q8b'
+  kp: number
+  scales: number
 }
+
+/**
+ * How the output projection is stored: 'f16' (exact, F16 files), 'q8' (8-bit copy, half
+ * the bytes), or 'auto': q8 when the matrix is large enough to dominate a decode step's
+ * reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B, 8B), exact f16 below (tiny models, 0.7B).
+ */
+export type OutputType = 'auto' | 'f16' | 'q8'
+
+/** 64 Mi elements = 128 MiB of f16. */
+export const AUTO_Q8_ELEMENTS = 1 << 26
 
 export interface LayerWeights {
   attnNorm: number // f32 [n_embd]
@@ -83,6 +99,8 @@ export interface LoadOptions {
   signal?: AbortSignal
   /** Kernel build to use; default: the fastest this runtime runs. */
   variant?: KernelVariant
+  /** Storage of the output projection (and of the embedding when tied). Default 'auto'. */
+  outputType?: OutputType
   /** Kernel binary override (tests, unusual hosting). */
   wasmBytes?: Uint8Array
 }
@@ -92,14 +110,16 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
   const file = source.name
   const gguf = await readGguf(source)
   const config = configFromGguf(gguf, file)
-  const plan = planTensors(gguf, config, file)
+  const plan = planTensors(gguf, config, file, opts.outputType ?? 'auto')
 
   // Plan the memory: weights first, then the caller's state.
   const arena = new Arena()
   for (const p of plan) p.ptr = arena.alloc(p.bytes)
   const weightsEnd = arena.top
-  const stateBytes = opts.stateBytes(config)
-  const memory = createMemory(weightsEnd + stateBytes + 1024)
+  // Rows of an F16 matrix being converted to Q8B pass through a scratch area where the
+  // runtime state will live (unused until load ends), never as a whole f16 copy.
+  const scratchBytes = plan.some((p) => p.matrixType === 'q8b') ? Q8B_CHUNK_ROWS * config.nEmbd * 2 : 0
+  const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024)
   opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
   const { module, variant } = await compileKernels({ variant: opts.variant, bytes: opts.wasmBytes })
   const kernels = instantiateKernels(module, memory)
@@ -109,13 +129,17 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
   let loaded = 0
   for (const p of plan) {
     opts.signal?.throwIfAborted()
-    const bytes = await source.read(gguf.dataOffset + p.info.offset, p.info.byteSize)
-    if (bytes.byteLength !== p.info.byteSize) {
-      throw new ModelFormatError(`tensor '${p.info.name}' is truncated`, {
-        file, offset: gguf.dataOffset + p.info.offset, expected: `${p.info.byteSize} bytes`, found: `${bytes.byteLength}`,
-      })
+    const read = async (offset: number, length: number) => {
+      const bytes = await source.read(gguf.dataOffset + p.info.offset + offset, length)
+      if (bytes.byteLength !== length) {
+        throw new ModelFormatError(`tensor '${p.info.name}' is truncated`, {
+          file, offset: gguf.dataOffset + p.info.offset + offset, expected: `${length} bytes`, found: `${bytes.byteLength}`,
+        })
+      }
+      return bytes
     }
-    p.gamma = storeTensor(p, bytes, heap, file)
+    if (p.matrixType === 'q8b') await convertToQ8b(p, read, heap, kernels, weightsEnd)
+    else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, file)
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
   }
@@ -133,11 +157,14 @@ interface Planned {
   bytes: number
   ptr: number
   gamma: number
-  matrixType?: 'f16' | 'f32'
+  matrixType?: FloatMatrix['type']
+  /** Q8B: padded K and the offset of the block scales. */
+  kp: number
+  scales: number
 }
 
 /** Finds every tensor the graph needs, checks its type and shape, and sizes its copy. */
-function planTensors(gguf: GgufFile, c: ModelConfig, file: string): Planned[] {
+function planTensors(gguf: GgufFile, c: ModelConfig, file: string, outputType: OutputType): Planned[] {
   const byName = new Map(gguf.tensors.map((t) => [t.name, t]))
   const plan: Planned[] = []
   const qDim = c.nHead * c.headDim
@@ -158,7 +185,7 @@ function planTensors(gguf: GgufFile, c: ModelConfig, file: string): Planned[] {
       throw new ModelFormatError(`tensor '${name}' has the wrong shape`, { file, expected: `[${cols}, ${rows}]`, found })
     }
     const traits = FORMATS[info.format as keyof typeof FORMATS]
-    const p: Planned = { info, role, rows, cols, bytes: 0, ptr: 0, gamma: 1 }
+    const p: Planned = { info, role, rows, cols, bytes: 0, ptr: 0, gamma: 1, kp: cols, scales: 0 }
     if (role === 'ternary') {
       if (!traits?.ternary) {
         throw new UnsupportedFeatureError(`${file}: tensor '${name}' is ${info.format}; ternary projections must be I2_S, TQ1_0 or TQ2_0`)
@@ -166,8 +193,16 @@ function planTensors(gguf: GgufFile, c: ModelConfig, file: string): Planned[] {
       p.bytes = x4Shape(rows, cols).bytes
     } else if (role === 'matrix') {
       if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
-      p.matrixType = info.format === 'F16' ? 'f16' : 'f32'
-      p.bytes = rows * cols * (p.matrixType === 'f16' ? 2 : 4)
+      // The output matrix (token_embd when tied) gets the 8-bit copy; F16 sources only for now.
+      const isOutput = name === 'output.weight' || !byName.has('output.weight')
+      const q8 = outputType === 'q8' || (outputType === 'auto' && rows * cols >= AUTO_Q8_ELEMENTS)
+      p.matrixType = info.format !== 'F16' ? 'f32' : q8 && isOutput ? 'q8b' : 'f16'
+      if (p.matrixType === 'q8b') {
+        p.kp = Math.ceil(cols / 128) * 128
+        p.bytes = rows * p.kp + rows * (p.kp / 128) * 4
+      } else {
+        p.bytes = rows * cols * (p.matrixType === 'f16' ? 2 : 4)
+      }
     } else {
       if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
       p.bytes = rows * cols * 4
@@ -224,6 +259,21 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, file: stri
   return p.role === 'scale' ? checkScale(values[0], info.name, file) : 1
 }
 
+/** Rows of an F16 matrix converted to Q8B per chunk (bounded scratch memory). */
+const Q8B_CHUNK_ROWS = 4096
+
+/** Streams an F16 matrix through the scratch area into its Q8B copy, chunk by chunk. */
+async function convertToQ8b(p: Planned, read: (offset: number, length: number) => Promise<Uint8Array>,
+  heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
+  const rowBytes = p.cols * 2
+  const scales = p.ptr + p.rows * p.kp
+  for (let r0 = 0; r0 < p.rows; r0 += Q8B_CHUNK_ROWS) {
+    const n = Math.min(Q8B_CHUNK_ROWS, p.rows - r0)
+    heap.set(await read(r0 * rowBytes, n * rowBytes), scratch)
+    kernels.quantize_rows_f16_q8b(scratch, n, p.cols, p.kp, p.ptr + r0 * p.kp, scales + r0 * (p.kp / 128) * 4, 0, 1)
+  }
+}
+
 function checkScale(gamma: number, name: string, file: string): number {
   if (!Number.isFinite(gamma) || gamma <= 0) {
     throw new ModelFormatError(`tensor '${name}' has an invalid weight scale`, { file, expected: 'a finite positive number', found: String(gamma) })
@@ -234,7 +284,9 @@ function checkScale(gamma: number, name: string, file: string): number {
 /** Turns the filled plan into the typed weight tree the forward pass walks. */
 function assemble(plan: Planned[], c: ModelConfig): ModelWeights {
   const byName = new Map(plan.map((p) => [p.info.name, p]))
-  const matrix = (p: Planned): FloatMatrix => ({ ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType! })
+  const matrix = (p: Planned): FloatMatrix => ({
+    ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp, scales: p.ptr + p.rows * p.kp,
+  })
   const get = (name: string) => byName.get(name)!
   const ternary = (name: string): TernaryWeight => {
     const p = get(name + '.weight')

@@ -25,6 +25,8 @@ interface RunState {
   att: number // f32 [n_head][ctx]      attention scores
   rope: number // f32 [n_rot]           cos (n_rot/2), then sin (n_rot/2), of this position
   logits: number // f32 [vocab]
+  oq: number // i16 [n_embd padded to 128]  output-norm vector quantized per block (Q8B output)
+  oqScales: number // f32 [n_embd padded / 128]
   kCache: number // f32 [n_layer][ctx][kv_dim]
   vCache: number // f32 [n_layer][ctx][kv_dim]
   ctl: number // thread-pool control block (threads/protocol.ts)
@@ -70,6 +72,11 @@ export class Transformer {
     const t = new Transformer(model, contextSize)
     t.pool = await ThreadPool.create(model.module, model.memory, model.kernels, t.s.ctl, threads)
     return t
+  }
+
+  /** Storage of the output projection in use ('f16', 'f32' or 'q8b'). */
+  get outputType(): string {
+    return this.w.output.type
   }
 
   /** Threads computing each kernel round. */
@@ -139,7 +146,12 @@ export class Transformer {
     // logits = RMSNorm(h, output_norm) · Embedᵀ              (tied unless output.weight exists)
     k.rmsnorm_f32(s.x, w.outputNorm, s.xb, c.nEmbd, c.normEps)
     const out = w.output
-    this.round('output', [[out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, s.xb, s.logits, out.rows, out.cols]])
+    if (out.type === 'q8b') {
+      k.quantize_blocks_f32_i16(s.xb, c.nEmbd, out.kp, s.oq, s.oqScales)
+      this.round('output', [['matvec_q8b_i16', out.ptr, out.scales, s.oq, s.oqScales, s.logits, out.rows, out.kp]])
+    } else {
+      this.round('output', [[out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, s.xb, s.logits, out.rows, out.cols]])
+    }
     return this.f32.subarray(s.logits / f32, s.logits / f32 + c.vocabSize)
   }
 
@@ -177,6 +189,7 @@ export class Transformer {
   private embed(token: number, dst: number): void {
     const e = this.w.tokenEmbd
     if (e.type === 'f16') this.k.f16_to_f32(e.ptr + token * e.cols * 2, dst, e.cols)
+    else if (e.type === 'q8b') this.k.dequantize_row_q8b(e.ptr, e.scales, token, e.cols, e.kp, dst)
     else this.f32.copyWithin(dst / f32, e.ptr / f32 + token * e.cols, e.ptr / f32 + (token + 1) * e.cols)
   }
 
@@ -209,6 +222,8 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
     att: a.alloc(c.nHead * ctx * f32),
     rope: a.alloc(c.nRot * f32),
     logits: a.alloc(c.vocabSize * f32),
+    oq: a.alloc(Math.ceil(c.nEmbd / 128) * 128 * 2),
+    oqScales: a.alloc(Math.ceil(c.nEmbd / 128) * f32),
     kCache: a.alloc(c.nLayer * ctx * kvDim * f32),
     vCache: a.alloc(c.nLayer * ctx * kvDim * f32),
     ctl: a.alloc(CTL_BYTES),

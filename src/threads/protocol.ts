@@ -35,6 +35,7 @@ export const OPS = [
   ['matvec_f16_f32', 'iiiii'],
   ['matvec_f32_f32', 'iiiii'],
   ['attention_f32', 'iiiiiiiiii'],
+  ['matvec_q8b_i16', 'iiiiiii'],
 ] as const
 
 export type OpName = (typeof OPS)[number][0]
