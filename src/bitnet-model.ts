@@ -9,6 +9,7 @@ import { Generation, type GenerationChunk, type GenerationResult, type Generatio
 import type { ByteSource } from './io/source.js'
 import type { ModelConfig } from './model/config.js'
 import { loadGguf, type LoadProgress, type OutputType } from './model/load.js'
+import type { TernaryKernel } from './model/kernel-select.js'
 import { stateBytes, Transformer } from './model/transformer.js'
 import { Sampler, type SamplerOptions } from './sampler.js'
 import { tokenizerFromGguf, type BitnetTokenizer } from './tokenizer.js'
@@ -31,6 +32,8 @@ export interface ModelOptions {
    * matrices of ≥ 64 Mi weights such as 2B4T's, f16 below).
    */
   outputType?: OutputType
+  /** Ternary kernel: 'i2s' (multiply-add), 'tl' (lookup table) or 'auto' (default: the faster here). */
+  kernel?: TernaryKernel | 'auto'
   /** Chat template override (Jinja). Default: the model's (with the 2B4T placeholder fixed). */
   chatTemplate?: string
   /** Structured progress while loading. */
@@ -85,6 +88,7 @@ export class BitnetModel {
       signal: opts.signal,
       variant: opts.variant,
       outputType: opts.outputType,
+      kernel: opts.kernel,
       wasmBytes: opts.wasmBytes,
     })
     const threads = opts.threads ?? await hardwareConcurrency()

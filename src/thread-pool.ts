@@ -13,6 +13,10 @@ import { CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, runJobs, waitWhile, writeJobs, 
 import type { Kernels } from './wasm.js'
 
 const WORKER_URL = new URL('../dist/bitnet-worker.js', import.meta.url)
+/** Upper bound for a worker to start (instantiate the module on the shared memory). */
+const START_TIMEOUT_MS = 60_000
+/** Upper bound for one round; rounds take µs to ms (a 2B4T layer's largest matvec ~1 ms). */
+const ROUND_TIMEOUT_MS = 30_000
 
 /** A worker failed while computing its share of a round. */
 export class WorkerError extends BitnetError {
@@ -60,10 +64,12 @@ export class ThreadPool {
     await Promise.all(Array.from({ length: nThreads - 1 }, (_, i) => new Promise<void>((resolve, reject) => {
       const w = new Worker(WORKER_URL, { workerData: { module, memory, ctl, ith: i + 1, nth: nThreads } })
       workers.push(w)
-      w.once('error', reject)
+      const timer = setTimeout(() => reject(new Error(`worker ${i + 1} not ready after ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS)
+      w.once('error', (e) => { clearTimeout(timer); reject(e) })
+      w.once('exit', (code) => { clearTimeout(timer); reject(new Error(`worker ${i + 1} exited with code ${code}`)) })
       w.on('message', (m: unknown) => {
         // Unref only once ready: until then the pending start must keep the process alive.
-        if (m === 'ready') { w.unref(); resolve() }
+        if (m === 'ready') { clearTimeout(timer); w.unref(); resolve() }
         else if (m && typeof m === 'object' && 'error' in m) pool.lastError = String(m.error)
       })
     }))).catch(async (e) => {
@@ -88,7 +94,15 @@ export class ThreadPool {
     Atomics.add(i32, base + CTL_GEN, 1)
     Atomics.notify(i32, base + CTL_GEN)
     runJobs(this.kernels, i32, f32, this.ctl, 0, this.nThreads)
-    waitWhile(i32, base + CTL_DONE, (v) => v < this.nThreads - 1)
+    // A round takes micro- to milliseconds; a worker that has not finished after
+    // ROUND_TIMEOUT_MS is dead or wedged, and waiting longer would hang the caller.
+    const t0 = Date.now()
+    waitWhile(i32, base + CTL_DONE, (v) => v < this.nThreads - 1, () => {
+      if (Date.now() - t0 > ROUND_TIMEOUT_MS) {
+        const done = Atomics.load(i32, base + CTL_DONE)
+        throw new WorkerError(`compute workers stopped responding (${done} of ${this.nThreads - 1} finished a round within ${ROUND_TIMEOUT_MS / 1000} s)`)
+      }
+    })
     if (Atomics.load(i32, base + CTL_ERROR)) {
       Atomics.store(i32, base + CTL_ERROR, 0)
       throw new WorkerError(`a compute worker failed: ${this.lastError || 'see its error output'}`)

@@ -1,14 +1,16 @@
 // The `bitnet` CLI as users run it: the built dist/cli.js in a child process.
 import { execFile } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { loadGolden, TINY_GGUF } from './helpers/golden.js'
 
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname
 const golden = loadGolden()
+const TMP = mkdtempSync(join(tmpdir(), 'bitnet-cli-test-'))
+afterAll(() => rmSync(TMP, { recursive: true, force: true }))
 
 async function bitnet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -63,8 +65,7 @@ describe('bitnet CLI on tiny-dev', () => {
   })
 
   it('ppl --tokens --ctx 512 --json within 0.3% of golden', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bitnet-'))
-    const file = join(dir, 'span.json')
+    const file = join(TMP, 'span.json')
     writeFileSync(file, JSON.stringify(golden.val_ppl.span_ids))
     const r = await bitnet('ppl', '-m', TINY_GGUF, '--tokens', file, '--ctx', '512', '--json')
     const out = JSON.parse(r.stdout)
@@ -85,8 +86,7 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(missing.code).not.toBe(0)
     expect(JSON.parse(missing.stderr).error.message).toContain('/nonexistent.gguf')
 
-    const dir = mkdtempSync(join(tmpdir(), 'bitnet-'))
-    const bad = join(dir, 'bad.gguf')
+    const bad = join(TMP, 'bad.gguf')
     writeFileSync(bad, Buffer.from('GGUF\x03\x00\x00\x00garbage'))
     const r = await bitnet('info', bad, '--json')
     expect(r.code).toBe(1)

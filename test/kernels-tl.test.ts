@@ -4,13 +4,13 @@ import { describe, expect, it } from 'vitest'
 import { encodeI2s } from '../src/formats/i2s.js'
 import { packX4FromCodes, x4Shape } from '../src/model/repack.js'
 import { packTlFromCodes, packTlFromI2s, tlShape } from '../src/model/repack-tl.js'
-import { kernelBench, rng } from './helpers/kernels.js'
+import { kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
 const ROWS = [1, 3, 15, 16, 17, 33, 100]
 const COLS = [1, 2, 127, 128, 130, 640, 2560, 6912]
 
-describe('matvec_tl_i8', async () => {
-  const b = await kernelBench()
+describe.each(VARIANTS)('matvec_tl_i8 (%s build)', async (variant) => {
+  const b = await kernelBench(variant)
   const dv = () => new DataView(b.heap.buffer)
 
   // Writes q (zero-padded to kp) and its meta; builds the tables.
@@ -86,7 +86,7 @@ describe('matvec_tl_i8', async () => {
     })
   }
 
-  it('lut_build_i8: T[3(w0+1)+(w1+1)] = w0·q0 + w1·q1 as low/high bytes, entries 9..15 zero', () => {
+  it('lut_build_i8: T[3(w0+1)+(w1+1)] = w0·q0 + w1·q1 = 16·hi + lo, lo ∈ [0, 16], hi ∈ [−16, 15], entries 9..15 zero', () => {
     const kp = 256
     const rand = rng(5)
     const q = Int8Array.from({ length: kp }, (_, i) => (i < 8 ? [-128, -128, 127, 127, -128, 127, 0, -1][i] : Math.floor(rand() * 256) - 128))
@@ -96,8 +96,9 @@ describe('matvec_tl_i8', async () => {
       for (let idx = 0; idx < 16; idx++) {
         const w0 = Math.floor(idx / 3) - 1, w1 = (idx % 3) - 1
         const want = idx < 9 ? (w0 * q[2 * p] + w1 * q[2 * p + 1]) | 0 : 0
-        const got = (bytes[p * 32 + 16 + idx] << 24 >> 16) | bytes[p * 32 + idx]
-        expect(got).toBe(want)
+        const hi = (bytes[p * 32 + idx] << 24) >> 24, lo = bytes[p * 32 + 16 + idx]
+        expect(16 * hi + lo).toBe(want)
+        expect(lo >= 0 && lo <= 16 && hi >= -16 && hi <= 15).toBe(true)
       }
     }
   })

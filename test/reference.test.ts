@@ -19,11 +19,11 @@ const CASES: [string, SyntheticShape, SyntheticOptions][] = [
   ['TQ1_0 weights', { nEmbd: 256, nFf: 256, nLayer: 2, nHead: 8, nHeadKv: 2, vocab: 300 }, { seed: 6, format: 'TQ1_0' }],
 ]
 
-describe('engine vs float64 reference on random models', () => {
+describe.each(['i2s', 'tl'] as const)('engine (%s kernel) vs float64 reference on random models', (kernel) => {
   for (const [name, shape, opts] of CASES) {
     it(name, async () => {
       const bytes = writeGguf(syntheticGguf(shape, opts))
-      const model = await loadModel(bytes)
+      const model = await loadModel(bytes, { kernel, threads: 1 })
       const ref = new ReferenceTransformer(await loadReferenceModel(bytesSource(bytes)))
       const rand = rng(opts.seed! + 100)
       const tokens = Array.from({ length: 12 }, () => Math.floor(rand() * shape.vocab))

@@ -10,10 +10,14 @@ import { SHAPES, syntheticGguf } from '../model/synthetic.js'
 import type { KernelVariant } from '../wasm.js'
 import { MODEL_OPTIONS, intOpt, oneOf, openModel, parse, printJson } from './common.js'
 import { ProgressBar } from './progress.js'
+import { benchKernels } from './bench-kernels.js'
+import { hardwareConcurrency } from '../env.js'
 
 export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd] [--profile] [--json]
   prints prompt tokens/s, decode tokens/s, time to first token, peak RSS, kernel, variant, threads
-  --json: {"pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "kernel", "variant", "threads"}`
+  --json: {"pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "kernel", "variant", "threads"}
+bitnet bench --kernels [-t N] [--variant relaxed|simd] [--json]
+  matvec kernels in GB/s of weights per thread, L2- and DRAM-resident, 1 and N threads`
 
 const FORMATS = { i2s: 'I2_S', tq2_0: 'TQ2_0', tq1_0: 'TQ1_0' } as const
 
@@ -27,8 +31,18 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     repetitions: { type: 'string', short: 'r' },
     variant: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    kernels: { type: 'boolean', default: false },
   })
   if (values.help) { process.stdout.write(BENCH_HELP + '\n'); return 0 }
+  const variant = oneOf(values.variant, 'variant', ['relaxed', 'simd'] as const)
+  if (values.kernels) {
+    const threads = intOpt(values.threads, 'threads', 1, await hardwareConcurrency())!
+    const rows = await benchKernels(threads, variant, values.json ? undefined : (r) => process.stdout.write(
+      `${r.variant.padEnd(8)} ${r.kernel.padEnd(18)} ${r.size.padEnd(5)} ${String(r.threads).padStart(2)} thr  ` +
+      `${r.gbPerSecPerThread.toFixed(2).padStart(6)} GB/s/thread  ${r.usPerCall.toFixed(1).padStart(8)} µs\n`))
+    if (values.json) printJson(rows)
+    return 0
+  }
   const pp = intOpt(values['n-prompt'], 'n-prompt', 1, 128)!
   const tg = intOpt(values['n-gen'], 'n-gen', 1, 64)!
   const reps = intOpt(values.repetitions, 'repetitions', 1, 1)!
@@ -44,7 +58,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     path = await cachedTempFile(`bitnet-synthetic-${values.shape}-${values.format}.gguf`, () => ggufChunks(syntheticGguf(shape, { format, seed: 1 })))
     bar.done()
   }
-  const model = await openModel({ ...values, model: path, ctx: String(pp + tg + 8) }, signal, oneOf(values.variant, 'variant', ['relaxed', 'simd'] as const))
+  const model = await openModel({ ...values, model: path, ctx: String(pp + tg + 8) }, signal, variant)
   const vocab = model.config.vocabSize
   // Random prompt tokens (fixed seed): speed does not depend on which tokens they are.
   const prompt = Array.from({ length: pp }, (_, i) => (i * 7919 + 13) % vocab)
@@ -61,7 +75,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     tg_tok_s: median(runs.map((t) => t.decodeTokensPerSecond)),
     ttft_ms: median(runs.map((t) => t.timeToFirstTokenMs)),
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
-    kernel: 'i2s_x4',
+    kernel: model.transformer.kernel,
     output: model.transformer.outputType,
     variant: model.variant as KernelVariant,
     threads: model.threads,

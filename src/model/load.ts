@@ -14,8 +14,10 @@ import { compileKernels, createMemory, instantiateKernels, type KernelVariant, t
 import { Arena } from './arena.js'
 import { configFromGguf, type ModelConfig } from './config.js'
 import { packX4FromCodes, packX4FromI2s, x4Shape } from './repack.js'
+import { packTlFromCodes, packTlFromI2s, tlShape } from './repack-tl.js'
+import { selectTernaryKernel, type TernaryKernel } from './kernel-select.js'
 
-/** A ternary projection in the i2s_x4 layout. */
+/** A ternary projection in the layout of the model's ternary kernel (i2s_x4 or tl16). */
 export interface TernaryWeight {
   ptr: number
   rows: number
@@ -86,6 +88,8 @@ export interface LoadedModel {
   module: WebAssembly.Module
   /** Which build of the kernels runs. */
   variant: KernelVariant
+  /** Which ternary kernel the weights are laid out for. */
+  kernel: TernaryKernel
   kernels: Kernels
   weights: ModelWeights
   /** Arena after the weights: the runtime state is allocated from here. */
@@ -99,6 +103,8 @@ export interface LoadOptions {
   signal?: AbortSignal
   /** Kernel build to use; default: the fastest this runtime runs. */
   variant?: KernelVariant
+  /** Ternary kernel (and weight layout); default 'auto': the faster in this runtime. */
+  kernel?: TernaryKernel | 'auto'
   /** Storage of the output projection (and of the embedding when tied). Default 'auto'. */
   outputType?: OutputType
   /** Kernel binary override (tests, unusual hosting). */
@@ -110,7 +116,10 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
   const file = source.name
   const gguf = await readGguf(source)
   const config = configFromGguf(gguf, file)
-  const plan = planTensors(gguf, config, file, opts.outputType ?? 'auto')
+  opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
+  const { module, variant } = await compileKernels({ variant: opts.variant, bytes: opts.wasmBytes })
+  const kernel = !opts.kernel || opts.kernel === 'auto' ? selectTernaryKernel(module, variant) : opts.kernel
+  const plan = planTensors(gguf, config, file, opts.outputType ?? 'auto', kernel)
 
   // Plan the memory: weights first, then the caller's state.
   const arena = new Arena()
@@ -120,8 +129,6 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
   // runtime state will live (unused until load ends), never as a whole f16 copy.
   const scratchBytes = plan.some((p) => p.matrixType === 'q8b') ? Q8B_CHUNK_ROWS * config.nEmbd * 2 : 0
   const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024)
-  opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
-  const { module, variant } = await compileKernels({ variant: opts.variant, bytes: opts.wasmBytes })
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
 
@@ -139,11 +146,11 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
       return bytes
     }
     if (p.matrixType === 'q8b') await convertToQ8b(p, read, heap, kernels, weightsEnd)
-    else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, file)
+    else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, file, kernel)
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
   }
-  return { config, gguf, memory, module, variant, kernels, weights: assemble(plan, config), arena }
+  return { config, gguf, memory, module, variant, kernel, kernels, weights: assemble(plan, config, kernel), arena }
 }
 
 type Role = 'ternary' | 'norm' | 'matrix' | 'scale'
@@ -164,7 +171,7 @@ interface Planned {
 }
 
 /** Finds every tensor the graph needs, checks its type and shape, and sizes its copy. */
-function planTensors(gguf: GgufFile, c: ModelConfig, file: string, outputType: OutputType): Planned[] {
+function planTensors(gguf: GgufFile, c: ModelConfig, file: string, outputType: OutputType, kernel: TernaryKernel): Planned[] {
   const byName = new Map(gguf.tensors.map((t) => [t.name, t]))
   const plan: Planned[] = []
   const qDim = c.nHead * c.headDim
@@ -190,7 +197,7 @@ function planTensors(gguf: GgufFile, c: ModelConfig, file: string, outputType: O
       if (!traits?.ternary) {
         throw new UnsupportedFeatureError(`${file}: tensor '${name}' is ${info.format}; ternary projections must be I2_S, TQ1_0 or TQ2_0`)
       }
-      p.bytes = x4Shape(rows, cols).bytes
+      p.bytes = (kernel === 'tl' ? tlShape : x4Shape)(rows, cols).bytes
     } else if (role === 'matrix') {
       if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
       // The output matrix (token_embd when tied) gets the 8-bit copy; F16 sources only for now.
@@ -235,18 +242,18 @@ function planTensors(gguf: GgufFile, c: ModelConfig, file: string, outputType: O
 }
 
 /** Writes one tensor into its planned place; returns its weight scale (1 for non-ternary). */
-function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, file: string): number {
+function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, file: string, kernel: TernaryKernel): number {
   const { info } = p
   if (p.role === 'ternary') {
     const out = heap.subarray(p.ptr, p.ptr + p.bytes)
     if (info.format === 'I2_S' && p.cols % 128 === 0) {
       const codeBytes = (p.rows * p.cols) / 4
-      packX4FromI2s(bytes, p.rows, p.cols, out)
+      ;(kernel === 'tl' ? packTlFromI2s : packX4FromI2s)(bytes, p.rows, p.cols, out)
       const gamma = new DataView(bytes.buffer, bytes.byteOffset + codeBytes, 4).getFloat32(0, true)
       return checkScale(gamma, info.name, file)
     }
     const { codes, scale } = decodeTernary(info.format, bytes, p.rows, p.cols)
-    packX4FromCodes(codes, p.rows, p.cols, out)
+    ;(kernel === 'tl' ? packTlFromCodes : packX4FromCodes)(codes, p.rows, p.cols, out)
     return checkScale(scale, info.name, file)
   }
   if (p.matrixType === 'f16') {
@@ -282,7 +289,7 @@ function checkScale(gamma: number, name: string, file: string): number {
 }
 
 /** Turns the filled plan into the typed weight tree the forward pass walks. */
-function assemble(plan: Planned[], c: ModelConfig): ModelWeights {
+function assemble(plan: Planned[], c: ModelConfig, kernel: TernaryKernel): ModelWeights {
   const byName = new Map(plan.map((p) => [p.info.name, p]))
   const matrix = (p: Planned): FloatMatrix => ({
     ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp, scales: p.ptr + p.rows * p.kp,
@@ -292,7 +299,7 @@ function assemble(plan: Planned[], c: ModelConfig): ModelWeights {
     const p = get(name + '.weight')
     const scale = byName.get(name + '.scale')
     return {
-      ptr: p.ptr, rows: p.rows, cols: p.cols, kp: x4Shape(p.rows, p.cols).kp,
+      ptr: p.ptr, rows: p.rows, cols: p.cols, kp: (kernel === 'tl' ? tlShape : x4Shape)(p.rows, p.cols).kp,
       gamma: p.gamma * (scale ? scale.gamma : 1),
     }
   }

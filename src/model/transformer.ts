@@ -11,6 +11,7 @@ import type { Kernels } from '../wasm.js'
 import { Arena } from './arena.js'
 import type { ModelConfig } from './config.js'
 import type { LoadedModel, ModelWeights, TernaryWeight } from './load.js'
+import type { TernaryKernel } from './kernel-select.js'
 
 /** Activation buffers and KV cache: pointers into the shared memory ("the wave of activations"). */
 interface RunState {
@@ -22,6 +23,7 @@ interface RunState {
   hb2: number // f32 [n_ff]             FFN up
   qa: number // i8  [max K padded]      quantized activations, shared by q/k/v and gate/up
   qaMeta: number // {f32 s, i32 Σq}     their scale and sum
+  lut: number // [K padded / 2][32 B]     lookup tables of qa (TL kernel only)
   att: number // f32 [n_head][ctx]      attention scores
   rope: number // f32 [n_rot]           cos (n_rot/2), then sin (n_rot/2), of this position
   logits: number // f32 [vocab]
@@ -50,6 +52,8 @@ export class Transformer {
   readonly module: WebAssembly.Module
   private readonly k: Kernels
   private readonly w: ModelWeights
+  /** The ternary kernel the weights are laid out for. */
+  readonly kernel: TernaryKernel
   private readonly s: RunState
   private readonly f32: Float32Array
   private pool!: ThreadPool
@@ -62,6 +66,7 @@ export class Transformer {
     this.memory = model.memory
     this.module = model.module
     this.k = model.kernels
+    this.kernel = model.kernel
     this.w = model.weights
     this.s = allocState(model.arena, model.config, contextSize)
     this.f32 = new Float32Array(model.memory.buffer)
@@ -164,7 +169,9 @@ export class Transformer {
   // zero-padded to the kernel block; every BitLinear reads this one quantized vector.
   private normQuantize(x: number, w: number | undefined, n: number): void {
     const t0 = this.profile ? performance.now() : 0
-    this.k.rmsnorm_quantize_f32_i8(x, w ?? 0, n, this.config.normEps, Math.ceil(n / 128) * 128, this.s.qa, this.s.qaMeta)
+    const kp = Math.ceil(n / 128) * 128
+    this.k.rmsnorm_quantize_f32_i8(x, w ?? 0, n, this.config.normEps, kp, this.s.qa, this.s.qaMeta)
+    if (this.kernel === 'tl') this.k.lut_build_i8(this.s.qa, kp, this.s.lut)
     if (this.profile) this.addTime('norm_quantize', performance.now() - t0)
   }
 
@@ -183,7 +190,9 @@ export class Transformer {
 
   // The job y = (W_codes · q − Σq) / s · γ over the last quantized activation.
   private bitlinear(W: TernaryWeight, y: number): Job {
-    return ['matvec_i2s_i8', W.ptr, this.s.qa, this.s.qaMeta, W.gamma, y, W.rows, W.kp]
+    return this.kernel === 'tl'
+      ? ['matvec_tl_i8', W.ptr, this.s.lut, this.s.qaMeta, W.gamma, y, W.rows, W.kp]
+      : ['matvec_i2s_i8', W.ptr, this.s.qa, this.s.qaMeta, W.gamma, y, W.rows, W.kp]
   }
 
   private embed(token: number, dst: number): void {
@@ -219,6 +228,7 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
     hb2: a.alloc(c.nFf * f32),
     qa: a.alloc(kMax),
     qaMeta: a.alloc(16),
+    lut: a.alloc(kMax * 16),
     att: a.alloc(c.nHead * ctx * f32),
     rope: a.alloc(c.nRot * f32),
     logits: a.alloc(c.vocabSize * f32),

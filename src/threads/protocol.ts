@@ -83,12 +83,17 @@ export function runJobs(kernels: object, i32: Int32Array, f32: Float32Array, ctl
   }
 }
 
-/** Spins on a word until it differs from `seen` (or reaches `target` when given), then sleeps. */
-export function waitWhile(i32: Int32Array, index: number, busy: (v: number) => boolean): number {
+/**
+ * Spins while `busy(value)` holds, then sleeps in 50 ms Atomics.wait slices, calling
+ * `onSleep` before each (a watchdog may throw from it). Returns the final value.
+ */
+export function waitWhile(i32: Int32Array, index: number, busy: (v: number) => boolean, onSleep?: () => void): number {
   let v = Atomics.load(i32, index)
   for (let spins = 0; busy(v); spins++) {
-    if (spins < SPIN) { v = Atomics.load(i32, index); continue }
-    Atomics.wait(i32, index, v, 50)
+    if (spins >= SPIN) {
+      onSleep?.()
+      Atomics.wait(i32, index, v, 50)
+    }
     v = Atomics.load(i32, index)
   }
   return v

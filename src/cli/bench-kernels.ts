@@ -1,0 +1,90 @@
+/**
+ * `bitnet bench --kernels`: a micro-benchmark of the matvec kernels in GB/s of weights
+ * per thread, at an L2-resident size (the matrix is re-read hot) and a DRAM-resident one
+ * (larger than L3), on 1 thread and on N (ggml test-quantize-perf style).
+ */
+import { ThreadPool } from '../thread-pool.js'
+import { CTL_BYTES, type Job } from '../threads/protocol.js'
+import { availableVariants, compileKernels, createMemory, instantiateKernels, type KernelVariant } from '../wasm.js'
+import { Arena } from '../model/arena.js'
+
+interface KernelCase {
+  name: string
+  /** Bytes of weights per row of K = 2560. */
+  rowBytes: number
+  /** The job for `rows` rows, given buffers. */
+  job: (b: Buffers, rows: number) => Job
+  /** Work done once per input vector before the matvec (LUT build), if any. */
+  prep?: (k: ReturnType<typeof instantiateKernels>, b: Buffers) => void
+}
+
+interface Buffers { w: number; q: number; meta: number; lut: number; xq: number; xs: number; ws: number; x: number; y: number }
+
+const K = 2560
+const CASES: KernelCase[] = [
+  { name: 'i2s (ternary MAD)', rowBytes: K / 4, job: (b, rows) => ['matvec_i2s_i8', b.w, b.q, b.meta, 1, b.y, rows, K] },
+  {
+    name: 'tl (ternary LUT)', rowBytes: K / 4, job: (b, rows) => ['matvec_tl_i8', b.w, b.lut, b.meta, 1, b.y, rows, K],
+    prep: (k, b) => k.lut_build_i8(b.q, K, b.lut),
+  },
+  { name: 'q8b (output)', rowBytes: K + (K / 128) * 4, job: (b, rows) => ['matvec_q8b_i16', b.w, b.ws, b.xq, b.xs, b.y, rows, K] },
+  { name: 'f16 (output)', rowBytes: K * 2, job: (b, rows) => ['matvec_f16_f32', b.w, b.x, b.y, rows, K] },
+]
+
+const L2_BYTES = 640 << 10
+const DRAM_BYTES = 96 << 20
+
+export interface KernelResult { variant: KernelVariant; kernel: string; size: 'L2' | 'DRAM'; threads: number; gbPerSecPerThread: number; usPerCall: number }
+
+/** Runs every kernel of every available build (or `variant`) on 1 and `threads` threads. */
+export async function benchKernels(threads: number, variant?: KernelVariant, log?: (r: KernelResult) => void): Promise<KernelResult[]> {
+  const results: KernelResult[] = []
+  for (const v of variant ? [variant] : await availableVariants()) {
+    const { module } = await compileKernels({ variant: v })
+    const memory = createMemory(DRAM_BYTES + (16 << 20))
+    const k = instantiateKernels(module, memory)
+    const a = new Arena()
+    const b: Buffers = {
+      q: a.alloc(K), meta: a.alloc(16), lut: a.alloc(K * 16), xq: a.alloc(K * 2), xs: a.alloc(K / 32),
+      x: a.alloc(K * 4), y: a.alloc(1 << 20), ws: 0, w: 0,
+    }
+    const ctl = a.alloc(CTL_BYTES)
+    b.w = a.alloc(DRAM_BYTES)
+    const heap = new Uint8Array(memory.buffer)
+    // Random weights and activations: every byte pattern is a valid weight in each layout.
+    for (let i = 0; i < DRAM_BYTES; i += 4096) crypto.getRandomValues(heap.subarray(b.w + i, b.w + i + 4096))
+    crypto.getRandomValues(heap.subarray(b.q, b.q + K))
+    new Float32Array(memory.buffer, b.meta, 1)[0] = 1
+    new Float32Array(memory.buffer, b.x, K).fill(0.5)
+    for (const n of [...new Set([1, threads])]) {
+      const pool = await ThreadPool.create(module, memory, k, ctl, n)
+      for (const c of CASES) {
+        for (const [size, bytes] of [['L2', L2_BYTES], ['DRAM', DRAM_BYTES]] as const) {
+          const rows = Math.floor(bytes / c.rowBytes / 16) * 16
+          b.ws = b.w + rows * K // q8b scales after its int8 rows
+          const job = c.job(b, rows)
+          const us = timeMedian(() => { c.prep?.(k, b); pool.run([job]) })
+          const r: KernelResult = { variant: v, kernel: c.name, size, threads: n, usPerCall: us, gbPerSecPerThread: (rows * c.rowBytes) / (us * 1e3) / n }
+          results.push(r)
+          log?.(r)
+        }
+      }
+      await pool.dispose()
+    }
+  }
+  return results
+}
+
+/** Median µs per call over 7 samples of ≥ 50 ms each. */
+function timeMedian(fn: () => void): number {
+  fn()
+  const samples: number[] = []
+  for (let s = 0; s < 7; s++) {
+    let calls = 0
+    const t0 = performance.now()
+    let t = t0
+    while (t - t0 < 50) { fn(); calls++; t = performance.now() }
+    samples.push(((t - t0) * 1000) / calls)
+  }
+  return samples.sort((x, y) => x - y)[3]
+}

@@ -1,0 +1,60 @@
+/**
+ * Which ternary kernel (and so which weight layout) a model uses: the I2_S multiply-add
+ * kernel (i2s.ts, layout i2s_x4) or the lookup-table kernel (tl.ts, layout tl16).
+ *
+ * Engines rank them differently (wasm-kernels.md §3b, §6: with relaxed SIMD the MAD kernel
+ * wins on V8; without it the LUT is ~2× faster; JSC orders the LUT variants differently),
+ * so 'auto' races both on one 1024 × 2560 matrix for a few ms at load and keeps the faster.
+ * Both give bit-identical outputs, so the choice changes speed only.
+ */
+import { CTL_BYTES } from '../threads/protocol.js'
+import { createMemory, instantiateKernels, type KernelVariant } from '../wasm.js'
+import { Arena } from './arena.js'
+import { packTlFromCodes, tlShape } from './repack-tl.js'
+import { packX4FromCodes, x4Shape } from './repack.js'
+
+export type TernaryKernel = 'i2s' | 'tl'
+
+const chosen = new Map<KernelVariant, TernaryKernel>()
+
+/** The faster ternary kernel of this module in this runtime (measured once per process and build). */
+export function selectTernaryKernel(module: WebAssembly.Module, variant: KernelVariant): TernaryKernel {
+  let k = chosen.get(variant)
+  if (!k) {
+    k = raceKernels(module)
+    chosen.set(variant, k)
+  }
+  return k
+}
+
+function raceKernels(module: WebAssembly.Module): TernaryKernel {
+  const M = 1024, K = 2560
+  const a = new Arena()
+  const q = a.alloc(K), meta = a.alloc(16), lut = a.alloc(K * 16), y = a.alloc(M * 4)
+  const x4 = a.alloc(x4Shape(M, K).bytes), tl = a.alloc(tlShape(M, K).bytes)
+  a.alloc(CTL_BYTES)
+  const memory = createMemory(a.top)
+  const k = instantiateKernels(module, memory)
+  const heap = new Uint8Array(memory.buffer)
+  const codes = new Int8Array(M * K).map((_, i) => ((i * 2654435761) >>> 30) % 3 - 1)
+  packX4FromCodes(codes, M, K, heap.subarray(x4, x4 + x4Shape(M, K).bytes))
+  packTlFromCodes(codes, M, K, heap.subarray(tl, tl + tlShape(M, K).bytes))
+  new Float32Array(memory.buffer, meta, 1)[0] = 1
+  const runs: Record<TernaryKernel, () => void> = {
+    i2s: () => k.matvec_i2s_i8(x4, q, meta, 1, y, M, K, 0, 1),
+    tl: () => { k.lut_build_i8(q, K, lut); k.matvec_tl_i8(tl, lut, meta, 1, y, M, K, 0, 1) },
+  }
+  // Best of 5 rounds of 4 ms each, alternating, after a warm-up (tier-up to the optimizing compiler).
+  const best: Record<TernaryKernel, number> = { i2s: Infinity, tl: Infinity }
+  for (const run of Object.values(runs)) for (let i = 0; i < 20; i++) run()
+  for (let round = 0; round < 5; round++) {
+    for (const name of ['i2s', 'tl'] as const) {
+      let calls = 0
+      const t0 = performance.now()
+      let t = t0
+      while (t - t0 < 4) { runs[name](); calls++; t = performance.now() }
+      best[name] = Math.min(best[name], (t - t0) / calls)
+    }
+  }
+  return best.i2s <= best.tl ? 'i2s' : 'tl'
+}
