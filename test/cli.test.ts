@@ -12,7 +12,10 @@ const golden = loadGolden()
 const TMP = mkdtempSync(join(tmpdir(), 'bitnet-cli-test-'))
 afterAll(() => rmSync(TMP, { recursive: true, force: true }))
 
+// One compute thread unless a test says otherwise: these tests check the CLI's behaviour,
+// and spinning worker threads on a machine busy with other test files would only slow them.
 async function bitnet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  if (['run', 'logits', 'ppl'].includes(args[0]) && !args.includes('-t')) args.push('-t', '1')
   try {
     const { stdout, stderr } = await promisify(execFile)('node', [CLI, ...args], { maxBuffer: 64 << 20 })
     return { code: 0, stdout, stderr }
@@ -23,9 +26,9 @@ async function bitnet(...args: string[]): Promise<{ code: number; stdout: string
 }
 
 describe('bitnet CLI on tiny-dev', () => {
-  it('run: greedy continuation, streamed text and --json', async () => {
+  it('run: greedy continuation (2 threads), streamed text and --json', async () => {
     const p = golden.prompts[0]
-    const plain = await bitnet('run', '-m', TINY_GGUF, '-p', p.text, '-n', '32', '--temp', '0', '--ignore-eos')
+    const plain = await bitnet('run', '-m', TINY_GGUF, '-p', p.text, '-n', '32', '--temp', '0', '--ignore-eos', '-t', '2')
     expect(plain.code).toBe(0)
     expect(plain.stdout).toBe(p.greedy32_text + '\n')
     const r = await bitnet('run', '-m', TINY_GGUF, '-p', p.text, '-n', '32', '--temp', '0', '--ignore-eos', '--json')

@@ -22,7 +22,7 @@ export const CTL_EXIT = 3
 export const CTL_ERROR = 4
 export const CTL_JOBS = 8
 export const JOB_WORDS = 16
-export const MAX_JOBS = 4
+export const MAX_JOBS = 16
 export const CTL_BYTES = (CTL_JOBS + MAX_JOBS * JOB_WORDS) * 4
 
 /**
@@ -55,6 +55,7 @@ export const SPIN = 20_000
 
 /** Writes the jobs of one round into the control block. */
 export function writeJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs: readonly Job[]): void {
+  if (jobs.length > MAX_JOBS) throw new RangeError(`a round holds at most ${MAX_JOBS} jobs, got ${jobs.length}`)
   const base = ctl >> 2
   jobs.forEach(([name, ...args], j) => {
     const o = base + CTL_JOBS + j * JOB_WORDS

@@ -14,9 +14,11 @@ const kernels = instantiateKernels(module, memory)
 const i32 = new Int32Array(memory.buffer)
 const f32 = new Float32Array(memory.buffer)
 const base = ctl >> 2
+// Read the generation before announcing readiness: the leader may publish its first round
+// as soon as it hears 'ready', and a worker that read GEN after that would sleep through it.
+let seen = Atomics.load(i32, base + CTL_GEN)
 parentPort!.postMessage('ready')
 
-let seen = Atomics.load(i32, base + CTL_GEN)
 for (;;) {
   seen = waitWhile(i32, base + CTL_GEN, (v) => v === seen)
   if (Atomics.load(i32, base + CTL_EXIT)) break
