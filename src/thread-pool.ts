@@ -9,7 +9,7 @@
  */
 import { IS_NODE, IS_DENO, IS_BUN } from './env.js'
 import { BitnetError, InvalidArgumentError } from './errors.js'
-import { CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, runJobs, waitWhile, writeJobs, type Job } from './threads/protocol.js'
+import { CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, runJobs, waitWhile, writeJobs, type Job } from './threads/protocol.js'
 import type { Kernels } from './wasm.js'
 
 const WORKER_URL = new URL('../dist/bitnet-worker.js', import.meta.url)
@@ -56,6 +56,8 @@ export class ThreadPool {
     }
     const workers: WorkerHandle[] = []
     const pool = new ThreadPool(kernels, memory, ctl, nThreads, workers)
+    // A clean control block: a stale EXIT or GEN word would stop or confuse the workers.
+    pool.i32.fill(0, pool.base, pool.base + CTL_BYTES / 4)
     if (nThreads === 1) return pool
     if (!(IS_NODE || IS_DENO || IS_BUN)) {
       throw new InvalidArgumentError('threads > 1 need worker_threads (Node, Deno, Bun) in this version')

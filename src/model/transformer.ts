@@ -68,7 +68,10 @@ export class Transformer {
     this.k = model.kernels
     this.kernel = model.kernel
     this.w = model.weights
+    // The state area served as scratch during loading (F16 → Q8B rows): start from zeros.
+    const start = model.arena.top
     this.s = allocState(model.arena, model.config, contextSize)
+    new Uint8Array(model.memory.buffer, start, model.arena.top - start).fill(0)
     this.f32 = new Float32Array(model.memory.buffer)
   }
 
