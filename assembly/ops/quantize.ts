@@ -14,21 +14,47 @@
  * q[0..np) = quantize(rmsnorm(x[0..n)) ⊙ w), zero-filled beyond n so padded columns
  * contribute nothing; meta: f32 s at +0, i32 Σq at +4. `w = 0` skips the norm
  * (quantizes x itself, for o_proj when there is no attn_sub_norm).
+ * Vectorized with f64x2; the normed value of every element is computed as (x·inv)·w in
+ * both passes that need it, so the result equals the scalar f64 definition exactly.
  */
 export function rmsnorm_quantize_f32_i8(x: usize, w: usize, n: i32, eps: f32, np: i32, q: usize, meta: usize): void {
+  const n4 = n & ~3
   // inv = 1/sqrt(mean(x²) + eps), or 1 with no norm
   let inv: f64 = 1
   if (w != 0) {
-    let ss: f64 = 0
-    for (let i = 0; i < n; i++) { const v = <f64>load<f32>(x + (<usize>i << 2)); ss += v * v }
+    let acc = f64x2.splat(0)
+    for (let i = 0; i < n4; i += 4) {
+      const v = v128.load(x + (<usize>i << 2))
+      const lo = f64x2.promote_low_f32x4(v), hi = f64x2.promote_low_f32x4(i64x2.shuffle(v, v, 1, 1))
+      acc = f64x2.add(acc, f64x2.add(f64x2.mul(lo, lo), f64x2.mul(hi, hi)))
+    }
+    let ss = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1)
+    for (let i = n4; i < n; i++) { const v = <f64>load<f32>(x + (<usize>i << 2)); ss += v * v }
     inv = 1.0 / Math.sqrt(ss / <f64>n + <f64>eps)
   }
+  const vinv = f64x2.splat(inv)
   // absmax of the normed vector
-  let amax: f64 = 0
-  for (let i = 0; i < n; i++) amax = max(amax, Math.abs(normed(x, w, i, inv)))
+  let vmax = f64x2.splat(0)
+  for (let i = 0; i < n4; i += 4) {
+    vmax = f64x2.max(vmax, f64x2.abs(normed2(x, w, i, vinv, false)))
+    vmax = f64x2.max(vmax, f64x2.abs(normed2(x, w, i, vinv, true)))
+  }
+  let amax = max(f64x2.extract_lane(vmax, 0), f64x2.extract_lane(vmax, 1))
+  for (let i = n4; i < n; i++) amax = max(amax, Math.abs(normed(x, w, i, inv)))
   const s: f64 = 127.0 / max(amax, 1e-5)
-  let sum = 0
-  for (let i = 0; i < n; i++) {
+  // q = clamp(RNE(v·s)), four at a time
+  const vs = f64x2.splat(s), lo = f64x2.splat(-128), hi = f64x2.splat(127)
+  let vsum = i32x4.splat(0)
+  for (let i = 0; i < n4; i += 4) {
+    const a = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(hi, f64x2.max(lo, f64x2.nearest(f64x2.mul(normed2(x, w, i, vinv, false), vs)))))
+    const b = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(hi, f64x2.max(lo, f64x2.nearest(f64x2.mul(normed2(x, w, i, vinv, true), vs)))))
+    const q4 = i64x2.shuffle(a, b, 0, 2) // [q0 q1 q2 q3]
+    vsum = i32x4.add(vsum, q4)
+    const h = i16x8.narrow_i32x4_s(q4, q4)
+    v128.store_lane<i32>(q + <usize>i, i8x16.narrow_i16x8_s(h, h), 0)
+  }
+  let sum = i32x4.extract_lane(vsum, 0) + i32x4.extract_lane(vsum, 1) + i32x4.extract_lane(vsum, 2) + i32x4.extract_lane(vsum, 3)
+  for (let i = n4; i < n; i++) {
     const v = <i32>min(127.0, max(-128.0, nearest<f64>(normed(x, w, i, inv) * s)))
     store<i8>(q + <usize>i, <i8>v)
     sum += v
@@ -43,4 +69,12 @@ export function rmsnorm_quantize_f32_i8(x: usize, w: usize, n: i32, eps: f32, np
 @inline function normed(x: usize, w: usize, i: i32, inv: f64): f64 {
   const v = <f64>load<f32>(x + (<usize>i << 2)) * inv
   return w != 0 ? v * <f64>load<f32>(w + (<usize>i << 2)) : v
+}
+
+// The same for elements i, i+1 (high = false) or i+2, i+3 (high = true), as f64x2.
+// @ts-ignore: decorator
+@inline function normed2(x: usize, w: usize, i: i32, vinv: v128, high: bool): v128 {
+  const o = (<usize>i << 2) + (high ? 8 : 0)
+  const v = f64x2.mul(f64x2.promote_low_f32x4(v128.load64_zero(x + o)), vinv)
+  return w != 0 ? f64x2.mul(v, f64x2.promote_low_f32x4(v128.load64_zero(w + o))) : v
 }
