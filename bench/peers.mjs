@@ -4,7 +4,7 @@
 //   wllama     llama.cpp compiled to wasm (@wllama/wllama), run in Node (wllama-node.mjs)
 //   ours       bitnet-wasm (../dist), on the same TQ2_0 file
 //   ours-i2s   bitnet-wasm on the I2_S file (bitnet.cpp's format)
-//   ours-relaxed  the same with relaxed SIMD, which Node 20 runs only behind a flag (default from Node 22)
+//   ours-relaxed  the same with relaxed SIMD, on Node 24 from ../test/runtimes (else Node 20 + flag)
 //
 // node peers.mjs [--threads 2] [--runs 3] [--pp 128] [--tg 64] [--json] [--engines a,b,..]
 //                [--dir DIR] [--ours-cmd CMD] [--ours-node-args ARGS] [--wllama-node 'NODE [FLAGS]']
@@ -27,13 +27,17 @@ import { defaultDir, modelPaths } from './make-model.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const RESULT = '@@RESULT '
+// Node 24 from ../test/runtimes (`npm ci --prefix test/runtimes`), else this Node with the flag.
+const NODE24_BIN = path.join(HERE, '../test/runtimes/node_modules/.bin/node')
+const NODE24 = fs.existsSync(NODE24_BIN) ? [NODE24_BIN] : [process.execPath, '--experimental-wasm-relaxed-simd']
 
 const ENGINES = {
   'llama.cpp': { label: 'llama.cpp native CPU (node-llama-cpp)', file: 'tq2', run: runLlamaCpp },
   wllama: { label: 'llama.cpp wasm (wllama)', file: 'tq2', run: runWllama },
   ours: { label: 'bitnet-wasm', file: 'tq2', run: runOurs },
   'ours-i2s': { label: 'bitnet-wasm', file: 'i2s', run: runOurs },
-  'ours-relaxed': { label: 'bitnet-wasm', file: 'i2s', run: runOurs, nodeArgs: ['--experimental-wasm-relaxed-simd'] },
+  // The relaxed build on the Node ≥ 22 the test suite uses (relaxed SIMD on by default there).
+  'ours-relaxed': { label: 'bitnet-wasm', file: 'i2s', run: runOurs, node: NODE24 },
 }
 const BASELINE = 'llama.cpp'
 
@@ -160,7 +164,7 @@ async function runOurs(modelPath) {
   const { timings: t, tokens } = await generate(prompt, tg)
   const cpuShare = cpu()
   if (tokens.length !== tg) throw new Error(`bitnet-wasm generated ${tokens.length} tokens, expected ${tg}`)
-  const info = { threads: model.threads ?? 1, variant: model.variant, output: model.transformer?.outputType }
+  const info = { threads: model.threads ?? 1, variant: model.variant, kernel: model.transformer?.kernel, output: model.transformer?.outputType }
   await model.dispose?.()
   return { pp: t.promptTokensPerSecond, tg: t.decodeTokensPerSecond, cpuShare, info }
 }
@@ -190,7 +194,7 @@ async function measure(engine, modelPath) {
   // wllama's default build needs memory64 + JSPI: --wllama-node runs it under another Node, e.g.
   // '/path/to/node24 --experimental-wasm-jspi'; the default (this Node 20) gets its compat build.
   const node = engine === 'wllama' && opt['wllama-node'] ? opt['wllama-node'].split(/\s+/).filter(Boolean)
-    : [process.execPath, ...(ENGINES[engine].nodeArgs ?? []), ...(engine.startsWith('ours') ? opt['ours-node-args'].split(/\s+/).filter(Boolean) : [])]
+    : [...(ENGINES[engine].node ?? [process.execPath]), ...(engine.startsWith('ours') ? opt['ours-node-args'].split(/\s+/).filter(Boolean) : [])]
   const { out, err } = await runNiced([...node, path.join(HERE, 'peers.mjs'), '--child', engine, '--model', modelPath,
     '--threads', String(threads), '--pp', String(pp), '--tg', String(tg), ...(opt.verbose ? ['--verbose'] : [])])
   const line = out.split('\n').find((l) => l.startsWith(RESULT))

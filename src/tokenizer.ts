@@ -1,12 +1,14 @@
 /**
  * Tokenizer for BitNet b1.58 models: Llama 3 byte-level BPE (128,000 BPE tokens + 256 specials for
- * BitNet-b1.58-2B-4T).
+ * BitNet-b1.58-2B-4T), or LLaMA-2 SentencePiece BPE (32,000 tokens, 1bitLLM `bitnet_b1_58-*`).
  *
- * Encoding is done by `@huggingface/tokenizers`. It is built either from a Hugging Face
- * `tokenizer.json` ({@link tokenizerFromHf}) or from the `tokenizer.ggml.*` keys of a GGUF file
- * ({@link tokenizerFromGguf}), which we turn into an equivalent tokenizer.json object. Decoding is
- * ours: every token maps to its raw bytes (GPT-2 byte-level alphabet), so a streaming decoder can
- * hold back incomplete UTF-8 sequences instead of printing U+FFFD halfway through an emoji.
+ * Byte-level BPE encoding is done by `@huggingface/tokenizers`. It is built either from a Hugging
+ * Face `tokenizer.json` ({@link tokenizerFromHf}) or from the `tokenizer.ggml.*` keys of a GGUF file
+ * ({@link tokenizerFromGguf}), which we turn into an equivalent tokenizer.json object. SentencePiece
+ * (GGUF `tokenizer.ggml.model = "llama"`) is ours, in ./tokenizer-spm.ts. Decoding is ours for
+ * both: every token maps to its raw bytes (GPT-2 byte-level alphabet, or SentencePiece '▁' and
+ * `<0xXX>` byte tokens), so a streaming decoder can hold back incomplete UTF-8 sequences instead of
+ * printing U+FFFD halfway through an emoji.
  *
  * Behaviour follows llama.cpp / HF for Llama 3:
  * - special tokens written in the text (`<|eot_id|>`) are parsed as single tokens;
@@ -23,6 +25,7 @@ import { Tokenizer } from '@huggingface/tokenizers'
 import { InvalidArgumentError, ModelFormatError, UnsupportedFeatureError } from './errors.js'
 import { metaArrayOpt, metaBoolOpt, metaNumberOpt, metaStringOpt } from './gguf/reader.js'
 import { GgufType, type GgufMetadata } from './gguf/types.js'
+import { SpmTokenizer } from './tokenizer-spm.js'
 
 /** Options for {@link BitnetTokenizer.encode}. */
 export interface EncodeOptions {
@@ -99,10 +102,46 @@ const utf8 = new TextEncoder()
 
 /** Per-token facts shared by both factories. */
 interface TokenTable {
-  /** id -> token string: byte-level form ('Ġworld') for BPE tokens, literal text for added tokens. */
+  /**
+   * id -> token string: byte-level ('Ġworld') or SentencePiece ('▁world', '<0x0A>') form for
+   * vocabulary tokens, literal text for added tokens.
+   */
   pieces: string[]
-  /** id -> 0 BPE token, 1 added token (literal text), 2 added special/control token. */
+  /**
+   * id -> 0 vocabulary (BPE) token, its bytes given by the backend; 1 added token (literal text,
+   * parsed in text); 2 added special/control token (parsed in text, dropped by `skipSpecial`).
+   */
   kinds: Uint8Array
+}
+
+/**
+ * @internal The vocabulary-specific half of a tokenizer, implemented by the byte-level BPE
+ * (`@huggingface/tokenizers`) and SentencePiece ({@link SpmTokenizer}) backends.
+ */
+export interface TokenizerBackend {
+  /** Non-empty text -> ids, without BOS; added/special tokens written in the text are single tokens. */
+  encode(text: string): number[]
+  /** Id of a vocabulary string (or an added token's text), if present. */
+  tokenToId(token: string): number | undefined
+  /** Raw bytes of a vocabulary token (kind 0 in {@link TokenTable}). */
+  pieceBytes(id: number): Uint8Array
+  /**
+   * SentencePiece `add_space_prefix`: encode puts a space before text that starts the input or
+   * follows an added token, so decoding removes one leading space there (see
+   * {@link BitnetTokenizer.decode}). False for byte-level BPE.
+   */
+  readonly addSpacePrefix: boolean
+}
+
+/** The byte-level BPE backend: encoding by `@huggingface/tokenizers`, bytes by the GPT-2 alphabet. */
+function byteLevelBackend(hf: Tokenizer, pieces: readonly string[]): TokenizerBackend {
+  return {
+    // add_special_tokens=false: BOS is ours to add, whatever post-processor tokenizer.json declares.
+    encode: (text) => hf.encode(text, { add_special_tokens: false }).ids,
+    tokenToId: (token) => hf.token_to_id(token),
+    pieceBytes: (id) => byteLevelToBytes(pieces[id]),
+    addSpacePrefix: false,
+  }
 }
 
 const KIND_BPE = 0
@@ -110,8 +149,8 @@ const KIND_ADDED = 1
 const KIND_SPECIAL = 2
 
 /**
- * A Llama-3-style byte-level BPE tokenizer with BOS/EOG bookkeeping and streaming detokenization.
- * Build it with {@link tokenizerFromGguf} or {@link tokenizerFromHf}.
+ * A Llama-3-style byte-level BPE or LLaMA-2-style SentencePiece tokenizer with BOS/EOG bookkeeping
+ * and streaming detokenization. Build it with {@link tokenizerFromGguf} or {@link tokenizerFromHf}.
  *
  * @example
  * ```ts
@@ -136,7 +175,7 @@ export class BitnetTokenizer {
   /** Whether {@link encode} prepends BOS by default (`add_bos_token`). */
   readonly addBos: boolean
 
-  readonly #hf: Tokenizer
+  readonly #backend: TokenizerBackend
   readonly #table: TokenTable
   readonly #eos: Set<number>
   readonly #eosId: number | undefined
@@ -145,11 +184,11 @@ export class BitnetTokenizer {
 
   /** @internal Use {@link tokenizerFromGguf} or {@link tokenizerFromHf}. */
   constructor(
-    hf: Tokenizer,
+    backend: TokenizerBackend,
     table: TokenTable,
     ids: { bos: number | undefined, eos: number | undefined, extraEog: number[], addBos: boolean },
   ) {
-    this.#hf = hf
+    this.#backend = backend
     this.#table = table
     this.vocabSize = table.pieces.length
     this.bosId = ids.bos
@@ -158,7 +197,7 @@ export class BitnetTokenizer {
     const eog = new Set<number>(ids.extraEog)
     if (ids.eos !== undefined) eog.add(ids.eos)
     for (const text of EOG_TOKEN_TEXTS) {
-      const id = hf.token_to_id(text)
+      const id = backend.tokenToId(text)
       if (id !== undefined && table.kinds[id] === KIND_SPECIAL) eog.add(id)
     }
     this.#eos = eog
@@ -190,8 +229,7 @@ export class BitnetTokenizer {
    */
   encode(text: string, opts: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new InvalidArgumentError('encode: text must be a string')
-    // add_special_tokens=false: BOS is ours to add, whatever post-processor tokenizer.json declares.
-    const ids = text.length === 0 ? [] : this.#hf.encode(text, { add_special_tokens: false }).ids
+    const ids = text.length === 0 ? [] : this.#backend.encode(text)
     const addBos = opts.addBos ?? this.addBos
     if (addBos && this.bosId !== undefined) ids.unshift(this.bosId)
     return ids
@@ -200,17 +238,28 @@ export class BitnetTokenizer {
   /**
    * Token ids -> text. Invalid UTF-8 (e.g. a truncated emoji at the end) decodes to U+FFFD.
    *
+   * SentencePiece vocabularies with `add_space_prefix` (LLaMA-2): encode adds a space before text
+   * that starts the input or follows an added/special token, so decode removes one leading space
+   * from the first vocabulary token of the ids and from the first one after each added/special
+   * token (skipped or not). Thus `decode(encode(s, { addBos: false })) === s`,
+   * `decode(encode(s)) === '<s>' + s` and `decode(encode(s), { skipSpecial: true }) === s`, as for
+   * byte-level BPE. llama.cpp's `llama_detokenize` removes the space only at the very start; HF
+   * removes it at the start of the output.
+   *
    * @example
    * ```ts
    * tok.decode([128000, 9906, 1917])                          // '<|begin_of_text|>Hello world'
    * tok.decode([128000, 9906, 1917], { skipSpecial: true })   // 'Hello world'
+   * spm.decode([1, 15043, 3186])                              // '<s>Hello world' (LLaMA-2)
    * ```
    */
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
     const parts: Uint8Array[] = []
     let total = 0
+    let afterSpecial = true // the start of the ids counts as "after a special token"
     for (let i = 0; i < ids.length; i++) {
-      const bytes = this.#pieceBytes(ids[i], opts.skipSpecial ?? false)
+      const bytes = this.#textBytes(ids[i], opts.skipSpecial ?? false, afterSpecial)
+      afterSpecial = this.#table.kinds[ids[i]] !== KIND_BPE
       parts.push(bytes)
       total += bytes.length
     }
@@ -222,8 +271,12 @@ export class BitnetTokenizer {
 
   /**
    * A streaming detokenizer: returns the text completed by each token, holding back the bytes of a
-   * UTF-8 sequence split across tokens (byte-level BPE splits emoji and CJK this way), so no U+FFFD
-   * appears mid-stream. The concatenated output equals {@link decode} of all pushed ids.
+   * UTF-8 sequence split across tokens (byte-level BPE and SentencePiece byte fallback split emoji
+   * and CJK this way), so no U+FFFD appears mid-stream. The concatenated output equals
+   * {@link decode} of all pushed ids, with one exception for SentencePiece vocabularies: a stream
+   * continues a prompt, so the leading space of its first token is kept (`'▁there'` prints
+   * `' there'`), while decode removes it (see {@link decode}); after a pushed special token such as
+   * BOS both remove it.
    *
    * @example
    * ```ts
@@ -237,8 +290,13 @@ export class BitnetTokenizer {
     // TextDecoder's streaming mode buffers an incomplete trailing sequence between calls.
     const decoder = new TextDecoder('utf-8', { ignoreBOM: true })
     const skipSpecial = opts.skipSpecial ?? false
+    let afterSpecial = false
     return {
-      push: (id) => decoder.decode(this.#pieceBytes(id, skipSpecial), { stream: true }),
+      push: (id) => {
+        const bytes = this.#textBytes(id, skipSpecial, afterSpecial)
+        afterSpecial = this.#table.kinds[id] !== KIND_BPE
+        return decoder.decode(bytes, { stream: true })
+      },
       flush: () => decoder.decode(),
     }
   }
@@ -253,7 +311,7 @@ export class BitnetTokenizer {
     return new TextDecoder('utf-8', { ignoreBOM: true }).decode(this.#pieceBytes(id, false))
   }
 
-  /** Vocabulary string of a token as stored (byte-level form, e.g. `'Ġworld'`). */
+  /** Vocabulary string of a token as stored (byte-level form, e.g. `'Ġworld'`; SentencePiece `'▁world'`). */
   idToToken(id: number): string {
     this.#checkId(id)
     return this.#table.pieces[id]
@@ -261,7 +319,7 @@ export class BitnetTokenizer {
 
   /** Id of a vocabulary string (byte-level form, or a special token's text), if present. */
   tokenToId(token: string): number | undefined {
-    return this.#hf.token_to_id(token)
+    return this.#backend.tokenToId(token)
   }
 
   /** True for special (control) tokens such as `<|begin_of_text|>` and `<|eot_id|>`. */
@@ -286,11 +344,20 @@ export class BitnetTokenizer {
     if (kind === KIND_SPECIAL && skipSpecial) return EMPTY
     let bytes = this.#bytes[id]
     if (bytes === undefined) {
-      const piece = this.#table.pieces[id]
-      bytes = kind === KIND_BPE ? byteLevelToBytes(piece) : utf8.encode(piece)
+      bytes = kind === KIND_BPE ? this.#backend.pieceBytes(id) : utf8.encode(this.#table.pieces[id])
       this.#bytes[id] = bytes
     }
     return bytes
+  }
+
+  /**
+   * Bytes of a token within decoded text: without the space prefix if it is a vocabulary token
+   * that follows a special token or starts the text (`afterSpecial`) and the vocabulary adds one.
+   */
+  #textBytes(id: number, skipSpecial: boolean, afterSpecial: boolean): Uint8Array {
+    const bytes = this.#pieceBytes(id, skipSpecial)
+    const strip = afterSpecial && this.#backend.addSpacePrefix && this.#table.kinds[id] === KIND_BPE && bytes[0] === 0x20
+    return strip ? bytes.subarray(1) : bytes
   }
 }
 
@@ -374,7 +441,7 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
   const extraEog = (Array.isArray(genEos) ? genEos : genEos === undefined ? [] : [genEos])
     .filter((x): x is number => Number.isInteger(x) && x >= 0 && x < pieces.length)
   const addBos = typeof config.add_bos_token === 'boolean' ? config.add_bos_token : true
-  return new BitnetTokenizer(hf, { pieces, kinds: Uint8Array.from(kinds) }, { bos, eos, extraEog, addBos })
+  return new BitnetTokenizer(byteLevelBackend(hf, pieces), { pieces, kinds: Uint8Array.from(kinds) }, { bos, eos, extraEog, addBos })
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -390,6 +457,11 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
  * user-defined tokens (type 4, HF added tokens with `special: false`) are parsed in text too but
  * kept by `skipSpecial`, as in llama.cpp.
  *
+ * Also `tokenizer.ggml.model` = `llama`: SentencePiece BPE by `tokenizer.ggml.scores` (LLaMA-2
+ * vocabulary of the 1bitLLM `bitnet_b1_58-*` models), see ./tokenizer-spm.ts; `<unk>` (type 2)
+ * is special too, and decoding removes the `add_space_prefix` space (see
+ * {@link BitnetTokenizer.decode}).
+ *
  * @param fileName used in error messages.
  * @example
  * ```ts
@@ -404,11 +476,11 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
 
   const modelName = metaStringOpt(md, 'tokenizer.ggml.model', file)
   if (modelName === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.model', { file })
-  if (modelName === 'llama') {
-    throw new UnsupportedFeatureError("tokenizer.ggml.model 'llama' (SentencePiece, used by 1bitLLM bitnet_b1_58 models) is not supported yet")
+  if (modelName !== 'gpt2' && modelName !== 'llama') {
+    throw new UnsupportedFeatureError(`tokenizer.ggml.model '${modelName}' is not supported (only 'gpt2' byte-level BPE and 'llama' SentencePiece)`)
   }
-  if (modelName !== 'gpt2') throw new UnsupportedFeatureError(`tokenizer.ggml.model '${modelName}' is not supported (only 'gpt2' byte-level BPE)`)
-  const pre = metaStringOpt(md, 'tokenizer.ggml.pre', file)
+  // SentencePiece ignores tokenizer.ggml.pre, as llama.cpp does.
+  const pre = modelName === 'gpt2' ? metaStringOpt(md, 'tokenizer.ggml.pre', file) : undefined
   if (pre !== undefined && !LLAMA3_PRE_NAMES.has(pre)) {
     throw new UnsupportedFeatureError(`tokenizer.ggml.pre '${pre}' is not supported (only Llama 3: ${[...LLAMA3_PRE_NAMES].join(', ')})`)
   }
@@ -421,6 +493,14 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
   if (types !== undefined && types.length !== n) {
     throw new ModelFormatError('tokenizer.ggml.token_type length differs from tokenizer.ggml.tokens', { file, expected: String(n), found: String(types.length) })
   }
+  for (let id = 0; id < n; id++) {
+    const text = tokens[id]
+    if (text.length > MAX_TOKEN_CHARS) throw new ModelFormatError(`tokenizer.ggml.tokens[${id}] is too long`, { file, found: `${text.length} chars` })
+    const type = types?.[id] ?? TokenType.Normal
+    if (!Number.isInteger(type) || type < 0 || type > 7) throw new ModelFormatError(`tokenizer.ggml.token_type[${id}] is invalid`, { file, found: String(type) })
+  }
+  if (modelName === 'llama') return spmFromGguf(md, tokens, types, file)
+
   const merges = typedArray(md, 'tokenizer.ggml.merges', GgufType.STRING, MAX_MERGES, file) as string[] | undefined
   if (merges === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.merges', { file })
 
@@ -430,9 +510,7 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
   const kinds = new Uint8Array(n)
   for (let id = 0; id < n; id++) {
     const text = tokens[id]
-    if (text.length > MAX_TOKEN_CHARS) throw new ModelFormatError(`tokenizer.ggml.tokens[${id}] is too long`, { file, found: `${text.length} chars` })
     const type = types?.[id] ?? TokenType.Normal
-    if (!Number.isInteger(type) || type < 0 || type > 7) throw new ModelFormatError(`tokenizer.ggml.token_type[${id}] is invalid`, { file, found: String(type) })
     if (type === TokenType.Control || type === TokenType.UserDefined) {
       const special = type === TokenType.Control
       kinds[id] = special ? KIND_SPECIAL : KIND_ADDED
@@ -484,7 +562,42 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
     .filter((x): x is number => x !== undefined)
   const addBos = metaBoolOpt(md, 'tokenizer.ggml.add_bos_token', file) ?? true
   const hf = newHfTokenizer(tokenizerJson, { clean_up_tokenization_spaces: false }, file)
-  return new BitnetTokenizer(hf, { pieces: tokens.slice(), kinds }, { bos, eos, extraEog, addBos })
+  const pieces = tokens.slice()
+  return new BitnetTokenizer(byteLevelBackend(hf, pieces), { pieces, kinds }, { bos, eos, extraEog, addBos })
+}
+
+/**
+ * The SentencePiece half of {@link tokenizerFromGguf} (`tokenizer.ggml.model = "llama"`), given the
+ * validated tokens and types. Reads `tokenizer.ggml.scores` (required, FLOAT32),
+ * `add_space_prefix` (default true), and bos/eos/unk ids defaulting to llama.cpp's SPM defaults
+ * 1/2/0 when absent. Control and unknown tokens are special (hidden by `skipSpecial`), user-defined
+ * tokens are added tokens; all three are parsed in text. Byte tokens (`<0xXX>`) decode to bytes.
+ */
+function spmFromGguf(md: GgufMetadata, tokens: string[], types: number[] | undefined, file: string | undefined): BitnetTokenizer {
+  const n = tokens.length
+  const scores = typedArray(md, 'tokenizer.ggml.scores', GgufType.FLOAT32, MAX_VOCAB, file) as number[] | undefined
+  if (scores === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.scores', { file })
+  const kinds = new Uint8Array(n)
+  for (let id = 0; id < n; id++) {
+    const type = types?.[id] ?? TokenType.Normal
+    kinds[id] = type === TokenType.Control || type === TokenType.Unknown ? KIND_SPECIAL : type === TokenType.UserDefined ? KIND_ADDED : KIND_BPE
+  }
+  const defaultId = (id: number) => (id < n ? id : undefined)
+  const unkId = tokenId(md, 'tokenizer.ggml.unknown_token_id', n, file) ?? defaultId(0)
+  const pieces = tokens.slice()
+  const spm = new SpmTokenizer({
+    tokens: pieces,
+    scores,
+    types: types ?? new Uint8Array(n).fill(TokenType.Normal),
+    unkId,
+    addSpacePrefix: metaBoolOpt(md, 'tokenizer.ggml.add_space_prefix', file) ?? true,
+  }, file)
+  const bos = tokenId(md, 'tokenizer.ggml.bos_token_id', n, file) ?? defaultId(1)
+  const eos = tokenId(md, 'tokenizer.ggml.eos_token_id', n, file) ?? defaultId(2)
+  const extraEog = [tokenId(md, 'tokenizer.ggml.eot_token_id', n, file), tokenId(md, 'tokenizer.ggml.eom_token_id', n, file)]
+    .filter((x): x is number => x !== undefined)
+  const addBos = metaBoolOpt(md, 'tokenizer.ggml.add_bos_token', file) ?? true
+  return new BitnetTokenizer(spm, { pieces, kinds }, { bos, eos, extraEog, addBos })
 }
 
 /** An array of `itemType` with at most `maxLength` items, or undefined if absent; errors name the key. */

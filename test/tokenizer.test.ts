@@ -208,9 +208,11 @@ describe('tokenizer: GGUF validation', () => {
     expect(() => tokenizerFromGguf(pre('qwen2'))).toThrow(/qwen2/)
   })
 
-  it('rejects non-gpt2 models; says SentencePiece llama is not supported yet', () => {
+  it('rejects unknown tokenizer models; a SentencePiece llama vocab without scores names the key', () => {
     const model = (v: string) => withKey('tokenizer.ggml.model', { type: GgufType.STRING, value: v })
-    expect(() => tokenizerFromGguf(model('llama'))).toThrow(/not supported yet/)
+    const noScores = model('llama')
+    noScores.delete('tokenizer.ggml.scores')
+    expect(() => tokenizerFromGguf(noScores)).toThrow(/tokenizer\.ggml\.scores/)
     expect(() => tokenizerFromGguf(model('t5'))).toThrow(UnsupportedFeatureError)
   })
 
