@@ -6,9 +6,6 @@ const g = globalThis as unknown as {
   process?: { versions?: { node?: string; bun?: string } }
   Deno?: { version?: { deno?: string } }
   Bun?: unknown
-  window?: unknown
-  WorkerGlobalScope?: unknown
-  crossOriginIsolated?: boolean
 }
 
 export const IS_DENO = typeof g.Deno?.version?.deno === 'string'
@@ -17,10 +14,6 @@ export const IS_BUN = typeof g.Bun !== 'undefined' || typeof g.process?.versions
 export const IS_NODE = !IS_DENO && !IS_BUN && typeof g.process?.versions?.node === 'string'
 /** A runtime with a file system reachable through `node:fs` (Node, Deno, Bun). */
 export const HAS_FS = IS_NODE || IS_DENO || IS_BUN
-export const IS_BROWSER = typeof g.window !== 'undefined' || typeof g.WorkerGlobalScope !== 'undefined'
-/** Whether a SharedArrayBuffer can be created (threads possible). */
-export const HAS_SHARED_MEMORY = typeof SharedArrayBuffer !== 'undefined' &&
-  (!IS_BROWSER || g.crossOriginIsolated === true)
 
 /** Logical CPU cores available to this process (the default thread count). */
 export async function hardwareConcurrency(): Promise<number> {

@@ -163,11 +163,6 @@ export class Transformer {
     return this.f32.subarray(s.logits / f32, s.logits / f32 + c.vocabSize)
   }
 
-  /** A copy of the residual stream after the last forward() (before output_norm). */
-  hiddenState(): Float32Array {
-    return this.f32.slice(this.s.x / f32, this.s.x / f32 + this.config.nEmbd)
-  }
-
   // RMSNorm(x)·w (no norm when w is undefined) → int8 with per-token absmax scale, K
   // zero-padded to the kernel block; every BitLinear reads this one quantized vector.
   private normQuantize(x: number, w: number | undefined, n: number): void {
