@@ -68,7 +68,8 @@ export async function openModel(values: { model?: string; ctx?: string; threads?
       variant,
       outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8'] as const),
       signal,
-      onProgress: (p) => bar.update(p.loaded, p.total, `${p.phase} ${formatBytes(p.loaded)} / ${formatBytes(p.total)}`),
+      onProgress: (p) => bar.update(p.loaded, p.total,
+        p.phase === 'compile' ? 'compiling kernels' : `${p.phase} ${formatBytes(p.loaded)} / ${formatBytes(p.total)}`),
     })
   } finally {
     bar.done()
