@@ -84,6 +84,17 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(out.chat_template.used).toContain('Assistant: ')
   })
 
+  it('bench --json: speed, RSS and what ran', async () => {
+    const out = JSON.parse((await bitnet('bench', '-m', TINY_GGUF, '-p', '8', '-n', '4', '-t', '1', '--json')).stdout)
+    expect(out).toMatchObject({ threads: 1, n_prompt: 8, n_gen: 4 })
+    expect(out.pp_tok_s).toBeGreaterThan(0)
+    expect(out.tg_tok_s).toBeGreaterThan(0)
+    expect(out.ttft_ms).toBeGreaterThan(0)
+    expect(out.peak_rss_mb).toBeGreaterThan(0)
+    expect(['i2s', 'tl']).toContain(out.kernel)
+    expect(['relaxed', 'simd']).toContain(out.variant)
+  })
+
   it('errors: typed JSON on stderr and a non-zero exit', async () => {
     const missing = await bitnet('run', '-m', '/nonexistent.gguf', '-p', 'x', '--json')
     expect(missing.code).not.toBe(0)

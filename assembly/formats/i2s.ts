@@ -29,17 +29,10 @@
 //   kp    padded K (multiple of 128)
 //   ith, nth  this thread's index and the thread count: groups are split evenly.
 
+import { share } from '../ops/split'
+
 const BLOCK_ELEMS: i32 = 128 // weights per 32-byte block
 const BLOCK_BYTES: i32 = 32
-
-// @ts-ignore: decorator
-@inline function groupRange(rows: i32, ith: i32, nth: i32): u64 {
-  const groups = (rows + 3) >> 2
-  const per = (groups + nth - 1) / nth
-  const g0 = min(groups, ith * per)
-  const g1 = min(groups, g0 + per)
-  return (<u64>g0 << 32) | <u64>g1
-}
 
 // @ts-ignore: decorator
 @inline function storeRow(y: usize, r: i32, rows: i32, dot: i32, sumq: i32, s: f32, gamma: f32): void {
@@ -51,7 +44,7 @@ export function matvec_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y
                                   rows: i32, kp: i32, ith: i32, nth: i32): void {
   const s = load<f32>(meta)
   const sumq = load<i32>(meta, 4)
-  const range = groupRange(rows, ith, nth)
+  const range = share((rows + 3) >> 2, ith, nth) // 4-row groups
   const nblocks = kp / BLOCK_ELEMS
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
     for (let j = 0; j < 4; j++) {
@@ -104,7 +97,7 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
                               rows: i32, kp: i32, ith: i32, nth: i32): void {
   const s = load<f32>(meta)
   const sumq = load<i32>(meta, 4)
-  const range = groupRange(rows, ith, nth)
+  const range = share((rows + 3) >> 2, ith, nth) // 4-row groups
   // Built from a runtime value so neither binaryen nor V8 turns it into a constant
   // re-materialised at every use (wasm-kernels.md pitfall 6).
   const m3 = i8x16.splat(<i8>((kp >>> 31) | 3))

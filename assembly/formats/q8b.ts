@@ -13,16 +13,10 @@
 // §3.1): per-block activation scales keep the error far below per-token scaling.
 
 import { f16ToF32 } from '../ops/half'
+import { share } from '../ops/split'
 
 // @ts-ignore: decorator
 @inline const BLOCK: i32 = 128
-
-// @ts-ignore: decorator
-@inline function rowRange(rows: i32, ith: i32, nth: i32): u64 {
-  const per = (rows + nth - 1) / nth
-  const r0 = min(rows, ith * per)
-  return (<u64>r0 << 32) | <u64>min(rows, r0 + per)
-}
 
 /**
  * Quantizes x[0..n) per 128-block into xq (i16, zero beyond n up to kp) and xs (f32 per
@@ -47,7 +41,7 @@ export function quantize_blocks_f32_i16(x: usize, n: i32, kp: i32, xq: usize, xs
 export function matvec_q8b_i16_ref(w: usize, ws: usize, xq: usize, xs: usize, y: usize,
                                    rows: i32, kp: i32, ith: i32, nth: i32): void {
   const nb = kp / BLOCK
-  const range = rowRange(rows, ith, nth)
+  const range = share(rows, ith, nth)
   for (let r = <i32>(range >> 32); r < <i32>range; r++) {
     let acc: f32 = 0
     for (let b = 0; b < nb; b++) {
@@ -65,7 +59,7 @@ export function matvec_q8b_i16_ref(w: usize, ws: usize, xq: usize, xs: usize, y:
 export function matvec_q8b_i16(w: usize, ws: usize, xq: usize, xs: usize, y: usize,
                                rows: i32, kp: i32, ith: i32, nth: i32): void {
   const nb = kp / BLOCK
-  const range = rowRange(rows, ith, nth)
+  const range = share(rows, ith, nth)
   for (let r = <i32>(range >> 32); r < <i32>range; r++) {
     let acc: f32 = 0
     let wp = w + <usize>r * kp
@@ -92,7 +86,7 @@ export function matvec_q8b_i16(w: usize, ws: usize, xq: usize, xs: usize, y: usi
  */
 export function quantize_rows_f16_q8b(src: usize, rows: i32, k: i32, kp: i32, w: usize, ws: usize, ith: i32, nth: i32): void {
   const nb = kp / BLOCK
-  const range = rowRange(rows, ith, nth)
+  const range = share(rows, ith, nth)
   for (let r = <i32>(range >> 32); r < <i32>range; r++) {
     const row = src + (<usize>r * k << 1)
     for (let b = 0; b < nb; b++) {

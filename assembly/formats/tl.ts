@@ -51,19 +51,12 @@
 //   kp    padded K (multiple of 128)
 //   ith, nth  this thread's index and the thread count: 16-row groups are split evenly.
 
+import { share } from '../ops/split'
+
 const TL_ROWS: i32 = 16 // rows per group = lanes of a swizzle
 const TL_TILE_PAIRS: i32 = 512 // column pairs per tile (1024 columns, 16 KB of tables)
 const TL_LUT_BYTES: i32 = 32 // table bytes per pair (16 hi + 16 lo)
 const BYTE_PAIRS: i32 = 8 // lookups summed in byte lanes before widening (bounds above)
-
-// @ts-ignore: decorator
-@inline function groupRange16(rows: i32, ith: i32, nth: i32): u64 {
-  const groups = (rows + 15) >> 4
-  const per = (groups + nth - 1) / nth
-  const g0 = min(groups, ith * per)
-  const g1 = min(groups, g0 + per)
-  return (<u64>g0 << 32) | <u64>g1
-}
 
 // Constants of lut_build_i8 as read-only static data (below HEAP_BASE): loaded once
 // before the loop, where v128 constants would be re-materialised in it (pitfall 6) and
@@ -102,7 +95,7 @@ export function lut_build_i8(q: usize, kp: i32, lut: usize): void {
 export function matvec_tl_i8_ref(w: usize, lut: usize, meta: usize, gamma: f32, y: usize,
                                  rows: i32, kp: i32, ith: i32, nth: i32): void {
   const s = load<f32>(meta)
-  const range = groupRange16(rows, ith, nth)
+  const range = share((rows + 15) >> 4, ith, nth) // 16-row groups
   const groups = (rows + 15) >> 4
   const np = kp >> 1
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
@@ -163,7 +156,7 @@ export function matvec_tl_i8_ref(w: usize, lut: usize, meta: usize, gamma: f32, 
  */
 export function matvec_tl_i8(w: usize, lut: usize, meta: usize, gamma: f32, y: usize,
                              rows: i32, kp: i32, ith: i32, nth: i32): void {
-  const range = groupRange16(rows, ith, nth)
+  const range = share((rows + 15) >> 4, ith, nth) // 16-row groups
   const ga = <i32>(range >> 32), gb = <i32>range
   if (ga >= gb) return
   const groups = (rows + 15) >> 4

@@ -7,6 +7,8 @@
 //   att    [n_head][ctx] scratch        scores, then softmax weights
 // Heads are split across threads by (ith, nth).
 
+import { share } from './split'
+
 /** out_h = softmax(q_h·Kᵀ / √head_dim) · V over positions 0..n_pos). */
 export function attention_f32(q: usize, kc: usize, vc: usize, out: usize, att: usize,
                               n_head: i32, n_head_kv: i32, head_dim: i32, ctx: i32, n_pos: i32,
@@ -14,9 +16,8 @@ export function attention_f32(q: usize, kc: usize, vc: usize, out: usize, att: u
   const kv_dim = n_head_kv * head_dim
   const group = n_head / n_head_kv
   const scale: f32 = <f32>1 / sqrt<f32>(<f32>head_dim)
-  const per = (n_head + nth - 1) / nth
-  const h0 = min(n_head, ith * per), h1 = min(n_head, h0 + per)
-  for (let h = h0; h < h1; h++) {
+  const heads = share(n_head, ith, nth)
+  for (let h = <i32>(heads >> 32); h < <i32>heads; h++) {
     const qh = q + (<usize>(h * head_dim) << 2)
     const kvo = <usize>((h / group) * head_dim) << 2
     const a = att + (<usize>(h * ctx) << 2)

@@ -2,17 +2,11 @@
 // tied embedding E [vocab][n_embd]). Rows are split across threads by (ith, nth).
 
 import { f16ToF32 } from './half'
-
-// @ts-ignore: decorator
-@inline function rowRange(rows: i32, ith: i32, nth: i32): u64 {
-  const per = (rows + nth - 1) / nth
-  const r0 = min(rows, ith * per)
-  return (<u64>r0 << 32) | <u64>min(rows, r0 + per)
-}
+import { share } from './split'
 
 /** y[r] = Σ_i f16(w[r·k + i]) · x[i]  (w: IEEE half, row-major [rows][k]). */
 export function matvec_f16_f32(w: usize, x: usize, y: usize, rows: i32, k: i32, ith: i32, nth: i32): void {
-  const range = rowRange(rows, ith, nth)
+  const range = share(rows, ith, nth)
   // Exact half → float in SIMD, same trick as f16ToF32: magnitude bits << 13, × 2^112.
   const mmag = i32x4.splat(0x7fff | (k >>> 31)), msign = i32x4.splat(0x8000 | (k >>> 31))
   const magic = f32x4.splat(reinterpret<f32>(0x77800000))
@@ -37,7 +31,7 @@ export function matvec_f16_f32(w: usize, x: usize, y: usize, rows: i32, k: i32, 
 
 /** y[r] = Σ_i w[r·k + i] · x[i]  (w: f32, row-major [rows][k]). */
 export function matvec_f32_f32(w: usize, x: usize, y: usize, rows: i32, k: i32, ith: i32, nth: i32): void {
-  const range = rowRange(rows, ith, nth)
+  const range = share(rows, ith, nth)
   for (let r = <i32>(range >> 32); r < <i32>range; r++) {
     const row = w + (<usize>r * <usize>k << 2)
     let acc = f32x4.splat(0)
