@@ -8,9 +8,15 @@
  * {@link resolveChatTemplate} swaps that placeholder for the real template.
  *
  * The rendered prompt already begins with the BOS text, so tokenize it with `addBos: false`.
+ *
+ * Templates come from model files, so they are untrusted code: a render is bounded in
+ * interpreter steps, produced characters and time ({@link TemplateLimits}). The interpreter is
+ * synchronous, so the bounds are counted inside it (hooks on this render's own Interpreter
+ * instance: every node evaluation is a step, every rendered block adds its length) and a
+ * render over budget throws {@link ResourceLimitError} instead of hanging or exhausting memory.
  */
-import { Template } from '@huggingface/jinja'
-import { InvalidArgumentError, ModelFormatError } from './errors.js'
+import { Environment, Interpreter, Template } from '@huggingface/jinja'
+import { InvalidArgumentError, ModelFormatError, ResourceLimitError } from './errors.js'
 
 /**
  * The chat template of microsoft/bitnet-b1.58-2B-4T, copied verbatim from the `chat_template` field
@@ -37,6 +43,21 @@ export interface ChatTemplateOptions {
   eosToken: string
   /** Extra template variables (e.g. `tools`), passed through unchanged. */
   extra?: Record<string, unknown>
+  /** Bounds on this render; defaults in {@link TemplateLimits}. */
+  limits?: TemplateLimits
+}
+
+/**
+ * Bounds on one render of an untrusted template. The defaults leave real chat templates
+ * (tens of steps per message) several hundred times the room they need.
+ */
+export interface TemplateLimits {
+  /** Node evaluations (also caps `range()` and list lengths). Default 1,000,000 + 1,000 per message. */
+  maxSteps?: number
+  /** Characters rendered, summed over every block (nested output counts once per level). Default 4 Mi + 16 × the messages' text. */
+  maxOutputChars?: number
+  /** Wall-clock bound in ms, checked every 1024 steps. Default 5000. */
+  timeoutMs?: number
 }
 
 /** Where a template may come from; see {@link resolveChatTemplate}. */
@@ -134,15 +155,85 @@ export function applyChatTemplate(template: string, messages: readonly ChatMessa
     throw new InvalidArgumentError('bosToken and eosToken must be strings')
   }
   const compiled = compile(template)
+  const inputChars = messages.reduce((n, m) => n + m.content.length + m.role.length, 0)
+  const limits: Required<TemplateLimits> = {
+    maxSteps: 1_000_000 + 1_000 * messages.length,
+    maxOutputChars: (4 << 20) + 16 * inputChars,
+    timeoutMs: 5_000,
+    ...opts.limits,
+  }
   try {
-    return compiled.render({
+    return renderBounded(compiled, {
       ...opts.extra,
       messages: messages.map((m) => ({ ...m })), // the template must not see (or mutate) caller objects
       add_generation_prompt: opts.addGenerationPrompt ?? true,
       bos_token: opts.bosToken,
       eos_token: opts.eosToken,
-    })
+    }, limits)
   } catch (e) {
-    throw new ModelFormatError(`chat template failed: ${(e as Error).message}`)
+    if (e instanceof ResourceLimitError) throw e
+    throw new ModelFormatError(`chat template failed: ${(e as Error)?.message ?? String(e)}`)
   }
+}
+
+/** What the interpreter's node evaluations return (`@huggingface/jinja` runtime values). */
+interface RuntimeValue { type: string; value: unknown }
+type Evaluate = (node: unknown, env: Environment) => RuntimeValue
+
+/**
+ * `Template.render` with bounds: the same globals as `@huggingface/jinja`'s `setupGlobals`, but
+ * a `range()` that refuses more items than the step budget, and an Interpreter whose
+ * `evaluate` / `evaluateBlock` (instance properties shadowing the prototype's, so nothing
+ * global is patched) count steps, rendered characters and time.
+ */
+function renderBounded(template: Template, vars: Record<string, unknown>, limits: Required<TemplateLimits>): string {
+  const over = (limit: string, max: number, what: string, needed?: number) =>
+    new ResourceLimitError(`template.${limit}`, max, `chat template exceeded its ${what} limit (${max})`, needed)
+  const env = new Environment()
+  for (const [k, v] of [['false', false], ['true', true], ['none', null], ['False', false], ['True', true], ['None', null]] as const) env.set(k, v)
+  env.set('raise_exception', (message: unknown) => { throw new Error(String(message)) })
+  env.set('strftime_now', (format: unknown) => strftime(new Date(), String(format)))
+  env.set('range', (start: number, stop?: number, step = 1) => {
+    if (stop === undefined) [start, stop] = [0, start]
+    if (![start, stop, step].every(Number.isInteger) || step === 0) throw new Error('range() needs integers and a non-zero step')
+    const n = Math.max(0, Math.ceil((stop - start) / step))
+    if (n > limits.maxSteps) throw over('maxSteps', limits.maxSteps, 'step', n)
+    return Array.from({ length: n }, (_, i) => start + i * step)
+  })
+  for (const [k, v] of Object.entries(vars)) env.set(k, v)
+
+  const interpreter = new Interpreter(env)
+  const hooks = interpreter as unknown as { evaluate: Evaluate; evaluateBlock: Evaluate }
+  const evaluate = hooks.evaluate.bind(interpreter)
+  const evaluateBlock = hooks.evaluateBlock.bind(interpreter)
+  const deadline = performance.now() + limits.timeoutMs
+  let steps = 0
+  let chars = 0
+  hooks.evaluate = (node, scope) => {
+    if (++steps > limits.maxSteps) throw over('maxSteps', limits.maxSteps, 'step')
+    if ((steps & 1023) === 0 && performance.now() > deadline) throw over('timeoutMs', limits.timeoutMs, 'time (ms)')
+    const v = evaluate(node, scope)
+    const size = typeof v?.value === 'string' || Array.isArray(v?.value) ? (v.value as ArrayLike<unknown>).length : 0
+    if (size > limits.maxOutputChars) throw over('maxOutputChars', limits.maxOutputChars, 'output size', size)
+    return v
+  }
+  hooks.evaluateBlock = (node, scope) => {
+    const v = evaluateBlock(node, scope)
+    chars += (v.value as string).length
+    if (chars > limits.maxOutputChars) throw over('maxOutputChars', limits.maxOutputChars, 'output size', chars)
+    return v
+  }
+  return interpreter.run(template.parsed).value as string
+}
+
+const MONTH = new Intl.DateTimeFormat('en-US', { month: 'long' })
+const MONTH_SHORT = new Intl.DateTimeFormat('en-US', { month: 'short' })
+
+/** The strftime subset chat templates use (`strftime_now("%d %b %Y")`), as `@huggingface/jinja` implements it. */
+function strftime(d: Date, format: string): string {
+  const pad2 = (n: number) => String(n).padStart(2, '0')
+  return format.replace(/%[YmdbBHM%]/g, (t) => ({
+    '%Y': String(d.getFullYear()), '%m': pad2(d.getMonth() + 1), '%d': pad2(d.getDate()), '%b': MONTH_SHORT.format(d),
+    '%B': MONTH.format(d), '%H': pad2(d.getHours()), '%M': pad2(d.getMinutes()), '%%': '%',
+  })[t] ?? t)
 }

@@ -89,3 +89,36 @@ export class NumericalError extends BitnetError {
     super('NUMERICAL', message)
   }
 }
+
+/**
+ * Untrusted input asked for more than a configured bound allows (a chat template's steps, output
+ * or time; a wasm memory larger than the runtime can give). `limit` names the bound, `max` is its
+ * value and `needed` what the input asked for, when known.
+ *
+ * @example
+ * ```ts
+ * try { model.applyChatTemplate(messages) }
+ * catch (e) { if (e instanceof ResourceLimitError) console.error(e.limit, e.max) }
+ * ```
+ */
+export class ResourceLimitError extends BitnetError {
+  readonly limit: string
+  readonly max: number
+  readonly needed?: number
+  constructor(limit: string, max: number, message: string, needed?: number) {
+    super('RESOURCE_LIMIT', message)
+    this.limit = limit
+    this.max = max
+    this.needed = needed
+  }
+}
+
+/**
+ * The object was disposed (`model.dispose()`), so it cannot compute any more; a generation
+ * running at that moment ends with this error instead of waiting for stopped threads.
+ */
+export class DisposedError extends BitnetError {
+  constructor(message: string) {
+    super('DISPOSED', message)
+  }
+}

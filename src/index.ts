@@ -19,3 +19,4 @@ export type { GgufFile, GgufMetadata, GgufValue, GgufTensorInfo } from './gguf/t
 export { GgufType } from './gguf/types.js'
 export { bytesSource, type ByteSource } from './io/source.js'
 export * from './errors.js'
+export type { TemplateLimits } from './chat-template.js'

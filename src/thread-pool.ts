@@ -8,7 +8,7 @@
  * the bundled worker both from src/ (tests) and from dist/ (the published package).
  */
 import { IS_NODE, IS_DENO, IS_BUN } from './env.js'
-import { BitnetError, InvalidArgumentError } from './errors.js'
+import { BitnetError, DisposedError, InvalidArgumentError } from './errors.js'
 import { CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, runJobs, waitWhile, writeJobs, type Job } from './threads/protocol.js'
 import type { Kernels } from './wasm.js'
 
@@ -20,104 +20,192 @@ const ROUND_TIMEOUT_MS = 30_000
 
 /** A worker failed while computing its share of a round. */
 export class WorkerError extends BitnetError {
-  constructor(message: string) {
-    super('WORKER', message)
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WORKER', message, options)
   }
 }
 
 interface WorkerHandle { terminate(): unknown }
 
+/** Options of {@link ThreadPool.create}. */
+export interface PoolOptions {
+  /** Watchdog of one round (default 30 s): a worker silent for longer is declared dead. */
+  roundTimeoutMs?: number
+}
+
+/**
+ * Fault handling: a round in which a worker reports an error (a wasm trap), stops answering
+ * (watchdog) or has exited fails with a {@link WorkerError}; the pool then terminates its
+ * workers and starts new ones in the background, computing every round on the calling thread
+ * alone until they are ready ({@link whenReady}). After {@link dispose}, a round throws
+ * {@link DisposedError} instead of waiting for workers that are gone.
+ */
 export class ThreadPool {
   private readonly i32: Int32Array
   private readonly f32: Float32Array
   private readonly base: number
   private lastError = ''
+  /** Live workers; fewer than nThreads − 1 while a failed pool is being rebuilt. */
+  private workers: WorkerHandle[] = []
+  private rebuilding?: Promise<void>
+  private disposed = false
+  private readonly roundTimeoutMs: number
 
   private constructor(
     private readonly kernels: Kernels,
-    memory: WebAssembly.Memory,
+    private readonly module: WebAssembly.Module,
+    private readonly memory: WebAssembly.Memory,
     private readonly ctl: number,
     /** Threads computing, the calling thread included. */
     readonly nThreads: number,
-    private readonly workers: WorkerHandle[],
+    opts: PoolOptions,
   ) {
     this.i32 = new Int32Array(memory.buffer)
     this.f32 = new Float32Array(memory.buffer)
     this.base = ctl >> 2
+    this.roundTimeoutMs = opts.roundTimeoutMs ?? ROUND_TIMEOUT_MS
   }
 
   /**
    * Starts `nThreads − 1` workers on the shared memory and waits until each has
    * instantiated the module. `ctl` is a CTL_BYTES control block in that memory.
    */
-  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, kernels: Kernels, ctl: number, nThreads: number): Promise<ThreadPool> {
+  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, kernels: Kernels, ctl: number, nThreads: number,
+    opts: PoolOptions = {}): Promise<ThreadPool> {
     if (!Number.isInteger(nThreads) || nThreads < 1 || nThreads > 256) {
       throw new InvalidArgumentError(`threads must be an integer in 1..256, got ${nThreads}`)
     }
-    const workers: WorkerHandle[] = []
-    const pool = new ThreadPool(kernels, memory, ctl, nThreads, workers)
-    // A clean control block: a stale EXIT or GEN word would stop or confuse the workers.
-    pool.i32.fill(0, pool.base, pool.base + CTL_BYTES / 4)
+    const pool = new ThreadPool(kernels, module, memory, ctl, nThreads, opts)
     if (nThreads === 1) return pool
     if (!(IS_NODE || IS_DENO || IS_BUN)) {
       throw new InvalidArgumentError('threads > 1 need worker_threads (Node, Deno, Bun) in this version')
     }
+    pool.workers = await pool.startWorkers()
+    return pool
+  }
+
+  /** Starts the workers on a clean control block (a stale EXIT or GEN word would stop or confuse them). */
+  private async startWorkers(): Promise<WorkerHandle[]> {
+    const { module, memory, ctl, nThreads } = this
+    this.i32.fill(0, this.base, this.base + CTL_BYTES / 4)
     const { Worker } = await import('node:worker_threads')
+    const workers: WorkerHandle[] = []
     await Promise.all(Array.from({ length: nThreads - 1 }, (_, i) => new Promise<void>((resolve, reject) => {
       const w = new Worker(WORKER_URL, { workerData: { module, memory, ctl, ith: i + 1, nth: nThreads } })
       workers.push(w)
       const timer = setTimeout(() => reject(new Error(`worker ${i + 1} not ready after ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS)
       w.once('error', (e) => { clearTimeout(timer); reject(e) })
-      w.once('exit', (code) => { clearTimeout(timer); reject(new Error(`worker ${i + 1} exited with code ${code}`)) })
+      w.once('exit', (code) => {
+        clearTimeout(timer)
+        reject(new Error(`worker ${i + 1} exited with code ${code}`))
+        // A worker of the live pool died between rounds: replace the pool now.
+        if (this.workers.includes(w)) this.fail()
+      })
       w.on('message', (m: unknown) => {
         // Unref only once ready: until then the pending start must keep the process alive.
         if (m === 'ready') { clearTimeout(timer); w.unref(); resolve() }
-        else if (m && typeof m === 'object' && 'error' in m) pool.lastError = String(m.error)
+        else if (m && typeof m === 'object' && 'error' in m) this.lastError = String(m.error)
       })
     }))).catch(async (e) => {
       await Promise.all(workers.map((w) => w.terminate()))
       throw new WorkerError(`starting compute workers failed: ${(e as Error).message}`)
     })
-    return pool
+    return workers
+  }
+
+  /** Threads computing rounds right now: nThreads, or 1 while a failed pool is rebuilt. */
+  get activeThreads(): number {
+    return this.workers.length + 1
+  }
+
+  /** Resolves when no rebuild is pending (all nThreads compute again, or the rebuild failed). */
+  async whenReady(): Promise<void> {
+    await this.rebuilding
   }
 
   /**
    * Runs one round: every job on every thread's share, this thread being thread 0.
    * Jobs of a round must not depend on each other.
+   * @throws WorkerError if a thread failed (the pool rebuilds itself), DisposedError after dispose().
    */
   run(jobs: readonly Job[]): void {
-    if (this.nThreads === 1) {
+    if (this.disposed) throw new DisposedError('the model was disposed; its compute threads are stopped')
+    if (this.workers.length < this.nThreads - 1 || this.nThreads === 1) {
       for (const [name, ...args] of jobs) (this.kernels[name] as (...a: number[]) => void)(...args, 0, 1)
       return
     }
     const { i32, f32, base } = this
+    const nWorkers = this.workers.length
     writeJobs(i32, f32, this.ctl, jobs)
     Atomics.store(i32, base + CTL_DONE, 0)
     Atomics.add(i32, base + CTL_GEN, 1)
     Atomics.notify(i32, base + CTL_GEN)
-    runJobs(this.kernels, i32, f32, this.ctl, 0, this.nThreads)
-    // A round takes micro- to milliseconds; a worker that has not finished after
-    // ROUND_TIMEOUT_MS is dead or wedged, and waiting longer would hang the caller.
-    const t0 = Date.now()
-    waitWhile(i32, base + CTL_DONE, (v) => v < this.nThreads - 1, () => {
-      if (Date.now() - t0 > ROUND_TIMEOUT_MS) {
-        const done = Atomics.load(i32, base + CTL_DONE)
-        throw new WorkerError(`compute workers stopped responding (${done} of ${this.nThreads - 1} finished a round within ${ROUND_TIMEOUT_MS / 1000} s)`)
-      }
-    })
-    if (Atomics.load(i32, base + CTL_ERROR)) {
-      Atomics.store(i32, base + CTL_ERROR, 0)
-      throw new WorkerError(`a compute worker failed: ${this.lastError || 'see its error output'}`)
+    let leaderError: unknown
+    try {
+      runJobs(this.kernels, i32, f32, this.ctl, 0, this.nThreads)
+    } catch (e) {
+      leaderError = e // wait for the workers first: they are still writing this round's outputs
     }
+    // A round takes micro- to milliseconds; a worker that has not finished after the
+    // watchdog time is dead or wedged, and waiting longer would hang the caller.
+    const t0 = Date.now()
+    try {
+      waitWhile(i32, base + CTL_DONE, (v) => v < nWorkers, () => {
+        if (Date.now() - t0 > this.roundTimeoutMs) {
+          const done = Atomics.load(i32, base + CTL_DONE)
+          throw new WorkerError(`compute workers stopped responding (${done} of ${nWorkers} finished a round within ${this.roundTimeoutMs / 1000} s)`)
+        }
+      })
+    } catch (e) {
+      this.fail()
+      throw e
+    }
+    const failed = Atomics.load(i32, base + CTL_ERROR)
+    if (failed) {
+      const message = `compute worker ${failed} failed: ${this.lastError || 'a kernel trapped (see its error output)'}`
+      this.fail()
+      throw new WorkerError(message)
+    }
+    if (leaderError) throw new WorkerError(`compute thread 0 failed: ${String(leaderError)}`, { cause: leaderError })
   }
 
-  /** Stops the workers. The pool cannot run afterwards. */
-  async dispose(): Promise<void> {
-    if (this.workers.length === 0) return
+  /**
+   * Drops the current workers and starts new ones in the background; until they are ready,
+   * rounds run on the calling thread alone. Old workers are told to exit, then terminated.
+   */
+  private fail(): void {
+    if (this.rebuilding || this.disposed) return
+    this.lastError = ''
+    const old = this.workers
+    this.workers = []
+    this.signalExit()
+    this.rebuilding = (async () => {
+      await Promise.all(old.map((w) => w.terminate()))
+      if (this.disposed) return
+      try {
+        const fresh = await this.startWorkers()
+        if (this.disposed) await Promise.all(fresh.map((w) => w.terminate()))
+        else this.workers = fresh
+      } catch {
+        // Starting failed as well: stay on one thread (correct, slower) rather than fail every call.
+      }
+    })().finally(() => { this.rebuilding = undefined })
+  }
+
+  private signalExit(): void {
     Atomics.store(this.i32, this.base + CTL_EXIT, 1)
     Atomics.add(this.i32, this.base + CTL_GEN, 1)
     Atomics.notify(this.i32, this.base + CTL_GEN)
-    await Promise.all(this.workers.map((w) => w.terminate()))
-    this.workers.length = 0
+  }
+
+  /** Stops the workers. The pool cannot run afterwards (rounds throw DisposedError). */
+  async dispose(): Promise<void> {
+    if (this.disposed) return
+    this.disposed = true
+    const workers = this.workers
+    this.workers = []
+    if (workers.length) this.signalExit()
+    await Promise.all(workers.map((w) => w.terminate()))
+    await this.rebuilding
   }
 }

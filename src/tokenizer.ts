@@ -133,11 +133,33 @@ export interface TokenizerBackend {
   readonly addSpacePrefix: boolean
 }
 
-/** The byte-level BPE backend: encoding by `@huggingface/tokenizers`, bytes by the GPT-2 alphabet. */
-function byteLevelBackend(hf: Tokenizer, pieces: readonly string[]): TokenizerBackend {
+/**
+ * Text that reaches every pre-tokenizer branch (letters, digits, punctuation, whitespace runs,
+ * newlines, multi-byte characters): encoded once when a tokenizer is built, so a configuration
+ * that the library accepts but cannot run fails at load, not at the first prompt.
+ */
+const PROBE_TEXT = "Hello, World! it's 12345 \t\n\n  x\u00e9\u4e2d\ud83e\udd99 ."
+
+/**
+ * The byte-level BPE backend: encoding by `@huggingface/tokenizers`, bytes by the GPT-2 alphabet.
+ * The library trusts tokenizer.json, so a malformed one can make `encode` throw a TypeError;
+ * such failures become ModelFormatErrors naming the file.
+ */
+function byteLevelBackend(hf: Tokenizer, pieces: readonly string[], file: string | undefined): TokenizerBackend {
+  const encode = (text: string): number[] => {
+    try {
+      // add_special_tokens=false: BOS is ours to add, whatever post-processor tokenizer.json declares.
+      return hf.encode(text, { add_special_tokens: false }).ids
+    } catch (e) {
+      throw new ModelFormatError(`tokenizer cannot encode: ${(e as Error)?.message ?? String(e)}`, { file })
+    }
+  }
+  const ids = encode(PROBE_TEXT)
+  if (!ids.every((id) => Number.isInteger(id) && id >= 0 && id < pieces.length)) {
+    throw new ModelFormatError('tokenizer produces token ids outside its vocabulary', { file, expected: `ids < ${pieces.length}`, found: ids.join(',').slice(0, 80) })
+  }
   return {
-    // add_special_tokens=false: BOS is ours to add, whatever post-processor tokenizer.json declares.
-    encode: (text) => hf.encode(text, { add_special_tokens: false }).ids,
+    encode,
     tokenToId: (token) => hf.token_to_id(token),
     pieceBytes: (id) => byteLevelToBytes(pieces[id]),
     addSpacePrefix: false,
@@ -405,6 +427,7 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
   const vocab = model.vocab
   if (!vocab || typeof vocab !== 'object' || Array.isArray(vocab)) throw new ModelFormatError('model.vocab must be an object', { file })
   if (!Array.isArray(model.merges)) throw new ModelFormatError('model.merges must be an array', { file })
+  if (model.merges.length > MAX_MERGES) throw new ModelFormatError('model.merges is too long', { file, expected: `<= ${MAX_MERGES}`, found: String(model.merges.length) })
   const added: unknown[] = json.added_tokens ?? []
   if (!Array.isArray(added)) throw new ModelFormatError('added_tokens must be an array', { file })
 
@@ -414,8 +437,8 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
   const pieces: string[] = []
   const kinds: number[] = []
   const put = (id: unknown, text: unknown, kind: number, what: string) => {
-    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= MAX_VOCAB || typeof text !== 'string') {
-      throw new ModelFormatError(`bad ${what} entry`, { file, found: `${JSON.stringify(text)} -> ${String(id)}` })
+    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= MAX_VOCAB || typeof text !== 'string' || text.length > MAX_TOKEN_CHARS) {
+      throw new ModelFormatError(`bad ${what} entry`, { file, found: `${JSON.stringify(String(text).slice(0, 64))} -> ${String(id)}` })
     }
     pieces[id as number] = text
     kinds[id as number] = kind
@@ -441,7 +464,7 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
   const extraEog = (Array.isArray(genEos) ? genEos : genEos === undefined ? [] : [genEos])
     .filter((x): x is number => Number.isInteger(x) && x >= 0 && x < pieces.length)
   const addBos = typeof config.add_bos_token === 'boolean' ? config.add_bos_token : true
-  return new BitnetTokenizer(byteLevelBackend(hf, pieces), { pieces, kinds: Uint8Array.from(kinds) }, { bos, eos, extraEog, addBos })
+  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds: Uint8Array.from(kinds) }, { bos, eos, extraEog, addBos })
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -563,7 +586,7 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
   const addBos = metaBoolOpt(md, 'tokenizer.ggml.add_bos_token', file) ?? true
   const hf = newHfTokenizer(tokenizerJson, { clean_up_tokenization_spaces: false }, file)
   const pieces = tokens.slice()
-  return new BitnetTokenizer(byteLevelBackend(hf, pieces), { pieces, kinds }, { bos, eos, extraEog, addBos })
+  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds }, { bos, eos, extraEog, addBos })
 }
 
 /**

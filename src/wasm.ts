@@ -5,7 +5,7 @@
  * This file sits directly under src/ on purpose: `../build/…` resolves to the package's
  * build/ folder both from src/ (tests) and from dist/ (the published bundle).
  */
-import { WasmFeatureError } from './errors.js'
+import { ResourceLimitError, WasmFeatureError } from './errors.js'
 import { readUrlBytes } from './io/url.js'
 
 type Ptr = number
@@ -99,15 +99,18 @@ export function instantiateKernels(module: WebAssembly.Module, memory: WebAssemb
   return instance.exports as unknown as Kernels
 }
 
-/** A shared memory of exactly `bytes` (rounded up to pages), sized once before any thread starts. */
+/**
+ * A shared memory of exactly `bytes` (rounded up to pages), sized once before any thread starts.
+ * @throws ResourceLimitError (with `needed` = bytes) past the 4 GiB limit or when the runtime refuses it.
+ */
 export function createMemory(bytes: number): WebAssembly.Memory {
   const pages = Math.ceil(bytes / 65536)
   if (pages > MAX_PAGES) {
-    throw new WasmFeatureError(`model needs ${(bytes / 2 ** 30).toFixed(2)} GiB of wasm memory; the limit is 4 GiB`)
+    throw new ResourceLimitError('wasmMemory', MAX_PAGES * 65536, `model needs ${(bytes / 2 ** 30).toFixed(2)} GiB of wasm memory; the limit is 4 GiB`, bytes)
   }
   try {
     return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
   } catch (e) {
-    throw new WasmFeatureError(`cannot allocate ${(bytes / 2 ** 20).toFixed(0)} MiB of shared wasm memory: ${(e as Error).message}`)
+    throw new ResourceLimitError('wasmMemory', bytes, `cannot allocate ${(bytes / 2 ** 20).toFixed(0)} MiB of shared wasm memory: ${(e as Error).message}`, bytes)
   }
 }

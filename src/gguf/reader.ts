@@ -187,6 +187,11 @@ function decodeUtf8(bytes: Uint8Array, start: number, len: number): string {
   return String.fromCharCode.apply(null, units)
 }
 
+/** A key or tensor name as shown in error messages: as is when short printable ASCII, else quoted and cut. */
+function printable(s: string): string {
+  return s.length <= 96 && /^[\x20-\x7e]*$/.test(s) ? s : JSON.stringify(s.slice(0, 96)) + (s.length > 96 ? '…' : '')
+}
+
 function isValueType(t: number): t is GgufType {
   return Number.isInteger(t) && t >= GgufType.UINT8 && t <= GgufType.FLOAT64
 }
@@ -284,7 +289,7 @@ export function parseGguf(bytes: Uint8Array, fileSize: number, fileName: string)
     const key = c.string(`key of metadata entry ${i}`)
     if (metadata.has(key)) throw c.error('duplicate metadata key', 'unique keys', JSON.stringify(key), keyAt)
     if (key === 'general.alignment') alignmentAt = c.pos
-    metadata.set(key, readValue(c, key))
+    metadata.set(key, readValue(c, printable(key)))
   }
   const alignment = readAlignment(metadata, c, alignmentAt)
   const archValue = metadata.get('general.architecture')
@@ -296,9 +301,10 @@ export function parseGguf(bytes: Uint8Array, fileSize: number, fileName: string)
   const offsetFields: number[] = [] // file offset of each tensor's offset field, for errors
   for (let i = 0; i < tensorCount; i++) {
     const nameAt = c.pos
-    const name = c.string(`name of tensor ${i}`)
-    if (names.has(name)) throw c.error('duplicate tensor name', 'unique names', JSON.stringify(name), nameAt)
-    names.add(name)
+    const rawName = c.string(`name of tensor ${i}`)
+    const name = printable(rawName)
+    if (names.has(rawName)) throw c.error('duplicate tensor name', 'unique names', JSON.stringify(name), nameAt)
+    names.add(rawName)
     const nDimsAt = c.pos
     const nDims = c.u32(`n_dims of ${name}`)
     if (nDims < 1 || nDims > GGUF_MAX_DIMS) throw c.error(`tensor ${name}: bad n_dims`, `1..${GGUF_MAX_DIMS}`, String(nDims), nDimsAt)
@@ -326,7 +332,7 @@ export function parseGguf(bytes: Uint8Array, fileSize: number, fileName: string)
       throw c.error(`tensor ${name}: misaligned data offset`, `a multiple of ${alignment}`, String(offset), c.pos - 8)
     }
     if (offset > BigInt(fileSize)) throw c.error(`tensor ${name}: data offset past the end of the file`, `<= ${fileSize}`, String(offset), c.pos - 8)
-    tensors.push({ name, dims, typeId, format, offset: Number(offset), byteSize })
+    tensors.push({ name: rawName, dims, typeId, format, offset: Number(offset), byteSize })
   }
 
   // 7./8. The data section starts at the next multiple of the alignment.

@@ -1,0 +1,130 @@
+// Runtime faults: a compute worker that traps or dies, dispose() during generation, aborted
+// loads, and a model too large for wasm memory. Each ends in a typed error and leaves the
+// engine usable (or cleanly stopped), never a hang or leaked threads and memory.
+import { readFileSync } from 'node:fs'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { describe, expect, it } from 'vitest'
+import { DisposedError, loadModel, ResourceLimitError } from '../src/index.js'
+import { writeGguf } from '../src/gguf/writer.js'
+import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
+import { ThreadPool, WorkerError } from '../src/thread-pool.js'
+import { CTL_BYTES, type Job } from '../src/threads/protocol.js'
+import { compileKernels, createMemory, HEAP_BASE, instantiateKernels } from '../src/wasm.js'
+
+const SHAPE: SyntheticShape = { nEmbd: 64, nFf: 128, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 270, contextLength: 64 }
+const MODEL = writeGguf(syntheticGguf(SHAPE))
+
+/** A 2-thread pool on a 1 MiB memory, and a 2-row f32 matvec (row 0 on thread 0, row 1 on thread 1). */
+async function pool2() {
+  const { module } = await compileKernels()
+  const memory = createMemory(1 << 20)
+  const kernels = instantiateKernels(module, memory)
+  const pool = await ThreadPool.create(module, memory, kernels, HEAP_BASE, 2)
+  const f32 = new Float32Array(memory.buffer)
+  const k = 8, w = HEAP_BASE + CTL_BYTES, x = w + 2 * k * 4, y = x + k * 4
+  for (let i = 0; i < 2 * k; i++) f32[w / 4 + i] = i
+  for (let i = 0; i < k; i++) f32[x / 4 + i] = 1
+  const good: Job = ['matvec_f32_f32', w, x, y, 2, k]
+  // Row 1 starts at the end of the memory: only worker 1 reads out of bounds and traps.
+  const trapping: Job = ['matvec_f32_f32', memory.buffer.byteLength - k * 4, x, y, 2, k]
+  const result = () => [f32[y / 4], f32[y / 4 + 1]]
+  return { pool, good, trapping, result }
+}
+
+describe('compute workers that fail', () => {
+  it('a worker that traps fails the call with WorkerError; the pool rebuilds and computes correctly', async () => {
+    const { pool, good, trapping, result } = await pool2()
+    try {
+      pool.run([good])
+      expect(result()).toEqual([28, 92])
+      expect(() => pool.run([trapping])).toThrow(WorkerError)
+      // Until the new workers are up, rounds run on this thread alone, with the same results.
+      expect(pool.activeThreads).toBe(1)
+      pool.run([good])
+      expect(result()).toEqual([28, 92])
+      await pool.whenReady()
+      expect(pool.activeThreads).toBe(2)
+      pool.run([good])
+      expect(result()).toEqual([28, 92])
+    } finally {
+      await pool.dispose()
+    }
+  })
+
+  it('a worker that dies between calls is replaced; calls keep working', async () => {
+    const { pool, good, result } = await pool2()
+    try {
+      await (pool as unknown as { workers: { terminate(): Promise<number> }[] }).workers[0].terminate()
+      pool.run([good]) // the exit was noticed: this round runs on one thread
+      expect(result()).toEqual([28, 92])
+      await pool.whenReady()
+      expect(pool.activeThreads).toBe(2)
+      pool.run([good])
+      expect(result()).toEqual([28, 92])
+    } finally {
+      await pool.dispose()
+    }
+  })
+
+  it('after dispose() a round throws DisposedError instead of waiting for stopped workers', async () => {
+    const { pool, good } = await pool2()
+    await pool.dispose()
+    expect(() => pool.run([good])).toThrow(DisposedError)
+    await pool.dispose() // idempotent
+  })
+})
+
+describe('dispose and abort', () => {
+  it.each([1, 2])('dispose() during generation ends it with DisposedError (%i threads)', async (threads) => {
+    const model = await loadModel(MODEL, { threads })
+    const it = model.generate('Hello', { maxTokens: 20, temperature: 0, ignoreEos: true })[Symbol.asyncIterator]()
+    expect((await it.next()).done).toBe(false)
+    await model.dispose()
+    await expect(it.next()).rejects.toThrow(DisposedError)
+    await expect(model.generate('Hello', { maxTokens: 2 })).rejects.toThrow(DisposedError)
+  })
+
+  it('aborting at every load stage, and load/dispose cycles, leave no threads or memory behind', async () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    // A big KV cache (2 × 16384 positions × 256 × 8 B = 64 MiB, zeroed at load) makes a leak visible.
+    const big = writeGguf(syntheticGguf({ ...SHAPE, nEmbd: 256, nHead: 4, nHeadKv: 4, nLayer: 2, contextLength: 16384 }))
+    const threadCount = () => Number(/Threads:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0)
+    const settle = async () => { for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setTimeout(r, 20)) } }
+    // Warm up (compiled module, worker bundle), then take the baseline.
+    await (await loadModel(big, { threads: 2, contextSize: 16384 })).dispose()
+    await settle()
+    const threads0 = threadCount()
+    const rss0 = process.memoryUsage.rss()
+    const stages: string[] = []
+    for (let cycle = 0; cycle < 12; cycle++) {
+      const ac = new AbortController()
+      const stage = ['compile', 'repack', 'repack-last', 'none'][cycle % 4]
+      const load = loadModel(big, {
+        threads: 2, contextSize: 16384, signal: ac.signal,
+        onProgress: (p) => {
+          if (p.phase === stage || (stage === 'repack-last' && p.phase === 'repack' && p.loaded === p.total)) ac.abort()
+        },
+      })
+      const outcome = await load.then(async (m) => { await m.generate('Hi', { maxTokens: 2 }); await m.dispose(); return 'loaded' }, (e: Error) => e.name)
+      stages.push(`${stage}:${outcome}`)
+    }
+    await settle()
+    console.log(stages.join(' '), threadCount() - threads0, (process.memoryUsage.rss() - rss0) >> 20)
+    expect(stages.filter((s) => s.endsWith('AbortError')).length).toBeGreaterThanOrEqual(6)
+    expect(threadCount()).toBeLessThanOrEqual(threads0 + 1)
+    // 12 cycles × 64 MiB would show as ~770 MiB if models leaked.
+    expect(process.memoryUsage.rss() - rss0).toBeLessThan(256 * 2 ** 20)
+  }, 120_000)
+})
+
+describe('memory limits', () => {
+  it('a model too large for wasm memory is a ResourceLimitError with the needed size', async () => {
+    const err = await loadModel(MODEL, { threads: 1, contextSize: 1 << 24 }).catch((e) => e)
+    expect(err).toBeInstanceOf(ResourceLimitError)
+    expect(err.limit).toBe('wasmMemory')
+    expect(err.needed).toBeGreaterThan(2 ** 32)
+    expect(err.message).toMatch(/needs \d+\.\d+ GiB of wasm memory; the limit is 4 GiB/)
+  })
+})

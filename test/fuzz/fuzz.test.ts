@@ -1,0 +1,146 @@
+// The fuzz run of `npm test`: ~20k inputs (mutation fuzzing of the real tiny-dev files and
+// their mini copies, plus fast-check properties of the GGUF reader/writer, the weight-format
+// decoders and the config validator), then every saved crashing input again.
+// Every outcome must be a success or a typed BitnetError. `npm run fuzz -- --runs N` runs the
+// same file with N inputs (FUZZ_RUNS) and a chosen seed (FUZZ_SEED).
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import fc from 'fast-check'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { parseGguf } from '../../src/gguf/reader.js'
+import { GgufType, type GgufArray, type GgufValue } from '../../src/gguf/types.js'
+import { writeGguf, type GgufWriteTensor } from '../../src/gguf/writer.js'
+import { decodeTernary, dequantizeRows, FORMATS, resolveTensorType, tensorByteSize, type FormatName } from '../../src/formats/index.js'
+import { validateConfig, type ModelConfig } from '../../src/model/config.js'
+import { classify, feed, FIXTURES_DIR, fuzz, newStats, totals, type FuzzStats } from './harness.js'
+import { loadSeeds } from './seeds.js'
+import { makeTargets, type Target } from './targets.js'
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 16_000) // mutation inputs; the properties add ~4k
+const SEED = Number(process.env.FUZZ_SEED ?? 1)
+const PROPERTY_RUNS = Math.max(100, Math.round(RUNS / 12))
+const REPORT = process.env.FUZZ_REPORT
+
+let targets: Target[]
+const stats = newStats()
+
+beforeAll(async () => {
+  targets = makeTargets(await loadSeeds())
+}, 120_000)
+
+/** Runs `fn` for one input of a property and records its outcome like the mutation fuzzer does. */
+function recorded(name: string, fn: () => void): string {
+  let outcome = 'ok'
+  const t0 = performance.now()
+  try { fn() } catch (e) { outcome = classify(e) }
+  stats.inputs++
+  const per = (stats.outcomes[name] ??= {})
+  per[outcome] = (per[outcome] ?? 0) + 1
+  const ms = performance.now() - t0
+  if (ms > stats.maxMs) { stats.maxMs = ms; stats.maxMsTarget = name }
+  return outcome
+}
+
+const okOutcome = (o: string) => !o.startsWith('CRASH')
+
+describe('fuzz: every input gives a result or a typed BitnetError', () => {
+  it(`mutation fuzzing of model, tokenizer and template files (${RUNS} inputs, seed ${SEED})`, async () => {
+    await fuzz(targets, RUNS, SEED, stats)
+    expect(stats.crashes.map((c) => `${c.target}: ${c.outcome} (${c.fixture})\n${c.message}`)).toEqual([])
+  }, 3_600_000)
+
+  // Random GGUF headers built from typed values round-trip exactly through writer and reader.
+  it('GGUF: written headers read back identically; truncations and bit flips are typed errors', () => {
+    const scalar = fc.oneof(
+      fc.record({ type: fc.constant(GgufType.UINT32), value: fc.nat({ max: 0xffffffff }) }),
+      fc.record({ type: fc.constant(GgufType.INT8), value: fc.integer({ min: -128, max: 127 }) }),
+      fc.record({ type: fc.constant(GgufType.FLOAT64), value: fc.double({ noNaN: true }) }),
+      fc.record({ type: fc.constant(GgufType.UINT64), value: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }) }),
+      fc.record({ type: fc.constant(GgufType.STRING), value: fc.string({ maxLength: 40 }) }),
+      fc.record({ type: fc.constant(GgufType.BOOL), value: fc.boolean() }),
+    ) as fc.Arbitrary<GgufValue>
+    const array = fc.oneof(
+      fc.array(fc.string({ maxLength: 8 }), { maxLength: 20 }).map((v): GgufArray => ({ type: GgufType.ARRAY, itemType: GgufType.STRING, value: v })),
+      fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), { maxLength: 20 }).map((v): GgufArray => ({ type: GgufType.ARRAY, itemType: GgufType.INT32, value: v })),
+    )
+    const tensor = fc.record({
+      name: fc.string({ minLength: 1, maxLength: 16 }),
+      dims: fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 4 }).map((d) => [32, ...d.slice(1)]),
+      typeId: fc.constantFrom(0, 1, 8, 30),
+    })
+    const file = fc.record({
+      metadata: fc.uniqueArray(fc.tuple(fc.string({ minLength: 1, maxLength: 20 }), fc.oneof(scalar, array)), { selector: ([k]) => k, maxLength: 12 }),
+      tensors: fc.uniqueArray(tensor, { selector: (t) => t.name, maxLength: 6 }),
+      cut: fc.double({ min: 0, max: 1, noNaN: true }),
+      flip: fc.nat(),
+    })
+    fc.assert(fc.property(file, ({ metadata, tensors, cut, flip }) => {
+      const md = new Map(metadata.filter(([k]) => k !== 'general.alignment'))
+      const ts: GgufWriteTensor[] = tensors.map((t) => {
+        const format = resolveTensorType(t.typeId, { arch: '', tensorName: t.name, file: '', offset: 0 })
+        return { ...t, data: new Uint8Array(tensorByteSize(format, t.dims)) }
+      })
+      const bytes = writeGguf({ metadata: md, tensors: ts })
+      const back = parseGguf(bytes, bytes.length, 'prop.gguf')
+      expect(back.metadata).toEqual(md)
+      expect(back.tensors.map((t) => [t.name, t.dims, t.typeId])).toEqual(ts.map((t) => [t.name, t.dims, t.typeId]))
+      const cutAt = Math.floor(cut * bytes.length)
+      expect(recorded('gguf-property', () => parseGguf(bytes.subarray(0, cutAt), cutAt, 'cut.gguf'))).toSatisfy(okOutcome)
+      const flipped = bytes.slice()
+      flipped[flip % flipped.length] ^= 1 << (flip % 8)
+      expect(recorded('gguf-property', () => parseGguf(flipped, flipped.length, 'flip.gguf'))).toSatisfy(okOutcome)
+    }), { numRuns: PROPERTY_RUNS, seed: SEED })
+  })
+
+  it('weight-format decoders: any bytes and any shape give values of the right size or a typed error', () => {
+    const names = Object.keys(FORMATS) as FormatName[]
+    const size = fc.oneof(fc.integer({ min: -4, max: 1024 }), fc.constantFrom(2 ** 31, 2 ** 53, Infinity, NaN, 1.5))
+    fc.assert(fc.property(fc.constantFrom(...names), fc.uint8Array({ maxLength: 2048 }), size, size, (format, bytes, rows, cols) => {
+      const outcome = recorded('format-decoders', () => {
+        if (FORMATS[format].ternary) {
+          const { codes } = decodeTernary(format, bytes, rows, cols)
+          expect(codes.length).toBe(rows * cols)
+        } else {
+          expect(dequantizeRows(format, bytes, rows).length).toBe(rows)
+        }
+        tensorByteSize(format, [cols, rows])
+      })
+      expect(outcome).toSatisfy(okOutcome)
+    }), { numRuns: PROPERTY_RUNS * 2, seed: SEED })
+  })
+
+  it('config validation: any hyperparameters are accepted or named in a typed error', () => {
+    const num = fc.oneof(fc.integer({ min: -2, max: 5000 }), fc.constantFrom(0.5, NaN, Infinity, -Infinity, 2 ** 40, 1e-30))
+    const config = fc.record({
+      arch: fc.constant('bitnet-b1.58'), nEmbd: num, nFf: num, nLayer: num, nHead: num, nHeadKv: num, headDim: num, nRot: num,
+      ropeTheta: num, normEps: num, vocabSize: num, contextLength: num, activation: fc.constantFrom('relu2', 'silu'),
+    }) as fc.Arbitrary<ModelConfig>
+    fc.assert(fc.property(config, (c) => {
+      expect(recorded('config-validate', () => validateConfig(c, 'prop.gguf'))).toSatisfy(okOutcome)
+    }), { numRuns: PROPERTY_RUNS, seed: SEED })
+  })
+
+  it('every saved crashing input (test/fuzz/fixtures) now gives a typed outcome', async () => {
+    let files: string[] = []
+    try { files = readdirSync(FIXTURES_DIR).filter((f) => f.endsWith('.bin')) } catch { /* no fixtures yet */ }
+    for (const f of files) {
+      const target = targets.find((t) => f.startsWith(`${t.name}-`))
+      expect(target, `fixture ${f} names no target`).toBeDefined()
+      const outcome = await feed(target!, new Uint8Array(readFileSync(FIXTURES_DIR + f)), newStats(), false)
+      expect(outcome, f).toSatisfy(okOutcome)
+    }
+  }, 600_000)
+
+  it('reports the counts', () => {
+    const report = { seed: SEED, ...summary(stats) }
+    console.log(`fuzz report: ${JSON.stringify(report, null, 1)}`)
+    if (REPORT) writeFileSync(REPORT, JSON.stringify(report, null, 2))
+    expect(stats.inputs).toBeGreaterThan(RUNS)
+  })
+})
+
+function summary(s: FuzzStats) {
+  return {
+    inputs: s.inputs, outcomes: totals(s), byTarget: s.outcomes, maxMsPerInput: Math.round(s.maxMs), slowestTarget: s.maxMsTarget,
+    maxInputBytes: s.maxInputBytes, maxRssMiB: Math.round(s.maxRssMiB), crashes: s.crashes.length,
+  }
+}
