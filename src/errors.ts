@@ -85,8 +85,14 @@ export class InvalidArgumentError extends BitnetError {
 
 /** Numerical failure (NaN/Inf) detected in weights or activations. */
 export class NumericalError extends BitnetError {
-  constructor(message: string) {
+  /** The tensor holding a non-finite weight (load-time checks). */
+  readonly tensor?: string
+  /** The first layer whose output went non-finite (per-step checks). */
+  readonly layer?: number
+  constructor(message: string, details: { tensor?: string, layer?: number } = {}) {
     super('NUMERICAL', message)
+    this.tensor = details.tensor
+    this.layer = details.layer
   }
 }
 

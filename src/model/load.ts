@@ -13,6 +13,7 @@ import type { ByteSource } from '../io/source.js'
 import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../wasm.js'
 import { Arena } from './arena.js'
 import { configFromGguf, type ModelConfig } from './config.js'
+import { assertFiniteTensor } from './numerics.js'
 import { packX4FromCodes, packX4FromI2s, x4Shape } from './repack.js'
 import { packTlFromCodes, packTlFromI2s, tlShape } from './repack-tl.js'
 import { selectTernaryKernel, type TernaryKernel } from './kernel-select.js'
@@ -145,7 +146,7 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
       }
       return bytes
     }
-    if (p.matrixType === 'q8b') await convertToQ8b(p, read, heap, kernels, weightsEnd)
+    if (p.matrixType === 'q8b') await convertToQ8b(p, read, heap, kernels, weightsEnd, file)
     else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, file, kernel)
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
@@ -257,10 +258,12 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, file: stri
     return checkScale(scale, info.name, file)
   }
   if (p.matrixType === 'f16') {
+    assertFiniteTensor(info.name, bytes.subarray(0, p.bytes), file, true)
     heap.set(bytes.subarray(0, p.bytes), p.ptr)
     return 1
   }
   const values = dequantizeRows(info.format, bytes, p.rows * p.cols)
+  assertFiniteTensor(info.name, values, file)
   new Float32Array(heap.buffer, p.ptr, values.length).set(values)
   // A `.scale` tensor's value multiplies its projection's γ (see assemble()).
   return p.role === 'scale' ? checkScale(values[0], info.name, file) : 1
@@ -271,12 +274,14 @@ const Q8B_CHUNK_ROWS = 4096
 
 /** Streams an F16 matrix through the scratch area into its Q8B copy, chunk by chunk. */
 async function convertToQ8b(p: Planned, read: (offset: number, length: number) => Promise<Uint8Array>,
-  heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
+  heap: Uint8Array, kernels: Kernels, scratch: number, file: string): Promise<void> {
   const rowBytes = p.cols * 2
   const scales = p.ptr + p.rows * p.kp
   for (let r0 = 0; r0 < p.rows; r0 += Q8B_CHUNK_ROWS) {
     const n = Math.min(Q8B_CHUNK_ROWS, p.rows - r0)
-    heap.set(await read(r0 * rowBytes, n * rowBytes), scratch)
+    const rows = await read(r0 * rowBytes, n * rowBytes)
+    assertFiniteTensor(p.info.name, rows, file, true)
+    heap.set(rows, scratch)
     kernels.quantize_rows_f16_q8b(scratch, n, p.cols, p.kp, p.ptr + r0 * p.kp, scales + r0 * (p.kp / 128) * 4, 0, 1)
   }
 }

@@ -9,6 +9,7 @@ import { ThreadPool } from '../thread-pool.js'
 import { CTL_BYTES, type Job } from '../threads/protocol.js'
 import type { Kernels } from '../wasm.js'
 import { Arena } from './arena.js'
+import { assertFiniteLogits, locateNonFinite } from './numerics.js'
 import type { ModelConfig } from './config.js'
 import type { LoadedModel, ModelWeights, TernaryWeight } from './load.js'
 import type { TernaryKernel } from './kernel-select.js'
@@ -57,6 +58,8 @@ export class Transformer {
   private readonly s: RunState
   private readonly f32: Float32Array
   private pool!: ThreadPool
+  /** Called after each layer with the residual's pointer (numerics.ts locates a NaN with it). */
+  onLayer?: (layer: number, x: number) => void
   /** Time per op label since profiling was enabled (`bitnet bench --profile`). */
   profile?: Map<string, { ms: number; calls: number }>
 
@@ -148,6 +151,7 @@ export class Transformer {
       // h = h + BitLinear_down(g)
       this.round('ffn_down', [this.bitlinear(L.wDown, s.xb)])
       k.add_f32(s.x, s.xb, c.nEmbd)
+      this.onLayer?.(l, s.x)
     }
 
     if (!wantLogits) return undefined
@@ -160,7 +164,9 @@ export class Transformer {
     } else {
       this.round('output', [[out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, s.xb, s.logits, out.rows, out.cols]])
     }
-    return this.f32.subarray(s.logits / f32, s.logits / f32 + c.vocabSize)
+    const logits = this.f32.subarray(s.logits / f32, s.logits / f32 + c.vocabSize)
+    assertFiniteLogits(logits, pos, () => locateNonFinite(this, token, pos))
+    return logits
   }
 
   // RMSNorm(x)·w (no norm when w is undefined) → int8 with per-token absmax scale, K

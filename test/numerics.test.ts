@@ -1,0 +1,57 @@
+// NaN/Inf in weights or activations end in a NumericalError naming the tensor or the layer,
+// never in a stream of garbage tokens.
+import { describe, expect, it } from 'vitest'
+import { loadModel, NumericalError } from '../src/index.js'
+import { FORMATS } from '../src/formats/index.js'
+import { writeGguf, type GgufWriteTensor } from '../src/gguf/writer.js'
+import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
+import { firstNonFinite, firstNonFiniteF16 } from '../src/model/numerics.js'
+
+const SHAPE: SyntheticShape = { nEmbd: 64, nFf: 128, nLayer: 3, nHead: 2, nHeadKv: 1, vocab: 270, contextLength: 32 }
+
+function withTensor(edit: (byName: Map<string, GgufWriteTensor>) => void, extra: GgufWriteTensor[] = []): Uint8Array {
+  const g = syntheticGguf(SHAPE)
+  edit(new Map(g.tensors.map((t) => [t.name, t])))
+  g.tensors.push(...extra)
+  return writeGguf(g)
+}
+
+describe('numerical health', () => {
+  it('finds NaN and ±Inf, in f32 and in raw F16', () => {
+    expect(firstNonFinite(new Float32Array([1, -2, 3e38]))).toBe(-1)
+    expect(firstNonFinite(new Float32Array([1, NaN]))).toBe(1)
+    expect(firstNonFinite(new Float32Array([-Infinity]))).toBe(0)
+    expect(firstNonFiniteF16(new Uint8Array([0x00, 0x3c, 0xff, 0x7b]))).toBe(-1) // 1.0, 65504
+    expect(firstNonFiniteF16(new Uint8Array([0x00, 0x3c, 0x00, 0xfc]))).toBe(1) // -Inf
+    expect(firstNonFiniteF16(new Uint8Array([0x01, 0x7e]))).toBe(0) // NaN
+  })
+
+  it('a NaN in a norm vector is rejected at load, naming the tensor', async () => {
+    const bytes = withTensor((t) => new DataView(t.get('blk.1.ffn_norm.weight')!.data.buffer).setFloat32(8, NaN, true))
+    const err = await loadModel(bytes, { threads: 1 }).catch((e) => e)
+    expect(err).toBeInstanceOf(NumericalError)
+    expect(err.tensor).toBe('blk.1.ffn_norm.weight')
+    expect(err.message).toMatch(/blk\.1\.ffn_norm\.weight.*element 2 is NaN/)
+  })
+
+  it.each(['f16', 'q8'] as const)('an Inf in the F16 embedding is rejected at load (output %s)', async (outputType) => {
+    const bytes = withTensor((t) => new DataView(t.get('token_embd.weight')!.data.buffer).setUint16(2 * 1000, 0x7c00, true))
+    const err = await loadModel(bytes, { threads: 1, outputType }).catch((e) => e)
+    expect(err).toBeInstanceOf(NumericalError)
+    expect(err.tensor).toBe('token_embd.weight')
+  })
+
+  it('activations that overflow stop generation with the first non-finite layer named', async () => {
+    // A finite but huge `.scale` (3e38) on layer 1's down projection overflows its output to ±Inf.
+    const scale = { name: 'blk.1.ffn_down.scale', dims: [1], typeId: FORMATS.F32.typeId, data: new Uint8Array(new Float32Array([3e38]).buffer) }
+    const model = await loadModel(withTensor(() => {}, [scale]), { threads: 1 })
+    try {
+      const err = await model.generate('Hello', { maxTokens: 4 }).then(() => undefined, (e) => e)
+      expect(err).toBeInstanceOf(NumericalError)
+      expect(err.layer).toBe(1)
+      expect(err.message).toMatch(/non-finite activations at position \d+: .*layer 1 \(blk\.1\.\*\)/)
+    } finally {
+      await model.dispose()
+    }
+  })
+})
