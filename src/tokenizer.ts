@@ -64,6 +64,34 @@ const MAX_TOKEN_CHARS = 1 << 16
 const LLAMA3_SPLIT_REGEX =
   String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 
+/** GPT-2's pre-tokenizer split pattern, as tokenizer.json files spell it. */
+const GPT2_SPLIT_REGEX = String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+
+/**
+ * The only regexes a tokenizer.json may carry (pre-tokenizer Split, normalizer and decoder
+ * Replace patterns). A regex from a file runs on every prompt, and a crafted one backtracks for
+ * hours on a short input (ReDoS), so only the patterns of the tokenizers BitNet models use run.
+ */
+const KNOWN_REGEXES = new Set([LLAMA3_SPLIT_REGEX, GPT2_SPLIT_REGEX])
+
+/** Throws UnsupportedFeatureError for a `pattern: { Regex }` anywhere in `json` that is not a known one. */
+function checkRegexes(json: object, file: string): void {
+  const stack: unknown[] = [json]
+  while (stack.length) {
+    const node = stack.pop()
+    if (node === null || typeof node !== 'object') continue
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'model' && node === json) continue // vocab and merges: no patterns, 10^5 entries
+      const regex = key === 'pattern' ? (value as { Regex?: unknown } | null)?.Regex : undefined
+      if (regex !== undefined && !KNOWN_REGEXES.has(regex as string)) {
+        throw new UnsupportedFeatureError(`${file}: regex pattern ${JSON.stringify(String(regex).slice(0, 80))} is not one of the known ` +
+          'pre-tokenizer patterns (Llama 3, GPT-2); regexes from files are not run (catastrophic backtracking)')
+      }
+      stack.push(value)
+    }
+  }
+}
+
 /**
  * `tokenizer.ggml.pre` values that mean the Llama 3 split (llama.cpp `llama-vocab.cpp` maps these to
  * `LLAMA_VOCAB_PRE_TYPE_LLAMA3`). The official 2B4T GGUF has no key at all (spec §0.6), which we
@@ -449,6 +477,7 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
     if (pieces[i] === undefined) { pieces[i] = ''; kinds[i] = KIND_ADDED } // id hole: decodes to ''
   }
   checkByteAlphabet((s) => Object.hasOwn(vocab, s), file)
+  checkRegexes(json, file)
 
   const config = tokenizerConfig as Record<string, any>
   // tokenizers.js would otherwise apply HF's clean-up rewrite in its own decode; we never call it,

@@ -9,8 +9,9 @@ import {
   BITNET_2B4T_CHAT_TEMPLATE,
   isPlaceholderTemplate,
   resolveChatTemplate,
+  type TemplateLimits,
 } from '../src/chat-template.js'
-import { InvalidArgumentError, ModelFormatError } from '../src/errors.js'
+import { InvalidArgumentError, ModelFormatError, ResourceLimitError } from '../src/errors.js'
 import { metaString, readGguf } from '../src/gguf/reader.js'
 import { fileSource } from '../src/io/file.js'
 import { tokenizerFromHf } from '../src/tokenizer.js'
@@ -118,5 +119,30 @@ describe('chat template: errors', () => {
   it('validates messages', () => {
     expect(() => applyChatTemplate(BITNET_2B4T_CHAT_TEMPLATE, [{ role: 'user' } as never], tokens)).toThrow(InvalidArgumentError)
     expect(() => applyChatTemplate(BITNET_2B4T_CHAT_TEMPLATE, 'hi' as never, tokens)).toThrow(InvalidArgumentError)
+  })
+})
+
+describe('untrusted templates are bounded', () => {
+  const msgs = [{ role: 'user', content: 'hi' }]
+  const render = (t: string, limits?: TemplateLimits) => applyChatTemplate(t, msgs, { ...tokens, limits })
+  const limitOf = (t: string, limits?: TemplateLimits) => {
+    try { render(t, limits) } catch (e) { if (e instanceof ResourceLimitError) return e.limit; throw e }
+    return 'none'
+  }
+  it('a huge range() is refused before it is built', () => {
+    expect(limitOf('{% for i in range(10**9) %}x{% endfor %}')).toBe('template.maxSteps')
+  })
+  it('nested loops run out of steps, or of time when steps are unbounded', () => {
+    const nested = '{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}'
+    expect(limitOf(nested)).toBe('template.maxSteps')
+    expect(limitOf(nested, { maxSteps: 1e12, maxOutputChars: 1e12, timeoutMs: 50 })).toBe('template.timeoutMs')
+  })
+  it('output that doubles, as a string or as a list, hits the output limit', () => {
+    expect(limitOf('{% set s = "ab" %}{% for i in range(40) %}{% set s = s + s %}{% endfor %}{{ s }}')).toBe('template.maxOutputChars')
+    expect(limitOf('{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}')).toBe('template.maxOutputChars')
+  })
+  it('unbounded recursion is a ModelFormatError, and the real template fits well within the limits', () => {
+    expect(() => render('{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}')).toThrow(ModelFormatError)
+    expect(render(BITNET_2B4T_CHAT_TEMPLATE, { maxSteps: 200, maxOutputChars: 200 })).toBe('<|begin_of_text|>User: hi<|eot_id|>Assistant: ')
   })
 })

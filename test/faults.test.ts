@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { DisposedError, loadModel, ResourceLimitError } from '../src/index.js'
 import { writeGguf } from '../src/gguf/writer.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
-import { ThreadPool, WorkerError } from '../src/thread-pool.js'
+import { ThreadPool, WorkerError, type PoolOptions } from '../src/thread-pool.js'
 import { CTL_BYTES, type Job } from '../src/threads/protocol.js'
 import { compileKernels, createMemory, HEAP_BASE, instantiateKernels } from '../src/wasm.js'
 
@@ -16,11 +16,11 @@ const SHAPE: SyntheticShape = { nEmbd: 64, nFf: 128, nLayer: 1, nHead: 2, nHeadK
 const MODEL = writeGguf(syntheticGguf(SHAPE))
 
 /** A 2-thread pool on a 1 MiB memory, and a 2-row f32 matvec (row 0 on thread 0, row 1 on thread 1). */
-async function pool2() {
+async function pool2(opts: PoolOptions = {}) {
   const { module } = await compileKernels()
   const memory = createMemory(1 << 20)
   const kernels = instantiateKernels(module, memory)
-  const pool = await ThreadPool.create(module, memory, kernels, HEAP_BASE, 2)
+  const pool = await ThreadPool.create(module, memory, kernels, HEAP_BASE, 2, opts)
   const f32 = new Float32Array(memory.buffer)
   const k = 8, w = HEAP_BASE + CTL_BYTES, x = w + 2 * k * 4, y = x + k * 4
   for (let i = 0; i < 2 * k; i++) f32[w / 4 + i] = i
@@ -67,6 +67,22 @@ describe('compute workers that fail', () => {
     }
   })
 
+  it('a worker that dies during a call (no event seen yet) trips the round watchdog instead of hanging', async () => {
+    const { pool, good, result } = await pool2({ roundTimeoutMs: 300 })
+    try {
+      void (pool as unknown as { workers: { terminate(): Promise<number> }[] }).workers[0].terminate()
+      // Block this thread (no event loop turn, so the exit is not noticed) while the worker stops.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200)
+      expect(() => pool.run([good])).toThrow(/compute workers stopped responding \(0 of 1 finished a round within 0.3 s\)/)
+      await pool.whenReady()
+      expect(pool.activeThreads).toBe(2)
+      pool.run([good])
+      expect(result()).toEqual([28, 92])
+    } finally {
+      await pool.dispose()
+    }
+  })
+
   it('after dispose() a round throws DisposedError instead of waiting for stopped workers', async () => {
     const { pool, good } = await pool2()
     await pool.dispose()
@@ -100,19 +116,28 @@ describe('dispose and abort', () => {
     const stages: string[] = []
     for (let cycle = 0; cycle < 12; cycle++) {
       const ac = new AbortController()
-      const stage = ['compile', 'repack', 'repack-last', 'none'][cycle % 4]
+      const stage = ['compile', 'repack', 'repack-last', 'decode'][cycle % 4]
       const load = loadModel(big, {
         threads: 2, contextSize: 16384, signal: ac.signal,
         onProgress: (p) => {
           if (p.phase === stage || (stage === 'repack-last' && p.phase === 'repack' && p.loaded === p.total)) ac.abort()
         },
       })
-      const outcome = await load.then(async (m) => { await m.generate('Hi', { maxTokens: 2 }); await m.dispose(); return 'loaded' }, (e: Error) => e.name)
+      const outcome = await load.then(async (m) => {
+        // Decode: abort after the first token (the generation ends early, then the model is disposed).
+        const gen = new AbortController()
+        let n = 0
+        for await (const chunk of m.generate('Hi', { maxTokens: 50, ignoreEos: true, signal: gen.signal })) {
+          if (chunk.tokenId >= 0 && ++n === 1 && stage === 'decode') gen.abort()
+        }
+        await m.dispose()
+        return n === 1 ? 'decode-aborted' : 'loaded'
+      }, (e: Error) => e.name)
       stages.push(`${stage}:${outcome}`)
     }
     await settle()
-    console.log(stages.join(' '), threadCount() - threads0, (process.memoryUsage.rss() - rss0) >> 20)
     expect(stages.filter((s) => s.endsWith('AbortError')).length).toBeGreaterThanOrEqual(6)
+    expect(stages.filter((s) => s === 'decode:decode-aborted'), stages.join(' ')).toHaveLength(3)
     expect(threadCount()).toBeLessThanOrEqual(threads0 + 1)
     // 12 cycles × 64 MiB would show as ~770 MiB if models leaked.
     expect(process.memoryUsage.rss() - rss0).toBeLessThan(256 * 2 ** 20)

@@ -240,3 +240,17 @@ describe('tokenizer: GGUF validation', () => {
     expect(t.decode(ids, { skipSpecial: true })).toBe('a<|reserved_special_token_0|>b')
   })
 })
+
+describe('untrusted tokenizer.json', () => {
+  const json = JSON.parse(readFileSync(new URL('./fixtures/tiny-dev/tokenizer.json', import.meta.url), 'utf8'))
+  it('runs only known pre-tokenizer regexes (a crafted one could backtrack for hours)', () => {
+    const evil = structuredClone(json)
+    evil.pre_tokenizer.pretokenizers[0].pattern.Regex = '(a+)+$'
+    expect(() => tokenizerFromHf(evil)).toThrow(/regex pattern "\(a\+\)\+\$" is not one of the known/)
+  })
+  it('a configuration the library accepts but cannot run fails at load as a ModelFormatError', () => {
+    const bad = structuredClone(json)
+    bad.pre_tokenizer.pretokenizers[0].behavior = 7
+    expect(() => tokenizerFromHf(bad)).toThrow(/tokenizer cannot encode/)
+  })
+})

@@ -5,19 +5,19 @@
 // same file with N inputs (FUZZ_RUNS) and a chosen seed (FUZZ_SEED).
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import fc from 'fast-check'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { parseGguf } from '../../src/gguf/reader.js'
 import { GgufType, type GgufArray, type GgufValue } from '../../src/gguf/types.js'
 import { writeGguf, type GgufWriteTensor } from '../../src/gguf/writer.js'
 import { decodeTernary, dequantizeRows, FORMATS, resolveTensorType, tensorByteSize, type FormatName } from '../../src/formats/index.js'
 import { validateConfig, type ModelConfig } from '../../src/model/config.js'
-import { classify, feed, FIXTURES_DIR, fuzz, newStats, totals, type FuzzStats } from './harness.js'
+import { classify, feed, FIXTURES_DIR, fuzz, newStats, record, totals, type FuzzStats } from './harness.js'
 import { loadSeeds } from './seeds.js'
 import { makeTargets, type Target } from './targets.js'
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 16_000) // mutation inputs; the properties add ~4k
+const RUNS = Number(process.env.FUZZ_RUNS ?? 12_300) // mutation inputs; the properties add RUNS / 8 × 5
 const SEED = Number(process.env.FUZZ_SEED ?? 1)
-const PROPERTY_RUNS = Math.max(100, Math.round(RUNS / 12))
+const PROPERTY_RUNS = Math.max(100, Math.round(RUNS / 8))
 const REPORT = process.env.FUZZ_REPORT
 
 let targets: Target[]
@@ -32,11 +32,7 @@ function recorded(name: string, fn: () => void): string {
   let outcome = 'ok'
   const t0 = performance.now()
   try { fn() } catch (e) { outcome = classify(e) }
-  stats.inputs++
-  const per = (stats.outcomes[name] ??= {})
-  per[outcome] = (per[outcome] ?? 0) + 1
-  const ms = performance.now() - t0
-  if (ms > stats.maxMs) { stats.maxMs = ms; stats.maxMsTarget = name }
+  record(stats, name, outcome, performance.now() - t0)
   return outcome
 }
 
@@ -44,9 +40,15 @@ const okOutcome = (o: string) => !o.startsWith('CRASH')
 
 describe('fuzz: every input gives a result or a typed BitnetError', () => {
   it(`mutation fuzzing of model, tokenizer and template files (${RUNS} inputs, seed ${SEED})`, async () => {
-    await fuzz(targets, RUNS, SEED, stats)
+    // @huggingface/tokenizers logs malformed patterns with console.warn before we reject them.
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    try {
+      await fuzz(targets, RUNS, SEED, stats)
+    } finally {
+      warn.mockRestore()
+    }
     expect(stats.crashes.map((c) => `${c.target}: ${c.outcome} (${c.fixture})\n${c.message}`)).toEqual([])
-  }, 3_600_000)
+  }, Math.max(600_000, RUNS * 50))
 
   // Random GGUF headers built from typed values round-trip exactly through writer and reader.
   it('GGUF: written headers read back identically; truncations and bit flips are typed errors', () => {
@@ -93,16 +95,22 @@ describe('fuzz: every input gives a result or a typed BitnetError', () => {
 
   it('weight-format decoders: any bytes and any shape give values of the right size or a typed error', () => {
     const names = Object.keys(FORMATS) as FormatName[]
-    const size = fc.oneof(fc.integer({ min: -4, max: 1024 }), fc.constantFrom(2 ** 31, 2 ** 53, Infinity, NaN, 1.5))
-    fc.assert(fc.property(fc.constantFrom(...names), fc.uint8Array({ maxLength: 2048 }), size, size, (format, bytes, rows, cols) => {
+    const wild = fc.oneof(fc.integer({ min: -4, max: 1024 }), fc.constantFrom(2 ** 31, 2 ** 53, Infinity, NaN, 1.5))
+    // Mostly plausible shapes with a buffer of about the right size (so decoding runs), some wild ones.
+    const rowsArb = fc.oneof({ arbitrary: fc.integer({ min: 0, max: 4 }), weight: 3 }, { arbitrary: wild, weight: 1 })
+    const colsArb = fc.oneof({ arbitrary: fc.constantFrom(32, 128, 256, 512), weight: 3 }, { arbitrary: wild, weight: 1 })
+    fc.assert(fc.property(fc.constantFrom(...names), rowsArb, colsArb, fc.integer({ min: -3, max: 3 }), fc.nat(), (format, rows, cols, delta, seed) => {
+      let size = 64
+      try { size = tensorByteSize(format, [cols, rows]) } catch { /* a wild shape: any size */ }
+      const bytes = new Uint8Array(Math.max(0, Math.min(1 << 20, size + delta)))
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (seed * 2654435761 + i * 40503) >>> 13
       const outcome = recorded('format-decoders', () => {
         if (FORMATS[format].ternary) {
           const { codes } = decodeTernary(format, bytes, rows, cols)
           expect(codes.length).toBe(rows * cols)
         } else {
-          expect(dequantizeRows(format, bytes, rows).length).toBe(rows)
+          expect(dequantizeRows(format, bytes, rows * cols).length).toBe(rows * cols)
         }
-        tensorByteSize(format, [cols, rows])
       })
       expect(outcome).toSatisfy(okOutcome)
     }), { numRuns: PROPERTY_RUNS * 2, seed: SEED })
@@ -141,6 +149,7 @@ describe('fuzz: every input gives a result or a typed BitnetError', () => {
 function summary(s: FuzzStats) {
   return {
     inputs: s.inputs, outcomes: totals(s), byTarget: s.outcomes, maxMsPerInput: Math.round(s.maxMs), slowestTarget: s.maxMsTarget,
+    secondsByTarget: Object.fromEntries(Object.entries(s.msByTarget).map(([k, v]) => [k, Math.round(v / 100) / 10])),
     maxInputBytes: s.maxInputBytes, maxRssMiB: Math.round(s.maxRssMiB), crashes: s.crashes.length,
   }
 }

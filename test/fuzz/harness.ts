@@ -26,6 +26,8 @@ export interface FuzzStats {
   outcomes: Record<string, Record<string, number>>
   maxMs: number
   maxMsTarget: string
+  /** Total time per target, ms. */
+  msByTarget: Record<string, number>
   /** Largest input fed, bytes. */
   maxInputBytes: number
   /** Peak resident set size seen after an input, MiB. */
@@ -34,12 +36,14 @@ export interface FuzzStats {
 }
 
 export function newStats(): FuzzStats {
-  return { inputs: 0, outcomes: {}, maxMs: 0, maxMsTarget: '', maxInputBytes: 0, maxRssMiB: 0, crashes: [] }
+  return { inputs: 0, outcomes: {}, maxMs: 0, maxMsTarget: '', msByTarget: {}, maxInputBytes: 0, maxRssMiB: 0, crashes: [] }
 }
 
 /** 'ok', the BitnetError subclass name, or 'CRASH <name>' for anything else. */
 export function classify(e: unknown): string {
   if (e === undefined) return 'ok'
+  // A kernel trap wrapped by the thread pool is still an out-of-bounds access: a crash.
+  if (e instanceof BitnetError && e.cause instanceof WebAssembly.RuntimeError) return `CRASH wasm trap (${e.name})`
   if (e instanceof BitnetError && e.message.length > 0) return e.name
   return `CRASH ${(e as Error)?.name ?? typeof e}`
 }
@@ -56,10 +60,7 @@ export async function feed(target: Target, input: Uint8Array, stats: FuzzStats, 
   const ms = performance.now() - t0
   let outcome = classify(error)
   if (ms > HANG_MS) outcome = `CRASH hang (${Math.round(ms)} ms)`
-  stats.inputs++
-  const perTarget = (stats.outcomes[target.name] ??= {})
-  perTarget[outcome] = (perTarget[outcome] ?? 0) + 1
-  if (ms > stats.maxMs) { stats.maxMs = ms; stats.maxMsTarget = target.name }
+  record(stats, target.name, outcome, ms)
   stats.maxInputBytes = Math.max(stats.maxInputBytes, input.byteLength)
   stats.maxRssMiB = Math.max(stats.maxRssMiB, process.memoryUsage.rss() / 2 ** 20)
   if (outcome.startsWith('CRASH')) {
@@ -67,6 +68,15 @@ export async function feed(target: Target, input: Uint8Array, stats: FuzzStats, 
     stats.crashes.push({ target: target.name, outcome, message: String((error as Error)?.stack ?? error).slice(0, 2000), fixture })
   }
   return outcome
+}
+
+/** Counts one input's outcome and time. */
+export function record(stats: FuzzStats, target: string, outcome: string, ms: number): void {
+  stats.inputs++
+  const per = (stats.outcomes[target] ??= {})
+  per[outcome] = (per[outcome] ?? 0) + 1
+  stats.msByTarget[target] = (stats.msByTarget[target] ?? 0) + ms
+  if (ms > stats.maxMs) { stats.maxMs = ms; stats.maxMsTarget = target }
 }
 
 /** Writes a crashing input as test/fuzz/fixtures/<target>-<sha1 prefix>.bin (replayed by fuzz.test.ts). */

@@ -74,7 +74,7 @@ export function makeTargets(seeds: Seeds): Target[] {
   const templates = [hfTemplate, BITNET_2B4T_CHAT_TEMPLATE, LLAMA3_STYLE_TEMPLATE]
 
   return [
-    { name: 'gguf', weight: 6000, input: pickSmall, run: (b) => ggufStack(bytesSource(b, 'fuzz.gguf')) },
+    { name: 'gguf', weight: 4000, input: pickSmall, run: (b) => ggufStack(bytesSource(b, 'fuzz.gguf')) },
     {
       name: 'gguf-real', weight: 3,
       input: (rng) => mutateBytes(rng, realHeader),
@@ -85,7 +85,7 @@ export function makeTargets(seeds: Seeds): Target[] {
     },
     {
       // Mutations spread over the whole file: most land in the weights, so most inputs load.
-      name: 'load-model', weight: 600, input: (rng) => mutateBytes(rng, rng.pick(whole), undefined, rng.chance(0.6)),
+      name: 'load-model', weight: 300, input: (rng) => mutateBytes(rng, rng.pick(whole), undefined, rng.chance(0.6)),
       run: async (b) => {
         const model = await loadModel(b, { threads: 1, kernel: 'i2s', contextSize: 256 })
         try {
@@ -97,12 +97,12 @@ export function makeTargets(seeds: Seeds): Target[] {
       },
     },
     {
-      name: 'tokenizer-json', weight: 2500,
+      name: 'tokenizer-json', weight: 1500,
       input: (rng) => json(mutateJson(rng, seeds.miniTokenizerJson)),
       run: async (b) => exercise(tokenizerFromHf(unjson(b), seeds.tokenizerConfig, seeds.generationConfig)),
     },
     {
-      name: 'tokenizer-config', weight: 1500,
+      name: 'tokenizer-config', weight: 500,
       input: (rng) => json(mutateJson(rng, rng.chance(0.8) ? seeds.tokenizerConfig : seeds.generationConfig)),
       run: async (b) => {
         const cfg = unjson(b)
