@@ -14,6 +14,8 @@ type Ptr = number
 export interface Kernels {
   matvec_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  matmul_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
+  matmul_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
   lut_build_i8(q: Ptr, kp: number, lut: Ptr): void
   matvec_tl_i8(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_tl_i8_ref(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
@@ -100,7 +102,9 @@ export function instantiateKernels(module: WebAssembly.Module, memory: WebAssemb
 }
 
 /**
- * A shared memory of exactly `bytes` (rounded up to pages), sized once before any thread starts.
+ * A shared memory of `bytes` (rounded up to pages), sized before any thread starts. It may
+ * grow later (sessions' KV caches, `growMemory`) up to 4 GiB where the runtime can reserve
+ * that much address space, else it is fixed at its initial size.
  * @throws ResourceLimitError (with `needed` = bytes) past the 4 GiB limit or when the runtime refuses it.
  */
 export function createMemory(bytes: number): WebAssembly.Memory {
@@ -109,8 +113,29 @@ export function createMemory(bytes: number): WebAssembly.Memory {
     throw new ResourceLimitError('wasmMemory', MAX_PAGES * 65536, `model needs ${(bytes / 2 ** 30).toFixed(2)} GiB of wasm memory; the limit is 4 GiB`, bytes)
   }
   try {
-    return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+    return new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true })
+  } catch {
+    try {
+      return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+    } catch (e) {
+      throw new ResourceLimitError('wasmMemory', bytes, `cannot allocate ${(bytes / 2 ** 20).toFixed(0)} MiB of shared wasm memory: ${(e as Error).message}`, bytes)
+    }
+  }
+}
+
+/**
+ * Grows `memory` to at least `bytes`.
+ * @throws ResourceLimitError naming the size (`needed` = bytes) when the memory cannot grow that far.
+ */
+export function growMemory(memory: WebAssembly.Memory, bytes: number): void {
+  const have = memory.buffer.byteLength
+  if (bytes <= have) return
+  const pages = Math.ceil((bytes - have) / 65536)
+  const max = MAX_PAGES * 65536
+  if (bytes > max) throw new ResourceLimitError('wasmMemory', max, `cannot grow wasm memory to ${(bytes / 2 ** 20).toFixed(0)} MiB: the limit is 4 GiB`, bytes)
+  try {
+    memory.grow(pages)
   } catch (e) {
-    throw new ResourceLimitError('wasmMemory', bytes, `cannot allocate ${(bytes / 2 ** 20).toFixed(0)} MiB of shared wasm memory: ${(e as Error).message}`, bytes)
+    throw new ResourceLimitError('wasmMemory', have, `cannot grow wasm memory from ${(have / 2 ** 20).toFixed(0)} MiB to ${((have + pages * 65536) / 2 ** 20).toFixed(0)} MiB: ${(e as Error).message}`, bytes)
   }
 }

@@ -9,7 +9,7 @@
  * and the per-layer walk only after a step has already failed.
  */
 import { NumericalError } from '../errors.js'
-import type { Transformer } from './transformer.js'
+import type { KvCache, Transformer } from './transformer.js'
 
 /** Index of the first NaN or ±Inf in `values`, or -1. */
 export function firstNonFinite(values: ArrayLike<number>): number {
@@ -54,18 +54,18 @@ export function assertFiniteLogits(logits: Float32Array, pos: number, locate: ()
 }
 
 /**
- * Re-runs the step of `token` at `pos` (rewriting the same KV rows with the same values) with a
+ * Re-runs the step of `token` at `pos` of `kv` (rewriting the same KV rows with the same values) with a
  * check of the residual stream after every layer; returns the first layer where it holds a NaN
  * or ±Inf, or undefined if all layers stay finite.
  */
-export function locateNonFinite(t: Transformer, token: number, pos: number): number | undefined {
+export function locateNonFinite(t: Transformer, token: number, pos: number, kv?: KvCache): number | undefined {
   let found: number | undefined
   const n = t.config.nEmbd
   t.onLayer = (layer, x) => {
     if (found === undefined && firstNonFinite(new Float32Array(t.memory.buffer, x, n)) >= 0) found = layer
   }
   try {
-    t.forward(token, pos, false)
+    t.forward(token, pos, false, kv)
   } finally {
     t.onLayer = undefined
   }
