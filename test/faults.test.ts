@@ -10,7 +10,7 @@ import { writeGguf } from '../src/gguf/writer.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
 import { ThreadPool, WorkerError, type PoolOptions } from '../src/thread-pool.js'
 import { CTL_BYTES, type Job } from '../src/threads/protocol.js'
-import { compileKernels, createMemory, HEAP_BASE, instantiateKernels } from '../src/wasm.js'
+import { compileKernels, createMemory, growMemory, HEAP_BASE, instantiateKernels } from '../src/wasm.js'
 
 const SHAPE: SyntheticShape = { nEmbd: 64, nFf: 128, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 270, contextLength: 64 }
 const MODEL = writeGguf(syntheticGguf(SHAPE))
@@ -145,6 +145,15 @@ describe('dispose and abort', () => {
 })
 
 describe('memory limits', () => {
+  it('a memory that cannot grow (runtime refusal or the 4 GiB limit) is a ResourceLimitError with the needed size', () => {
+    const fixed = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true })
+    const err = (() => { try { growMemory(fixed, 3 * 65536) } catch (e) { return e } })() as ResourceLimitError
+    expect(err).toBeInstanceOf(ResourceLimitError)
+    expect(err.needed).toBe(3 * 65536)
+    expect(err.message).toMatch(/cannot grow wasm memory from 0 MiB to 0 MiB/)
+    expect(() => growMemory(createMemory(65536), 2 ** 33)).toThrow(/cannot grow wasm memory to 8192 MiB: the limit is 4 GiB/)
+  })
+
   it('a model too large for wasm memory is a ResourceLimitError with the needed size', async () => {
     const err = await loadModel(MODEL, { threads: 1, contextSize: 1 << 24 }).catch((e) => e)
     expect(err).toBeInstanceOf(ResourceLimitError)
