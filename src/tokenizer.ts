@@ -477,6 +477,7 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
     if (pieces[i] === undefined) { pieces[i] = ''; kinds[i] = KIND_ADDED } // id hole: decodes to ''
   }
   checkByteAlphabet((s) => Object.hasOwn(vocab, s), file)
+  checkMerges(model.merges, (s) => Object.hasOwn(vocab, s), file, 'model.merges')
   checkRegexes(json, file)
 
   const config = tokenizerConfig as Record<string, any>
@@ -571,11 +572,7 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
       vocab[text] = id // duplicates: last id wins, as in llama.cpp's token_to_id map
     }
   }
-  for (let i = 0; i < merges.length; i++) {
-    const m = merges[i]
-    const sp = m.indexOf(' ')
-    if (sp <= 0 || sp === m.length - 1) throw new ModelFormatError(`tokenizer.ggml.merges[${i}] is not "left right"`, { file, found: JSON.stringify(m.slice(0, 64)) })
-  }
+  checkMerges(merges, (s) => s in vocab, file, 'tokenizer.ggml.merges')
   checkByteAlphabet((s) => s in vocab, file ?? 'tokenizer.ggml.tokens')
 
   const tokenizerJson = {
@@ -671,6 +668,30 @@ function tokenId(md: GgufMetadata, key: string, n: number, file: string | undefi
     throw new ModelFormatError(`metadata ${key} is out of range`, { file, expected: `an integer in [0, ${n})`, found: String(x) })
   }
   return x
+}
+
+/**
+ * Every merge must join two tokens into a token: `@huggingface/tokenizers` silently drops a BPE
+ * piece that is not in the vocabulary (no unk token, no byte fallback in byte-level BPE), so an
+ * inconsistent merge list would lose text without an error. Merges are "left right" strings
+ * (GGUF, older tokenizer.json) or [left, right] pairs (newer tokenizer.json).
+ */
+function checkMerges(merges: readonly unknown[], has: (s: string) => boolean, file: string | undefined, key: string): void {
+  for (let i = 0; i < merges.length; i++) {
+    const m = merges[i]
+    const pair = typeof m === 'string' ? splitMerge(m) : Array.isArray(m) && m.length === 2 && m.every((x) => typeof x === 'string') ? m as [string, string] : undefined
+    if (!pair) throw new ModelFormatError(`${key}[${i}] is not "left right"`, { file, found: JSON.stringify(m)?.slice(0, 64) })
+    const [l, r] = pair
+    if (!has(l) || !has(r) || !has(l + r)) {
+      throw new ModelFormatError(`${key}[${i}] joins pieces that are not all tokens`, { file, expected: 'left, right and left+right in the vocabulary', found: JSON.stringify(m).slice(0, 64) })
+    }
+  }
+}
+
+/** "left right" → [left, right] (split at the first space; neither side empty), else undefined. */
+function splitMerge(m: string): [string, string] | undefined {
+  const sp = m.indexOf(' ')
+  return sp <= 0 || sp === m.length - 1 ? undefined : [m.slice(0, sp), m.slice(sp + 1)]
 }
 
 /** Every byte-level symbol must be a token, or encode would silently drop text it cannot spell. */

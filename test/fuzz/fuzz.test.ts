@@ -6,7 +6,9 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { beforeAll, describe, expect, it, vi } from 'vitest'
-import { parseGguf } from '../../src/gguf/reader.js'
+import { parseGguf, readGguf } from '../../src/gguf/reader.js'
+import { bytesSource } from '../../src/io/source.js'
+import { tokenizerFromGguf, tokenizerFromHf } from '../../src/tokenizer.js'
 import { GgufType, type GgufArray, type GgufValue } from '../../src/gguf/types.js'
 import { writeGguf, type GgufWriteTensor } from '../../src/gguf/writer.js'
 import { decodeTernary, dequantizeRows, FORMATS, resolveTensorType, tensorByteSize, type FormatName } from '../../src/formats/index.js'
@@ -15,10 +17,12 @@ import { classify, feed, FIXTURES_DIR, fuzz, newStats, record, totals, type Fuzz
 import { loadSeeds } from './seeds.js'
 import { makeTargets, type Target } from './targets.js'
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 12_300) // mutation inputs; the properties add RUNS / 8 × 5
+const RUNS = Number(process.env.FUZZ_RUNS ?? 12_300) // mutation inputs; the properties add RUNS / 8 × 8
 const SEED = Number(process.env.FUZZ_SEED ?? 1)
 const PROPERTY_RUNS = Math.max(100, Math.round(RUNS / 8))
 const REPORT = process.env.FUZZ_REPORT
+/** Time allowed per property test (they scale with RUNS; not a speed check). */
+const PROPERTY_TIMEOUT = Math.max(120_000, RUNS * 10)
 
 let targets: Target[]
 const stats = newStats()
@@ -91,7 +95,7 @@ describe('fuzz: every input gives a result or a typed BitnetError', () => {
       flipped[flip % flipped.length] ^= 1 << (flip % 8)
       expect(recorded('gguf-property', () => parseGguf(flipped, flipped.length, 'flip.gguf'))).toSatisfy(okOutcome)
     }), { numRuns: PROPERTY_RUNS, seed: SEED })
-  })
+  }, PROPERTY_TIMEOUT)
 
   it('weight-format decoders: any bytes and any shape give values of the right size or a typed error', () => {
     const names = Object.keys(FORMATS) as FormatName[]
@@ -107,14 +111,14 @@ describe('fuzz: every input gives a result or a typed BitnetError', () => {
       const outcome = recorded('format-decoders', () => {
         if (FORMATS[format].ternary) {
           const { codes } = decodeTernary(format, bytes, rows, cols)
-          expect(codes.length).toBe(rows * cols)
+          expect(codes.length).toBe(rows * cols + 0) // + 0: -0 elements are 0
         } else {
-          expect(dequantizeRows(format, bytes, rows * cols).length).toBe(rows * cols)
+          expect(dequantizeRows(format, bytes, rows * cols).length).toBe(rows * cols + 0)
         }
       })
       expect(outcome).toSatisfy(okOutcome)
     }), { numRuns: PROPERTY_RUNS * 2, seed: SEED })
-  })
+  }, PROPERTY_TIMEOUT)
 
   it('config validation: any hyperparameters are accepted or named in a typed error', () => {
     // Mostly small powers of two (often a valid shape), sometimes anything.
@@ -127,7 +131,23 @@ describe('fuzz: every input gives a result or a typed BitnetError', () => {
     fc.assert(fc.property(config, (c) => {
       expect(recorded('config-validate', () => validateConfig(c, 'prop.gguf'))).toSatisfy(okOutcome)
     }), { numRuns: PROPERTY_RUNS, seed: SEED })
-  })
+  }, PROPERTY_TIMEOUT)
+
+  it('tokenizers: decode(encode(text)) gives the text back, for any text', async () => {
+    const seeds = await loadSeeds()
+    const hf = tokenizerFromHf(seeds.miniTokenizerJson, seeds.tokenizerConfig)
+    const gguf = tokenizerFromGguf((await readGguf(bytesSource(seeds.miniGguf))).metadata)
+    const spm = tokenizerFromGguf((await readGguf(bytesSource(seeds.syntheticGgufs[2]))).metadata)
+    const text = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }).map((s) => s.toWellFormed()),
+      fc.array(fc.constantFrom(' ', '\n', 'a', 'é', '🦙', '<|eot_id|>', '<s>', '12', "'s"), { maxLength: 12 }).map((a) => a.join('')))
+    fc.assert(fc.property(text, (s) => {
+      for (const tok of [hf, gguf, spm]) {
+        let back = ''
+        expect(recorded('tokenizer-roundtrip', () => { back = tok.decode(tok.encode(s, { addBos: false })) })).toBe('ok')
+        expect(back).toBe(s)
+      }
+    }), { numRuns: PROPERTY_RUNS, seed: SEED })
+  }, PROPERTY_TIMEOUT)
 
   it('every saved crashing input (test/fuzz/fixtures) now gives a typed outcome', async () => {
     let files: string[] = []
@@ -152,6 +172,6 @@ function summary(s: FuzzStats) {
   return {
     inputs: s.inputs, outcomes: totals(s), byTarget: s.outcomes, maxMsPerInput: Math.round(s.maxMs), slowestTarget: s.maxMsTarget,
     secondsByTarget: Object.fromEntries(Object.entries(s.msByTarget).map(([k, v]) => [k, Math.round(v / 100) / 10])),
-    maxInputBytes: s.maxInputBytes, maxRssMiB: Math.round(s.maxRssMiB), crashes: s.crashes.length,
+    formatErrorsWithOffset: `${s.formatErrorsWithOffset} of ${s.formatErrors}`, maxInputBytes: s.maxInputBytes, maxRssMiB: Math.round(s.maxRssMiB), crashes: s.crashes.length,
   }
 }

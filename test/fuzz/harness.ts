@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { BitnetError } from '../../src/errors.js'
+import { BitnetError, ModelFormatError } from '../../src/errors.js'
 import { Rng } from './mutate.js'
 import type { Target } from './targets.js'
 
@@ -28,6 +28,9 @@ export interface FuzzStats {
   maxMsTarget: string
   /** Total time per target, ms. */
   msByTarget: Record<string, number>
+  /** ModelFormatErrors, and how many of them name a file offset (the rest name a key, tensor or field). */
+  formatErrors: number
+  formatErrorsWithOffset: number
   /** Largest input fed, bytes. */
   maxInputBytes: number
   /** Peak resident set size seen after an input, MiB. */
@@ -36,7 +39,7 @@ export interface FuzzStats {
 }
 
 export function newStats(): FuzzStats {
-  return { inputs: 0, outcomes: {}, maxMs: 0, maxMsTarget: '', msByTarget: {}, maxInputBytes: 0, maxRssMiB: 0, crashes: [] }
+  return { inputs: 0, outcomes: {}, maxMs: 0, maxMsTarget: '', msByTarget: {}, formatErrors: 0, formatErrorsWithOffset: 0, maxInputBytes: 0, maxRssMiB: 0, crashes: [] }
 }
 
 /** 'ok', the BitnetError subclass name, or 'CRASH <name>' for anything else. */
@@ -61,6 +64,10 @@ export async function feed(target: Target, input: Uint8Array, stats: FuzzStats, 
   let outcome = classify(error)
   if (ms > HANG_MS) outcome = `CRASH hang (${Math.round(ms)} ms)`
   record(stats, target.name, outcome, ms)
+  if (error instanceof ModelFormatError) {
+    stats.formatErrors++
+    if (error.offset !== undefined) stats.formatErrorsWithOffset++
+  }
   stats.maxInputBytes = Math.max(stats.maxInputBytes, input.byteLength)
   stats.maxRssMiB = Math.max(stats.maxRssMiB, process.memoryUsage.rss() / 2 ** 20)
   if (outcome.startsWith('CRASH')) {

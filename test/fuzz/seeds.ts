@@ -97,8 +97,9 @@ async function buildSeeds(): Promise<Seeds> {
 function miniTokenizerJson(json: Record<string, any>): object {
   const vocab: Record<string, number> = {}
   for (const [text, id] of Object.entries(json.model.vocab as Record<string, number>)) if (id < MINI_VOCAB) vocab[text] = id
+  const has = (t: string) => Object.hasOwn(vocab, t)
   const merges = (json.model.merges as string[])
-    .filter((m) => { const [l, r] = m.split(' '); return l in vocab && r in vocab && l + r in vocab })
+    .filter((m) => { const [l, r] = m.split(' '); return has(l) && has(r) && has(l + r) })
   const added = (json.added_tokens as { id: number }[])
     .filter((t) => SPECIALS.includes(t.id))
     .map((t) => ({ ...t, id: MINI_VOCAB + SPECIALS.indexOf(t.id) }))
