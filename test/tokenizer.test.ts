@@ -248,6 +248,21 @@ describe('untrusted tokenizer.json', () => {
     evil.pre_tokenizer.pretokenizers[0].pattern.Regex = '(a+)+$'
     expect(() => tokenizerFromHf(evil)).toThrow(/regex pattern "\(a\+\)\+\$" is not one of the known/)
   })
+  it('a merge that does not join tokens into a token is rejected (the library would drop the text silently)', () => {
+    const bad = structuredClone(json)
+    bad.model.merges.push('Ġq Ġq')
+    expect(() => tokenizerFromHf(bad)).toThrow(/model\.merges\[280147\] joins pieces that are not all tokens/)
+  })
+  it('huge vocabularies and merge lists are refused before they are built', () => {
+    const huge = structuredClone(json)
+    huge.model.merges = new Array(2 ** 23 + 1) // sparse: the length check comes first
+    expect(() => tokenizerFromHf(huge)).toThrow(/model\.merges is too long/)
+    const md: GgufMetadata = new Map([
+      ['tokenizer.ggml.model', { type: GgufType.STRING, value: 'gpt2' }],
+      ['tokenizer.ggml.tokens', { type: GgufType.ARRAY, itemType: GgufType.STRING, value: new Array(2 ** 21 + 1) }],
+    ])
+    expect(() => tokenizerFromGguf(md)).toThrow(/tokenizer\.ggml\.tokens is too long/)
+  })
   it('a configuration the library accepts but cannot run fails at load as a ModelFormatError', () => {
     const bad = structuredClone(json)
     bad.pre_tokenizer.pretokenizers[0].behavior = 7
