@@ -46,10 +46,10 @@ describe('numerical health', () => {
     const scale = { name: 'blk.1.ffn_down.scale', dims: [1], typeId: FORMATS.F32.typeId, data: new Uint8Array(new Float32Array([3e38]).buffer) }
     const model = await loadModel(withTensor(() => {}, [scale]), { threads: 1 })
     try {
-      const err = await model.generate('Hello', { maxTokens: 4 }).then(() => undefined, (e) => e)
+      const err = await model.generate('Hello', { maxTokens: 4 }).then(() => undefined, (e) => e as NumericalError)
       expect(err).toBeInstanceOf(NumericalError)
-      expect(err.layer).toBe(1)
-      expect(err.message).toMatch(/non-finite activations at position \d+: .*layer 1 \(blk\.1\.\*\)/)
+      expect(err?.layer).toBe(1)
+      expect(err?.message).toMatch(/non-finite activations at position \d+: .*layer 1 \(blk\.1\.\*\)/)
     } finally {
       await model.dispose()
     }

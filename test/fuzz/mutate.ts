@@ -57,7 +57,7 @@ export function byteSeed(bytes: Uint8Array, hotEnd = bytes.byteLength): ByteSeed
  * parses, and the mutation reaches the weights and the code that uses them.
  */
 export function mutateBytes(rng: Rng, seed: ByteSeed, other?: Uint8Array, inPlace = false): Uint8Array {
-  let b = seed.bytes.slice()
+  let b: Uint8Array = seed.bytes.slice()
   const pos = (len = 1) => {
     const end = rng.chance(0.8) ? Math.min(seed.hotEnd, b.length) : b.length
     return Math.max(0, rng.int(Math.max(1, end - len + 1)))
