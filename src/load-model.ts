@@ -5,36 +5,46 @@ import { BitnetModel, type ModelOptions } from './bitnet-model.js'
 import { HAS_FS } from './env.js'
 import { InvalidArgumentError } from './errors.js'
 import { bytesSource, type ByteSource } from './io/source.js'
-
-/** Where a model comes from: a local path, bytes in memory, or any random-access source. */
-export type ModelSource = string | Uint8Array | ArrayBuffer | ByteSource
+import { ggufContents, type ModelContents } from './model/contents.js'
+import { hfContents, type ModelFolder } from './model/load-hf.js'
 
 /**
- * Loads a BitNet b1.58 GGUF model (I2_S, TQ1_0 or TQ2_0 ternary weights).
+ * Where a model comes from: a local path (a GGUF file or a Hugging Face folder), bytes in
+ * memory, any random-access source (GGUF), or a ModelFolder (Hugging Face layout).
+ */
+export type ModelSource = string | Uint8Array | ArrayBuffer | ByteSource | ModelFolder
+
+/**
+ * Loads a BitNet b1.58 model: GGUF (I2_S, TQ1_0, TQ2_0, TL1, TL2, or F16/BF16/F32 weights
+ * ternarized at load) or a Hugging Face folder (packed 2B4T / Falcon3 weights, bf16 masters).
  *
  * @example
  * ```ts
  * import { loadModel } from 'bitnet-wasm'
  * const model = await loadModel('ggml-model-i2_s.gguf', { contextSize: 2048 })
  * const { text } = await model.generate('In the beginning', { maxTokens: 32, temperature: 0 })
+ * const hf = await loadModel('models/bitnet-b1.58-2B-4T')   // config.json + model.safetensors + tokenizer.json
  * ```
  */
 export async function loadModel(source: ModelSource, opts: ModelOptions = {}): Promise<BitnetModel> {
   const src = await openSource(source)
+  let contents: ModelContents | undefined
   try {
-    return await BitnetModel.load(src, opts)
+    contents = 'open' in src ? await hfContents(src) : await ggufContents(src)
+    return await BitnetModel.load(contents, opts)
   } finally {
-    await src.close?.()
+    await contents?.close?.()
+    if ('read' in src) await src.close?.()
   }
 }
 
-async function openSource(source: ModelSource): Promise<ByteSource> {
+async function openSource(source: ModelSource): Promise<ByteSource | ModelFolder> {
   if (typeof source === 'string') {
     if (!HAS_FS) throw new InvalidArgumentError('a file path needs a runtime with a file system; pass bytes or a URL instead')
-    const { fileSource } = await import('./io/file.js')
-    return fileSource(source)
+    const { fileSource, folderSource, isDirectory } = await import('./io/file.js')
+    return await isDirectory(source) ? folderSource(source) : fileSource(source)
   }
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) return bytesSource(source)
-  if (source && typeof source === 'object' && typeof source.read === 'function') return source
-  throw new InvalidArgumentError('model source must be a path, a Uint8Array/ArrayBuffer or a ByteSource')
+  if (source && typeof source === 'object' && (typeof (source as ByteSource).read === 'function' || typeof (source as ModelFolder).open === 'function')) return source
+  throw new InvalidArgumentError('model source must be a path, a Uint8Array/ArrayBuffer, a ByteSource or a ModelFolder')
 }

@@ -1,4 +1,6 @@
-import { open, readFile } from 'node:fs/promises'
+import { open, readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { ModelFolder } from '../model/load-hf.js'
 import type { ByteSource } from './source.js'
 
 /** A source over a local file (Node, Deno, Bun), read with positioned reads. */
@@ -20,6 +22,29 @@ export async function fileSource(path: string): Promise<ByteSource> {
       return done === n ? out : out.subarray(0, done)
     },
     close: () => handle.close(),
+  }
+}
+
+/** True if `path` is a directory (a Hugging Face model folder). */
+export async function isDirectory(path: string): Promise<boolean> {
+  return (await stat(path)).isDirectory()
+}
+
+/**
+ * A local model folder: files open as positioned-read sources; missing ones resolve to undefined.
+ * @example const contents = await hfContents(folderSource('models/bitnet-b1.58-2B-4T'))
+ */
+export function folderSource(dir: string): ModelFolder {
+  return {
+    name: dir,
+    async open(file) {
+      try {
+        return await fileSource(join(dir, file))
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+        throw e
+      }
+    },
   }
 }
 
