@@ -27,14 +27,35 @@ export type ModelSource = string | Uint8Array | ArrayBuffer | ByteSource | Model
  * ```
  */
 export async function loadModel(source: ModelSource, opts: ModelOptions = {}): Promise<BitnetModel> {
-  const src = await openSource(source)
-  let contents: ModelContents | undefined
+  const contents = await openModelContents(source)
   try {
-    contents = 'open' in src ? await hfContents(src) : await ggufContents(src)
     return await BitnetModel.load(contents, opts)
   } finally {
-    await contents?.close?.()
+    await contents.close?.()
+  }
+}
+
+/**
+ * Opens a model source (as {@link loadModel} takes) without loading its weights: config,
+ * tensor directory, tokenizer. `close()` releases what was opened.
+ * @example
+ * const contents = await openModelContents('models/bitnet-b1.58-2B-4T')
+ * console.log(contents.config.nLayer, contents.tensors.length)
+ * await contents.close?.()
+ */
+export async function openModelContents(source: ModelSource): Promise<ModelContents> {
+  const src = await openSource(source)
+  try {
+    const contents = 'open' in src ? await hfContents(src) : await ggufContents(src)
+    const close = contents.close
+    contents.close = async () => {
+      await close?.()
+      if ('read' in src) await src.close?.()
+    }
+    return contents
+  } catch (e) {
     if ('read' in src) await src.close?.()
+    throw e
   }
 }
 

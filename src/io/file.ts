@@ -58,11 +58,11 @@ export async function readFileText(path: string | URL): Promise<string> {
   return readFile(path, 'utf8')
 }
 
-/** Streams `chunks` (e.g. from ggufChunks) into a file at `path`. */
-export async function writeChunksToFile(path: string, chunks: Iterable<Uint8Array>): Promise<void> {
+/** Streams `chunks` (e.g. from ggufChunks or convertToGguf) into a file at `path`. */
+export async function writeChunksToFile(path: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<void> {
   const handle = await open(path, 'w')
   try {
-    for (const c of chunks) {
+    for await (const c of chunks) {
       let done = 0
       while (done < c.byteLength) done += (await handle.write(c, done, c.byteLength - done)).bytesWritten
     }

@@ -43,6 +43,8 @@ export interface ModelContents {
   chatTemplate: ChatTemplateSources
   /** The GGUF header when the model is a GGUF file (its metadata is copied by `convert`). */
   gguf?: GgufFile
+  /** The parsed JSON files when the model is a Hugging Face folder (for `convert`'s metadata). */
+  hf?: { config: Record<string, any>; tokenizer: Record<string, any>; tokenizerConfig: Record<string, any> }
   /** Releases files the contents opened (not a source passed in by the caller). */
   close?(): Promise<void>
 }

@@ -132,6 +132,7 @@ export async function hfContents(folder: ModelFolder): Promise<ModelContents> {
       tensors,
       tokenizer: tokenizerFromHf(tokenizerJson!, tokenizerConfig, generationConfig),
       chatTemplate: { hfTemplate: tokenizerConfig.chat_template },
+      hf: { config: configJson, tokenizer: tokenizerJson!, tokenizerConfig },
       close: async () => { await Promise.all(opened.map((s) => s.close?.())) },
     }
   } catch (e) {
