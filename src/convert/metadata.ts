@@ -70,18 +70,23 @@ function hfMetadata(contents: ModelContents): GgufMetadata {
   return m
 }
 
-/** `tokenizer.ggml.*` of a byte-level BPE tokenizer.json (types: 1 normal, 3 control, 4 user-defined). */
+/**
+ * `tokenizer.ggml.*` of a byte-level BPE tokenizer.json (types: 1 normal, 3 control,
+ * 4 user-defined; scores 0, −1000 for added tokens, as the bitnet.cpp converter writes them).
+ */
 function tokenizerMetadata(tok: Record<string, any>, cfg: Record<string, any>, file: string): [string, GgufValue][] {
   const vocab = tok.model?.vocab as Record<string, number> | undefined
   if (!vocab || tok.model?.type !== 'BPE') throw new ModelFormatError('tokenizer.json: only BPE tokenizers convert', { file })
   const tokens: string[] = []
   const types: number[] = []
-  for (const [text, id] of Object.entries(vocab)) { tokens[id] = text; types[id] = 1 }
+  const scores: number[] = []
+  for (const [text, id] of Object.entries(vocab)) { tokens[id] = text; types[id] = 1; scores[id] = 0 }
   for (const t of (tok.added_tokens ?? []) as { id: number; content: string; special?: boolean }[]) {
     tokens[t.id] = t.content
     types[t.id] = t.special ? 3 : 4
+    scores[t.id] = -1000
   }
-  for (let i = 0; i < tokens.length; i++) if (tokens[i] === undefined) { tokens[i] = `[PAD${i}]`; types[i] = 5 }
+  for (let i = 0; i < tokens.length; i++) if (tokens[i] === undefined) { tokens[i] = `[PAD${i}]`; types[i] = 5; scores[i] = -1000 }
   const merges = ((tok.model.merges ?? []) as (string | string[])[]).map((x) => (Array.isArray(x) ? x.join(' ') : x))
   const id = (v: unknown) => {
     const text = typeof v === 'string' ? v : (v as { content?: string } | undefined)?.content
@@ -90,7 +95,7 @@ function tokenizerMetadata(tok: Record<string, any>, cfg: Record<string, any>, f
   const out: [string, GgufValue][] = [
     ['tokenizer.ggml.model', metaStr('gpt2')],
     ['tokenizer.ggml.tokens', metaArr(GgufType.STRING, tokens)],
-    ['tokenizer.ggml.scores', metaArr(GgufType.FLOAT32, new Array(tokens.length).fill(0))],
+    ['tokenizer.ggml.scores', metaArr(GgufType.FLOAT32, scores)],
     ['tokenizer.ggml.token_type', metaArr(GgufType.INT32, types)],
     ['tokenizer.ggml.merges', metaArr(GgufType.STRING, merges)],
   ]
