@@ -54,6 +54,17 @@ export interface GenerateOptions extends SamplerOptions {
   signal?: AbortSignal
 }
 
+/**
+ * Rejects invalid {@link ModelOptions} before any file is read.
+ * @example checkModelOptions({ contextSize: 0 }) // throws InvalidArgumentError
+ */
+export function checkModelOptions(opts: ModelOptions): void {
+  const ctx = opts.contextSize
+  if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
+    throw new InvalidArgumentError(`contextSize must be a positive integer, got ${ctx}`)
+  }
+}
+
 export class BitnetModel {
   readonly config: ModelConfig
   readonly tokenizer: BitnetTokenizer
@@ -77,10 +88,8 @@ export class BitnetModel {
 
   /** Loads a model (a GGUF file or a Hugging Face folder, opened by loadModel). */
   static async load(contents: ModelContents, opts: ModelOptions = {}): Promise<BitnetModel> {
+    checkModelOptions(opts)
     let ctx = opts.contextSize
-    if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
-      throw new InvalidArgumentError(`contextSize must be a positive integer, got ${ctx}`)
-    }
     const model = await loadWeights(contents, {
       stateBytes: (c) => stateBytes(c, (ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT))),
       onProgress: opts.onProgress,

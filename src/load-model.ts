@@ -1,7 +1,7 @@
 /**
  * `loadModel()`: the package's entry point from a model source to a ready model.
  */
-import { BitnetModel, type ModelOptions } from './bitnet-model.js'
+import { BitnetModel, checkModelOptions, type ModelOptions } from './bitnet-model.js'
 import { HAS_FS } from './env.js'
 import { InvalidArgumentError } from './errors.js'
 import { bytesSource, type ByteSource } from './io/source.js'
@@ -27,6 +27,7 @@ export type ModelSource = string | Uint8Array | ArrayBuffer | ByteSource | Model
  * ```
  */
 export async function loadModel(source: ModelSource, opts: ModelOptions = {}): Promise<BitnetModel> {
+  checkModelOptions(opts)
   const contents = await openModelContents(source)
   try {
     return await BitnetModel.load(contents, opts)

@@ -129,7 +129,7 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   const weightsEnd = arena.top
   // Rows of an F16 matrix being converted to Q8B pass through a scratch area where the
   // runtime state will live (unused until load ends), never as a whole f16 copy.
-  const scratchBytes = plan.some((p) => p.matrixType === 'q8b') ? Q8B_CHUNK_ROWS * config.nEmbd * 2 : 0
+  const scratchBytes = plan.some((p) => p.matrixType === 'q8b') ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : 0
   const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024)
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
@@ -147,7 +147,7 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
       }
       return bytes
     }
-    if (p.matrixType === 'q8b') await convertToQ8b(p, read, heap, kernels, weightsEnd)
+    if (p.role === 'matrix') await storeMatrix(p, read, heap, kernels, weightsEnd)
     else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, kernel)
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
@@ -264,18 +264,14 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, kernel: Te
     ;(kernel === 'tl' ? packTlFromCodes : packX4FromCodes)(codes, p.rows, p.cols, out)
     return checkScale(scale, info.name, file)
   }
-  if (p.matrixType === 'f16') {
-    heap.set(toF16(info.format, bytes), p.ptr)
-    return 1
-  }
   const values = dequantizeRows(info.format, bytes, p.rows * p.cols)
   new Float32Array(heap.buffer, p.ptr, values.length).set(values)
   // A `.scale` tensor's value multiplies its projection's γ (see assemble()).
   return p.role === 'scale' ? checkScale(values[0], info.name, file) : 1
 }
 
-/** Rows of an F16 matrix converted to Q8B per chunk (bounded scratch memory). */
-const Q8B_CHUNK_ROWS = 4096
+/** Rows of the embedding / output matrix per chunk (bounds memory outside wasm and the Q8B scratch). */
+const MATRIX_CHUNK_ROWS = 4096
 
 /** F16 bytes as they are; BF16 converted to f16 bits (round to nearest even). */
 function toF16(format: string, bytes: Uint8Array): Uint8Array {
@@ -286,15 +282,26 @@ function toF16(format: string, bytes: Uint8Array): Uint8Array {
   return new Uint8Array(out.buffer)
 }
 
-/** Streams an F16 (or BF16) matrix through the scratch area into its Q8B copy, chunk by chunk. */
-async function convertToQ8b(p: Planned, read: (offset: number, length: number) => Promise<Uint8Array>,
+/**
+ * Streams the embedding / output matrix into place in row chunks (it is the largest tensor:
+ * never held whole outside wasm memory): f16 rows as they are (BF16 converted), f32 rows
+ * dequantized, or Q8B via the scratch area (f16 rows → quantize_rows_f16_q8b).
+ */
+async function storeMatrix(p: Planned, read: (offset: number, length: number) => Promise<Uint8Array>,
   heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
-  const rowBytes = p.cols * 2
+  const rowBytes = p.info.byteSize / p.rows
   const scales = p.ptr + p.rows * p.kp
-  for (let r0 = 0; r0 < p.rows; r0 += Q8B_CHUNK_ROWS) {
-    const n = Math.min(Q8B_CHUNK_ROWS, p.rows - r0)
-    heap.set(toF16(p.info.format, await read(r0 * rowBytes, n * rowBytes)), scratch)
-    kernels.quantize_rows_f16_q8b(scratch, n, p.cols, p.kp, p.ptr + r0 * p.kp, scales + r0 * (p.kp / 128) * 4, 0, 1)
+  for (let r0 = 0; r0 < p.rows; r0 += MATRIX_CHUNK_ROWS) {
+    const n = Math.min(MATRIX_CHUNK_ROWS, p.rows - r0)
+    const bytes = await read(r0 * rowBytes, n * rowBytes)
+    if (p.matrixType === 'f32') {
+      new Float32Array(heap.buffer, p.ptr + r0 * p.cols * 4, n * p.cols).set(dequantizeRows(p.info.format, bytes, n * p.cols))
+    } else if (p.matrixType === 'f16') {
+      heap.set(toF16(p.info.format, bytes), p.ptr + r0 * p.cols * 2)
+    } else {
+      heap.set(toF16(p.info.format, bytes), scratch)
+      kernels.quantize_rows_f16_q8b(scratch, n, p.cols, p.kp, p.ptr + r0 * p.kp, scales + r0 * (p.kp / 128) * 4, 0, 1)
+    }
   }
 }
 
