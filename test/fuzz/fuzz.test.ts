@@ -17,7 +17,7 @@ import { classify, feed, FIXTURES_DIR, fuzz, newStats, record, totals, type Fuzz
 import { loadSeeds } from './seeds.js'
 import { makeTargets, type Target } from './targets.js'
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 12_300) // mutation inputs; the properties add RUNS / 8 × 8
+const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000) // mutation inputs; the properties add RUNS / 8 × 8
 const SEED = Number(process.env.FUZZ_SEED ?? 1)
 const PROPERTY_RUNS = Math.max(100, Math.round(RUNS / 8))
 const REPORT = process.env.FUZZ_REPORT

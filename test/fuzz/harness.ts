@@ -104,7 +104,12 @@ export async function fuzz(targets: Target[], total: number, seed: number, stats
   for (const [i, target] of targets.entries()) {
     const runs = Math.max(1, Math.round((total * target.weight) / weights))
     const rng = new Rng(seed * 1000 + i)
-    for (let n = 0; n < runs; n++) await feed(target, target.input(rng), stats)
+    for (let n = 0; n < runs; n++) {
+      const t0 = performance.now()
+      const input = target.input(rng)
+      stats.msByTarget[`${target.name} (making inputs)`] = (stats.msByTarget[`${target.name} (making inputs)`] ?? 0) + performance.now() - t0
+      await feed(target, input, stats)
+    }
     onProgress?.(target.name, stats)
   }
   return stats

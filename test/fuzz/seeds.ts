@@ -29,6 +29,12 @@ export interface Seeds {
   miniGgufHeaderEnd: number
   /** Small synthetic GGUFs covering the other formats: TQ1_0, TQ2_0, F32 embedding, SentencePiece tokenizer. */
   syntheticGgufs: Uint8Array[]
+  /** The real tiny-dev model.safetensors (33 MB) and its header's length (8 + N bytes). */
+  realSafetensors: Uint8Array
+  realSafetensorsHeaderEnd: number
+  /** Mini Hugging Face folder: model.safetensors, config.json and tokenizer.json cut like the mini GGUF. */
+  miniSafetensors: Uint8Array
+  miniConfigJson: object
   /** The real tokenizer.json text (9 MB) and a mini one cut like the mini GGUF. */
   realTokenizerJson: string
   miniTokenizerJson: object
@@ -79,7 +85,13 @@ async function buildSeeds(): Promise<Seeds> {
   const miniHeader = await readGguf(bytesSource(miniGguf))
 
   const realTokenizerJson = readFileSync(fixturePath('tokenizer.json'), 'utf8')
+  const realSafetensors = new Uint8Array(readFileSync(fixturePath('model.safetensors')))
+  const configJson = JSON.parse(readFileSync(fixturePath('config.json'), 'utf8'))
   return {
+    realSafetensors,
+    realSafetensorsHeaderEnd: 8 + Number(new DataView(realSafetensors.buffer).getBigUint64(0, true)),
+    miniSafetensors: miniSafetensors(realSafetensors),
+    miniConfigJson: { ...configJson, vocab_size: MINI_VOCAB + SPECIALS.length },
     realGguf,
     realGgufHeaderEnd: gguf.dataOffset,
     miniGguf,
@@ -88,7 +100,7 @@ async function buildSeeds(): Promise<Seeds> {
     realTokenizerJson,
     miniTokenizerJson: miniTokenizerJson(JSON.parse(realTokenizerJson)),
     tokenizerConfig: JSON.parse(readFileSync(fixturePath('tokenizer_config.json'), 'utf8')),
-    configJson: JSON.parse(readFileSync(fixturePath('config.json'), 'utf8')),
+    configJson,
     generationConfig: JSON.parse(readFileSync(fixturePath('generation_config.json'), 'utf8')),
   }
 }
@@ -104,6 +116,38 @@ function miniTokenizerJson(json: Record<string, any>): object {
     .filter((t) => SPECIALS.includes(t.id))
     .map((t) => ({ ...t, id: MINI_VOCAB + SPECIALS.indexOf(t.id) }))
   return { ...json, added_tokens: added, model: { ...json.model, vocab, merges } }
+}
+
+/** model.safetensors with the embedding cut to the mini vocabulary (rows < MINI_VOCAB, then the specials). */
+function miniSafetensors(real: Uint8Array): Uint8Array {
+  const n = Number(new DataView(real.buffer, real.byteOffset).getBigUint64(0, true))
+  const header = JSON.parse(new TextDecoder().decode(real.subarray(8, 8 + n))) as Record<string, any>
+  const parts: Uint8Array[] = []
+  const out: Record<string, unknown> = { __metadata__: header.__metadata__ }
+  let at = 0
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue
+    let data = real.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1])
+    let shape = t.shape
+    if (name === 'model.embed_tokens.weight') {
+      const rowBytes = t.shape[1] * 2 // BF16
+      const rows = [...Array.from({ length: MINI_VOCAB }, (_, i) => i), ...SPECIALS]
+      const cut = new Uint8Array(rows.length * rowBytes)
+      rows.forEach((r, i) => cut.set(data.subarray(r * rowBytes, (r + 1) * rowBytes), i * rowBytes))
+      data = cut
+      shape = [rows.length, t.shape[1]]
+    }
+    out[name] = { dtype: t.dtype, shape, data_offsets: [at, at + data.length] }
+    parts.push(data)
+    at += data.length
+  }
+  const json = new TextEncoder().encode(JSON.stringify(out))
+  const bytes = new Uint8Array(8 + json.length + at)
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true)
+  bytes.set(json, 8)
+  let p = 8 + json.length
+  for (const d of parts) { bytes.set(d, p); p += d.length }
+  return bytes
 }
 
 /** Small synthetic models for the formats and tokenizer kinds tiny-dev does not use. */

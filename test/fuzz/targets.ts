@@ -7,7 +7,10 @@ import { readGguf, metaStringOpt } from '../../src/gguf/reader.js'
 import type { ByteSource } from '../../src/io/source.js'
 import { bytesSource } from '../../src/io/source.js'
 import { loadModel } from '../../src/load-model.js'
-import { configFromGguf } from '../../src/model/config.js'
+import type { BitnetModel } from '../../src/bitnet-model.js'
+import { configFromGguf, configFromHf } from '../../src/model/config.js'
+import type { ModelFolder } from '../../src/model/load-hf.js'
+import { readSafetensors } from '../../src/safetensors/reader.js'
 import { tokenizerFromGguf, tokenizerFromHf, type BitnetTokenizer } from '../../src/tokenizer.js'
 import { byteSeed, mutateBytes, mutateJson, mutateTemplate, type ByteSeed, type Rng } from './mutate.js'
 import type { Seeds } from './seeds.js'
@@ -67,6 +70,9 @@ export function makeTargets(seeds: Seeds): Target[] {
     return mutateBytes(rng, s, rng.pick(small).bytes)
   }
   const whole = small.map((s) => byteSeed(s.bytes))
+  const realStHeader = byteSeed(seeds.realSafetensors.subarray(0, seeds.realSafetensorsHeaderEnd))
+  const realStTail = seeds.realSafetensors.subarray(seeds.realSafetensorsHeaderEnd)
+  const miniSt = byteSeed(seeds.miniSafetensors)
   // The real 41 MB file: only its header is mutated; the tensor data follows unchanged.
   const realHeader = byteSeed(seeds.realGguf.subarray(0, seeds.realGgufHeaderEnd))
   const realTail = seeds.realGguf.subarray(seeds.realGgufHeaderEnd)
@@ -86,15 +92,7 @@ export function makeTargets(seeds: Seeds): Target[] {
     {
       // Mutations spread over the whole file: most land in the weights, so most inputs load.
       name: 'load-model', weight: 300, input: (rng) => mutateBytes(rng, rng.pick(whole), undefined, rng.chance(0.6)),
-      run: async (b) => {
-        const model = await loadModel(b, { threads: 1, kernel: 'i2s', contextSize: 256 })
-        try {
-          await model.generate('Hello', { maxTokens: 3, temperature: 0 })
-          await model.chat(SAMPLE_MESSAGES, { maxTokens: 2, temperature: 0 })
-        } finally {
-          await model.dispose()
-        }
-      },
+      run: (b) => useModel(loadModel(b, { threads: 1, kernel: 'i2s', contextSize: 256 })),
     },
     {
       name: 'tokenizer-json', weight: 1500,
@@ -112,11 +110,60 @@ export function makeTargets(seeds: Seeds): Target[] {
       },
     },
     {
+      // The real 33 MB model.safetensors: its header mutated, the tensor data after it unchanged.
+      name: 'safetensors', weight: 1500,
+      input: (rng) => mutateBytes(rng, realStHeader),
+      run: async (b) => { await readSafetensors(concatSource(b, realStTail, 'fuzz.safetensors')) },
+    },
+    {
+      name: 'config-json', weight: 1000,
+      input: (rng) => json(mutateJson(rng, seeds.configJson)),
+      run: async (b) => { configFromHf(unjson(b), 'config.json') },
+    },
+    {
+      // A whole Hugging Face folder through loadModel: byte 0 picks the mutated file (see hfFolder).
+      name: 'hf-folder', weight: 150,
+      input: (rng) => {
+        const which = rng.int(3)
+        const body = which === 0 ? mutateBytes(rng, miniSt, undefined, rng.chance(0.6))
+          : json(mutateJson(rng, which === 1 ? seeds.miniConfigJson : seeds.miniTokenizerJson))
+        const input = new Uint8Array(1 + body.length)
+        input[0] = which
+        input.set(body, 1)
+        return input
+      },
+      run: (b) => useModel(loadModel(hfFolder(seeds, b[0], b.subarray(1)), { threads: 1, kernel: 'i2s', contextSize: 256 })),
+    },
+    {
       name: 'chat-template', weight: 6000,
       input: (rng) => text.encode(mutateTemplate(rng, rng.pick(templates))),
       run: async (b) => render(untext.decode(b)),
     },
   ]
+}
+
+/** Generates with a loaded model (text and chat), then disposes it. */
+async function useModel(loading: Promise<BitnetModel>): Promise<void> {
+  const model = await loading
+  try {
+    await model.generate('Hello', { maxTokens: 3, temperature: 0 })
+    await model.chat(SAMPLE_MESSAGES, { maxTokens: 2, temperature: 0 })
+  } finally {
+    await model.dispose()
+  }
+}
+
+/** The mini HF folder in memory, with file `which` (0 model.safetensors, 1 config.json, 2 tokenizer.json) replaced by `body`. */
+function hfFolder(seeds: Seeds, which: number, body: Uint8Array): ModelFolder {
+  const files: Record<string, Uint8Array> = {
+    'model.safetensors': seeds.miniSafetensors,
+    'config.json': json(seeds.miniConfigJson),
+    'tokenizer.json': json(seeds.miniTokenizerJson),
+    'tokenizer_config.json': json(seeds.tokenizerConfig),
+    'generation_config.json': json(seeds.generationConfig),
+  }
+  files[['model.safetensors', 'config.json', 'tokenizer.json'][which % 3]] = body
+  return { name: 'fuzz-hf', open: async (f) => (files[f] ? bytesSource(files[f], `fuzz-hf/${f}`) : undefined) }
 }
 
 /** A Llama-3.1-style template (system prompt, date, tool-less), a second real-world shape. */
@@ -128,10 +175,10 @@ const LLAMA3_STYLE_TEMPLATE =
   "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
 
 /** A ByteSource over `head` followed by `tail`. */
-function concatSource(head: Uint8Array, tail: Uint8Array): ByteSource {
+function concatSource(head: Uint8Array, tail: Uint8Array, name = 'fuzz-real.gguf'): ByteSource {
   const size = head.length + tail.length
   return {
-    name: 'fuzz-real.gguf',
+    name,
     size,
     read: async (offset, length) => {
       const end = Math.min(size, offset + length)
