@@ -24,6 +24,15 @@ describe('numerical health', () => {
     expect(firstNonFiniteF16(new Uint8Array([0x00, 0x3c, 0xff, 0x7b]))).toBe(-1) // 1.0, 65504
     expect(firstNonFiniteF16(new Uint8Array([0x00, 0x3c, 0x00, 0xfc]))).toBe(1) // -Inf
     expect(firstNonFiniteF16(new Uint8Array([0x01, 0x7e]))).toBe(0) // NaN
+    // The word-at-a-time pass: every position of a 4-byte-aligned buffer, and an unaligned view.
+    const h = new Uint8Array(4096).fill(0x3b) // 0x3b3b: a finite f16
+    for (const at of [0, 1, 2, 1023, 2047]) {
+      h[2 * at + 1] = 0x7c
+      expect(firstNonFiniteF16(h)).toBe(at)
+      expect(firstNonFiniteF16(h.subarray(2))).toBe(at - 1)
+      h[2 * at + 1] = 0x3b
+    }
+    expect(firstNonFiniteF16(h)).toBe(-1)
   })
 
   it('a NaN in a norm vector is rejected at load, naming the tensor', async () => {
