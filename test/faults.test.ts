@@ -113,10 +113,14 @@ describe('dispose and abort', () => {
     await settle()
     const threads0 = threadCount()
     const rss0 = process.memoryUsage.rss()
+    // Abort points: before parsing (an aborted signal), at kernel compile, at the first and
+    // after the last tensor's repack (the load completes), before the prompt, after one token.
+    const STAGES = ['parse', 'compile', 'repack', 'repack-last', 'prefill', 'decode']
     const stages: string[] = []
     for (let cycle = 0; cycle < 12; cycle++) {
+      const stage = STAGES[cycle % STAGES.length]
       const ac = new AbortController()
-      const stage = ['compile', 'repack', 'repack-last', 'decode'][cycle % 4]
+      if (stage === 'parse') ac.abort()
       const load = loadModel(big, {
         threads: 2, contextSize: 16384, signal: ac.signal,
         onProgress: (p) => {
@@ -124,20 +128,22 @@ describe('dispose and abort', () => {
         },
       })
       const outcome = await load.then(async (m) => {
-        // Decode: abort after the first token (the generation ends early, then the model is disposed).
         const gen = new AbortController()
+        if (stage === 'prefill') gen.abort()
         let n = 0
-        for await (const chunk of m.generate('Hi', { maxTokens: 50, ignoreEos: true, signal: gen.signal })) {
-          if (chunk.tokenId >= 0 && ++n === 1 && stage === 'decode') gen.abort()
-        }
+        const { finishReason } = await (async () => {
+          const it = m.generate('Hi', { maxTokens: 50, ignoreEos: true, signal: gen.signal })
+          for await (const chunk of it) if (chunk.tokenId >= 0 && ++n === 1 && stage === 'decode') gen.abort()
+          return it
+        })()
         await m.dispose()
-        return n === 1 ? 'decode-aborted' : 'loaded'
+        return `${finishReason}:${n}`
       }, (e: Error) => e.name)
       stages.push(`${stage}:${outcome}`)
     }
     await settle()
-    expect(stages.filter((s) => s.endsWith('AbortError')).length).toBeGreaterThanOrEqual(6)
-    expect(stages.filter((s) => s === 'decode:decode-aborted'), stages.join(' ')).toHaveLength(3)
+    expect(stages).toEqual([...Array(2)].flatMap(() => [
+      'parse:AbortError', 'compile:AbortError', 'repack:AbortError', 'repack-last:length:50', 'prefill:abort:0', 'decode:abort:1']))
     expect(threadCount()).toBeLessThanOrEqual(threads0 + 1)
     // 12 cycles × 64 MiB would show as ~770 MiB if models leaked.
     expect(process.memoryUsage.rss() - rss0).toBeLessThan(256 * 2 ** 20)
