@@ -141,7 +141,8 @@ describe('fuzz: every input gives a result or a typed BitnetError', () => {
     const text = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }).map((s) => s.toWellFormed()),
       fc.array(fc.constantFrom(' ', '\n', 'a', 'é', '🦙', '<|eot_id|>', '<s>', '12', "'s"), { maxLength: 12 }).map((a) => a.join('')))
     fc.assert(fc.property(text, (s) => {
-      for (const tok of [hf, gguf, spm]) {
+      // SentencePiece writes spaces as '▁' (U+2581), so a literal '▁' decodes as a space (as in llama.cpp).
+      for (const tok of s.includes('\u2581') ? [hf, gguf] : [hf, gguf, spm]) {
         let back = ''
         expect(recorded('tokenizer-roundtrip', () => { back = tok.decode(tok.encode(s, { addBos: false })) })).toBe('ok')
         expect(back).toBe(s)
