@@ -89,3 +89,23 @@ export class NumericalError extends BitnetError {
     super('NUMERICAL', message)
   }
 }
+
+/**
+ * A generation was stopped through its `AbortSignal` and the caller asked to be told by an
+ * error (`throwOnAbort: true`); `partialText` holds what was generated before the abort.
+ * Without `throwOnAbort` an abort resolves normally with `finishReason: 'abort'`.
+ */
+export class AbortError extends BitnetError {
+  readonly partialText: string
+  constructor(partialText: string) {
+    super('ABORTED', 'the generation was aborted')
+    this.partialText = partialText
+  }
+}
+
+/** An operation needs a session (or the model's default session) that is busy generating. */
+export class BusyError extends BitnetError {
+  constructor(message: string) {
+    super('BUSY', message)
+  }
+}

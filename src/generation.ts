@@ -9,9 +9,32 @@
  * ```
  */
 
+import type { SamplerOptions } from './sampler.js'
+
+/** Per-request options of `generate()` / `chat()` (load options are separate: `ModelOptions`). */
+export interface GenerateOptions extends SamplerOptions {
+  /** Maximum number of new tokens. Default 128. */
+  maxTokens?: number
+  /** Keep going past end-of-generation tokens (llama.cpp `--ignore-eos`). */
+  ignoreEos?: boolean
+  /** Prepend BOS to a text prompt. Default: the model's `add_bos_token`. */
+  addBos?: boolean
+  /** Stop when the text contains one of these; the stop string is not part of the output. */
+  stop?: readonly string[]
+  /** Stop after sampling one of these token ids (besides end-of-generation tokens); not part of the output. */
+  stopTokens?: readonly number[]
+  /** Stops generation within one token; the result keeps the partial text (`finishReason: 'abort'`). */
+  signal?: AbortSignal
+  /** Reject with an `AbortError` (carrying the partial text) on abort instead of resolving. */
+  throwOnAbort?: boolean
+}
+
 /** One generated token. */
 export interface GenerationChunk {
-  /** Text this token adds (may be empty while a multi-byte character is incomplete). */
+  /**
+   * Text this token releases: empty while a multi-byte character is incomplete or while the
+   * text could still turn into a stop string (held back, released with a later chunk).
+   */
   text: string
   tokenId: number
 }
@@ -19,6 +42,8 @@ export interface GenerationChunk {
 export interface GenerationTimings {
   /** Prompt evaluation time. */
   promptMs: number
+  /** Prompt tokens evaluated (those after the prefix reused from the KV cache). */
+  promptEvaluated: number
   /** Time from the call to the first generated token. */
   timeToFirstTokenMs: number
   /** Time spent generating after the first token. */
@@ -33,8 +58,10 @@ export interface GenerationResult {
   tokens: number[]
   /** Prompt token ids as evaluated (BOS included). */
   promptTokens: number[]
+  /** 'stop': end-of-generation token, stop token or stop string; 'length': maxTokens; 'abort': signal. */
   finishReason: 'stop' | 'length' | 'abort'
-  usage: { promptTokens: number; completionTokens: number; totalTokens: number }
+  /** `cachedTokens`: prompt tokens whose keys/values were reused from the session's KV cache. */
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number; cachedTokens: number }
   timings: GenerationTimings
 }
 

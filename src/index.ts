@@ -5,8 +5,11 @@
  * sampler for standalone use; GGUF reading/writing; typed errors.
  */
 export { loadModel, type ModelSource } from './load-model.js'
-export { BitnetModel, type ModelOptions, type GenerateOptions, DEFAULT_MAX_CONTEXT } from './bitnet-model.js'
-export type { GenerationChunk, GenerationResult, GenerationTimings, Generation } from './generation.js'
+export { BitnetModel, type ModelOptions, DEFAULT_MAX_CONTEXT } from './bitnet-model.js'
+export type { GenerateOptions, GenerationChunk, GenerationResult, GenerationTimings, Generation } from './generation.js'
+export { Session, type SessionOptions } from './session.js'
+export { StopStrings } from './stop-strings.js'
+export type { Logger } from './logger.js'
 export type { ModelConfig, Activation } from './model/config.js'
 export type { LoadProgress } from './model/load.js'
 export { BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from './tokenizer.js'
