@@ -8,6 +8,7 @@ import { INFO_HELP, infoCommand } from './cli/info.js'
 import { LOGITS_HELP, logitsCommand } from './cli/logits.js'
 import { PPL_HELP, pplCommand } from './cli/ppl.js'
 import { RUN_HELP, runCommand } from './cli/run.js'
+import { SERVE_HELP, serveCommand } from './cli/serve.js'
 import { InvalidArgumentError } from './errors.js'
 
 const COMMANDS: Record<string, (argv: string[], signal: AbortSignal) => Promise<number>> = {
@@ -16,12 +17,13 @@ const COMMANDS: Record<string, (argv: string[], signal: AbortSignal) => Promise<
   ppl: pplCommand,
   info: (argv) => infoCommand(argv),
   bench: benchCommand,
+  serve: serveCommand,
 }
 
 const HELP = `bitnet: BitNet b1.58 ternary language models in WebAssembly
 
 commands:
-${[RUN_HELP, LOGITS_HELP, PPL_HELP, INFO_HELP, BENCH_HELP].map((h) => '  ' + h.split('\n')[0]).join('\n')}
+${[RUN_HELP, LOGITS_HELP, PPL_HELP, INFO_HELP, BENCH_HELP, SERVE_HELP].map((h) => '  ' + h.split('\n')[0]).join('\n')}
 
 run "bitnet <command> --help" for the options of a command.`
 

@@ -109,3 +109,24 @@ export class BusyError extends BitnetError {
     super('BUSY', message)
   }
 }
+
+/** The server's request queue is full (HTTP 429); retry later. */
+export class QueueFullError extends BitnetError {
+  constructor(message: string) {
+    super('QUEUE_FULL', message)
+  }
+}
+
+/** A request waited or ran longer than its time limit (HTTP 503 while queued). */
+export class TimeoutError extends BitnetError {
+  constructor(message: string) {
+    super('TIMEOUT', message)
+  }
+}
+
+/** A request body is larger than the server accepts (HTTP 413). */
+export class PayloadTooLargeError extends BitnetError {
+  constructor(limit: number) {
+    super('PAYLOAD_TOO_LARGE', `the request body is larger than ${limit} bytes`)
+  }
+}

@@ -19,7 +19,7 @@ const turn1: ChatMessage[] = [
   { role: 'user', content: 'Who led the children of Israel out of Egypt?' },
 ]
 
-describe('KV reuse across turns', () => {
+describe('KV reuse across turns', { timeout: 120_000 }, () => {
   it('the second turn evaluates only the tokens after the cached prefix, with the same output', async () => {
     const s = model.createSession()
     const a = await s.chat(turn1, GREEDY)
@@ -48,7 +48,7 @@ describe('KV reuse across turns', () => {
   })
 })
 
-describe('several sessions', () => {
+describe('several sessions', { timeout: 120_000 }, () => {
   it('concurrent generations equal sequential ones', async () => {
     const prompts = ['In the beginning God created', 'And the LORD spake unto Moses, saying,', 'The LORD is my shepherd; I shall not', 'For God so loved the world']
     const sequential = []
@@ -73,7 +73,7 @@ describe('several sessions', () => {
   })
 })
 
-describe('abort, stop strings, stop tokens', () => {
+describe('abort, stop strings, stop tokens', { timeout: 120_000 }, () => {
   it('abort stops within one token and resolves with the partial text', async () => {
     const ac = new AbortController()
     const gen = model.generate('In the beginning God created', { ...GREEDY, signal: ac.signal })
@@ -132,7 +132,7 @@ describe('abort, stop strings, stop tokens', () => {
   })
 })
 
-describe('state', () => {
+describe('state', { timeout: 120_000 }, () => {
   it('save() then restore() on another session continues identically', async () => {
     const a = model.createSession()
     await a.generate('The LORD is my shepherd; I shall not', GREEDY)
@@ -164,7 +164,7 @@ describe('state', () => {
   })
 })
 
-describe('context policy', () => {
+describe('context policy', { timeout: 120_000 }, () => {
   const SHAPE = { nEmbd: 64, nFf: 128, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 270, contextLength: 16 }
   it('error by default; contextShift keeps the start and goes on', async () => {
     const m = await loadModel(writeGguf(syntheticGguf(SHAPE)), { threads: 1 })
@@ -182,7 +182,7 @@ describe('context policy', () => {
   })
 })
 
-describe('embed', () => {
+describe('embed', { timeout: 120_000 }, () => {
   it('is the mean of the final normed hidden states: embed · Eᵀ = mean of the logits', async () => {
     const ids = model.tokenize('In the beginning')
     const e = model.embed(ids)
