@@ -3,6 +3,7 @@
  * The `bitnet` command line. One subcommand per file in src/cli/.
  */
 import { BENCH_HELP, benchCommand } from './cli/bench.js'
+import { CHAT_HELP, chatCommand } from './cli/chat.js'
 import { reportError } from './cli/common.js'
 import { INFO_HELP, infoCommand } from './cli/info.js'
 import { LOGITS_HELP, logitsCommand } from './cli/logits.js'
@@ -18,12 +19,13 @@ const COMMANDS: Record<string, (argv: string[], signal: AbortSignal) => Promise<
   info: (argv) => infoCommand(argv),
   bench: benchCommand,
   serve: serveCommand,
+  chat: chatCommand,
 }
 
 const HELP = `bitnet: BitNet b1.58 ternary language models in WebAssembly
 
 commands:
-${[RUN_HELP, LOGITS_HELP, PPL_HELP, INFO_HELP, BENCH_HELP, SERVE_HELP].map((h) => '  ' + h.split('\n')[0]).join('\n')}
+${[RUN_HELP, LOGITS_HELP, PPL_HELP, INFO_HELP, BENCH_HELP, SERVE_HELP, CHAT_HELP].map((h) => '  ' + h.split('\n')[0]).join('\n')}
 
 run "bitnet <command> --help" for the options of a command.`
 
