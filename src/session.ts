@@ -180,10 +180,17 @@ export class Session {
     this.#tokens = tokens
   }
 
-  /** Frees the KV cache; the session cannot be used afterwards. */
+  /**
+   * Frees the KV cache; the session cannot be used afterwards. A generation running on it
+   * ends at its next token (`finishReason: 'abort'`) and the cache is freed then.
+   */
   dispose(): void {
     if (this.#disposed) return
     this.#disposed = true
+    if (!this.#busy) this.#free()
+  }
+
+  #free(): void {
     this.#tokens = []
     this.#kv.dispose()
     this.#onDispose(this)
@@ -211,7 +218,11 @@ export class Session {
     await prev
     if (this.#disposed) { release(); throw new InvalidArgumentError('the session is disposed') }
     this.#busy = true
-    return () => { this.#busy = false; release() }
+    return () => {
+      this.#busy = false
+      if (this.#disposed) this.#free()
+      release()
+    }
   }
 
   async *#run(prompt: number[], keep: number, opts: GenerateOptions): GenerationRun {
@@ -240,7 +251,7 @@ export class Session {
     const t0 = performance.now()
 
     const sample = (logits: Float32Array) => sampler.sample(logits, history)
-    const fed = signal?.aborted ? undefined : await this.#feed(this.#fit([...prompt], keep), signal, sample)
+    const fed = this.#stopped(signal) ? undefined : await this.#feed(this.#fit([...prompt], keep), signal, sample)
     const tPrompt = performance.now()
     let next = fed?.result
     if (!fed) finishReason = 'abort'
@@ -254,14 +265,16 @@ export class Session {
       yield { text: piece, tokenId: next } satisfies GenerationChunk
       if (stops.stopped) { finishReason = 'stop'; break }
       if (tokens.length >= maxTokens) break
-      if (signal?.aborted) { finishReason = 'abort'; break }
+      if (this.#stopped(signal)) { finishReason = 'abort'; break }
       const tok: number = next
       if (this.#tokens.length + 1 < this.#host.contextSize) {
         next = await scheduler.step(() => {
+          if (this.#disposed) return undefined // (the model may be gone too)
           const logits = transformer.forward(tok, this.#tokens.length, true, this.#kv)!
           this.#tokens.push(tok)
           return sample(logits)
         })
+        if (next === undefined) { finishReason = 'abort'; break }
       } else {
         const r = await this.#feed(this.#fit([...this.#tokens, tok], keep), signal, sample)
         if (!r) { finishReason = 'abort'; break }
@@ -305,9 +318,10 @@ export class Session {
     const evaluated = seq.length - pos
     logger?.debug?.('kv reuse', { cached: pos, evaluate: evaluated })
     for (;;) {
-      if (signal?.aborted) return undefined
+      if (this.#stopped(signal)) return undefined
       const end = Math.min(seq.length, pos + PROMPT_CHUNK)
       const result = await scheduler.step(() => {
+        if (this.#disposed) return null // (the model may be gone too)
         let logits: Float32Array | undefined
         for (; pos < end; pos++) {
           logits = transformer.forward(seq[pos], pos, pos === seq.length - 1, this.#kv)
@@ -315,8 +329,13 @@ export class Session {
         }
         return end === seq.length ? { result: onLast(logits!), evaluated } : undefined
       })
-      if (result) return result
+      if (result !== undefined) return result ?? undefined
     }
+  }
+
+  // Aborted by the caller, or the session was disposed meanwhile.
+  #stopped(signal: AbortSignal | undefined): boolean {
+    return signal?.aborted === true || this.#disposed
   }
 
   // `seq` if it leaves room for one more token, else shifted (contextShift) or an error.

@@ -154,6 +154,17 @@ describe('state', { timeout: 120_000 }, () => {
     a.dispose(); b.dispose()
   })
 
+  it('disposing a session mid-generation ends it at the next token', async () => {
+    const s = model.createSession()
+    const gen = s.generate('And God said', GREEDY)
+    let n = 0
+    for await (const _ of gen) if (++n === 2) s.dispose()
+    const r = await gen
+    expect(r.finishReason).toBe('abort')
+    expect(r.tokens).toHaveLength(2)
+    await expect(s.generate('And God said', GREEDY)).rejects.toThrow(/disposed/)
+  })
+
   it('reset/save during a generation is a BusyError', async () => {
     const s = model.createSession()
     const gen = s.generate('And God said', GREEDY)
