@@ -3,14 +3,14 @@
  * generation loop, logits and perplexity on top.
  */
 import { applyChatTemplate, resolveChatTemplate, type ChatMessage } from './chat-template.js'
-import { InvalidArgumentError } from './errors.js'
+import { ContextFullError, InvalidArgumentError } from './errors.js'
 import { metaStringOpt } from './gguf/reader.js'
 import type { GenerateOptions, Generation } from './generation.js'
 import type { ByteSource } from './io/source.js'
 import type { ModelConfig } from './model/config.js'
 import { loadGguf, type LoadProgress, type OutputType } from './model/load.js'
 import type { TernaryKernel } from './model/kernel-select.js'
-import { stateBytes, Transformer } from './model/transformer.js'
+import { MAX_BATCH, stateBytes, Transformer } from './model/transformer.js'
 import type { Logger } from './logger.js'
 import { Session, type SessionOptions } from './session.js'
 import { StepScheduler } from './session-scheduler.js'
@@ -60,14 +60,15 @@ export class BitnetModel {
   /** Which kernel build runs ('relaxed' or 'simd'). */
   readonly variant: KernelVariant
   readonly logger?: Logger
-  /** @internal Hands out compute turns to sessions, round-robin per token. */
-  readonly scheduler = new StepScheduler()
+  /** @internal Hands out compute turns to sessions, round-robin per token, decode steps batched. */
+  readonly scheduler: StepScheduler
   readonly #sessions = new Set<Session>()
   #defaultSession?: Session
 
   private constructor(t: Transformer, tokenizer: BitnetTokenizer, chatTemplate: string, variant: KernelVariant, logger?: Logger) {
     this.transformer = t
     this.logger = logger
+    this.scheduler = new StepScheduler((rows) => t.forwardBatch(rows), MAX_BATCH)
     this.variant = variant
     this.config = t.config
     this.contextSize = t.contextSize
@@ -161,13 +162,8 @@ export class BitnetModel {
    * ([n][vocab], copies), or only the last one with `{ lastOnly: true }`.
    */
   logits(tokens: readonly number[], opts: { lastOnly?: boolean } = {}): Float32Array[] {
-    const out: Float32Array[] = []
-    tokens.forEach((tok, pos) => {
-      const want = !opts.lastOnly || pos === tokens.length - 1
-      const l = this.transformer.forward(tok, pos, want)
-      if (l) out.push(l.slice())
-    })
-    return out
+    if (opts.lastOnly) return this.transformer.prefill(tokens, 0, undefined, 'last').map((l) => l.slice())
+    return this.transformer.prefill(tokens, 0, undefined, 'all')
   }
 
   /**
@@ -184,11 +180,10 @@ export class BitnetModel {
     for (let c = 0; c < chunks; c++) {
       const chunk = ids.slice(c * ctx, (c + 1) * ctx)
       const input = [bos, ...chunk.slice(0, -1)]
-      for (let pos = 0; pos < input.length; pos++) {
-        const logits = this.transformer.forward(input[pos], pos, true)!
+      this.transformer.prefill(input, 0, undefined, 'all').forEach((logits, pos) => {
         nll -= logSoftmaxAt(logits, chunk[pos])
         n++
-      }
+      })
       onChunk?.(c + 1, chunks)
     }
     return { ppl: Math.exp(nll / n), nll: nll / n, tokens: n }
@@ -234,11 +229,14 @@ export class BitnetModel {
   embed(text: string | readonly number[], opts: { addBos?: boolean } = {}): Float32Array {
     const ids = typeof text === 'string' ? this.tokenize(text, opts) : text
     if (ids.length === 0) throw new InvalidArgumentError('embed(): no tokens')
+    if (ids.length > this.contextSize) throw new ContextFullError(this.contextSize, ids.length)
+    const t = this.transformer
     const sum = new Float64Array(this.config.nEmbd)
-    ids.forEach((tok, pos) => {
-      this.transformer.forward(tok, pos, false)
-      this.transformer.hiddenState().forEach((v, i) => { sum[i] += v })
-    })
+    for (let i = 0; i < ids.length; i += MAX_BATCH) {
+      const rows = ids.slice(i, i + MAX_BATCH).map((token, j) => ({ token, pos: i + j }))
+      t.forwardBatch(rows)
+      for (const h of t.hiddenStates(rows.length)) h.forEach((v, d) => { sum[d] += v })
+    }
     return Float32Array.from(sum, (v) => v / ids.length)
   }
 }

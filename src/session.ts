@@ -18,7 +18,10 @@ import type { StepScheduler } from './session-scheduler.js'
 import { StopStrings } from './stop-strings.js'
 import type { BitnetTokenizer } from './tokenizer.js'
 
-/** Prompt tokens evaluated per scheduler step: a long prompt delays other streams by at most this. */
+/**
+ * Prompt tokens evaluated per scheduler step (prefill runs them MAX_BATCH at a time): a long
+ * prompt delays other streams by at most one such step.
+ */
 const PROMPT_CHUNK = 32
 const MAGIC = 0x53534e42 // 'BNSS'
 const VERSION = 1
@@ -240,7 +243,7 @@ export class Session {
   }
 
   async *#generate(prompt: number[], keep: number, maxTokens: number, sampler: Sampler, stops: StopStrings, opts: GenerateOptions): GenerationRun {
-    const { tokenizer, scheduler, transformer } = this.#host
+    const { tokenizer, scheduler } = this.#host
     const { signal } = opts
     const stopIds = new Set([...(opts.ignoreEos ? [] : tokenizer.eosIds), ...(opts.stopTokens ?? [])])
     const stream = tokenizer.createStreamDecoder()
@@ -268,12 +271,10 @@ export class Session {
       if (this.#stopped(signal)) { finishReason = 'abort'; break }
       const tok: number = next
       if (this.#tokens.length + 1 < this.#host.contextSize) {
-        next = await scheduler.step(() => {
-          if (this.#disposed) return undefined // (the model may be gone too)
-          const logits = transformer.forward(tok, this.#tokens.length, true, this.#kv)!
+        next = await scheduler.decode({ token: tok, pos: this.#tokens.length, kv: this.#kv }, (logits) => {
           this.#tokens.push(tok)
           return sample(logits)
-        })
+        }, () => !this.#disposed)
         if (next === undefined) { finishReason = 'abort'; break }
       } else {
         const r = await this.#feed(this.#fit([...this.#tokens, tok], keep), signal, sample)
@@ -322,12 +323,11 @@ export class Session {
       const end = Math.min(seq.length, pos + PROMPT_CHUNK)
       const result = await scheduler.step(() => {
         if (this.#disposed) return null // (the model may be gone too)
-        let logits: Float32Array | undefined
-        for (; pos < end; pos++) {
-          logits = transformer.forward(seq[pos], pos, pos === seq.length - 1, this.#kv)
-          this.#tokens.push(seq[pos])
-        }
-        return end === seq.length ? { result: onLast(logits!), evaluated } : undefined
+        const last = end === seq.length
+        const [logits] = transformer.prefill(seq.slice(pos, end), pos, this.#kv, last ? 'last' : 'none')
+        this.#tokens.push(...seq.slice(pos, end))
+        pos = end
+        return last ? { result: onLast(logits), evaluated } : undefined
       })
       if (result !== undefined) return result ?? undefined
     }

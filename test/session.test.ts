@@ -54,6 +54,7 @@ describe('several sessions', { timeout: 120_000 }, () => {
     const sequential = []
     for (const p of prompts) sequential.push((await model.createSession().generate(p, GREEDY)).text)
     const sessions = prompts.map(() => model.createSession())
+    const before = { ...model.scheduler.batches }
     // Stream all four at once, collecting each one's chunks.
     const streamed = await Promise.all(sessions.map(async (s, i) => {
       let text = ''
@@ -61,6 +62,10 @@ describe('several sessions', { timeout: 120_000 }, () => {
       return text
     }))
     expect(streamed).toEqual(sequential)
+    // Their decode steps went through shared passes (4 rows per weight read).
+    const passes = model.scheduler.batches.passes - before.passes, rows = model.scheduler.batches.rows - before.rows
+    expect(rows).toBe(4 * (GREEDY.maxTokens - 1))
+    expect(passes).toBeLessThan(rows / 2)
     sessions.forEach((s) => s.dispose())
   })
 
