@@ -1,6 +1,6 @@
 // Sessions benchmark (issue 4): KV reuse across turns and throughput of concurrent sequences.
 //
-//   node bench/sessions.mjs [-m MODEL.gguf] [-t THREADS] [--turns 6] [--turn-tokens 48] [-n 32]
+//   node bench/sessions.mjs [-m MODEL.gguf] [-t THREADS] [--turns 6] [--turn-tokens 48] [-n 32] [--kernel i2s|tl]
 //
 // 1. A conversation of --turns turns, each adding --turn-tokens new prompt tokens after the
 //    previous turn's history and reply (token ids, so any model works). Per turn: tokens in the
@@ -20,12 +20,13 @@ const { values } = parseArgs({ options: {
   'turn-tokens': { type: 'string', default: '48' },
   n: { type: 'string', short: 'n', default: '32' },
   ctx: { type: 'string', short: 'c', default: '1024' },
+  kernel: { type: 'string', default: 'auto' },
 } })
 const threads = values.threads ? Number(values.threads) : undefined
-const model = await loadModel(values.model, { threads, contextSize: Number(values.ctx) })
+const model = await loadModel(values.model, { threads, contextSize: Number(values.ctx), kernel: values.kernel })
 const n = Number(values.n)
 const greedy = { temperature: 0, maxTokens: n, ignoreEos: true }
-console.log(`${values.model} · ${model.threads} threads · ${model.variant} · ctx ${model.contextSize}`)
+console.log(`${values.model} · ${model.threads} threads · ${model.variant} · kernel ${model.transformer.kernel} · ctx ${model.contextSize}`)
 
 // Deterministic "user turns": ids spread over the vocabulary.
 const turnTokens = (k) => Array.from({ length: Number(values['turn-tokens']) }, (_, i) => 1000 + ((k * 7919 + i * 104729) % 20000))
