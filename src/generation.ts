@@ -9,6 +9,7 @@
  * ```
  */
 
+import { AbortError } from './errors.js'
 import type { SamplerOptions } from './sampler.js'
 
 /** Per-request options of `generate()` / `chat()` (load options are separate: `ModelOptions`). */
@@ -76,6 +77,7 @@ export class Generation implements AsyncIterable<GenerationChunk>, PromiseLike<G
 
   [Symbol.asyncIterator](): AsyncIterator<GenerationChunk> {
     const it = this.start()
+    let partial = ''
     let resolveResult!: (r: GenerationResult) => void
     let rejectResult!: (e: unknown) => void
     this.result = new Promise((res, rej) => { resolveResult = res; rejectResult = rej })
@@ -85,14 +87,18 @@ export class Generation implements AsyncIterable<GenerationChunk>, PromiseLike<G
         try {
           const r = await it.next()
           if (r.done) { resolveResult(r.value); return { done: true, value: undefined } }
+          partial += r.value.text
           return r
         } catch (e) {
           rejectResult(e)
           throw e
         }
       },
+      // Leaving a for-await loop early stops the run; awaiting the generation afterwards
+      // rejects with an AbortError holding the text streamed so far.
       return: async () => {
         await it.return(undefined as never)
+        rejectResult(new AbortError(partial))
         return { done: true, value: undefined }
       },
     }

@@ -90,6 +90,16 @@ describe('abort, stop strings, stop tokens', { timeout: 120_000 }, () => {
     expect(r.text).toBe(chunks.join(''))
   })
 
+  it('leaving the loop early stops the run; awaiting it then rejects with AbortError', async () => {
+    const s = model.createSession()
+    const gen = s.generate('In the beginning God created', GREEDY)
+    let text = ''
+    for await (const c of gen) { text += c.text; if (c.text) break }
+    await expect(gen).rejects.toMatchObject({ name: 'AbortError', partialText: text })
+    expect(s.busy).toBe(false)
+    s.dispose()
+  })
+
   it('throwOnAbort rejects with AbortError carrying the partial text', async () => {
     const ac = new AbortController()
     const gen = model.generate('In the beginning God created', { ...GREEDY, signal: ac.signal, throwOnAbort: true })
