@@ -121,7 +121,7 @@ export async function serve(model: BitnetModel, opts: ServeOptions = {}): Promis
         const meta = newMeta(r.kind, modelId)
         if (!r.stream) return sendJson(res, 200, completion(r.kind, meta, await gen))
         res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
-        const send = (v: unknown) => res.write(`data: ${JSON.stringify(v)}\n\n`)
+        const send = (v: unknown) => { if (!res.destroyed) res.write(`data: ${JSON.stringify(v)}\n\n`) }
         if (r.kind === 'chat') send(chunk(r.kind, meta, '', null, { role: true }))
         try {
           for await (const c of gen) if (c.text) send(chunk(r.kind, meta, c.text, null))
