@@ -335,7 +335,6 @@ export class Transformer {
     return rows.map((r, t) => (r.logits ? heap.subarray(row(s.logits, t, c.vocabSize) / f32, row(s.logits, t, c.vocabSize) / f32 + c.vocabSize) : undefined))
   }
 
-  // ── embeddings hook (api-server, issue 4: BitnetModel.embed) ──────────────────────────
   /**
    * Final hidden states of the first `n` rows of the last forwardBatch, after the output
    * norm: RMSNorm(h_t, output_norm), copies [n][n_embd] (what HF calls last_hidden_state).
@@ -350,7 +349,6 @@ export class Transformer {
       return new Float32Array(this.memory.buffer, xn, c.nEmbd).slice()
     })
   }
-  // ──────────────────────────────────────────────────────────────────────────────────────
 
   // RMSNorm(x_t)·w (no norm when w is undefined) → int8 with per-token absmax scale, K
   // zero-padded to the kernel block, for rows t < n: qa [n][kp], meta [n] (+ the TL
