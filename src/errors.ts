@@ -163,6 +163,13 @@ export class TimeoutError extends BitnetError {
   }
 }
 
+/** A client sent its request body too slowly (HTTP 408): a slowloris connection is cut. */
+export class RequestTimeoutError extends BitnetError {
+  constructor(ms: number) {
+    super('REQUEST_TIMEOUT', `the request body did not arrive within ${ms} ms`)
+  }
+}
+
 /** A request body is larger than the server accepts (HTTP 413). */
 export class PayloadTooLargeError extends BitnetError {
   constructor(limit: number) {

@@ -13,7 +13,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { BitnetModel } from '../bitnet-model.js'
-import { BitnetError, InvalidArgumentError, PayloadTooLargeError, TimeoutError } from '../errors.js'
+import { BitnetError, InvalidArgumentError, PayloadTooLargeError, RequestTimeoutError, TimeoutError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { chunk, completion, finishReason, newMeta, parseRequest, usage, type CompletionRequest, type Kind } from './openai.js'
 import { SlotPool } from './slots.js'
@@ -31,6 +31,8 @@ export interface ServeOptions {
   maxQueue?: number
   /** Largest request body in bytes (413 above). Default 1 MiB. */
   maxBodyBytes?: number
+  /** Time for a request body to arrive once its headers have (408 JSON after it: slowloris). Default 10 000 ms. */
+  bodyTimeoutMs?: number
   /** Longest wait for a slot (503) and longest generation (cut, finish_reason 'length'). Default 600 000 ms. */
   timeoutMs?: number
   /** Send `Access-Control-Allow-Origin: *` and answer preflight requests. */
@@ -50,7 +52,7 @@ export interface BitnetServer {
 }
 
 const STATUS: Record<string, number> = {
-  INVALID_ARGUMENT: 400, CONTEXT_FULL: 400, UNSUPPORTED: 400, QUEUE_FULL: 429, TIMEOUT: 503, PAYLOAD_TOO_LARGE: 413,
+  REQUEST_TIMEOUT: 408, INVALID_ARGUMENT: 400, CONTEXT_FULL: 400, UNSUPPORTED: 400, QUEUE_FULL: 429, TIMEOUT: 503, PAYLOAD_TOO_LARGE: 413,
 }
 
 /**
@@ -96,8 +98,16 @@ export async function serve(model: BitnetModel, opts: ServeOptions = {}): Promis
     const kind: Kind | undefined = path === '/v1/chat/completions' ? 'chat' : path === '/v1/completions' ? 'text' : undefined
     if (!kind) return sendJson(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'invalid_request_error', param: null, code: 'not_found' } })
     if (req.method !== 'POST') return sendJson(res, 405, { error: { message: `use POST for ${path}`, type: 'invalid_request_error', param: null, code: 'method_not_allowed' } })
-    const body = await readJson(req, opts.maxBodyBytes ?? 1 << 20)
-    await generate(parseRequest(kind, body), res)
+    const body = await readJson(req, opts.maxBodyBytes ?? 1 << 20, opts.bodyTimeoutMs ?? 10_000)
+    const request = parseRequest(kind, body)
+    // Limits that need the model: a 400 naming the field, not a clamp or an engine error.
+    if (request.maxTokens !== undefined && request.maxTokens >= model.contextSize) {
+      throw Object.assign(new InvalidArgumentError(`max_tokens ${request.maxTokens} is larger than the context (${model.contextSize} tokens)`), { param: 'max_tokens' })
+    }
+    if (Array.isArray(request.prompt) && request.prompt.some((t) => t >= model.config.vocabSize)) {
+      throw Object.assign(new InvalidArgumentError(`prompt token ids must be below the vocabulary size ${model.config.vocabSize}`), { param: 'prompt' })
+    }
+    await generate(request, res)
   }
 
   async function generate(r: CompletionRequest, res: ServerResponse): Promise<void> {
@@ -147,6 +157,7 @@ export async function serve(model: BitnetModel, opts: ServeOptions = {}): Promis
     const status = e instanceof BitnetError ? STATUS[e.code] ?? 500 : 500
     if (status === 500) log?.error?.('request failed', { error: e instanceof Error ? e.stack : String(e) })
     if (status === 429) res.setHeader('Retry-After', '1')
+    if (status === 408 || status === 413) res.setHeader('Connection', 'close') // the rest of the body is not read
     sendJson(res, status, errorBody(e))
   }
 
@@ -174,7 +185,7 @@ export async function serve(model: BitnetModel, opts: ServeOptions = {}): Promis
 function errorBody(e: unknown): { error: Record<string, unknown> } {
   const err = e as { code?: string; param?: string; openaiCode?: string; message?: string }
   const code = e instanceof BitnetError ? e.code : 'INTERNAL'
-  const type = STATUS[code] === 400 || STATUS[code] === 413 ? 'invalid_request_error' : code === 'INTERNAL' ? 'server_error' : 'rate_limit_error'
+  const type = STATUS[code] === 400 || STATUS[code] === 408 || STATUS[code] === 413 ? 'invalid_request_error' : code === 'INTERNAL' ? 'server_error' : 'rate_limit_error'
   const message = e instanceof BitnetError ? e.message : 'internal error'
   return { error: { message, type, param: err.param ?? null, code: err.openaiCode ?? code.toLowerCase() } }
 }
@@ -185,20 +196,32 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
   res.end(body)
 }
 
-// Reads a JSON body of at most `limit` bytes (413 beyond, without reading the rest).
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+// Reads a JSON body of at most `limit` bytes (413 beyond, without reading the rest) that must
+// arrive within `timeoutMs` (408 after, the connection is then closed: a slowloris client
+// cannot hold it open) and be valid UTF-8 (400, as invalid JSON, otherwise).
+async function readJson(req: IncomingMessage, limit: number, timeoutMs: number): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > limit) throw new PayloadTooLargeError(limit)
   const parts: Buffer[] = []
   let size = 0
-  for await (const part of req as AsyncIterable<Buffer>) {
-    size += part.length
-    if (size > limit) throw new PayloadTooLargeError(limit)
-    parts.push(part)
+  const read = (async () => {
+    for await (const part of req as AsyncIterable<Buffer>) {
+      size += part.length
+      if (size > limit) throw new PayloadTooLargeError(limit)
+      parts.push(part)
+    }
+  })()
+  read.catch(() => {}) // after a timeout nobody awaits it; the socket is closed with the 408
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new RequestTimeoutError(timeoutMs)), timeoutMs) })
+  try {
+    await Promise.race([read, late])
+  } finally {
+    clearTimeout(timer)
   }
   try {
-    return JSON.parse(Buffer.concat(parts).toString('utf8'))
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(parts)))
   } catch {
-    throw new InvalidArgumentError('the request body is not valid JSON')
+    throw new InvalidArgumentError('the request body is not valid UTF-8 JSON')
   }
 }

@@ -52,10 +52,21 @@ function content(m: Record<string, unknown>, i: number): string {
   return bad(`messages[${i}].content`, 'message content must be a string or an array of text parts')
 }
 
+/**
+ * Fields a request may carry: the ones parsed below, plus OpenAI's bookkeeping fields that do not
+ * change the output (`model`, `user`, `store`, `metadata`, `service_tier`). Anything else is a
+ * 400 naming the field (as the OpenAI API answers), never silently ignored.
+ */
+const FIELDS = new Set(['model', 'user', 'store', 'metadata', 'service_tier', 'stream', 'stream_options', 'n', 'logprobs',
+  'response_format', 'max_tokens', 'max_completion_tokens', 'stop', 'temperature', 'top_p', 'top_k', 'min_p',
+  'frequency_penalty', 'presence_penalty', 'repeat_penalty', 'seed'])
+
 /** Validates a request body; throws InvalidArgumentError (with `param`) naming the bad field. */
 export function parseRequest(kind: Kind, body: unknown): CompletionRequest {
   if (!body || typeof body !== 'object' || Array.isArray(body)) bad('', 'the request body must be a JSON object')
   const b = body as Body
+  const unknown = Object.keys(b).find((k) => !FIELDS.has(k) && k !== (kind === 'chat' ? 'messages' : 'prompt'))
+  if (unknown !== undefined) bad(unknown, `unrecognized request argument '${unknown.slice(0, 64)}'`)
   const req: CompletionRequest = { kind, options: {}, stream: b.stream === true, includeUsage: false }
   if (kind === 'chat') {
     if (!Array.isArray(b.messages) || b.messages.length === 0) bad('messages', "'messages' must be a non-empty array")
