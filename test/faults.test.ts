@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
-import { DisposedError, loadModel, ResourceLimitError } from '../src/index.js'
+import { BitnetError, DisposedError, loadModel, ResourceLimitError } from '../src/index.js'
 import { writeGguf } from '../src/gguf/writer.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
 import { ThreadPool, WorkerError, type PoolOptions } from '../src/thread-pool.js'
@@ -92,13 +92,20 @@ describe('compute workers that fail', () => {
 })
 
 describe('dispose and abort', () => {
-  it.each([1, 2])('dispose() during generation ends it with DisposedError (%i threads)', async (threads) => {
+  it.each([1, 2])('dispose() during generation ends it at once; later calls fail with a typed error (%i threads)', async (threads) => {
     const model = await loadModel(MODEL, { threads })
     const it = model.generate('Hello', { maxTokens: 20, temperature: 0, ignoreEos: true })[Symbol.asyncIterator]()
     expect((await it.next()).done).toBe(false)
     await model.dispose()
-    await expect(it.next()).rejects.toThrow(DisposedError)
-    await expect(model.generate('Hello', { maxTokens: 2 })).rejects.toThrow(DisposedError)
+    // The running generation stops at once: it ends (its session was disposed) or fails with
+    // DisposedError; it neither hangs nor yields another token. New work fails with a typed error.
+    const next = await it.next().then((r) => r, (e: unknown) => e)
+    if (next instanceof Error) expect(next).toBeInstanceOf(DisposedError)
+    else expect(next).toEqual({ done: true, value: undefined })
+    const err = await model.generate('Hello', { maxTokens: 2 }).then(() => undefined, (e: unknown) => e)
+    expect(err).toBeInstanceOf(BitnetError)
+    expect((err as Error).message).toMatch(/disposed/)
+    expect(() => model.transformer.forward(1, 0)).toThrow(DisposedError)
   })
 
   it('aborting at every load stage, and load/dispose cycles, leave no threads or memory behind', async () => {
