@@ -12,6 +12,7 @@ import { loadGguf, type LoadProgress, type OutputType } from './model/load.js'
 import type { TernaryKernel } from './model/kernel-select.js'
 import { stateBytes, Transformer } from './model/transformer.js'
 import { Sampler, type SamplerOptions } from './sampler.js'
+import { createResponseConstraint, type ResponseFormat } from './grammar/response-format.js'
 import { tokenizerFromGguf, type BitnetTokenizer } from './tokenizer.js'
 import { hardwareConcurrency } from './env.js'
 import type { KernelVariant } from './wasm.js'
@@ -53,6 +54,12 @@ export interface GenerateOptions extends SamplerOptions {
   addBos?: boolean
   /** Stops generation within one token; the result keeps the partial text. */
   signal?: AbortSignal
+  /** Structured output: JSON mode or JSON-schema constrained text (OpenAI `response_format`). */
+  responseFormat?: ResponseFormat
+  /** Report each token's log-probability (chunk `logprob`, result `logprobs`). */
+  logprobs?: boolean
+  /** Also report this many most likely alternatives per token (OpenAI `top_logprobs`); implies `logprobs`. */
+  topLogprobs?: number
 }
 
 export class BitnetModel {
@@ -197,6 +204,9 @@ export class BitnetModel {
     if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new InvalidArgumentError(`maxTokens must be a non-negative integer, got ${maxTokens}`)
     if (prompt.length === 0) throw new InvalidArgumentError('the prompt is empty (no tokens)')
     const sampler = new Sampler(opts)
+    const constraint = createResponseConstraint(opts.responseFormat, this.tokenizer) // structured output
+    const topLogprobs = opts.topLogprobs ?? 0
+    const wantLogprobs = opts.logprobs === true || topLogprobs > 0
     const eos = new Set(this.tokenizer.eosIds)
     const stream = this.tokenizer.createStreamDecoder()
     const t0 = performance.now()
@@ -210,19 +220,26 @@ export class BitnetModel {
 
     const history = [...prompt]
     const tokens: number[] = []
+    const logprobs: GenerationChunk[] = []
     let text = ''
     let finishReason: GenerationResult['finishReason'] = 'length'
     let tFirst = tPrompt
     while (tokens.length < maxTokens) {
       if (opts.signal?.aborted) { finishReason = 'abort'; break }
-      const tok = sampler.sample(logits!, history)
+      if (constraint) constraint.mask(logits = logits!.slice()) // structured output: disallowed -> -Infinity
+      const pick = wantLogprobs ? sampler.sampleDetailed(logits!, history, topLogprobs) : { token: sampler.sample(logits!, history) }
+      const tok = pick.token
       if (tokens.length === 0) tFirst = performance.now()
       if (eos.has(tok) && !opts.ignoreEos) { finishReason = 'stop'; break }
+      constraint?.accept(tok)
       tokens.push(tok)
       history.push(tok)
       const piece = stream.push(tok)
       text += piece
-      yield { text: piece, tokenId: tok } satisfies GenerationChunk
+      const chunk: GenerationChunk = { text: piece, tokenId: tok }
+      if ('logprob' in pick) logprobs.push(Object.assign(chunk, { logprob: pick.logprob }, pick.top && { topLogprobs: pick.top }))
+      yield chunk
+      if (constraint?.isComplete()) { finishReason = 'stop'; break } // the JSON is complete
       if (tokens.length === maxTokens) break
       logits = this.transformer.forward(tok, history.length - 1, true)
     }
@@ -235,6 +252,7 @@ export class BitnetModel {
       text,
       tokens,
       promptTokens: prompt,
+      ...(wantLogprobs && { logprobs }),
       finishReason,
       usage: { promptTokens: prompt.length, completionTokens: tokens.length, totalTokens: prompt.length + tokens.length },
       timings: {

@@ -8,12 +8,17 @@
  * const { text, usage } = await model.generate('Hello', { maxTokens: 8 })
  * ```
  */
+import type { TokenLogprob } from './sampler.js'
 
 /** One generated token. */
 export interface GenerationChunk {
   /** Text this token adds (may be empty while a multi-byte character is incomplete). */
   text: string
   tokenId: number
+  /** With `logprobs`: the token's natural-log probability (see `Sampler.sampleDetailed`). */
+  logprob?: number
+  /** With `topLogprobs`: the most likely tokens at this step, best first. */
+  topLogprobs?: TokenLogprob[]
 }
 
 export interface GenerationTimings {
@@ -33,6 +38,8 @@ export interface GenerationResult {
   tokens: number[]
   /** Prompt token ids as evaluated (BOS included). */
   promptTokens: number[]
+  /** With `logprobs` / `topLogprobs`: one chunk per generated token, with its log-probabilities. */
+  logprobs?: GenerationChunk[]
   finishReason: 'stop' | 'length' | 'abort'
   usage: { promptTokens: number; completionTokens: number; totalTokens: number }
   timings: GenerationTimings
