@@ -44,13 +44,16 @@ export class ParseState {
   readonly stacks: readonly (Frame | null)[]
   /** Identifies the state within its grammar (for caches keyed by state). */
   readonly key: string
-  /** Memoised transitions by byte. */
-  readonly next: (ParseState | undefined)[] = []
+  /** @internal Memoised transitions by byte, valid while `epoch` is the grammar's. */
+  next: (ParseState | undefined)[] = []
+  /** @internal */
+  epoch: number
 
   /** @internal Made by {@link Grammar}. */
-  constructor(stacks: readonly (Frame | null)[], key: string) {
+  constructor(stacks: readonly (Frame | null)[], key: string, epoch: number) {
     this.stacks = stacks
     this.key = key
+    this.epoch = epoch
   }
 
   /** True if no byte and no end can follow (the input so far has no completion). */
@@ -59,8 +62,12 @@ export class ParseState {
   }
 }
 
-/** Interned states per grammar above this many are dropped (states stay valid, sharing restarts). */
-const MAX_INTERNED = 200_000
+/**
+ * Interned states per grammar above this many start a new epoch: the table is emptied and a state
+ * of an older epoch drops its memoised transitions when next used, so the old transition graph
+ * becomes garbage (states themselves stay valid).
+ */
+const MAX_INTERNED = 100_000
 
 /**
  * Builds a {@link Grammar}: reserve rules, define their alternatives, then `build(root)`.
@@ -158,6 +165,7 @@ export class Grammar {
   /** The state before any input. */
   readonly initial: ParseState
   readonly #interned = new Map<string, ParseState>()
+  #epoch = 0
 
   constructor(rules: readonly Seq[][], sets: readonly Uint8Array[], root: number) {
     let size = 0
@@ -187,6 +195,11 @@ export class Grammar {
 
   /** The state after `byte` ({@link ParseState.dead} when no stack admits it). */
   step(state: ParseState, byte: number): ParseState {
+    if (state.epoch !== this.#epoch) {
+      state.next = []
+      state.epoch = this.#epoch
+      this.#interned.set(state.key, state)
+    }
     const known = state.next[byte]
     if (known !== undefined) return known
     const out: (Frame | null)[] = []
@@ -222,8 +235,8 @@ export class Grammar {
     }
     let s = this.#interned.get(key)
     if (s === undefined) {
-      if (this.#interned.size >= MAX_INTERNED) this.#interned.clear()
-      s = new ParseState(stacks, key)
+      if (this.#interned.size >= MAX_INTERNED) { this.#interned.clear(); this.#epoch++ }
+      s = new ParseState(stacks, key, this.#epoch)
       this.#interned.set(key, s)
     }
     return s

@@ -24,7 +24,8 @@ export type ResponseFormat =
   | { type: 'json_object' }
   | { type: 'json_schema', schema: JsonSchema }
 
-const GRAMMAR_CACHE_ENTRIES = 32
+/** Up to this many grammars (each with up to 256 cached 16 KB masks on a 128k vocabulary). */
+const GRAMMAR_CACHE_ENTRIES = 8
 const grammars = new Map<string, Grammar>()
 
 /**
