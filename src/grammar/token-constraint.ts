@@ -134,12 +134,14 @@ function allowedTokens(grammar: Grammar, idx: VocabIndex, vocabSize: number, sta
  * @example
  * ```ts
  * const c = new TokenConstraint(jsonSchemaGrammar(schema), model.tokenizer)
- * while (!c.isComplete()) {
- *   c.mask(logits)                      // disallowed ids -> -Infinity (EOS only once complete)
- *   const tok = sampler.sample(logits, history)
- *   if (model.tokenizer.isEog(tok)) break
+ * const sampler = new Sampler({ temperature: 0.7, seed: 1 })
+ * let [logits] = model.transformer.prefill(promptIds, 0)
+ * for (let pos = promptIds.length; !c.isComplete(); pos++) {
+ *   c.mask(logits = logits.slice())      // disallowed ids -> -Infinity (EOS only once complete)
+ *   const tok = sampler.sample(logits)
  *   c.accept(tok)
- *   logits = next logits after tok
+ *   if (model.tokenizer.isEog(tok)) break
+ *   logits = model.transformer.forward(tok, pos, true)!
  * }
  * ```
  */
