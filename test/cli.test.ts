@@ -51,6 +51,20 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(JSON.parse(a.stdout).tokens).toEqual(JSON.parse(b.stdout).tokens)
   })
 
+  it('run: -j constrains the output to a JSON schema; --logit-bias bans a token', async () => {
+    const schema = { type: 'object', properties: { book: { enum: ['Genesis', 'Exodus'] }, chapter: { type: 'integer' } }, required: ['book', 'chapter'] }
+    const r = await bitnet('run', '-m', TINY_GGUF, '-p', 'And God said', '-n', '200', '--temp', '0.8', '--seed', '3', '-j', JSON.stringify(schema), '--json')
+    const out = JSON.parse(r.stdout)
+    expect(out.finish_reason).toBe('stop')
+    const value = JSON.parse(out.text)
+    expect(['Genesis', 'Exodus']).toContain(value.book)
+    expect(Number.isInteger(value.chapter)).toBe(true)
+    const p = golden.prompts[0]
+    const banned = await bitnet('run', '-m', TINY_GGUF, '-p', p.text, '-n', '1', '--temp', '0', '--logit-bias', `${p.greedy32_ids[0]}-inf`, '--json')
+    expect(JSON.parse(banned.stdout).tokens[0]).not.toBe(p.greedy32_ids[0])
+    expect((await bitnet('run', '-m', TINY_GGUF, '-p', 'x', '--logit-bias', '5*2')).code).not.toBe(0)
+  }, 120_000)
+
   it('logits --json: top-k per position matches golden', async () => {
     const p = golden.prompts[1]
     const r = await bitnet('logits', '-m', TINY_GGUF, '-p', p.text, '--top', '5', '--json')
