@@ -150,7 +150,6 @@ export function tensorByteSize(format: FormatName, dims: readonly number[], ctx:
       throw new ModelFormatError('TL2 tensor must be 2-D', { ...ctx, expected: '2-D', found: `dims [${dims.join(', ')}]` })
     }
     let size = Math.trunc(Math.trunc(Math.trunc((ne0 - 256) * ne1 / 3) * 5) / 8) + 64 * ne1
-    if (size <= 0) throw new ModelFormatError('TL2 tensor is too small', { ...ctx, found: `dims [${dims.join(', ')}]` })
     if (size % 32 !== 0) size += 32 - (size % 32)
     return size + 32
   }
