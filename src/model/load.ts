@@ -7,7 +7,7 @@
  * the packed model size: the wasm memory plus one tensor in flight.
  */
 import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
-import { FORMATS, decodeTernary, dequantizeRows } from '../formats/index.js'
+import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows } from '../formats/index.js'
 import { f32ToF16 } from '../formats/float.js'
 import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../wasm.js'
 import { Arena } from './arena.js'
@@ -256,8 +256,6 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
   return plan
 }
 
-/** Full-precision formats accepted for ternary projections (ternarized at load). */
-const TERNARIZABLE: readonly string[] = ['F32', 'F16', 'BF16']
 /** 16-bit formats kept as f16 (BF16 is converted: exact for |x| ≥ 2^-14, the f16 normal range). */
 const HALF: readonly string[] = ['F16', 'BF16']
 
