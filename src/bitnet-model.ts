@@ -14,7 +14,9 @@ import { stateBytes, Transformer } from './model/transformer.js'
 import { Sampler, type SamplerOptions } from './sampler.js'
 import { tokenizerFromGguf, type BitnetTokenizer } from './tokenizer.js'
 import { hardwareConcurrency } from './env.js'
-import type { KernelVariant } from './wasm.js'
+import type { KernelVariant, WasmSource } from './wasm.js'
+import type { Logger } from './logger.js'
+import { usableThreads } from './thread-pool.js'
 
 /** Default cap of the KV cache when the caller gives no `contextSize` (2B4T's own is 4096). */
 export const DEFAULT_MAX_CONTEXT = 4096
@@ -40,8 +42,17 @@ export interface ModelOptions {
   onProgress?: (p: LoadProgress) => void
   /** Cancels the load. */
   signal?: AbortSignal
-  /** Kernel binary override (unusual hosting). */
-  wasmBytes?: Uint8Array
+  /**
+   * Where the kernel binaries come from, for unusual hosting: a folder URL holding
+   * `bitnet-{relaxed,simd,single}.wasm`, or one build's bytes (with `variant`).
+   * Default: the package's own build/ folder, found relative to the module.
+   */
+  wasm?: WasmSource
+  /**
+   * Where warnings go (e.g. the single-thread fallback in a page that is not
+   * cross-origin isolated). Default: `console`.
+   */
+  logger?: Logger
 }
 
 export interface GenerateOptions extends SamplerOptions {
@@ -89,9 +100,9 @@ export class BitnetModel {
       variant: opts.variant,
       outputType: opts.outputType,
       kernel: opts.kernel,
-      wasmBytes: opts.wasmBytes,
+      wasm: opts.wasm,
     })
-    const threads = opts.threads ?? await hardwareConcurrency()
+    const threads = usableThreads(opts.threads ?? await hardwareConcurrency(), model.variant, opts.logger ?? console)
     const meta = model.gguf.metadata
     const tokenizer = tokenizerFromGguf(meta, source.name)
     const template = resolveChatTemplate({

@@ -89,3 +89,10 @@ export class NumericalError extends BitnetError {
     super('NUMERICAL', message)
   }
 }
+
+/** A worker thread (a compute worker or the engine's own Worker) failed or stopped responding. */
+export class WorkerError extends BitnetError {
+  constructor(message: string) {
+    super('WORKER', message)
+  }
+}

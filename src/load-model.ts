@@ -4,10 +4,11 @@
 import { BitnetModel, type ModelOptions } from './bitnet-model.js'
 import { HAS_FS } from './env.js'
 import { InvalidArgumentError } from './errors.js'
+import { blobSource } from './io/blob.js'
 import { bytesSource, type ByteSource } from './io/source.js'
 
-/** Where a model comes from: a local path, bytes in memory, or any random-access source. */
-export type ModelSource = string | Uint8Array | ArrayBuffer | ByteSource
+/** Where a model comes from: a local path, bytes in memory, a Blob/File, or any random-access source. */
+export type ModelSource = string | Uint8Array | ArrayBuffer | Blob | ByteSource
 
 /**
  * Loads a BitNet b1.58 GGUF model (I2_S, TQ1_0 or TQ2_0 ternary weights).
@@ -35,6 +36,7 @@ async function openSource(source: ModelSource): Promise<ByteSource> {
     return fileSource(source)
   }
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) return bytesSource(source)
-  if (source && typeof source === 'object' && typeof source.read === 'function') return source
-  throw new InvalidArgumentError('model source must be a path, a Uint8Array/ArrayBuffer or a ByteSource')
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return blobSource(source)
+  if (source && typeof source === 'object' && 'read' in source && typeof source.read === 'function') return source
+  throw new InvalidArgumentError('model source must be a path, a Uint8Array/ArrayBuffer, a Blob or a ByteSource')
 }

@@ -10,7 +10,7 @@ import { FORMATS, decodeTernary, dequantizeRows } from '../formats/index.js'
 import { readGguf } from '../gguf/reader.js'
 import type { GgufFile, GgufTensorInfo } from '../gguf/types.js'
 import type { ByteSource } from '../io/source.js'
-import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../wasm.js'
+import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmSource } from '../wasm.js'
 import { Arena } from './arena.js'
 import { configFromGguf, type ModelConfig } from './config.js'
 import { packX4FromCodes, packX4FromI2s, x4Shape } from './repack.js'
@@ -107,8 +107,8 @@ export interface LoadOptions {
   kernel?: TernaryKernel | 'auto'
   /** Storage of the output projection (and of the embedding when tied). Default 'auto'. */
   outputType?: OutputType
-  /** Kernel binary override (tests, unusual hosting). */
-  wasmBytes?: Uint8Array
+  /** Kernel binaries override (unusual hosting). */
+  wasm?: WasmSource
 }
 
 /** Loads a GGUF model from `source` into a fresh wasm memory. */
@@ -117,7 +117,7 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
   const gguf = await readGguf(source)
   const config = configFromGguf(gguf, file)
   opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
-  const { module, variant } = await compileKernels({ variant: opts.variant, bytes: opts.wasmBytes })
+  const { module, variant } = await compileKernels({ variant: opts.variant, wasm: opts.wasm })
   const kernel = !opts.kernel || opts.kernel === 'auto' ? selectTernaryKernel(module, variant) : opts.kernel
   const plan = planTensors(gguf, config, file, opts.outputType ?? 'auto', kernel)
 
@@ -128,7 +128,7 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
   // Rows of an F16 matrix being converted to Q8B pass through a scratch area where the
   // runtime state will live (unused until load ends), never as a whole f16 copy.
   const scratchBytes = plan.some((p) => p.matrixType === 'q8b') ? Q8B_CHUNK_ROWS * config.nEmbd * 2 : 0
-  const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024)
+  const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024, variant)
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
 
