@@ -5,8 +5,15 @@
  * sampler for standalone use; GGUF reading/writing; typed errors.
  */
 export { loadModel, type ModelSource } from './load-model.js'
-export { BitnetModel, type ModelOptions, type GenerateOptions, DEFAULT_MAX_CONTEXT } from './bitnet-model.js'
-export type { GenerationChunk, GenerationResult, GenerationTimings, Generation } from './generation.js'
+export { openModelContents } from './load-model.js'
+export type { ModelContents, ModelTensor } from './model/contents.js'
+export type { ModelFolder } from './model/load-hf.js'
+export { convertToGguf, type ConvertOptions, type ConvertTarget, type MatrixTarget } from './convert/index.js'
+export { BitnetModel, type ModelOptions, DEFAULT_MAX_CONTEXT } from './bitnet-model.js'
+export type { GenerateOptions, GenerationChunk, GenerationResult, GenerationTimings, Generation } from './generation.js'
+export { Session, type SessionOptions } from './session.js'
+export { StopStrings } from './stop-strings.js'
+export type { Logger } from './logger.js'
 export type { ModelConfig, Activation } from './model/config.js'
 export type { LoadProgress } from './model/load.js'
 export { BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from './tokenizer.js'

@@ -1,13 +1,16 @@
 /**
- * Where the library's warnings go. Anything with a `warn(message)` method fits: `console`
- * (the default), a pino/winston logger, or a function collecting messages in a test.
+ * The `logger` option: any object with some of `debug/info/warn/error(message, data?)`,
+ * so `console` works as is. The engine logs KV-cache reuse, context shifts and (server)
+ * requests through it; nothing is logged without one.
  *
  * @example
  * ```ts
- * const warnings: string[] = []
- * await loadModel(bytes, { logger: { warn: (m) => warnings.push(m) } })
+ * const model = await loadModel('model.gguf', { logger: console })
  * ```
  */
 export interface Logger {
-  warn(message: string): void
+  debug?(message: string, data?: Record<string, unknown>): void
+  info?(message: string, data?: Record<string, unknown>): void
+  warn?(message: string, data?: Record<string, unknown>): void
+  error?(message: string, data?: Record<string, unknown>): void
 }

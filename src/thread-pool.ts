@@ -71,7 +71,7 @@ function webSpawn(): Spawn {
  */
 export function usableThreads(requested: number, variant: KernelVariant, logger: Logger): number {
   if (requested <= 1 || isSharedVariant(variant)) return requested
-  logger.warn(`bitnet-wasm: running on 1 thread instead of ${requested}: WebAssembly threads need SharedArrayBuffer, ` +
+  logger.warn?.(`bitnet-wasm: running on 1 thread instead of ${requested}: WebAssembly threads need SharedArrayBuffer, ` +
     'which a web page only gets when cross-origin isolated (serve it with the headers ' +
     '"Cross-Origin-Opener-Policy: same-origin" and "Cross-Origin-Embedder-Policy: require-corp")')
   return 1

@@ -5,10 +5,10 @@
  * Runs wherever `Worker` exists: browsers, Deno, Bun. The messages are in
  * engine-worker/protocol.ts.
  */
-import type { GenerateOptions, ModelOptions } from './bitnet-model.js'
+import type { ModelOptions } from './bitnet-model.js'
 import type { ChatMessage } from './chat-template.js'
 import { WorkerError } from './errors.js'
-import { Generation, type GenerationChunk, type GenerationRun } from './generation.js'
+import { Generation, type GenerateOptions, type GenerationChunk, type GenerationRun } from './generation.js'
 import type { ModelConfig } from './model/config.js'
 import type { KernelVariant } from './wasm.js'
 import { revivedError, type ModelInfo, type Reply, type Request, type Results, type WorkerModelSource } from './engine-worker/protocol.js'
@@ -76,7 +76,7 @@ export async function loadModelInWorker(source: WorkerModelSource, opts: ModelOp
   try {
     const { result } = conn.call({ op: 'load', source, options: { ...rest, wasm: wasm instanceof URL ? wasm.href : wasm } }, (r) => {
       if (r.type === 'progress') onProgress?.(r.progress)
-      else if (r.type === 'warn') logger.warn(r.message)
+      else if (r.type === 'warn') logger.warn?.(r.message)
     })
     return new WorkerModel(conn, await result)
   } catch (e) {

@@ -66,7 +66,7 @@ export async function openModel(values: { model?: string; ctx?: string; threads?
       contextSize: intOpt(values.ctx, 'ctx', 1),
       threads: intOpt(values.threads, 'threads', 1),
       variant,
-      outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8'] as const),
+      outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8', 'q4'] as const),
       signal,
       onProgress: (p) => bar.update(p.loaded, p.total,
         p.phase === 'compile' ? 'compiling kernels' : `${p.phase} ${formatBytes(p.loaded)} / ${formatBytes(p.total)}`),

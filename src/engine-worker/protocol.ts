@@ -10,10 +10,10 @@
  * cannot cross threads: they stay with the caller, which turns an abort into an `abort`
  * request naming the generation's id.
  */
-import type { GenerateOptions, ModelOptions } from '../bitnet-model.js'
+import type { ModelOptions } from '../bitnet-model.js'
 import type { ChatMessage } from '../chat-template.js'
 import * as errors from '../errors.js'
-import type { GenerationChunk, GenerationResult } from '../generation.js'
+import type { GenerateOptions, GenerationChunk, GenerationResult } from '../generation.js'
 import type { ModelConfig } from '../model/config.js'
 import type { LoadProgress } from '../model/load.js'
 import type { KernelVariant } from '../wasm.js'

@@ -1,18 +1,18 @@
 /**
- * GGUF file → weights in wasm memory, in the kernels' layouts.
+ * A model's tensors (ModelContents: a GGUF file or a Hugging Face folder) → weights in wasm
+ * memory, in the kernels' layouts.
  *
- * The file is read tensor by tensor (never whole), each tensor is checked against the
+ * Tensors are read one at a time (never the whole file), each is checked against the
  * config's shapes and repacked straight into its final place, so peak memory stays near
- * the packed model size.
+ * the packed model size: the wasm memory plus one tensor in flight.
  */
 import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
 import { FORMATS, decodeTernary, dequantizeRows } from '../formats/index.js'
-import { readGguf } from '../gguf/reader.js'
-import type { GgufFile, GgufTensorInfo } from '../gguf/types.js'
-import type { ByteSource } from '../io/source.js'
+import { f32ToF16 } from '../formats/float.js'
 import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmSource } from '../wasm.js'
 import { Arena } from './arena.js'
-import { configFromGguf, type ModelConfig } from './config.js'
+import type { ModelConfig } from './config.js'
+import type { ModelContents, ModelTensor } from './contents.js'
 import { packX4FromCodes, packX4FromI2s, x4Shape } from './repack.js'
 import { packTlFromCodes, packTlFromI2s, tlShape } from './repack-tl.js'
 import { selectTernaryKernel, type TernaryKernel } from './kernel-select.js'
@@ -30,24 +30,35 @@ export interface TernaryWeight {
 
 /**
  * The embedding / output matrix [rows][cols]: an exact f16 copy of an F16 file, f32 (other
- * full-precision sources), or the 8-bit Q8B copy (assembly/formats/q8b.ts: int8 [rows][kp]
- * at ptr, f32 block scales [rows][kp/128] at `scales`).
+ * full-precision sources), or a quantized copy of the output matrix made at load (QUANTIZED:
+ * Q8B int8 [rows][kp] or Q4B nibbles [rows][kp/2] at ptr, f32 block scales at `scales`).
  */
 export interface FloatMatrix {
   ptr: number
   rows: number
   cols: number
-  type: 'f16' | 'f32' | 'q8b'
+  type: 'f16' | 'f32' | QuantizedType
   kp: number
   scales: number
 }
 
 /**
  * How the output projection is stored: 'f16' (exact, F16 files), 'q8' (8-bit copy, half
- * the bytes), or 'auto': q8 when the matrix is large enough to dominate a decode step's
- * reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B, 8B), exact f16 below (tiny models, 0.7B).
+ * the bytes), 'q4' (4-bit copy, 5 bits per weight with scales), or 'auto': q8 when the
+ * matrix is large enough to dominate a decode step's reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B,
+ * 8B), exact f16 below (tiny models, 0.7B).
  */
-export type OutputType = 'auto' | 'f16' | 'q8'
+export type OutputType = 'auto' | 'f16' | 'q8' | 'q4'
+
+/**
+ * The quantized copies of the output matrix (assembly/formats/q8b.ts, q4b.ts): weights per
+ * scale, bytes per padded row, and the kernel that converts f16 rows.
+ */
+export const QUANTIZED = {
+  q8b: { option: 'q8', block: 128, rowBytes: (kp: number) => kp, convert: 'quantize_rows_f16_q8b' },
+  q4b: { option: 'q4', block: 32, rowBytes: (kp: number) => kp / 2, convert: 'quantize_rows_f16_q4b' },
+} as const
+export type QuantizedType = keyof typeof QUANTIZED
 
 /** 64 Mi elements = 128 MiB of f16. */
 export const AUTO_Q8_ELEMENTS = 1 << 26
@@ -83,7 +94,7 @@ export interface LoadProgress {
 
 export interface LoadedModel {
   config: ModelConfig
-  gguf: GgufFile
+  contents: ModelContents
   memory: WebAssembly.Memory
   module: WebAssembly.Module
   /** Which build of the kernels runs. */
@@ -111,15 +122,17 @@ export interface LoadOptions {
   wasm?: WasmSource
 }
 
-/** Loads a GGUF model from `source` into a fresh wasm memory. */
-export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<LoadedModel> {
-  const file = source.name
-  const gguf = await readGguf(source)
-  const config = configFromGguf(gguf, file)
+/**
+ * Loads a model's weights into a fresh wasm memory.
+ * @example
+ * const model = await loadWeights(await ggufContents(source), { stateBytes: () => 1 << 20 })
+ */
+export async function loadWeights(contents: ModelContents, opts: LoadOptions): Promise<LoadedModel> {
+  const { config, name: file } = contents
   opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
   const { module, variant } = await compileKernels({ variant: opts.variant, wasm: opts.wasm })
   const kernel = !opts.kernel || opts.kernel === 'auto' ? selectTernaryKernel(module, variant) : opts.kernel
-  const plan = planTensors(gguf, config, file, opts.outputType ?? 'auto', kernel)
+  const plan = planTensors(contents.tensors, config, file, opts.outputType ?? 'auto', kernel)
 
   // Plan the memory: weights first, then the caller's state.
   const arena = new Arena()
@@ -127,7 +140,7 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
   const weightsEnd = arena.top
   // Rows of an F16 matrix being converted to Q8B pass through a scratch area where the
   // runtime state will live (unused until load ends), never as a whole f16 copy.
-  const scratchBytes = plan.some((p) => p.matrixType === 'q8b') ? Q8B_CHUNK_ROWS * config.nEmbd * 2 : 0
+  const scratchBytes = plan.some((p) => p.matrixType! in QUANTIZED) ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : 0
   const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024, variant)
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
@@ -137,26 +150,26 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
   for (const p of plan) {
     opts.signal?.throwIfAborted()
     const read = async (offset: number, length: number) => {
-      const bytes = await source.read(gguf.dataOffset + p.info.offset + offset, length)
+      const bytes = await p.info.read(offset, length)
       if (bytes.byteLength !== length) {
         throw new ModelFormatError(`tensor '${p.info.name}' is truncated`, {
-          file, offset: gguf.dataOffset + p.info.offset + offset, expected: `${length} bytes`, found: `${bytes.byteLength}`,
+          file: p.info.file, offset: p.info.offset + offset, expected: `${length} bytes`, found: `${bytes.byteLength}`,
         })
       }
       return bytes
     }
-    if (p.matrixType === 'q8b') await convertToQ8b(p, read, heap, kernels, weightsEnd)
-    else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, file, kernel)
+    if (p.role === 'matrix') await storeMatrix(p, read, heap, kernels, weightsEnd)
+    else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, kernel)
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
   }
-  return { config, gguf, memory, module, variant, kernel, kernels, weights: assemble(plan, config, kernel), arena }
+  return { config, contents, memory, module, variant, kernel, kernels, weights: assemble(plan, config, kernel), arena }
 }
 
 type Role = 'ternary' | 'norm' | 'matrix' | 'scale'
 
 interface Planned {
-  info: GgufTensorInfo
+  info: ModelTensor
   role: Role
   /** Expected [rows, cols] (rows = ne1, cols = ne0). */
   rows: number
@@ -171,8 +184,8 @@ interface Planned {
 }
 
 /** Finds every tensor the graph needs, checks its type and shape, and sizes its copy. */
-function planTensors(gguf: GgufFile, c: ModelConfig, file: string, outputType: OutputType, kernel: TernaryKernel): Planned[] {
-  const byName = new Map(gguf.tensors.map((t) => [t.name, t]))
+function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outputType: OutputType, kernel: TernaryKernel): Planned[] {
+  const byName = new Map(tensors.map((t) => [t.name, t]))
   const plan: Planned[] = []
   const qDim = c.nHead * c.headDim
   const kvDim = c.nHeadKv * c.headDim
@@ -194,19 +207,21 @@ function planTensors(gguf: GgufFile, c: ModelConfig, file: string, outputType: O
     const traits = FORMATS[info.format as keyof typeof FORMATS]
     const p: Planned = { info, role, rows, cols, bytes: 0, ptr: 0, gamma: 1, kp: cols, scales: 0 }
     if (role === 'ternary') {
-      if (!traits?.ternary) {
-        throw new UnsupportedFeatureError(`${file}: tensor '${name}' is ${info.format}; ternary projections must be I2_S, TQ1_0 or TQ2_0`)
+      if (!traits?.ternary && !TERNARIZABLE.includes(info.format)) {
+        throw new UnsupportedFeatureError(`${file}: tensor '${name}' is ${info.format}; ternary projections must be ternary (I2_S, TQ1_0, TQ2_0, TL1, TL2) or full precision (${TERNARIZABLE.join(', ')})`)
       }
       p.bytes = (kernel === 'tl' ? tlShape : x4Shape)(rows, cols).bytes
     } else if (role === 'matrix') {
       if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
-      // The output matrix (token_embd when tied) gets the 8-bit copy; F16 sources only for now.
+      // The output matrix (token_embd when tied) gets the 8-bit copy, from F16 or BF16 (via f16).
       const isOutput = name === 'output.weight' || !byName.has('output.weight')
-      const q8 = outputType === 'q8' || (outputType === 'auto' && rows * cols >= AUTO_Q8_ELEMENTS)
-      p.matrixType = info.format !== 'F16' ? 'f32' : q8 && isOutput ? 'q8b' : 'f16'
-      if (p.matrixType === 'q8b') {
+      const wanted = outputType === 'auto' ? (rows * cols >= AUTO_Q8_ELEMENTS ? 'q8' : 'f16') : outputType
+      const copy = (Object.keys(QUANTIZED) as QuantizedType[]).find((t) => QUANTIZED[t].option === wanted)
+      p.matrixType = !HALF.includes(info.format) ? 'f32' : copy && isOutput ? copy : 'f16'
+      if (p.matrixType in QUANTIZED) {
+        const q = QUANTIZED[p.matrixType as QuantizedType]
         p.kp = Math.ceil(cols / 128) * 128
-        p.bytes = rows * p.kp + rows * (p.kp / 128) * 4
+        p.bytes = rows * q.rowBytes(p.kp) + rows * (p.kp / q.block) * 4
       } else {
         p.bytes = rows * cols * (p.matrixType === 'f16' ? 2 : 4)
       }
@@ -241,9 +256,15 @@ function planTensors(gguf: GgufFile, c: ModelConfig, file: string, outputType: O
   return plan
 }
 
+/** Full-precision formats accepted for ternary projections (ternarized at load). */
+const TERNARIZABLE: readonly string[] = ['F32', 'F16', 'BF16']
+/** 16-bit formats kept as f16 (BF16 is converted: exact for |x| ≥ 2^-14, the f16 normal range). */
+const HALF: readonly string[] = ['F16', 'BF16']
+
 /** Writes one tensor into its planned place; returns its weight scale (1 for non-ternary). */
-function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, file: string, kernel: TernaryKernel): number {
+function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, kernel: TernaryKernel): number {
   const { info } = p
+  const file = info.file
   if (p.role === 'ternary') {
     const out = heap.subarray(p.ptr, p.ptr + p.bytes)
     if (info.format === 'I2_S' && p.cols % 128 === 0) {
@@ -252,13 +273,9 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, file: stri
       const gamma = new DataView(bytes.buffer, bytes.byteOffset + codeBytes, 4).getFloat32(0, true)
       return checkScale(gamma, info.name, file)
     }
-    const { codes, scale } = decodeTernary(info.format, bytes, p.rows, p.cols)
+    const { codes, scale } = decodeTernary(info.format, bytes, p.rows, p.cols, { file, offset: info.offset }, info.decode)
     ;(kernel === 'tl' ? packTlFromCodes : packX4FromCodes)(codes, p.rows, p.cols, out)
     return checkScale(scale, info.name, file)
-  }
-  if (p.matrixType === 'f16') {
-    heap.set(bytes.subarray(0, p.bytes), p.ptr)
-    return 1
   }
   const values = dequantizeRows(info.format, bytes, p.rows * p.cols)
   new Float32Array(heap.buffer, p.ptr, values.length).set(values)
@@ -266,18 +283,39 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, file: stri
   return p.role === 'scale' ? checkScale(values[0], info.name, file) : 1
 }
 
-/** Rows of an F16 matrix converted to Q8B per chunk (bounded scratch memory). */
-const Q8B_CHUNK_ROWS = 4096
+/** Rows of the embedding / output matrix per chunk (bounds memory outside wasm and the Q8B scratch). */
+const MATRIX_CHUNK_ROWS = 4096
 
-/** Streams an F16 matrix through the scratch area into its Q8B copy, chunk by chunk. */
-async function convertToQ8b(p: Planned, read: (offset: number, length: number) => Promise<Uint8Array>,
+/** F16 bytes as they are; BF16 converted to f16 bits (round to nearest even). */
+function toF16(format: string, bytes: Uint8Array): Uint8Array {
+  if (format === 'F16') return bytes
+  const values = dequantizeRows('BF16', bytes, bytes.byteLength / 2)
+  const out = new Uint16Array(values.length)
+  for (let i = 0; i < values.length; i++) out[i] = f32ToF16(values[i])
+  return new Uint8Array(out.buffer)
+}
+
+/**
+ * Streams the embedding / output matrix into place in row chunks (it is the largest tensor:
+ * never held whole outside wasm memory): f16 rows as they are (BF16 converted), f32 rows
+ * dequantized, or a quantized copy via the scratch area (f16 rows → its convert kernel).
+ */
+async function storeMatrix(p: Planned, read: (offset: number, length: number) => Promise<Uint8Array>,
   heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
-  const rowBytes = p.cols * 2
-  const scales = p.ptr + p.rows * p.kp
-  for (let r0 = 0; r0 < p.rows; r0 += Q8B_CHUNK_ROWS) {
-    const n = Math.min(Q8B_CHUNK_ROWS, p.rows - r0)
-    heap.set(await read(r0 * rowBytes, n * rowBytes), scratch)
-    kernels.quantize_rows_f16_q8b(scratch, n, p.cols, p.kp, p.ptr + r0 * p.kp, scales + r0 * (p.kp / 128) * 4, 0, 1)
+  const rowBytes = p.info.byteSize / p.rows
+  const q = p.matrixType! in QUANTIZED ? QUANTIZED[p.matrixType as QuantizedType] : undefined
+  const scales = q ? p.ptr + p.rows * q.rowBytes(p.kp) : 0
+  for (let r0 = 0; r0 < p.rows; r0 += MATRIX_CHUNK_ROWS) {
+    const n = Math.min(MATRIX_CHUNK_ROWS, p.rows - r0)
+    const bytes = await read(r0 * rowBytes, n * rowBytes)
+    if (p.matrixType === 'f32') {
+      new Float32Array(heap.buffer, p.ptr + r0 * p.cols * 4, n * p.cols).set(dequantizeRows(p.info.format, bytes, n * p.cols))
+    } else if (p.matrixType === 'f16') {
+      heap.set(toF16(p.info.format, bytes), p.ptr + r0 * p.cols * 2)
+    } else {
+      heap.set(toF16(p.info.format, bytes), scratch)
+      kernels[q!.convert](scratch, n, p.cols, p.kp, p.ptr + r0 * q!.rowBytes(p.kp), scales + r0 * (p.kp / q!.block) * 4, 0, 1)
+    }
   }
 }
 
@@ -292,7 +330,8 @@ function checkScale(gamma: number, name: string, file: string): number {
 function assemble(plan: Planned[], c: ModelConfig, kernel: TernaryKernel): ModelWeights {
   const byName = new Map(plan.map((p) => [p.info.name, p]))
   const matrix = (p: Planned): FloatMatrix => ({
-    ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp, scales: p.ptr + p.rows * p.kp,
+    ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp,
+    scales: p.matrixType! in QUANTIZED ? p.ptr + p.rows * QUANTIZED[p.matrixType as QuantizedType].rowBytes(p.kp) : 0,
   })
   const get = (name: string) => byName.get(name)!
   const ternary = (name: string): TernaryWeight => {
