@@ -5,10 +5,10 @@ import { readFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
-import { BitnetError, DisposedError, loadModel, ResourceLimitError } from '../src/index.js'
+import { BitnetError, DisposedError, loadModel, ResourceLimitError, WorkerError } from '../src/index.js'
 import { writeGguf } from '../src/gguf/writer.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
-import { ThreadPool, WorkerError, type PoolOptions } from '../src/thread-pool.js'
+import { ThreadPool, type PoolOptions } from '../src/thread-pool.js'
 import { CTL_BYTES, type Job } from '../src/threads/protocol.js'
 import { compileKernels, createMemory, growMemory, HEAP_BASE, instantiateKernels } from '../src/wasm.js'
 
@@ -17,8 +17,8 @@ const MODEL = writeGguf(syntheticGguf(SHAPE))
 
 /** A 2-thread pool on a 1 MiB memory, and a 2-row f32 matvec (row 0 on thread 0, row 1 on thread 1). */
 async function pool2(opts: PoolOptions = {}) {
-  const { module } = await compileKernels()
-  const memory = createMemory(1 << 20)
+  const { module, variant } = await compileKernels({ variant: 'simd' })
+  const memory = createMemory(1 << 20, variant)
   const kernels = instantiateKernels(module, memory)
   const pool = await ThreadPool.create(module, memory, kernels, HEAP_BASE, 2, opts)
   const f32 = new Float32Array(memory.buffer)
@@ -164,7 +164,7 @@ describe('memory limits', () => {
     expect(err).toBeInstanceOf(ResourceLimitError)
     expect(err.needed).toBe(3 * 65536)
     expect(err.message).toMatch(/cannot grow wasm memory from 0 MiB to 0 MiB/)
-    expect(() => growMemory(createMemory(65536), 2 ** 33)).toThrow(/cannot grow wasm memory to 8192 MiB: the limit is 4 GiB/)
+    expect(() => growMemory(createMemory(65536, 'simd'), 2 ** 33)).toThrow(/cannot grow wasm memory to 8192 MiB: the limit is 4 GiB/)
   })
 
   it('a model too large for wasm memory is a ResourceLimitError with the needed size', async () => {
