@@ -17,7 +17,7 @@ beforeAll(async () => {
 afterAll(async () => { await srv?.close(); await model?.dispose() })
 
 const auth = { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' }
-const post = (path: string, body: string | Uint8Array, headers: Record<string, string> = auth) =>
+const post = (path: string, body: string | Uint8Array<ArrayBuffer>, headers: Record<string, string> = auth) =>
   fetch(srv.url + path, { method: 'POST', headers, body })
 const chat = (extra: Record<string, unknown> = {}) =>
   JSON.stringify({ messages: [{ role: 'user', content: 'Who built the ark?' }], temperature: 0, max_tokens: 4, ...extra })
@@ -96,7 +96,7 @@ describe('bitnet serve under abuse', { timeout: 180_000 }, () => {
   it('the API key guards every route except /health', async () => {
     expect((await fetch(srv.url + '/health')).status).toBe(200)
     for (const [method, path] of [['GET', '/v1/models'], ['POST', '/v1/chat/completions'], ['POST', '/v1/completions'], ['GET', '/nope']]) {
-      for (const headers of [{}, { Authorization: 'Bearer wrong' }, { Authorization: KEY }]) {
+      for (const headers of [{}, { Authorization: 'Bearer wrong' }, { Authorization: KEY }] as Record<string, string>[]) {
         const res = await fetch(srv.url + path, { method, headers, body: method === 'POST' ? chat() : undefined })
         await expectJsonError(res, 401)
       }
