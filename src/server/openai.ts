@@ -62,7 +62,7 @@ function content(m: Record<string, unknown>, i: number): string {
  */
 const FIELDS = new Set(['model', 'user', 'store', 'metadata', 'service_tier', 'stream', 'stream_options', 'n', 'logprobs',
   'response_format', 'max_tokens', 'max_completion_tokens', 'stop', 'temperature', 'top_p', 'top_k', 'min_p',
-  'frequency_penalty', 'presence_penalty', 'repeat_penalty', 'seed'])
+  'frequency_penalty', 'presence_penalty', 'repeat_penalty', 'seed', 'top_logprobs', 'typical_p', 'logit_bias'])
 
 /** Validates a request body; throws InvalidArgumentError (with `param`) naming the bad field. */
 export function parseRequest(kind: Kind, body: unknown): CompletionRequest {
