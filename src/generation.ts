@@ -8,11 +8,41 @@
  * const { text, usage } = await model.generate('Hello', { maxTokens: 8 })
  * ```
  */
-import type { TokenLogprob } from './sampler.js'
+
+import { AbortError } from './errors.js'
+import type { ResponseFormat } from './grammar/response-format.js'
+import type { SamplerOptions, TokenLogprob } from './sampler.js'
+
+/** Per-request options of `generate()` / `chat()` (load options are separate: `ModelOptions`). */
+export interface GenerateOptions extends SamplerOptions {
+  /** Maximum number of new tokens. Default 128. */
+  maxTokens?: number
+  /** Keep going past end-of-generation tokens (llama.cpp `--ignore-eos`). */
+  ignoreEos?: boolean
+  /** Prepend BOS to a text prompt. Default: the model's `add_bos_token`. */
+  addBos?: boolean
+  /** Stop when the text contains one of these; the stop string is not part of the output. */
+  stop?: readonly string[]
+  /** Stop after sampling one of these token ids (besides end-of-generation tokens); not part of the output. */
+  stopTokens?: readonly number[]
+  /** Stops generation within one token; the result keeps the partial text (`finishReason: 'abort'`). */
+  signal?: AbortSignal
+  /** Reject with an `AbortError` (carrying the partial text) on abort instead of resolving. */
+  throwOnAbort?: boolean
+  /** Structured output: JSON mode or JSON-schema constrained text (OpenAI `response_format`). */
+  responseFormat?: ResponseFormat
+  /** Report each token's log-probability (chunk `logprob`, result `logprobs`). */
+  logprobs?: boolean
+  /** Also report this many most likely alternatives per token (OpenAI `top_logprobs`); implies `logprobs`. */
+  topLogprobs?: number
+}
 
 /** One generated token. */
 export interface GenerationChunk {
-  /** Text this token adds (may be empty while a multi-byte character is incomplete). */
+  /**
+   * Text this token releases: empty while a multi-byte character is incomplete or while the
+   * text could still turn into a stop string (held back, released with a later chunk).
+   */
   text: string
   tokenId: number
   /** With `logprobs`: the token's natural-log probability (see `Sampler.sampleDetailed`). */
@@ -24,6 +54,8 @@ export interface GenerationChunk {
 export interface GenerationTimings {
   /** Prompt evaluation time. */
   promptMs: number
+  /** Prompt tokens evaluated (those after the prefix reused from the KV cache). */
+  promptEvaluated: number
   /** Time from the call to the first generated token. */
   timeToFirstTokenMs: number
   /** Time spent generating after the first token. */
@@ -36,12 +68,14 @@ export interface GenerationResult {
   text: string
   /** Generated token ids (prompt excluded). */
   tokens: number[]
-  /** Prompt token ids as evaluated (BOS included). */
-  promptTokens: number[]
   /** With `logprobs` / `topLogprobs`: one chunk per generated token, with its log-probabilities. */
   logprobs?: GenerationChunk[]
+  /** Prompt token ids as evaluated (BOS included). */
+  promptTokens: number[]
+  /** 'stop': end-of-generation token, stop token or stop string; 'length': maxTokens; 'abort': signal. */
   finishReason: 'stop' | 'length' | 'abort'
-  usage: { promptTokens: number; completionTokens: number; totalTokens: number }
+  /** `cachedTokens`: prompt tokens whose keys/values were reused from the session's KV cache. */
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number; cachedTokens: number }
   timings: GenerationTimings
 }
 
@@ -56,6 +90,7 @@ export class Generation implements AsyncIterable<GenerationChunk>, PromiseLike<G
 
   [Symbol.asyncIterator](): AsyncIterator<GenerationChunk> {
     const it = this.start()
+    let partial = ''
     let resolveResult!: (r: GenerationResult) => void
     let rejectResult!: (e: unknown) => void
     this.result = new Promise((res, rej) => { resolveResult = res; rejectResult = rej })
@@ -65,14 +100,18 @@ export class Generation implements AsyncIterable<GenerationChunk>, PromiseLike<G
         try {
           const r = await it.next()
           if (r.done) { resolveResult(r.value); return { done: true, value: undefined } }
+          partial += r.value.text
           return r
         } catch (e) {
           rejectResult(e)
           throw e
         }
       },
+      // Leaving a for-await loop early stops the run; awaiting the generation afterwards
+      // rejects with an AbortError holding the text streamed so far.
       return: async () => {
         await it.return(undefined as never)
+        rejectResult(new AbortError(partial))
         return { done: true, value: undefined }
       },
     }

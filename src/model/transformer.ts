@@ -335,6 +335,21 @@ export class Transformer {
     return rows.map((r, t) => (r.logits ? heap.subarray(row(s.logits, t, c.vocabSize) / f32, row(s.logits, t, c.vocabSize) / f32 + c.vocabSize) : undefined))
   }
 
+  /**
+   * Final hidden states of the first `n` rows of the last forwardBatch, after the output
+   * norm: RMSNorm(h_t, output_norm), copies [n][n_embd] (what HF calls last_hidden_state).
+   * Uses xb as scratch, so call it right after the pass.
+   */
+  hiddenStates(n: number): Float32Array[] {
+    const c = this.config, s = this.s
+    if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH) throw new InvalidArgumentError(`hiddenStates: n must be in 1..${MAX_BATCH}, got ${n}`)
+    return Array.from({ length: n }, (_, t) => {
+      const x = s.x + t * c.nEmbd * f32, xn = s.xb + t * c.nEmbd * f32
+      this.k.rmsnorm_f32(x, this.w.outputNorm, xn, c.nEmbd, c.normEps)
+      return new Float32Array(this.memory.buffer, xn, c.nEmbd).slice()
+    })
+  }
+
   // RMSNorm(x_t)·w (no norm when w is undefined) → int8 with per-token absmax scale, K
   // zero-padded to the kernel block, for rows t < n: qa [n][kp], meta [n] (+ the TL
   // kernel's tables); every BitLinear of the step reads these. One row runs here, a batch
