@@ -8,7 +8,6 @@
  * const { text, usage } = await model.generate('Hello', { maxTokens: 8 })
  * ```
  */
-
 import { AbortError } from './errors.js'
 import type { ResponseFormat } from './grammar/response-format.js'
 import type { SamplerOptions, TokenLogprob } from './sampler.js'
@@ -68,11 +67,14 @@ export interface GenerationResult {
   text: string
   /** Generated token ids (prompt excluded). */
   tokens: number[]
-  /** With `logprobs` / `topLogprobs`: one chunk per generated token, with its log-probabilities. */
-  logprobs?: GenerationChunk[]
   /** Prompt token ids as evaluated (BOS included). */
   promptTokens: number[]
-  /** 'stop': end-of-generation token, stop token or stop string; 'length': maxTokens; 'abort': signal. */
+  /** With `logprobs` / `topLogprobs`: one chunk per generated token, with its log-probabilities. */
+  logprobs?: GenerationChunk[]
+  /**
+   * 'stop': end-of-generation token, stop token, stop string or completed `responseFormat`
+   * JSON; 'length': maxTokens; 'abort': signal.
+   */
   finishReason: 'stop' | 'length' | 'abort'
   /** `cachedTokens`: prompt tokens whose keys/values were reused from the session's KV cache. */
   usage: { promptTokens: number; completionTokens: number; totalTokens: number; cachedTokens: number }

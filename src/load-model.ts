@@ -4,15 +4,16 @@
 import { BitnetModel, checkModelOptions, type ModelOptions } from './bitnet-model.js'
 import { HAS_FS } from './env.js'
 import { InvalidArgumentError } from './errors.js'
+import { blobSource } from './io/blob.js'
 import { bytesSource, type ByteSource } from './io/source.js'
 import { ggufContents, type ModelContents } from './model/contents.js'
 import { hfContents, type ModelFolder } from './model/load-hf.js'
 
 /**
  * Where a model comes from: a local path (a GGUF file or a Hugging Face folder), bytes in
- * memory, any random-access source (GGUF), or a ModelFolder (Hugging Face layout).
+ * memory, a Blob/File (GGUF), any random-access source (GGUF), or a ModelFolder (Hugging Face layout).
  */
-export type ModelSource = string | Uint8Array | ArrayBuffer | ByteSource | ModelFolder
+export type ModelSource = string | Uint8Array | ArrayBuffer | Blob | ByteSource | ModelFolder
 
 /**
  * Loads a BitNet b1.58 model: GGUF (I2_S, TQ1_0, TQ2_0, TL1, TL2, or F16/BF16/F32 weights
@@ -67,6 +68,7 @@ async function openSource(source: ModelSource): Promise<ByteSource | ModelFolder
     return await isDirectory(source) ? folderSource(source) : fileSource(source)
   }
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) return bytesSource(source)
-  if (source && typeof source === 'object' && (typeof (source as ByteSource).read === 'function' || typeof (source as ModelFolder).open === 'function')) return source
-  throw new InvalidArgumentError('model source must be a path, a Uint8Array/ArrayBuffer, a ByteSource or a ModelFolder')
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return blobSource(source)
+  if (source && typeof source === 'object' && !(source instanceof Blob) && (typeof (source as ByteSource).read === 'function' || typeof (source as ModelFolder).open === 'function')) return source
+  throw new InvalidArgumentError('model source must be a path, a Uint8Array/ArrayBuffer, a Blob, a ByteSource or a ModelFolder')
 }

@@ -13,8 +13,8 @@ import { AbortError, BusyError, ContextFullError, InvalidArgumentError, ModelFor
 import { Generation, type GenerateOptions, type GenerationChunk, type GenerationResult, type GenerationRun } from './generation.js'
 import type { Logger } from './logger.js'
 import type { KvCache, Transformer } from './model/transformer.js'
-import { Sampler, type SampledToken } from './sampler.js'
 import { createResponseConstraint } from './grammar/response-format.js'
+import { Sampler, type SampledToken } from './sampler.js'
 import type { StepScheduler } from './session-scheduler.js'
 import { StopStrings } from './stop-strings.js'
 import type { BitnetTokenizer } from './tokenizer.js'
@@ -254,18 +254,14 @@ export class Session {
     let finishReason: GenerationResult['finishReason'] = 'length'
     const t0 = performance.now()
 
-    // Structured output and logprobs (src/grammar/, Sampler.sampleDetailed): mask a copy of the
-    // logits, sample, accept the token below, stop once the JSON is complete.
+    // Structured output masks a copy of the logits to the tokens its grammar allows.
     const constraint = createResponseConstraint(opts.responseFormat, tokenizer)
     const topLogprobs = opts.topLogprobs ?? 0
     const wantLogprobs = opts.logprobs === true || topLogprobs > 0
     const logprobs: GenerationChunk[] = []
-    let picked: SampledToken | undefined
-    const sample = (logits: Float32Array) => {
+    const sample = (logits: Float32Array): Pick<SampledToken, 'token'> & Partial<SampledToken> => {
       if (constraint) constraint.mask(logits = logits.slice())
-      if (!wantLogprobs) return sampler.sample(logits, history)
-      picked = sampler.sampleDetailed(logits, history, topLogprobs)
-      return picked.token
+      return wantLogprobs ? sampler.sampleDetailed(logits, history, topLogprobs) : { token: sampler.sample(logits, history) }
     }
     const fed = this.#stopped(signal) ? undefined : await this.#feed(this.#fit([...prompt], keep), signal, sample)
     const tPrompt = performance.now()
@@ -273,19 +269,19 @@ export class Session {
     if (!fed) finishReason = 'abort'
     else if (maxTokens === 0) next = undefined
     while (next !== undefined) {
-      if (stopIds.has(next)) { finishReason = 'stop'; break }
-      constraint?.accept(next)
-      tokens.push(next)
-      history.push(next)
-      const piece = stops.push(stream.push(next))
+      const tok = next.token
+      if (stopIds.has(tok)) { finishReason = 'stop'; break }
+      constraint?.accept(tok)
+      tokens.push(tok)
+      history.push(tok)
+      const piece = stops.push(stream.push(tok))
       text += piece
-      const chunk: GenerationChunk = { text: piece, tokenId: next }
-      if (picked) logprobs.push(Object.assign(chunk, { logprob: picked.logprob }, picked.top && { topLogprobs: picked.top }))
+      const chunk: GenerationChunk = { text: piece, tokenId: tok }
+      if (wantLogprobs) logprobs.push(Object.assign(chunk, { logprob: next.logprob }, next.top && { topLogprobs: next.top }))
       yield chunk
       if (stops.stopped || constraint?.isComplete()) { finishReason = 'stop'; break }
       if (tokens.length >= maxTokens) break
       if (this.#stopped(signal)) { finishReason = 'abort'; break }
-      const tok: number = next
       if (this.#tokens.length + 1 < this.#host.contextSize) {
         next = await scheduler.decode({ token: tok, pos: this.#tokens.length, kv: this.#kv }, (logits) => {
           this.#tokens.push(tok)

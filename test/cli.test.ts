@@ -98,6 +98,23 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(out.chat_template.used).toContain('Assistant: ')
   })
 
+  it('convert --json and info on a Hugging Face folder; logits of the converted file are the folder\'s', async () => {
+    const folder = new URL('./fixtures/tiny-dev/', import.meta.url).pathname
+    const out = join(TMP, 'tiny-tl1.gguf')
+    const conv = await bitnet('convert', folder, out, '--to', 'tl1', '--json')
+    expect(conv.code).toBe(0)
+    expect(JSON.parse(conv.stdout)).toMatchObject({ file: out, to: 'tl1', output_type: 'f16' })
+    const info = JSON.parse((await bitnet('info', folder, '--json')).stdout)
+    expect(info).toMatchObject({ format: 'huggingface', config: { arch: 'bitnet-b1.58', nLayer: 8 }, tensor_types: { HF_PACKED: { count: 56 } } })
+    expect(JSON.parse((await bitnet('info', out, '--json')).stdout).tensor_types.TL1.count).toBe(56)
+    const a = JSON.parse((await bitnet('logits', '-m', out, '-p', 'In the beginning', '--json')).stdout)
+    const b = JSON.parse((await bitnet('logits', '-m', folder, '-p', 'In the beginning', '--json')).stdout)
+    expect(a).toEqual(b)
+    const bad = await bitnet('convert', folder, join(TMP, 'x.gguf'), '--to', 'tq2_0', '--json')
+    expect(bad.code).toBe(2)
+    expect(JSON.parse(bad.stderr).error.message).toMatch(/cannot be stored as TQ2_0/)
+  })
+
   it('bench --json: speed, RSS and what ran', async () => {
     const out = JSON.parse((await bitnet('bench', '-m', TINY_GGUF, '-p', '8', '-n', '4', '-t', '1', '--json')).stdout)
     expect(out).toMatchObject({ threads: 1, n_prompt: 8, n_gen: 4 })
