@@ -23,3 +23,12 @@ export function bytesSource(bytes: Uint8Array | ArrayBuffer, name = '<buffer>'):
     read: async (offset, length) => view.subarray(offset, Math.min(view.byteLength, offset + length)),
   }
 }
+
+/** A source over a `Blob` or `File` (browsers; Node's `fs.openAsBlob`): reads slices on demand. */
+export function blobSource(blob: Blob, name = (blob as File).name || '<blob>'): ByteSource {
+  return {
+    name,
+    size: blob.size,
+    read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
+  }
+}

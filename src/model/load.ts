@@ -9,6 +9,7 @@ import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
 import { FORMATS, decodeTernary, dequantizeRows } from '../formats/index.js'
 import { readGguf } from '../gguf/reader.js'
 import type { GgufFile, GgufTensorInfo } from '../gguf/types.js'
+import type { LoadProgress } from '../io/download.js'
 import type { ByteSource } from '../io/source.js'
 import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../wasm.js'
 import { Arena } from './arena.js'
@@ -73,13 +74,7 @@ export interface ModelWeights {
   layers: LayerWeights[]
 }
 
-/** Progress of a load, reported per tensor. */
-export interface LoadProgress {
-  phase: 'read' | 'repack' | 'compile'
-  file: string
-  loaded: number
-  total: number
-}
+export type { LoadProgress } from '../io/download.js'
 
 export interface LoadedModel {
   config: ModelConfig
