@@ -20,7 +20,7 @@ export { GgufType } from './gguf/types.js'
 export { bytesSource, type ByteSource } from './io/source.js'
 export * from './errors.js'
 // Sources, download and cache (src/io/).
-export { type LoadModelOptions } from './load-model.js'
+export { openModelSource, type LoadModelOptions } from './load-model.js'
 export { blobSource } from './io/source.js'
 export { ModelCache, type CacheEntry, type CacheOptions, type FetchOptions } from './io/cache.js'
 export { pullModel, type PulledModel, type RemoteOptions } from './io/remote.js'

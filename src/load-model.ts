@@ -33,7 +33,7 @@ export interface LoadModelOptions extends ModelOptions, RemoteOptions {}
  * ```
  */
 export async function loadModel(source: ModelSource = DEFAULT_MODEL, opts: LoadModelOptions = {}): Promise<BitnetModel> {
-  const src = await openSource(source, opts)
+  const src = await openModelSource(source, opts)
   try {
     return await BitnetModel.load(src, opts)
   } finally {
@@ -41,11 +41,21 @@ export async function loadModel(source: ModelSource = DEFAULT_MODEL, opts: LoadM
   }
 }
 
-async function openSource(source: ModelSource, opts: LoadModelOptions): Promise<ByteSource> {
+/**
+ * Opens any {@link ModelSource} as a ByteSource (remote ones through the cache), without loading it.
+ *
+ * @example
+ * ```ts
+ * const src = await openModelSource('hf:microsoft/bitnet-b1.58-2B-4T-gguf:i2_s')
+ * const gguf = await readGguf(src)
+ * await src.close?.()
+ * ```
+ */
+export async function openModelSource(source: ModelSource, opts: RemoteOptions = {}): Promise<ByteSource> {
   if (source instanceof URL) {
-    if (source.protocol !== 'file:') return openSource(source.href, opts)
+    if (source.protocol !== 'file:') return openModelSource(source.href, opts)
     const { fileURLToPath } = await import('node:url')
-    return openSource(fileURLToPath(source), opts)
+    return openModelSource(fileURLToPath(source), opts)
   }
   if (typeof source === 'string') {
     if (isRemote(source)) {

@@ -1,6 +1,7 @@
 // Sources, downloads and the cache against a local hub/CDN stand-in (test/helpers/hub-server.ts):
 // Range resume, ETag/x-linked-etag hashes, 404, wrong hashes, cancellation, offline use,
 // corrupt entries, hf: ids through the endpoint option, and the loaded model's output.
+import { spawnSync } from 'node:child_process'
 import { openAsBlob } from 'node:fs'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -158,6 +159,18 @@ describe('download into the cache', { timeout: 60_000 }, () => {
     expect(hub.requests(`/cdn/${GGUF}`).at(-1)!.range).toBe(`bytes=${partial.size}-`)
   })
 
+  it('AbortSignal cancels a load in its repack phase; the cache entry stays complete', async () => {
+    const ac = new AbortController()
+    const phases: string[] = []
+    const err = await loadModel(HF_GGUF, {
+      ...opts(), threads: 1, signal: ac.signal,
+      onProgress: (p) => { phases.push(p.phase); if (p.phase === 'repack') ac.abort() },
+    }).catch((e) => e)
+    expect(err).toMatchObject({ name: 'AbortError' })
+    expect(phases.at(-1)).toBe('repack')
+    expect(await cache.has(HF_GGUF)).toBe(true)
+  })
+
   it('a corrupted cache entry is detected and re-fetched', async () => {
     const { entries } = await pullModel(HF_GGUF, opts())
     const bytes = readFileSync(entries[0].path!)
@@ -169,6 +182,24 @@ describe('download into the cache', { timeout: 60_000 }, () => {
     expect(events.some((e) => e.phase === 'read')).toBe(true) // the re-hash that caught it
     expect(hub.requests(`/cdn/${GGUF}`).filter((r) => r.method === 'GET')).toHaveLength(1)
     expect(readFileSync(entries[0].path!).equals(fixtureBytes(GGUF))).toBe(true)
+  })
+
+  it('a download locked by a live process is waited for; a lock whose process is gone is taken over', async () => {
+    const path = cache.localPath(`${hub.url}/test/tiny-dev/resolve/main/${GGUF}`)!
+    mkdirSync(dirname(path), { recursive: true })
+    writeFileSync(path + '.lock', String(spawnSync(process.execPath, ['-e', '']).pid)) // exited: stale
+    await pullModel(HF_GGUF, opts())
+    expect(existsSync(path + '.lock')).toBe(false)
+    writeFileSync(path + '.lock', String(process.pid)) // alive
+    hub.log.length = 0
+    let done = false
+    const pull = pullModel(HF_GGUF, opts()).then(() => { done = true })
+    await new Promise((r) => setTimeout(r, 600))
+    expect(done).toBe(false)
+    expect(hub.log).toEqual([])
+    rmSync(path + '.lock')
+    await pull
+    expect(hub.log.map((r) => r.method)).toEqual(['HEAD']) // then it finds the entry complete
   })
 
   it('an HF folder downloads its files in parallel into one directory', async () => {

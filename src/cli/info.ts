@@ -2,12 +2,13 @@
 import { resolveChatTemplate, isPlaceholderTemplate } from '../chat-template.js'
 import { InvalidArgumentError } from '../errors.js'
 import { metaNumberOpt, metaStringOpt, readGguf } from '../gguf/reader.js'
-import { fileSource } from '../io/file.js'
+import { openModelSource } from '../load-model.js'
 import { configFromGguf } from '../model/config.js'
 import { parse, printJson } from './common.js'
 import { formatBytes } from './progress.js'
 
 export const INFO_HELP = `bitnet info MODEL [--json]
+  MODEL: a GGUF path, URL or hf: id (remote models are fetched into the cache)
   prints architecture, shapes, tensor types and sizes, tokenizer and chat template`
 
 export async function infoCommand(argv: string[]): Promise<number> {
@@ -19,7 +20,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
   if (values.help) { process.stdout.write(INFO_HELP + '\n'); return 0 }
   const path = positionals[0] ?? values.model
   if (!path) throw new InvalidArgumentError('missing MODEL path')
-  const src = await fileSource(path)
+  const src = await openModelSource(path)
   try {
     const gguf = await readGguf(src)
     const config = configFromGguf(gguf, path)

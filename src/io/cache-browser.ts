@@ -17,11 +17,20 @@ const NAME = 'bitnet-wasm'
 const META = '.meta.json'
 
 export async function openBrowserStore(kind: 'cache-api' | 'opfs'): Promise<Store> {
-  if (kind === 'opfs') {
-    const root = await navigator.storage.getDirectory()
-    return new OpfsStore(await root.getDirectoryHandle(NAME, { create: true }))
-  }
-  return new CacheApiStore(await caches.open(NAME))
+  const store: Store = kind === 'opfs'
+    ? new OpfsStore(await (await navigator.storage.getDirectory()).getDirectoryHandle(NAME, { create: true }))
+    : new CacheApiStore(await caches.open(NAME))
+  if (navigator.locks) store.lock = (key, signal) => webLock(`${NAME}:${key}`, signal)
+  return store
+}
+
+/** Holds a Web Lock (shared by the origin's tabs and workers) until the returned release is called. */
+function webLock(name: string, signal?: AbortSignal): Promise<() => Promise<void>> {
+  return new Promise((resolve, reject) => {
+    navigator.locks.request(name, { signal }, () => new Promise<void>((release) => {
+      resolve(async () => release())
+    })).catch(reject)
+  })
 }
 
 const BASE = 'https://bitnet-wasm.cache/'

@@ -10,7 +10,7 @@ import { homedir } from 'node:os'
 import { dirname, join, sep } from 'node:path'
 import { readEnv } from '../env.js'
 import type { EntryMeta, Store } from './cache.js'
-import type { Sink } from './download.js'
+import { sleep, type Sink } from './download.js'
 import { fileSource } from './file.js'
 import type { ByteSource } from './source.js'
 
@@ -103,10 +103,39 @@ export class DirStore implements Store {
     return fileSource(this.localPath(key)).then((s) => ({ ...s, name }))
   }
 
+  /**
+   * A `{key}.lock` file created exclusively, holding the owner's pid. A lock whose process is
+   * gone (killed mid-download) is stale and taken over; a live one is waited for.
+   */
+  async lock(key: string, signal?: AbortSignal): Promise<() => Promise<void>> {
+    const path = this.localPath(key) + '.lock'
+    await mkdir(dirname(path), { recursive: true })
+    for (;;) {
+      try {
+        await writeFile(path, String(process.pid), { flag: 'wx' })
+        return () => rm(path, { force: true })
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      }
+      const pid = Number(await readFile(path, 'utf8').catch(() => ''))
+      if (pid > 0 && isAlive(pid)) await sleep(250, signal)
+      else await rm(path, { force: true })
+    }
+  }
+
   async remove(key: string): Promise<void> {
     const path = this.localPath(key)
     // metadata first: without it nothing below counts as an entry
     for (const p of [path + META, path + '.part', path]) await rm(p, { force: true })
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

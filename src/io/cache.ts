@@ -49,6 +49,8 @@ export interface Store {
   remove(key: string): Promise<void>
   /** The data's path on disk (directory stores only). */
   localPath?(key: string): string
+  /** Waits for and takes the key's lock across processes/tabs; resolves to its release. */
+  lock?(key: string, signal?: AbortSignal): Promise<() => Promise<void>>
 }
 
 /** One cached file, as {@link ModelCache.list} reports it. */
@@ -165,10 +167,20 @@ export class ModelCache {
     const id = `${this.location}\0${cacheKey(url)}`
     let p = inflight.get(id)
     if (!p) {
-      p = this.fetchEntry(url, opts).finally(() => inflight.delete(id))
+      p = this.locked(url, opts).finally(() => inflight.delete(id))
       inflight.set(id, p)
     }
     return p
+  }
+
+  /** fetchEntry() holding the key's lock: another process downloading it is waited for, then reused. */
+  private async locked(url: string, opts: FetchOptions): Promise<CacheEntry> {
+    const release = await this.store.lock?.(cacheKey(url), opts.signal)
+    try {
+      return await this.fetchEntry(url, opts)
+    } finally {
+      await release?.()
+    }
   }
 
   /** Opens a complete entry for reading. */

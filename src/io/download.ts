@@ -150,7 +150,8 @@ function totalSize(res: Response, offset: number): number | undefined {
   return Number.isSafeInteger(len) && !res.headers.get('content-encoding') ? offset + len : undefined
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits `ms`, or rejects with the signal's reason when it aborts first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
     const onAbort = () => { clearTimeout(t); reject(signal!.reason) }

@@ -9,7 +9,14 @@
 import { readEnv } from '../env.js'
 import { DownloadError, InvalidArgumentError, NotFoundError } from '../errors.js'
 
-/** The model used when none is given: Microsoft's official BitNet b1.58 2B4T, I2_S GGUF. */
+/**
+ * The model used when none is given: Microsoft's official BitNet b1.58 2B4T, I2_S GGUF.
+ *
+ * @example
+ * ```ts
+ * const model = await loadModel() // same as loadModel(DEFAULT_MODEL)
+ * ```
+ */
 export const DEFAULT_MODEL = 'hf:microsoft/bitnet-b1.58-2B-4T-gguf/ggml-model-i2_s.gguf'
 
 export interface HubOptions {
@@ -36,7 +43,14 @@ export function isHubId(s: string): boolean {
   return s.startsWith('hf:')
 }
 
-/** Parses `hf:owner/repo[@rev][/file | :quant]`. */
+/**
+ * Parses `hf:owner/repo[@rev][/file | :quant]`.
+ *
+ * @example
+ * ```ts
+ * parseHubId('hf:microsoft/bitnet-b1.58-2B-4T-gguf:i2_s') // { repo: 'microsoft/bitnet-b1.58-2B-4T-gguf', quant: 'i2_s' }
+ * ```
+ */
 export function parseHubId(id: string): HubId {
   const m = /^hf:([\w.-]+\/[\w.-]+)(?:@([^/:]+))?(?:\/(.+)|:([\w.-]+))?$/.exec(id)
   if (!m || m[3]?.split('/').some((s) => s === '' || s === '.' || s === '..')) {
@@ -77,6 +91,12 @@ const FOLDER_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 
 /**
  * Resolves an id to the files to download. A single-file id needs no network; repo and
  * `:quant` ids list the repo through the hub API (`/api/models/{repo}/revision/{rev}`).
+ *
+ * @example
+ * ```ts
+ * const { files, kind } = await resolveHubFiles('hf:microsoft/bitnet-b1.58-2B-4T-gguf')
+ * // kind 'gguf', files ['ggml-model-i2_s.gguf']
+ * ```
  */
 export async function resolveHubFiles(id: string, opts: HubOptions & { signal?: AbortSignal } = {}): Promise<HubFiles> {
   const h = parseHubId(id)

@@ -24,7 +24,14 @@ export function bytesSource(bytes: Uint8Array | ArrayBuffer, name = '<buffer>'):
   }
 }
 
-/** A source over a `Blob` or `File` (browsers; Node's `fs.openAsBlob`): reads slices on demand. */
+/**
+ * A source over a `Blob` or `File` (browsers; Node's `fs.openAsBlob`): reads slices on demand.
+ *
+ * @example
+ * ```ts
+ * input.onchange = async () => { model = await loadModel(blobSource(input.files[0])) } // or pass the File itself
+ * ```
+ */
 export function blobSource(blob: Blob, name = (blob as File).name || '<blob>'): ByteSource {
   return {
     name,
