@@ -103,6 +103,15 @@ describe('download into the cache', { timeout: 60_000 }, () => {
     expect(readFileSync(entries[0].path!).equals(fixtureBytes(GGUF))).toBe(true)
   })
 
+  it('a dropped connection to a server without Range support starts over', async () => {
+    hub.faults = { dropAt: 4 << 20, noRange: true }
+    const { entries } = await pullModel(`${hub.url}/plain/${GGUF}`, opts())
+    expect(entries[0].sha256).toBe(fixtureSha(GGUF))
+    const gets = hub.requests(`/plain/${GGUF}`).filter((r) => r.method === 'GET')
+    expect(gets).toHaveLength(2)
+    expect(gets[1].range).toMatch(/^bytes=[1-9]\d*-$/) // asked to resume, got the whole file
+  })
+
   it('404 is a typed NotFoundError and leaves nothing in the cache', async () => {
     const err = await loadModel(`hf:test/tiny-dev/nope.gguf`, opts()).catch((e) => e)
     expect(err).toBeInstanceOf(NotFoundError)

@@ -61,7 +61,11 @@ export async function probe(url: string, headers: Record<string, string> = {}, s
   // which hide manual redirects as opaqueredirect) are followed.
   const redirect = res.type === 'opaqueredirect' || (res.status >= 300 && res.status < 400)
   if (redirect && !linked) res = await request(url, { method: 'HEAD', headers, signal })
-  if (!redirect || !linked) check(res, url)
+  if (!redirect || !linked) {
+    if (res.status === 404) throw new NotFoundError(url)
+    // Servers that refuse HEAD (405, signed URLs' 403): the GET will say more.
+    if (!res.ok) return {}
+  }
   const etag = linked ?? res.headers.get('etag') ?? undefined
   const size = Number(res.headers.get('x-linked-size') ?? (res.status === 200 ? res.headers.get('content-length') : NaN))
   return { etag, sha256: parseSha256(linked) ?? parseSha256(res.headers.get('etag')), size: Number.isSafeInteger(size) ? size : undefined }

@@ -17,6 +17,8 @@ export interface Faults {
   slow?: boolean
   /** Announce this sha256 for LFS files instead of the real one. */
   linkedSha?: string
+  /** Ignore Range headers (answer 200 with the whole file). */
+  noRange?: boolean
 }
 
 /** Repos served: name → files (name in the repo → fixture file). */
@@ -100,8 +102,9 @@ export class HubServer {
   private serveFile(req: IncomingMessage, res: ServerResponse, file: string, etag: string): void {
     const bytes = fixtureBytes(file)
     let start = 0, end = bytes.length - 1
-    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
-    const headers: Record<string, string> = { 'accept-ranges': 'bytes', etag, 'content-type': 'application/octet-stream' }
+    const range = this.faults.noRange ? null : /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
+    const headers: Record<string, string> = { etag, 'content-type': 'application/octet-stream' }
+    if (!this.faults.noRange) headers['accept-ranges'] = 'bytes'
     if (range) {
       start = Number(range[1])
       end = range[2] ? Math.min(end, Number(range[2])) : end
@@ -115,7 +118,7 @@ export class HubServer {
     res.writeHead(range ? 206 : 200, headers)
     if (req.method === 'HEAD') { res.end(); return }
     const body = bytes.subarray(start, end + 1)
-    const drop = !range && this.faults.dropAt !== undefined ? this.faults.dropAt : undefined
+    const drop = start === 0 && this.faults.dropAt !== undefined ? this.faults.dropAt : undefined
     if (drop !== undefined) {
       this.faults.dropAt = undefined
       res.write(body.subarray(0, drop), () => res.destroy())
