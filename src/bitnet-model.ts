@@ -138,13 +138,8 @@ export class BitnetModel {
    * ([n][vocab], copies), or only the last one with `{ lastOnly: true }`.
    */
   logits(tokens: readonly number[], opts: { lastOnly?: boolean } = {}): Float32Array[] {
-    const out: Float32Array[] = []
-    tokens.forEach((tok, pos) => {
-      const want = !opts.lastOnly || pos === tokens.length - 1
-      const l = this.transformer.forward(tok, pos, want)
-      if (l) out.push(l.slice())
-    })
-    return out
+    if (opts.lastOnly) return this.transformer.prefill(tokens, 0, undefined, 'last').map((l) => l.slice())
+    return this.transformer.prefill(tokens, 0, undefined, 'all')
   }
 
   /**
@@ -161,11 +156,10 @@ export class BitnetModel {
     for (let c = 0; c < chunks; c++) {
       const chunk = ids.slice(c * ctx, (c + 1) * ctx)
       const input = [bos, ...chunk.slice(0, -1)]
-      for (let pos = 0; pos < input.length; pos++) {
-        const logits = this.transformer.forward(input[pos], pos, true)!
+      this.transformer.prefill(input, 0, undefined, 'all').forEach((logits, pos) => {
         nll -= logSoftmaxAt(logits, chunk[pos])
         n++
-      }
+      })
       onChunk?.(c + 1, chunks)
     }
     return { ppl: Math.exp(nll / n), nll: nll / n, tokens: n }
@@ -202,10 +196,7 @@ export class BitnetModel {
     const t0 = performance.now()
 
     // Prompt: every token goes through the network; only the last one's logits are needed.
-    let logits: Float32Array | undefined
-    for (let pos = 0; pos < prompt.length; pos++) {
-      logits = this.transformer.forward(prompt[pos], pos, pos === prompt.length - 1)
-    }
+    let [logits] = this.transformer.prefill(prompt, 0)
     const tPrompt = performance.now()
 
     const history = [...prompt]
@@ -224,7 +215,7 @@ export class BitnetModel {
       text += piece
       yield { text: piece, tokenId: tok } satisfies GenerationChunk
       if (tokens.length === maxTokens) break
-      logits = this.transformer.forward(tok, history.length - 1, true)
+      logits = this.transformer.forward(tok, history.length - 1, true)!
     }
     // Bytes of a character the last token left incomplete (tokenId −1: no new token).
     const tail = stream.flush()

@@ -14,6 +14,8 @@ type Ptr = number
 export interface Kernels {
   matvec_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  matmul_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
+  matmul_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
   lut_build_i8(q: Ptr, kp: number, lut: Ptr): void
   matvec_tl_i8(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_tl_i8_ref(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
@@ -99,15 +101,35 @@ export function instantiateKernels(module: WebAssembly.Module, memory: WebAssemb
   return instance.exports as unknown as Kernels
 }
 
-/** A shared memory of exactly `bytes` (rounded up to pages), sized once before any thread starts. */
+/**
+ * A shared memory of `bytes` (rounded up to pages), sized before any thread starts. It may
+ * grow later (sessions' KV caches, `growMemory`) up to 4 GiB where the runtime can reserve
+ * that much address space, else it is fixed at its initial size.
+ */
 export function createMemory(bytes: number): WebAssembly.Memory {
   const pages = Math.ceil(bytes / 65536)
   if (pages > MAX_PAGES) {
     throw new WasmFeatureError(`model needs ${(bytes / 2 ** 30).toFixed(2)} GiB of wasm memory; the limit is 4 GiB`)
   }
   try {
-    return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+    return new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true })
+  } catch {
+    try {
+      return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+    } catch (e) {
+      throw new WasmFeatureError(`cannot allocate ${(bytes / 2 ** 20).toFixed(0)} MiB of shared wasm memory: ${(e as Error).message}`)
+    }
+  }
+}
+
+/** Grows `memory` to at least `bytes`; a typed error names the size when it cannot. */
+export function growMemory(memory: WebAssembly.Memory, bytes: number): void {
+  const have = memory.buffer.byteLength
+  if (bytes <= have) return
+  const pages = Math.ceil((bytes - have) / 65536)
+  try {
+    memory.grow(pages)
   } catch (e) {
-    throw new WasmFeatureError(`cannot allocate ${(bytes / 2 ** 20).toFixed(0)} MiB of shared wasm memory: ${(e as Error).message}`)
+    throw new WasmFeatureError(`cannot grow wasm memory from ${(have / 2 ** 20).toFixed(0)} MiB to ${((have + pages * 65536) / 2 ** 20).toFixed(0)} MiB: ${(e as Error).message}`)
   }
 }

@@ -161,3 +161,111 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
   acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x2, v128.and(i16x8.shr_u(v, 2), m3)))
   return i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x3, v128.and(v, m3)))
 }
+
+// ── Matrix × matrix: several tokens per pass over the weights (prompt, batched decode) ──
+//
+// Activations of T tokens: q [T][KP] int8, meta [T] × 8 bytes (f32 s, i32 Σq),
+// y [T][M] f32. The kernel walks each 4-row group once and, while its KP bytes sit in
+// L1, runs every token of the batch over them: DRAM traffic is one weight pass per
+// batch, and each unpacked code vector serves 4 tokens instead of one.
+//
+// Register tile: 2 rows × 4 tokens = 8 i16 accumulators (+ 2 code vectors, 1
+// activation): fits x64's 16 vector registers; a 4 × 4 tile would spill every step.
+// The i16 bound is matvec's: ≤ 4096 per lane per block, widened every 8 blocks.
+// A batch whose size is not a multiple of 4 runs its last quad with the missing tokens
+// pointing at the last real one (computed, not stored).
+
+/** Scalar reference: T independent matvecs. */
+export function matmul_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
+                                  rows: i32, kp: i32, ntok: i32, ith: i32, nth: i32): void {
+  for (let t = 0; t < ntok; t++) {
+    matvec_i2s_i8_ref(w, q + <usize>(t * kp), meta + <usize>(t << 3), gamma, y + <usize>(t * rows << 2), rows, kp, ith, nth)
+  }
+}
+
+// acc + Σ pairs of x·c into i16 lanes: one pmaddubsw (relaxed) or two extmuls (baseline).
+// @ts-ignore: decorator
+@inline function dotAcc(acc: v128, x: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x, c))
+  return i16x8.add(acc, i16x8.add(i16x8.extmul_low_i8x16_s(c, x), i16x8.extmul_high_i8x16_s(c, x)))
+}
+
+/** SIMD kernel, bit-identical to the reference (integer sums, same final expression). */
+export function matmul_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
+                              rows: i32, kp: i32, ntok: i32, ith: i32, nth: i32): void {
+  const range = share((rows + 3) >> 2, ith, nth)
+  const m3 = i8x16.splat(<i8>((kp >>> 31) | 3)) // runtime-built constant (see matvec_i2s_i8)
+  const nblocks = kp / BLOCK_ELEMS
+  const last = ntok - 1
+  for (let g = <i32>(range >> 32); g < <i32>range; g++) {
+    const wg = w + <usize>g * kp
+    for (let t0 = 0; t0 < ntok; t0 += 4) {
+      const x0 = q + <usize>(t0 * kp)
+      const x1 = q + <usize>(min(t0 + 1, last) * kp)
+      const x2 = q + <usize>(min(t0 + 2, last) * kp)
+      const x3 = q + <usize>(min(t0 + 3, last) * kp)
+      for (let j = 0; j < 4; j++) {
+        // i32 sums of row 4g+j × tokens t0…t0+3, in scalars: the vector registers hold the tile
+        let a0 = 0, a1 = 0, a2 = 0, a3 = 0
+        for (let k0 = 0; k0 < nblocks; k0 += 8) {
+          let h0 = i16x8.splat(0), h1 = h0, h2 = h0, h3 = h0
+          const kend = min(nblocks, k0 + 8)
+          for (let k = k0; k < kend; k++) {
+            for (let hb = 0; hb < 32; hb += 16) {
+            const v = v128.load(wg + <usize>(k * 4 * BLOCK_BYTES + j * BLOCK_BYTES + hb))
+            const xo = <usize>(k * BLOCK_ELEMS + hb)
+            let c: v128
+            // code group 0: bits 7:6 of each byte = columns +0
+            c = v128.and(i16x8.shr_u(v, 6), m3)
+            h0 = dotAcc(h0, v128.load(x0 + xo), c)
+            h1 = dotAcc(h1, v128.load(x1 + xo), c)
+            h2 = dotAcc(h2, v128.load(x2 + xo), c)
+            h3 = dotAcc(h3, v128.load(x3 + xo), c)
+            // code group 1: bits 5:4 of each byte = columns +32
+            c = v128.and(i16x8.shr_u(v, 4), m3)
+            h0 = dotAcc(h0, v128.load(x0 + xo, 32), c)
+            h1 = dotAcc(h1, v128.load(x1 + xo, 32), c)
+            h2 = dotAcc(h2, v128.load(x2 + xo, 32), c)
+            h3 = dotAcc(h3, v128.load(x3 + xo, 32), c)
+            // code group 2: bits 3:2 of each byte = columns +64
+            c = v128.and(i16x8.shr_u(v, 2), m3)
+            h0 = dotAcc(h0, v128.load(x0 + xo, 64), c)
+            h1 = dotAcc(h1, v128.load(x1 + xo, 64), c)
+            h2 = dotAcc(h2, v128.load(x2 + xo, 64), c)
+            h3 = dotAcc(h3, v128.load(x3 + xo, 64), c)
+            // code group 3: bits 1:0 of each byte = columns +96
+            c = v128.and(v, m3)
+            h0 = dotAcc(h0, v128.load(x0 + xo, 96), c)
+            h1 = dotAcc(h1, v128.load(x1 + xo, 96), c)
+            h2 = dotAcc(h2, v128.load(x2 + xo, 96), c)
+            h3 = dotAcc(h3, v128.load(x3 + xo, 96), c)
+            }
+          }
+          a0 += hsum16(h0)
+          a1 += hsum16(h1)
+          a2 += hsum16(h2)
+          a3 += hsum16(h3)
+        }
+        const r = g * 4 + j
+        storeTok(y, meta, t0, ntok, rows, r, a0, gamma)
+        storeTok(y, meta, t0 + 1, ntok, rows, r, a1, gamma)
+        storeTok(y, meta, t0 + 2, ntok, rows, r, a2, gamma)
+        storeTok(y, meta, t0 + 3, ntok, rows, r, a3, gamma)
+      }
+    }
+  }
+}
+
+// Σ of the 8 i16 lanes, in i32.
+// @ts-ignore: decorator
+@inline function hsum16(v: v128): i32 {
+  return hsum(i32x4.extadd_pairwise_i16x8_s(v))
+}
+
+// Row r of token t (if it is a real token of the batch).
+// @ts-ignore: decorator
+@inline function storeTok(y: usize, meta: usize, t: i32, ntok: i32, rows: i32, r: i32, dot: i32, gamma: f32): void {
+  if (t >= ntok) return
+  const m = meta + <usize>(t << 3)
+  storeRow(y + <usize>(t * rows << 2), r, rows, dot, load<i32>(m, 4), load<f32>(m), gamma)
+}

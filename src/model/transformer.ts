@@ -7,46 +7,139 @@
 import { ContextFullError, InvalidArgumentError } from '../errors.js'
 import { ThreadPool } from '../thread-pool.js'
 import { CTL_BYTES, type Job } from '../threads/protocol.js'
-import type { Kernels } from '../wasm.js'
+import { growMemory, type Kernels } from '../wasm.js'
 import { Arena } from './arena.js'
 import type { ModelConfig } from './config.js'
 import type { LoadedModel, ModelWeights, TernaryWeight } from './load.js'
 import type { TernaryKernel } from './kernel-select.js'
 
-/** Activation buffers and KV cache: pointers into the shared memory ("the wave of activations"). */
+/** Rows a forward pass evaluates at once: prompt chunks, or one step of several sessions. */
+export const MAX_BATCH = 8
+
+/**
+ * Activation buffers for a batch of up to MAX_BATCH token rows (B): pointers into the
+ * shared memory ("the wave of activations"). Row t of a buffer [B][n] starts at t·n.
+ */
 interface RunState {
-  x: number // f32 [n_embd]            residual stream
-  xb: number // f32 [max(n_embd, q_dim)] normed input / projection output
-  q: number // f32 [q_dim]              query of the current token
-  ao: number // f32 [q_dim]             attention output
-  hb: number // f32 [n_ff]              FFN gate, then activation
-  hb2: number // f32 [n_ff]             FFN up
-  qa: number // i8  [max K padded]      quantized activations, shared by q/k/v and gate/up
-  qaMeta: number // {f32 s, i32 Σq}     their scale and sum
-  lut: number // [K padded / 2][32 B]     lookup tables of qa (TL kernel only)
-  att: number // f32 [n_head][ctx]      attention scores
-  rope: number // f32 [n_rot]           cos (n_rot/2), then sin (n_rot/2), of this position
-  logits: number // f32 [vocab]
-  oq: number // i16 [n_embd padded to 128]  output-norm vector quantized per block (Q8B output)
-  oqScales: number // f32 [n_embd padded / 128]
-  kCache: number // f32 [n_layer][ctx][kv_dim]
-  vCache: number // f32 [n_layer][ctx][kv_dim]
+  x: number // f32 [B][n_embd]          residual stream
+  xb: number // f32 [B][n_embd]         projection output / output-normed input
+  q: number // f32 [B][q_dim]           queries
+  k: number // f32 [B][kv_dim]          keys of the batch, copied into each row's cache
+  v: number // f32 [B][kv_dim]          values, likewise
+  ao: number // f32 [B][q_dim]          attention output
+  hb: number // f32 [B][n_ff]           FFN gate, then activation
+  hb2: number // f32 [B][n_ff]          FFN up
+  qa: number // i8  [B][K padded]       quantized activations (row stride = the K padded), shared by q/k/v and gate/up
+  qaMeta: number // [B] × {f32 s, i32 Σq}  their scales and sums
+  lut: number // [B][K padded / 2][32 B]  lookup tables of qa (TL kernel only)
+  att: number // f32 [B][n_head][ctx]   attention scores
+  rope: number // f32 [B][n_rot]        cos (n_rot/2), then sin (n_rot/2), of each row's position
+  logits: number // f32 [B][vocab]
+  oq: number // i16 [B][n_embd padded to 128]  output-norm vectors quantized per block (Q8B output)
+  oqScales: number // f32 [B][n_embd padded / 128]
   ctl: number // thread-pool control block (threads/protocol.ts)
+}
+
+/**
+ * One sequence's keys and values: f32 [n_layer][capacity][kv_dim] each, in the shared
+ * memory. The model owns one (`transformer.kv`); sessions create more. Positions are the
+ * caller's business: row `pos` holds the token evaluated at `pos`.
+ */
+export class KvCache {
+  /** @internal */
+  constructor(
+    private readonly t: Transformer,
+    /** @internal */ readonly k: number,
+    /** @internal */ readonly v: number,
+    /** Capacity in tokens. */
+    readonly capacity: number,
+  ) {}
+
+  private disposed = false
+
+  /** Gives the memory back to the model for the next cache (the model's own cache is kept). */
+  dispose(): void {
+    if (this.disposed || this === this.t.kv) return
+    this.disposed = true
+    this.t.releaseKv(this)
+  }
+
+  /**
+   * The first `n` positions as bytes (header + keys + values), for `restore()` on a
+   * cache of the same model, possibly in another process.
+   */
+  save(n: number): Uint8Array {
+    const c = this.t.config
+    if (!Number.isInteger(n) || n < 0 || n > this.capacity) throw new InvalidArgumentError(`save: n must be in 0..${this.capacity}, got ${n}`)
+    const kvDim = c.nHeadKv * c.headDim
+    const row = n * kvDim * f32
+    const out = new Uint8Array(KV_HEADER + 2 * c.nLayer * row)
+    new Uint32Array(out.buffer, 0, KV_HEADER / 4).set([KV_MAGIC, c.nLayer, kvDim, n])
+    const heap = new Uint8Array(this.t.memory.buffer)
+    for (let l = 0; l < c.nLayer; l++) {
+      const src = l * this.capacity * kvDim * f32
+      out.set(heap.subarray(this.k + src, this.k + src + row), KV_HEADER + 2 * l * row)
+      out.set(heap.subarray(this.v + src, this.v + src + row), KV_HEADER + (2 * l + 1) * row)
+    }
+    return out
+  }
+
+  /** Loads bytes from `save()`; returns the number of positions restored. */
+  restore(bytes: Uint8Array): number {
+    const c = this.t.config
+    const kvDim = c.nHeadKv * c.headDim
+    if (bytes.byteLength < KV_HEADER) throw new InvalidArgumentError(`restore: ${bytes.byteLength} bytes is shorter than the ${KV_HEADER}-byte header`)
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const [magic, nLayer, dim, n] = [0, 4, 8, 12].map((o) => dv.getUint32(o, true))
+    if (magic !== KV_MAGIC) throw new InvalidArgumentError('restore: not a KV state (bad magic)')
+    if (nLayer !== c.nLayer || dim !== kvDim) {
+      throw new InvalidArgumentError(`restore: state of a model with ${nLayer} layers × kv_dim ${dim}, this one has ${c.nLayer} × ${kvDim}`)
+    }
+    if (n > this.capacity) throw new ContextFullError(this.capacity, n)
+    const row = n * kvDim * f32
+    if (bytes.byteLength !== KV_HEADER + 2 * nLayer * row) {
+      throw new InvalidArgumentError(`restore: expected ${KV_HEADER + 2 * nLayer * row} bytes for ${n} positions, got ${bytes.byteLength}`)
+    }
+    const heap = new Uint8Array(this.t.memory.buffer)
+    for (let l = 0; l < c.nLayer; l++) {
+      const dst = l * this.capacity * kvDim * f32
+      heap.set(bytes.subarray(KV_HEADER + 2 * l * row, KV_HEADER + (2 * l + 1) * row), this.k + dst)
+      heap.set(bytes.subarray(KV_HEADER + (2 * l + 1) * row, KV_HEADER + (2 * l + 2) * row), this.v + dst)
+    }
+    return n
+  }
+}
+
+const KV_MAGIC = 0x564b4e42 // "BNKV"
+const KV_HEADER = 16
+
+/** One row of a batch: `token` evaluated at `pos` of `kv` (default: the model's cache). */
+export interface BatchRow {
+  token: number
+  pos: number
+  kv?: KvCache
+  /** Compute this row's logits (default false). */
+  logits?: boolean
 }
 
 const f32 = 4
 
-/** Bytes of runtime state for a context of `ctx` tokens: a dry run of allocState. */
+/** Bytes of runtime state for a context of `ctx` tokens: a dry run of the allocations. */
 export function stateBytes(c: ModelConfig, ctx: number): number {
   const dry = new Arena()
   const start = dry.top
   allocState(dry, c, ctx)
+  dry.alloc(kvBytes(c, ctx))
   return dry.top - start + 64
+}
+
+function kvBytes(c: ModelConfig, ctx: number): number {
+  return 2 * c.nLayer * ctx * c.nHeadKv * c.headDim * f32
 }
 
 export class Transformer {
   readonly config: ModelConfig
-  /** KV cache capacity in tokens. */
+  /** KV cache capacity in tokens (of every cache of this model). */
   readonly contextSize: number
   readonly memory: WebAssembly.Memory
   readonly module: WebAssembly.Module
@@ -55,7 +148,9 @@ export class Transformer {
   /** The ternary kernel the weights are laid out for. */
   readonly kernel: TernaryKernel
   private readonly s: RunState
-  private readonly f32: Float32Array
+  /** The model's own KV cache (what `forward` uses when given none). */
+  readonly kv: KvCache
+  private readonly freeKv: KvCache[] = []
   private pool!: ThreadPool
   /** Time per op label since profiling was enabled (`bitnet bench --profile`). */
   profile?: Map<string, { ms: number; calls: number }>
@@ -71,8 +166,8 @@ export class Transformer {
     // The state area served as scratch during loading (F16 → Q8B rows): start from zeros.
     const start = model.arena.top
     this.s = allocState(model.arena, model.config, contextSize)
+    this.kv = this.newKv(model.arena.alloc(kvBytes(model.config, contextSize)))
     new Uint8Array(model.memory.buffer, start, model.arena.top - start).fill(0)
-    this.f32 = new Float32Array(model.memory.buffer)
   }
 
   /** A transformer over a loaded model, computing on `threads` threads (this one included). */
@@ -98,78 +193,154 @@ export class Transformer {
   }
 
   /**
-   * Runs one token at position `pos` through the network, appending its keys/values to
-   * the cache. Returns the logits [vocab] (a view into wasm memory, valid until the next
-   * call) when `wantLogits`, else undefined (prompt tokens before the last one).
+   * A new, independent KV cache of `contextSize` tokens (a session's). Memory of disposed
+   * caches is reused; otherwise the shared memory grows by the cache's size.
    */
-  forward(token: number, pos: number, wantLogits = true): Float32Array | undefined {
-    const c = this.config, k = this.k, w = this.w, s = this.s
-    if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize) {
-      throw new InvalidArgumentError(`token id ${token} is out of range 0..${c.vocabSize - 1}`)
+  createKvCache(): KvCache {
+    const reused = this.freeKv.pop()
+    if (reused) return new KvCache(this, reused.k, reused.v, reused.capacity)
+    const bytes = kvBytes(this.config, this.contextSize)
+    const top = Math.ceil(this.memory.buffer.byteLength / 64) * 64
+    growMemory(this.memory, top + bytes)
+    return this.newKv(top)
+  }
+
+  /** @internal Called by KvCache.dispose. */
+  releaseKv(kv: KvCache): void {
+    this.freeKv.push(kv)
+  }
+
+  private newKv(ptr: number): KvCache {
+    return new KvCache(this, ptr, ptr + kvBytes(this.config, this.contextSize) / 2, this.contextSize)
+  }
+
+  /**
+   * Runs one token at position `pos` of `kv` through the network, appending its keys and
+   * values to the cache. Returns the logits [vocab] (a view into wasm memory, valid until
+   * the next call) when `wantLogits`, else undefined (prompt tokens before the last one).
+   */
+  forward(token: number, pos: number, wantLogits = true, kv: KvCache = this.kv): Float32Array | undefined {
+    return this.forwardBatch([{ token, pos, kv, logits: wantLogits }])[0]
+  }
+
+  /**
+   * Evaluates `tokens` at positions pos0, pos0+1, … of `kv`, MAX_BATCH tokens per weight
+   * pass. Returns the logits of every token (`'all'`, copies) or of the last one
+   * (`'last'`, a view valid until the next call), or none.
+   */
+  prefill(tokens: readonly number[], pos0: number, kv: KvCache = this.kv, logits: 'all' | 'last' | 'none' = 'last'): Float32Array[] {
+    const out: Float32Array[] = []
+    for (let i = 0; i < tokens.length; i += MAX_BATCH) {
+      const rows = tokens.slice(i, i + MAX_BATCH).map((token, j): BatchRow => ({
+        token, pos: pos0 + i + j, kv, logits: logits === 'all' || (logits === 'last' && i + j === tokens.length - 1),
+      }))
+      for (const l of this.forwardBatch(rows)) if (l) out.push(logits === 'all' ? l.slice() : l)
     }
-    if (pos >= this.contextSize) throw new ContextFullError(this.contextSize, pos + 1)
+    return out
+  }
+
+  /**
+   * One pass of up to MAX_BATCH rows, each a token at a position of its own cache (a
+   * prompt chunk, or one decode step of several sessions). Rows of one cache see each
+   * other causally. Returns per row its logits (views into wasm memory, valid until the
+   * next call) or undefined.
+   */
+  forwardBatch(rows: readonly BatchRow[]): (Float32Array | undefined)[] {
+    const c = this.config, k = this.k, w = this.w, s = this.s
+    const n = rows.length
+    if (n < 1 || n > MAX_BATCH) throw new InvalidArgumentError(`a batch holds 1..${MAX_BATCH} rows, got ${n}`)
+    for (const r of rows) {
+      if (!Number.isInteger(r.token) || r.token < 0 || r.token >= c.vocabSize) {
+        throw new InvalidArgumentError(`token id ${r.token} is out of range 0..${c.vocabSize - 1}`)
+      }
+      if (!Number.isInteger(r.pos) || r.pos < 0) throw new InvalidArgumentError(`position ${r.pos} is not a non-negative integer`)
+      if (r.pos >= this.contextSize) throw new ContextFullError(this.contextSize, r.pos + 1)
+    }
     const qDim = c.nHead * c.headDim
     const kvDim = c.nHeadKv * c.headDim
+    const cap = this.contextSize
+    const row = (buf: number, t: number, width: number) => buf + t * width * f32
 
-    // h0 = Embed[tok]                                        (F16 row → f32)
-    this.embed(token, s.x)
-    this.ropeTable(pos)
+    // h0 = Embed[tok]                                        x: [n][n_embd]  (F16 row → f32)
+    rows.forEach((r, t) => {
+      this.embed(r.token, row(s.x, t, c.nEmbd))
+      this.ropeTable(r.pos, row(s.rope, t, c.nRot))
+    })
 
     for (let l = 0; l < c.nLayer; l++) {
       const L = w.layers[l]
-      const kRow = s.kCache + (l * this.contextSize + pos) * kvDim * f32
-      const vRow = s.vCache + (l * this.contextSize + pos) * kvDim * f32
-      const kc = s.kCache + l * this.contextSize * kvDim * f32
-      const vc = s.vCache + l * this.contextSize * kvDim * f32
+      const layerOff = l * cap * kvDim * f32
 
-      // a = RMSNorm(h, attn_norm), quantized once (fused, in f64), shared by q, k and v
-      this.normQuantize(s.x, L.attnNorm, c.nEmbd)
-      // q = BitLinear_q(a); k, v = BitLinear_k/v(a) written straight into the cache row (one round)
-      this.round('attn_qkv', [this.bitlinear(L.wq, s.q), this.bitlinear(L.wk, kRow), this.bitlinear(L.wv, vRow)])
-      // q, k = RoPE_neox(q, k, pos)
-      k.rope_neox_f32(s.q, c.nHead, c.headDim, c.nRot, s.rope)
-      k.rope_neox_f32(kRow, c.nHeadKv, c.headDim, c.nRot, s.rope)
-      // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
-      this.round('attention', [['attention_f32', s.q, kc, vc, s.ao, s.att, c.nHead, c.nHeadKv, c.headDim, this.contextSize, pos + 1]])
+      // a = RMSNorm(h, attn_norm), quantized per row (fused, in f64), shared by q, k and v
+      this.normQuantize(s.x, L.attnNorm, c.nEmbd, n)
+      // q, k, v = BitLinear_q/k/v(a)                        q: [n][q_dim], k, v: [n][kv_dim]
+      this.round('attn_qkv', [...this.bitlinear(L.wq, s.q, n), ...this.bitlinear(L.wk, s.k, n), ...this.bitlinear(L.wv, s.v, n)])
+      const attention: Job[] = []
+      rows.forEach((r, t) => {
+        const kv = r.kv ?? this.kv
+        // q, k = RoPE_neox(q, k, pos); k, v appended to the row's cache at pos
+        k.rope_neox_f32(row(s.q, t, qDim), c.nHead, c.headDim, c.nRot, row(s.rope, t, c.nRot))
+        k.rope_neox_f32(row(s.k, t, kvDim), c.nHeadKv, c.headDim, c.nRot, row(s.rope, t, c.nRot))
+        this.copyF32(row(s.k, t, kvDim), kv.k + layerOff + r.pos * kvDim * f32, kvDim)
+        this.copyF32(row(s.v, t, kvDim), kv.v + layerOff + r.pos * kvDim * f32, kvDim)
+        // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
+        attention.push(['attention_f32', row(s.q, t, qDim), kv.k + layerOff, kv.v + layerOff, row(s.ao, t, qDim),
+          row(s.att, t, c.nHead * cap), c.nHead, c.nHeadKv, c.headDim, cap, r.pos + 1])
+      })
+      this.round('attention', attention)
       // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj; absent in llama)
-      this.normQuantize(s.ao, L.attnSubNorm, qDim)
-      // h = h + BitLinear_o(o)
-      this.round('attn_output', [this.bitlinear(L.wo, s.xb)])
-      k.add_f32(s.x, s.xb, c.nEmbd)
+      this.normQuantize(s.ao, L.attnSubNorm, qDim, n)
+      // h = h + BitLinear_o(o)                              xb: [n][n_embd]
+      this.round('attn_output', this.bitlinear(L.wo, s.xb, n))
+      k.add_f32(s.x, s.xb, n * c.nEmbd)
 
-      // f = RMSNorm(h, ffn_norm), quantized once, shared by gate and up
-      this.normQuantize(s.x, L.ffnNorm, c.nEmbd)
-      this.round('ffn_gate_up', [this.bitlinear(L.wGate, s.hb), this.bitlinear(L.wUp, s.hb2)])
+      // f = RMSNorm(h, ffn_norm), quantized once per row, shared by gate and up
+      this.normQuantize(s.x, L.ffnNorm, c.nEmbd, n)
+      //                                                     hb, hb2: [n][n_ff]
+      this.round('ffn_gate_up', [...this.bitlinear(L.wGate, s.hb, n), ...this.bitlinear(L.wUp, s.hb2, n)])
       // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM; kept in f32)
-      if (c.activation === 'relu2') k.relu2_mul_f32(s.hb, s.hb2, c.nFf)
-      else k.silu_mul_f32(s.hb, s.hb2, c.nFf)
+      if (c.activation === 'relu2') k.relu2_mul_f32(s.hb, s.hb2, n * c.nFf)
+      else k.silu_mul_f32(s.hb, s.hb2, n * c.nFf)
       // g = RMSNorm(g, ffn_sub_norm)
-      this.normQuantize(s.hb, L.ffnSubNorm, c.nFf)
+      this.normQuantize(s.hb, L.ffnSubNorm, c.nFf, n)
       // h = h + BitLinear_down(g)
-      this.round('ffn_down', [this.bitlinear(L.wDown, s.xb)])
-      k.add_f32(s.x, s.xb, c.nEmbd)
+      this.round('ffn_down', this.bitlinear(L.wDown, s.xb, n))
+      k.add_f32(s.x, s.xb, n * c.nEmbd)
     }
 
-    if (!wantLogits) return undefined
-    // logits = RMSNorm(h, output_norm) · Embedᵀ              (tied unless output.weight exists)
-    k.rmsnorm_f32(s.x, w.outputNorm, s.xb, c.nEmbd, c.normEps)
+    // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [n][vocab]
+    // (tied unless output.weight exists)
     const out = w.output
-    if (out.type === 'q8b') {
-      k.quantize_blocks_f32_i16(s.xb, c.nEmbd, out.kp, s.oq, s.oqScales)
-      this.round('output', [['matvec_q8b_i16', out.ptr, out.scales, s.oq, s.oqScales, s.logits, out.rows, out.kp]])
-    } else {
-      this.round('output', [[out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, s.xb, s.logits, out.rows, out.cols]])
-    }
-    return this.f32.subarray(s.logits / f32, s.logits / f32 + c.vocabSize)
+    const jobs: Job[] = []
+    const kpOut = Math.ceil(c.nEmbd / 128) * 128
+    rows.forEach((r, t) => {
+      if (!r.logits) return
+      const xn = row(s.xb, t, c.nEmbd), y = row(s.logits, t, c.vocabSize)
+      k.rmsnorm_f32(row(s.x, t, c.nEmbd), w.outputNorm, xn, c.nEmbd, c.normEps)
+      if (out.type === 'q8b') {
+        const oq = s.oq + t * kpOut * 2, os = row(s.oqScales, t, kpOut / 128)
+        k.quantize_blocks_f32_i16(xn, c.nEmbd, out.kp, oq, os)
+        jobs.push(['matvec_q8b_i16', out.ptr, out.scales, oq, os, y, out.rows, out.kp])
+      } else {
+        jobs.push([out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, xn, y, out.rows, out.cols])
+      }
+    })
+    if (jobs.length) this.round('output', jobs)
+    const heap = new Float32Array(this.memory.buffer)
+    return rows.map((r, t) => (r.logits ? heap.subarray(row(s.logits, t, c.vocabSize) / f32, row(s.logits, t, c.vocabSize) / f32 + c.vocabSize) : undefined))
   }
 
-  // RMSNorm(x)·w (no norm when w is undefined) → int8 with per-token absmax scale, K
-  // zero-padded to the kernel block; every BitLinear reads this one quantized vector.
-  private normQuantize(x: number, w: number | undefined, n: number): void {
+  // RMSNorm(x_t)·w (no norm when w is undefined) → int8 with per-token absmax scale, K
+  // zero-padded to the kernel block, for rows t < n: qa [n][kp], meta [n]; every
+  // BitLinear of the step reads these.
+  private normQuantize(x: number, w: number | undefined, dim: number, n: number): void {
     const t0 = this.profile ? performance.now() : 0
-    const kp = Math.ceil(n / 128) * 128
-    this.k.rmsnorm_quantize_f32_i8(x, w ?? 0, n, this.config.normEps, kp, this.s.qa, this.s.qaMeta)
-    if (this.kernel === 'tl') this.k.lut_build_i8(this.s.qa, kp, this.s.lut)
+    const kp = Math.ceil(dim / 128) * 128
+    for (let t = 0; t < n; t++) {
+      const qa = this.s.qa + t * kp
+      this.k.rmsnorm_quantize_f32_i8(x + t * dim * f32, w ?? 0, dim, this.config.normEps, kp, qa, this.s.qaMeta + t * 8)
+      if (this.kernel === 'tl') this.k.lut_build_i8(qa, kp, this.s.lut + t * kp * 16)
+    }
     if (this.profile) this.addTime('norm_quantize', performance.now() - t0)
   }
 
@@ -186,54 +357,67 @@ export class Transformer {
     if (e) { e.ms += ms; e.calls++ } else this.profile!.set(label, { ms, calls: 1 })
   }
 
-  // The job y = (W_codes · q − Σq) / s · γ over the last quantized activation.
-  private bitlinear(W: TernaryWeight, y: number): Job {
-    return this.kernel === 'tl'
-      ? ['matvec_tl_i8', W.ptr, this.s.lut, this.s.qaMeta, W.gamma, y, W.rows, W.kp]
-      : ['matvec_i2s_i8', W.ptr, this.s.qa, this.s.qaMeta, W.gamma, y, W.rows, W.kp]
+  // The jobs y_t = (W_codes · q_t − Σq_t) / s_t · γ for the n quantized rows, y: [n][rows].
+  // i2s: one matrix-matrix job (several tokens per weight pass), or the matvec for one
+  // row; tl: one job per row (each row has its own lookup tables).
+  private bitlinear(W: TernaryWeight, y: number, n: number): Job[] {
+    const s = this.s
+    if (this.kernel === 'i2s') {
+      return [n === 1
+        ? ['matvec_i2s_i8', W.ptr, s.qa, s.qaMeta, W.gamma, y, W.rows, W.kp]
+        : ['matmul_i2s_i8', W.ptr, s.qa, s.qaMeta, W.gamma, y, W.rows, W.kp, n]]
+    }
+    return Array.from({ length: n }, (_, t): Job =>
+      ['matvec_tl_i8', W.ptr, s.lut + t * W.kp * 16, s.qaMeta + t * 8, W.gamma, y + t * W.rows * f32, W.rows, W.kp])
+  }
+
+  private copyF32(src: number, dst: number, n: number): void {
+    new Uint8Array(this.memory.buffer).copyWithin(dst, src, src + n * f32)
   }
 
   private embed(token: number, dst: number): void {
     const e = this.w.tokenEmbd
     if (e.type === 'f16') this.k.f16_to_f32(e.ptr + token * e.cols * 2, dst, e.cols)
     else if (e.type === 'q8b') this.k.dequantize_row_q8b(e.ptr, e.scales, token, e.cols, e.kp, dst)
-    else this.f32.copyWithin(dst / f32, e.ptr / f32 + token * e.cols, e.ptr / f32 + (token + 1) * e.cols)
+    else this.copyF32(e.ptr + token * e.cols * f32, dst, e.cols)
   }
 
-  // cos/sin of pos·θ^(−2i/n_rot), i < n_rot/2, computed in f64 once per token.
-  private ropeTable(pos: number): void {
+  // cos/sin of pos·θ^(−2i/n_rot), i < n_rot/2, computed in f64 once per row, into dst.
+  private ropeTable(pos: number, dst: number): void {
     const { nRot, ropeTheta } = this.config
     const half = nRot / 2
-    const base = this.s.rope / f32
+    const heap = new Float32Array(this.memory.buffer, dst, nRot)
     for (let i = 0; i < half; i++) {
       const angle = pos * Math.pow(ropeTheta, (-2 * i) / nRot)
-      this.f32[base + i] = Math.cos(angle)
-      this.f32[base + half + i] = Math.sin(angle)
+      heap[i] = Math.cos(angle)
+      heap[half + i] = Math.sin(angle)
     }
   }
 }
 
 function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
+  const B = MAX_BATCH
   const qDim = c.nHead * c.headDim
   const kvDim = c.nHeadKv * c.headDim
   const kMax = Math.ceil(Math.max(c.nEmbd, qDim, c.nFf) / 128) * 128
+  const kpOut = Math.ceil(c.nEmbd / 128) * 128
   return {
-    x: a.alloc(c.nEmbd * f32),
-    xb: a.alloc(Math.max(c.nEmbd, qDim) * f32),
-    q: a.alloc(qDim * f32),
-    ao: a.alloc(qDim * f32),
-    hb: a.alloc(c.nFf * f32),
-    hb2: a.alloc(c.nFf * f32),
-    qa: a.alloc(kMax),
-    qaMeta: a.alloc(16),
-    lut: a.alloc(kMax * 16),
-    att: a.alloc(c.nHead * ctx * f32),
-    rope: a.alloc(c.nRot * f32),
-    logits: a.alloc(c.vocabSize * f32),
-    oq: a.alloc(Math.ceil(c.nEmbd / 128) * 128 * 2),
-    oqScales: a.alloc(Math.ceil(c.nEmbd / 128) * f32),
-    kCache: a.alloc(c.nLayer * ctx * kvDim * f32),
-    vCache: a.alloc(c.nLayer * ctx * kvDim * f32),
+    x: a.alloc(B * c.nEmbd * f32),
+    xb: a.alloc(B * c.nEmbd * f32),
+    q: a.alloc(B * qDim * f32),
+    k: a.alloc(B * kvDim * f32),
+    v: a.alloc(B * kvDim * f32),
+    ao: a.alloc(B * qDim * f32),
+    hb: a.alloc(B * c.nFf * f32),
+    hb2: a.alloc(B * c.nFf * f32),
+    qa: a.alloc(B * kMax),
+    qaMeta: a.alloc(B * 8),
+    lut: a.alloc(B * kMax * 16),
+    att: a.alloc(B * c.nHead * ctx * f32),
+    rope: a.alloc(B * c.nRot * f32),
+    logits: a.alloc(B * c.vocabSize * f32),
+    oq: a.alloc(B * kpOut * 2),
+    oqScales: a.alloc(B * (kpOut / 128) * f32),
     ctl: a.alloc(CTL_BYTES),
   }
 }

@@ -22,7 +22,7 @@ export const CTL_EXIT = 3
 export const CTL_ERROR = 4
 export const CTL_JOBS = 8
 export const JOB_WORDS = 16
-export const MAX_JOBS = 16
+export const MAX_JOBS = 32
 export const CTL_BYTES = (CTL_JOBS + MAX_JOBS * JOB_WORDS) * 4
 
 /**
@@ -36,6 +36,7 @@ export const OPS = [
   ['matvec_f32_f32', 'iiiii'],
   ['attention_f32', 'iiiiiiiiii'],
   ['matvec_q8b_i16', 'iiiiiii'],
+  ['matmul_i2s_i8', 'iiifiiii'],
 ] as const
 
 export type OpName = (typeof OPS)[number][0]

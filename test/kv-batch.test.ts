@@ -1,0 +1,67 @@
+// KV caches and batches: independent caches don't see each other, a batch of rows from
+// different caches gives each row exactly what its own one-token pass gives, prompt
+// chunks (matrix-matrix kernels) equal token-by-token evaluation bit for bit, and a
+// cache survives save()/restore() into another cache.
+import { afterAll, describe, expect, it } from 'vitest'
+import { loadModel } from '../src/index.js'
+import { InvalidArgumentError } from '../src/errors.js'
+import { MAX_BATCH } from '../src/model/transformer.js'
+import { TINY_GGUF } from './helpers/golden.js'
+import type { BitnetModel } from '../src/bitnet-model.js'
+
+describe.each(['i2s', 'tl'] as const)('KV caches and batches (%s kernel, 2 threads)', async (kernel) => {
+  const model: BitnetModel = await loadModel(TINY_GGUF, { kernel, threads: 2, contextSize: 64 })
+  const t = model.transformer
+  afterAll(() => model.dispose())
+  const a = model.tokenize('In the beginning God created the heaven and the earth.')
+  const b = model.tokenize('And the LORD spake unto Moses, saying,')
+
+  // token-by-token reference on the model's own cache
+  const oneByOne = (ids: number[]) => ids.map((tok, pos) => t.forward(tok, pos, true)!.slice())
+
+  it('a prompt in batches of MAX_BATCH equals one token at a time, bit for bit', () => {
+    expect(a.length).toBeGreaterThan(MAX_BATCH) // a full chunk and a partial one
+    const want = oneByOne(a)
+    const got = t.prefill(a, 0, t.kv, 'all')
+    expect(got.length).toBe(a.length)
+    got.forEach((l, i) => expect(l).toEqual(want[i]))
+  })
+
+  it('two sessions interleaved and batched together equal each run alone', () => {
+    const wantA = oneByOne(a), wantB = oneByOne(b)
+    const ka = t.createKvCache(), kb = t.createKvCache()
+    // prompts of both, then decode steps of both sequences in one batch per step
+    t.prefill(a.slice(0, 5), 0, ka, 'none')
+    t.prefill(b.slice(0, 3), 0, kb, 'none')
+    for (let i = 0; i < 5; i++) {
+      const [la, lb] = t.forwardBatch([
+        { token: a[5 + i], pos: 5 + i, kv: ka, logits: true },
+        { token: b[3 + i], pos: 3 + i, kv: kb, logits: true },
+      ])
+      expect(la).toEqual(wantA[5 + i])
+      expect(lb).toEqual(wantB[3 + i])
+    }
+    ka.dispose(); kb.dispose()
+  })
+
+  it('save() then restore() into a fresh cache continues identically; disposed memory is reused', () => {
+    const want = oneByOne(a)
+    const k1 = t.createKvCache()
+    t.prefill(a.slice(0, 6), 0, k1, 'none')
+    const bytes = k1.save(6)
+    k1.dispose()
+    const k2 = t.createKvCache() // takes k1's memory
+    expect(k2.restore(bytes)).toBe(6)
+    expect(t.forward(a[6], 6, true, k2)).toEqual(want[6])
+    expect(() => k2.restore(bytes.subarray(0, 100))).toThrow(InvalidArgumentError)
+    const bad = bytes.slice(); bad[0] ^= 1
+    expect(() => k2.restore(bad)).toThrow(/bad magic/)
+    k2.dispose()
+  })
+
+  it('bad batches are typed errors', () => {
+    expect(() => t.forwardBatch([])).toThrow(InvalidArgumentError)
+    expect(() => t.forwardBatch(Array.from({ length: MAX_BATCH + 1 }, (_, i) => ({ token: 1, pos: i })))).toThrow(InvalidArgumentError)
+    expect(() => t.forward(1, 64)).toThrow(/context/i)
+  })
+})
