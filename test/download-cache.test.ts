@@ -47,7 +47,7 @@ async function expectGolden(model: Awaited<ReturnType<typeof loadModel>>): Promi
   }
 }
 
-describe('hf: ids', { timeout: 60_000 }, () => {
+describe('hf: ids', () => {
   it('parses files, quant tags and revisions', () => {
     expect(parseHubId('hf:a/b/sub/x.gguf')).toEqual({ repo: 'a/b', file: 'sub/x.gguf', revision: undefined, quant: undefined })
     expect(parseHubId('hf:a/b@v1.0:i2_s')).toEqual({ repo: 'a/b', revision: 'v1.0', quant: 'i2_s', file: undefined })
@@ -66,7 +66,7 @@ describe('hf: ids', { timeout: 60_000 }, () => {
   })
 })
 
-describe('download into the cache', { timeout: 60_000 }, () => {
+describe('download into the cache', () => {
   it('loads an hf: id through the endpoint option: verified by x-linked-etag, golden output, progress events', async () => {
     const events: LoadProgress[] = []
     const model = await loadModel(HF_GGUF, { ...opts(), threads: 1, token: 'secret', onProgress: (p) => events.push(p) })
@@ -235,7 +235,7 @@ describe('download into the cache', { timeout: 60_000 }, () => {
   })
 })
 
-describe('offline', { timeout: 60_000 }, () => {
+describe('offline', () => {
   it('with the server gone, a cached model loads (allowOffline), and only then', async () => {
     const gone = await HubServer.start()
     const o = { cacheDir: dir, endpoint: gone.url, threads: 1 }
@@ -247,7 +247,7 @@ describe('offline', { timeout: 60_000 }, () => {
   })
 })
 
-describe('other sources', { timeout: 60_000 }, () => {
+describe('other sources', () => {
   it('a Blob (fs.openAsBlob) and an in-memory download (cache: false) give the golden output', async () => {
     await expectGolden(await loadModel(await openAsBlob(join(TINY_DIR(), GGUF)), { threads: 1 }))
     await expectGolden(await loadModel(HF_GGUF, { endpoint: hub.url, cache: false, threads: 1 }))

@@ -10,7 +10,7 @@
  * Both read a committed entry as a Blob (disk-backed), so loading never needs a second copy.
  */
 import type { EntryMeta, Store } from './cache.js'
-import { memorySink, type Sink } from './download.js'
+import { MemorySink, type Sink } from './download.js'
 import { blobSource, type ByteSource } from './source.js'
 
 const NAME = 'bitnet-wasm'
@@ -38,7 +38,7 @@ const BASE = 'https://bitnet-wasm.cache/'
 class CacheApiStore implements Store {
   readonly location = `Cache API '${NAME}'`
   /** Downloads in progress in this page, by key. */
-  private readonly parts = new Map<string, Uint8Array<ArrayBuffer>[]>()
+  private readonly parts = new Map<string, MemorySink>()
   constructor(private readonly cache: Cache) {}
 
   async keys(): Promise<string[]> {
@@ -59,17 +59,17 @@ class CacheApiStore implements Store {
   }
 
   async partSize(key: string): Promise<number> {
-    return (this.parts.get(key) ?? []).reduce((s, c) => s + c.byteLength, 0)
+    return this.parts.get(key)?.offset ?? 0
   }
 
   async openSink(key: string): Promise<Sink> {
-    const sink = memorySink(this.parts.get(key))
-    this.parts.set(key, sink.chunks)
+    let sink = this.parts.get(key)
+    if (!sink) this.parts.set(key, sink = new MemorySink())
     return sink
   }
 
   async commit(key: string): Promise<void> {
-    const blob = new Blob(this.parts.get(key) ?? [])
+    const blob = new Blob([this.parts.get(key)?.bytes() ?? new Uint8Array(0)])
     await this.cache.put(BASE + key, new Response(blob, { headers: { 'content-length': String(blob.size) } }))
     this.parts.delete(key)
   }

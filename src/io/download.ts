@@ -163,15 +163,40 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   })
 }
 
-/** A sink holding the bytes in memory (`chunks`, shared with the caller): no cache, or the Cache API's pending part. */
-export function memorySink(chunks: Uint8Array<ArrayBuffer>[] = []): Sink & { chunks: Uint8Array<ArrayBuffer>[] } {
-  let offset = chunks.reduce((s, c) => s + c.byteLength, 0)
-  return {
-    chunks,
-    get offset() { return offset },
-    async *existing() { yield* chunks },
-    async write(chunk) { chunks.push(chunk.slice()); offset += chunk.byteLength },
-    async reset() { chunks.length = 0; offset = 0 },
-    async close() {},
+/**
+ * A sink holding the bytes in one buffer (no cache, or the Cache API's pending part): sized
+ * for `expected` bytes up front so a known-size download is never copied, doubled if outgrown.
+ */
+export class MemorySink implements Sink {
+  private buf: Uint8Array<ArrayBuffer>
+  offset = 0
+  constructor(expected = 1 << 20) {
+    this.buf = new Uint8Array(expected)
+  }
+
+  async *existing(): AsyncIterable<Uint8Array> {
+    if (this.offset > 0) yield this.buf.subarray(0, this.offset)
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    const end = this.offset + chunk.byteLength
+    if (end > this.buf.length) {
+      const grown = new Uint8Array(Math.max(end, this.buf.length * 2))
+      grown.set(this.buf.subarray(0, this.offset))
+      this.buf = grown
+    }
+    this.buf.set(chunk, this.offset)
+    this.offset = end
+  }
+
+  async reset(): Promise<void> {
+    this.offset = 0
+  }
+
+  async close(): Promise<void> {}
+
+  /** The bytes written (a view, not a copy). */
+  bytes(): Uint8Array<ArrayBuffer> {
+    return this.buf.subarray(0, this.offset)
   }
 }

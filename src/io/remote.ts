@@ -8,14 +8,15 @@
  */
 import { InvalidArgumentError } from '../errors.js'
 import { ModelCache, type CacheEntry, type CacheOptions, type FetchOptions } from './cache.js'
-import { download, memorySink } from './download.js'
+import { download, MemorySink, probe } from './download.js'
 import { hubHeaders, isHubId, resolveHubFiles, resolveUrl } from './hub.js'
 import { bytesSource, type ByteSource } from './source.js'
 
 export interface RemoteOptions extends CacheOptions, FetchOptions {
   /**
    * The cache to use: a {@link ModelCache}, true (default: the runtime's default cache) or
-   * false (download into memory, nothing stored).
+   * false (download into one memory buffer of the file's size, nothing stored; no resume
+   * across calls, no offline use).
    */
   cache?: boolean | ModelCache
   /** Files downloaded at once (HF folders, shards). Default 4. */
@@ -64,9 +65,10 @@ export async function openRemote(id: string, opts: RemoteOptions = {}): Promise<
   if (opts.cache === false) {
     const { kind, urls, headers } = await resolveRemote(id, opts)
     if (kind !== 'gguf') throw new InvalidArgumentError(`${id} is an HF folder; folders need the cache (cache: true)`)
-    const sink = memorySink()
-    await download(urls[0], sink, { ...opts, headers, file: urls[0].split('/').pop() })
-    return { kind, source: bytesSource(concat(sink.chunks), urls[0]) }
+    const info = await probe(urls[0], headers, opts.signal)
+    const sink = new MemorySink(info.size)
+    await download(urls[0], sink, { ...opts, headers, file: urls[0].split('/').pop(), size: info.size, sha256: opts.sha256 ?? info.sha256 })
+    return { kind, source: bytesSource(sink.bytes(), urls[0]) }
   }
   const cache = opts.cache instanceof ModelCache ? opts.cache : await ModelCache.open(opts)
   const pulled = await pullModel(id, { ...opts, cache })
@@ -90,12 +92,5 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
   let next = 0
   const worker = async () => { while (next < items.length) { const i = next++; out[i] = await fn(items[i]) } }
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  return out
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.byteLength, 0))
-  let o = 0
-  for (const c of chunks) { out.set(c, o); o += c.byteLength }
   return out
 }
