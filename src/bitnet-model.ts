@@ -4,15 +4,14 @@
  */
 import { applyChatTemplate, resolveChatTemplate, type ChatMessage } from './chat-template.js'
 import { InvalidArgumentError } from './errors.js'
-import { metaStringOpt } from './gguf/reader.js'
 import { Generation, type GenerationChunk, type GenerationResult, type GenerationRun } from './generation.js'
-import type { ByteSource } from './io/source.js'
 import type { ModelConfig } from './model/config.js'
-import { loadGguf, type LoadProgress, type OutputType } from './model/load.js'
+import type { ModelContents } from './model/contents.js'
+import { loadWeights, type LoadProgress, type OutputType } from './model/load.js'
 import type { TernaryKernel } from './model/kernel-select.js'
 import { stateBytes, Transformer } from './model/transformer.js'
 import { Sampler, type SamplerOptions } from './sampler.js'
-import { tokenizerFromGguf, type BitnetTokenizer } from './tokenizer.js'
+import type { BitnetTokenizer } from './tokenizer.js'
 import { hardwareConcurrency } from './env.js'
 import type { KernelVariant } from './wasm.js'
 
@@ -55,6 +54,17 @@ export interface GenerateOptions extends SamplerOptions {
   signal?: AbortSignal
 }
 
+/**
+ * Rejects invalid {@link ModelOptions} before any file is read.
+ * @example checkModelOptions({ contextSize: 0 }) // throws InvalidArgumentError
+ */
+export function checkModelOptions(opts: ModelOptions): void {
+  const ctx = opts.contextSize
+  if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
+    throw new InvalidArgumentError(`contextSize must be a positive integer, got ${ctx}`)
+  }
+}
+
 export class BitnetModel {
   readonly config: ModelConfig
   readonly tokenizer: BitnetTokenizer
@@ -76,13 +86,11 @@ export class BitnetModel {
     this.chatTemplate = chatTemplate
   }
 
-  /** Loads a GGUF model from a byte source. */
-  static async load(source: ByteSource, opts: ModelOptions = {}): Promise<BitnetModel> {
+  /** Loads a model (a GGUF file or a Hugging Face folder, opened by loadModel). */
+  static async load(contents: ModelContents, opts: ModelOptions = {}): Promise<BitnetModel> {
+    checkModelOptions(opts)
     let ctx = opts.contextSize
-    if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
-      throw new InvalidArgumentError(`contextSize must be a positive integer, got ${ctx}`)
-    }
-    const model = await loadGguf(source, {
+    const model = await loadWeights(contents, {
       stateBytes: (c) => stateBytes(c, (ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT))),
       onProgress: opts.onProgress,
       signal: opts.signal,
@@ -92,13 +100,8 @@ export class BitnetModel {
       wasmBytes: opts.wasmBytes,
     })
     const threads = opts.threads ?? await hardwareConcurrency()
-    const meta = model.gguf.metadata
-    const tokenizer = tokenizerFromGguf(meta, source.name)
-    const template = resolveChatTemplate({
-      ggufTemplate: metaStringOpt(meta, 'tokenizer.chat_template'),
-      override: opts.chatTemplate,
-    })
-    return new BitnetModel(await Transformer.create(model, ctx!, threads), tokenizer, template, model.variant)
+    const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })
+    return new BitnetModel(await Transformer.create(model, ctx!, threads), contents.tokenizer, template, model.variant)
   }
 
   /** Compute threads in use (this one included). */

@@ -5,6 +5,7 @@
 import { BENCH_HELP, benchCommand } from './cli/bench.js'
 import { CACHE_HELP, cacheCommand } from './cli/cache.js'
 import { reportError } from './cli/common.js'
+import { CONVERT_HELP, convertCommand } from './cli/convert.js'
 import { INFO_HELP, infoCommand } from './cli/info.js'
 import { LOGITS_HELP, logitsCommand } from './cli/logits.js'
 import { PPL_HELP, pplCommand } from './cli/ppl.js'
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, (argv: string[], signal: AbortSignal) => Promise<
   ppl: pplCommand,
   info: (argv) => infoCommand(argv),
   bench: benchCommand,
+  convert: convertCommand,
   pull: pullCommand,
   cache: (argv) => cacheCommand(argv),
 }
@@ -25,7 +27,7 @@ const COMMANDS: Record<string, (argv: string[], signal: AbortSignal) => Promise<
 const HELP = `bitnet: BitNet b1.58 ternary language models in WebAssembly
 
 commands:
-${[RUN_HELP, LOGITS_HELP, PPL_HELP, INFO_HELP, BENCH_HELP, PULL_HELP, CACHE_HELP].map((h) => '  ' + h.split('\n')[0]).join('\n')}
+${[RUN_HELP, LOGITS_HELP, PPL_HELP, INFO_HELP, BENCH_HELP, CONVERT_HELP, PULL_HELP, CACHE_HELP].map((h) => '  ' + h.split('\n')[0]).join('\n')}
 
 run "bitnet <command> --help" for the options of a command.`
 

@@ -5,6 +5,10 @@
  * sampler for standalone use; GGUF reading/writing; typed errors.
  */
 export { loadModel, type ModelSource } from './load-model.js'
+export { openModelContents } from './load-model.js'
+export type { ModelContents, ModelTensor } from './model/contents.js'
+export type { ModelFolder } from './model/load-hf.js'
+export { convertToGguf, type ConvertOptions, type ConvertTarget, type MatrixTarget } from './convert/index.js'
 export { BitnetModel, type ModelOptions, type GenerateOptions, DEFAULT_MAX_CONTEXT } from './bitnet-model.js'
 export type { GenerationChunk, GenerationResult, GenerationTimings, Generation } from './generation.js'
 export type { ModelConfig, Activation } from './model/config.js'
@@ -20,7 +24,7 @@ export { GgufType } from './gguf/types.js'
 export { bytesSource, type ByteSource } from './io/source.js'
 export * from './errors.js'
 // Sources, download and cache (src/io/).
-export { openModelSource, type LoadModelOptions } from './load-model.js'
+export { type LoadModelOptions } from './load-model.js'
 export { blobSource } from './io/source.js'
 export { ModelCache, type CacheEntry, type CacheOptions, type FetchOptions } from './io/cache.js'
 export { pullModel, type PulledModel, type RemoteOptions } from './io/remote.js'

@@ -1,27 +1,31 @@
 /**
  * `loadModel()`: the package's entry point from a model source to a ready model.
- * Sources: a local path, a URL, an `hf:` id, a Blob/File, bytes, or any ByteSource.
+ * Sources: a local path, a URL, an `hf:` id, a Blob/File, bytes, or any ByteSource/ModelFolder.
  */
-import { BitnetModel, type ModelOptions } from './bitnet-model.js'
+import { BitnetModel, checkModelOptions, type ModelOptions } from './bitnet-model.js'
 import { HAS_FS } from './env.js'
-import { InvalidArgumentError, UnsupportedFeatureError } from './errors.js'
+import { InvalidArgumentError } from './errors.js'
 import { DEFAULT_MODEL } from './io/hub.js'
 import { isRemote, openRemote, type RemoteOptions } from './io/remote.js'
 import { blobSource, bytesSource, type ByteSource } from './io/source.js'
+import { ggufContents, type ModelContents } from './model/contents.js'
+import { hfContents, type ModelFolder } from './model/load-hf.js'
 
 /**
- * Where a model comes from: a local path, an http(s) URL, an `hf:owner/repo[/file | :quant]`
- * id, a `Blob`/`File`, bytes in memory, or any random-access source.
+ * Where a model comes from: a local path (a GGUF file or a Hugging Face folder), an http(s)
+ * URL, an `hf:owner/repo[/file | :quant]` id, a `Blob`/`File`, bytes in memory, any
+ * random-access source (GGUF), or a ModelFolder (Hugging Face layout).
  */
-export type ModelSource = string | URL | Blob | Uint8Array | ArrayBuffer | ByteSource
+export type ModelSource = string | URL | Blob | Uint8Array | ArrayBuffer | ByteSource | ModelFolder
 
 /** Options of {@link loadModel}: the model's, plus where remote files come from and are cached. */
 export interface LoadModelOptions extends ModelOptions, RemoteOptions {}
 
 /**
- * Loads a BitNet b1.58 GGUF model (I2_S, TQ1_0 or TQ2_0 ternary weights). Remote models
- * are downloaded into the cache first (resumable, verified) and read from there; without
- * a source, the official 2B4T model ({@link DEFAULT_MODEL}).
+ * Loads a BitNet b1.58 model: GGUF (I2_S, TQ1_0, TQ2_0, TL1, TL2, or F16/BF16/F32 weights
+ * ternarized at load) or a Hugging Face folder (packed 2B4T / Falcon3 weights, bf16 masters).
+ * Remote models are downloaded into the cache first (resumable, verified) and read from
+ * there; without a source, the official 2B4T GGUF ({@link DEFAULT_MODEL}).
  *
  * @example
  * ```ts
@@ -30,45 +34,58 @@ export interface LoadModelOptions extends ModelOptions, RemoteOptions {}
  *   onProgress: (p) => console.log(p.phase, p.file, p.loaded, p.total),
  * })
  * const { text } = await model.generate('In the beginning', { maxTokens: 32, temperature: 0 })
+ * const hf = await loadModel('models/bitnet-b1.58-2B-4T')   // config.json + model.safetensors + tokenizer.json
  * ```
  */
 export async function loadModel(source: ModelSource = DEFAULT_MODEL, opts: LoadModelOptions = {}): Promise<BitnetModel> {
-  const src = await openModelSource(source, opts)
+  checkModelOptions(opts)
+  const contents = await openModelContents(source, opts)
   try {
-    return await BitnetModel.load(src, opts)
+    return await BitnetModel.load(contents, opts)
   } finally {
-    await src.close?.()
+    await contents.close?.()
   }
 }
 
 /**
- * Opens any {@link ModelSource} as a ByteSource (remote ones through the cache), without loading it.
- *
+ * Opens a model source (as {@link loadModel} takes) without loading its weights: config,
+ * tensor directory, tokenizer. Remote sources are fetched into the cache first.
+ * `close()` releases what was opened.
  * @example
- * ```ts
- * const src = await openModelSource('hf:microsoft/bitnet-b1.58-2B-4T-gguf:i2_s')
- * const gguf = await readGguf(src)
- * await src.close?.()
- * ```
+ * const contents = await openModelContents('models/bitnet-b1.58-2B-4T')
+ * console.log(contents.config.nLayer, contents.tensors.length)
+ * await contents.close?.()
  */
-export async function openModelSource(source: ModelSource, opts: RemoteOptions = {}): Promise<ByteSource> {
+export async function openModelContents(source: ModelSource, opts: RemoteOptions = {}): Promise<ModelContents> {
+  const src = await openSource(source, opts)
+  try {
+    const contents = 'open' in src ? await hfContents(src) : await ggufContents(src)
+    const close = contents.close
+    contents.close = async () => {
+      await close?.()
+      if ('read' in src) await src.close?.()
+    }
+    return contents
+  } catch (e) {
+    if ('read' in src) await src.close?.()
+    throw e
+  }
+}
+
+async function openSource(source: ModelSource, opts: RemoteOptions): Promise<ByteSource | ModelFolder> {
   if (source instanceof URL) {
-    if (source.protocol !== 'file:') return openModelSource(source.href, opts)
+    if (source.protocol !== 'file:') return openSource(source.href, opts)
     const { fileURLToPath } = await import('node:url')
-    return openModelSource(fileURLToPath(source), opts)
+    return openSource(fileURLToPath(source), opts)
   }
   if (typeof source === 'string') {
-    if (isRemote(source)) {
-      const r = await openRemote(source, opts)
-      if (!r.source) throw new UnsupportedFeatureError(`${source} is a safetensors folder (downloaded to ${r.path}); loadModel reads GGUF files: convert it with 'bitnet convert'`)
-      return r.source
-    }
+    if (isRemote(source)) return openRemote(source, opts)
     if (!HAS_FS) throw new InvalidArgumentError('a file path needs a runtime with a file system; pass a URL, a File/Blob or bytes instead')
-    const { fileSource } = await import('./io/file.js')
-    return fileSource(source)
+    const { fileSource, folderSource, isDirectory } = await import('./io/file.js')
+    return await isDirectory(source) ? folderSource(source) : fileSource(source)
   }
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) return bytesSource(source)
   if (typeof Blob !== 'undefined' && source instanceof Blob) return blobSource(source)
-  if (source && typeof source === 'object' && typeof (source as ByteSource).read === 'function') return source as ByteSource
-  throw new InvalidArgumentError('model source must be a path, URL, hf: id, Blob, Uint8Array/ArrayBuffer or ByteSource')
+  if (source && typeof source === 'object' && (typeof (source as ByteSource).read === 'function' || typeof (source as ModelFolder).open === 'function')) return source as ByteSource | ModelFolder
+  throw new InvalidArgumentError('model source must be a path, URL, hf: id, Blob, Uint8Array/ArrayBuffer, ByteSource or ModelFolder')
 }

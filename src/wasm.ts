@@ -20,6 +20,7 @@ export interface Kernels {
   matvec_tl_i8(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_tl_i8_ref(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   rmsnorm_quantize_f32_i8(x: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr): void
+  rmsnorm_quantize_rows_f32_i8(x: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr, lut: Ptr, rows: number, ith: number, nth: number): void
   rmsnorm_f32(x: Ptr, w: Ptr, y: Ptr, n: number, eps: number): void
   add_f32(y: Ptr, x: Ptr, n: number): void
   relu2_mul_f32(g: Ptr, u: Ptr, n: number): void
@@ -33,6 +34,11 @@ export interface Kernels {
   quantize_blocks_f32_i16(x: Ptr, n: number, kp: number, xq: Ptr, xs: Ptr): void
   matvec_q8b_i16(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_q8b_i16_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  quantize_blocks_f32_i8(x: Ptr, n: number, kp: number, xq: Ptr, xs: Ptr, xsum8: Ptr): void
+  matvec_q4b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  matvec_q4b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  quantize_rows_f16_q4b(src: Ptr, rows: number, k: number, kp: number, w: Ptr, ws: Ptr, ith: number, nth: number): void
+  dequantize_row_q4b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
   quantize_rows_f16_q8b(src: Ptr, rows: number, k: number, kp: number, w: Ptr, ws: Ptr, ith: number, nth: number): void
   dequantize_row_q8b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
 }

@@ -211,7 +211,8 @@ describe('download into the cache', () => {
     expect(hub.log.map((r) => r.method)).toEqual(['HEAD']) // then it finds the entry complete
   })
 
-  it('an HF folder downloads its files in parallel into one directory', async () => {
+  it('an HF folder downloads its files in parallel into one directory, and loads', async () => {
+    await expectGolden(await loadModel('hf:test/tiny-dev-hf', { ...opts(), threads: 1 }))
     const pulled = await pullModel('hf:test/tiny-dev-hf', opts())
     expect(pulled.kind).toBe('folder')
     for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors']) {

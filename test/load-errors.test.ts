@@ -22,11 +22,12 @@ describe('loadModel rejects inconsistent models with typed errors', () => {
     expect(err.message).toMatch(/ffn_gate.weight' has the wrong shape.*expected \[64, 256\].*found \[64, 128\]/)
   })
 
-  it('a ternary projection stored as F32 is unsupported, named', async () => {
+  it('a ternary projection stored as Q8_0 is unsupported, named (F32/F16/BF16 are ternarized)', async () => {
     const g = syntheticGguf(SHAPE)
     const t = g.tensors.find((x) => x.name === 'blk.0.attn_q.weight')!
-    t.typeId = 0
-    t.data = new Uint8Array(64 * 64 * 4)
+    t.typeId = 8
+    t.data = new Uint8Array((64 * 64 / 32) * 34)
+    await expect(loadModel(writeGguf(g))).rejects.toThrow(/'blk.0.attn_q.weight' is Q8_0/)
     await expect(loadModel(writeGguf(g))).rejects.toThrow(UnsupportedFeatureError)
   })
 

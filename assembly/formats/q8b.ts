@@ -55,26 +55,62 @@ export function matvec_q8b_i16_ref(w: usize, ws: usize, xq: usize, xs: usize, y:
   }
 }
 
-/** SIMD kernel: `i32x4.dot_i16x8_s` on sign-extended weights; bit-exact with the _ref. */
+/**
+ * SIMD kernel: `i32x4.dot_i16x8_s` on sign-extended weights, 4 rows per pass sharing every
+ * activation load; the 4 block dots are reduced together (one transpose, not 4 horizontal
+ * sums) and scaled as one f32x4, in the _ref's order: bit-exact with it.
+ */
 export function matvec_q8b_i16(w: usize, ws: usize, xq: usize, xs: usize, y: usize,
                                rows: i32, kp: i32, ith: i32, nth: i32): void {
   const nb = kp / BLOCK
   const range = share(rows, ith, nth)
-  for (let r = <i32>(range >> 32); r < <i32>range; r++) {
+  const r1 = <i32>range
+  let r = <i32>(range >> 32)
+  for (; r + 4 <= r1; r += 4) {
+    let acc = f32x4.splat(0)
+    const w0 = w + <usize>r * kp, w1 = w0 + kp, w2 = w1 + kp, w3 = w2 + kp
+    const s0 = ws + ((<usize>r * nb) << 2), sstride = <usize>nb << 2
+    for (let b = 0; b < nb; b++) {
+      let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0
+      const o = <usize>(b * BLOCK)
+      for (let j: usize = 0; j < <usize>BLOCK; j += 16) {
+        const xl = v128.load(xq + ((o + j) << 1)), xh = v128.load(xq + ((o + j) << 1), 16)
+        let v = v128.load(w0 + o + j)
+        d0 = i32x4.add(d0, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), xh)))
+        v = v128.load(w1 + o + j)
+        d1 = i32x4.add(d1, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), xh)))
+        v = v128.load(w2 + o + j)
+        d2 = i32x4.add(d2, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), xh)))
+        v = v128.load(w3 + o + j)
+        d3 = i32x4.add(d3, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), xh)))
+      }
+      // [Σd0, Σd1, Σd2, Σd3]: pairwise sums of lanes, then of pairs (exact integer adds)
+      const t0 = i32x4.add(i32x4.shuffle(d0, d1, 0, 1, 4, 5), i32x4.shuffle(d0, d1, 2, 3, 6, 7))
+      const t1 = i32x4.add(i32x4.shuffle(d2, d3, 0, 1, 4, 5), i32x4.shuffle(d2, d3, 2, 3, 6, 7))
+      const dots = i32x4.add(i32x4.shuffle(t0, t1, 0, 2, 4, 6), i32x4.shuffle(t0, t1, 1, 3, 5, 7))
+      const sb = s0 + (<usize>b << 2)
+      let sc = f32x4.splat(load<f32>(sb))
+      sc = f32x4.replace_lane(sc, 1, load<f32>(sb + sstride))
+      sc = f32x4.replace_lane(sc, 2, load<f32>(sb + 2 * sstride))
+      sc = f32x4.replace_lane(sc, 3, load<f32>(sb + 3 * sstride))
+      // acc += (ws · xs) · dot, per row
+      acc = f32x4.add(acc, f32x4.mul(f32x4.mul(sc, f32x4.splat(load<f32>(xs + (<usize>b << 2)))), f32x4.convert_i32x4_s(dots)))
+    }
+    v128.store(y + (<usize>r << 2), acc)
+  }
+  for (; r < r1; r++) { // the last < 4 rows of this share
     let acc: f32 = 0
-    let wp = w + <usize>r * kp
-    let xp = xq
+    const wr = w + <usize>r * kp
     for (let b = 0; b < nb; b++) {
       let d = i32x4.splat(0)
-      for (let j = 0; j < BLOCK; j += 16) {
-        const v = v128.load(wp + j)
-        d = i32x4.add(d, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), v128.load(xp + (<usize>j << 1))))
-        d = i32x4.add(d, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), v128.load(xp + (<usize>j << 1), 16)))
+      const o = <usize>(b * BLOCK)
+      for (let j: usize = 0; j < <usize>BLOCK; j += 16) {
+        const v = v128.load(wr + o + j)
+        d = i32x4.add(d, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), v128.load(xq + ((o + j) << 1))))
+        d = i32x4.add(d, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), v128.load(xq + ((o + j) << 1), 16)))
       }
       const dot = i32x4.extract_lane(d, 0) + i32x4.extract_lane(d, 1) + i32x4.extract_lane(d, 2) + i32x4.extract_lane(d, 3)
       acc += load<f32>(ws + ((<usize>r * nb + b) << 2)) * load<f32>(xs + (<usize>b << 2)) * <f32>dot
-      wp += BLOCK
-      xp += BLOCK << 1
     }
     store<f32>(y + (<usize>r << 2), acc)
   }

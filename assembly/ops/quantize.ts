@@ -10,6 +10,9 @@
 // (59 vs 58) moves a logit by 0.03 — enough to leave golden prompt 4's greedy path at a
 // 0.0204 margin. Cost: O(n) scalar work per token and site, next to O(n·m) matvecs.
 
+import { share } from './split'
+import { lut_build_i8 } from '../formats/tl'
+
 /**
  * q[0..np) = quantize(rmsnorm(x[0..n)) ⊙ w), zero-filled beyond n so padded columns
  * contribute nothing; meta: f32 s at +0, i32 Σq at +4. `w = 0` skips the norm
@@ -77,4 +80,19 @@ export function rmsnorm_quantize_f32_i8(x: usize, w: usize, n: i32, eps: f32, np
   const o = (<usize>i << 2) + (high ? 8 : 0)
   const v = f64x2.mul(f64x2.promote_low_f32x4(v128.load64_zero(x + o)), vinv)
   return w != 0 ? f64x2.mul(v, f64x2.promote_low_f32x4(v128.load64_zero(w + o))) : v
+}
+
+/**
+ * The rows [share of `rows`] of a batch: x [rows][n] → q [rows][np], meta [rows] × 8 B, and
+ * with `lut` ≠ 0 each row's TL lookup tables into lut [rows][np·16] (assembly/formats/tl.ts).
+ * Thread-split by rows, so a batch's norms run on every thread instead of the leader alone.
+ */
+export function rmsnorm_quantize_rows_f32_i8(x: usize, w: usize, n: i32, eps: f32, np: i32, q: usize, meta: usize,
+                                             lut: usize, rows: i32, ith: i32, nth: i32): void {
+  const range = share(rows, ith, nth)
+  for (let t = <i32>(range >> 32); t < <i32>range; t++) {
+    const qt = q + <usize>(t * np)
+    rmsnorm_quantize_f32_i8(x + (<usize>(t * n) << 2), w, n, eps, np, qt, meta + (<usize>t << 3))
+    if (lut != 0) lut_build_i8(qt, np, lut + (<usize>(t * np) << 4))
+  }
 }

@@ -1,6 +1,7 @@
 /**
  * `bitnet bench --kernels`: a micro-benchmark of the matvec kernels in GB/s of weights
- * per thread, at an L2-resident size (the matrix is re-read hot) and a DRAM-resident one
+ * per thread (for the batched kernel: weight bytes × tokens, i.e. as if each token had
+ * streamed the matrix), at an L2-resident size (the matrix is re-read hot) and a DRAM-resident one
  * (larger than L3), on 1 thread and on N (ggml test-quantize-perf style).
  */
 import { ThreadPool } from '../thread-pool.js'
@@ -14,6 +15,8 @@ interface KernelCase {
   rowBytes: number
   /** The job for `rows` rows, given buffers. */
   job: (b: Buffers, rows: number) => Job
+  /** Tokens per call (batched kernels); default 1. */
+  tokens?: number
   /** Work done once per input vector before the matvec (LUT build), if any. */
   prep?: (k: ReturnType<typeof instantiateKernels>, b: Buffers) => void
 }
@@ -21,8 +24,13 @@ interface KernelCase {
 interface Buffers { w: number; q: number; meta: number; lut: number; xq: number; xs: number; ws: number; x: number; y: number }
 
 const K = 2560
+const BATCH = 8
 const CASES: KernelCase[] = [
   { name: 'i2s (ternary MAD)', rowBytes: K / 4, job: (b, rows) => ['matvec_i2s_i8', b.w, b.q, b.meta, 1, b.y, rows, K] },
+  {
+    name: `i2s ×${BATCH} tokens (prompt)`, rowBytes: K / 4, tokens: BATCH,
+    job: (b, rows) => ['matmul_i2s_i8', b.w, b.q, b.meta, 1, b.y, rows, K, BATCH],
+  },
   {
     name: 'tl (ternary LUT)', rowBytes: K / 4, job: (b, rows) => ['matvec_tl_i8', b.w, b.lut, b.meta, 1, b.y, rows, K],
     prep: (k, b) => k.lut_build_i8(b.q, K, b.lut),
@@ -45,16 +53,16 @@ export async function benchKernels(threads: number, variant?: KernelVariant, log
     const k = instantiateKernels(module, memory)
     const a = new Arena()
     const b: Buffers = {
-      q: a.alloc(K), meta: a.alloc(16), lut: a.alloc(K * 16), xq: a.alloc(K * 2), xs: a.alloc(K / 32),
-      x: a.alloc(K * 4), y: a.alloc(1 << 20), ws: 0, w: 0,
+      q: a.alloc(BATCH * K), meta: a.alloc(BATCH * 8), lut: a.alloc(K * 16), xq: a.alloc(K * 2), xs: a.alloc(K / 32),
+      x: a.alloc(K * 4), y: a.alloc(BATCH << 20), ws: 0, w: 0,
     }
     const ctl = a.alloc(CTL_BYTES)
     b.w = a.alloc(DRAM_BYTES)
     const heap = new Uint8Array(memory.buffer)
     // Random weights and activations: every byte pattern is a valid weight in each layout.
     for (let i = 0; i < DRAM_BYTES; i += 4096) crypto.getRandomValues(heap.subarray(b.w + i, b.w + i + 4096))
-    crypto.getRandomValues(heap.subarray(b.q, b.q + K))
-    new Float32Array(memory.buffer, b.meta, 1)[0] = 1
+    crypto.getRandomValues(heap.subarray(b.q, b.q + BATCH * K))
+    for (let t = 0; t < BATCH; t++) new Float32Array(memory.buffer, b.meta + 8 * t, 1)[0] = 1
     new Float32Array(memory.buffer, b.x, K).fill(0.5)
     for (const n of [...new Set([1, threads])]) {
       const pool = await ThreadPool.create(module, memory, k, ctl, n)
@@ -64,7 +72,7 @@ export async function benchKernels(threads: number, variant?: KernelVariant, log
           b.ws = b.w + rows * K // q8b scales after its int8 rows
           const job = c.job(b, rows)
           const us = timeMedian(() => { c.prep?.(k, b); pool.run([job]) })
-          const r: KernelResult = { variant: v, kernel: c.name, size, threads: n, usPerCall: us, gbPerSecPerThread: (rows * c.rowBytes) / (us * 1e3) / n }
+          const r: KernelResult = { variant: v, kernel: c.name, size, threads: n, usPerCall: us, gbPerSecPerThread: (rows * c.rowBytes * (c.tokens ?? 1)) / (us * 1e3) / n }
           results.push(r)
           log?.(r)
         }

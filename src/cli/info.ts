@@ -2,7 +2,8 @@
 import { resolveChatTemplate, isPlaceholderTemplate } from '../chat-template.js'
 import { InvalidArgumentError } from '../errors.js'
 import { metaNumberOpt, metaStringOpt, readGguf } from '../gguf/reader.js'
-import { openModelSource } from '../load-model.js'
+import { fileSource } from '../io/file.js'
+import { isRemote, openRemote } from '../io/remote.js'
 import { configFromGguf } from '../model/config.js'
 import { parse, printJson } from './common.js'
 import { formatBytes } from './progress.js'
@@ -20,7 +21,8 @@ export async function infoCommand(argv: string[]): Promise<number> {
   if (values.help) { process.stdout.write(INFO_HELP + '\n'); return 0 }
   const path = positionals[0] ?? values.model
   if (!path) throw new InvalidArgumentError('missing MODEL path')
-  const src = await openModelSource(path)
+  const src = isRemote(path) ? await openRemote(path) : await fileSource(path)
+  if (!('read' in src)) throw new InvalidArgumentError(`${path} is a Hugging Face folder; info reads GGUF files`)
   try {
     const gguf = await readGguf(src)
     const config = configFromGguf(gguf, path)

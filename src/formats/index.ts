@@ -8,23 +8,26 @@
 import { InvalidArgumentError, ModelFormatError, UnsupportedFeatureError } from '../errors.js'
 import { dequantizeBf16, dequantizeF16, dequantizeF32 } from './float.js'
 import { decodeI2s, i2sByteSize, type TensorContext, type TernaryTensor } from './i2s.js'
+import { decodeHfPacked } from './hf-packed.js'
 import { dequantizeQ6_K } from './q6_k.js'
 import { dequantizeQ8_0 } from './q8_0.js'
 import { decodeTq1_0 } from './tq1_0.js'
 import { decodeTq2_0 } from './tq2_0.js'
+import { ternarize } from './ternarize.js'
+import { decodeTl, type TlTiling } from './tl.js'
 
 export type { TensorContext, TernaryTensor } from './i2s.js'
 
-/** Names of the formats this engine can size (and, except TL1/TL2, decode). */
-export type FormatName = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q6_K' | 'TQ1_0' | 'TQ2_0' | 'I2_S' | 'TL1' | 'TL2'
+/** Names of the formats this engine can size and decode. */
+export type FormatName = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q6_K' | 'TQ1_0' | 'TQ2_0' | 'I2_S' | 'TL1' | 'TL2' | 'HF_PACKED'
 
 /** One row of the traits table (ggml `type_traits`). */
 export interface FormatTraits {
   name: FormatName
-  /** GGUF type id as written by the format's origin. */
+  /** GGUF type id as written by the format's origin (-1: not a GGUF type). */
   typeId: number
-  /** Where the id is defined: upstream ggml or bitnet.cpp's fork (ids 36–39 collide). */
-  origin: 'ggml' | 'bitnet.cpp'
+  /** Where the id is defined: upstream ggml or bitnet.cpp's fork (ids 36–39 collide); safetensors: HF only. */
+  origin: 'ggml' | 'bitnet.cpp' | 'safetensors'
   /** Weights per block. For tensor-sized formats: the packing unit (informative only). */
   blockElems: number
   /** Bytes per block. For tensor-sized formats: the packing unit (informative only). */
@@ -53,6 +56,8 @@ export const FORMATS: Record<FormatName, FormatTraits> = {
   TL1: { name: 'TL1', typeId: 38, origin: 'bitnet.cpp', blockElems: 4, blockBytes: 1, ternary: true, tensorSized: true },
   // Three weights per 5 bits (4-bit index + sign) in the main part: 24 weights / 5 bytes.
   TL2: { name: 'TL2', typeId: 39, origin: 'bitnet.cpp', blockElems: 24, blockBytes: 5, ternary: true, tensorSized: true },
+  // HF packed U8 [out/4, in] (src/formats/hf-packed.ts): 4 weights / byte, scale in a separate tensor.
+  HF_PACKED: { name: 'HF_PACKED', typeId: -1, origin: 'safetensors', blockElems: 4, blockBytes: 1, ternary: true, tensorSized: true },
 }
 
 /**
@@ -70,7 +75,8 @@ export const GGML_TYPE_NAMES: readonly string[] = [
 /** Architectures written by bitnet.cpp's converters (spec §2a); they own type ids 36–39. */
 export const BITNET_ARCHS: readonly string[] = ['bitnet', 'bitnet-25', 'bitnet-b1.58']
 
-const FORMAT_BY_ID = new Map<number, FormatName>(Object.values(FORMATS).map((t) => [t.typeId, t.name]))
+const GGUF_FORMATS = Object.values(FORMATS).filter((t) => t.typeId >= 0)
+const FORMAT_BY_ID = new Map<number, FormatName>(GGUF_FORMATS.map((t) => [t.typeId, t.name]))
 
 /** Context for resolving a tensor's type id: the file's architecture and where the field is. */
 export interface TypeContext {
@@ -107,7 +113,7 @@ export function resolveTensorType(typeId: number, ctx: TypeContext): FormatName 
   if (known) return known
   const upstream = Number.isInteger(typeId) && typeId >= 0 ? GGML_TYPE_NAMES[typeId] : undefined
   if (upstream) {
-    throw new UnsupportedFeatureError(`${where}: tensor type ${upstream} (id ${typeId}) is not supported; supported: ${Object.keys(FORMATS).join(', ')}`)
+    throw new UnsupportedFeatureError(`${where}: tensor type ${upstream} (id ${typeId}) is not supported; supported: ${GGUF_FORMATS.map((t) => t.name).join(', ')}`)
   }
   throw new ModelFormatError(`tensor ${ctx.tensorName} has an unknown type id`, {
     file: ctx.file, offset: ctx.offset, expected: `a ggml type id (0..${GGML_TYPE_NAMES.length - 1})`, found: String(typeId),
@@ -118,8 +124,9 @@ export function resolveTensorType(typeId: number, ctx: TypeContext): FormatName 
  * Byte size of a tensor's data. dims = [ne0, ne1, ...] (ne0 contiguous).
  * - I2_S, TL1: elements/4 + 32 (fork `ggml_nbytes`; the 32 bytes hold the f32 scale + pad).
  * - TL2: the fork's `ggml_nbytes` formula, computed from the dims (not from the gap to the next
- *   tensor): (ne0−256)·ne1/3·5/8 + 256·ne1/2·4/8 with C integer division, padded to 32, + 32.
- *   It is an upper bound of the packed data; the converter pads to it.
+ *   tensor): (ne0−256)·ne1/3·5/8 + 256·ne1/2·4/8 with C integer division (truncating, also
+ *   for ne0 < 256), padded to 32, + 32. It is an upper bound of the packed data (src/formats/tl.ts).
+ * - HF_PACKED: elements/4 (ne1 = output rows must be a multiple of 4).
  * - others: ne0 must be a multiple of blockElems; (elements / blockElems) · blockBytes.
  * A tensor with a zero dimension has size 0, as in ggml.
  * @throws ModelFormatError if the shape does not fit the format or the size is not a safe integer.
@@ -133,12 +140,17 @@ export function tensorByteSize(format: FormatName, dims: readonly number[], ctx:
   }
   if (n === 0) return 0
   if (format === 'I2_S' || format === 'TL1') return i2sByteSize(n)
+  if (format === 'HF_PACKED') {
+    if (dims.length !== 2 || dims[1] % 4 !== 0) throw new ModelFormatError('packed ternary tensor must be 2-D with rows % 4 == 0', { ...ctx, found: `dims [${dims.join(', ')}]` })
+    return n / 4
+  }
   if (format === 'TL2') {
     const [ne0, ne1 = 1] = dims
-    if (ne0 < 256 || n !== ne0 * ne1) {
-      throw new ModelFormatError('TL2 tensor must be 2-D with ne0 >= 256', { ...ctx, expected: '2-D, ne0 >= 256', found: `dims [${dims.join(', ')}]` })
+    if (n !== ne0 * ne1) {
+      throw new ModelFormatError('TL2 tensor must be 2-D', { ...ctx, expected: '2-D', found: `dims [${dims.join(', ')}]` })
     }
-    let size = Math.floor(Math.floor(Math.floor((ne0 - 256) * ne1 / 3) * 5) / 8) + 64 * ne1
+    let size = Math.trunc(Math.trunc(Math.trunc((ne0 - 256) * ne1 / 3) * 5) / 8) + 64 * ne1
+    if (size <= 0) throw new ModelFormatError('TL2 tensor is too small', { ...ctx, found: `dims [${dims.join(', ')}]` })
     if (size % 32 !== 0) size += 32 - (size % 32)
     return size + 32
   }
@@ -167,20 +179,38 @@ export function dequantizeRows(format: FormatName, bytes: Uint8Array, n: number)
   }
 }
 
+/** What some formats need beyond the bytes: TL tiling, the HF packed tensor's scale. */
+export interface TernaryDecodeOptions {
+  /** TL1/TL2 tiling (see findTlTiling in ./tl.ts). */
+  tiling?: TlTiling
+  /** HF_PACKED: the weight scale as a multiplier. */
+  scale?: number
+}
+
 /**
  * Decodes a per-tensor ternary weight of `rows` × `cols` (cols = ne0) into codes and a scale.
- * @throws UnsupportedFeatureError for TL1/TL2 (not implemented yet) and for TQ tensors whose
- *         block scales differ; InvalidArgumentError for non-ternary formats.
+ * Full-precision formats (F32, F16, BF16, Q8_0) are ternarized (./ternarize.ts). TL1/TL2
+ * read γ at `bytes.byteLength − 32`, so pass exactly the tensor's bytes.
+ * @throws UnsupportedFeatureError for TQ tensors whose block scales differ; InvalidArgumentError
+ *         for Q6_K, TL without a tiling or HF_PACKED without a scale.
  * @example
  * const { codes, scale } = decodeTernary('I2_S', bytes, info.dims[1], info.dims[0])
  */
-export function decodeTernary(format: FormatName, bytes: Uint8Array, rows: number, cols: number, ctx?: TensorContext): TernaryTensor {
+export function decodeTernary(format: FormatName, bytes: Uint8Array, rows: number, cols: number, ctx?: TensorContext,
+  opts: TernaryDecodeOptions = {}): TernaryTensor {
   switch (format) {
     case 'I2_S': return decodeI2s(bytes, rows, cols, ctx)
     case 'TQ2_0': return decodeTq2_0(bytes, rows, cols, ctx)
     case 'TQ1_0': return decodeTq1_0(bytes, rows, cols, ctx)
     case 'TL1':
-    case 'TL2': throw new UnsupportedFeatureError(`${format} decoding is not implemented yet`)
-    default: throw new InvalidArgumentError(`decodeTernary: ${format} is not a ternary format; use dequantizeRows`)
+    case 'TL2':
+      if (!opts.tiling) throw new InvalidArgumentError(`decodeTernary: ${format} needs a tiling`)
+      return decodeTl(format, bytes, rows, cols, opts.tiling, bytes.byteLength, ctx)
+    case 'HF_PACKED':
+      if (opts.scale === undefined) throw new InvalidArgumentError('decodeTernary: HF_PACKED needs the scale')
+      return decodeHfPacked(bytes, rows, cols, opts.scale, ctx)
+    case 'F32': case 'F16': case 'BF16': case 'Q8_0':
+      return ternarize(dequantizeRows(format, bytes, rows * cols))
+    default: throw new InvalidArgumentError(`decodeTernary: ${format} cannot hold ternary weights`)
   }
 }

@@ -146,14 +146,28 @@ function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n > 0 && n <= 0x80000000 && (n & (n - 1)) === 0
 }
 
+/** A tensor's header entry when its data is produced later: its byte size instead of the data. */
+export interface GgufHeaderTensor {
+  name: string
+  /** ne0 first. */
+  dims: number[]
+  typeId: number
+  byteSize: number
+}
+
+/** What {@link ggufHeader} writes: like GgufWriteInput, with sizes instead of tensor data. */
+export interface GgufHeaderInput extends Omit<GgufWriteInput, 'tensors'> {
+  tensors: GgufHeaderTensor[]
+}
+
 /**
- * Yields a GGUF file as chunks: the header (with padding to the alignment), then each
- * tensor's data followed by its padding. Tensor offsets are assigned in order.
+ * The header of a GGUF file (magic … tensor infos, padded to the alignment), for callers that
+ * stream the tensor data themselves: after it, write each tensor's `byteSize` bytes followed by
+ * `padding(byteSize)` zero bytes, in order (what {@link ggufChunks} does).
  * @example
- * const out = fs.createWriteStream('model.gguf')
- * for (const chunk of ggufChunks({ metadata, tensors })) out.write(chunk)
+ * const { header, padding } = ggufHeader({ metadata, tensors: [{ name, dims, typeId: 36, byteSize }] })
  */
-export function* ggufChunks(file: GgufWriteInput): Generator<Uint8Array> {
+export function ggufHeader(file: GgufHeaderInput): { header: Uint8Array; padding: (byteSize: number) => number } {
   const version = file.version ?? 3
   if (version !== 2 && version !== 3) throw new InvalidArgumentError(`GGUF writer: version must be 2 or 3, got ${String(version)}`)
 
@@ -185,14 +199,25 @@ export function* ggufChunks(file: GgufWriteInput): Generator<Uint8Array> {
     for (const d of t.dims) h.u64(checkBig(d, 0n, 0xffffffffffffffffn, `dim of ${t.name}`))
     h.u32(checkInt(t.typeId, 0, 0xffffffff, `type of ${t.name}`))
     h.u64(BigInt(offset))
-    offset += t.data.byteLength + pad(t.data.byteLength)
+    offset += t.byteSize + pad(t.byteSize)
   }
   h.zeros(pad(h.length))
-  yield h.result()
+  return { header: h.result(), padding: pad }
+}
 
+/**
+ * Yields a GGUF file as chunks: the header (with padding to the alignment), then each
+ * tensor's data followed by its padding. Tensor offsets are assigned in order.
+ * @example
+ * const out = fs.createWriteStream('model.gguf')
+ * for (const chunk of ggufChunks({ metadata, tensors })) out.write(chunk)
+ */
+export function* ggufChunks(file: GgufWriteInput): Generator<Uint8Array> {
+  const { header, padding } = ggufHeader({ ...file, tensors: file.tensors.map((t) => ({ ...t, byteSize: t.data.byteLength })) })
+  yield header
   for (const t of file.tensors) {
     yield t.data
-    const p = pad(t.data.byteLength)
+    const p = padding(t.data.byteLength)
     if (p) yield new Uint8Array(p)
   }
 }

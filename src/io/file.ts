@@ -1,4 +1,6 @@
-import { open, readFile } from 'node:fs/promises'
+import { open, readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { ModelFolder } from '../model/load-hf.js'
 import type { ByteSource } from './source.js'
 
 /** A source over a local file (Node, Deno, Bun), read with positioned reads. */
@@ -23,6 +25,29 @@ export async function fileSource(path: string): Promise<ByteSource> {
   }
 }
 
+/** True if `path` is a directory (a Hugging Face model folder). */
+export async function isDirectory(path: string): Promise<boolean> {
+  return (await stat(path)).isDirectory()
+}
+
+/**
+ * A local model folder: files open as positioned-read sources; missing ones resolve to undefined.
+ * @example const contents = await hfContents(folderSource('models/bitnet-b1.58-2B-4T'))
+ */
+export function folderSource(dir: string): ModelFolder {
+  return {
+    name: dir,
+    async open(file) {
+      try {
+        return await fileSource(join(dir, file))
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+        throw e
+      }
+    },
+  }
+}
+
 /** Reads a whole small file (configs, tokenizer.json, wasm binaries). */
 export async function readFileBytes(path: string | URL): Promise<Uint8Array<ArrayBuffer>> {
   return new Uint8Array(await readFile(path))
@@ -33,11 +58,11 @@ export async function readFileText(path: string | URL): Promise<string> {
   return readFile(path, 'utf8')
 }
 
-/** Streams `chunks` (e.g. from ggufChunks) into a file at `path`. */
-export async function writeChunksToFile(path: string, chunks: Iterable<Uint8Array>): Promise<void> {
+/** Streams `chunks` (e.g. from ggufChunks or convertToGguf) into a file at `path`. */
+export async function writeChunksToFile(path: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<void> {
   const handle = await open(path, 'w')
   try {
-    for (const c of chunks) {
+    for await (const c of chunks) {
       let done = 0
       while (done < c.byteLength) done += (await handle.write(c, done, c.byteLength - done)).bytesWritten
     }

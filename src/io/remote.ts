@@ -10,6 +10,7 @@ import { InvalidArgumentError } from '../errors.js'
 import { ModelCache, type CacheEntry, type CacheOptions, type FetchOptions } from './cache.js'
 import { download, MemorySink, probe } from './download.js'
 import { hubHeaders, isHubId, resolveHubFiles, resolveUrl } from './hub.js'
+import type { ModelFolder } from '../model/load-hf.js'
 import { bytesSource, type ByteSource } from './source.js'
 
 export interface RemoteOptions extends CacheOptions, FetchOptions {
@@ -31,6 +32,8 @@ export interface PulledModel {
   entries: CacheEntry[]
   /** On disk: the GGUF file or the folder (Node/Deno/Bun). */
   path?: string
+  /** The URL the files' paths are relative to (`…/resolve/{rev}/` for the hub). */
+  base: string
 }
 
 /** True for strings that name a remote model (`hf:…`, http(s) URLs). */
@@ -53,35 +56,41 @@ export function isRemote(source: string): boolean {
 export async function pullModel(id: string, opts: RemoteOptions = {}): Promise<PulledModel> {
   if (!isRemote(id)) throw new InvalidArgumentError(`'${id}' is neither an hf: id nor an http(s) URL`)
   const cache = opts.cache instanceof ModelCache ? opts.cache : await ModelCache.open(opts)
-  const { kind, urls, headers } = await resolveRemote(id, opts)
+  const { kind, urls, headers, base } = await resolveRemote(id, opts)
   const entries = await mapLimit(urls, opts.concurrency ?? 4, (url) => cache.ensure(url, { ...opts, headers }))
   // A folder's files share one cache directory (keys follow the URL path).
   const first = entries[0].path
-  return { kind, entries, path: kind === 'folder' ? first?.replace(/[\\/][^\\/]*$/, '') : first }
+  return { kind, entries, base, path: kind === 'folder' ? first?.replace(/[\\/][^\\/]*$/, '') : first }
 }
 
-/** Opens a remote GGUF for loading: through the cache, or in memory with `cache: false`. */
-export async function openRemote(id: string, opts: RemoteOptions = {}): Promise<{ kind: 'gguf' | 'folder'; source?: ByteSource; path?: string }> {
+/**
+ * Opens a remote model for loading: a GGUF as a ByteSource, an HF folder as a ModelFolder
+ * over its cached files; through the cache, or (GGUF only) in memory with `cache: false`.
+ */
+export async function openRemote(id: string, opts: RemoteOptions = {}): Promise<ByteSource | ModelFolder> {
   if (opts.cache === false) {
     const { kind, urls, headers } = await resolveRemote(id, opts)
     if (kind !== 'gguf') throw new InvalidArgumentError(`${id} is an HF folder; folders need the cache (cache: true)`)
     const info = await probe(urls[0], headers, opts.signal)
     const sink = new MemorySink(info.size)
     await download(urls[0], sink, { ...opts, headers, file: urls[0].split('/').pop(), size: info.size, sha256: opts.sha256 ?? info.sha256 })
-    return { kind, source: bytesSource(sink.bytes(), urls[0]) }
+    return bytesSource(sink.bytes(), urls[0])
   }
   const cache = opts.cache instanceof ModelCache ? opts.cache : await ModelCache.open(opts)
   const pulled = await pullModel(id, { ...opts, cache })
-  if (pulled.kind === 'folder') return { kind: 'folder', path: pulled.path }
-  return { kind: 'gguf', source: await cache.open(pulled.entries[0].url), path: pulled.path }
+  if (pulled.kind === 'gguf') return cache.open(pulled.entries[0].url)
+  // Folder files by their path in the repo: the entries' URLs end with /resolve/{rev}/{path}.
+  const byFile = new Map(pulled.entries.map((e) => [decodeURIComponent(e.url.slice(pulled.base.length)), e.url]))
+  return { name: id, open: async (file) => { const url = byFile.get(file); return url ? cache.open(url) : undefined } }
 }
 
-async function resolveRemote(id: string, opts: RemoteOptions): Promise<{ kind: 'gguf' | 'folder'; urls: string[]; headers?: Record<string, string> }> {
-  if (!isHubId(id)) return { kind: 'gguf', urls: [id], headers: opts.headers }
+async function resolveRemote(id: string, opts: RemoteOptions): Promise<{ kind: 'gguf' | 'folder'; urls: string[]; base: string; headers?: Record<string, string> }> {
+  if (!isHubId(id)) return { kind: 'gguf', urls: [id], base: id.replace(/[^/]*$/, ''), headers: opts.headers }
   const hub = await resolveHubFiles(id, opts)
   return {
     kind: hub.kind,
     urls: hub.files.map((f) => resolveUrl(hub.repo, f, hub.revision, opts)),
+    base: resolveUrl(hub.repo, '', hub.revision, opts),
     headers: { ...hubHeaders(opts), ...opts.headers },
   }
 }

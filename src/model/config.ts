@@ -1,6 +1,6 @@
 /**
- * Hyperparameters of a BitNet b1.58 model, read from GGUF metadata (`<arch>.*` keys) —
- * never hard-coded, so any shape loads.
+ * Hyperparameters of a BitNet b1.58 model, read from GGUF metadata (`<arch>.*` keys) or a
+ * Hugging Face `config.json` — never hard-coded, so any shape loads.
  */
 import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
 import { metaNumber, metaNumberOpt, metaString, metaStringOpt } from '../gguf/reader.js'
@@ -9,7 +9,11 @@ import type { GgufFile } from '../gguf/types.js'
 export type Activation = 'relu2' | 'silu'
 
 export interface ModelConfig {
-  /** GGUF architecture string: 'bitnet-b1.58', 'bitnet-25' or 'bitnet'. */
+  /**
+   * GGUF architecture string: 'bitnet-b1.58', 'bitnet-25' or 'bitnet'; from a Hugging Face
+   * folder also 'llama' ("bitlinear" checkpoints: Falcon3-1.58bit, Llama3-8B-1.58; q/k unpermuted,
+   * so RoPE stays NEOX as for the others).
+   */
   arch: string
   nEmbd: number
   nFf: number
@@ -94,4 +98,55 @@ export function validateConfig(c: ModelConfig, file: string): void {
   if (c.nRot % 2 !== 0 || c.nRot > c.headDim || c.nRot <= 0) bad('rope.dimension_count', `an even number ≤ head_dim ${c.headDim}`, c.nRot)
   if (!(c.ropeTheta > 0) || !Number.isFinite(c.ropeTheta)) bad('rope.freq_base', 'a positive number', c.ropeTheta)
   if (!(c.normEps > 0) || c.normEps > 1) bad('attention.layer_norm_rms_epsilon', 'a small positive number', c.normEps)
+}
+
+/**
+ * Reads the model config from a Hugging Face `config.json` (parsed). Arch: 2B4T
+ * (`model_type` 'bitnet') → 'bitnet-b1.58'; 1bitLLM (`BitnetForCausalLM`) → 'bitnet';
+ * `LlamaForCausalLM` → 'llama'. Floats are rounded to f32 as a GGUF file stores them, so a
+ * folder and its GGUF conversion compute the same numbers.
+ * @example configFromHf(JSON.parse(await readFile('config.json', 'utf8')), 'config.json')
+ */
+export function configFromHf(json: unknown, file: string): ModelConfig {
+  if (!json || typeof json !== 'object') throw new ModelFormatError('config.json must be a JSON object', { file })
+  const c = json as Record<string, unknown>
+  const archs = Array.isArray(c.architectures) ? c.architectures : []
+  const arch = c.model_type === 'bitnet' ? 'bitnet-b1.58'
+    : archs.includes('BitnetForCausalLM') ? 'bitnet'
+      : archs.includes('LlamaForCausalLM') || c.model_type === 'llama' ? 'llama' : undefined
+  if (!arch) {
+    throw new UnsupportedFeatureError(`${file}: model_type '${String(c.model_type)}' / architectures [${archs.join(', ')}] is not a supported BitNet model ` +
+      '(supported: BitNetForCausalLM, BitnetForCausalLM, LlamaForCausalLM 1.58-bit)')
+  }
+  const num = (key: string, fallback?: number): number => {
+    const v = c[key] ?? fallback
+    if (typeof v !== 'number') throw new ModelFormatError(`config key '${key}' is missing or not a number`, { file, expected: 'a number', found: JSON.stringify(v) })
+    return v
+  }
+  const rs = c.rope_scaling as Record<string, unknown> | null | undefined
+  const rsType = rs ? rs.rope_type ?? rs.type : undefined
+  if (rs && rsType !== 'default' && !(rsType === 'linear' && rs.factor === 1)) {
+    throw new UnsupportedFeatureError(`${file}: rope_scaling ${JSON.stringify(rs)} is not supported`)
+  }
+  const nEmbd = num('hidden_size')
+  const nHead = num('num_attention_heads')
+  const headDim = num('head_dim', nEmbd / nHead)
+  const act = typeof c.hidden_act === 'string' ? c.hidden_act : arch === 'bitnet-b1.58' ? 'relu2' : 'silu'
+  const cfg: ModelConfig = {
+    arch,
+    nEmbd,
+    nFf: num('intermediate_size'),
+    nLayer: num('num_hidden_layers'),
+    nHead,
+    nHeadKv: num('num_key_value_heads', nHead),
+    headDim,
+    nRot: headDim * num('partial_rotary_factor', 1),
+    ropeTheta: Math.fround(num('rope_theta', 10000)),
+    normEps: Math.fround(num('rms_norm_eps', 1e-5)),
+    vocabSize: num('vocab_size'),
+    contextLength: num('max_position_embeddings', 2048),
+    activation: parseActivation(act, file),
+  }
+  validateConfig(cfg, file)
+  return cfg
 }

@@ -4,8 +4,11 @@
  *
  * Engines rank them differently (wasm-kernels.md §3b, §6: with relaxed SIMD the MAD kernel
  * wins on V8; without it the LUT is ~2× faster; JSC orders the LUT variants differently),
- * so 'auto' races both on one 1024 × 2560 matrix for a few ms at load and keeps the faster.
- * Both give bit-identical outputs, so the choice changes speed only.
+ * so 'auto' decides by feature first: with relaxed SIMD (V8, SpiderMonkey; never JSC) the
+ * MAD kernel, which also has the matrix-matrix twin for prompts; without it, a race of both
+ * on one 1024 × 2560 matrix for a few ms at load keeps the faster. A race on a loaded
+ * machine can pick wrong, so it runs only where the ranking is really unknown. Both give
+ * bit-identical outputs, so the choice changes speed only.
  */
 import { createMemory, instantiateKernels, type KernelVariant } from '../wasm.js'
 import { Arena } from './arena.js'
@@ -20,7 +23,7 @@ const chosen = new Map<KernelVariant, TernaryKernel>()
 export function selectTernaryKernel(module: WebAssembly.Module, variant: KernelVariant): TernaryKernel {
   let k = chosen.get(variant)
   if (!k) {
-    k = raceKernels(module)
+    k = variant === 'relaxed' ? 'i2s' : raceKernels(module)
     chosen.set(variant, k)
   }
   return k

@@ -1,19 +1,19 @@
 /**
- * GGUF file → weights in wasm memory, in the kernels' layouts.
+ * A model's tensors (ModelContents: a GGUF file or a Hugging Face folder) → weights in wasm
+ * memory, in the kernels' layouts.
  *
- * The file is read tensor by tensor (never whole), each tensor is checked against the
+ * Tensors are read one at a time (never the whole file), each is checked against the
  * config's shapes and repacked straight into its final place, so peak memory stays near
- * the packed model size.
+ * the packed model size: the wasm memory plus one tensor in flight.
  */
 import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
 import { FORMATS, decodeTernary, dequantizeRows } from '../formats/index.js'
-import { readGguf } from '../gguf/reader.js'
-import type { GgufFile, GgufTensorInfo } from '../gguf/types.js'
+import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
-import type { ByteSource } from '../io/source.js'
 import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../wasm.js'
 import { Arena } from './arena.js'
-import { configFromGguf, type ModelConfig } from './config.js'
+import type { ModelConfig } from './config.js'
+import type { ModelContents, ModelTensor } from './contents.js'
 import { packX4FromCodes, packX4FromI2s, x4Shape } from './repack.js'
 import { packTlFromCodes, packTlFromI2s, tlShape } from './repack-tl.js'
 import { selectTernaryKernel, type TernaryKernel } from './kernel-select.js'
@@ -78,7 +78,7 @@ export type { LoadProgress } from '../io/download.js'
 
 export interface LoadedModel {
   config: ModelConfig
-  gguf: GgufFile
+  contents: ModelContents
   memory: WebAssembly.Memory
   module: WebAssembly.Module
   /** Which build of the kernels runs. */
@@ -106,15 +106,17 @@ export interface LoadOptions {
   wasmBytes?: Uint8Array
 }
 
-/** Loads a GGUF model from `source` into a fresh wasm memory. */
-export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<LoadedModel> {
-  const file = source.name
-  const gguf = await readGguf(source)
-  const config = configFromGguf(gguf, file)
+/**
+ * Loads a model's weights into a fresh wasm memory.
+ * @example
+ * const model = await loadWeights(await ggufContents(source), { stateBytes: () => 1 << 20 })
+ */
+export async function loadWeights(contents: ModelContents, opts: LoadOptions): Promise<LoadedModel> {
+  const { config, name: file } = contents
   opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
   const { module, variant } = await compileKernels({ variant: opts.variant, bytes: opts.wasmBytes })
   const kernel = !opts.kernel || opts.kernel === 'auto' ? selectTernaryKernel(module, variant) : opts.kernel
-  const plan = planTensors(gguf, config, file, opts.outputType ?? 'auto', kernel)
+  const plan = planTensors(contents.tensors, config, file, opts.outputType ?? 'auto', kernel)
 
   // Plan the memory: weights first, then the caller's state.
   const arena = new Arena()
@@ -122,7 +124,7 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
   const weightsEnd = arena.top
   // Rows of an F16 matrix being converted to Q8B pass through a scratch area where the
   // runtime state will live (unused until load ends), never as a whole f16 copy.
-  const scratchBytes = plan.some((p) => p.matrixType === 'q8b') ? Q8B_CHUNK_ROWS * config.nEmbd * 2 : 0
+  const scratchBytes = plan.some((p) => p.matrixType === 'q8b') ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : 0
   const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024)
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
@@ -132,26 +134,26 @@ export async function loadGguf(source: ByteSource, opts: LoadOptions): Promise<L
   for (const p of plan) {
     opts.signal?.throwIfAborted()
     const read = async (offset: number, length: number) => {
-      const bytes = await source.read(gguf.dataOffset + p.info.offset + offset, length)
+      const bytes = await p.info.read(offset, length)
       if (bytes.byteLength !== length) {
         throw new ModelFormatError(`tensor '${p.info.name}' is truncated`, {
-          file, offset: gguf.dataOffset + p.info.offset + offset, expected: `${length} bytes`, found: `${bytes.byteLength}`,
+          file: p.info.file, offset: p.info.offset + offset, expected: `${length} bytes`, found: `${bytes.byteLength}`,
         })
       }
       return bytes
     }
-    if (p.matrixType === 'q8b') await convertToQ8b(p, read, heap, kernels, weightsEnd)
-    else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, file, kernel)
+    if (p.role === 'matrix') await storeMatrix(p, read, heap, kernels, weightsEnd)
+    else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, kernel)
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
   }
-  return { config, gguf, memory, module, variant, kernel, kernels, weights: assemble(plan, config, kernel), arena }
+  return { config, contents, memory, module, variant, kernel, kernels, weights: assemble(plan, config, kernel), arena }
 }
 
 type Role = 'ternary' | 'norm' | 'matrix' | 'scale'
 
 interface Planned {
-  info: GgufTensorInfo
+  info: ModelTensor
   role: Role
   /** Expected [rows, cols] (rows = ne1, cols = ne0). */
   rows: number
@@ -166,8 +168,8 @@ interface Planned {
 }
 
 /** Finds every tensor the graph needs, checks its type and shape, and sizes its copy. */
-function planTensors(gguf: GgufFile, c: ModelConfig, file: string, outputType: OutputType, kernel: TernaryKernel): Planned[] {
-  const byName = new Map(gguf.tensors.map((t) => [t.name, t]))
+function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outputType: OutputType, kernel: TernaryKernel): Planned[] {
+  const byName = new Map(tensors.map((t) => [t.name, t]))
   const plan: Planned[] = []
   const qDim = c.nHead * c.headDim
   const kvDim = c.nHeadKv * c.headDim
@@ -189,16 +191,16 @@ function planTensors(gguf: GgufFile, c: ModelConfig, file: string, outputType: O
     const traits = FORMATS[info.format as keyof typeof FORMATS]
     const p: Planned = { info, role, rows, cols, bytes: 0, ptr: 0, gamma: 1, kp: cols, scales: 0 }
     if (role === 'ternary') {
-      if (!traits?.ternary) {
-        throw new UnsupportedFeatureError(`${file}: tensor '${name}' is ${info.format}; ternary projections must be I2_S, TQ1_0 or TQ2_0`)
+      if (!traits?.ternary && !TERNARIZABLE.includes(info.format)) {
+        throw new UnsupportedFeatureError(`${file}: tensor '${name}' is ${info.format}; ternary projections must be ternary (I2_S, TQ1_0, TQ2_0, TL1, TL2) or full precision (${TERNARIZABLE.join(', ')})`)
       }
       p.bytes = (kernel === 'tl' ? tlShape : x4Shape)(rows, cols).bytes
     } else if (role === 'matrix') {
       if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
-      // The output matrix (token_embd when tied) gets the 8-bit copy; F16 sources only for now.
+      // The output matrix (token_embd when tied) gets the 8-bit copy, from F16 or BF16 (via f16).
       const isOutput = name === 'output.weight' || !byName.has('output.weight')
       const q8 = outputType === 'q8' || (outputType === 'auto' && rows * cols >= AUTO_Q8_ELEMENTS)
-      p.matrixType = info.format !== 'F16' ? 'f32' : q8 && isOutput ? 'q8b' : 'f16'
+      p.matrixType = !HALF.includes(info.format) ? 'f32' : q8 && isOutput ? 'q8b' : 'f16'
       if (p.matrixType === 'q8b') {
         p.kp = Math.ceil(cols / 128) * 128
         p.bytes = rows * p.kp + rows * (p.kp / 128) * 4
@@ -236,9 +238,15 @@ function planTensors(gguf: GgufFile, c: ModelConfig, file: string, outputType: O
   return plan
 }
 
+/** Full-precision formats accepted for ternary projections (ternarized at load). */
+const TERNARIZABLE: readonly string[] = ['F32', 'F16', 'BF16']
+/** 16-bit formats kept as f16 (BF16 is converted: exact for |x| ≥ 2^-14, the f16 normal range). */
+const HALF: readonly string[] = ['F16', 'BF16']
+
 /** Writes one tensor into its planned place; returns its weight scale (1 for non-ternary). */
-function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, file: string, kernel: TernaryKernel): number {
+function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, kernel: TernaryKernel): number {
   const { info } = p
+  const file = info.file
   if (p.role === 'ternary') {
     const out = heap.subarray(p.ptr, p.ptr + p.bytes)
     if (info.format === 'I2_S' && p.cols % 128 === 0) {
@@ -247,13 +255,9 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, file: stri
       const gamma = new DataView(bytes.buffer, bytes.byteOffset + codeBytes, 4).getFloat32(0, true)
       return checkScale(gamma, info.name, file)
     }
-    const { codes, scale } = decodeTernary(info.format, bytes, p.rows, p.cols)
+    const { codes, scale } = decodeTernary(info.format, bytes, p.rows, p.cols, { file, offset: info.offset }, info.decode)
     ;(kernel === 'tl' ? packTlFromCodes : packX4FromCodes)(codes, p.rows, p.cols, out)
     return checkScale(scale, info.name, file)
-  }
-  if (p.matrixType === 'f16') {
-    heap.set(bytes.subarray(0, p.bytes), p.ptr)
-    return 1
   }
   const values = dequantizeRows(info.format, bytes, p.rows * p.cols)
   new Float32Array(heap.buffer, p.ptr, values.length).set(values)
@@ -261,18 +265,38 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, file: stri
   return p.role === 'scale' ? checkScale(values[0], info.name, file) : 1
 }
 
-/** Rows of an F16 matrix converted to Q8B per chunk (bounded scratch memory). */
-const Q8B_CHUNK_ROWS = 4096
+/** Rows of the embedding / output matrix per chunk (bounds memory outside wasm and the Q8B scratch). */
+const MATRIX_CHUNK_ROWS = 4096
 
-/** Streams an F16 matrix through the scratch area into its Q8B copy, chunk by chunk. */
-async function convertToQ8b(p: Planned, read: (offset: number, length: number) => Promise<Uint8Array>,
+/** F16 bytes as they are; BF16 converted to f16 bits (round to nearest even). */
+function toF16(format: string, bytes: Uint8Array): Uint8Array {
+  if (format === 'F16') return bytes
+  const values = dequantizeRows('BF16', bytes, bytes.byteLength / 2)
+  const out = new Uint16Array(values.length)
+  for (let i = 0; i < values.length; i++) out[i] = f32ToF16(values[i])
+  return new Uint8Array(out.buffer)
+}
+
+/**
+ * Streams the embedding / output matrix into place in row chunks (it is the largest tensor:
+ * never held whole outside wasm memory): f16 rows as they are (BF16 converted), f32 rows
+ * dequantized, or Q8B via the scratch area (f16 rows → quantize_rows_f16_q8b).
+ */
+async function storeMatrix(p: Planned, read: (offset: number, length: number) => Promise<Uint8Array>,
   heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
-  const rowBytes = p.cols * 2
+  const rowBytes = p.info.byteSize / p.rows
   const scales = p.ptr + p.rows * p.kp
-  for (let r0 = 0; r0 < p.rows; r0 += Q8B_CHUNK_ROWS) {
-    const n = Math.min(Q8B_CHUNK_ROWS, p.rows - r0)
-    heap.set(await read(r0 * rowBytes, n * rowBytes), scratch)
-    kernels.quantize_rows_f16_q8b(scratch, n, p.cols, p.kp, p.ptr + r0 * p.kp, scales + r0 * (p.kp / 128) * 4, 0, 1)
+  for (let r0 = 0; r0 < p.rows; r0 += MATRIX_CHUNK_ROWS) {
+    const n = Math.min(MATRIX_CHUNK_ROWS, p.rows - r0)
+    const bytes = await read(r0 * rowBytes, n * rowBytes)
+    if (p.matrixType === 'f32') {
+      new Float32Array(heap.buffer, p.ptr + r0 * p.cols * 4, n * p.cols).set(dequantizeRows(p.info.format, bytes, n * p.cols))
+    } else if (p.matrixType === 'f16') {
+      heap.set(toF16(p.info.format, bytes), p.ptr + r0 * p.cols * 2)
+    } else {
+      heap.set(toF16(p.info.format, bytes), scratch)
+      kernels.quantize_rows_f16_q8b(scratch, n, p.cols, p.kp, p.ptr + r0 * p.kp, scales + r0 * (p.kp / 128) * 4, 0, 1)
+    }
   }
 }
 

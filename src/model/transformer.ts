@@ -331,16 +331,15 @@ export class Transformer {
   }
 
   // RMSNorm(x_t)·w (no norm when w is undefined) → int8 with per-token absmax scale, K
-  // zero-padded to the kernel block, for rows t < n: qa [n][kp], meta [n]; every
-  // BitLinear of the step reads these.
+  // zero-padded to the kernel block, for rows t < n: qa [n][kp], meta [n] (+ the TL
+  // kernel's tables); every BitLinear of the step reads these. One row runs here, a batch
+  // is a round split by rows.
   private normQuantize(x: number, w: number | undefined, dim: number, n: number): void {
+    const s = this.s, eps = this.config.normEps, kp = Math.ceil(dim / 128) * 128
+    const lut = this.kernel === 'tl' ? s.lut : 0
+    if (n > 1) return this.round('norm_quantize', [['rmsnorm_quantize_rows_f32_i8', x, w ?? 0, dim, eps, kp, s.qa, s.qaMeta, lut, n]])
     const t0 = this.profile ? performance.now() : 0
-    const kp = Math.ceil(dim / 128) * 128
-    for (let t = 0; t < n; t++) {
-      const qa = this.s.qa + t * kp
-      this.k.rmsnorm_quantize_f32_i8(x + t * dim * f32, w ?? 0, dim, this.config.normEps, kp, qa, this.s.qaMeta + t * 8)
-      if (this.kernel === 'tl') this.k.lut_build_i8(qa, kp, this.s.lut + t * kp * 16)
-    }
+    this.k.rmsnorm_quantize_rows_f32_i8(x, w ?? 0, dim, eps, kp, s.qa, s.qaMeta, lut, 1, 0, 1)
     if (this.profile) this.addTime('norm_quantize', performance.now() - t0)
   }
 

@@ -37,6 +37,7 @@ export const OPS = [
   ['attention_f32', 'iiiiiiiiii'],
   ['matvec_q8b_i16', 'iiiiiii'],
   ['matmul_i2s_i8', 'iiifiiii'],
+  ['rmsnorm_quantize_rows_f32_i8', 'iiifiiiii'],
 ] as const
 
 export type OpName = (typeof OPS)[number][0]

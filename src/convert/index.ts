@@ -1,0 +1,162 @@
+/**
+ * `bitnet convert`: any model this engine loads (ModelContents: GGUF or Hugging Face folder)
+ * → a GGUF file, streamed tensor by tensor (one source tensor in memory at a time; the
+ * embedding in row chunks).
+ *
+ * Tensor names, order and types follow the official 2B4T I2_S file: token_embd, then per layer
+ * attn_norm, attn_q, attn_k, attn_v, attn_output, attn_sub_norm, ffn_norm, ffn_gate, ffn_up,
+ * ffn_down, ffn_sub_norm, then output_norm (and output when not tied). Norms are F32; ternary
+ * projections in the target format (a 1bitLLM `.scale` tensor is folded into γ); the
+ * embedding / output matrix in `outputType`.
+ */
+import { InvalidArgumentError } from '../errors.js'
+import { quantizeBf16, quantizeF16, quantizeF32 } from '../formats/float.js'
+import { encodeI2s } from '../formats/i2s.js'
+import { decodeTernary, dequantizeRows, FORMATS, tensorByteSize, type FormatName } from '../formats/index.js'
+import { quantizeQ6_K } from '../formats/q6_k.js'
+import { quantizeQ8_0 } from '../formats/q8_0.js'
+import { defaultTlTiling, encodeTl, TL_TILING_KEY } from '../formats/tl.js'
+import { encodeTq1_0 } from '../formats/tq1_0.js'
+import { encodeTq2_0 } from '../formats/tq2_0.js'
+import { GgufType, type GgufValue } from '../gguf/types.js'
+import { ggufHeader, metaArr } from '../gguf/writer.js'
+import type { ModelContents, ModelTensor } from '../model/contents.js'
+import type { LoadProgress } from '../model/load.js'
+import { convertMetadata, type ConvertTarget } from './metadata.js'
+
+export { FILE_TYPES, type ConvertTarget } from './metadata.js'
+
+/** Storage of the embedding / output matrix in the output file. */
+export type MatrixTarget = 'f16' | 'q8_0' | 'q6_k'
+
+export interface ConvertOptions {
+  /** Format of the ternary projections. Default 'i2s' (the official file's). */
+  to?: ConvertTarget
+  /** Format of token_embd (and output.weight). Default 'f16' (the official file's). */
+  outputType?: MatrixTarget
+  /** Progress per tensor: phase 'repack', bytes of source tensors done / total. */
+  onProgress?: (p: LoadProgress) => void
+  signal?: AbortSignal
+}
+
+const TERNARY_FORMAT: Record<ConvertTarget, FormatName> = {
+  i2s: 'I2_S', tq2_0: 'TQ2_0', tq1_0: 'TQ1_0', tl1: 'TL1', tl2: 'TL2', f32: 'F32', f16: 'F16', bf16: 'BF16',
+}
+const MATRIX_FORMAT: Record<MatrixTarget, FormatName> = { f16: 'F16', q8_0: 'Q8_0', q6_k: 'Q6_K' }
+const TERNARY = ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down']
+const LAYER_ORDER = ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'attn_sub_norm', 'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_down', 'ffn_sub_norm']
+
+interface OutTensor {
+  src: ModelTensor
+  /** Optional 1bitLLM `.scale` tensor folded into γ. */
+  scale?: ModelTensor
+  kind: 'ternary' | 'matrix' | 'norm'
+  format: FormatName
+  dims: number[]
+  byteSize: number
+  tiling?: { BM: number; BK: number; bm: number }
+}
+
+/**
+ * Converts `contents` to a GGUF file, yielded as chunks (header first).
+ * @example
+ * await writeChunksToFile('out.gguf', convertToGguf(await hfContents(folderSource('2B-4T')), { to: 'i2s' }))
+ */
+export async function* convertToGguf(contents: ModelContents, opts: ConvertOptions = {}): AsyncGenerator<Uint8Array> {
+  const to = opts.to ?? 'i2s'
+  if (!(to in TERNARY_FORMAT)) throw new InvalidArgumentError(`convert: unknown target '${to}' (one of ${Object.keys(TERNARY_FORMAT).join(', ')})`)
+  const matrixFormat = MATRIX_FORMAT[opts.outputType ?? 'f16']
+  if (!matrixFormat) throw new InvalidArgumentError(`convert: unknown output type '${opts.outputType}' (one of ${Object.keys(MATRIX_FORMAT).join(', ')})`)
+  const plan = planOutput(contents, TERNARY_FORMAT[to], matrixFormat)
+  const tilings = plan.flatMap((t) => (t.tiling ? [t.dims[1], t.dims[0], t.tiling.BM, t.tiling.BK, t.tiling.bm] : []))
+  const extra: [string, GgufValue][] = tilings.length ? [[TL_TILING_KEY, metaArr(GgufType.UINT32, tilings)]] : []
+  const { header, padding } = ggufHeader({
+    metadata: convertMetadata(contents, to, extra),
+    tensors: plan.map((t) => ({ name: t.src.name, dims: t.dims, typeId: FORMATS[t.format].typeId, byteSize: t.byteSize })),
+  })
+  yield header
+  const total = plan.reduce((s, t) => s + t.src.byteSize, 0)
+  let done = 0
+  for (const t of plan) {
+    opts.signal?.throwIfAborted()
+    let written = 0
+    for await (const chunk of convertTensor(t)) {
+      written += chunk.byteLength
+      yield chunk
+    }
+    if (written !== t.byteSize) throw new Error(`convert: ${t.src.name} produced ${written} bytes, planned ${t.byteSize}`)
+    const p = padding(written)
+    if (p) yield new Uint8Array(p)
+    done += t.src.byteSize
+    opts.onProgress?.({ phase: 'repack', file: contents.name, loaded: done, total })
+  }
+}
+
+/** Output tensors in the official order, with their formats and sizes. */
+function planOutput(contents: ModelContents, ternary: FormatName, matrix: FormatName): OutTensor[] {
+  const byName = new Map(contents.tensors.map((t) => [t.name, t]))
+  const out: OutTensor[] = []
+  const add = (name: string, kind: OutTensor['kind']) => {
+    const src = byName.get(name)
+    if (!src) return
+    const dims = src.dims
+    const format = kind === 'ternary' ? ternary : kind === 'matrix' ? matrix : 'F32'
+    const t: OutTensor = { src, kind, format, dims, byteSize: 0 }
+    if (format === 'TL1' || format === 'TL2') t.tiling = defaultTlTiling(format, dims[1], dims[0])
+    try {
+      t.byteSize = tensorByteSize(format, dims, { file: contents.name })
+    } catch (e) {
+      throw new InvalidArgumentError(`convert: tensor '${name}' [${dims.join(', ')}] cannot be stored as ${format}: ${(e as Error).message}`)
+    }
+    if (kind === 'ternary') t.scale = byName.get(name.replace(/\.weight$/, '.scale'))
+    out.push(t)
+  }
+  add('token_embd.weight', 'matrix')
+  for (let l = 0; l < contents.config.nLayer; l++) {
+    for (const n of LAYER_ORDER) add(`blk.${l}.${n}.weight`, TERNARY.includes(n) ? 'ternary' : 'norm')
+  }
+  add('output_norm.weight', 'norm')
+  add('output.weight', 'matrix')
+  return out
+}
+
+const MATRIX_CHUNK_ROWS = 4096
+
+async function readAll(t: ModelTensor, offset = 0, length = t.byteSize): Promise<Uint8Array> {
+  const bytes = await t.read(offset, length)
+  if (bytes.byteLength !== length) throw new InvalidArgumentError(`convert: ${t.file}: tensor '${t.name}' is truncated`)
+  return bytes
+}
+
+/** One output tensor's bytes (in row chunks for matrices). */
+async function* convertTensor(t: OutTensor): AsyncGenerator<Uint8Array> {
+  const { src } = t
+  const [cols, rows = 1] = t.dims
+  if (t.kind === 'norm') {
+    yield quantizeF32(dequantizeRows(src.format, await readAll(src), cols * rows))
+    return
+  }
+  if (t.kind === 'matrix') {
+    const rowBytes = src.byteSize / rows
+    for (let r0 = 0; r0 < rows; r0 += MATRIX_CHUNK_ROWS) {
+      const n = Math.min(MATRIX_CHUNK_ROWS, rows - r0)
+      const bytes = await readAll(src, r0 * rowBytes, n * rowBytes)
+      if (src.format === t.format) { yield bytes; continue }
+      const values = dequantizeRows(src.format, bytes, n * cols)
+      yield t.format === 'F16' ? quantizeF16(values) : t.format === 'Q8_0' ? quantizeQ8_0(values) : quantizeQ6_K(values)
+    }
+    return
+  }
+  const { codes, scale: gamma } = decodeTernary(src.format, await readAll(src), rows, cols, { file: src.file, offset: src.offset }, src.decode)
+  const scale = t.scale ? gamma * dequantizeRows(t.scale.format, await readAll(t.scale), 1)[0] : gamma
+  switch (t.format) {
+    case 'I2_S': yield encodeI2s(codes, rows, cols, scale); return
+    case 'TQ2_0': yield encodeTq2_0(codes, rows, cols, scale); return
+    case 'TQ1_0': yield encodeTq1_0(codes, rows, cols, scale); return
+    case 'TL1': case 'TL2': yield encodeTl(t.format, codes, rows, cols, scale, t.tiling!, t.byteSize); return
+    default: {
+      const values = Float32Array.from(codes, (c) => c * scale)
+      yield t.format === 'F32' ? quantizeF32(values) : t.format === 'F16' ? quantizeF16(values) : quantizeBf16(values)
+    }
+  }
+}
