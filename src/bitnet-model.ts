@@ -3,14 +3,16 @@
  * generation loop, logits and perplexity on top.
  */
 import { applyChatTemplate, resolveChatTemplate, type ChatMessage } from './chat-template.js'
-import { InvalidArgumentError } from './errors.js'
-import { Generation, type GenerationChunk, type GenerationResult, type GenerationRun } from './generation.js'
+import { ContextFullError, InvalidArgumentError } from './errors.js'
+import type { GenerateOptions, Generation } from './generation.js'
 import type { ModelConfig } from './model/config.js'
 import type { ModelContents } from './model/contents.js'
 import { loadWeights, type LoadProgress, type OutputType } from './model/load.js'
 import type { TernaryKernel } from './model/kernel-select.js'
-import { stateBytes, Transformer } from './model/transformer.js'
-import { Sampler, type SamplerOptions } from './sampler.js'
+import { MAX_BATCH, stateBytes, Transformer } from './model/transformer.js'
+import type { Logger } from './logger.js'
+import { Session, type SessionOptions } from './session.js'
+import { StepScheduler } from './session-scheduler.js'
 import type { BitnetTokenizer } from './tokenizer.js'
 import { hardwareConcurrency } from './env.js'
 import type { KernelVariant } from './wasm.js'
@@ -27,8 +29,9 @@ export interface ModelOptions {
   variant?: KernelVariant
   /**
    * Output projection storage: 'q8' (8-bit copy, half the bytes of F16; perplexity cost
-   * on tiny-dev −0.01 %), 'f16' (exact, as in the file) or 'auto' (default: q8 for
-   * matrices of ≥ 64 Mi weights such as 2B4T's, f16 below).
+   * on tiny-dev −0.01 %), 'q4' (4-bit copy, 0.6× the bytes of q8; perplexity +1.7 % on
+   * tiny-dev, over the 0.5 % budget, so never chosen by 'auto'), 'f16' (exact, as in the
+   * file) or 'auto' (default: q8 for matrices of ≥ 64 Mi weights such as 2B4T's, f16 below).
    */
   outputType?: OutputType
   /** Ternary kernel: 'i2s' (multiply-add), 'tl' (lookup table) or 'auto' (default: the faster here). */
@@ -41,17 +44,8 @@ export interface ModelOptions {
   signal?: AbortSignal
   /** Kernel binary override (unusual hosting). */
   wasmBytes?: Uint8Array
-}
-
-export interface GenerateOptions extends SamplerOptions {
-  /** Maximum number of new tokens. Default 128. */
-  maxTokens?: number
-  /** Keep going past end-of-generation tokens (llama.cpp `--ignore-eos`). */
-  ignoreEos?: boolean
-  /** Prepend BOS to a text prompt. Default: the model's `add_bos_token`. */
-  addBos?: boolean
-  /** Stops generation within one token; the result keeps the partial text. */
-  signal?: AbortSignal
+  /** Where to log KV-cache reuse, context shifts, … (`console` works); silent by default. */
+  logger?: Logger
 }
 
 /**
@@ -76,9 +70,16 @@ export class BitnetModel {
 
   /** Which kernel build runs ('relaxed' or 'simd'). */
   readonly variant: KernelVariant
+  readonly logger?: Logger
+  /** @internal Hands out compute turns to sessions, round-robin per token, decode steps batched. */
+  readonly scheduler: StepScheduler
+  readonly #sessions = new Set<Session>()
+  #defaultSession?: Session
 
-  private constructor(t: Transformer, tokenizer: BitnetTokenizer, chatTemplate: string, variant: KernelVariant) {
+  private constructor(t: Transformer, tokenizer: BitnetTokenizer, chatTemplate: string, variant: KernelVariant, logger?: Logger) {
     this.transformer = t
+    this.logger = logger
+    this.scheduler = new StepScheduler((rows) => t.forwardBatch(rows), MAX_BATCH)
     this.variant = variant
     this.config = t.config
     this.contextSize = t.contextSize
@@ -101,7 +102,7 @@ export class BitnetModel {
     })
     const threads = opts.threads ?? await hardwareConcurrency()
     const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })
-    return new BitnetModel(await Transformer.create(model, ctx!, threads), contents.tokenizer, template, model.variant)
+    return new BitnetModel(await Transformer.create(model, ctx!, threads), contents.tokenizer, template, model.variant, opts.logger)
   }
 
   /** Compute threads in use (this one included). */
@@ -109,9 +110,32 @@ export class BitnetModel {
     return this.transformer.threads
   }
 
-  /** Stops the worker threads; the model cannot generate afterwards. */
+  /** Frees every session and stops the worker threads; the model cannot generate afterwards. */
   dispose(): Promise<void> {
+    for (const s of [...this.#sessions]) s.dispose()
     return this.transformer.dispose()
+  }
+
+  /**
+   * A new independent sequence with its own KV cache. Sessions share the model's compute
+   * fairly (round-robin per token), so concurrent generations never mix.
+   *
+   * @example
+   * ```ts
+   * const [a, b] = [model.createSession(), model.createSession()]
+   * const [x, y] = await Promise.all([a.generate('In the beginning'), b.generate('And God said')])
+   * ```
+   */
+  createSession(opts: SessionOptions = {}): Session {
+    const s = new Session(this, this.transformer.createKvCache(), opts, (d) => this.#sessions.delete(d))
+    this.#sessions.add(s)
+    return s
+  }
+
+  /** The session behind `model.generate()` / `model.chat()` (created on first use). */
+  get defaultSession(): Session {
+    this.#defaultSession ??= this.createSession()
+    return this.#defaultSession
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -128,11 +152,12 @@ export class BitnetModel {
     return this.tokenizer.decode(ids)
   }
 
-  /** Renders chat messages with the model's template (ends with the assistant prefix). */
-  applyChatTemplate(messages: readonly ChatMessage[]): string {
+  /** Renders chat messages with the model's template (ends with the assistant prefix unless `addGenerationPrompt: false`). */
+  applyChatTemplate(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
     return applyChatTemplate(this.chatTemplate, messages, {
       bosToken: this.tokenizer.bosToken,
       eosToken: this.tokenizer.eosToken,
+      addGenerationPrompt: opts.addGenerationPrompt,
     })
   }
 
@@ -169,7 +194,8 @@ export class BitnetModel {
   }
 
   /**
-   * Generates text after `prompt` (a string, or token ids used as is).
+   * Generates text after `prompt` (a string, or token ids used as is) on the default
+   * session, reusing its cached prefix.
    *
    * @example
    * ```ts
@@ -179,66 +205,43 @@ export class BitnetModel {
    * ```
    */
   generate(prompt: string | readonly number[], opts: GenerateOptions = {}): Generation {
-    const ids = typeof prompt === 'string' ? this.tokenize(prompt, { addBos: opts.addBos }) : [...prompt]
-    return new Generation(() => this.run(ids, opts))
+    return this.defaultSession.generate(prompt, opts)
   }
 
-  /** Chat: renders `messages` with the chat template, then generates the assistant's reply. */
+  /**
+   * Chat on the default session: renders `messages` with the chat template, then generates
+   * the assistant's reply.
+   *
+   * @example
+   * ```ts
+   * const { text } = await model.chat([{ role: 'user', content: 'Who led Israel out of Egypt?' }], { maxTokens: 64 })
+   * ```
+   */
   chat(messages: readonly ChatMessage[], opts: GenerateOptions = {}): Generation {
-    // The template writes BOS itself.
-    return this.generate(this.tokenize(this.applyChatTemplate(messages), { addBos: false }), opts)
+    return this.defaultSession.chat(messages, opts)
   }
 
-  private async *run(prompt: number[], opts: GenerateOptions): GenerationRun {
-    const maxTokens = opts.maxTokens ?? 128
-    if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new InvalidArgumentError(`maxTokens must be a non-negative integer, got ${maxTokens}`)
-    if (prompt.length === 0) throw new InvalidArgumentError('the prompt is empty (no tokens)')
-    const sampler = new Sampler(opts)
-    const eos = new Set(this.tokenizer.eosIds)
-    const stream = this.tokenizer.createStreamDecoder()
-    const t0 = performance.now()
-
-    // Prompt: every token goes through the network; only the last one's logits are needed.
-    let [logits] = this.transformer.prefill(prompt, 0)
-    const tPrompt = performance.now()
-
-    const history = [...prompt]
-    const tokens: number[] = []
-    let text = ''
-    let finishReason: GenerationResult['finishReason'] = 'length'
-    let tFirst = tPrompt
-    while (tokens.length < maxTokens) {
-      if (opts.signal?.aborted) { finishReason = 'abort'; break }
-      const tok = sampler.sample(logits!, history)
-      if (tokens.length === 0) tFirst = performance.now()
-      if (eos.has(tok) && !opts.ignoreEos) { finishReason = 'stop'; break }
-      tokens.push(tok)
-      history.push(tok)
-      const piece = stream.push(tok)
-      text += piece
-      yield { text: piece, tokenId: tok } satisfies GenerationChunk
-      if (tokens.length === maxTokens) break
-      logits = this.transformer.forward(tok, history.length - 1, true)!
+  /**
+   * Text embedding: the final hidden state (after the output norm) mean-pooled over the
+   * tokens of `text` (BOS per `addBos`). Uses the model's own cache, not any session's.
+   *
+   * @example
+   * ```ts
+   * const [a, b] = [model.embed('the ark'), model.embed('the flood')]
+   * ```
+   */
+  embed(text: string | readonly number[], opts: { addBos?: boolean } = {}): Float32Array {
+    const ids = typeof text === 'string' ? this.tokenize(text, opts) : text
+    if (ids.length === 0) throw new InvalidArgumentError('embed(): no tokens')
+    if (ids.length > this.contextSize) throw new ContextFullError(this.contextSize, ids.length)
+    const t = this.transformer
+    const sum = new Float64Array(this.config.nEmbd)
+    for (let i = 0; i < ids.length; i += MAX_BATCH) {
+      const rows = ids.slice(i, i + MAX_BATCH).map((token, j) => ({ token, pos: i + j }))
+      t.forwardBatch(rows)
+      for (const h of t.hiddenStates(rows.length)) h.forEach((v, d) => { sum[d] += v })
     }
-    // Bytes of a character the last token left incomplete (tokenId −1: no new token).
-    const tail = stream.flush()
-    if (tail) { text += tail; yield { text: tail, tokenId: -1 } }
-    const tEnd = performance.now()
-    const decodeMs = tEnd - tFirst
-    return {
-      text,
-      tokens,
-      promptTokens: prompt,
-      finishReason,
-      usage: { promptTokens: prompt.length, completionTokens: tokens.length, totalTokens: prompt.length + tokens.length },
-      timings: {
-        promptMs: tPrompt - t0,
-        timeToFirstTokenMs: tFirst - t0,
-        decodeMs,
-        promptTokensPerSecond: prompt.length / ((tPrompt - t0) / 1000),
-        decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / (decodeMs / 1000) : 0,
-      },
-    }
+    return Float32Array.from(sum, (v) => v / ids.length)
   }
 }
 

@@ -122,3 +122,44 @@ export class IntegrityError extends BitnetError {
     this.found = found
   }
 }
+
+/**
+ * A generation was stopped through its `AbortSignal` and the caller asked to be told by an
+ * error (`throwOnAbort: true`); `partialText` holds what was generated before the abort.
+ * Without `throwOnAbort` an abort resolves normally with `finishReason: 'abort'`.
+ */
+export class AbortError extends BitnetError {
+  readonly partialText: string
+  constructor(partialText: string) {
+    super('ABORTED', 'the generation was aborted')
+    this.partialText = partialText
+  }
+}
+
+/** An operation needs a session (or the model's default session) that is busy generating. */
+export class BusyError extends BitnetError {
+  constructor(message: string) {
+    super('BUSY', message)
+  }
+}
+
+/** The server's request queue is full (HTTP 429); retry later. */
+export class QueueFullError extends BitnetError {
+  constructor(message: string) {
+    super('QUEUE_FULL', message)
+  }
+}
+
+/** A request waited or ran longer than its time limit (HTTP 503 while queued). */
+export class TimeoutError extends BitnetError {
+  constructor(message: string) {
+    super('TIMEOUT', message)
+  }
+}
+
+/** A request body is larger than the server accepts (HTTP 413). */
+export class PayloadTooLargeError extends BitnetError {
+  constructor(limit: number) {
+    super('PAYLOAD_TOO_LARGE', `the request body is larger than ${limit} bytes`)
+  }
+}

@@ -9,9 +9,33 @@
  * ```
  */
 
+import { AbortError } from './errors.js'
+import type { SamplerOptions } from './sampler.js'
+
+/** Per-request options of `generate()` / `chat()` (load options are separate: `ModelOptions`). */
+export interface GenerateOptions extends SamplerOptions {
+  /** Maximum number of new tokens. Default 128. */
+  maxTokens?: number
+  /** Keep going past end-of-generation tokens (llama.cpp `--ignore-eos`). */
+  ignoreEos?: boolean
+  /** Prepend BOS to a text prompt. Default: the model's `add_bos_token`. */
+  addBos?: boolean
+  /** Stop when the text contains one of these; the stop string is not part of the output. */
+  stop?: readonly string[]
+  /** Stop after sampling one of these token ids (besides end-of-generation tokens); not part of the output. */
+  stopTokens?: readonly number[]
+  /** Stops generation within one token; the result keeps the partial text (`finishReason: 'abort'`). */
+  signal?: AbortSignal
+  /** Reject with an `AbortError` (carrying the partial text) on abort instead of resolving. */
+  throwOnAbort?: boolean
+}
+
 /** One generated token. */
 export interface GenerationChunk {
-  /** Text this token adds (may be empty while a multi-byte character is incomplete). */
+  /**
+   * Text this token releases: empty while a multi-byte character is incomplete or while the
+   * text could still turn into a stop string (held back, released with a later chunk).
+   */
   text: string
   tokenId: number
 }
@@ -19,6 +43,8 @@ export interface GenerationChunk {
 export interface GenerationTimings {
   /** Prompt evaluation time. */
   promptMs: number
+  /** Prompt tokens evaluated (those after the prefix reused from the KV cache). */
+  promptEvaluated: number
   /** Time from the call to the first generated token. */
   timeToFirstTokenMs: number
   /** Time spent generating after the first token. */
@@ -33,8 +59,10 @@ export interface GenerationResult {
   tokens: number[]
   /** Prompt token ids as evaluated (BOS included). */
   promptTokens: number[]
+  /** 'stop': end-of-generation token, stop token or stop string; 'length': maxTokens; 'abort': signal. */
   finishReason: 'stop' | 'length' | 'abort'
-  usage: { promptTokens: number; completionTokens: number; totalTokens: number }
+  /** `cachedTokens`: prompt tokens whose keys/values were reused from the session's KV cache. */
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number; cachedTokens: number }
   timings: GenerationTimings
 }
 
@@ -49,6 +77,7 @@ export class Generation implements AsyncIterable<GenerationChunk>, PromiseLike<G
 
   [Symbol.asyncIterator](): AsyncIterator<GenerationChunk> {
     const it = this.start()
+    let partial = ''
     let resolveResult!: (r: GenerationResult) => void
     let rejectResult!: (e: unknown) => void
     this.result = new Promise((res, rej) => { resolveResult = res; rejectResult = rej })
@@ -58,14 +87,18 @@ export class Generation implements AsyncIterable<GenerationChunk>, PromiseLike<G
         try {
           const r = await it.next()
           if (r.done) { resolveResult(r.value); return { done: true, value: undefined } }
+          partial += r.value.text
           return r
         } catch (e) {
           rejectResult(e)
           throw e
         }
       },
+      // Leaving a for-await loop early stops the run; awaiting the generation afterwards
+      // rejects with an AbortError holding the text streamed so far.
       return: async () => {
         await it.return(undefined as never)
+        rejectResult(new AbortError(partial))
         return { done: true, value: undefined }
       },
     }

@@ -4,7 +4,9 @@
  * OS temp folder), with an optional per-op time breakdown.
  */
 import { InvalidArgumentError } from '../errors.js'
+import { convertToGguf, type ConvertTarget } from '../convert/index.js'
 import { ggufChunks } from '../gguf/writer.js'
+import { openModelContents } from '../load-model.js'
 import { cachedTempFile } from '../io/file.js'
 import { SHAPES, syntheticGguf } from '../model/synthetic.js'
 import type { KernelVariant } from '../wasm.js'
@@ -13,13 +15,15 @@ import { ProgressBar } from './progress.js'
 import { benchKernels } from './bench-kernels.js'
 import { hardwareConcurrency } from '../env.js'
 
-export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd] [--profile] [--json]
+export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd] [--profile] [--json]
   prints prompt tokens/s, decode tokens/s, time to first token, peak RSS, kernel, variant, threads
   --json: {"pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "kernel", "variant", "threads"}
 bitnet bench --kernels [-t N] [--variant relaxed|simd] [--json]
   matvec kernels in GB/s of weights per thread, L2- and DRAM-resident, 1 and N threads`
 
+// Formats the synthetic generator writes directly; tl1/tl2 are converted from its I2_S file.
 const FORMATS = { i2s: 'I2_S', tq2_0: 'TQ2_0', tq1_0: 'TQ1_0' } as const
+const CONVERTED = ['tl1', 'tl2'] as const
 
 export async function benchCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const { values } = parse(argv, {
@@ -51,11 +55,23 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     if (path) throw new InvalidArgumentError('give -m MODEL or --shape, not both')
     const shape = SHAPES[values.shape as keyof typeof SHAPES]
     if (!shape) throw new InvalidArgumentError(`unknown --shape '${values.shape}' (${Object.keys(SHAPES).join(', ')})`)
-    const format = FORMATS[values.format as keyof typeof FORMATS]
-    if (!format) throw new InvalidArgumentError(`--format must be one of ${Object.keys(FORMATS).join(', ')}`)
+    const fmt = values.format!
+    const format = FORMATS[fmt as keyof typeof FORMATS]
+    const converted = (CONVERTED as readonly string[]).includes(fmt)
+    if (!format && !converted) throw new InvalidArgumentError(`--format must be one of ${[...Object.keys(FORMATS), ...CONVERTED].join(', ')}`)
     const bar = new ProgressBar(`generating synthetic ${values.shape}`)
     bar.update(0, 1)
-    path = await cachedTempFile(`bitnet-synthetic-${values.shape}-${values.format}.gguf`, () => ggufChunks(syntheticGguf(shape, { format, seed: 1 })))
+    path = await cachedTempFile(`bitnet-synthetic-${values.shape}-${converted ? 'i2s' : fmt}.gguf`,
+      () => ggufChunks(syntheticGguf(shape, { format: format ?? 'I2_S', seed: 1 })))
+    if (converted) {
+      const contents = await openModelContents(path)
+      try {
+        path = await cachedTempFile(`bitnet-synthetic-${values.shape}-${fmt}.gguf`,
+          () => convertToGguf(contents, { to: fmt as ConvertTarget, signal }))
+      } finally {
+        await contents.close?.()
+      }
+    }
     bar.done()
   }
   const model = await openModel({ ...values, model: path, ctx: String(pp + tg + 8) }, signal, variant)

@@ -65,7 +65,7 @@ export async function openModel(values: { model?: string; ctx?: string; threads?
       contextSize: intOpt(values.ctx, 'ctx', 1),
       threads: intOpt(values.threads, 'threads', 1),
       variant,
-      outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8'] as const),
+      outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8', 'q4'] as const),
       signal,
       onProgress: progressHandler(bar),
     })

@@ -75,7 +75,7 @@ export async function writeChunksToFile(path: string, chunks: Iterable<Uint8Arra
  * A file in the OS temp folder made once by `make` and reused after (benchmark models).
  * Written to a temporary name and renamed, so an interrupted run never leaves a partial file.
  */
-export async function cachedTempFile(name: string, make: () => Iterable<Uint8Array>): Promise<string> {
+export async function cachedTempFile(name: string, make: () => Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<string> {
   const { tmpdir } = await import('node:os')
   const { join } = await import('node:path')
   const { rename, stat } = await import('node:fs/promises')

@@ -31,24 +31,35 @@ export interface TernaryWeight {
 
 /**
  * The embedding / output matrix [rows][cols]: an exact f16 copy of an F16 file, f32 (other
- * full-precision sources), or the 8-bit Q8B copy (assembly/formats/q8b.ts: int8 [rows][kp]
- * at ptr, f32 block scales [rows][kp/128] at `scales`).
+ * full-precision sources), or a quantized copy of the output matrix made at load (QUANTIZED:
+ * Q8B int8 [rows][kp] or Q4B nibbles [rows][kp/2] at ptr, f32 block scales at `scales`).
  */
 export interface FloatMatrix {
   ptr: number
   rows: number
   cols: number
-  type: 'f16' | 'f32' | 'q8b'
+  type: 'f16' | 'f32' | QuantizedType
   kp: number
   scales: number
 }
 
 /**
  * How the output projection is stored: 'f16' (exact, F16 files), 'q8' (8-bit copy, half
- * the bytes), or 'auto': q8 when the matrix is large enough to dominate a decode step's
- * reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B, 8B), exact f16 below (tiny models, 0.7B).
+ * the bytes), 'q4' (4-bit copy, 5 bits per weight with scales), or 'auto': q8 when the
+ * matrix is large enough to dominate a decode step's reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B,
+ * 8B), exact f16 below (tiny models, 0.7B).
  */
-export type OutputType = 'auto' | 'f16' | 'q8'
+export type OutputType = 'auto' | 'f16' | 'q8' | 'q4'
+
+/**
+ * The quantized copies of the output matrix (assembly/formats/q8b.ts, q4b.ts): weights per
+ * scale, bytes per padded row, and the kernel that converts f16 rows.
+ */
+export const QUANTIZED = {
+  q8b: { option: 'q8', block: 128, rowBytes: (kp: number) => kp, convert: 'quantize_rows_f16_q8b' },
+  q4b: { option: 'q4', block: 32, rowBytes: (kp: number) => kp / 2, convert: 'quantize_rows_f16_q4b' },
+} as const
+export type QuantizedType = keyof typeof QUANTIZED
 
 /** 64 Mi elements = 128 MiB of f16. */
 export const AUTO_Q8_ELEMENTS = 1 << 26
@@ -124,7 +135,7 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   const weightsEnd = arena.top
   // Rows of an F16 matrix being converted to Q8B pass through a scratch area where the
   // runtime state will live (unused until load ends), never as a whole f16 copy.
-  const scratchBytes = plan.some((p) => p.matrixType === 'q8b') ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : 0
+  const scratchBytes = plan.some((p) => p.matrixType! in QUANTIZED) ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : 0
   const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024)
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
@@ -199,11 +210,13 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
       if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
       // The output matrix (token_embd when tied) gets the 8-bit copy, from F16 or BF16 (via f16).
       const isOutput = name === 'output.weight' || !byName.has('output.weight')
-      const q8 = outputType === 'q8' || (outputType === 'auto' && rows * cols >= AUTO_Q8_ELEMENTS)
-      p.matrixType = !HALF.includes(info.format) ? 'f32' : q8 && isOutput ? 'q8b' : 'f16'
-      if (p.matrixType === 'q8b') {
+      const wanted = outputType === 'auto' ? (rows * cols >= AUTO_Q8_ELEMENTS ? 'q8' : 'f16') : outputType
+      const copy = (Object.keys(QUANTIZED) as QuantizedType[]).find((t) => QUANTIZED[t].option === wanted)
+      p.matrixType = !HALF.includes(info.format) ? 'f32' : copy && isOutput ? copy : 'f16'
+      if (p.matrixType in QUANTIZED) {
+        const q = QUANTIZED[p.matrixType as QuantizedType]
         p.kp = Math.ceil(cols / 128) * 128
-        p.bytes = rows * p.kp + rows * (p.kp / 128) * 4
+        p.bytes = rows * q.rowBytes(p.kp) + rows * (p.kp / q.block) * 4
       } else {
         p.bytes = rows * cols * (p.matrixType === 'f16' ? 2 : 4)
       }
@@ -280,12 +293,13 @@ function toF16(format: string, bytes: Uint8Array): Uint8Array {
 /**
  * Streams the embedding / output matrix into place in row chunks (it is the largest tensor:
  * never held whole outside wasm memory): f16 rows as they are (BF16 converted), f32 rows
- * dequantized, or Q8B via the scratch area (f16 rows → quantize_rows_f16_q8b).
+ * dequantized, or a quantized copy via the scratch area (f16 rows → its convert kernel).
  */
 async function storeMatrix(p: Planned, read: (offset: number, length: number) => Promise<Uint8Array>,
   heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
   const rowBytes = p.info.byteSize / p.rows
-  const scales = p.ptr + p.rows * p.kp
+  const q = p.matrixType! in QUANTIZED ? QUANTIZED[p.matrixType as QuantizedType] : undefined
+  const scales = q ? p.ptr + p.rows * q.rowBytes(p.kp) : 0
   for (let r0 = 0; r0 < p.rows; r0 += MATRIX_CHUNK_ROWS) {
     const n = Math.min(MATRIX_CHUNK_ROWS, p.rows - r0)
     const bytes = await read(r0 * rowBytes, n * rowBytes)
@@ -295,7 +309,7 @@ async function storeMatrix(p: Planned, read: (offset: number, length: number) =>
       heap.set(toF16(p.info.format, bytes), p.ptr + r0 * p.cols * 2)
     } else {
       heap.set(toF16(p.info.format, bytes), scratch)
-      kernels.quantize_rows_f16_q8b(scratch, n, p.cols, p.kp, p.ptr + r0 * p.kp, scales + r0 * (p.kp / 128) * 4, 0, 1)
+      kernels[q!.convert](scratch, n, p.cols, p.kp, p.ptr + r0 * q!.rowBytes(p.kp), scales + r0 * (p.kp / q!.block) * 4, 0, 1)
     }
   }
 }
@@ -311,7 +325,8 @@ function checkScale(gamma: number, name: string, file: string): number {
 function assemble(plan: Planned[], c: ModelConfig, kernel: TernaryKernel): ModelWeights {
   const byName = new Map(plan.map((p) => [p.info.name, p]))
   const matrix = (p: Planned): FloatMatrix => ({
-    ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp, scales: p.ptr + p.rows * p.kp,
+    ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp,
+    scales: p.matrixType! in QUANTIZED ? p.ptr + p.rows * QUANTIZED[p.matrixType as QuantizedType].rowBytes(p.kp) : 0,
   })
   const get = (name: string) => byName.get(name)!
   const ternary = (name: string): TernaryWeight => {

@@ -35,8 +35,9 @@ interface RunState {
   att: number // f32 [B][n_head][ctx]   attention scores
   rope: number // f32 [B][n_rot]        cos (n_rot/2), then sin (n_rot/2), of each row's position
   logits: number // f32 [B][vocab]
-  oq: number // i16 [B][n_embd padded to 128]  output-norm vectors quantized per block (Q8B output)
+  oq: number // i16 [B][n_embd padded to 128]  output-norm vectors quantized per block (Q8B: i16, Q4B: i8)
   oqScales: number // f32 [B][n_embd padded / 128]
+  oqSums: number // i32 [B][n_embd padded / 32]     8·Σ per 32-block (Q4B)
   ctl: number // thread-pool control block (threads/protocol.ts)
 }
 
@@ -317,10 +318,14 @@ export class Transformer {
       if (!r.logits) return
       const xn = row(s.xb, t, c.nEmbd), y = row(s.logits, t, c.vocabSize)
       k.rmsnorm_f32(row(s.x, t, c.nEmbd), w.outputNorm, xn, c.nEmbd, c.normEps)
+      const oq = s.oq + t * kpOut * 2, os = row(s.oqScales, t, kpOut / 128)
       if (out.type === 'q8b') {
-        const oq = s.oq + t * kpOut * 2, os = row(s.oqScales, t, kpOut / 128)
         k.quantize_blocks_f32_i16(xn, c.nEmbd, out.kp, oq, os)
         jobs.push(['matvec_q8b_i16', out.ptr, out.scales, oq, os, y, out.rows, out.kp])
+      } else if (out.type === 'q4b') {
+        const sums = row(s.oqSums, t, kpOut / 32)
+        k.quantize_blocks_f32_i8(xn, c.nEmbd, out.kp, oq, os, sums)
+        jobs.push(['matvec_q4b_i8', out.ptr, out.scales, oq, os, sums, y, out.rows, out.kp])
       } else {
         jobs.push([out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, xn, y, out.rows, out.cols])
       }
@@ -328,6 +333,21 @@ export class Transformer {
     if (jobs.length) this.round('output', jobs)
     const heap = new Float32Array(this.memory.buffer)
     return rows.map((r, t) => (r.logits ? heap.subarray(row(s.logits, t, c.vocabSize) / f32, row(s.logits, t, c.vocabSize) / f32 + c.vocabSize) : undefined))
+  }
+
+  /**
+   * Final hidden states of the first `n` rows of the last forwardBatch, after the output
+   * norm: RMSNorm(h_t, output_norm), copies [n][n_embd] (what HF calls last_hidden_state).
+   * Uses xb as scratch, so call it right after the pass.
+   */
+  hiddenStates(n: number): Float32Array[] {
+    const c = this.config, s = this.s
+    if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH) throw new InvalidArgumentError(`hiddenStates: n must be in 1..${MAX_BATCH}, got ${n}`)
+    return Array.from({ length: n }, (_, t) => {
+      const x = s.x + t * c.nEmbd * f32, xn = s.xb + t * c.nEmbd * f32
+      this.k.rmsnorm_f32(x, this.w.outputNorm, xn, c.nEmbd, c.normEps)
+      return new Float32Array(this.memory.buffer, xn, c.nEmbd).slice()
+    })
   }
 
   // RMSNorm(x_t)·w (no norm when w is undefined) → int8 with per-token absmax scale, K
@@ -378,6 +398,7 @@ export class Transformer {
     const e = this.w.tokenEmbd
     if (e.type === 'f16') this.k.f16_to_f32(e.ptr + token * e.cols * 2, dst, e.cols)
     else if (e.type === 'q8b') this.k.dequantize_row_q8b(e.ptr, e.scales, token, e.cols, e.kp, dst)
+    else if (e.type === 'q4b') this.k.dequantize_row_q4b(e.ptr, e.scales, token, e.cols, e.kp, dst)
     else this.copyF32(e.ptr + token * e.cols * f32, dst, e.cols)
   }
 
@@ -417,6 +438,7 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
     logits: a.alloc(B * c.vocabSize * f32),
     oq: a.alloc(B * kpOut * 2),
     oqScales: a.alloc(B * (kpOut / 128) * f32),
+    oqSums: a.alloc(B * (kpOut / 32) * 4),
     ctl: a.alloc(CTL_BYTES),
   }
 }

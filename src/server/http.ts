@@ -1,0 +1,204 @@
+/**
+ * `bitnet serve`: an OpenAI-compatible HTTP server on node:http.
+ *
+ *   POST /v1/chat/completions, POST /v1/completions   (JSON, or SSE with `stream: true`)
+ *   GET  /v1/models, GET /health
+ *
+ * A request tokenizes its prompt, takes a slot (SlotPool: `parallel` sessions, bounded
+ * queue → 429 when full, 503 after waiting too long), generates on that slot's session and
+ * gives it back. Sessions take turns per token (StepScheduler), so concurrent streams stay
+ * separate. A client that disconnects aborts its generation (freed within one token) or
+ * leaves the queue; a request running past `timeoutMs` is cut like `max_tokens`.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { BitnetModel } from '../bitnet-model.js'
+import { BitnetError, InvalidArgumentError, PayloadTooLargeError, TimeoutError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { chunk, completion, finishReason, newMeta, parseRequest, usage, type CompletionRequest, type Kind } from './openai.js'
+import { SlotPool } from './slots.js'
+
+export interface ServeOptions {
+  /** Interface to bind. Default 127.0.0.1 (local only). */
+  host?: string
+  /** Port; 0 picks a free one. Default 8080. */
+  port?: number
+  /** Require `Authorization: Bearer <apiKey>` (except on /health). */
+  apiKey?: string
+  /** Sequences generating at once, each with its own KV cache. Default 1. */
+  parallel?: number
+  /** Requests waiting for a slot before 429. Default 64. */
+  maxQueue?: number
+  /** Largest request body in bytes (413 above). Default 1 MiB. */
+  maxBodyBytes?: number
+  /** Longest wait for a slot (503) and longest generation (cut, finish_reason 'length'). Default 600 000 ms. */
+  timeoutMs?: number
+  /** Send `Access-Control-Allow-Origin: *` and answer preflight requests. */
+  cors?: boolean
+  /** Name reported by /v1/models and in responses. */
+  modelId?: string
+  logger?: Logger
+}
+
+/** A running server. */
+export interface BitnetServer {
+  readonly server: Server
+  /** e.g. http://127.0.0.1:8080 */
+  readonly url: string
+  /** Stops accepting requests, aborts running ones, frees the slots (not the model). */
+  close(): Promise<void>
+}
+
+const STATUS: Record<string, number> = {
+  INVALID_ARGUMENT: 400, CONTEXT_FULL: 400, UNSUPPORTED: 400, QUEUE_FULL: 429, TIMEOUT: 503, PAYLOAD_TOO_LARGE: 413,
+}
+
+/**
+ * Starts the server and resolves once it listens.
+ *
+ * @example
+ * ```ts
+ * const model = await loadModel('ggml-model-i2_s.gguf')
+ * const srv = await serve(model, { port: 8080, parallel: 4 })
+ * // new OpenAI({ baseURL: srv.url + '/v1', apiKey: 'none' }).chat.completions.create(…)
+ * ```
+ */
+export async function serve(model: BitnetModel, opts: ServeOptions = {}): Promise<BitnetServer> {
+  const parallel = opts.parallel ?? 1
+  const timeoutMs = opts.timeoutMs ?? 600_000
+  const pool = new SlotPool(model, { parallel, maxQueue: opts.maxQueue ?? 64 })
+  const modelId = opts.modelId ?? 'bitnet'
+  const running = new Set<AbortController>()
+  const log = opts.logger
+
+  const server = createServer((req, res) => {
+    const t0 = performance.now()
+    res.on('finish', () => log?.info?.(`${req.method} ${req.url} ${res.statusCode}`, { ms: Math.round(performance.now() - t0) }))
+    handle(req, res).catch((e) => { if (!res.destroyed) sendError(res, e) })
+  })
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (opts.cors) {
+      res.setHeader('Access-Control-Allow-Origin', '*')
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204, { 'Access-Control-Allow-Methods': 'GET, POST, OPTIONS', 'Access-Control-Allow-Headers': 'Authorization, Content-Type', 'Access-Control-Max-Age': '600' })
+        return void res.end()
+      }
+    }
+    const path = (req.url ?? '/').split('?')[0]
+    if (req.method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok', slots: pool.stats })
+    if (opts.apiKey !== undefined && req.headers.authorization !== `Bearer ${opts.apiKey}`) {
+      return sendJson(res, 401, { error: { message: 'invalid or missing API key', type: 'authentication_error', param: null, code: 'invalid_api_key' } })
+    }
+    if (req.method === 'GET' && path === '/v1/models') {
+      return sendJson(res, 200, { object: 'list', data: [{ id: modelId, object: 'model', created: 0, owned_by: 'bitnet-wasm' }] })
+    }
+    const kind: Kind | undefined = path === '/v1/chat/completions' ? 'chat' : path === '/v1/completions' ? 'text' : undefined
+    if (!kind) return sendJson(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'invalid_request_error', param: null, code: 'not_found' } })
+    if (req.method !== 'POST') return sendJson(res, 405, { error: { message: `use POST for ${path}`, type: 'invalid_request_error', param: null, code: 'method_not_allowed' } })
+    const body = await readJson(req, opts.maxBodyBytes ?? 1 << 20)
+    await generate(parseRequest(kind, body), res)
+  }
+
+  async function generate(r: CompletionRequest, res: ServerResponse): Promise<void> {
+    const tokens = r.kind === 'chat'
+      ? model.tokenize(model.applyChatTemplate(r.messages!), { addBos: false })
+      : typeof r.prompt === 'string' ? model.tokenize(r.prompt) : r.prompt!
+    const room = model.contextSize - 1 - tokens.length
+    if (room < 1) {
+      throw Object.assign(new InvalidArgumentError(`the prompt has ${tokens.length} tokens; the context holds ${model.contextSize}`), { param: 'messages', openaiCode: 'context_length_exceeded' })
+    }
+    // One controller per request: client gone, time limit, server closing.
+    const ac = new AbortController()
+    running.add(ac)
+    const onClose = () => { if (!res.writableFinished) ac.abort() }
+    res.on('close', onClose)
+    const timer = setTimeout(() => ac.abort(new TimeoutError(`the request took longer than ${timeoutMs} ms`)), timeoutMs)
+    try {
+      const slot = await pool.acquire(tokens, ac.signal)
+      try {
+        const gen = slot.session.generate(tokens, { ...r.options, maxTokens: Math.min(r.maxTokens ?? room, room), signal: ac.signal })
+        const meta = newMeta(r.kind, modelId)
+        if (!r.stream) return sendJson(res, 200, completion(r.kind, meta, await gen))
+        res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
+        const send = (v: unknown) => { if (!res.destroyed) res.write(`data: ${JSON.stringify(v)}\n\n`) }
+        if (r.kind === 'chat') send(chunk(r.kind, meta, '', null, { role: true }))
+        try {
+          for await (const c of gen) if (c.text) send(chunk(r.kind, meta, c.text, null))
+          const result = await gen
+          send(chunk(r.kind, meta, '', finishReason(result)))
+          if (r.includeUsage) send(chunk(r.kind, meta, '', null, { usage: usage(result) }))
+        } catch (e) {
+          send(errorBody(e))
+        }
+        res.end('data: [DONE]\n\n')
+      } finally {
+        pool.release(slot)
+      }
+    } finally {
+      clearTimeout(timer)
+      res.off('close', onClose)
+      running.delete(ac)
+    }
+  }
+
+  function sendError(res: ServerResponse, e: unknown): void {
+    if (res.headersSent) return void res.end()
+    const status = e instanceof BitnetError ? STATUS[e.code] ?? 500 : 500
+    if (status === 500) log?.error?.('request failed', { error: e instanceof Error ? e.stack : String(e) })
+    if (status === 429) res.setHeader('Retry-After', '1')
+    sendJson(res, status, errorBody(e))
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port ?? 8080, opts.host ?? '127.0.0.1', () => { server.off('error', reject); resolve() })
+  })
+  server.requestTimeout = 60_000 // to receive a whole request (headers + body)
+  const addr = server.address() as AddressInfo
+  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+  log?.info?.(`listening on ${url}`, { parallel, model: modelId })
+  return {
+    server,
+    url,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      for (const ac of running) ac.abort()
+      server.closeIdleConnections()
+      await closed
+      pool.dispose()
+    },
+  }
+}
+
+function errorBody(e: unknown): { error: Record<string, unknown> } {
+  const err = e as { code?: string; param?: string; openaiCode?: string; message?: string }
+  const code = e instanceof BitnetError ? e.code : 'INTERNAL'
+  const type = STATUS[code] === 400 || STATUS[code] === 413 ? 'invalid_request_error' : code === 'INTERNAL' ? 'server_error' : 'rate_limit_error'
+  const message = e instanceof BitnetError ? e.message : 'internal error'
+  return { error: { message, type, param: err.param ?? null, code: err.openaiCode ?? code.toLowerCase() } }
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value)
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) })
+  res.end(body)
+}
+
+// Reads a JSON body of at most `limit` bytes (413 beyond, without reading the rest).
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0)
+  if (declared > limit) throw new PayloadTooLargeError(limit)
+  const parts: Buffer[] = []
+  let size = 0
+  for await (const part of req as AsyncIterable<Buffer>) {
+    size += part.length
+    if (size > limit) throw new PayloadTooLargeError(limit)
+    parts.push(part)
+  }
+  try {
+    return JSON.parse(Buffer.concat(parts).toString('utf8'))
+  } catch {
+    throw new InvalidArgumentError('the request body is not valid JSON')
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The OpenAI wire format: request bodies of /v1/chat/completions and /v1/completions →
+ * a prompt and GenerateOptions; results → response objects and SSE chunks. Field names
+ * and shapes follow the OpenAI API reference (llama-server's extras `top_k`, `min_p`,
+ * `repeat_penalty` are accepted too).
+ */
+import type { ChatMessage } from '../chat-template.js'
+import { InvalidArgumentError } from '../errors.js'
+import type { GenerateOptions, GenerationResult } from '../generation.js'
+
+export type Kind = 'chat' | 'text'
+
+/** A parsed request: what to generate and how to answer. */
+export interface CompletionRequest {
+  kind: Kind
+  /** Chat messages (kind 'chat'). */
+  messages?: ChatMessage[]
+  /** Prompt text or token ids (kind 'text'). */
+  prompt?: string | number[]
+  /** Requested max tokens (undefined: until the context is full). */
+  maxTokens?: number
+  options: GenerateOptions
+  stream: boolean
+  includeUsage: boolean
+}
+
+type Body = Record<string, unknown>
+
+const bad = (param: string, message: string): never => { throw Object.assign(new InvalidArgumentError(message), { param }) }
+
+function num(b: Body, key: string, min = -Infinity, max = Infinity): number | undefined {
+  const v = b[key]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) bad(key, `'${key}' must be a number in [${min}, ${max}]`)
+  return v as number
+}
+
+function int(b: Body, key: string, min: number): number | undefined {
+  const v = num(b, key, min)
+  if (v !== undefined && !Number.isInteger(v)) bad(key, `'${key}' must be an integer`)
+  return v
+}
+
+// Message content: a string, or an array of {type:'text', text} parts (joined).
+function content(m: Record<string, unknown>, i: number): string {
+  const c = m.content
+  if (typeof c === 'string') return c
+  if (c === null || c === undefined) return ''
+  if (Array.isArray(c) && c.every((p) => p && typeof p === 'object' && p.type === 'text' && typeof p.text === 'string')) {
+    return c.map((p) => p.text).join('')
+  }
+  return bad(`messages[${i}].content`, 'message content must be a string or an array of text parts')
+}
+
+/** Validates a request body; throws InvalidArgumentError (with `param`) naming the bad field. */
+export function parseRequest(kind: Kind, body: unknown): CompletionRequest {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) bad('', 'the request body must be a JSON object')
+  const b = body as Body
+  const req: CompletionRequest = { kind, options: {}, stream: b.stream === true, includeUsage: false }
+  if (kind === 'chat') {
+    if (!Array.isArray(b.messages) || b.messages.length === 0) bad('messages', "'messages' must be a non-empty array")
+    req.messages = (b.messages as unknown[]).map((m, i) => {
+      if (!m || typeof m !== 'object' || typeof (m as Body).role !== 'string') bad(`messages[${i}]`, 'each message needs a string role')
+      return { role: (m as Body).role as string, content: content(m as Body, i) }
+    })
+  } else {
+    let p = b.prompt
+    if (Array.isArray(p) && p.length === 1 && (typeof p[0] === 'string' || Array.isArray(p[0]))) p = p[0]
+    const ids = Array.isArray(p) && p.length > 0 && p.every((t) => Number.isInteger(t) && t >= 0)
+    if (typeof p !== 'string' && !ids) bad('prompt', "'prompt' must be a string or an array of token ids (one prompt per request)")
+    req.prompt = p as string | number[]
+  }
+  if ((b.n ?? 1) !== 1) bad('n', "only 'n': 1 is supported")
+  if (b.logprobs === true || typeof b.logprobs === 'number') bad('logprobs', "'logprobs' is not supported yet")
+  const rf = b.response_format as Body | undefined
+  if (rf !== undefined && rf !== null && rf.type !== 'text') bad('response_format', `response_format '${String(rf?.type)}' is not supported yet`)
+  const so = b.stream_options as Body | undefined
+  req.includeUsage = req.stream && so?.include_usage === true
+  req.maxTokens = int(b, 'max_completion_tokens', 0) ?? int(b, 'max_tokens', 0) ?? (kind === 'text' ? 16 : undefined)
+  let stop = b.stop
+  if (typeof stop === 'string') stop = [stop]
+  if (stop !== undefined && stop !== null && (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || !s))) {
+    bad('stop', "'stop' must be a string or an array of non-empty strings")
+  }
+  // OpenAI defaults: temperature 1, top_p 1; no top-k / min-p unless asked (llama-server extras).
+  req.options = {
+    temperature: num(b, 'temperature', 0, 2) ?? 1,
+    topP: num(b, 'top_p', 0, 1) ?? 1,
+    topK: int(b, 'top_k', 0) ?? 0,
+    minP: num(b, 'min_p', 0, 1) ?? 0,
+    frequencyPenalty: num(b, 'frequency_penalty', -2, 2),
+    presencePenalty: num(b, 'presence_penalty', -2, 2),
+    repeatPenalty: num(b, 'repeat_penalty', 0),
+    seed: int(b, 'seed', 0),
+    stop: (stop as string[] | undefined) ?? undefined,
+  }
+  if (req.options.topP === 0) bad('top_p', "'top_p' must be > 0")
+  return req
+}
+
+const FINISH: Record<GenerationResult['finishReason'], string> = { stop: 'stop', length: 'length', abort: 'length' }
+
+/** Identity of one response: every chunk of a stream repeats it. */
+export interface ResponseMeta {
+  id: string
+  created: number
+  model: string
+}
+
+export function newMeta(kind: Kind, model: string): ResponseMeta {
+  return { id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model }
+}
+
+export function usage(r: GenerationResult): Record<string, unknown> {
+  return {
+    prompt_tokens: r.usage.promptTokens,
+    completion_tokens: r.usage.completionTokens,
+    total_tokens: r.usage.totalTokens,
+    prompt_tokens_details: { cached_tokens: r.usage.cachedTokens },
+  }
+}
+
+/** The non-streaming response. */
+export function completion(kind: Kind, meta: ResponseMeta, r: GenerationResult): Record<string, unknown> {
+  const finish_reason = FINISH[r.finishReason]
+  const choice = kind === 'chat'
+    ? { index: 0, message: { role: 'assistant', content: r.text }, logprobs: null, finish_reason }
+    : { index: 0, text: r.text, logprobs: null, finish_reason }
+  return { ...meta, object: kind === 'chat' ? 'chat.completion' : 'text_completion', choices: [choice], usage: usage(r) }
+}
+
+/**
+ * One SSE chunk: text (`finish` null), the final chunk (`finish` set, empty text), or the
+ * usage chunk (`usage` set, no choices). The first chat chunk carries the role.
+ */
+export function chunk(kind: Kind, meta: ResponseMeta, text: string, finish: string | null, opts: { role?: boolean; usage?: Record<string, unknown> } = {}): Record<string, unknown> {
+  const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion'
+  if (opts.usage) return { ...meta, object, choices: [], usage: opts.usage }
+  const delta: Record<string, string> = {}
+  if (opts.role) delta.role = 'assistant'
+  if (text || opts.role) delta.content = text
+  const choice = kind === 'chat'
+    ? { index: 0, delta, logprobs: null, finish_reason: finish }
+    : { index: 0, text, logprobs: null, finish_reason: finish }
+  return { ...meta, object, choices: [choice] }
+}
+
+/** The finish reason as OpenAI names it. */
+export function finishReason(r: GenerationResult): string {
+  return FINISH[r.finishReason]
+}

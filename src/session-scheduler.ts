@@ -1,0 +1,111 @@
+/**
+ * Fair sharing of one model between sessions. The transformer computes one pass at a time
+ * (its activation buffers are shared), so sessions hand it work items, served in FIFO order
+ * (a session that was just served queues behind those waiting: round-robin per token):
+ *
+ * - a step: a synchronous function run alone (a slice of a prompt through `prefill`);
+ * - a decode row: one token of one session. All decode rows waiting when the model is free
+ *   go through ONE `forwardBatch` (up to MAX_BATCH rows from different KV caches: every
+ *   weight is read once for all of them), then each row's logits are handed to its own
+ *   callback (sampling) in the same synchronous turn, before anything else can overwrite them.
+ *
+ * Work is granted in a macrotask: by then every active stream has queued its next row (its
+ * consumer ran in the microtasks before), so decode steps batch, and the event loop serves
+ * sockets and timers (a disconnecting client, an abort) between passes.
+ */
+import type { BatchRow } from './model/transformer.js'
+
+type Item =
+  | { kind: 'step'; run: () => unknown; done: (v: unknown) => void; fail: (e: unknown) => void }
+  | { kind: 'row'; row: BatchRow; use: (logits: Float32Array) => unknown; live: () => boolean; done: (v: unknown) => void; fail: (e: unknown) => void }
+
+/**
+ * FIFO scheduler of steps and batched decode rows (one per model).
+ *
+ * @example
+ * ```ts
+ * const sched = new StepScheduler((rows) => transformer.forwardBatch(rows), MAX_BATCH)
+ * const next = await sched.decode({ token, pos, kv }, (logits) => sampler.sample(logits), () => true)
+ * ```
+ */
+export class StepScheduler {
+  readonly #forwardBatch: (rows: BatchRow[]) => (Float32Array | undefined)[]
+  readonly #maxBatch: number
+  #queue: Item[] = []
+  #scheduled = false
+  /** Rows per forwardBatch so far (for tests and stats): [passes, rows]. */
+  readonly batches = { passes: 0, rows: 0 }
+
+  constructor(forwardBatch: (rows: BatchRow[]) => (Float32Array | undefined)[], maxBatch: number) {
+    this.#forwardBatch = forwardBatch
+    this.#maxBatch = maxBatch
+  }
+
+  /** Runs `fn` alone when its turn comes; resolves with its result. */
+  step<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((done, fail) => this.#push({ kind: 'step', run: fn, done: done as (v: unknown) => void, fail }))
+  }
+
+  /**
+   * Evaluates one token of one cache, batched with the other sessions' rows, and resolves
+   * with `use(logits)` (called synchronously right after the pass), or with undefined
+   * without computing if `live()` is false by then (session disposed).
+   */
+  decode<T>(row: Omit<BatchRow, 'logits'>, use: (logits: Float32Array) => T, live: () => boolean): Promise<T | undefined> {
+    return new Promise<T | undefined>((done, fail) => this.#push({ kind: 'row', row: { ...row, logits: true }, use, live, done: done as (v: unknown) => void, fail }))
+  }
+
+  #push(item: Item): void {
+    this.#queue.push(item)
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      macrotask(() => this.#serve())
+    }
+  }
+
+  // Serves the head of the queue: a step alone, or every waiting decode row (up to the batch size).
+  #serve(): void {
+    this.#scheduled = false
+    const head = this.#queue[0]
+    if (head.kind === 'step') {
+      this.#queue.shift()
+      try { head.done(head.run()) } catch (e) { head.fail(e) }
+    } else {
+      const batch: Extract<Item, { kind: 'row' }>[] = []
+      this.#queue = this.#queue.filter((it) => {
+        if (it.kind !== 'row' || batch.length === this.#maxBatch) return true
+        if (it.live()) batch.push(it)
+        else it.done(undefined)
+        return false
+      })
+      if (batch.length > 0) this.#pass(batch)
+    }
+    if (this.#queue.length > 0 && !this.#scheduled) {
+      this.#scheduled = true
+      macrotask(() => this.#serve())
+    }
+  }
+
+  #pass(batch: Extract<Item, { kind: 'row' }>[]): void {
+    let logits: (Float32Array | undefined)[]
+    try {
+      logits = this.#forwardBatch(batch.map((b) => b.row))
+    } catch (e) {
+      for (const b of batch) b.fail(e)
+      return
+    }
+    this.batches.passes++
+    this.batches.rows += batch.length
+    batch.forEach((b, i) => {
+      try { b.done(b.use(logits[i]!)) } catch (e) { b.fail(e) }
+    })
+  }
+}
+
+// A macrotask through MessageChannel (Node, Deno, Bun, browsers): unlike setTimeout(0) it
+// is not clamped to 1-4 ms; the port is closed so it keeps no process alive.
+function macrotask(fn: () => void): void {
+  const { port1, port2 } = new MessageChannel()
+  port1.onmessage = () => { port1.close(); fn() }
+  port2.postMessage(0)
+}

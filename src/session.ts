@@ -1,0 +1,362 @@
+/**
+ * A session: one sequence with its own KV cache on a shared model. Successive calls reuse
+ * the cache: a new prompt is compared with the tokens already cached and only the tokens
+ * after the longest common prefix are evaluated, so a chat turn costs its new tokens, not
+ * the whole history. Sessions of one model take turns through the model's StepScheduler.
+ *
+ * Layout of `save()` bytes (little endian):
+ *   u32 magic 'BNSS' · u32 version 1 · u32 n_layer · u32 vocab · u32 n_tokens ·
+ *   i32[n_tokens] token ids · u32 kv_len · u8[kv_len] KvCache.save(n_tokens)
+ */
+import type { ChatMessage } from './chat-template.js'
+import { AbortError, BusyError, ContextFullError, InvalidArgumentError, ModelFormatError } from './errors.js'
+import { Generation, type GenerateOptions, type GenerationChunk, type GenerationResult, type GenerationRun } from './generation.js'
+import type { Logger } from './logger.js'
+import type { KvCache, Transformer } from './model/transformer.js'
+import { Sampler } from './sampler.js'
+import type { StepScheduler } from './session-scheduler.js'
+import { StopStrings } from './stop-strings.js'
+import type { BitnetTokenizer } from './tokenizer.js'
+
+/**
+ * Prompt tokens evaluated per scheduler step (prefill runs them MAX_BATCH at a time): a long
+ * prompt delays other streams by at most one such step.
+ */
+const PROMPT_CHUNK = 32
+const MAGIC = 0x53534e42 // 'BNSS'
+const VERSION = 1
+
+/** What a session needs from its model (BitnetModel implements it). */
+export interface SessionHost {
+  readonly transformer: Transformer
+  readonly tokenizer: BitnetTokenizer
+  readonly contextSize: number
+  readonly scheduler: StepScheduler
+  readonly logger?: Logger
+  tokenize(text: string, opts?: { addBos?: boolean }): number[]
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: { addGenerationPrompt?: boolean }): string
+}
+
+export interface SessionOptions {
+  /**
+   * When the context is full: false (default) throws `ContextFullError`; true drops the
+   * older half of the history after the kept prefix (the leading system messages of a chat,
+   * BOS of a text prompt) and re-evaluates the rest, so generation goes on.
+   */
+  contextShift?: boolean
+}
+
+/**
+ * An independent conversation on a model, with its own KV cache.
+ *
+ * @example
+ * ```ts
+ * await using session = model.createSession()
+ * const messages = [{ role: 'user', content: 'Who built the ark?' }]
+ * const a = await session.chat(messages, { temperature: 0 })
+ * messages.push({ role: 'assistant', content: a.text }, { role: 'user', content: 'Why?' })
+ * const b = await session.chat(messages, { temperature: 0 })  // evaluates only the new turn
+ * console.log(b.usage.cachedTokens)
+ * ```
+ */
+export class Session {
+  readonly contextShift: boolean
+  readonly #host: SessionHost
+  readonly #kv: KvCache
+  readonly #onDispose: (s: Session) => void
+  /** Token ids whose keys/values are in the cache, at positions 0..n-1. */
+  #tokens: number[] = []
+  /** Generations on this session run one after another. */
+  #queue: Promise<void> = Promise.resolve()
+  #busy = false
+  #disposed = false
+
+  /** @internal Use `model.createSession()`. */
+  constructor(host: SessionHost, kv: KvCache, opts: SessionOptions, onDispose: (s: Session) => void) {
+    this.#host = host
+    this.#kv = kv
+    this.contextShift = opts.contextShift ?? false
+    this.#onDispose = onDispose
+  }
+
+  /** Token ids currently in the KV cache (a copy). */
+  get tokens(): number[] {
+    return [...this.#tokens]
+  }
+
+  /** True while a generation runs on this session. */
+  get busy(): boolean {
+    return this.#busy
+  }
+
+  /**
+   * Generates after `prompt` (text, or token ids used as is), reusing the cached prefix.
+   *
+   * @example
+   * ```ts
+   * const { text } = await session.generate('In the beginning', { maxTokens: 16, temperature: 0 })
+   * ```
+   */
+  generate(prompt: string | readonly number[], opts: GenerateOptions = {}): Generation {
+    const ids = typeof prompt === 'string' ? this.#host.tokenize(prompt, { addBos: opts.addBos }) : [...prompt]
+    const bos = this.#host.tokenizer.bosId
+    return new Generation(() => this.#run(ids, ids[0] === bos ? 1 : 0, opts))
+  }
+
+  /**
+   * Renders `messages` with the chat template and generates the assistant's reply. Pass the
+   * whole conversation each turn: the cached prefix is reused.
+   *
+   * @example
+   * ```ts
+   * const { text } = await session.chat([{ role: 'user', content: 'Hi' }], { maxTokens: 32 })
+   * ```
+   */
+  chat(messages: readonly ChatMessage[], opts: GenerateOptions = {}): Generation {
+    const host = this.#host
+    // The template writes BOS itself.
+    const ids = host.tokenize(host.applyChatTemplate(messages), { addBos: false })
+    // Kept on a context shift: the tokens of the leading system messages.
+    let nSystem = 0
+    while (nSystem < messages.length && messages[nSystem].role === 'system') nSystem++
+    const keep = nSystem === 0
+      ? (ids[0] === host.tokenizer.bosId ? 1 : 0)
+      : commonPrefix(ids, host.tokenize(host.applyChatTemplate(messages.slice(0, nSystem), { addGenerationPrompt: false }), { addBos: false }))
+    return new Generation(() => this.#run(ids, keep, opts))
+  }
+
+  /** Forgets the cached tokens (the next call evaluates its whole prompt). */
+  reset(): void {
+    this.#idle('reset')
+    this.#tokens = []
+  }
+
+  /**
+   * The session's state (cached token ids + their keys/values) as bytes, for `restore()`
+   * on a session of the same model, now or after a restart.
+   *
+   * @example
+   * ```ts
+   * const bytes = session.save()
+   * const other = model.createSession(); other.restore(bytes)
+   * ```
+   */
+  save(): Uint8Array {
+    this.#idle('save')
+    const c = this.#host.transformer.config
+    const n = this.#tokens.length
+    const kv = this.#kv.save(n)
+    const out = new Uint8Array(24 + 4 * n + kv.length)
+    const dv = new DataView(out.buffer)
+    ;[MAGIC, VERSION, c.nLayer, c.vocabSize, n].forEach((v, i) => dv.setUint32(4 * i, v, true))
+    this.#tokens.forEach((t, i) => dv.setInt32(20 + 4 * i, t, true))
+    dv.setUint32(20 + 4 * n, kv.length, true)
+    out.set(kv, 24 + 4 * n)
+    return out
+  }
+
+  /** Replaces the session's state with bytes from `save()`; throws ModelFormatError on a mismatch. */
+  restore(bytes: Uint8Array): void {
+    this.#idle('restore')
+    const c = this.#host.transformer.config
+    const fail = (problem: string, offset: number, expected: string, found: string): never => {
+      throw new ModelFormatError(problem, { file: 'session state', offset, expected, found })
+    }
+    if (!(bytes instanceof Uint8Array)) throw new InvalidArgumentError('restore() takes the Uint8Array save() returned')
+    if (bytes.length < 24) fail('truncated header', 0, '≥ 24 bytes', `${bytes.length}`)
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const u32 = (o: number) => dv.getUint32(o, true)
+    if (u32(0) !== MAGIC) fail('not a session state', 0, 'magic BNSS', `0x${u32(0).toString(16)}`)
+    if (u32(4) !== VERSION) fail('unsupported version', 4, `${VERSION}`, `${u32(4)}`)
+    if (u32(8) !== c.nLayer || u32(12) !== c.vocabSize) {
+      fail('state of another model', 8, `n_layer ${c.nLayer}, vocab ${c.vocabSize}`, `n_layer ${u32(8)}, vocab ${u32(12)}`)
+    }
+    const n = u32(16)
+    if (n >= this.#host.contextSize) fail('more tokens than this context holds', 16, `< ${this.#host.contextSize}`, `${n}`)
+    if (bytes.length < 24 + 4 * n) fail('truncated token ids', 20, `${24 + 4 * n} bytes`, `${bytes.length}`)
+    const tokens = Array.from({ length: n }, (_, i) => dv.getInt32(20 + 4 * i, true))
+    tokens.forEach((t, i) => { if (t < 0 || t >= c.vocabSize) fail('token id out of range', 20 + 4 * i, `< ${c.vocabSize}`, `${t}`) })
+    const kvLen = u32(20 + 4 * n)
+    if (bytes.length !== 24 + 4 * n + kvLen) fail('wrong length', 20 + 4 * n, `${24 + 4 * n + kvLen} bytes`, `${bytes.length}`)
+    this.#tokens = []
+    this.#kv.restore(bytes.subarray(24 + 4 * n))
+    this.#tokens = tokens
+  }
+
+  /**
+   * Frees the KV cache; the session cannot be used afterwards. A generation running on it
+   * ends at its next token (`finishReason: 'abort'`) and the cache is freed then.
+   */
+  dispose(): void {
+    if (this.#disposed) return
+    this.#disposed = true
+    if (!this.#busy) this.#free()
+  }
+
+  #free(): void {
+    this.#tokens = []
+    this.#kv.dispose()
+    this.#onDispose(this)
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#queue
+    this.dispose()
+  }
+
+  #idle(what: string): void {
+    if (this.#disposed) throw new InvalidArgumentError(`${what}(): the session is disposed`)
+    if (this.#busy) throw new BusyError(`${what}(): the session is generating; wait for it or abort it first`)
+  }
+
+  // Waits for earlier generations on this session; returns the release function.
+  async #acquire(): Promise<() => void> {
+    const prev = this.#queue
+    let release!: () => void
+    this.#queue = new Promise((r) => { release = r })
+    await prev
+    if (this.#disposed) { release(); throw new InvalidArgumentError('the session is disposed') }
+    this.#busy = true
+    return () => {
+      this.#busy = false
+      if (this.#disposed) this.#free()
+      release()
+    }
+  }
+
+  async *#run(prompt: number[], keep: number, opts: GenerateOptions): GenerationRun {
+    const maxTokens = opts.maxTokens ?? 128
+    if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new InvalidArgumentError(`maxTokens must be a non-negative integer, got ${maxTokens}`)
+    if (prompt.length === 0) throw new InvalidArgumentError('the prompt is empty (no tokens)')
+    const sampler = new Sampler(opts)
+    const stops = new StopStrings(opts.stop)
+    const release = await this.#acquire()
+    try {
+      return yield* this.#generate(prompt, keep, maxTokens, sampler, stops, opts)
+    } finally {
+      release()
+    }
+  }
+
+  async *#generate(prompt: number[], keep: number, maxTokens: number, sampler: Sampler, stops: StopStrings, opts: GenerateOptions): GenerationRun {
+    const { tokenizer, scheduler } = this.#host
+    const { signal } = opts
+    const stopIds = new Set([...(opts.ignoreEos ? [] : tokenizer.eosIds), ...(opts.stopTokens ?? [])])
+    const stream = tokenizer.createStreamDecoder()
+    const history = [...prompt] // prompt + generated: what the penalties look at
+    const tokens: number[] = []
+    let text = ''
+    let finishReason: GenerationResult['finishReason'] = 'length'
+    const t0 = performance.now()
+
+    const sample = (logits: Float32Array) => sampler.sample(logits, history)
+    const fed = this.#stopped(signal) ? undefined : await this.#feed(this.#fit([...prompt], keep), signal, sample)
+    const tPrompt = performance.now()
+    let next = fed?.result
+    if (!fed) finishReason = 'abort'
+    else if (maxTokens === 0) next = undefined
+    while (next !== undefined) {
+      if (stopIds.has(next)) { finishReason = 'stop'; break }
+      tokens.push(next)
+      history.push(next)
+      const piece = stops.push(stream.push(next))
+      text += piece
+      yield { text: piece, tokenId: next } satisfies GenerationChunk
+      if (stops.stopped) { finishReason = 'stop'; break }
+      if (tokens.length >= maxTokens) break
+      if (this.#stopped(signal)) { finishReason = 'abort'; break }
+      const tok: number = next
+      if (this.#tokens.length + 1 < this.#host.contextSize) {
+        next = await scheduler.decode({ token: tok, pos: this.#tokens.length, kv: this.#kv }, (logits) => {
+          this.#tokens.push(tok)
+          return sample(logits)
+        }, () => !this.#disposed)
+        if (next === undefined) { finishReason = 'abort'; break }
+      } else {
+        const r = await this.#feed(this.#fit([...this.#tokens, tok], keep), signal, sample)
+        if (!r) { finishReason = 'abort'; break }
+        next = r.result
+      }
+    }
+    // Bytes of a character the last token left incomplete, then held-back text (tokenId −1: no new token).
+    const tail = stops.push(stream.flush()) + stops.flush()
+    if (tail) { text += tail; yield { text: tail, tokenId: -1 } }
+    if (finishReason === 'abort' && opts.throwOnAbort) throw new AbortError(text)
+    const tEnd = performance.now()
+    const tFirst = tPrompt
+    const evaluated = fed?.evaluated ?? 0
+    const decodeMs = tEnd - tFirst
+    return {
+      text,
+      tokens,
+      promptTokens: prompt,
+      finishReason,
+      usage: { promptTokens: prompt.length, completionTokens: tokens.length, totalTokens: prompt.length + tokens.length, cachedTokens: prompt.length - evaluated },
+      timings: {
+        promptMs: tPrompt - t0,
+        promptEvaluated: evaluated,
+        timeToFirstTokenMs: tFirst - t0,
+        decodeMs,
+        promptTokensPerSecond: evaluated / ((tPrompt - t0) / 1000),
+        decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / (decodeMs / 1000) : 0,
+      },
+    }
+  }
+
+  /**
+   * Makes the cache hold exactly `seq`, evaluating only the tokens after the longest common
+   * prefix with what is cached (at least the last one, whose logits `onLast` consumes in the
+   * same step). Returns undefined if aborted between steps.
+   */
+  async #feed<T>(seq: number[], signal: AbortSignal | undefined, onLast: (logits: Float32Array) => T): Promise<{ result: T; evaluated: number } | undefined> {
+    const { transformer, scheduler, logger } = this.#host
+    let pos = Math.min(commonPrefix(this.#tokens, seq), seq.length - 1)
+    this.#tokens.length = pos
+    const evaluated = seq.length - pos
+    logger?.debug?.('kv reuse', { cached: pos, evaluate: evaluated })
+    for (;;) {
+      if (this.#stopped(signal)) return undefined
+      const end = Math.min(seq.length, pos + PROMPT_CHUNK)
+      const result = await scheduler.step(() => {
+        if (this.#disposed) return null // (the model may be gone too)
+        const last = end === seq.length
+        const [logits] = transformer.prefill(seq.slice(pos, end), pos, this.#kv, last ? 'last' : 'none')
+        this.#tokens.push(...seq.slice(pos, end))
+        pos = end
+        return last ? { result: onLast(logits), evaluated } : undefined
+      })
+      if (result !== undefined) return result ?? undefined
+    }
+  }
+
+  // Aborted by the caller, or the session was disposed meanwhile.
+  #stopped(signal: AbortSignal | undefined): boolean {
+    return signal?.aborted === true || this.#disposed
+  }
+
+  // `seq` if it leaves room for one more token, else shifted (contextShift) or an error.
+  #fit(seq: number[], keep: number): number[] {
+    const ctx = this.#host.contextSize
+    if (seq.length < ctx) return seq
+    if (!this.contextShift || keep + 2 > ctx) throw new ContextFullError(ctx, seq.length + 1)
+    let s = seq
+    while (s.length >= ctx) {
+      const discard = Math.max(1, Math.floor((s.length - keep) / 2))
+      s = [...s.slice(0, keep), ...s.slice(keep + discard)]
+    }
+    this.#host.logger?.warn?.('context full: shifted', { kept: keep, dropped: seq.length - s.length })
+    return s
+  }
+}
+
+/** Length of the longest common prefix of two token lists. */
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length)
+  let i = 0
+  while (i < n && a[i] === b[i]) i++
+  return i
+}
