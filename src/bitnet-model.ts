@@ -10,12 +10,13 @@ import type { ModelContents } from './model/contents.js'
 import { loadWeights, type LoadProgress, type OutputType } from './model/load.js'
 import type { TernaryKernel } from './model/kernel-select.js'
 import { MAX_BATCH, stateBytes, Transformer } from './model/transformer.js'
-import type { Logger } from './logger.js'
 import { Session, type SessionOptions } from './session.js'
 import { StepScheduler } from './session-scheduler.js'
 import type { BitnetTokenizer } from './tokenizer.js'
 import { hardwareConcurrency } from './env.js'
-import type { KernelVariant } from './wasm.js'
+import type { KernelVariant, WasmSource } from './wasm.js'
+import type { Logger } from './logger.js'
+import { usableThreads } from './thread-pool.js'
 
 /** Default cap of the KV cache when the caller gives no `contextSize` (2B4T's own is 4096). */
 export const DEFAULT_MAX_CONTEXT = 4096
@@ -42,9 +43,17 @@ export interface ModelOptions {
   onProgress?: (p: LoadProgress) => void
   /** Cancels the load. */
   signal?: AbortSignal
-  /** Kernel binary override (unusual hosting). */
-  wasmBytes?: Uint8Array
-  /** Where to log KV-cache reuse, context shifts, … (`console` works); silent by default. */
+  /**
+   * Where the kernel binaries come from, for unusual hosting: a folder URL holding
+   * `bitnet-{relaxed,simd,single}.wasm`, or one build's bytes (with `variant`).
+   * Default: the package's own build/ folder, found relative to the module.
+   */
+  wasm?: WasmSource
+  /**
+   * Where to log KV-cache reuse, context shifts, … (`console` works); silent by default,
+   * except the single-thread fallback in a page that is not cross-origin isolated, which
+   * is said once through `console.warn` when no logger is given.
+   */
   logger?: Logger
 }
 
@@ -98,9 +107,9 @@ export class BitnetModel {
       variant: opts.variant,
       outputType: opts.outputType,
       kernel: opts.kernel,
-      wasmBytes: opts.wasmBytes,
+      wasm: opts.wasm,
     })
-    const threads = opts.threads ?? await hardwareConcurrency()
+    const threads = usableThreads(opts.threads ?? await hardwareConcurrency(), model.variant, opts.logger ?? console)
     const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })
     return new BitnetModel(await Transformer.create(model, ctx!, threads), contents.tokenizer, template, model.variant, opts.logger)
   }

@@ -15,6 +15,12 @@ export const IS_NODE = !IS_DENO && !IS_BUN && typeof g.process?.versions?.node =
 /** A runtime with a file system reachable through `node:fs` (Node, Deno, Bun). */
 export const HAS_FS = IS_NODE || IS_DENO || IS_BUN
 
+/**
+ * Whether this thread may block in Atomics.wait: everywhere but a web page's main thread
+ * (the one with a `document`, Electron renderers included), where it throws.
+ */
+export const CAN_BLOCK = typeof (globalThis as { document?: unknown }).document === 'undefined'
+
 /** Logical CPU cores available to this process (the default thread count). */
 export async function hardwareConcurrency(): Promise<number> {
   const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator

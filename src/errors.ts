@@ -123,6 +123,13 @@ export class IntegrityError extends BitnetError {
   }
 }
 
+/** A worker thread (a compute worker or the engine's own Worker) failed or stopped responding. */
+export class WorkerError extends BitnetError {
+  constructor(message: string) {
+    super('WORKER', message)
+  }
+}
+
 /**
  * A generation was stopped through its `AbortSignal` and the caller asked to be told by an
  * error (`throwOnAbort: true`); `partialText` holds what was generated before the abort.

@@ -8,9 +8,9 @@
  * const { text, usage } = await model.generate('Hello', { maxTokens: 8 })
  * ```
  */
-
 import { AbortError } from './errors.js'
-import type { SamplerOptions } from './sampler.js'
+import type { ResponseFormat } from './grammar/response-format.js'
+import type { SamplerOptions, TokenLogprob } from './sampler.js'
 
 /** Per-request options of `generate()` / `chat()` (load options are separate: `ModelOptions`). */
 export interface GenerateOptions extends SamplerOptions {
@@ -28,6 +28,12 @@ export interface GenerateOptions extends SamplerOptions {
   signal?: AbortSignal
   /** Reject with an `AbortError` (carrying the partial text) on abort instead of resolving. */
   throwOnAbort?: boolean
+  /** Structured output: JSON mode or JSON-schema constrained text (OpenAI `response_format`). */
+  responseFormat?: ResponseFormat
+  /** Report each token's log-probability (chunk `logprob`, result `logprobs`). */
+  logprobs?: boolean
+  /** Also report this many most likely alternatives per token (OpenAI `top_logprobs`); implies `logprobs`. */
+  topLogprobs?: number
 }
 
 /** One generated token. */
@@ -38,6 +44,10 @@ export interface GenerationChunk {
    */
   text: string
   tokenId: number
+  /** With `logprobs`: the token's natural-log probability (see `Sampler.sampleDetailed`). */
+  logprob?: number
+  /** With `topLogprobs`: the most likely tokens at this step, best first. */
+  topLogprobs?: TokenLogprob[]
 }
 
 export interface GenerationTimings {
@@ -59,7 +69,12 @@ export interface GenerationResult {
   tokens: number[]
   /** Prompt token ids as evaluated (BOS included). */
   promptTokens: number[]
-  /** 'stop': end-of-generation token, stop token or stop string; 'length': maxTokens; 'abort': signal. */
+  /** With `logprobs` / `topLogprobs`: one chunk per generated token, with its log-probabilities. */
+  logprobs?: GenerationChunk[]
+  /**
+   * 'stop': end-of-generation token, stop token, stop string or completed `responseFormat`
+   * JSON; 'length': maxTokens; 'abort': signal.
+   */
   finishReason: 'stop' | 'length' | 'abort'
   /** `cachedTokens`: prompt tokens whose keys/values were reused from the session's KV cache. */
   usage: { promptTokens: number; completionTokens: number; totalTokens: number; cachedTokens: number }

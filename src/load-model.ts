@@ -5,9 +5,10 @@
 import { BitnetModel, checkModelOptions, type ModelOptions } from './bitnet-model.js'
 import { HAS_FS } from './env.js'
 import { InvalidArgumentError } from './errors.js'
+import { blobSource } from './io/blob.js'
 import { DEFAULT_MODEL } from './io/hub.js'
 import { isRemote, openRemote, type RemoteOptions } from './io/remote.js'
-import { blobSource, bytesSource, type ByteSource } from './io/source.js'
+import { bytesSource, type ByteSource } from './io/source.js'
 import { ggufContents, type ModelContents } from './model/contents.js'
 import { hfContents, type ModelFolder } from './model/load-hf.js'
 

@@ -2,10 +2,14 @@
  * Next-token sampling over a logits vector (vocab 128,256 for 2B4T).
  *
  * Pipeline, in llama.cpp's default order (`common/sampling.cpp`):
- *   penalties -> top-k -> top-p -> min-p -> temperature -> draw.
- * Top-p and min-p therefore see temperature-1 probabilities: raising the temperature flattens the
- * distribution among the survivors but does not let more tokens in. Temperature 0 is greedy
- * (argmax after penalties, ties to the lowest id).
+ *   logit bias -> penalties -> top-k -> typical-p -> top-p -> min-p -> temperature -> draw.
+ * Typical-p, top-p and min-p therefore see temperature-1 probabilities: raising the temperature
+ * flattens the distribution among the survivors but does not let more tokens in. Temperature 0 is
+ * greedy (argmax after bias and penalties, ties to the lowest id).
+ *
+ * Log-probabilities ({@link Sampler.sampleDetailed}) are OpenAI's: the log-softmax of the logits
+ * after logit bias and penalties (and any grammar mask the caller applied), at temperature 1 and
+ * before truncation, so they describe the distribution the model offered, not the sampler settings.
  *
  * Cost per call is a few O(V) passes (a penalised copy only when penalties are on); only a short
  * candidate list is ever sorted: top-k selects with a size-k heap, and without top-k the list is the
@@ -31,12 +35,23 @@ export interface SamplerOptions {
   presencePenalty?: number
   /** How many of the last tokens of `history` the penalties look at; 0 = none, -1 = all. Default 64. */
   penaltyLastN?: number
+  /**
+   * Locally typical sampling (Meister et al. 2022, llama.cpp `typical_p`): keep the tokens whose
+   * surprisal `-ln p` is closest to the entropy until their probability sums to > typicalP, in (0, 1];
+   * 1 = off. Default 1.
+   */
+  typicalP?: number
+  /**
+   * Added to the logits of the given token ids before anything else (OpenAI `logit_bias`, llama.cpp
+   * `--logit-bias`); `-Infinity` bans a token. Keys are token ids (numbers or numeric strings).
+   */
+  logitBias?: Readonly<Record<number, number>> | ReadonlyMap<number, number>
   /** PRNG seed (integer in [0, 2^53)); the same seed and inputs give the same tokens. Default: random. */
   seed?: number
 }
 
 /** The defaults used for any option left out (seed excepted, which is random). */
-export const DEFAULT_SAMPLER_OPTIONS: Readonly<Required<Omit<SamplerOptions, 'seed'>>> = Object.freeze({
+export const DEFAULT_SAMPLER_OPTIONS: Readonly<Required<Omit<SamplerOptions, 'seed' | 'logitBias'>>> = Object.freeze({
   temperature: 0.8,
   topK: 40,
   topP: 0.95,
@@ -45,7 +60,24 @@ export const DEFAULT_SAMPLER_OPTIONS: Readonly<Required<Omit<SamplerOptions, 'se
   frequencyPenalty: 0,
   presencePenalty: 0,
   penaltyLastN: 64,
+  typicalP: 1,
 })
+
+/** Numeric sampler settings with defaults filled in (the logit bias is held separately). */
+export type ResolvedSamplerOptions = Required<Omit<SamplerOptions, 'logitBias'>>
+
+/** One alternative in {@link SampledToken.top}. */
+export interface TokenLogprob {
+  token: number
+  /** Natural-log probability (see the module note for which distribution). */
+  logprob: number
+}
+
+/** What {@link Sampler.sampleDetailed} returns. */
+export interface SampledToken extends TokenLogprob {
+  /** The `topLogprobs` most likely tokens, best first (ties: lower id first); absent when 0 were asked. */
+  top?: TokenLogprob[]
+}
 
 /**
  * Index of the largest value; ties go to the lowest index; NaN never wins.
@@ -79,8 +111,11 @@ export function argmax(values: ArrayLike<number>): number {
  */
 export class Sampler {
   /** Effective options (defaults filled in). */
-  readonly options: Readonly<Required<SamplerOptions>>
+  readonly options: Readonly<ResolvedSamplerOptions>
   readonly #rng: Xoshiro128
+  /** Logit bias as parallel arrays (validated against the vocabulary size at each call). */
+  readonly #biasIds: Int32Array
+  readonly #biasValues: Float64Array
   /** Penalised copy of the logits (reused across calls). */
   #work = new Float32Array(0)
   /** Candidate ids and their logits, best first after selection (reused). */
@@ -92,13 +127,16 @@ export class Sampler {
   #total = 0
 
   constructor(options: SamplerOptions = {}) {
-    const o: Required<SamplerOptions> = { ...DEFAULT_SAMPLER_OPTIONS, seed: options.seed ?? randomSeed() }
+    const o: ResolvedSamplerOptions = { ...DEFAULT_SAMPLER_OPTIONS, seed: options.seed ?? randomSeed() }
     for (const k of Object.keys(DEFAULT_SAMPLER_OPTIONS) as (keyof typeof DEFAULT_SAMPLER_OPTIONS)[]) {
       if (options[k] !== undefined) o[k] = options[k]
     }
     validate(o)
     this.options = Object.freeze(o)
     this.#rng = new Xoshiro128(o.seed)
+    const bias = parseLogitBias(options.logitBias)
+    this.#biasIds = Int32Array.from(bias.keys())
+    this.#biasValues = Float64Array.from(bias.values())
   }
 
   /** The seed in use (the random one if none was given), to reproduce a run. */
@@ -112,21 +150,76 @@ export class Sampler {
    * @param history ids so far (prompt + generated); the last `penaltyLastN` feed the penalties.
    */
   sample(logits: Float32Array, history: ArrayLike<number> = []): number {
+    return this.#draw(this.#prepare(logits, history))
+  }
+
+  /**
+   * Picks the next token like {@link sample} (same draw for the same seed) and reports its
+   * log-probability and the `topLogprobs` most likely alternatives (OpenAI `logprobs` /
+   * `top_logprobs`, llama.cpp `n_probs`); one extra O(V) pass, plus a size-n heap for the list.
+   *
+   * @example
+   * ```ts
+   * const s = new Sampler({ temperature: 0 })
+   * s.sampleDetailed(Float32Array.from([Math.log(0.7), Math.log(0.2), Math.log(0.1)]), [], 2)
+   * // { token: 0, logprob: ln 0.7, top: [{ token: 0, logprob: ln 0.7 }, { token: 1, logprob: ln 0.2 }] }
+   * ```
+   */
+  sampleDetailed(logits: Float32Array, history: ArrayLike<number> = [], topLogprobs = 0): SampledToken {
+    if (!Number.isInteger(topLogprobs) || topLogprobs < 0) {
+      throw new InvalidArgumentError(`topLogprobs must be an integer >= 0, got ${topLogprobs}`)
+    }
+    const x = this.#prepare(logits, history)
+    const token = this.#draw(x)
+    const lse = logSumExp(x)
+    const out: SampledToken = { token, logprob: x[token] - lse }
+    if (topLogprobs > 0) {
+      const count = this.#selectTopK(x, Math.min(topLogprobs, x.length)) // reuses the candidate arrays: the draw is done
+      out.top = Array.from({ length: count }, (_, i) => ({ token: this.#candIds[i], logprob: this.#candLogits[i] - lse }))
+    }
+    return out
+  }
+
+  /** Checks the logits and applies bias and penalties (to a reused copy; the input is untouched). */
+  #prepare(logits: Float32Array, history: ArrayLike<number>): Float32Array {
     const n = logits.length
     if (n === 0 || n > MAX_IDS) throw new InvalidArgumentError(`logits length ${n} is not in [1, 2^${ID_BITS}]`)
-    const x = this.#penalize(logits, history)
+    const o = this.options
+    const penalties = (o.repeatPenalty !== 1 || o.frequencyPenalty !== 0 || o.presencePenalty !== 0) &&
+      o.penaltyLastN !== 0 && history.length > 0
+    if (this.#biasIds.length === 0 && !penalties) return logits
+    if (this.#work.length !== n) this.#work = new Float32Array(n)
+    const x = this.#work
+    x.set(logits)
+    for (let i = 0; i < this.#biasIds.length; i++) {
+      const id = this.#biasIds[i]
+      if (id >= n) throw new InvalidArgumentError(`logitBias: token id ${id} is not in [0, ${n})`)
+      x[id] += this.#biasValues[i]
+    }
+    if (penalties) this.#penalize(x, history)
+    return x
+  }
+
+  /** The sampling pipeline proper over prepared logits. */
+  #draw(x: Float32Array): number {
+    const n = x.length
     const o = this.options
     if (o.temperature === 0) return argmax(x)
 
-    // 1. Candidates. With top-k: the k best, sorted. Without: everything above a logit floor
-    //    (min-p's, or one wide enough to hold the top-p nucleus), sorted only if top-p needs it.
+    // 1. Candidates. With top-k: the k best, sorted. With typical-p: every finite token (it needs
+    //    the whole entropy). Otherwise: everything above a logit floor (min-p's, or one wide enough
+    //    to hold the top-p nucleus), sorted only if top-p needs it.
     const withTopK = o.topK > 0 && o.topK < n
-    let count = withTopK ? this.#selectTopK(x, o.topK) : this.#selectByFloor(x, o.topP, o.minP)
+    const typical = o.typicalP < 1
+    let count = withTopK ? this.#selectTopK(x, o.topK)
+      : typical ? this.#selectByFloor(x, 1, 0)
+        : this.#selectByFloor(x, o.topP, o.minP)
+    if (!(this.#max > -Infinity)) throw new NumericalError('all logits are NaN or -Infinity')
+    if (this.#max === Infinity) throw new NumericalError('a logit is +Infinity')
+    if (typical) count = this.#typical(count, o.typicalP)
     const ids = this.#candIds
     const z = this.#candLogits
     const max = this.#max
-    if (!(max > -Infinity)) throw new NumericalError('all logits are NaN or -Infinity')
-    if (max === Infinity) throw new NumericalError('a logit is +Infinity')
 
     // 2. top-p over the candidate set's softmax at temperature 1 (total = mass of the whole set,
     //    also when only a prefix of it was listed): the shortest prefix reaching topP.
@@ -139,8 +232,8 @@ export class Sampler {
       }
     }
     // 3. min-p: p_i >= minP * p_max  <=>  z_i >= max + ln(minP); the list is sorted, so truncate.
-    //    (The floor path has applied it already.)
-    if (withTopK && o.minP > 0) {
+    //    (The floor path without typical-p has applied it already.)
+    if ((withTopK || typical) && o.minP > 0) {
       const floor = max + Math.log(o.minP)
       let keep = 1
       while (keep < count && z[keep] >= floor) keep++
@@ -159,14 +252,60 @@ export class Sampler {
     return ids[count - 1] // r landed in the rounding slack at the top end
   }
 
-  /** Applies repetition/frequency/presence penalties to a copy of the logits (or returns them as is). */
-  #penalize(logits: Float32Array, history: ArrayLike<number>): Float32Array {
+  /**
+   * Typical-p over the first `count` candidates, as llama.cpp's `llama_sampler_typical_apply`:
+   * softmax over the candidates, entropy H, then keep tokens in order of |−ln p_i − H| until their
+   * mass exceeds p (strictly; at least one token). Since −ln p_i = lse − z_i, that order is the
+   * distance of z_i from c = lse − H, so only a band of logits around c is listed and sorted (the
+   * band doubles until it holds mass > p). Leaves the survivors sorted by logit desc and sets #max
+   * and #total to theirs, so top-p and min-p then act on the survivors, as in llama.cpp.
+   */
+  #typical(count: number, p: number): number {
+    const ids = this.#candIds
+    const z = this.#candLogits
+    let max = -Infinity
+    for (let i = 0; i < count; i++) if (z[i] > max) max = z[i]
+    let sum = 0
+    for (let i = 0; i < count; i++) sum += Math.exp(z[i] - max)
+    const lse = max + Math.log(sum)
+    let entropy = 0
+    for (let i = 0; i < count; i++) entropy -= Math.exp(z[i] - lse) * (z[i] - lse)
+    const c = lse - entropy
+    // Band members as (candidate index, -distance) so the packed-key sort orders them by distance
+    // asc (distances rounded to float32, as llama.cpp computes them).
+    const band = new Int32Array(count)
+    const negDist = new Float64Array(count)
+    let size = 0
+    for (let width = 0.25; ; width *= 2) {
+      size = 0
+      let mass = 0
+      for (let i = 0; i < count; i++) {
+        const d = Math.abs(z[i] - c)
+        if (d <= width) { band[size] = i; negDist[size++] = -d; mass += Math.exp(z[i] - lse) }
+      }
+      if (mass > p || size === count) break
+    }
+    sortCandidates(band, negDist, size)
+    let keep = size
+    let cum = 0
+    for (let i = 0; i < size; i++) {
+      cum += Math.exp(z[band[i]] - lse)
+      if (cum > p) { keep = i + 1; break }
+    }
+    const keptIds = Array.from(band.subarray(0, keep), (i) => ids[i])
+    const keptZ = Array.from(band.subarray(0, keep), (i) => z[i])
+    for (let i = 0; i < keep; i++) { ids[i] = keptIds[i]; z[i] = keptZ[i] }
+    sortCandidates(ids, z, keep)
+    this.#max = z[0]
+    let total = 0
+    for (let i = 0; i < keep; i++) total += Math.exp(z[i] - z[0])
+    this.#total = total
+    return keep
+  }
+
+  /** Applies repetition/frequency/presence penalties in place over the last penaltyLastN ids of history. */
+  #penalize(x: Float32Array, history: ArrayLike<number>): void {
     const o = this.options
-    const active = o.repeatPenalty !== 1 || o.frequencyPenalty !== 0 || o.presencePenalty !== 0
-    if (!active || o.penaltyLastN === 0 || history.length === 0) return logits
-    if (this.#work.length !== logits.length) this.#work = new Float32Array(logits.length)
-    const x = this.#work
-    x.set(logits)
     const start = o.penaltyLastN < 0 ? 0 : Math.max(0, history.length - o.penaltyLastN)
     const counts = new Map<number, number>()
     for (let i = start; i < history.length; i++) {
@@ -181,7 +320,6 @@ export class Sampler {
       v = v <= 0 ? v * o.repeatPenalty : v / o.repeatPenalty // llama.cpp: sign-aware, so always "less likely"
       x[id] = v - c * o.frequencyPenalty - o.presencePenalty
     }
-    return x
   }
 
   #ensureCandidates(size: number): void {
@@ -328,15 +466,44 @@ function sortCandidates(ids: Int32Array, z: Float64Array, count: number): void {
   }
 }
 
-function validate(o: Required<SamplerOptions>): void {
+/** log Σ exp(x_i) over the finite entries, in f64. */
+function logSumExp(x: Float32Array): number {
+  let max = -Infinity
+  for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i]
+  let sum = 0
+  for (let i = 0; i < x.length; i++) if (x[i] > -Infinity) sum += Math.exp(x[i] - max)
+  return max + Math.log(sum)
+}
+
+/** Normalises a `logitBias` option to id -> bias, rejecting bad ids and NaN/+Infinity biases. */
+function parseLogitBias(bias: SamplerOptions['logitBias']): Map<number, number> {
+  const out = new Map<number, number>()
+  if (bias === undefined) return out
+  if (typeof bias !== 'object' || bias === null) throw new InvalidArgumentError('sampler: logitBias must be an object or a Map')
+  const entries: Iterable<[unknown, unknown]> = bias instanceof Map ? bias : Object.entries(bias)
+  for (const [key, value] of entries) {
+    const id = Number(key)
+    if (!Number.isInteger(id) || id < 0 || id >= MAX_IDS || (typeof key === 'string' && String(id) !== key)) {
+      throw new InvalidArgumentError(`sampler: logitBias key ${JSON.stringify(key)} is not a token id`)
+    }
+    if (typeof value !== 'number' || Number.isNaN(value) || value === Infinity) {
+      throw new InvalidArgumentError(`sampler: logitBias[${id}] must be a finite number or -Infinity, got ${value}`)
+    }
+    if (value !== 0) out.set(id, value)
+  }
+  return out
+}
+
+function validate(o: ResolvedSamplerOptions): void {
   const fail = (msg: string) => { throw new InvalidArgumentError(`sampler: ${msg}`) }
-  const finite = (k: keyof SamplerOptions) => {
+  const finite = (k: keyof ResolvedSamplerOptions) => {
     if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) fail(`${k} must be a finite number, got ${o[k]}`)
   }
-  for (const k of Object.keys(o) as (keyof SamplerOptions)[]) finite(k)
+  for (const k of Object.keys(o) as (keyof ResolvedSamplerOptions)[]) finite(k)
   if (o.temperature < 0) fail(`temperature must be >= 0, got ${o.temperature}`)
   if (!Number.isInteger(o.topK) || o.topK < 0) fail(`topK must be an integer >= 0, got ${o.topK}`)
   if (!(o.topP > 0 && o.topP <= 1)) fail(`topP must be in (0, 1], got ${o.topP}`)
+  if (!(o.typicalP > 0 && o.typicalP <= 1)) fail(`typicalP must be in (0, 1], got ${o.typicalP}`)
   if (!(o.minP >= 0 && o.minP <= 1)) fail(`minP must be in [0, 1], got ${o.minP}`)
   if (!(o.repeatPenalty > 0)) fail(`repeatPenalty must be > 0, got ${o.repeatPenalty}`)
   if (!Number.isInteger(o.penaltyLastN) || o.penaltyLastN < -1) fail(`penaltyLastN must be an integer >= -1, got ${o.penaltyLastN}`)

@@ -13,7 +13,8 @@ import { AbortError, BusyError, ContextFullError, InvalidArgumentError, ModelFor
 import { Generation, type GenerateOptions, type GenerationChunk, type GenerationResult, type GenerationRun } from './generation.js'
 import type { Logger } from './logger.js'
 import type { KvCache, Transformer } from './model/transformer.js'
-import { Sampler } from './sampler.js'
+import { createResponseConstraint } from './grammar/response-format.js'
+import { Sampler, type SampledToken } from './sampler.js'
 import type { StepScheduler } from './session-scheduler.js'
 import { StopStrings } from './stop-strings.js'
 import type { BitnetTokenizer } from './tokenizer.js'
@@ -253,23 +254,34 @@ export class Session {
     let finishReason: GenerationResult['finishReason'] = 'length'
     const t0 = performance.now()
 
-    const sample = (logits: Float32Array) => sampler.sample(logits, history)
+    // Structured output masks a copy of the logits to the tokens its grammar allows.
+    const constraint = createResponseConstraint(opts.responseFormat, tokenizer)
+    const topLogprobs = opts.topLogprobs ?? 0
+    const wantLogprobs = opts.logprobs === true || topLogprobs > 0
+    const logprobs: GenerationChunk[] = []
+    const sample = (logits: Float32Array): Pick<SampledToken, 'token'> & Partial<SampledToken> => {
+      if (constraint) constraint.mask(logits = logits.slice())
+      return wantLogprobs ? sampler.sampleDetailed(logits, history, topLogprobs) : { token: sampler.sample(logits, history) }
+    }
     const fed = this.#stopped(signal) ? undefined : await this.#feed(this.#fit([...prompt], keep), signal, sample)
     const tPrompt = performance.now()
     let next = fed?.result
     if (!fed) finishReason = 'abort'
     else if (maxTokens === 0) next = undefined
     while (next !== undefined) {
-      if (stopIds.has(next)) { finishReason = 'stop'; break }
-      tokens.push(next)
-      history.push(next)
-      const piece = stops.push(stream.push(next))
+      const tok = next.token
+      if (stopIds.has(tok)) { finishReason = 'stop'; break }
+      constraint?.accept(tok)
+      tokens.push(tok)
+      history.push(tok)
+      const piece = stops.push(stream.push(tok))
       text += piece
-      yield { text: piece, tokenId: next } satisfies GenerationChunk
-      if (stops.stopped) { finishReason = 'stop'; break }
+      const chunk: GenerationChunk = { text: piece, tokenId: tok }
+      if (wantLogprobs) logprobs.push(Object.assign(chunk, { logprob: next.logprob }, next.top && { topLogprobs: next.top }))
+      yield chunk
+      if (stops.stopped || constraint?.isComplete()) { finishReason = 'stop'; break }
       if (tokens.length >= maxTokens) break
       if (this.#stopped(signal)) { finishReason = 'abort'; break }
-      const tok: number = next
       if (this.#tokens.length + 1 < this.#host.contextSize) {
         next = await scheduler.decode({ token: tok, pos: this.#tokens.length, kv: this.#kv }, (logits) => {
           this.#tokens.push(tok)
@@ -294,6 +306,7 @@ export class Session {
       text,
       tokens,
       promptTokens: prompt,
+      ...(wantLogprobs && { logprobs }),
       finishReason,
       usage: { promptTokens: prompt.length, completionTokens: tokens.length, totalTokens: prompt.length + tokens.length, cachedTokens: prompt.length - evaluated },
       timings: {

@@ -4,28 +4,78 @@
  * orchestrator costs 30–50 % (wasm-kernels.md §4). Workers are spawned once per model and
  * spin-then-sleep between rounds; see threads/protocol.ts for the round itself.
  *
- * This file sits directly under src/ on purpose: `../dist/bitnet-worker.js` resolves to
+ * Workers are Node `worker_threads` in Node, module Web Workers elsewhere (browsers, Deno,
+ * Bun); both run threads/worker.ts and share the one WebAssembly.Memory.
+ *
+ * This file sits directly under src/ on purpose: `../dist/bitnet-worker*.js` resolves to
  * the bundled worker both from src/ (tests) and from dist/ (the published package).
  */
-import { IS_NODE, IS_DENO, IS_BUN } from './env.js'
-import { BitnetError, InvalidArgumentError } from './errors.js'
-import { CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, runJobs, waitWhile, writeJobs, type Job } from './threads/protocol.js'
-import type { Kernels } from './wasm.js'
+import { CAN_BLOCK, HAS_FS, IS_NODE } from './env.js'
+import { InvalidArgumentError, WorkerError } from './errors.js'
+import type { Logger } from './logger.js'
+import { CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, runJobs, waitWhile, type Job, type WorkerInit, writeJobs } from './threads/protocol.js'
+import { isSharedVariant, type KernelVariant, type Kernels } from './wasm.js'
 
-const WORKER_URL = new URL('../dist/bitnet-worker.js', import.meta.url)
 /** Upper bound for a worker to start (instantiate the module on the shared memory). */
 const START_TIMEOUT_MS = 60_000
 /** Upper bound for one round; rounds take µs to ms (a 2B4T layer's largest matvec ~1 ms). */
 const ROUND_TIMEOUT_MS = 30_000
 
-/** A worker failed while computing its share of a round. */
-export class WorkerError extends BitnetError {
-  constructor(message: string) {
-    super('WORKER', message)
+interface WorkerHandle { terminate(): unknown }
+
+/** Starts one compute worker; `ready` resolves once it has instantiated the module. */
+type Spawn = (init: WorkerInit, onError: (message: string) => void) => { handle: WorkerHandle; ready: Promise<void> }
+
+function workerError(m: unknown): string | undefined {
+  return m && typeof m === 'object' && 'error' in m ? String(m.error) : undefined
+}
+
+async function nodeSpawn(): Promise<Spawn> {
+  const { Worker } = await import('node:worker_threads')
+  return (init, onError) => {
+    const w = new Worker(new URL('../dist/bitnet-worker.js', import.meta.url), { workerData: init })
+    const ready = new Promise<void>((resolve, reject) => {
+      w.once('error', reject)
+      w.once('exit', (code) => reject(new Error(`exited with code ${code}`)))
+      w.on('message', (m: unknown) => {
+        // Unref only once ready: until then the pending start must keep the process alive.
+        if (m === 'ready') { w.unref(); resolve() }
+        else onError(workerError(m) ?? String(m))
+      })
+    })
+    return { handle: w, ready }
   }
 }
 
-interface WorkerHandle { terminate(): unknown }
+function webSpawn(): Spawn {
+  // Deno and Bun can run either bundle; a browser gets the one without `node:` imports.
+  const url = HAS_FS ? new URL('../dist/bitnet-worker.js', import.meta.url) : new URL('../dist/bitnet-worker.browser.js', import.meta.url)
+  return (init, onError) => {
+    const w = new Worker(url, { type: 'module' })
+    const ready = new Promise<void>((resolve, reject) => {
+      w.onerror = (e) => { e.preventDefault(); reject(new Error(e.message || `cannot start ${url.href}`)) }
+      w.onmessage = (e: MessageEvent) => {
+        if (e.data === 'ready') { (w as { unref?: () => void }).unref?.(); resolve() } // unref: Bun
+        else onError(workerError(e.data) ?? String(e.data))
+      }
+    })
+    w.postMessage(init)
+    return { handle: w, ready }
+  }
+}
+
+/**
+ * The thread count a model runs on: `requested`, or 1 when the kernel build has no shared
+ * memory (a page without cross-origin isolation), which is said once through `logger`:
+ * a silent fallback would leave users wondering why it is slow.
+ */
+export function usableThreads(requested: number, variant: KernelVariant, logger: Logger): number {
+  if (requested <= 1 || isSharedVariant(variant)) return requested
+  logger.warn?.(`bitnet-wasm: running on 1 thread instead of ${requested}: WebAssembly threads need SharedArrayBuffer, ` +
+    'which a web page only gets when cross-origin isolated (serve it with the headers ' +
+    '"Cross-Origin-Opener-Policy: same-origin" and "Cross-Origin-Embedder-Policy: require-corp")')
+  return 1
+}
 
 export class ThreadPool {
   private readonly i32: Int32Array
@@ -59,22 +109,22 @@ export class ThreadPool {
     // A clean control block: a stale EXIT or GEN word would stop or confuse the workers.
     pool.i32.fill(0, pool.base, pool.base + CTL_BYTES / 4)
     if (nThreads === 1) return pool
-    if (!(IS_NODE || IS_DENO || IS_BUN)) {
-      throw new InvalidArgumentError('threads > 1 need worker_threads (Node, Deno, Bun) in this version')
+    if (typeof SharedArrayBuffer === 'undefined' || !(memory.buffer instanceof SharedArrayBuffer)) {
+      throw new InvalidArgumentError('threads > 1 need a shared memory (a threaded kernel build and SharedArrayBuffer)')
     }
-    const { Worker } = await import('node:worker_threads')
-    await Promise.all(Array.from({ length: nThreads - 1 }, (_, i) => new Promise<void>((resolve, reject) => {
-      const w = new Worker(WORKER_URL, { workerData: { module, memory, ctl, ith: i + 1, nth: nThreads } })
-      workers.push(w)
-      const timer = setTimeout(() => reject(new Error(`worker ${i + 1} not ready after ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS)
-      w.once('error', (e) => { clearTimeout(timer); reject(e) })
-      w.once('exit', (code) => { clearTimeout(timer); reject(new Error(`worker ${i + 1} exited with code ${code}`)) })
-      w.on('message', (m: unknown) => {
-        // Unref only once ready: until then the pending start must keep the process alive.
-        if (m === 'ready') { clearTimeout(timer); w.unref(); resolve() }
-        else if (m && typeof m === 'object' && 'error' in m) pool.lastError = String(m.error)
+    const spawn = IS_NODE ? await nodeSpawn() : webSpawn()
+    const onError = (message: string) => { pool.lastError = message }
+    await Promise.all(Array.from({ length: nThreads - 1 }, (_, i) => {
+      const { handle, ready } = spawn({ module, memory, ctl, ith: i + 1, nth: nThreads }, onError)
+      workers.push(handle)
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`not ready after ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS)
       })
-    }))).catch(async (e) => {
+      return Promise.race([ready, timeout])
+        .catch((e: Error) => { throw new Error(`worker ${i + 1}: ${e.message}`) })
+        .finally(() => clearTimeout(timer))
+    })).catch(async (e) => {
       await Promise.all(workers.map((w) => w.terminate()))
       throw new WorkerError(`starting compute workers failed: ${(e as Error).message}`)
     })
@@ -99,7 +149,7 @@ export class ThreadPool {
     // A round takes micro- to milliseconds; a worker that has not finished after
     // ROUND_TIMEOUT_MS is dead or wedged, and waiting longer would hang the caller.
     const t0 = Date.now()
-    waitWhile(i32, base + CTL_DONE, (v) => v < this.nThreads - 1, () => {
+    waitWhile(i32, base + CTL_DONE, (v) => v < this.nThreads - 1, CAN_BLOCK, () => {
       if (Date.now() - t0 > ROUND_TIMEOUT_MS) {
         const done = Atomics.load(i32, base + CTL_DONE)
         throw new WorkerError(`compute workers stopped responding (${done} of ${this.nThreads - 1} finished a round within ${ROUND_TIMEOUT_MS / 1000} s)`)

@@ -7,6 +7,7 @@
  */
 import { WasmFeatureError } from './errors.js'
 import { readUrlBytes } from './io/url.js'
+import { relaxedSimd, simd, threads } from 'wasm-feature-detect'
 
 type Ptr = number
 
@@ -49,81 +50,125 @@ export const HEAP_BASE = 1 << 16
 export const MAX_PAGES = 65536
 
 /**
- * Build variants (asconfig.json targets), fastest first. Both export the same ABI; they
- * differ in the instructions the kernels use:
+ * Build variants (asconfig.json targets), fastest first. All export the same ABI; they
+ * differ in the instructions the kernels use and in whether their memory is shared:
  * - `relaxed`: SIMD128 + threads + relaxed SIMD (Node ≥ 22, Deno, Bun, Chrome/Edge ≥ 114, Firefox ≥ 146)
- * - `simd`: SIMD128 + threads (everywhere else, e.g. Safari, Node 20)
+ * - `simd`: SIMD128 + threads (e.g. Safari, Node 20)
+ * - `single`: SIMD128 on a non-shared memory, one thread: pages without cross-origin
+ *   isolation, where SharedArrayBuffer (and so a memory shared with workers) is missing
  */
-export type KernelVariant = 'relaxed' | 'simd'
-export const KERNEL_VARIANTS: readonly KernelVariant[] = ['relaxed', 'simd']
+export type KernelVariant = 'relaxed' | 'simd' | 'single'
+export const KERNEL_VARIANTS: readonly KernelVariant[] = ['relaxed', 'simd', 'single']
 
+/** Whether a variant imports a shared memory (and so can run on several threads). */
+export function isSharedVariant(variant: KernelVariant): boolean {
+  return variant !== 'single'
+}
+
+/**
+ * What each variant needs, probed with tiny modules (wasm-feature-detect) before any
+ * binary is fetched. `threads()` also checks that a SharedArrayBuffer can be posted to
+ * a worker, which fails in a page that is not cross-origin isolated.
+ */
+const SUPPORTED: Record<KernelVariant, () => Promise<boolean>> = {
+  relaxed: async () => (await relaxedSimd()) && (await threads()),
+  simd: async () => (await simd()) && (await threads()),
+  single: simd,
+}
+
+/**
+ * Where the kernel binaries are: next to the package's modules by default. The literal
+ * `new URL('…', import.meta.url)` form is the one bundlers (Vite, webpack, esbuild,
+ * Parcel) recognise and copy as assets.
+ */
 const WASM_URLS: Record<KernelVariant, URL> = {
   relaxed: new URL('../build/bitnet-relaxed.wasm', import.meta.url),
   simd: new URL('../build/bitnet-simd.wasm', import.meta.url),
+  single: new URL('../build/bitnet-single.wasm', import.meta.url),
 }
 
-const compiled = new Map<KernelVariant, Promise<WebAssembly.Module | undefined>>()
-
 /**
- * Compiles a variant once per process; resolves undefined when this runtime cannot run it
- * (WebAssembly.validate fails: no relaxed SIMD, no SIMD or no threads).
+ * Override of the kernel binaries (unusual hosting, e.g. a CDN or an app's own asset
+ * folder): a folder URL holding `bitnet-{relaxed,simd,single}.wasm`, or the bytes of one
+ * build (give its `variant` too; default 'simd').
  */
-function compileVariant(variant: KernelVariant): Promise<WebAssembly.Module | undefined> {
-  let p = compiled.get(variant)
+export type WasmSource = string | URL | Uint8Array
+
+const compiled = new Map<string, Promise<WebAssembly.Module>>()
+
+/** Compiles the binary at `url` once per process. */
+function compileUrl(url: URL): Promise<WebAssembly.Module> {
+  let p = compiled.get(url.href)
   if (!p) {
-    p = readUrlBytes(WASM_URLS[variant]).then((b: Uint8Array<ArrayBuffer>) =>
-      WebAssembly.validate(b) ? WebAssembly.compile(b) : undefined)
-    compiled.set(variant, p)
+    p = readUrlBytes(url).then((b) => WebAssembly.compile(b))
+    compiled.set(url.href, p)
+    p.catch(() => compiled.delete(url.href)) // a failed fetch may succeed on the next load
   }
   return p
 }
 
 /** Variants this runtime can run, fastest first. */
 export async function availableVariants(): Promise<KernelVariant[]> {
-  const ok = await Promise.all(KERNEL_VARIANTS.map(async (v) => ((await compileVariant(v)) ? v : undefined)))
+  const ok = await Promise.all(KERNEL_VARIANTS.map(async (v) => ((await SUPPORTED[v]()) ? v : undefined)))
   return ok.filter((v): v is KernelVariant => v !== undefined)
 }
 
 /**
  * The compiled kernel module: the requested variant, or the fastest this runtime runs.
- * `bytes` overrides the packaged binary (unusual hosting).
+ * `wasm` overrides where the binaries come from (see {@link WasmSource}).
  */
-export async function compileKernels(opts: { variant?: KernelVariant; bytes?: Uint8Array } = {}): Promise<{ module: WebAssembly.Module; variant: KernelVariant }> {
-  if (opts.bytes) return { module: await WebAssembly.compile(opts.bytes as Uint8Array<ArrayBuffer>), variant: opts.variant ?? 'simd' }
-  for (const variant of opts.variant ? [opts.variant] : KERNEL_VARIANTS) {
-    const module = await compileVariant(variant)
-    if (module) return { module, variant }
+export async function compileKernels(opts: { variant?: KernelVariant; wasm?: WasmSource } = {}): Promise<{ module: WebAssembly.Module; variant: KernelVariant }> {
+  if (opts.wasm instanceof Uint8Array) {
+    return { module: await WebAssembly.compile(opts.wasm as Uint8Array<ArrayBuffer>), variant: opts.variant ?? 'simd' }
   }
-  throw new WasmFeatureError(opts.variant
-    ? `this runtime cannot run the '${opts.variant}' kernels (WebAssembly ${opts.variant === 'relaxed' ? 'relaxed SIMD' : 'SIMD128 with threads'} missing)`
-    : 'this runtime cannot run WebAssembly SIMD128 with threads (shared memory)')
+  const variant = opts.variant ?? (await availableVariants())[0]
+  if (!variant || !(await SUPPORTED[variant]())) {
+    throw new WasmFeatureError(opts.variant
+      ? `this runtime cannot run the '${opts.variant}' kernels (${NEEDS[opts.variant]} missing)`
+      : 'this runtime cannot run WebAssembly SIMD128')
+  }
+  const url = opts.wasm ? new URL(`bitnet-${variant}.wasm`, opts.wasm) : WASM_URLS[variant]
+  return { module: await compileUrl(url), variant }
+}
+
+const NEEDS: Record<KernelVariant, string> = {
+  relaxed: 'WebAssembly relaxed SIMD or shared memory',
+  simd: 'WebAssembly SIMD128 or shared memory (SharedArrayBuffer; in browsers: cross-origin isolation)',
+  single: 'WebAssembly SIMD128',
 }
 
 /** Instantiates the module on `memory`. Every thread does this on the same memory. */
 export function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): Kernels {
-  const instance = new WebAssembly.Instance(module, {
-    env: { memory, abort: () => { throw new Error('wasm abort') } },
-  })
-  return instance.exports as unknown as Kernels
+  try {
+    const instance = new WebAssembly.Instance(module, {
+      env: { memory, abort: () => { throw new Error('wasm abort') } },
+    })
+    return instance.exports as unknown as Kernels
+  } catch (e) {
+    // A LinkError here means a binary given as bytes is not the variant it was said to be.
+    throw new WasmFeatureError(`cannot instantiate the kernel module: ${(e as Error).message}`)
+  }
 }
 
 /**
- * A shared memory of `bytes` (rounded up to pages), sized before any thread starts. It may
- * grow later (sessions' KV caches, `growMemory`) up to 4 GiB where the runtime can reserve
- * that much address space, else it is fixed at its initial size.
+ * The memory of `variant` (shared unless 'single') of `bytes` (rounded up to pages), sized
+ * before any thread starts. It may grow later (sessions' KV caches, `growMemory`) up to
+ * 4 GiB where the runtime can reserve that much address space, else it is fixed at its
+ * initial size.
  */
-export function createMemory(bytes: number): WebAssembly.Memory {
+export function createMemory(bytes: number, variant: KernelVariant): WebAssembly.Memory {
   const pages = Math.ceil(bytes / 65536)
   if (pages > MAX_PAGES) {
     throw new WasmFeatureError(`model needs ${(bytes / 2 ** 30).toFixed(2)} GiB of wasm memory; the limit is 4 GiB`)
   }
+  const shared = isSharedVariant(variant)
   try {
-    return new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true })
+    return new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared })
   } catch {
     try {
-      return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+      return new WebAssembly.Memory({ initial: pages, maximum: pages, shared })
     } catch (e) {
-      throw new WasmFeatureError(`cannot allocate ${(bytes / 2 ** 20).toFixed(0)} MiB of shared wasm memory: ${(e as Error).message}`)
+      throw new WasmFeatureError(`cannot allocate ${(bytes / 2 ** 20).toFixed(0)} MiB of wasm memory: ${(e as Error).message}`)
     }
   }
 }

@@ -51,6 +51,20 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(JSON.parse(a.stdout).tokens).toEqual(JSON.parse(b.stdout).tokens)
   })
 
+  it('run: -j constrains the output to a JSON schema; --logit-bias bans a token', async () => {
+    const schema = { type: 'object', properties: { book: { enum: ['Genesis', 'Exodus'] }, chapter: { type: 'integer' } }, required: ['book', 'chapter'] }
+    const r = await bitnet('run', '-m', TINY_GGUF, '-p', 'And God said', '-n', '200', '--temp', '0.8', '--seed', '3', '-j', JSON.stringify(schema), '--json')
+    const out = JSON.parse(r.stdout)
+    expect(out.finish_reason).toBe('stop')
+    const value = JSON.parse(out.text)
+    expect(['Genesis', 'Exodus']).toContain(value.book)
+    expect(Number.isInteger(value.chapter)).toBe(true)
+    const p = golden.prompts[0]
+    const banned = await bitnet('run', '-m', TINY_GGUF, '-p', p.text, '-n', '1', '--temp', '0', '--logit-bias', `${p.greedy32_ids[0]}-inf`, '--json')
+    expect(JSON.parse(banned.stdout).tokens[0]).not.toBe(p.greedy32_ids[0])
+    expect((await bitnet('run', '-m', TINY_GGUF, '-p', 'x', '--logit-bias', '5*2')).code).not.toBe(0)
+  }, 120_000)
+
   it('logits --json: top-k per position matches golden', async () => {
     const p = golden.prompts[1]
     const r = await bitnet('logits', '-m', TINY_GGUF, '-p', p.text, '--top', '5', '--json')
@@ -82,6 +96,23 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(out.tensor_types.I2_S.count).toBe(8 * 7)
     expect(out.chat_template.placeholder_in_file).toBe(true)
     expect(out.chat_template.used).toContain('Assistant: ')
+  })
+
+  it('convert --json and info on a Hugging Face folder; logits of the converted file are the folder\'s', async () => {
+    const folder = new URL('./fixtures/tiny-dev/', import.meta.url).pathname
+    const out = join(TMP, 'tiny-tl1.gguf')
+    const conv = await bitnet('convert', folder, out, '--to', 'tl1', '--json')
+    expect(conv.code).toBe(0)
+    expect(JSON.parse(conv.stdout)).toMatchObject({ file: out, to: 'tl1', output_type: 'f16' })
+    const info = JSON.parse((await bitnet('info', folder, '--json')).stdout)
+    expect(info).toMatchObject({ format: 'huggingface', config: { arch: 'bitnet-b1.58', nLayer: 8 }, tensor_types: { HF_PACKED: { count: 56 } } })
+    expect(JSON.parse((await bitnet('info', out, '--json')).stdout).tensor_types.TL1.count).toBe(56)
+    const a = JSON.parse((await bitnet('logits', '-m', out, '-p', 'In the beginning', '--json')).stdout)
+    const b = JSON.parse((await bitnet('logits', '-m', folder, '-p', 'In the beginning', '--json')).stdout)
+    expect(a).toEqual(b)
+    const bad = await bitnet('convert', folder, join(TMP, 'x.gguf'), '--to', 'tq2_0', '--json')
+    expect(bad.code).toBe(2)
+    expect(JSON.parse(bad.stderr).error.message).toMatch(/cannot be stored as TQ2_0/)
   })
 
   it('bench --json: speed, RSS and what ran', async () => {

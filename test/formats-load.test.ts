@@ -1,14 +1,20 @@
 // Every model format tiny-dev's shapes allow loads to the golden logits: the Hugging Face
-// folder, the I2_S GGUF, and GGUFs written by `bitnet convert` from the folder (I2_S, TL1,
-// TL2, F32, F16, BF16). TQ1_0/TQ2_0 need rows of 256 multiples, so they are checked against
-// the I2_S path on a synthetic model of such shapes.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+// folder (as shipped, and rewritten as sharded bf16-master and "bitlinear" checkpoints), and
+// GGUFs written by `bitnet convert` from the folder (TL1, TL2, F32, F16, BF16; its I2_S output
+// is byte-identical in data to the official file, which test/golden.test.ts covers).
+// TQ1_0/TQ2_0 need rows of 256 multiples, so they are checked against the I2_S path on a
+// synthetic model of such shapes.
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { convertToGguf, type ConvertTarget } from '../src/convert/index.js'
 import { f16ToF32, f32ToF16 } from '../src/formats/float.js'
-import { decodeTernary } from '../src/formats/index.js'
+import { f32ToBf16 } from '../src/formats/float.js'
+import { decodeHfPacked } from '../src/formats/hf-packed.js'
+import { decodeTernary, dequantizeRows } from '../src/formats/index.js'
+import { bytesSource } from '../src/io/source.js'
+import { readSafetensors } from '../src/safetensors/reader.js'
 import { readGguf } from '../src/gguf/reader.js'
 import { fileSource, writeChunksToFile } from '../src/io/file.js'
 import { loadModel, openModelContents, syntheticGguf, writeGguf, type BitnetModel, type ModelContents } from '../src/index.js'
@@ -59,7 +65,70 @@ describe('tiny-dev Hugging Face folder', () => {
   }), 60_000)
 })
 
-describe.each(['i2s', 'tl1', 'tl2', 'f32', 'f16', 'bf16'] as const)('tiny-dev converted from the HF folder to %s', (to) => {
+/** A safetensors file (header padded to 8 bytes, as the reference writer does). */
+function safetensors(tensors: { name: string; dtype: string; shape: number[]; data: Uint8Array }[]): Uint8Array {
+  const header: Record<string, unknown> = {}
+  let at = 0
+  for (const t of tensors) { header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + t.data.byteLength] }; at += t.data.byteLength }
+  let json = JSON.stringify(header)
+  json += ' '.repeat((8 - (json.length % 8)) % 8)
+  const out = new Uint8Array(8 + json.length + at)
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true)
+  out.set(new TextEncoder().encode(json), 8)
+  let o = 8 + json.length
+  for (const t of tensors) { out.set(t.data, o); o += t.data.byteLength }
+  return out
+}
+
+/**
+ * tiny-dev rewritten as another kind of HF checkpoint, in two shards with an index:
+ * 'bf16' = 2B4T-bf16-style master weights (ternary-valued BF16, no weight_scale);
+ * 'bitlinear' = packed U8 with weight_scale as a divisor (F32 1/γ, no linear_class).
+ */
+async function hfVariant(kind: 'bf16' | 'bitlinear'): Promise<string> {
+  const out = join(dir, `hf-${kind}`)
+  mkdirSync(out)
+  const src = readFileSync(join(TINY_DIR, 'model.safetensors'))
+  const st = await readSafetensors(bytesSource(src))
+  const data = (name: string) => { const t = st.tensors.get(name)!; return src.subarray(t.offset, t.offset + t.byteSize) }
+  const tensors: { name: string; dtype: string; shape: number[]; data: Uint8Array }[] = []
+  for (const t of st.tensors.values()) {
+    if (t.name.endsWith('.weight_scale')) continue
+    const scaleName = t.name.replace(/\.weight$/, '.weight_scale')
+    if (t.dtype !== 'U8') { tensors.push({ ...t, data: data(t.name) }); continue }
+    const gamma = dequantizeRows('BF16', data(scaleName), 1)[0]
+    if (kind === 'bitlinear') {
+      tensors.push({ ...t, data: data(t.name) }, { name: scaleName, dtype: 'F32', shape: [1], data: new Uint8Array(Float32Array.of(1 / gamma).buffer) })
+    } else {
+      const [q, cols] = t.shape
+      const { codes } = decodeHfPacked(data(t.name), 4 * q, cols, gamma)
+      tensors.push({ name: t.name, dtype: 'BF16', shape: [4 * q, cols], data: new Uint8Array(Uint16Array.from(codes, (c) => f32ToBf16(c * gamma)).buffer) })
+    }
+  }
+  const half = tensors.length >> 1
+  const shards = [tensors.slice(0, half), tensors.slice(half)]
+  const weightMap: Record<string, string> = {}
+  shards.forEach((list, i) => {
+    const file = `model-0000${i + 1}-of-00002.safetensors`
+    writeFileSync(join(out, file), safetensors(list))
+    for (const t of list) weightMap[t.name] = file
+  })
+  writeFileSync(join(out, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }))
+  const config = JSON.parse(readFileSync(join(TINY_DIR, 'config.json'), 'utf8'))
+  if (kind === 'bitlinear') config.quantization_config = { quant_method: 'bitnet' }
+  else delete config.quantization_config
+  writeFileSync(join(out, 'config.json'), JSON.stringify(config))
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) copyFileSync(join(TINY_DIR, f), join(out, f))
+  return out
+}
+
+describe.each(['bf16', 'bitlinear'] as const)('tiny-dev as a sharded %s HF checkpoint', (kind) => {
+  it('gives the golden logits', async () => {
+    await withModel(await hfVariant(kind), expectGolden)
+  }, 60_000)
+})
+
+describe.each(['tl1', 'tl2', 'f32', 'f16', 'bf16'] as const)('tiny-dev converted from the HF folder to %s', (to) => {
   it('gives the golden logits', async () => {
     const path = await convert(TINY_DIR, to)
     await withModel(path, expectGolden)

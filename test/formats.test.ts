@@ -68,9 +68,9 @@ describe('traits table', () => {
 
   it('type ids follow ggml and bitnet.cpp', () => {
     const ids = Object.fromEntries(Object.values(FORMATS).map((f) => [f.name, f.typeId]))
-    expect(ids).toEqual({ F32: 0, F16: 1, Q8_0: 8, Q6_K: 14, BF16: 30, TQ1_0: 34, TQ2_0: 35, I2_S: 36, TL1: 38, TL2: 39 })
+    expect(ids).toEqual({ F32: 0, F16: 1, Q8_0: 8, Q6_K: 14, BF16: 30, TQ1_0: 34, TQ2_0: 35, I2_S: 36, TL1: 38, TL2: 39, HF_PACKED: -1 })
     for (const f of Object.values(FORMATS)) {
-      expect(f.ternary).toBe(['TQ1_0', 'TQ2_0', 'I2_S', 'TL1', 'TL2'].includes(f.name))
+      expect(f.ternary).toBe(['TQ1_0', 'TQ2_0', 'I2_S', 'TL1', 'TL2', 'HF_PACKED'].includes(f.name))
       if (f.origin === 'ggml') expect(GGML_TYPE_NAMES[f.typeId]).toBe(f.name)
     }
     expect(GGML_TYPE_NAMES.length).toBe(43)
@@ -122,7 +122,9 @@ describe('tensorByteSize', () => {
     expect(tensorByteSize('TL2', [3200, 8640])).toBe(5299200 + 552960 + 32)
     // 1·(1000−256)/3 = 248 → ·5/8 = 155; + 64 = 219 → padded 224, + 32.
     expect(tensorByteSize('TL2', [1000, 1])).toBe(256)
-    expect(() => tensorByteSize('TL2', [128, 4])).toThrow(ModelFormatError)
+    // ne0 < 256: C truncation, (−128·4/3 = −170)·5/8 = −106; + 256 = 150 → 160, + 32.
+    expect(tensorByteSize('TL2', [128, 4])).toBe(192)
+    expect(() => tensorByteSize('TL2', [128, 4, 2])).toThrow(ModelFormatError)
   })
 
   it('block formats need ne0 % blockElems == 0', () => {
@@ -330,9 +332,9 @@ describe('decodeTernary / dequantizeRows dispatch', () => {
     expect(decodeTernary('I2_S', encodeI2s(codes, 2, 256, 1), 2, 256).codes).toEqual(codes)
     expect(decodeTernary('TQ2_0', encodeTq2_0(codes, 2, 256, 1), 2, 256).codes).toEqual(codes)
     expect(decodeTernary('TQ1_0', encodeTq1_0(codes, 2, 256, 1), 2, 256).codes).toEqual(codes)
-    expect(() => decodeTernary('TL1', new Uint8Array(160), 2, 256)).toThrow(/TL1 decoding is not implemented yet/)
-    expect(() => decodeTernary('TL2', new Uint8Array(160), 2, 256)).toThrow(UnsupportedFeatureError)
-    expect(() => decodeTernary('F16', new Uint8Array(1024), 2, 256)).toThrow(InvalidArgumentError)
+    expect(() => decodeTernary('TL1', new Uint8Array(160), 2, 256)).toThrow(/TL1 needs a tiling/)
+    expect(() => decodeTernary('HF_PACKED', new Uint8Array(128), 2, 256)).toThrow(InvalidArgumentError)
+    expect(decodeTernary('F16', quantizeF16(Float32Array.from(codes, (c) => c * 0.5)), 2, 256)).toEqual({ codes, scale: 0.5 })
     expect(() => dequantizeRows('I2_S', new Uint8Array(160), 512)).toThrow(InvalidArgumentError)
   })
 

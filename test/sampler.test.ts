@@ -181,7 +181,7 @@ describe('sampler: options', () => {
   it('documents its defaults', () => {
     expect(DEFAULT_SAMPLER_OPTIONS).toEqual({
       temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05,
-      repeatPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, penaltyLastN: 64,
+      repeatPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, penaltyLastN: 64, typicalP: 1,
     })
     expect(new Sampler({ seed: 1, topK: 10 }).options).toMatchObject({ ...DEFAULT_SAMPLER_OPTIONS, topK: 10, seed: 1 })
   })
@@ -189,12 +189,132 @@ describe('sampler: options', () => {
   it.each([
     { temperature: -0.1 }, { temperature: NaN }, { topK: -1 }, { topK: 1.5 }, { topP: 0 }, { topP: 1.01 },
     { minP: -0.1 }, { minP: 2 }, { repeatPenalty: 0 }, { frequencyPenalty: Infinity }, { penaltyLastN: -2 },
-    { seed: -1 }, { seed: 0.5 },
+    { seed: -1 }, { seed: 0.5 }, { typicalP: 0 }, { typicalP: 1.5 },
+    { logitBias: { 1: NaN } }, { logitBias: { 1: Infinity } }, { logitBias: { '-1': 2 } }, { logitBias: { x: 1 } },
+    { logitBias: new Map([[1.5, 1]]) },
   ])('rejects %j', (opts) => {
     expect(() => new Sampler(opts)).toThrow(InvalidArgumentError)
   })
 
   it('rejects empty logits', () => {
     expect(() => new Sampler({ seed: 1 }).sample(new Float32Array(0))).toThrow(InvalidArgumentError)
+  })
+})
+
+describe('sampler: typical-p (llama.cpp semantics)', () => {
+  // p = [0.5, 0.3, 0.15, 0.05]: entropy H = 1.1423; |-ln p - H| = [0.449, 0.062, 0.755, 1.853],
+  // so the typical order is 1, 0, 2, 3 with cumulative mass 0.3, 0.8, 0.95, 1.
+  const probs = [0.5, 0.3, 0.15, 0.05]
+
+  it.each([
+    [0.2, [1]], // 0.3 > 0.2 already: the most likely token is not the most typical
+    [0.3, [0, 1]], // strictly greater: 0.3 is not > 0.3
+    [0.5, [0, 1]],
+    [0.85, [0, 1, 2]],
+  ])('typicalP %f keeps %j', (typicalP, expected) => {
+    const s = new Sampler({ ...OFF, typicalP, temperature: 3, seed: 9 })
+    expect([...new Set(draw(s, logitsOf(probs), 3000))].sort()).toEqual(expected)
+  })
+
+  it('renormalises over the survivors, then top-p and min-p see only them', () => {
+    const n = 20_000
+    const s = new Sampler({ ...OFF, typicalP: 0.5, temperature: 1, seed: 10 })
+    const ones = draw(s, logitsOf(probs), n).filter((t) => t === 1).length
+    expect(Math.abs(ones / n - 0.3 / 0.8)).toBeLessThan(0.015) // 5 sigma
+    // survivors {0, 1} renormalised to [0.625, 0.375]: top-p 0.6 keeps 0 only; min-p 0.7 drops 1 (0.375 < 0.7 * 0.625)
+    expect(new Set(draw(new Sampler({ ...OFF, typicalP: 0.5, topP: 0.6, temperature: 1, seed: 1 }), logitsOf(probs), 500))).toEqual(new Set([0]))
+    expect(new Set(draw(new Sampler({ ...OFF, typicalP: 0.5, minP: 0.7, temperature: 1, seed: 1 }), logitsOf(probs), 500))).toEqual(new Set([0]))
+  })
+
+  it('applies after top-k (entropy of the k survivors)', () => {
+    // top-k 2 leaves [0.625, 0.375]: H = 0.6616, shifted = [0.191, 0.319]: token 0 first, 0.625 > 0.5
+    const s = new Sampler({ ...OFF, topK: 2, typicalP: 0.5, temperature: 3, seed: 11 })
+    expect(new Set(draw(s, logitsOf(probs), 500))).toEqual(new Set([0]))
+  })
+
+  /** The typical set by brute force: full sort by |-ln p - H|, walk until the mass exceeds p. */
+  function typicalSetOf(logits: Float32Array, p: number): Set<number> {
+    const max = logits.reduce((a, b) => Math.max(a, b), -Infinity)
+    const w = Array.from(logits, (z) => Math.exp(z - max))
+    const total = w.reduce((a, b) => a + b, 0)
+    const pr = w.map((x) => x / total)
+    const h = -pr.reduce((acc, q) => acc + (q > 0 ? q * Math.log(q) : 0), 0)
+    const dist = pr.map((q) => Math.abs(-Math.log(q) - h))
+    const order = pr.map((_, i) => i).sort((a, b) => dist[a] - dist[b])
+    const set = new Set<number>()
+    for (let i = 0, cum = 0; i < order.length; i++) {
+      cum += pr[order[i]]; set.add(order[i])
+      if (cum > p) break
+    }
+    return set
+  }
+
+  it('on a full vocabulary stays inside the brute-force typical set', () => {
+    const logits = randomLogits(128256, 12)
+    for (let i = 0; i < 30; i++) logits[i * 4001] += 9
+    const set = typicalSetOf(logits, 0.9)
+    const seen = new Set(draw(new Sampler({ topK: 0, topP: 1, minP: 0, typicalP: 0.9, temperature: 1, seed: 13 }), logits, 60))
+    for (const id of seen) expect(set.has(id)).toBe(true)
+    expect(seen.size).toBeGreaterThan(20)
+  })
+})
+
+describe('sampler: logit bias', () => {
+  const greedy = (logitBias: object, logits: number[]) =>
+    new Sampler({ temperature: 0, logitBias }).sample(Float32Array.from(logits))
+
+  it('adds to the logits before the penalties; -Infinity bans', () => {
+    expect(greedy({}, [1, 0.5, 0.2])).toBe(0)
+    expect(greedy({ 1: 0.6 }, [1, 0.5, 0.2])).toBe(1)
+    expect(greedy({ '2': 1 }, [1, 0.5, 0.2])).toBe(2)
+    expect(greedy(new Map([[0, -Infinity]]), [1, 0.5, 0.2])).toBe(1)
+    const banned = new Sampler({ ...OFF, temperature: 5, seed: 3, logitBias: { 0: -Infinity, 2: -Infinity } })
+    expect(new Set(draw(banned, Float32Array.from([3, 0, 2, 1]), 500))).toEqual(new Set([1, 3]))
+    // bias then repetition penalty: (1 + 1) / 2 = 1 < 1.5, while (1 / 2) + 1 would be 1.5 (tie -> id 0)
+    expect(new Sampler({ temperature: 0, logitBias: { 0: 1 }, repeatPenalty: 2 }).sample(Float32Array.from([1, 1.4]), [0])).toBe(1)
+  })
+
+  it('rejects an id outside the vocabulary at sampling time', () => {
+    expect(() => greedy({ 3: 1 }, [1, 0.5, 0.2])).toThrow(InvalidArgumentError)
+  })
+})
+
+describe('sampler: logprobs', () => {
+  const logits = logitsOf([0.6, 0.25, 0.1, 0.05])
+
+  it('reports the log-softmax at temperature 1 before truncation, and the top n', () => {
+    const r = new Sampler({ temperature: 0 }).sampleDetailed(logits, [], 3)
+    expect(r.token).toBe(0)
+    expect(r.logprob).toBeCloseTo(Math.log(0.6), 6)
+    expect(r.top!.map((t) => t.token)).toEqual([0, 1, 2])
+    r.top!.forEach((t, i) => expect(t.logprob).toBeCloseTo(Math.log([0.6, 0.25, 0.1][i]), 6))
+    // temperature and top-k change the draw, not the reported distribution
+    const hot = new Sampler({ temperature: 7, topK: 2, seed: 5 })
+    for (let i = 0; i < 20; i++) {
+      const d = hot.sampleDetailed(logits)
+      expect(d.top).toBeUndefined()
+      expect(d.logprob).toBeCloseTo(Math.log([0.6, 0.25, 0.1, 0.05][d.token]), 6)
+    }
+  })
+
+  it('reflects logit bias and bans (OpenAI semantics); ties list the lower id first', () => {
+    const r = new Sampler({ temperature: 0, logitBias: { 0: -Infinity } }).sampleDetailed(logits, [], 4)
+    expect(r.token).toBe(1)
+    expect(r.logprob).toBeCloseTo(Math.log(0.25 / 0.4), 6)
+    expect(r.top!.map((t) => t.token)).toEqual([1, 2, 3]) // a banned token is never listed
+    const tie = new Sampler({ temperature: 0 }).sampleDetailed(Float32Array.from([0, 2, 2, 1]), [], 2)
+    expect(tie.top!.map((t) => t.token)).toEqual([1, 2])
+    expect(tie.top![0].logprob).toBe(tie.top![1].logprob)
+  })
+
+  it('draws the same tokens as sample() for the same seed', () => {
+    const big = randomLogits(5000, 3)
+    const a = new Sampler({ seed: 77, temperature: 1 })
+    const b = new Sampler({ seed: 77, temperature: 1 })
+    for (let i = 0; i < 50; i++) expect(b.sampleDetailed(big, [], 5).token).toBe(a.sample(big))
+  })
+
+  it('rejects a bad topLogprobs', () => {
+    expect(() => new Sampler({ seed: 1 }).sampleDetailed(logits, [], -1)).toThrow(InvalidArgumentError)
   })
 })

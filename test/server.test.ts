@@ -1,5 +1,6 @@
 // `serve()` (what `bitnet serve` runs) driven by the official `openai` npm client on
 // 127.0.0.1 with tiny-dev. Greedy requests are compared with the library's own output.
+import { Ajv } from 'ajv'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel, type BitnetModel, type ChatMessage } from '../src/index.js'
@@ -73,6 +74,49 @@ describe('OpenAI client against bitnet serve', { timeout: 180_000 }, () => {
     const r = await client.chat.completions.create({ model: 'tiny-dev', messages: chatOf(QUESTIONS[0]), temperature: 0, max_tokens: 24, stop })
     expect(r.choices[0].message.content).toBe(full.slice(0, full.indexOf(stop)))
     expect(r.choices[0].finish_reason).toBe('stop')
+  })
+
+  it('response_format json_schema: the content parses and validates', async () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        book: { enum: ['Genesis', 'Exodus'] },
+        chapter: { type: 'integer' },
+        names: { type: 'array', items: { type: 'string', maxLength: 8 }, minItems: 1, maxItems: 2 },
+        note: { type: 'object', properties: { said: { type: 'string', maxLength: 12 } }, required: ['said'] },
+      },
+      required: ['book', 'chapter', 'names', 'note'],
+      additionalProperties: false,
+    }
+    const r = await client.chat.completions.create({
+      model: 'tiny-dev', messages: chatOf(QUESTIONS[0]), temperature: 0, max_tokens: 400,
+      response_format: { type: 'json_schema', json_schema: { name: 'verse', schema } },
+    })
+    const value = JSON.parse(r.choices[0].message.content!)
+    expect(new Ajv().compile(schema)(value)).toBe(true)
+    expect(r.choices[0].finish_reason).toBe('stop')
+    await expect(client.chat.completions.create({
+      model: 'm', messages: chatOf('hi'), response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { $ref: 'http://elsewhere' } } } } },
+    })).rejects.toMatchObject({ status: 400 })
+  })
+
+  it('logprobs: per token with top alternatives, plain and streamed', async () => {
+    const r = await client.chat.completions.create({ model: 'tiny-dev', messages: chatOf(QUESTIONS[2]), temperature: 0, max_tokens: 6, logprobs: true, top_logprobs: 2 })
+    const content = r.choices[0].logprobs!.content!
+    expect(content).toHaveLength(r.usage!.completion_tokens)
+    expect(content.map((c) => c.token).join('')).toBe(r.choices[0].message.content)
+    for (const c of content) {
+      expect(c.top_logprobs).toHaveLength(2)
+      expect(c.top_logprobs[0].token).toBe(c.token) // greedy takes the most likely
+      expect(c.logprob).toBeLessThanOrEqual(0)
+    }
+    const stream = await client.chat.completions.create({ model: 'tiny-dev', messages: chatOf(QUESTIONS[2]), temperature: 0, max_tokens: 6, logprobs: true, stream: true })
+    const streamed = []
+    for await (const c of stream) streamed.push(...(c.choices[0]?.logprobs?.content ?? []))
+    expect(streamed.map((c) => c.logprob)).toEqual(content.map((c) => c.logprob))
+    const text = await client.completions.create({ model: 'tiny-dev', prompt: 'In the beginning', temperature: 0, max_tokens: 4, logprobs: 3 })
+    expect(text.choices[0].logprobs!.tokens!.join('')).toBe(text.choices[0].text)
+    expect(Object.keys(text.choices[0].logprobs!.top_logprobs![0])).toHaveLength(3)
   })
 
   it('16 concurrent streaming clients each get their own greedy continuation', async () => {

@@ -6,7 +6,7 @@
  */
 import { ThreadPool } from '../thread-pool.js'
 import { CTL_BYTES, type Job } from '../threads/protocol.js'
-import { availableVariants, compileKernels, createMemory, instantiateKernels, type KernelVariant } from '../wasm.js'
+import { availableVariants, compileKernels, isSharedVariant, createMemory, instantiateKernels, type KernelVariant } from '../wasm.js'
 import { Arena } from '../model/arena.js'
 
 interface KernelCase {
@@ -49,7 +49,7 @@ export async function benchKernels(threads: number, variant?: KernelVariant, log
   const results: KernelResult[] = []
   for (const v of variant ? [variant] : await availableVariants()) {
     const { module } = await compileKernels({ variant: v })
-    const memory = createMemory(DRAM_BYTES + (16 << 20))
+    const memory = createMemory(DRAM_BYTES + (16 << 20), v)
     const k = instantiateKernels(module, memory)
     const a = new Arena()
     const b: Buffers = {
@@ -64,7 +64,7 @@ export async function benchKernels(threads: number, variant?: KernelVariant, log
     crypto.getRandomValues(heap.subarray(b.q, b.q + BATCH * K))
     for (let t = 0; t < BATCH; t++) new Float32Array(memory.buffer, b.meta + 8 * t, 1)[0] = 1
     new Float32Array(memory.buffer, b.x, K).fill(0.5)
-    for (const n of [...new Set([1, threads])]) {
+    for (const n of [...new Set([1, isSharedVariant(v) ? threads : 1])]) {
       const pool = await ThreadPool.create(module, memory, k, ctl, n)
       for (const c of CASES) {
         for (const [size, bytes] of [['L2', L2_BYTES], ['DRAM', DRAM_BYTES]] as const) {

@@ -15,10 +15,10 @@ import { ProgressBar } from './progress.js'
 import { benchKernels } from './bench-kernels.js'
 import { hardwareConcurrency } from '../env.js'
 
-export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd] [--profile] [--json]
+export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd|single] [--profile] [--json]
   prints prompt tokens/s, decode tokens/s, time to first token, peak RSS, kernel, variant, threads
   --json: {"pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "kernel", "variant", "threads"}
-bitnet bench --kernels [-t N] [--variant relaxed|simd] [--json]
+bitnet bench --kernels [-t N] [--variant relaxed|simd|single] [--json]
   matvec kernels in GB/s of weights per thread, L2- and DRAM-resident, 1 and N threads`
 
 // Formats the synthetic generator writes directly; tl1/tl2 are converted from its I2_S file.
@@ -38,7 +38,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     kernels: { type: 'boolean', default: false },
   })
   if (values.help) { process.stdout.write(BENCH_HELP + '\n'); return 0 }
-  const variant = oneOf(values.variant, 'variant', ['relaxed', 'simd'] as const)
+  const variant = oneOf(values.variant, 'variant', ['relaxed', 'simd', 'single'] as const)
   if (values.kernels) {
     const threads = intOpt(values.threads, 'threads', 1, await hardwareConcurrency())!
     const rows = await benchKernels(threads, variant, values.json ? undefined : (r) => process.stdout.write(

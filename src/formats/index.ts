@@ -150,7 +150,6 @@ export function tensorByteSize(format: FormatName, dims: readonly number[], ctx:
       throw new ModelFormatError('TL2 tensor must be 2-D', { ...ctx, expected: '2-D', found: `dims [${dims.join(', ')}]` })
     }
     let size = Math.trunc(Math.trunc(Math.trunc((ne0 - 256) * ne1 / 3) * 5) / 8) + 64 * ne1
-    if (size <= 0) throw new ModelFormatError('TL2 tensor is too small', { ...ctx, found: `dims [${dims.join(', ')}]` })
     if (size % 32 !== 0) size += 32 - (size % 32)
     return size + 32
   }
@@ -179,6 +178,9 @@ export function dequantizeRows(format: FormatName, bytes: Uint8Array, n: number)
   }
 }
 
+/** Full-precision formats that may hold ternary projections: ternarized at load (./ternarize.ts). */
+export const TERNARIZABLE: readonly FormatName[] = ['F32', 'F16', 'BF16']
+
 /** What some formats need beyond the bytes: TL tiling, the HF packed tensor's scale. */
 export interface TernaryDecodeOptions {
   /** TL1/TL2 tiling (see findTlTiling in ./tl.ts). */
@@ -189,10 +191,10 @@ export interface TernaryDecodeOptions {
 
 /**
  * Decodes a per-tensor ternary weight of `rows` × `cols` (cols = ne0) into codes and a scale.
- * Full-precision formats (F32, F16, BF16, Q8_0) are ternarized (./ternarize.ts). TL1/TL2
+ * {@link TERNARIZABLE} formats (F32, F16, BF16) are ternarized (./ternarize.ts). TL1/TL2
  * read γ at `bytes.byteLength − 32`, so pass exactly the tensor's bytes.
  * @throws UnsupportedFeatureError for TQ tensors whose block scales differ; InvalidArgumentError
- *         for Q6_K, TL without a tiling or HF_PACKED without a scale.
+ *         for Q8_0/Q6_K, TL without a tiling or HF_PACKED without a scale.
  * @example
  * const { codes, scale } = decodeTernary('I2_S', bytes, info.dims[1], info.dims[0])
  */
@@ -209,7 +211,7 @@ export function decodeTernary(format: FormatName, bytes: Uint8Array, rows: numbe
     case 'HF_PACKED':
       if (opts.scale === undefined) throw new InvalidArgumentError('decodeTernary: HF_PACKED needs the scale')
       return decodeHfPacked(bytes, rows, cols, opts.scale, ctx)
-    case 'F32': case 'F16': case 'BF16': case 'Q8_0':
+    case 'F32': case 'F16': case 'BF16':
       return ternarize(dequantizeRows(format, bytes, rows * cols))
     default: throw new InvalidArgumentError(`decodeTernary: ${format} cannot hold ternary weights`)
   }

@@ -11,7 +11,8 @@
  */
 import type { EntryMeta, Store } from './cache.js'
 import { MemorySink, type Sink } from './download.js'
-import { blobSource, type ByteSource } from './source.js'
+import { blobSource } from './blob.js'
+import type { ByteSource } from './source.js'
 
 const NAME = 'bitnet-wasm'
 const META = '.meta.json'

@@ -1,5 +1,6 @@
 import { open, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { InvalidArgumentError } from '../errors.js'
 import type { ModelFolder } from '../model/load-hf.js'
 import type { ByteSource } from './source.js'
 
@@ -25,9 +26,14 @@ export async function fileSource(path: string): Promise<ByteSource> {
   }
 }
 
-/** True if `path` is a directory (a Hugging Face model folder). */
+/** True if `path` is a directory (a Hugging Face model folder); InvalidArgumentError if nothing is there. */
 export async function isDirectory(path: string): Promise<boolean> {
-  return (await stat(path)).isDirectory()
+  try {
+    return (await stat(path)).isDirectory()
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new InvalidArgumentError(`no such file or folder: ${path}`)
+    throw e
+  }
 }
 
 /**

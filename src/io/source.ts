@@ -23,19 +23,3 @@ export function bytesSource(bytes: Uint8Array | ArrayBuffer, name = '<buffer>'):
     read: async (offset, length) => view.subarray(offset, Math.min(view.byteLength, offset + length)),
   }
 }
-
-/**
- * A source over a `Blob` or `File` (browsers; Node's `fs.openAsBlob`): reads slices on demand.
- *
- * @example
- * ```ts
- * input.onchange = async () => { model = await loadModel(blobSource(input.files[0])) } // or pass the File itself
- * ```
- */
-export function blobSource(blob: Blob, name = (blob as File).name || '<blob>'): ByteSource {
-  return {
-    name,
-    size: blob.size,
-    read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
-  }
-}

@@ -1,8 +1,12 @@
-import { HAS_FS } from '../env.js'
+import { IS_NODE } from '../env.js'
 
-/** Reads the whole resource at `url` (file: URLs from disk where there is a file system, else fetch). */
+/**
+ * Reads the whole resource at `url`: file: URLs from disk in Node (whose fetch has no
+ * file: scheme), everything else with fetch (Deno and Bun fetch file: URLs too, which
+ * also serves their browser-built Workers, bundled without `node:fs`).
+ */
 export async function readUrlBytes(url: URL): Promise<Uint8Array<ArrayBuffer>> {
-  if (url.protocol === 'file:' && HAS_FS) {
+  if (url.protocol === 'file:' && IS_NODE) {
     const { readFileBytes } = await import('./file.js')
     return readFileBytes(url)
   }

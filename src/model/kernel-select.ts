@@ -23,18 +23,18 @@ const chosen = new Map<KernelVariant, TernaryKernel>()
 export function selectTernaryKernel(module: WebAssembly.Module, variant: KernelVariant): TernaryKernel {
   let k = chosen.get(variant)
   if (!k) {
-    k = variant === 'relaxed' ? 'i2s' : raceKernels(module)
+    k = variant === 'relaxed' ? 'i2s' : raceKernels(module, variant)
     chosen.set(variant, k)
   }
   return k
 }
 
-function raceKernels(module: WebAssembly.Module): TernaryKernel {
+function raceKernels(module: WebAssembly.Module, variant: KernelVariant): TernaryKernel {
   const M = 1024, K = 2560
   const a = new Arena()
   const q = a.alloc(K), meta = a.alloc(16), lut = a.alloc(K * 16), y = a.alloc(M * 4)
   const x4 = a.alloc(x4Shape(M, K).bytes), tl = a.alloc(tlShape(M, K).bytes)
-  const memory = createMemory(a.top)
+  const memory = createMemory(a.top, variant)
   const k = instantiateKernels(module, memory)
   // Any byte pattern is a weight in both layouts and the kernels' speed does not depend
   // on the values, so the race runs on pseudo-random words instead of packed codes.

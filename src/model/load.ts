@@ -7,10 +7,10 @@
  * the packed model size: the wasm memory plus one tensor in flight.
  */
 import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
-import { FORMATS, decodeTernary, dequantizeRows } from '../formats/index.js'
+import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows } from '../formats/index.js'
 import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
-import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../wasm.js'
+import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmSource } from '../wasm.js'
 import { Arena } from './arena.js'
 import type { ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
@@ -113,8 +113,8 @@ export interface LoadOptions {
   kernel?: TernaryKernel | 'auto'
   /** Storage of the output projection (and of the embedding when tied). Default 'auto'. */
   outputType?: OutputType
-  /** Kernel binary override (tests, unusual hosting). */
-  wasmBytes?: Uint8Array
+  /** Kernel binaries override (unusual hosting). */
+  wasm?: WasmSource
 }
 
 /**
@@ -125,7 +125,7 @@ export interface LoadOptions {
 export async function loadWeights(contents: ModelContents, opts: LoadOptions): Promise<LoadedModel> {
   const { config, name: file } = contents
   opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
-  const { module, variant } = await compileKernels({ variant: opts.variant, bytes: opts.wasmBytes })
+  const { module, variant } = await compileKernels({ variant: opts.variant, wasm: opts.wasm })
   const kernel = !opts.kernel || opts.kernel === 'auto' ? selectTernaryKernel(module, variant) : opts.kernel
   const plan = planTensors(contents.tensors, config, file, opts.outputType ?? 'auto', kernel)
 
@@ -136,7 +136,7 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   // Rows of an F16 matrix being converted to Q8B pass through a scratch area where the
   // runtime state will live (unused until load ends), never as a whole f16 copy.
   const scratchBytes = plan.some((p) => p.matrixType! in QUANTIZED) ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : 0
-  const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024)
+  const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024, variant)
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
 
@@ -251,8 +251,6 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
   return plan
 }
 
-/** Full-precision formats accepted for ternary projections (ternarized at load). */
-const TERNARIZABLE: readonly string[] = ['F32', 'F16', 'BF16']
 /** 16-bit formats kept as f16 (BF16 is converted: exact for |x| ≥ 2^-14, the f16 normal range). */
 const HALF: readonly string[] = ['F16', 'BF16']
 

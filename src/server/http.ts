@@ -14,8 +14,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import type { BitnetModel } from '../bitnet-model.js'
 import { BitnetError, InvalidArgumentError, PayloadTooLargeError, TimeoutError } from '../errors.js'
+import { createResponseConstraint } from '../grammar/response-format.js'
 import type { Logger } from '../logger.js'
-import { chunk, completion, finishReason, newMeta, parseRequest, usage, type CompletionRequest, type Kind } from './openai.js'
+import { chunk, completion, finishReason, logprobsOf, newMeta, parseRequest, usage, type CompletionRequest, type Kind } from './openai.js'
 import { SlotPool } from './slots.js'
 
 export interface ServeOptions {
@@ -104,10 +105,13 @@ export async function serve(model: BitnetModel, opts: ServeOptions = {}): Promis
     const tokens = r.kind === 'chat'
       ? model.tokenize(model.applyChatTemplate(r.messages!), { addBos: false })
       : typeof r.prompt === 'string' ? model.tokenize(r.prompt) : r.prompt!
+    const bad = tokens.find((t) => t >= model.config.vocabSize)
+    if (bad !== undefined) throw Object.assign(new InvalidArgumentError(`token id ${bad} is not in the vocabulary (size ${model.config.vocabSize})`), { param: 'prompt' })
     const room = model.contextSize - 1 - tokens.length
     if (room < 1) {
       throw Object.assign(new InvalidArgumentError(`the prompt has ${tokens.length} tokens; the context holds ${model.contextSize}`), { param: 'messages', openaiCode: 'context_length_exceeded' })
     }
+    createResponseConstraint(r.options.responseFormat, model.tokenizer) // a bad schema is a 400 before any work (compiled once, cached)
     // One controller per request: client gone, time limit, server closing.
     const ac = new AbortController()
     running.add(ac)
@@ -119,12 +123,17 @@ export async function serve(model: BitnetModel, opts: ServeOptions = {}): Promis
       try {
         const gen = slot.session.generate(tokens, { ...r.options, maxTokens: Math.min(r.maxTokens ?? room, room), signal: ac.signal })
         const meta = newMeta(r.kind, modelId)
-        if (!r.stream) return sendJson(res, 200, completion(r.kind, meta, await gen))
+        if (!r.stream) return sendJson(res, 200, completion(r.kind, meta, await gen, model.tokenizer))
         res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
         const send = (v: unknown) => { if (!res.destroyed) res.write(`data: ${JSON.stringify(v)}\n\n`) }
         if (r.kind === 'chat') send(chunk(r.kind, meta, '', null, { role: true }))
         try {
-          for await (const c of gen) if (c.text) send(chunk(r.kind, meta, c.text, null))
+          let offset = 0
+          for await (const c of gen) {
+            const logprobs = c.logprob !== undefined ? logprobsOf(r.kind, model.tokenizer, [c], offset) : null
+            if (c.text || logprobs) send(chunk(r.kind, meta, c.text, null, { logprobs }))
+            offset += c.text.length
+          }
           const result = await gen
           send(chunk(r.kind, meta, '', finishReason(result)))
           if (r.includeUsage) send(chunk(r.kind, meta, '', null, { usage: usage(result) }))

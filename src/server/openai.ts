@@ -2,11 +2,14 @@
  * The OpenAI wire format: request bodies of /v1/chat/completions and /v1/completions →
  * a prompt and GenerateOptions; results → response objects and SSE chunks. Field names
  * and shapes follow the OpenAI API reference (llama-server's extras `top_k`, `min_p`,
- * `repeat_penalty` are accepted too).
+ * `repeat_penalty`, `typical_p` are accepted too).
  */
 import type { ChatMessage } from '../chat-template.js'
 import { InvalidArgumentError } from '../errors.js'
-import type { GenerateOptions, GenerationResult } from '../generation.js'
+import type { GenerateOptions, GenerationChunk, GenerationResult } from '../generation.js'
+import type { JsonSchema } from '../grammar/json-schema.js'
+import type { ResponseFormat } from '../grammar/response-format.js'
+import type { BitnetTokenizer } from '../tokenizer.js'
 
 export type Kind = 'chat' | 'text'
 
@@ -71,9 +74,6 @@ export function parseRequest(kind: Kind, body: unknown): CompletionRequest {
     req.prompt = p as string | number[]
   }
   if ((b.n ?? 1) !== 1) bad('n', "only 'n': 1 is supported")
-  if (b.logprobs === true || typeof b.logprobs === 'number') bad('logprobs', "'logprobs' is not supported yet")
-  const rf = b.response_format as Body | undefined
-  if (rf !== undefined && rf !== null && rf.type !== 'text') bad('response_format', `response_format '${String(rf?.type)}' is not supported yet`)
   const so = b.stream_options as Body | undefined
   req.includeUsage = req.stream && so?.include_usage === true
   req.maxTokens = int(b, 'max_completion_tokens', 0) ?? int(b, 'max_tokens', 0) ?? (kind === 'text' ? 16 : undefined)
@@ -91,11 +91,74 @@ export function parseRequest(kind: Kind, body: unknown): CompletionRequest {
     frequencyPenalty: num(b, 'frequency_penalty', -2, 2),
     presencePenalty: num(b, 'presence_penalty', -2, 2),
     repeatPenalty: num(b, 'repeat_penalty', 0),
+    typicalP: num(b, 'typical_p', 0, 1),
+    logitBias: logitBias(b.logit_bias),
     seed: int(b, 'seed', 0),
     stop: (stop as string[] | undefined) ?? undefined,
   }
   if (req.options.topP === 0) bad('top_p', "'top_p' must be > 0")
+  Object.assign(req.options, logprobOptions(kind, b), { responseFormat: responseFormat(b.response_format) })
   return req
+}
+
+// Chat: `logprobs: true` + `top_logprobs: 0..20`; completions: `logprobs: 0..5` (alternatives).
+function logprobOptions(kind: Kind, b: Body): Pick<GenerateOptions, 'logprobs' | 'topLogprobs'> {
+  if (kind === 'text') {
+    const n = int(b, 'logprobs', 0)
+    if (n !== undefined && n > 5) bad('logprobs', "'logprobs' must be in 0..5")
+    return n === undefined ? {} : { logprobs: true, topLogprobs: n }
+  }
+  if (b.logprobs !== undefined && b.logprobs !== null && typeof b.logprobs !== 'boolean') bad('logprobs', "'logprobs' must be a boolean")
+  const top = int(b, 'top_logprobs', 0)
+  if (top !== undefined && (top > 20 || b.logprobs !== true)) bad('top_logprobs', "'top_logprobs' must be in 0..20 and needs 'logprobs': true")
+  return b.logprobs === true ? { logprobs: true, topLogprobs: top ?? 0 } : {}
+}
+
+// OpenAI `logit_bias`: {"token id": bias in −100..100}; −100 bans the token.
+function logitBias(v: unknown): Record<number, number> | undefined {
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'object' || Array.isArray(v)) return bad('logit_bias', "'logit_bias' must be an object of token id → bias")
+  return Object.fromEntries(Object.entries(v as Body).map(([id, bias]) => {
+    if (!/^\d+$/.test(id) || typeof bias !== 'number' || !(bias >= -100 && bias <= 100)) bad('logit_bias', `'logit_bias' entry ${id}: ${String(bias)} is not a token id → number in −100..100`)
+    return [Number(id), bias === -100 ? -Infinity : bias as number]
+  }))
+}
+
+// OpenAI `response_format` → the library's ResponseFormat.
+function responseFormat(v: unknown): ResponseFormat | undefined {
+  if (v === undefined || v === null) return undefined
+  const rf = v as Body
+  if (rf.type === 'text' || rf.type === 'json_object') return { type: rf.type }
+  if (rf.type === 'json_schema') {
+    const js = rf.json_schema as Body | undefined
+    if (!js || typeof js.schema !== 'object' || js.schema === null) bad('response_format.json_schema.schema', "'json_schema' needs a 'schema' object")
+    return { type: 'json_schema', schema: js!.schema as JsonSchema }
+  }
+  return bad('response_format.type', "response_format 'type' must be 'text', 'json_object' or 'json_schema'")
+}
+
+/**
+ * Log-probabilities of chunks in the wire format: chat `{content: [{token, logprob, bytes,
+ * top_logprobs}]}`, completions `{tokens, token_logprobs, top_logprobs, text_offset}`.
+ * Null when none were asked for.
+ */
+export function logprobsOf(kind: Kind, tok: BitnetTokenizer, chunks: readonly GenerationChunk[] | undefined, textOffset = 0): Record<string, unknown> | null {
+  if (!chunks) return null
+  const piece = (id: number) => tok.tokenToPiece(id)
+  if (kind === 'chat') {
+    const entry = (token: number, logprob: number) => ({ token: piece(token), logprob, bytes: Array.from(tok.tokenToBytes(token)) })
+    return {
+      content: chunks.map((c) => ({ ...entry(c.tokenId, c.logprob!), top_logprobs: (c.topLogprobs ?? []).map((t) => entry(t.token, t.logprob)) })),
+    }
+  }
+  let offset = textOffset
+  const text_offset = chunks.map((c) => { const o = offset; offset += piece(c.tokenId).length; return o })
+  return {
+    tokens: chunks.map((c) => piece(c.tokenId)),
+    token_logprobs: chunks.map((c) => c.logprob!),
+    top_logprobs: chunks.map((c) => Object.fromEntries((c.topLogprobs ?? []).map((t) => [piece(t.token), t.logprob]))),
+    text_offset,
+  }
 }
 
 const FINISH: Record<GenerationResult['finishReason'], string> = { stop: 'stop', length: 'length', abort: 'length' }
@@ -121,11 +184,12 @@ export function usage(r: GenerationResult): Record<string, unknown> {
 }
 
 /** The non-streaming response. */
-export function completion(kind: Kind, meta: ResponseMeta, r: GenerationResult): Record<string, unknown> {
+export function completion(kind: Kind, meta: ResponseMeta, r: GenerationResult, tok: BitnetTokenizer): Record<string, unknown> {
   const finish_reason = FINISH[r.finishReason]
+  const logprobs = logprobsOf(kind, tok, r.logprobs)
   const choice = kind === 'chat'
-    ? { index: 0, message: { role: 'assistant', content: r.text }, logprobs: null, finish_reason }
-    : { index: 0, text: r.text, logprobs: null, finish_reason }
+    ? { index: 0, message: { role: 'assistant', content: r.text }, logprobs, finish_reason }
+    : { index: 0, text: r.text, logprobs, finish_reason }
   return { ...meta, object: kind === 'chat' ? 'chat.completion' : 'text_completion', choices: [choice], usage: usage(r) }
 }
 
@@ -133,15 +197,16 @@ export function completion(kind: Kind, meta: ResponseMeta, r: GenerationResult):
  * One SSE chunk: text (`finish` null), the final chunk (`finish` set, empty text), or the
  * usage chunk (`usage` set, no choices). The first chat chunk carries the role.
  */
-export function chunk(kind: Kind, meta: ResponseMeta, text: string, finish: string | null, opts: { role?: boolean; usage?: Record<string, unknown> } = {}): Record<string, unknown> {
+export function chunk(kind: Kind, meta: ResponseMeta, text: string, finish: string | null, opts: { role?: boolean; usage?: Record<string, unknown>; logprobs?: Record<string, unknown> | null } = {}): Record<string, unknown> {
   const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion'
   if (opts.usage) return { ...meta, object, choices: [], usage: opts.usage }
   const delta: Record<string, string> = {}
   if (opts.role) delta.role = 'assistant'
   if (text || opts.role) delta.content = text
+  const logprobs = opts.logprobs ?? null
   const choice = kind === 'chat'
-    ? { index: 0, delta, logprobs: null, finish_reason: finish }
-    : { index: 0, text, logprobs: null, finish_reason: finish }
+    ? { index: 0, delta, logprobs, finish_reason: finish }
+    : { index: 0, text, logprobs, finish_reason: finish }
   return { ...meta, object, choices: [choice] }
 }
 

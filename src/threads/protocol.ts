@@ -90,15 +90,21 @@ export function runJobs(kernels: object, i32: Int32Array, f32: Float32Array, ctl
 /**
  * Spins while `busy(value)` holds, then sleeps in 50 ms Atomics.wait slices, calling
  * `onSleep` before each (a watchdog may throw from it). Returns the final value.
+ * Where the thread may not block (`canBlock` false: a browser page's main thread, on
+ * which Atomics.wait throws), it keeps spinning and calls `onSleep` every SPIN loads.
  */
-export function waitWhile(i32: Int32Array, index: number, busy: (v: number) => boolean, onSleep?: () => void): number {
+export function waitWhile(i32: Int32Array, index: number, busy: (v: number) => boolean, canBlock: boolean, onSleep?: () => void): number {
   let v = Atomics.load(i32, index)
   for (let spins = 0; busy(v); spins++) {
     if (spins >= SPIN) {
       onSleep?.()
-      Atomics.wait(i32, index, v, 50)
+      if (canBlock) Atomics.wait(i32, index, v, 50)
+      else spins = 0
     }
     v = Atomics.load(i32, index)
   }
   return v
 }
+
+/** What a compute worker is started with (Node: workerData; Web Workers: the first message). */
+export interface WorkerInit { module: WebAssembly.Module; memory: WebAssembly.Memory; ctl: number; ith: number; nth: number }

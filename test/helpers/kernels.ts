@@ -14,7 +14,7 @@ export interface KernelBench {
 export const VARIANTS: KernelVariant[] = await availableVariants()
 
 export async function kernelBench(variant: KernelVariant, bytes = 64 << 20): Promise<KernelBench> {
-  const memory = createMemory(bytes)
+  const memory = createMemory(bytes, variant)
   const k = instantiateKernels((await compileKernels({ variant })).module, memory)
   const arena = new Arena()
   const buf = memory.buffer

@@ -1,0 +1,89 @@
+/**
+ * The message protocol between `bitnet-wasm/worker` (the caller's thread, src/worker.ts)
+ * and the engine running in a dedicated Worker (./host.ts), in one place.
+ *
+ *   caller ── Request {id, op, …} ──▶ worker
+ *   caller ◀── Reply {id, type: progress | warn | chunk}* then {id, type: done | error}
+ *
+ * Every request gets exactly one final reply (done or error) with its id; a load streams
+ * progress and warnings before it, a generation its chunks. Functions and AbortSignals
+ * cannot cross threads: they stay with the caller, which turns an abort into an `abort`
+ * request naming the generation's id.
+ */
+import type { ModelOptions } from '../bitnet-model.js'
+import type { ChatMessage } from '../chat-template.js'
+import * as errors from '../errors.js'
+import type { GenerateOptions, GenerationChunk, GenerationResult } from '../generation.js'
+import type { ModelConfig } from '../model/config.js'
+import type { LoadProgress } from '../model/load.js'
+import type { KernelVariant } from '../wasm.js'
+
+/**
+ * Model sources that can be posted to a Worker: bytes or a Blob/File (a string as
+ * `loadModel` takes it in a browser; file paths are not read inside the Worker).
+ */
+export type WorkerModelSource = string | Uint8Array | ArrayBuffer | Blob
+
+/** Load options that cross the thread boundary (the kernel binaries' folder as a string). */
+export type PostedModelOptions = Omit<ModelOptions, 'onProgress' | 'signal' | 'logger' | 'wasm'> & { wasm?: string | Uint8Array }
+export type PostedGenerateOptions = Omit<GenerateOptions, 'signal'>
+
+export type Request =
+  | { id: number; op: 'load'; source: WorkerModelSource; options: PostedModelOptions }
+  | { id: number; op: 'generate'; prompt: string | number[]; options: PostedGenerateOptions }
+  | { id: number; op: 'chat'; messages: ChatMessage[]; options: PostedGenerateOptions }
+  | { id: number; op: 'tokenize'; text: string; addBos?: boolean }
+  | { id: number; op: 'detokenize'; ids: number[] }
+  /** Stops generation `target` within one token (its result keeps the partial text). */
+  | { id: number; op: 'abort'; target: number }
+  | { id: number; op: 'dispose' }
+
+export type Op = Request['op']
+
+/** What a loaded model tells the caller once. */
+export interface ModelInfo {
+  config: ModelConfig
+  contextSize: number
+  chatTemplate: string
+  variant: KernelVariant
+  threads: number
+}
+
+/** The value of each request's `done` reply. */
+export interface Results {
+  load: ModelInfo
+  generate: GenerationResult
+  chat: GenerationResult
+  tokenize: number[]
+  detokenize: string
+  abort: undefined
+  dispose: undefined
+}
+
+/** An error as posted: its class name, code and fields (file, offset, expected, found, …). */
+export interface PostedError { name: string; message: string; stack?: string; [field: string]: unknown }
+
+export type Reply =
+  | { id: number; type: 'progress'; progress: LoadProgress }
+  | { id: number; type: 'warn'; message: string }
+  | { id: number; type: 'chunk'; chunk: GenerationChunk }
+  | { id: number; type: 'done'; value: Results[Op] }
+  | { id: number; type: 'error'; error: PostedError }
+
+/** An error's name, message and primitive fields, for postMessage. */
+export function postError(e: unknown): PostedError {
+  if (!(e instanceof Error)) return { name: 'Error', message: String(e) }
+  const out: PostedError = { name: e.name, message: e.message, stack: e.stack }
+  for (const [k, v] of Object.entries(e)) if (v === null || typeof v !== 'object') out[k] = v
+  return out
+}
+
+/**
+ * The error back on the caller's side, an instance of the same class when it is one of
+ * the package's typed errors (so `instanceof ModelFormatError` and `.code` work).
+ */
+export function revivedError(p: PostedError): Error {
+  const cls = (errors as Record<string, unknown>)[p.name]
+  const proto = typeof cls === 'function' && cls.prototype instanceof Error ? cls.prototype : Error.prototype
+  return Object.assign(Object.create(proto) as Error, p)
+}
