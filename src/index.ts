@@ -30,3 +30,8 @@ export type { GgufFile, GgufMetadata, GgufValue, GgufTensorInfo } from './gguf/t
 export { GgufType } from './gguf/types.js'
 export { bytesSource, type ByteSource } from './io/source.js'
 export * from './errors.js'
+// Sources, download and cache (src/io/).
+export { type LoadModelOptions } from './load-model.js'
+export { ModelCache, type CacheEntry, type CacheOptions, type FetchOptions } from './io/cache.js'
+export { pullModel, type PulledModel, type RemoteOptions } from './io/remote.js'
+export { DEFAULT_MODEL, parseHubId, resolveHubFiles, type HubOptions, type HubId, type HubFiles } from './io/hub.js'
