@@ -3,12 +3,14 @@
  * The `bitnet` command line. One subcommand per file in src/cli/.
  */
 import { BENCH_HELP, benchCommand } from './cli/bench.js'
+import { CACHE_HELP, cacheCommand } from './cli/cache.js'
 import { CHAT_HELP, chatCommand } from './cli/chat.js'
 import { reportError } from './cli/common.js'
 import { CONVERT_HELP, convertCommand } from './cli/convert.js'
 import { INFO_HELP, infoCommand } from './cli/info.js'
 import { LOGITS_HELP, logitsCommand } from './cli/logits.js'
 import { PPL_HELP, pplCommand } from './cli/ppl.js'
+import { PULL_HELP, pullCommand } from './cli/pull.js'
 import { RUN_HELP, runCommand } from './cli/run.js'
 import { SERVE_HELP, serveCommand } from './cli/serve.js'
 import { InvalidArgumentError } from './errors.js'
@@ -22,12 +24,14 @@ const COMMANDS: Record<string, (argv: string[], signal: AbortSignal) => Promise<
   serve: serveCommand,
   chat: chatCommand,
   convert: convertCommand,
+  pull: pullCommand,
+  cache: (argv) => cacheCommand(argv),
 }
 
 const HELP = `bitnet: BitNet b1.58 ternary language models in WebAssembly
 
 commands:
-${[RUN_HELP, LOGITS_HELP, PPL_HELP, INFO_HELP, BENCH_HELP, SERVE_HELP, CHAT_HELP, CONVERT_HELP].map((h) => '  ' + h.split('\n')[0]).join('\n')}
+${[RUN_HELP, LOGITS_HELP, PPL_HELP, INFO_HELP, BENCH_HELP, SERVE_HELP, CHAT_HELP, CONVERT_HELP, PULL_HELP, CACHE_HELP].map((h) => '  ' + h.split('\n')[0]).join('\n')}
 
 run "bitnet <command> --help" for the options of a command.`
 

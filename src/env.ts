@@ -31,3 +31,9 @@ export async function hardwareConcurrency(): Promise<number> {
   }
   return 1
 }
+
+/** An environment variable (Node/Deno/Bun `process.env`); undefined in browsers or when unset/empty. */
+export function readEnv(name: string): string | undefined {
+  const v = (g.process as { env?: Record<string, string | undefined> } | undefined)?.env?.[name]
+  return v === undefined || v === '' ? undefined : v
+}

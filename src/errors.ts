@@ -129,6 +129,39 @@ export class DisposedError extends BitnetError {
   }
 }
 
+/** A download failed: the server answered with an error, or the connection broke off too often. */
+export class DownloadError extends BitnetError {
+  /** The URL being fetched. */
+  readonly url: string
+  /** HTTP status, when the server answered. */
+  readonly status?: number
+  constructor(url: string, message: string, options: { status?: number; cause?: unknown; code?: string } = {}) {
+    super(options.code ?? 'DOWNLOAD', `${url}: ${message}`, { cause: options.cause })
+    this.url = url
+    this.status = options.status
+  }
+}
+
+/** The server has no such file (HTTP 404), or an `hf:` repository has no file matching the request. */
+export class NotFoundError extends DownloadError {
+  constructor(url: string, message = 'not found (HTTP 404)', status = 404) {
+    super(url, message, { status, code: 'NOT_FOUND' })
+  }
+}
+
+/** Downloaded or cached bytes do not match their expected size or sha256. */
+export class IntegrityError extends BitnetError {
+  readonly file: string
+  readonly expected: string
+  readonly found: string
+  constructor(file: string, what: 'size' | 'sha256', expected: string, found: string) {
+    super('INTEGRITY', `${file}: ${what} mismatch (expected ${expected}, found ${found})`)
+    this.file = file
+    this.expected = expected
+    this.found = found
+  }
+}
+
 /** A worker thread (a compute worker or the engine's own Worker) failed or stopped responding. */
 export class WorkerError extends BitnetError {
   constructor(message: string, options?: { cause?: unknown }) {

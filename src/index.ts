@@ -31,3 +31,8 @@ export { GgufType } from './gguf/types.js'
 export { bytesSource, type ByteSource } from './io/source.js'
 export * from './errors.js'
 export type { TemplateLimits } from './chat-template.js'
+// Sources, download and cache (src/io/).
+export { type LoadModelOptions } from './load-model.js'
+export { ModelCache, type CacheEntry, type CacheOptions, type FetchOptions } from './io/cache.js'
+export { pullModel, type PulledModel, type RemoteOptions } from './io/remote.js'
+export { DEFAULT_MODEL, parseHubId, resolveHubFiles, type HubOptions, type HubId, type HubFiles } from './io/hub.js'

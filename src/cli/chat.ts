@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline'
 import type { ChatMessage } from '../chat-template.js'
 import { MODEL_OPTIONS, intOpt, numOpt, openModel, parse } from './common.js'
 
-export const CHAT_HELP = `bitnet chat -m MODEL [options]      interactive chat in the terminal
+export const CHAT_HELP = `bitnet chat [-m MODEL] [options]      interactive chat in the terminal
       --system TEXT        system prompt
   -n, --n-predict N        max tokens per answer (default 512)
       --temp T             temperature, 0 = greedy (default 0.8); --top-k/--top-p/--min-p, --seed N

@@ -8,7 +8,8 @@ import type { BitnetModel } from '../bitnet-model.js'
 import { BitnetError, InvalidArgumentError } from '../errors.js'
 import { loadModel } from '../load-model.js'
 import type { KernelVariant } from '../wasm.js'
-import { formatBytes, ProgressBar } from './progress.js'
+import { DEFAULT_MODEL } from '../io/hub.js'
+import { progressHandler, ProgressBar } from './progress.js'
 
 export type Options = NonNullable<ParseArgsConfig['options']>
 type ParsedArgs<T extends Options> = ReturnType<typeof parseArgs<{ options: T; allowPositionals: true; strict: true }>>
@@ -57,19 +58,16 @@ export function numOpt(v: string | undefined, name: string): number | undefined 
 
 /** Loads `-m MODEL` with a progress bar on the terminal. */
 export async function openModel(values: { model?: string; ctx?: string; threads?: string; 'output-type'?: string }, signal?: AbortSignal, variant?: KernelVariant): Promise<BitnetModel> {
-  if (!values.model) {
-    throw new InvalidArgumentError('no model given: pass -m path/to/model.gguf (e.g. test/fixtures/tiny-dev/ggml-model-i2_s.gguf)')
-  }
+  if (!values.model) process.stderr.write(`bitnet: no -m given, using ${DEFAULT_MODEL}\n`)
   const bar = new ProgressBar('loading')
   try {
-    return await loadModel(values.model, {
+    return await loadModel(values.model ?? DEFAULT_MODEL, {
       contextSize: intOpt(values.ctx, 'ctx', 1),
       threads: intOpt(values.threads, 'threads', 1),
       variant,
       outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8', 'q4'] as const),
       signal,
-      onProgress: (p) => bar.update(p.loaded, p.total,
-        p.phase === 'compile' ? 'compiling kernels' : `${p.phase} ${formatBytes(p.loaded)} / ${formatBytes(p.total)}`),
+      onProgress: progressHandler(bar),
     })
   } finally {
     bar.done()

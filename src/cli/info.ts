@@ -8,7 +8,7 @@ import { formatBytes } from './progress.js'
 
 export const INFO_HELP = `bitnet info MODEL [--json]
   prints architecture, shapes, tensor types and sizes, tokenizer and chat template
-  (MODEL: a GGUF file or a Hugging Face folder)`
+  (MODEL: a GGUF file or a Hugging Face folder, local, an http(s) URL or an hf: id)`
 
 export async function infoCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {

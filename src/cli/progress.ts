@@ -1,3 +1,4 @@
+import type { LoadProgress } from '../io/download.js'
 /**
  * A one-line progress bar on stderr for long CLI work (loading, perplexity). Draws only
  * on a terminal, so piped and --json output stays clean.
@@ -33,4 +34,21 @@ export function formatBytes(n: number): string {
   if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`
   if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`
   return `${n} B`
+}
+
+/**
+ * Turns load progress events into one bar: bytes summed over the files of the current
+ * phase (several files download at once), labelled by phase.
+ */
+export function progressHandler(bar: ProgressBar): (p: LoadProgress) => void {
+  const files = new Map<string, { loaded: number; total: number }>()
+  let phase = ''
+  return (p) => {
+    if (p.phase !== phase) { phase = p.phase; files.clear() }
+    files.set(p.file, p)
+    let loaded = 0, total = 0
+    for (const f of files.values()) { loaded += f.loaded; total += f.total }
+    const what = { download: 'downloading', read: 'verifying', repack: 'loading', compile: 'compiling kernels' }[p.phase]
+    bar.update(loaded, total, p.phase === 'compile' ? what : `${what} ${formatBytes(loaded)} / ${formatBytes(total)}`)
+  }
 }

@@ -3,7 +3,9 @@ import { InvalidArgumentError } from '../errors.js'
 import type { ResponseFormat } from '../grammar/response-format.js'
 import { MODEL_OPTIONS, intOpt, numOpt, openModel, parse, printJson } from './common.js'
 
-export const RUN_HELP = `bitnet run -m MODEL -p PROMPT [options]
+export const RUN_HELP = `bitnet run [-m MODEL] -p PROMPT [options]
+  -m, --model MODEL        GGUF path, http(s) URL or hf:owner/repo[/file | :quant]; remote models
+                           are downloaded once into the cache (default: the official 2B4T GGUF)
   -p, --prompt TEXT        prompt (special tokens like <|eot_id|> are parsed)
   -n, --n-predict N        tokens to generate (default 128)
       --temp T             temperature, 0 = greedy (default 0.8)

@@ -1,10 +1,11 @@
 /** `bitnet serve`: the OpenAI-compatible HTTP server (src/server/http.ts) until Ctrl-C. */
 import { basename } from 'node:path'
+import { DEFAULT_MODEL } from '../io/hub.js'
 import type { Logger } from '../logger.js'
 import { serve } from '../server/http.js'
 import { MODEL_OPTIONS, intOpt, openModel, parse } from './common.js'
 
-export const SERVE_HELP = `bitnet serve -m MODEL [--host 127.0.0.1] [--port 8080] [options]
+export const SERVE_HELP = `bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [options]
       --host HOST          interface to bind (default 127.0.0.1: this machine only)
       --port N             port (default 8080; 0 = any free port)
       --api-key KEY        require "Authorization: Bearer KEY" (not on /health)
@@ -47,7 +48,7 @@ export async function serveCommand(argv: string[], signal: AbortSignal): Promise
     timeoutMs: (intOpt(values.timeout, 'timeout', 1) ?? 600) * 1000,
     maxBodyBytes: intOpt(values['max-body'], 'max-body', 1),
     cors: values.cors,
-    modelId: basename(values.model!),
+    modelId: basename(values.model ?? DEFAULT_MODEL),
     logger,
   })
   // The first stdout line says where it listens (scripts and tests wait for it).

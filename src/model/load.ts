@@ -9,6 +9,7 @@
 import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
 import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows } from '../formats/index.js'
 import { f32ToF16 } from '../formats/float.js'
+import type { LoadProgress } from '../io/download.js'
 import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmSource } from '../wasm.js'
 import { Arena } from './arena.js'
 import type { ModelConfig } from './config.js'
@@ -85,13 +86,7 @@ export interface ModelWeights {
   layers: LayerWeights[]
 }
 
-/** Progress of a load, reported per tensor. */
-export interface LoadProgress {
-  phase: 'read' | 'repack' | 'compile'
-  file: string
-  loaded: number
-  total: number
-}
+export type { LoadProgress } from '../io/download.js'
 
 export interface LoadedModel {
   config: ModelConfig
