@@ -93,21 +93,13 @@ const STRINGS = [
 
 let tok: BitnetTokenizer
 let metadata: GgufMetadata
-let buildMs = 0
 
 beforeAll(() => {
   metadata = llamaMetadata()
-  const t0 = performance.now()
   tok = tokenizerFromGguf(metadata, 'llama2.gguf')
-  buildMs = performance.now() - t0
 })
 
 describe('SPM tokenizer: vocabulary facts', () => {
-  it('builds from 32000 tokens quickly', () => {
-    console.log(`SPM tokenizerFromGguf build: ${buildMs.toFixed(0)} ms`)
-    expect(buildMs).toBeLessThan(5000)
-  })
-
   it('has LLaMA-2 ids and token kinds', () => {
     expect(tok.vocabSize).toBe(32000)
     expect(tok.bosId).toBe(1)
