@@ -5,6 +5,7 @@
 //   ours       bitnet-wasm (../dist), on the same TQ2_0 file
 //   ours-i2s   bitnet-wasm on the I2_S file (bitnet.cpp's format)
 //   ours-relaxed  the same with relaxed SIMD, on Node 24 from ../test/runtimes (else Node 20 + flag)
+//   ours-relaxed-q4  the same with the 4-bit output copy (--output-type q4)
 //
 // node peers.mjs [--threads 2] [--runs 3] [--pp 128] [--tg 64] [--json] [--engines a,b,..]
 //                [--dir DIR] [--ours-cmd CMD] [--ours-node-args ARGS] [--wllama-node 'NODE [FLAGS]']
@@ -38,6 +39,8 @@ const ENGINES = {
   'ours-i2s': { label: 'bitnet-wasm', file: 'i2s', run: runOurs },
   // The relaxed build on the Node ≥ 22 the test suite uses (relaxed SIMD on by default there).
   'ours-relaxed': { label: 'bitnet-wasm', file: 'i2s', run: runOurs, node: NODE24 },
+  // The same with the 4-bit output copy (opt-in: +1.7 % perplexity on tiny-dev).
+  'ours-relaxed-q4': { label: 'bitnet-wasm', file: 'i2s', run: (m) => runOurs(m, 'q4'), node: NODE24 },
 }
 const BASELINE = 'llama.cpp'
 
@@ -153,9 +156,9 @@ function highByteTokenIds() {
   return sym.sort((x, y) => x.cp - y.cp).flatMap(({ b }, id) => (b >= 0x80 ? [id] : []))
 }
 
-async function runOurs(modelPath) {
+async function runOurs(modelPath, outputType = 'auto') {
   const { loadModel } = await import('../dist/index.js')
-  const model = await loadModel(modelPath, { contextSize, threads })
+  const model = await loadModel(modelPath, { contextSize, threads, outputType })
   const prompt = model.tokenize(promptText(pp - 1), { addBos: true })
   checkTokens('bitnet-wasm', prompt.length)
   const generate = (tokens, n) => model.generate(tokens, { maxTokens: n, temperature: 0, ignoreEos: true })
