@@ -25,6 +25,7 @@ import { Tokenizer } from '@huggingface/tokenizers'
 import { InvalidArgumentError, ModelFormatError, UnsupportedFeatureError } from './errors.js'
 import { metaArrayOpt, metaBoolOpt, metaNumberOpt, metaStringOpt } from './gguf/reader.js'
 import { GgufType, type GgufMetadata } from './gguf/types.js'
+import { metaArr, metaBool, metaStr, metaU32 } from './gguf/writer.js'
 import { SpmTokenizer } from './tokenizer-spm.js'
 
 /** Options for {@link BitnetTokenizer.encode}. */
@@ -450,6 +451,8 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
   const model = json?.model as Record<string, any> | undefined
   if (!model || typeof model !== 'object') throw new ModelFormatError('missing "model"', { file })
   if (model.type !== 'BPE') throw new UnsupportedFeatureError(`tokenizer model type '${model.type}' is not supported (only byte-level BPE)`)
+  // SentencePiece exported as BPE with byte fallback (LLaMA-1/2, 1bitLLM): the SPM tokenizer.
+  if (model.byte_fallback === true) return tokenizerFromGguf(spmMetadataFromHf(json, tokenizerConfig, file), file)
   const decoderType = json.decoder?.type
   if (decoderType !== 'ByteLevel') throw new UnsupportedFeatureError(`tokenizer decoder '${decoderType}' is not supported (only ByteLevel)`)
   const vocab = model.vocab
@@ -523,6 +526,62 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
  * tok.eosIds   // [128001, 128009]: eos + <|eot_id|> found by name
  * ```
  */
+/**
+ * GGUF `llama` tokenizer metadata from a SentencePiece `tokenizer.json` (BPE + byte fallback), as
+ * llama.cpp's converter writes it: types <unk> 2, special added tokens 3, <0xXX> 6, others 1; the
+ * score of a piece is −(rank of the first merge producing it), which orders SentencePiece's
+ * merges as HF's merge list does (HF derives that list from the scores).
+ */
+function spmMetadataFromHf(json: Record<string, any>, tokenizerConfig: object, file: string): GgufMetadata {
+  const model = json.model as Record<string, any>
+  const vocab = model.vocab
+  if (!vocab || typeof vocab !== 'object' || Array.isArray(vocab)) throw new ModelFormatError('model.vocab must be an object', { file })
+  if (!Array.isArray(model.merges)) throw new ModelFormatError('model.merges must be an array', { file })
+  if (model.merges.length > MAX_MERGES) throw new ModelFormatError('model.merges is too long', { file, expected: `<= ${MAX_MERGES}`, found: String(model.merges.length) })
+  const added: Record<string, unknown>[] = Array.isArray(json.added_tokens) ? json.added_tokens : []
+  const entries = Object.entries(vocab)
+  if (entries.length + added.length > MAX_VOCAB) throw new ModelFormatError('vocabulary too large', { file, found: String(entries.length) })
+  const tokens: string[] = []
+  for (const [text, id] of [...entries, ...added.map((t) => [t?.content, t?.id] as const)]) {
+    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= MAX_VOCAB || typeof text !== 'string') {
+      throw new ModelFormatError('bad vocabulary entry', { file, found: `${JSON.stringify(String(text).slice(0, 64))} -> ${String(id)}` })
+    }
+    tokens[id as number] = text
+  }
+  for (let i = 0; i < tokens.length; i++) if (tokens[i] === undefined) tokens[i] = `<unused${i}>`
+  const firstMerge = new Map<string, number>()
+  model.merges.forEach((m: unknown, rank: number) => {
+    const pair = Array.isArray(m) ? m.join(' ') : m
+    if (typeof pair !== 'string' || !pair.includes(' ')) throw new ModelFormatError(`bad merge #${rank}`, { file, found: JSON.stringify(String(m).slice(0, 64)) })
+    const merged = pair.replace(' ', '')
+    if (!firstMerge.has(merged)) firstMerge.set(merged, rank)
+  })
+  const special = new Set(added.filter((t) => t?.special).map((t) => t.id as number))
+  const unk = typeof model.unk_token === 'string' && Object.hasOwn(vocab, model.unk_token) ? vocab[model.unk_token] : undefined
+  const unkId = Number.isInteger(unk) ? unk as number : undefined
+  const types = tokens.map((t, id) => id === unkId ? 2 : special.has(id) ? 3 : /^<0x[0-9A-F]{2}>$/.test(t) ? 6 : 1)
+  const scores = tokens.map((t, id) => types[id] !== 1 ? 0 : -(firstMerge.get(t) ?? 1e6 + id))
+  const config = tokenizerConfig as Record<string, any>
+  const idOf = (v: unknown): number | undefined => {
+    const text = typeof v === 'string' ? v : typeof (v as any)?.content === 'string' ? (v as any).content : undefined
+    const id = text === undefined ? undefined : tokens.indexOf(text)
+    return id === undefined || id < 0 ? undefined : id
+  }
+  const md: GgufMetadata = new Map([
+    ['tokenizer.ggml.model', metaStr('llama')],
+    ['tokenizer.ggml.tokens', metaArr(GgufType.STRING, tokens)],
+    ['tokenizer.ggml.scores', metaArr(GgufType.FLOAT32, scores)],
+    ['tokenizer.ggml.token_type', metaArr(GgufType.INT32, types)],
+    ['tokenizer.ggml.add_bos_token', metaBool(config.add_bos_token !== false)],
+    ['tokenizer.ggml.add_eos_token', metaBool(config.add_eos_token === true)],
+  ])
+  const ids: [string, number | undefined][] = [
+    ['bos', idOf(config.bos_token ?? '<s>')], ['eos', idOf(config.eos_token ?? '</s>')], ['unknown', unkId],
+  ]
+  for (const [key, id] of ids) if (id !== undefined) md.set(`tokenizer.ggml.${key}_token_id`, metaU32(id))
+  return md
+}
+
 export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): BitnetTokenizer {
   const file = fileName
   const md = metadata

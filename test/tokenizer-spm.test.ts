@@ -16,7 +16,7 @@ import { ModelFormatError } from '../src/errors.js'
 import { parseGguf } from '../src/gguf/reader.js'
 import { GgufType, type GgufMetadata } from '../src/gguf/types.js'
 import { metaArr, metaBool, metaStr, metaU32, writeGguf } from '../src/gguf/writer.js'
-import { type BitnetTokenizer, tokenizerFromGguf } from '../src/tokenizer.js'
+import { type BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer.js'
 
 const ref = llamaTokenizer
 
@@ -342,5 +342,33 @@ describe('SPM tokenizer: GGUF validation names the key', () => {
       .toThrow(/tokenizer\.ggml\.tokens\[15043\] is a byte token but not <0xXX>/)
     expect(() => tokenizerFromGguf(withKey('tokenizer.ggml.unknown_token_id', metaU32(32000)))).toThrow(/tokenizer\.ggml\.unknown_token_id is out of range/)
     expect(() => tokenizerFromGguf(withKey('tokenizer.ggml.bos_token_id', metaU32(32000)))).toThrow(/tokenizer\.ggml\.bos_token_id is out of range/)
+  })
+})
+
+describe('SPM tokenizer from a SentencePiece tokenizer.json (BPE + byte fallback, 1bitLLM / LLaMA-2 HF folders)', () => {
+  // The shape of Meta's HF export: vocab incl. specials, merges in rank order, specials re-listed
+  // in added_tokens, byte_fallback on.
+  const json = {
+    model: {
+      type: 'BPE', byte_fallback: true, unk_token: '<unk>', fuse_unk: true,
+      vocab: Object.fromEntries(ref.vocabById.map((t: string, id: number) => [t, id])),
+      merges: [...ref.merges.entries()].sort((a, b) => a[1] - b[1]).map(([pair]) => pair),
+    },
+    added_tokens: ['<unk>', '<s>', '</s>'].map((content, id) => ({ id, content, special: true })),
+    decoder: { type: 'Sequence', decoders: [] },
+  }
+
+  it('gives the ids and text of the GGUF SentencePiece tokenizer (and so of llama-tokenizer-js)', () => {
+    const hf = tokenizerFromHf(json, { bos_token: '<s>', eos_token: '</s>', add_bos_token: true })
+    expect(hf.bosId).toBe(1)
+    expect(hf.eosIds).toContain(2)
+    for (const s of STRINGS) {
+      expect(hf.encode(s)).toEqual(tok.encode(s))
+      expect(hf.decode(hf.encode(s, { addBos: false }))).toBe(s)
+    }
+  })
+
+  it('a malformed merge is a typed error', () => {
+    expect(() => tokenizerFromHf({ ...json, model: { ...json.model, merges: ['nospace'] } })).toThrow(ModelFormatError)
   })
 })
