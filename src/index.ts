@@ -26,6 +26,7 @@ export { createResponseConstraint, type ResponseFormat } from './grammar/respons
 export { readGguf } from './gguf/reader.js'
 export { writeGguf, ggufChunks } from './gguf/writer.js'
 export { syntheticGguf, SHAPES, type SyntheticShape, type SyntheticOptions } from './model/synthetic.js'
+export { padModelContents, type PadOptions } from './model/pad.js'
 export type { GgufFile, GgufMetadata, GgufValue, GgufTensorInfo } from './gguf/types.js'
 export { GgufType } from './gguf/types.js'
 export { bytesSource, type ByteSource } from './io/source.js'
