@@ -28,8 +28,12 @@ import { parseArgs } from 'node:util'
 import { convertToGguf, ggufChunks, loadModel, openModelContents, padModelContents, syntheticGguf } from '../dist/index.js'
 
 const { values } = parseArgs({ options: {
-  tokens: { type: 'string', default: '512' }, model: { type: 'string', default: 'all' }, json: { type: 'boolean', default: false },
+  tokens: { type: 'string', default: '512' }, model: { type: 'string', default: 'all' }, kv: { type: 'string', default: 'f16' },
+  json: { type: 'boolean', default: false },
 } })
+// llama.cpp's KV cache type: F16 is its default; F32 removes that rounding from the comparison
+const KV = { f16: 'F16', f32: 'F32' }[values.kv]
+if (!KV) throw new Error(`--kv must be f16 or f32, got ${values.kv}`)
 const n = Number(values.tokens)
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitnet-tq-'))
 const golden = JSON.parse(fs.readFileSync(new URL('../test/fixtures/tiny-dev/golden.json', import.meta.url), 'utf8'))
@@ -81,29 +85,39 @@ const { getLlama, LlamaLogLevel } = await import('node-llama-cpp')
 const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
 const CHUNK = 128 // positions per evaluation call: [CHUNK][vocab] logits at a time, not [n][vocab]
 
-/** llama.cpp's top-2 at every position of `prompt`. */
-async function upstreamTop(file, prompt) {
+/**
+ * llama.cpp's top-2 at every position of `prompt`, and its logits at `probe[pos]` (the ids of this
+ * engine's top-2 there).
+ */
+async function upstreamTop(file, prompt, probe) {
   const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 })
-  const ctx = await model.createContext({ contextSize: prompt.length + 8, batchSize: CHUNK, threads: 2 })
+  const ctx = await model.createContext({
+    contextSize: prompt.length + 8, batchSize: CHUNK, threads: 2,
+    experimentalKvCacheKeyType: KV, experimentalKvCacheValueType: KV,
+  })
   const seq = ctx.getSequence()
   const out = []
   for (let i = 0; i < prompt.length; i += CHUNK) {
     const res = await seq.controlledEvaluate(prompt.slice(i, i + CHUNK).map((t) => [t, { generateNext: { logits: true } }]))
-    for (const o of res) out.push(top2(o.next.logits))
+    for (const o of res) out.push({ ...top2(o.next.logits), probed: probe[out.length].map((id) => o.next.logits.get(id)) })
   }
   await ctx.dispose()
   await model.dispose()
   return out
 }
 
-/** This engine's top-2 at every position and the perplexity of the prompt's own continuation. */
-async function oursTop(file, prompt) {
+/**
+ * This engine's top-2 at every position, its logits at `probe[pos]` (default: its own top two),
+ * and the perplexity of the prompt's own continuation.
+ */
+async function oursTop(file, prompt, probe) {
   const model = await loadModel(file, { threads: 2, outputType: 'f16', contextSize: prompt.length + 8 })
   const out = []
   let nll = 0
   for (let i = 0; i < prompt.length; i += CHUNK) {
     model.transformer.prefill(prompt.slice(i, i + CHUNK), i, undefined, 'all').forEach((l, j) => {
-      out.push(top2(l.entries()))
+      const t = top2(l.entries())
+      out.push({ ...t, probed: (probe ? probe[i + j] : [t.id, t.second]).map((id) => l[id]) })
       if (i + j + 1 < prompt.length) nll -= logSoftmaxAt(l, prompt[i + j + 1])
     })
   }
@@ -112,6 +126,10 @@ async function oursTop(file, prompt) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+const quantiles = (xs) => {
+  const s = [...xs].sort((a, b) => a - b), q = (p) => +s[Math.min(s.length - 1, Math.floor(p * s.length))].toPrecision(2)
+  return { median: q(0.5), p90: q(0.9), max: q(1) }
+}
 const r3 = (x) => +x.toFixed(3)
 const results = []
 for (const name of values.model === 'all' ? Object.keys(MODELS) : [values.model]) {
@@ -124,20 +142,32 @@ for (const name of values.model === 'all' ? Object.keys(MODELS) : [values.model]
   // F16 from the TQ2_0 file: the same weights, and upstream's arch name 'bitnet' (which convert
   // writes for TQ targets only)
   const tq2 = await openModelContents(files.tq2_0)
-  const upstreamF16 = await upstreamTop(await convert(tq2, 'f16'), m.prompt)
+  const f16 = await convert(tq2, 'f16')
   await tq2.close()
+  // every run reports its logits at the ids of this engine's TQ2_0 top two (`probe`)
+  const ours = { tq2_0: await oursTop(files.tq2_0, m.prompt) }
+  const probe = ours.tq2_0.top.map((t) => [t.id, t.second])
+  ours.tq1_0 = await oursTop(files.tq1_0, m.prompt, probe)
+  const upstreamF16 = await upstreamTop(f16, m.prompt, probe)
   for (const [to, file] of Object.entries(files)) {
-    const ours = await oursTop(file, m.prompt)
-    const theirs = await upstreamTop(file, m.prompt)
-    const agree = ours.top.filter((t, i) => t.id === theirs[i].id).length
+    const theirs = await upstreamTop(file, m.prompt, probe)
+    const mine = ours[to].top
+    const agree = mine.filter((t, i) => t.id === theirs[i].id).length
     const upstreamSelf = theirs.filter((t, i) => t.id === upstreamF16[i].id).length
     // where they disagree: position, both engines' top-1/top-2 gap, and whether it is a swap of the top two
-    const misses = ours.top.flatMap((t, i) => (t.id === theirs[i].id ? [] : [{
+    const misses = mine.flatMap((t, i) => (t.id === theirs[i].id ? [] : [{
       pos: i, ours: r3(t.margin), llama: r3(theirs[i].margin), swap: t.id === theirs[i].second && t.second === theirs[i].id,
     }]))
+    // how far the engines' numbers are apart: the logit gap between the probed ids as each run
+    // computes it (a top-1 flips where the difference exceeds the gap)
+    const gap = (r) => r.probed[0] - r.probed[1]
+    const gapDiff = (a, b) => quantiles(a.map((x, i) => Math.abs(gap(x) - gap(b[i]))))
     results.push({
       model: name, format: to, positions: n, agree, rate: +(agree / n).toFixed(4), upstreamVsItsF16: +(upstreamSelf / n).toFixed(4),
-      medianMargin: r3(median(ours.top.map((t) => t.margin))), oursPpl: +ours.ppl.toFixed(3), misses,
+      medianMargin: r3(median(mine.map((t) => t.margin))), oursPpl: +ours[to].ppl.toFixed(3), misses,
+      gapDiffVsOurs: gapDiff(theirs, mine),
+      gapDiffVsItsF16: gapDiff(theirs, upstreamF16),
+      underGap: Object.fromEntries([0.01, 0.03, 0.1].map((g) => [g, mine.filter((t) => t.margin < g).length])),
     })
   }
 }
@@ -168,6 +198,9 @@ else {
   for (const r of results) {
     console.log(`${r.model} ${r.format}: top-1 agrees at ${r.agree}/${r.positions} positions (${(100 * r.rate).toFixed(2)} %; ` +
       `llama.cpp ${r.format} vs llama.cpp F16: ${(100 * r.upstreamVsItsF16).toFixed(2)} %); ours: ppl ${r.oursPpl}, median top-1/top-2 gap ${r.medianMargin}`)
+    const g = (q) => `median ${q.median}, p90 ${q.p90}, max ${q.max}`
+    console.log(`  |Δ gap| between this engine's top two (llama.cpp vs ours: ${g(r.gapDiffVsOurs)}; llama.cpp vs its F16: ${g(r.gapDiffVsItsF16)}); ` +
+      `positions whose gap (ours) is < 0.01 / 0.03 / 0.1: ${Object.values(r.underGap).join(' / ')}`)
     for (const x of r.misses) console.log(`  miss at ${x.pos}: gap ours ${x.ours}, llama.cpp ${x.llama}${x.swap ? ' (top-2 swapped)' : ''}`)
   }
   if (sanity) {
