@@ -137,26 +137,66 @@ export function matmul_q8b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: 
   return j == 0 ? f32x4.extract_lane(v, 0) : j == 1 ? f32x4.extract_lane(v, 1) : f32x4.extract_lane(v, 2)
 }
 
+// 8 halves (lanes 0..3 or 4..7 of h) → 4 floats, exactly as f16ToF32 (ops/half.ts) does.
+// @ts-ignore: decorator
+@inline function halves4(h: v128, high: bool, m15: v128, sign: v128, scale: v128): v128 {
+  const u = high ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h)
+  const mag = f32x4.mul(i32x4.shl(v128.and(u, m15), 13), scale)
+  return v128.or(mag, i32x4.shl(v128.and(u, sign), 16))
+}
+
+// 16 floats → 16 bytes c = clamp(RNE(v·inv), ±LEVEL) + OFFSET.
+// @ts-ignore: decorator
+@inline function codes16(a: v128, b: v128, c: v128, d: v128, inv: v128, lim: v128, off: v128): v128 {
+  const qa = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(a, inv))), qb = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(b, inv)))
+  const qc = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(c, inv))), qd = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(d, inv)))
+  const lo = i16x8.narrow_i32x4_s(qa, qb), hi = i16x8.narrow_i32x4_s(qc, qd)
+  const q = i16x8.add(i16x8.min_s(i16x8.max_s(lo, i16x8.neg(lim)), lim), off)
+  const q2 = i16x8.add(i16x8.min_s(i16x8.max_s(hi, i16x8.neg(lim)), lim), off)
+  return i8x16.narrow_i16x8_u(q, q2)
+}
+
 /**
  * Builds the Q8B copy from an F16 matrix [rows][k] already in memory (rows split across
- * threads: this runs once at load, over 328 M weights for 2B4T). Rows are local to this
- * call: a chunk of a larger matrix starts at a multiple of 4 rows (its own groups).
+ * threads: this runs once at load, over 328 M weights for 2B4T, so full blocks take a
+ * SIMD path with the scalar one's exact arithmetic). Rows are local to this call: a chunk
+ * of a larger matrix starts at a multiple of 4 rows (its own groups).
  */
 export function quantize_rows_f16_q8b(src: usize, rows: i32, k: i32, kp: i32, w: usize, ws: usize, ith: i32, nth: i32): void {
   const nb = kp / BLOCK
   const range = share(rows, ith, nth)
+  const m15 = i32x4.splat(0x7fff), sign = i32x4.splat(0x8000), scale = f32x4.splat(reinterpret<f32>(0x77800000)) // 2^112
+  const lim = i16x8.splat(<i16>LEVEL), off = i16x8.splat(<i16>OFFSET)
   for (let r = <i32>(range >> 32); r < <i32>range; r++) {
     const row = src + (<usize>r * k << 1)
     for (let b = 0; b < nb; b++) {
       const i0 = b * BLOCK, i1 = min(k, i0 + BLOCK)
-      let amax: f32 = 0
-      for (let i = i0; i < i1; i++) amax = max(amax, abs(f16ToF32(load<u16>(row + (<usize>i << 1)))))
-      const d = amax / <f32>LEVEL
-      const inv: f32 = d > 0 ? 1 / d : 0
       const p = w + blockAt(r, b, kp)
-      for (let i = i0; i < i0 + BLOCK; i++) {
-        const v = i < i1 ? <i32>nearest<f32>(f16ToF32(load<u16>(row + (<usize>i << 1))) * inv) : 0
-        store<u8>(p + <usize>(i - i0), <u8>(min(LEVEL, max(-LEVEL, v)) + OFFSET))
+      let d: f32
+      if (i1 - i0 == BLOCK) {
+        const hb = row + (<usize>i0 << 1)
+        let m = f32x4.splat(0)
+        for (let j = 0; j < BLOCK; j += 8) {
+          const h = v128.load(hb + (<usize>j << 1))
+          m = f32x4.max(m, f32x4.max(f32x4.abs(halves4(h, false, m15, sign, scale)), f32x4.abs(halves4(h, true, m15, sign, scale))))
+        }
+        const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)))
+        d = amax / <f32>LEVEL
+        const inv = f32x4.splat(d > 0 ? 1 / d : 0)
+        for (let j = 0; j < BLOCK; j += 16) {
+          const h0 = v128.load(hb + (<usize>j << 1)), h1 = v128.load(hb + (<usize>j << 1), 16)
+          v128.store(p + <usize>j, codes16(halves4(h0, false, m15, sign, scale), halves4(h0, true, m15, sign, scale),
+            halves4(h1, false, m15, sign, scale), halves4(h1, true, m15, sign, scale), inv, lim, off))
+        }
+      } else { // the last, partial block of a row: scalar, zeros beyond k
+        let amax: f32 = 0
+        for (let i = i0; i < i1; i++) amax = max(amax, abs(f16ToF32(load<u16>(row + (<usize>i << 1)))))
+        d = amax / <f32>LEVEL
+        const inv: f32 = d > 0 ? 1 / d : 0
+        for (let i = i0; i < i0 + BLOCK; i++) {
+          const v = i < i1 ? <i32>nearest<f32>(f16ToF32(load<u16>(row + (<usize>i << 1))) * inv) : 0
+          store<u8>(p + <usize>(i - i0), <u8>(min(LEVEL, max(-LEVEL, v)) + OFFSET))
+        }
       }
       store<f32>(ws + scaleAt(r, b, nb), d)
     }

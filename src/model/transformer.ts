@@ -167,11 +167,11 @@ export class Transformer {
     this.k = model.kernels
     this.kernel = model.kernel
     this.w = model.weights
-    // The state area served as scratch during loading (F16 → Q8B rows): start from zeros.
-    const start = model.arena.top
+    // The state area served as scratch during loading: its dirty start goes back to zeros
+    // (the rest of a fresh memory is zero, and stays untouched: no pages of an unused KV cache).
+    new Uint8Array(model.memory.buffer, model.arena.top, model.scratchBytes).fill(0)
     this.s = allocState(model.arena, model.config, contextSize)
     this.kv = this.newKv(model.arena.alloc(kvBytes(model.config, contextSize)))
-    new Uint8Array(model.memory.buffer, start, model.arena.top - start).fill(0)
   }
 
   /** A transformer over a loaded model, computing on `threads` threads (this one included). */
