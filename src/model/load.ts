@@ -14,8 +14,8 @@ import { compileKernels, createMemory, instantiateKernels, type KernelVariant, t
 import { Arena } from './arena.js'
 import type { ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
-import { assertFiniteTensor } from './numerics.js'
-import { packX4FromCodes, packX4FromI2s, x4Shape } from './repack.js'
+import { assertFiniteTensor, nonFiniteWeight } from './numerics.js'
+import { packX4FromCodes, x4Shape } from './repack.js'
 import { packTlFromCodes, packTlFromI2s, tlShape } from './repack-tl.js'
 import { selectTernaryKernel, type TernaryKernel } from './kernel-select.js'
 
@@ -33,7 +33,7 @@ export interface TernaryWeight {
 /**
  * The embedding / output matrix [rows][cols]: an exact f16 copy of an F16 file, f32 (other
  * full-precision sources), or a quantized copy of the output matrix made at load (QUANTIZED:
- * Q8B int8 [rows][kp] or Q4B nibbles [rows][kp/2] at ptr, f32 block scales at `scales`).
+ * Q8B bytes in 4-row groups or Q4B nibbles [rows][kp/2] at ptr, f32 block scales at `scales`).
  */
 export interface FloatMatrix {
   ptr: number
@@ -45,8 +45,8 @@ export interface FloatMatrix {
 }
 
 /**
- * How the output projection is stored: 'f16' (exact, F16 files), 'q8' (8-bit copy, half
- * the bytes), 'q4' (4-bit copy, 5 bits per weight with scales), or 'auto': q8 when the
+ * How the output projection is stored: 'f16' (exact, F16 files), 'q8' (a byte per weight,
+ * half the bytes), 'q4' (4-bit copy, 5 bits per weight with scales), or 'auto': q8 when the
  * matrix is large enough to dominate a decode step's reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B,
  * 8B), exact f16 below (tiny models, 0.7B).
  */
@@ -54,13 +54,21 @@ export type OutputType = 'auto' | 'f16' | 'q8' | 'q4'
 
 /**
  * The quantized copies of the output matrix (assembly/formats/q8b.ts, q4b.ts): weights per
- * scale, bytes per padded row, and the kernel that converts f16 rows.
+ * scale, bytes per padded row, rows per interleaved group (rows are padded to it), and the
+ * kernel that converts f16 rows.
  */
 export const QUANTIZED = {
-  q8b: { option: 'q8', block: 128, rowBytes: (kp: number) => kp, convert: 'quantize_rows_f16_q8b' },
-  q4b: { option: 'q4', block: 32, rowBytes: (kp: number) => kp / 2, convert: 'quantize_rows_f16_q4b' },
+  q8b: { option: 'q8', block: 128, rowBytes: (kp: number) => kp, groupRows: 4, convert: 'quantize_rows_f16_q8b' },
+  q4b: { option: 'q4', block: 32, rowBytes: (kp: number) => kp / 2, groupRows: 1, convert: 'quantize_rows_f16_q4b' },
 } as const
 export type QuantizedType = keyof typeof QUANTIZED
+
+/** Bytes of a quantized copy [rows][kp], and where its f32 block scales start (after the weights). */
+function quantizedLayout(type: QuantizedType, rows: number, kp: number): { bytes: number; scalesAt: number } {
+  const q = QUANTIZED[type]
+  const stored = Math.ceil(rows / q.groupRows) * q.groupRows
+  return { scalesAt: stored * q.rowBytes(kp), bytes: stored * (q.rowBytes(kp) + (kp / q.block) * 4) }
+}
 
 /** 64 Mi elements = 128 MiB of f16. */
 export const AUTO_Q8_ELEMENTS = 1 << 26
@@ -101,6 +109,8 @@ export interface LoadedModel {
   weights: ModelWeights
   /** Arena after the weights: the runtime state is allocated from here. */
   arena: Arena
+  /** Bytes after the weights that loading used as scratch (not zero any more; the rest is). */
+  scratchBytes: number
 }
 
 export interface LoadOptions {
@@ -134,9 +144,11 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   const arena = new Arena()
   for (const p of plan) p.ptr = arena.alloc(p.bytes)
   const weightsEnd = arena.top
-  // Rows of an F16 matrix being converted to Q8B pass through a scratch area where the
-  // runtime state will live (unused until load ends), never as a whole f16 copy.
-  const scratchBytes = plan.some((p) => p.matrixType! in QUANTIZED) ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : 0
+  // Tensors pass through a scratch area where the runtime state will live (unused until load
+  // ends): rows of an F16 matrix being converted to Q8B, never as a whole f16 copy, and each
+  // official I2_S tensor on its way to the x4 layout.
+  const scratchBytes = Math.max(0, ...plan.map((p) =>
+    p.matrixType! in QUANTIZED ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : isCanonicalI2s(p) && kernel !== 'tl' ? p.info.byteSize : 0))
   const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024, variant)
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
@@ -145,8 +157,8 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   let loaded = 0
   for (const p of plan) {
     opts.signal?.throwIfAborted()
-    const read = async (offset: number, length: number) => {
-      const bytes = await p.info.read(offset, length)
+    const read: Reader = async (offset, length, into) => {
+      const bytes = await p.info.read(offset, length, into)
       if (bytes.byteLength !== length) {
         throw new ModelFormatError(`tensor '${p.info.name}' is truncated`, {
           file: p.info.file, offset: p.info.offset + offset, expected: `${length} bytes`, found: `${bytes.byteLength}`,
@@ -155,11 +167,12 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
       return bytes
     }
     if (p.role === 'matrix') await storeMatrix(p, read, heap, kernels, weightsEnd)
+    else if (isCanonicalI2s(p) && kernel !== 'tl') p.gamma = await storeI2s(p, read, heap, kernels, weightsEnd)
     else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, kernel)
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
   }
-  return { config, contents, memory, module, variant, kernel, kernels, weights: assemble(plan, config, kernel), arena }
+  return { config, contents, memory, module, variant, kernel, kernels, weights: assemble(plan, config, kernel), arena, scratchBytes }
 }
 
 type Role = 'ternary' | 'norm' | 'matrix' | 'scale'
@@ -215,9 +228,8 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
       const copy = (Object.keys(QUANTIZED) as QuantizedType[]).find((t) => QUANTIZED[t].option === wanted)
       p.matrixType = !HALF.includes(info.format) ? 'f32' : copy && isOutput ? copy : 'f16'
       if (p.matrixType in QUANTIZED) {
-        const q = QUANTIZED[p.matrixType as QuantizedType]
         p.kp = Math.ceil(cols / 128) * 128
-        p.bytes = rows * q.rowBytes(p.kp) + rows * (p.kp / q.block) * 4
+        p.bytes = quantizedLayout(p.matrixType as QuantizedType, rows, p.kp).bytes
       } else {
         p.bytes = rows * cols * (p.matrixType === 'f16' ? 2 : 4)
       }
@@ -255,15 +267,38 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
 /** 16-bit formats kept as f16 (BF16 is converted: exact for |x| ≥ 2^-14, the f16 normal range). */
 const HALF: readonly string[] = ['F16', 'BF16']
 
+/** An official-layout I2_S projection (K a multiple of 128): its blocks move as they are. */
+function isCanonicalI2s(p: Planned): boolean {
+  return p.role === 'ternary' && p.info.format === 'I2_S' && p.cols % 128 === 0
+}
+
+type Reader = (offset: number, length: number, into?: Uint8Array) => Promise<Uint8Array>
+
+/** Reads `length` bytes of a tensor to heap[at…]: straight into wasm memory where the source can. */
+async function readToHeap(read: Reader, offset: number, length: number, heap: Uint8Array, at: number): Promise<Uint8Array> {
+  const view = heap.subarray(at, at + length)
+  const bytes = await read(offset, length, view)
+  if (bytes.buffer !== heap.buffer || bytes.byteOffset !== at) view.set(bytes)
+  return view
+}
+
+/** An official I2_S tensor for the x4 layout: read into the scratch area, blocks moved into place by the kernel. */
+async function storeI2s(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, scratch: number): Promise<number> {
+  const bytes = await readToHeap(read, 0, p.info.byteSize, heap, scratch)
+  kernels.repack_i2s_x4(scratch, p.rows, p.cols, p.ptr)
+  const gamma = new DataView(bytes.buffer, bytes.byteOffset + (p.rows * p.cols) / 4, 4).getFloat32(0, true)
+  return checkScale(gamma, p.info.name, p.info.file)
+}
+
 /** Writes one tensor into its planned place; returns its weight scale (1 for non-ternary). */
 function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, kernel: TernaryKernel): number {
   const { info } = p
   const file = info.file
   if (p.role === 'ternary') {
     const out = heap.subarray(p.ptr, p.ptr + p.bytes)
-    if (info.format === 'I2_S' && p.cols % 128 === 0) {
+    if (isCanonicalI2s(p)) { // for the tl kernel (x4 takes storeI2s)
       const codeBytes = (p.rows * p.cols) / 4
-      ;(kernel === 'tl' ? packTlFromI2s : packX4FromI2s)(bytes, p.rows, p.cols, out)
+      packTlFromI2s(bytes, p.rows, p.cols, out)
       const gamma = new DataView(bytes.buffer, bytes.byteOffset + codeBytes, 4).getFloat32(0, true)
       return checkScale(gamma, info.name, file)
     }
@@ -278,7 +313,10 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, kernel: Te
   return p.role === 'scale' ? checkScale(values[0], info.name, file) : 1
 }
 
-/** Rows of the embedding / output matrix per chunk (bounds memory outside wasm and the Q8B scratch). */
+/**
+ * Rows of the embedding / output matrix per chunk (bounds memory outside wasm and the Q8B
+ * scratch); a multiple of every copy's groupRows, so chunks start on a group.
+ */
 const MATRIX_CHUNK_ROWS = 4096
 
 /** F16 bytes as they are; BF16 converted to f16 bits (round to nearest even). */
@@ -294,29 +332,31 @@ function toF16(format: string, bytes: Uint8Array): Uint8Array {
  * Streams the embedding / output matrix into place in row chunks (it is the largest tensor:
  * never held whole outside wasm memory): f16 rows as they are (BF16 converted), f32 rows
  * dequantized, or a quantized copy via the scratch area (f16 rows → its convert kernel).
+ * F16 rows are read straight to where they go (their place, or the scratch area).
  */
-async function storeMatrix(p: Planned, read: (offset: number, length: number) => Promise<Uint8Array>,
-  heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
+async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
   const rowBytes = p.info.byteSize / p.rows
   const q = p.matrixType! in QUANTIZED ? QUANTIZED[p.matrixType as QuantizedType] : undefined
-  const scales = q ? p.ptr + p.rows * q.rowBytes(p.kp) : 0
+  const scales = q ? p.ptr + quantizedLayout(p.matrixType as QuantizedType, p.rows, p.kp).scalesAt : 0
   for (let r0 = 0; r0 < p.rows; r0 += MATRIX_CHUNK_ROWS) {
     const n = Math.min(MATRIX_CHUNK_ROWS, p.rows - r0)
-    const bytes = await read(r0 * rowBytes, n * rowBytes)
     if (p.matrixType === 'f32') {
-      const values = dequantizeRows(p.info.format, bytes, n * p.cols)
+      const values = dequantizeRows(p.info.format, await read(r0 * rowBytes, n * rowBytes), n * p.cols)
       assertFiniteTensor(p.info.name, values, p.info.file)
       new Float32Array(heap.buffer, p.ptr + r0 * p.cols * 4, n * p.cols).set(values)
       continue
     }
-    const f16 = toF16(p.info.format, bytes)
-    assertFiniteTensor(p.info.name, f16, p.info.file, true)
-    if (p.matrixType === 'f16') {
-      heap.set(f16, p.ptr + r0 * p.cols * 2)
+    const at = q ? scratch : p.ptr + r0 * p.cols * 2
+    let f16: Uint8Array
+    if (p.info.format === 'F16') {
+      f16 = await readToHeap(read, r0 * rowBytes, n * rowBytes, heap, at)
     } else {
-      heap.set(f16, scratch)
-      kernels[q!.convert](scratch, n, p.cols, p.kp, p.ptr + r0 * q!.rowBytes(p.kp), scales + r0 * (p.kp / q!.block) * 4, 0, 1)
+      f16 = heap.subarray(at, at + n * p.cols * 2)
+      f16.set(toF16(p.info.format, await read(r0 * rowBytes, n * rowBytes)))
     }
+    const bad = kernels.find_nonfinite_f16(at, n * p.cols)
+    if (bad >= 0) throw nonFiniteWeight(p.info.name, p.info.file, r0 * p.cols + bad, 'NaN or Inf (F16)')
+    if (q) kernels[q.convert](scratch, n, p.cols, p.kp, p.ptr + r0 * q.rowBytes(p.kp), scales + r0 * (p.kp / q.block) * 4, 0, 1)
   }
 }
 
@@ -332,7 +372,7 @@ function assemble(plan: Planned[], c: ModelConfig, kernel: TernaryKernel): Model
   const byName = new Map(plan.map((p) => [p.info.name, p]))
   const matrix = (p: Planned): FloatMatrix => ({
     ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp,
-    scales: p.matrixType! in QUANTIZED ? p.ptr + p.rows * QUANTIZED[p.matrixType as QuantizedType].rowBytes(p.kp) : 0,
+    scales: p.matrixType! in QUANTIZED ? p.ptr + quantizedLayout(p.matrixType as QuantizedType, p.rows, p.kp).scalesAt : 0,
   })
   const get = (name: string) => byName.get(name)!
   const ternary = (name: string): TernaryWeight => {
