@@ -50,7 +50,7 @@ const FLOAT_FORMATS: readonly FormatName[] = ['F32', 'F16', 'BF16']
 /**
  * `contents` with every width zero-padded `factor` times (tensors are computed when read:
  * ternary ones whole, as I2_S; float ones by rows, in their own format, Q8_0/Q6_K as F32).
- * Write it with `convertToGguf` or load it.
+ * Write it with `convertToGguf`, then load or run the file.
  * @throws InvalidArgumentError for a factor that is not an integer ≥ 1; UnsupportedFeatureError
  *         for a tensor it cannot place.
  * @example
