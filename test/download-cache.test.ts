@@ -3,7 +3,7 @@
 // corrupt entries, hf: ids through the endpoint option, and the loaded model's output.
 import { spawnSync } from 'node:child_process'
 import { openAsBlob } from 'node:fs'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -191,6 +191,28 @@ describe('download into the cache', () => {
     expect(events.some((e) => e.phase === 'read')).toBe(true) // the re-hash that caught it
     expect(hub.requests(`/cdn/${GGUF}`).filter((r) => r.method === 'GET')).toHaveLength(1)
     expect(readFileSync(entries[0].path!).equals(fixtureBytes(GGUF))).toBe(true)
+  })
+
+  it('an unchanged entry is trusted without a re-hash; any write to it, even with its mtime restored, is caught', async () => {
+    const { entries } = await pullModel(HF_GGUF, opts())
+    const reads = async (o: object = {}) => {
+      const events: LoadProgress[] = []
+      await pullModel(HF_GGUF, { ...opts(), ...o, onProgress: (p) => events.push(p) })
+      return events.filter((e) => e.phase === 'read').length
+    }
+    expect(await reads()).toBe(0) // hashed as it downloaded, untouched since
+    expect(await reads({ verify: 'always' })).toBeGreaterThan(0)
+    const path = entries[0].path!
+    const { atime, mtime } = statSync(path)
+    const bytes = readFileSync(path)
+    bytes[bytes.length >> 2] ^= 0x55
+    writeFileSync(path, bytes)
+    utimesSync(path, atime, mtime) // same size, same mtime: only ctime tells
+    hub.log.length = 0
+    expect(await reads()).toBeGreaterThan(0)
+    expect(hub.requests(`/cdn/${GGUF}`).filter((r) => r.method === 'GET')).toHaveLength(1)
+    expect(readFileSync(path).equals(fixtureBytes(GGUF))).toBe(true)
+    expect(await reads()).toBe(0)
   })
 
   it('a download locked by a live process is waited for; a lock whose process is gone is taken over', async () => {

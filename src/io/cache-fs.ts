@@ -63,6 +63,17 @@ export class DirStore implements Store {
     return fileSize(this.localPath(key))
   }
 
+  async fingerprint(key: string): Promise<string | undefined> {
+    try {
+      const s = await stat(this.localPath(key), { bigint: true })
+      // a runtime whose stat lacks nanosecond times gets no fingerprint, and so re-hashes
+      if (typeof s.mtimeNs !== 'bigint' || typeof s.ctimeNs !== 'bigint') return undefined
+      return `${s.size}:${s.ino}:${s.mtimeNs}:${s.ctimeNs}`
+    } catch {
+      return undefined
+    }
+  }
+
   async partSize(key: string): Promise<number> {
     return await fileSize(this.localPath(key) + '.part') ?? 0
   }

@@ -4,7 +4,9 @@
  * (cache-fs.ts), the Cache API or OPFS in browsers (cache-browser.ts).
  *
  * An entry is complete only when its metadata says so *and* the data has the recorded size;
- * it is used only after its sha256 matches again (or, with `verify: false`, its size). A
+ * it is used only after its sha256 matches again (or, with `verify: false`, its size). Where
+ * the store can fingerprint its files (directories: size, inode, mtime, ctime), a file left
+ * unchanged since its hash last matched is not read again, the way git trusts its index. A
  * download in progress lives in a `.part` that is never read as a model: a broken or
  * cancelled download resumes from it, a corrupt entry is deleted and fetched again.
  */
@@ -27,6 +29,8 @@ export interface EntryMeta {
   etag?: string
   /** When the download completed (ISO 8601). */
   time?: string
+  /** The data's {@link Store.fingerprint} when its sha256 last matched (the download, or a re-hash). */
+  verified?: string
 }
 
 /** Storage primitives a cache backend provides; keys are relative paths from {@link cacheKey}. */
@@ -47,6 +51,11 @@ export interface Store {
   open(key: string, name: string): Promise<ByteSource>
   /** Removes data, part and metadata. */
   remove(key: string): Promise<void>
+  /**
+   * Changes whenever the data's bytes may have changed (directories: size, inode, mtime and
+   * ctime, which no write or `utimes` can leave as it was). Stores without one re-hash on use.
+   */
+  fingerprint?(key: string): Promise<string | undefined>
   /** The data's path on disk (directory stores only). */
   localPath?(key: string): string
   /** Waits for and takes the key's lock across processes/tabs; resolves to its release. */
@@ -81,8 +90,12 @@ export interface FetchOptions {
   sha256?: string
   /** When the server cannot be reached, use a complete cached copy. Default true. */
   allowOffline?: boolean
-  /** Re-hash a cached entry before using it (false: size check only). Default true. */
-  verify?: boolean
+  /**
+   * How a cached entry is checked before use. `true` (default): its sha256, re-hashed unless
+   * the file is unchanged since the hash last matched (directory caches); `'always'`:
+   * re-hashed on every use; `false`: its size only.
+   */
+  verify?: boolean | 'always'
   headers?: Record<string, string>
   signal?: AbortSignal
   /** Download progress, and 'read' while a cached entry is re-hashed. */
@@ -238,7 +251,10 @@ export class ModelCache {
         const r = await download(url, sink, { ...opts, file, size: remote.size, sha256 })
         await sink.close()
         await this.store.commit(key)
-        const done: EntryMeta = { url, complete: true, size: r.size, sha256: r.sha256, etag: remote.etag, time: new Date().toISOString() }
+        const done: EntryMeta = {
+          url, complete: true, size: r.size, sha256: r.sha256, etag: remote.etag, time: new Date().toISOString(),
+          verified: await this.store.fingerprint?.(key), // hashed as it arrived
+        }
         await this.store.writeMeta(key, done)
         return this.entryOf(key, done)
       } catch (e) {
@@ -252,17 +268,22 @@ export class ModelCache {
 
   /** Checks a complete entry's bytes; a corrupt one is removed (and so fetched again). */
   private async verify(key: string, meta: EntryMeta, file: string, opts: FetchOptions): Promise<boolean> {
+    const print = await this.store.fingerprint?.(key) // taken before reading: a write meanwhile changes it
+    const trusted = opts.verify === false || !meta.sha256 || (opts.verify !== 'always' && print !== undefined && print === meta.verified)
     const src = await this.store.open(key, meta.url)
+    let ok: boolean
     try {
-      if (src.size === meta.size && (opts.verify === false || !meta.sha256 ||
-        meta.sha256 === await sha256OfSource(src, opts.signal, (loaded) => opts.onProgress?.({ phase: 'read', file, loaded, total: src.size })))) {
-        return true
-      }
+      ok = src.size === meta.size && (trusted ||
+        meta.sha256 === await sha256OfSource(src, opts.signal, (loaded) => opts.onProgress?.({ phase: 'read', file, loaded, total: src.size })))
     } finally {
       await src.close?.()
     }
-    await this.store.remove(key)
-    return false
+    if (!ok) {
+      await this.store.remove(key)
+      return false
+    }
+    if (!trusted && print !== undefined) await this.store.writeMeta(key, { ...meta, verified: print })
+    return true
   }
 
   private entryOf(key: string, m: EntryMeta): CacheEntry {
