@@ -33,6 +33,16 @@ export interface EntryMeta {
   verified?: string
 }
 
+/** An entry's metadata from its stored text; undefined when absent, unreadable or not an entry's (as if not cached). */
+export function parseMeta(text: string | undefined): EntryMeta | undefined {
+  try {
+    const m = JSON.parse(text ?? '') as EntryMeta | null
+    return typeof m?.url === 'string' && typeof m.complete === 'boolean' ? m : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Storage primitives a cache backend provides; keys are relative paths from {@link cacheKey}. */
 export interface Store {
   /** A directory path, or a browser storage name. */

@@ -3,10 +3,12 @@
 // (test/helpers/hub-server.ts), which also serves tiny-dev and logs every request. A load
 // downloads; a second load comes from the cache (no GET); the public ModelCache API lists,
 // sizes, finds and deletes the entry; bytes of the stored entry overwritten from the page are
-// detected and fetched again; with the server stopped the verified copy loads offline. Every
-// load generates tiny-dev's golden greedy tokens. One page per store (a fresh browser context:
-// empty storage), not cross-origin isolated: the single-thread build, nothing fetched after
-// the first load (the compiled kernels are kept per page), so the server can really stop.
+// detected and fetched again; with the server stopped the stored copy loads offline; unreadable
+// metadata counts as no entry. Every load generates tiny-dev's golden greedy tokens. One page
+// per store (a fresh browser context: empty storage), not cross-origin isolated: the
+// single-thread build, nothing fetched after the first load (the compiled kernels are kept per
+// page), so the server can really stop. Also: typed errors keep their names in the minified
+// bundles, in the page and from the engine worker.
 import { readFileSync } from 'node:fs'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -16,6 +18,7 @@ import { HAVE_CHROMIUM, launchChromium } from './helpers.js'
 
 type Storage = 'cache-api' | 'opfs'
 type Bundle = typeof import('../../src/index.js')
+type WorkerBundle = typeof import('../../src/worker.js')
 type Outcome = { tokens: number[]; text: string; phases: string[] } | { error: { name: string; code?: string; message: string } }
 
 const FILE = 'ggml-model-i2_s.gguf'
@@ -24,11 +27,12 @@ const golden = loadGolden().prompts[0]
 /** Greedy steps compared: those before the first golden top-1/top-2 margin under 0.02. */
 const STEPS = greedyComparable(golden)
 
-/** '/' loads the bundle into `window.bitnet`; /dist/ and /build/ are the package's built files. */
+/** '/' loads the bundles into `window.bitnet(Worker)`; /dist/ and /build/ are the package's built files. */
 const pageRoutes: ExtraRoutes = (path, _req, res) => {
   if (path === '/') {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
-    res.end('<!doctype html><script type="module">import * as b from "/dist/index.browser.js"; window.bitnet = b</script>')
+    res.end('<!doctype html><script type="module">import * as b from "/dist/index.browser.js"; import * as w from "/dist/worker.js"; ' +
+      'window.bitnetWorker = w; window.bitnet = b</script>')
     return true
   }
   const m = /^\/(dist\/[\w.-]+\.js|build\/[\w.-]+\.wasm)$/.exec(path)
@@ -39,18 +43,14 @@ const pageRoutes: ExtraRoutes = (path, _req, res) => {
 }
 
 /** loadModel(url) in the page with `storage`, then STEPS greedy tokens of the golden prompt. */
-async function load(page: Page, url: string, storage: Storage, allowOffline?: boolean): Promise<Outcome> {
-  const t0 = Date.now()
-  const r = await page.evaluate(async ({ url, storage, allowOffline, prompt, steps }) => {
+function load(page: Page, url: string, storage: Storage, allowOffline?: boolean): Promise<Outcome> {
+  return page.evaluate(async ({ url, storage, allowOffline, prompt, steps }) => {
     const { loadModel } = (globalThis as unknown as { bitnet: Bundle }).bitnet
     const phases = new Set<string>()
     try {
-      const t0 = performance.now(); const tp: Record<string, number> = {}
-      const model = await loadModel(url, { browserStorage: storage, allowOffline, threads: 1, onProgress: (p) => { phases.add(p.phase); tp[p.phase] ??= performance.now() - t0 } })
-      const t1 = performance.now() - t0
+      const model = await loadModel(url, { browserStorage: storage, allowOffline, threads: 1, onProgress: (p) => phases.add(p.phase) })
       try {
         const r = await model.generate(prompt, { maxTokens: steps, temperature: 0, ignoreEos: true })
-        console.log(JSON.stringify({ tp, t1, t2: performance.now() - t0 }))
         return { tokens: r.tokens, text: r.text, phases: [...phases] }
       } finally {
         await model.dispose()
@@ -60,8 +60,6 @@ async function load(page: Page, url: string, storage: Storage, allowOffline?: bo
       return { error: { name, code, message } }
     }
   }, { url, storage, allowOffline, prompt: golden.text, steps: STEPS })
-  console.log('load', storage, Date.now() - t0)
-  return r
 }
 
 /** The public cache API in the page: list, totalSize, has(url); delete(url) first when asked. */
@@ -75,92 +73,131 @@ function cacheState(page: Page, url: string, storage: Storage, remove = false) {
 }
 
 /**
- * Inverts 64 bytes in the middle of the stored model, the size unchanged, straight in the
- * browser storage (cache-browser.ts: Cache 'bitnet-wasm' / OPFS folder 'bitnet-wasm').
+ * Damages the stored entry straight in the browser storage (cache-browser.ts: Cache
+ * 'bitnet-wasm', OPFS folder 'bitnet-wasm'): 'data' inverts 64 bytes in the middle of the
+ * model, its size unchanged; 'meta' replaces the metadata with truncated JSON.
  */
-function corrupt(page: Page, storage: Storage): Promise<number> {
-  return page.evaluate(async ({ storage, file }) => {
+function damage(page: Page, storage: Storage, what: 'data' | 'meta'): Promise<void> {
+  return page.evaluate(async ({ storage, name, what }) => {
     const flip = (b: Uint8Array) => b.map((x) => x ^ 0xff)
+    const garbage = '{"url": "http'
     if (storage === 'cache-api') {
       const cache = await caches.open('bitnet-wasm')
-      const req = (await cache.keys()).find((r) => r.url.endsWith('/' + file))!
-      const bytes = new Uint8Array(await (await cache.match(req))!.arrayBuffer())
-      const at = bytes.length >> 1
-      bytes.set(flip(bytes.subarray(at, at + 64)), at)
-      await cache.put(req, new Response(bytes))
-      return at
+      const req = (await cache.keys()).find((r) => r.url.endsWith('/' + name))!
+      let body: Uint8Array<ArrayBuffer> | string = garbage
+      if (what === 'data') {
+        body = new Uint8Array(await (await cache.match(req))!.arrayBuffer())
+        const at = body.length >> 1
+        body.set(flip(body.subarray(at, at + 64)), at)
+      }
+      await cache.put(req, new Response(body))
+      return
     }
     type Dir = FileSystemDirectoryHandle & { values(): AsyncIterable<FileSystemHandle> }
     const find = async (dir: Dir): Promise<FileSystemFileHandle | undefined> => {
       for await (const h of dir.values()) {
-        const hit = h.kind === 'file' ? (h.name === file ? h as FileSystemFileHandle : undefined) : await find(h as Dir)
+        const hit = h.kind === 'file' ? (h.name === name ? h as FileSystemFileHandle : undefined) : await find(h as Dir)
         if (hit) return hit
       }
     }
     const handle = (await find(await (await navigator.storage.getDirectory()).getDirectoryHandle('bitnet-wasm') as Dir))!
     const data = await handle.getFile()
     const at = data.size >> 1
-    const w = await handle.createWritable({ keepExistingData: true })
-    await w.write({ type: 'write', position: at, data: flip(new Uint8Array(await data.slice(at, at + 64).arrayBuffer())) })
+    const w = await handle.createWritable({ keepExistingData: what === 'data' })
+    await w.write(what === 'data' ? { type: 'write', position: at, data: flip(new Uint8Array(await data.slice(at, at + 64).arrayBuffer())) } : garbage)
     await w.close()
-    return at
-  }, { storage, file: FILE })
+  }, { storage, name: what === 'data' ? FILE : FILE + '.meta.json', what })
 }
+
+/** Which cache work a load did: 'download' (fetched), 'read' (re-hashed a stored copy). */
+const cacheWork = (o: Outcome) => 'phases' in o ? o.phases.filter((p) => p === 'download' || p === 'read').sort() : o
 
 describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
   let browser: Browser
   beforeAll(async () => { browser = await launchChromium() }, 60_000)
   afterAll(() => browser?.close())
 
-  it.each<Storage>(['cache-api', 'opfs'])('%s: cached, listed, deleted, corruption re-fetched, offline', async (storage) => {
+  /** A fresh page (a new browser context: empty storage) on a new local hub with the bundles loaded. */
+  async function openPage(): Promise<{ hub: HubServer; page: Page; errors: string[] }> {
     const hub = await HubServer.start(0, pageRoutes)
     const page = await browser.newPage()
+    const errors: string[] = []
+    page.on('pageerror', (e) => errors.push(e.message))
+    await page.goto(hub.url + '/')
+    await page.waitForFunction(() => 'bitnet' in globalThis)
+    return { hub, page, errors }
+  }
+
+  // The minified bundles keep class names: users match `e.name`, and errors from the engine
+  // worker are revived by name (engine-worker/protocol.ts) as the typed class.
+  it('typed errors keep their names, in the page and from the engine worker', async () => {
+    const { hub, page, errors } = await openPage()
     try {
-      const errors: string[] = []
-      page.on('pageerror', (e) => errors.push(e.message))
-      page.on('console', (m) => console.log(m.text()))
-      await page.goto(hub.url + '/')
-      await page.waitForFunction(() => 'bitnet' in globalThis)
+      const missing = `${hub.url}/cdn/missing.gguf`
+      const caught = await page.evaluate(async (url) => {
+        const g = globalThis as unknown as { bitnet: Bundle; bitnetWorker: WorkerBundle }
+        const fails = [g.bitnet.loadModel(url, { threads: 1 }), g.bitnetWorker.loadModelInWorker(url, { threads: 1 })]
+        return Promise.all(fails.map((p) => p.then(() => undefined, (e: Error & { code?: string }) => ({ name: e.name, code: e.code, cls: Object.getPrototypeOf(e).constructor.name as string }))))
+      }, missing)
+      const typed = { name: 'NotFoundError', code: 'NOT_FOUND', cls: 'NotFoundError' }
+      expect(caught).toEqual([typed, typed])
+      expect(errors).toEqual([])
+    } finally {
+      await page.close()
+      await hub.close()
+    }
+  })
+
+  it.each<Storage>(['cache-api', 'opfs'])('%s: cached, listed, deleted, damage detected, offline', async (storage) => {
+    const { hub, page, errors } = await openPage()
+    try {
       // A CDN-style URL: its ETag is not a sha256, so the hash is recorded at download.
       const url = `${hub.url}/cdn/${FILE}`
+      const size = fixtureBytes(FILE).length
       const gets = () => hub.requests(`/cdn/${FILE}`).filter((r) => r.method === 'GET').length
-      const golden8 = { tokens: golden.greedy32_ids.slice(0, STEPS), text: expect.stringMatching(/^, and the LORD/) }
+      /** Loads; expects the golden tokens and the given cache work. */
+      const loadGolden = async (work: string[]) => {
+        const o = await load(page, url, storage)
+        expect(cacheWork(o)).toEqual(work)
+        expect(o).toMatchObject({ tokens: golden.greedy32_ids.slice(0, STEPS) })
+        expect(golden.greedy32_text.startsWith((o as { text: string }).text)).toBe(true)
+      }
 
-      // 1. First load: downloaded into the store.
-      expect(await load(page, url, storage)).toEqual({ ...golden8, phases: expect.arrayContaining(['download']) })
+      // 1. First load: downloaded into the store. 2. Second: from the store, no GET; browser
+      // stores have no fingerprint (cache-browser.ts), so the entry is re-hashed ('read').
+      await loadGolden(['download'])
       expect(gets()).toBe(1)
-      // 2. Second load: from the store, re-hashed ('read'), no download.
-      const again = await load(page, url, storage)
-      expect(again).toEqual({ ...golden8, phases: expect.arrayContaining(['read']) })
-      expect((again as { phases: string[] }).phases).not.toContain('download')
+      await loadGolden(['read'])
       expect(gets()).toBe(1)
 
       // 3. The public API sees one complete entry of the file's size and hash.
       const state = await cacheState(page, url, storage)
       expect(state.location).toMatch(storage === 'opfs' ? /^OPFS/ : /^Cache API/)
-      expect(state.list).toEqual([expect.objectContaining({ url, size: fixtureBytes(FILE).length, complete: true, sha256: fixtureSha(FILE) })])
-      expect(state.total).toBe(fixtureBytes(FILE).length)
-      expect(state.has).toBe(true)
+      expect(state.list).toEqual([expect.objectContaining({ url, size, complete: true, sha256: fixtureSha(FILE) })])
+      expect(state).toMatchObject({ total: size, has: true })
       expect((await cacheState(page, url + '?v=2', storage)).has).toBe(false)
 
-      // 4. Bytes overwritten in the store: the hash check fails, the file is fetched again.
-      await corrupt(page, storage)
-      expect(await load(page, url, storage)).toEqual({ ...golden8, phases: expect.arrayContaining(['download']) })
+      // 4. Bytes overwritten in the store: the re-hash catches it, the file is fetched again.
+      await damage(page, storage, 'data')
+      await loadGolden(['download', 'read'])
       expect(gets()).toBe(2)
-      expect((await cacheState(page, url, storage)).list).toEqual([expect.objectContaining({ sha256: fixtureSha(FILE), complete: true })])
 
       // 5. delete() removes the entry; the next load downloads again.
-      const gone = await cacheState(page, url, storage, true)
-      expect(gone).toMatchObject({ deleted: 1, list: [], total: 0, has: false })
-      expect(await load(page, url, storage)).toEqual({ ...golden8, phases: expect.arrayContaining(['download']) })
-      expect(gets()).toBe(2 + 1)
+      expect(await cacheState(page, url, storage, true)).toMatchObject({ deleted: 1, list: [], total: 0, has: false })
+      await loadGolden(['download'])
+      expect(gets()).toBe(3)
 
-      // 6. Server stopped: allowOffline (the default) loads the verified copy; false refuses.
+      // 6. Server stopped: allowOffline (the default) loads the stored copy; false refuses.
       await hub.close()
-      expect(await load(page, url, storage)).toEqual({ ...golden8, phases: expect.arrayContaining(['read']) })
+      await loadGolden(['read'])
       expect(await load(page, url, storage, false)).toEqual({
-        error: { name: 'DownloadError', code: 'DOWNLOAD', message: expect.stringMatching(/a cached copy exists \(allowOffline: true uses it\)/) },
+        error: { name: 'DownloadError', code: 'DOWNLOAD', message: expect.stringMatching(/network error.*a cached copy exists \(allowOffline: true uses it\)/) },
       })
+
+      // 7. Unreadable metadata: the entry is as if absent (listed nowhere, not loaded offline).
+      await damage(page, storage, 'meta')
+      expect(await cacheState(page, url, storage)).toMatchObject({ list: [], total: 0, has: false })
+      expect(await load(page, url, storage)).toEqual({ error: expect.objectContaining({ name: 'DownloadError', message: expect.stringMatching(/network error/) }) })
       expect(errors).toEqual([])
     } finally {
       await page.close()
