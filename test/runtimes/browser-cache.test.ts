@@ -1,7 +1,7 @@
 // The model cache in Chromium, per browser store ('cache-api', 'opfs'): the built browser
 // bundle (dist/index.browser.js) on a page served from 127.0.0.1 by the local hub stand-in
-// (test/helpers/hub-server.ts), which also serves tiny-dev and logs every request. A load
-// downloads; a second load comes from the cache (no GET); the public ModelCache API lists,
+// (test/helpers/hub-server.ts), which also serves tiny-dev and logs every request. An aborted
+// download resumes after a reload (OPFS); a load downloads; a second load comes from the cache (no GET); the public ModelCache API lists,
 // sizes, finds and deletes the entry; bytes of the stored entry overwritten from the page are
 // detected and fetched again; with the server stopped the stored copy loads offline; unreadable
 // metadata counts as no entry. Every load generates tiny-dev's golden greedy tokens. One page
@@ -42,13 +42,23 @@ const pageRoutes: ExtraRoutes = (path, _req, res) => {
   return true
 }
 
-/** loadModel(url) in the page with `storage`, then STEPS greedy tokens of the golden prompt. */
-function load(page: Page, url: string, storage: Storage, allowOffline?: boolean): Promise<Outcome> {
-  return page.evaluate(async ({ url, storage, allowOffline, prompt, steps }) => {
+/**
+ * loadModel(url) in the page with `storage`, then STEPS greedy tokens of the golden prompt;
+ * `abortAfter`: aborts the load once that many bytes are downloaded.
+ */
+function load(page: Page, url: string, storage: Storage, opts: { allowOffline?: boolean; abortAfter?: number } = {}): Promise<Outcome> {
+  return page.evaluate(async ({ url, storage, opts, prompt, steps }) => {
     const { loadModel } = (globalThis as unknown as { bitnet: Bundle }).bitnet
     const phases = new Set<string>()
+    const stop = new AbortController()
     try {
-      const model = await loadModel(url, { browserStorage: storage, allowOffline, threads: 1, onProgress: (p) => phases.add(p.phase) })
+      const model = await loadModel(url, {
+        browserStorage: storage, allowOffline: opts.allowOffline, threads: 1, signal: stop.signal,
+        onProgress: (p) => {
+          phases.add(p.phase)
+          if (p.phase === 'download' && p.loaded >= (opts.abortAfter ?? Infinity)) stop.abort()
+        },
+      })
       try {
         const r = await model.generate(prompt, { maxTokens: steps, temperature: 0, ignoreEos: true })
         return { tokens: r.tokens, text: r.text, phases: [...phases] }
@@ -59,7 +69,7 @@ function load(page: Page, url: string, storage: Storage, allowOffline?: boolean)
       const { name, code, message } = e as { name: string; code?: string; message: string }
       return { error: { name, code, message } }
     }
-  }, { url, storage, allowOffline, prompt: golden.text, steps: STEPS })
+  }, { url, storage, opts, prompt: golden.text, steps: STEPS })
 }
 
 /** The public cache API in the page: list, totalSize, has(url); delete(url) first when asked. */
@@ -148,7 +158,7 @@ describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
     }
   })
 
-  it.each<Storage>(['cache-api', 'opfs'])('%s: cached, listed, deleted, damage detected, offline', async (storage) => {
+  it.each<Storage>(['cache-api', 'opfs'])('%s: resumed, cached, listed, deleted, damage detected, offline', async (storage) => {
     const { hub, page, errors } = await openPage()
     try {
       // A CDN-style URL: its ETag is not a sha256, so the hash is recorded at download.
@@ -163,12 +173,25 @@ describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
         expect(golden.greedy32_text.startsWith((o as { text: string }).text)).toBe(true)
       }
 
-      // 1. First load: downloaded into the store. 2. Second: from the store, no GET; browser
-      // stores have no fingerprint (cache-browser.ts), so the entry is re-hashed ('read').
+      // 0. A download aborted after 1 MiB, then the page reloaded: an OPFS part survives (listed
+      // as partial) and the next download resumes from it; the Cache API's part was in memory.
+      hub.faults.slow = true
+      expect(await load(page, url, storage, { abortAfter: 1 << 20 })).toEqual({ error: expect.objectContaining({ name: 'AbortError' }) })
+      hub.faults.slow = false
+      await page.reload()
+      await page.waitForFunction(() => 'bitnet' in globalThis)
+      const [partial] = (await cacheState(page, url, storage)).list
+      expect(partial).toMatchObject({ url, complete: false })
+      if (storage === 'opfs') expect(partial.size).toBeGreaterThanOrEqual(1 << 20)
+      else expect(partial.size).toBe(0)
+
+      // 1. First load: downloaded into the store (resumed: OPFS). 2. Second: from the store, no
+      // GET; browser stores have no fingerprint (cache-browser.ts): re-hashed ('read').
       await loadGolden(['download'])
-      expect(gets()).toBe(1)
+      expect(gets()).toBe(2)
+      expect(hub.requests(`/cdn/${FILE}`).at(-1)!.range).toBe(storage === 'opfs' ? `bytes=${partial.size}-` : undefined)
       await loadGolden(['read'])
-      expect(gets()).toBe(1)
+      expect(gets()).toBe(2)
 
       // 3. The public API sees one complete entry of the file's size and hash.
       const state = await cacheState(page, url, storage)
@@ -180,17 +203,17 @@ describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
       // 4. Bytes overwritten in the store: the re-hash catches it, the file is fetched again.
       await damage(page, storage, 'data')
       await loadGolden(['download', 'read'])
-      expect(gets()).toBe(2)
+      expect(gets()).toBe(3)
 
       // 5. delete() removes the entry; the next load downloads again.
       expect(await cacheState(page, url, storage, true)).toMatchObject({ deleted: 1, list: [], total: 0, has: false })
       await loadGolden(['download'])
-      expect(gets()).toBe(3)
+      expect(gets()).toBe(4)
 
       // 6. Server stopped: allowOffline (the default) loads the stored copy; false refuses.
       await hub.close()
       await loadGolden(['read'])
-      expect(await load(page, url, storage, false)).toEqual({
+      expect(await load(page, url, storage, { allowOffline: false })).toEqual({
         error: { name: 'DownloadError', code: 'DOWNLOAD', message: expect.stringMatching(/network error.*a cached copy exists \(allowOffline: true uses it\)/) },
       })
 
