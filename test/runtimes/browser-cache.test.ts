@@ -1,14 +1,14 @@
 // The model cache in Chromium, per browser store ('cache-api', 'opfs'): the built browser
 // bundle (dist/index.browser.js) on a page served from 127.0.0.1 by the local hub stand-in
 // (test/helpers/hub-server.ts), which also serves tiny-dev and logs every request. An aborted
-// download resumes after a reload (OPFS); a load downloads; a second load comes from the cache (no GET); the public ModelCache API lists,
-// sizes, finds and deletes the entry; bytes of the stored entry overwritten from the page are
-// detected and fetched again; with the server stopped the stored copy loads offline; unreadable
-// metadata counts as no entry. Every load generates tiny-dev's golden greedy tokens. One page
-// per store (a fresh browser context: empty storage), not cross-origin isolated: the
-// single-thread build, nothing fetched after the first load (the compiled kernels are kept per
-// page), so the server can really stop. Also: typed errors keep their names in the minified
-// bundles, in the page and from the engine worker.
+// download resumes after a reload (OPFS); a load downloads, a second one comes from the store
+// (no GET); the public ModelCache API lists, sizes, finds and deletes the entry; bytes of the
+// stored entry overwritten from the page are detected and fetched again; with the server
+// stopped the stored copy loads offline; unreadable metadata counts as no entry. Every load
+// generates tiny-dev's golden greedy tokens. One page per store (a fresh browser context: empty
+// storage), not cross-origin isolated: the single-thread build, nothing fetched after the first
+// load (the compiled kernels are kept per page), so the server can really stop. Also: typed
+// errors keep their names in the minified bundles, in the page and from the engine worker.
 import { readFileSync } from 'node:fs'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -173,7 +173,7 @@ describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
         expect(golden.greedy32_text.startsWith((o as { text: string }).text)).toBe(true)
       }
 
-      // 0. A download aborted after 1 MiB, then the page reloaded: an OPFS part survives (listed
+      // 1. A download aborted after 1 MiB, then the page reloaded: an OPFS part survives (listed
       // as partial) and the next download resumes from it; the Cache API's part was in memory.
       hub.faults.slow = true
       expect(await load(page, url, storage, { abortAfter: 1 << 20 })).toEqual({ error: expect.objectContaining({ name: 'AbortError' }) })
@@ -185,7 +185,7 @@ describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
       if (storage === 'opfs') expect(partial.size).toBeGreaterThanOrEqual(1 << 20)
       else expect(partial.size).toBe(0)
 
-      // 1. First load: downloaded into the store (resumed: OPFS). 2. Second: from the store, no
+      // 2. First load: downloaded into the store (resumed: OPFS). 3. Second: from the store, no
       // GET; browser stores have no fingerprint (cache-browser.ts): re-hashed ('read').
       await loadGolden(['download'])
       expect(gets()).toBe(2)
@@ -193,31 +193,31 @@ describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
       await loadGolden(['read'])
       expect(gets()).toBe(2)
 
-      // 3. The public API sees one complete entry of the file's size and hash.
+      // 4. The public API sees one complete entry of the file's size and hash.
       const state = await cacheState(page, url, storage)
       expect(state.location).toMatch(storage === 'opfs' ? /^OPFS/ : /^Cache API/)
       expect(state.list).toEqual([expect.objectContaining({ url, size, complete: true, sha256: fixtureSha(FILE) })])
       expect(state).toMatchObject({ total: size, has: true })
       expect((await cacheState(page, url + '?v=2', storage)).has).toBe(false)
 
-      // 4. Bytes overwritten in the store: the re-hash catches it, the file is fetched again.
+      // 5. Bytes overwritten in the store: the re-hash catches it, the file is fetched again.
       await damage(page, storage, 'data')
       await loadGolden(['download', 'read'])
       expect(gets()).toBe(3)
 
-      // 5. delete() removes the entry; the next load downloads again.
+      // 6. delete() removes the entry; the next load downloads again.
       expect(await cacheState(page, url, storage, true)).toMatchObject({ deleted: 1, list: [], total: 0, has: false })
       await loadGolden(['download'])
       expect(gets()).toBe(4)
 
-      // 6. Server stopped: allowOffline (the default) loads the stored copy; false refuses.
+      // 7. Server stopped: allowOffline (the default) loads the stored copy; false refuses.
       await hub.close()
       await loadGolden(['read'])
       expect(await load(page, url, storage, { allowOffline: false })).toEqual({
         error: { name: 'DownloadError', code: 'DOWNLOAD', message: expect.stringMatching(/network error.*a cached copy exists \(allowOffline: true uses it\)/) },
       })
 
-      // 7. Unreadable metadata: the entry is as if absent (listed nowhere, not loaded offline).
+      // 8. Unreadable metadata: the entry is as if absent (listed nowhere, not loaded offline).
       await damage(page, storage, 'meta')
       expect(await cacheState(page, url, storage)).toMatchObject({ list: [], total: 0, has: false })
       expect(await load(page, url, storage)).toEqual({ error: expect.objectContaining({ name: 'DownloadError', message: expect.stringMatching(/network error/) }) })
