@@ -10,6 +10,7 @@ import type { ModelContents } from './model/contents.js'
 import { loadWeights, type LoadProgress, type OutputType } from './model/load.js'
 import type { TernaryKernel } from './model/kernel-select.js'
 import { MAX_BATCH, stateBytes, Transformer } from './model/transformer.js'
+import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from './openai-facade.js'
 import { Session, type SessionOptions } from './session.js'
 import { StepScheduler } from './session-scheduler.js'
 import type { BitnetTokenizer } from './tokenizer.js'
@@ -228,6 +229,26 @@ export class BitnetModel {
    */
   chat(messages: readonly ChatMessage[], opts: GenerateOptions = {}): Generation {
     return this.defaultSession.chat(messages, opts)
+  }
+
+  /**
+   * The OpenAI client's shape over this model, in process: `chat.completions.create`,
+   * `completions.create` (same request bodies and response objects as `bitnet serve`;
+   * `stream: true` gives an async iterable of chunks) and `models.list`. Requests run on the
+   * default session (or `opts.session`), one after another.
+   *
+   * @example
+   * ```ts
+   * const openai = model.openai()
+   * const r = await openai.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], max_tokens: 32 })
+   * console.log(r.choices[0].message.content)
+   * for await (const c of await openai.chat.completions.create({ messages, stream: true })) {
+   *   process.stdout.write(c.choices[0]?.delta.content ?? '')
+   * }
+   * ```
+   */
+  openai(opts: OpenAIFacadeOptions = {}): OpenAIFacade {
+    return openaiFacade(this, opts)
   }
 
   /**

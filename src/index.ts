@@ -12,6 +12,10 @@ export { convertToGguf, type ConvertOptions, type ConvertTarget, type MatrixTarg
 export { BitnetModel, type ModelOptions, DEFAULT_MAX_CONTEXT } from './bitnet-model.js'
 export type { GenerateOptions, GenerationChunk, GenerationResult, GenerationTimings, Generation } from './generation.js'
 export { Session, type SessionOptions } from './session.js'
+export type {
+  OpenAIFacade, OpenAIFacadeOptions, ChatCompletionCreateParams, CompletionCreateParams, ChatCompletion, ChatCompletionChunk,
+  Completion, CompletionUsage, RequestOptions,
+} from './openai-facade.js'
 export { StopStrings } from './stop-strings.js'
 export type { Logger } from './logger.js'
 export type { ModelConfig, Activation } from './model/config.js'

@@ -32,9 +32,8 @@ export interface Kernels {
     headDim: number, ctx: number, nPos: number, ith: number, nth: number): void
   matvec_f16_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
   matvec_f32_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
-  quantize_blocks_f32_i16(x: Ptr, n: number, kp: number, xq: Ptr, xs: Ptr): void
-  matvec_q8b_i16(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
-  matvec_q8b_i16_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  matvec_q8b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  matvec_q8b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   quantize_blocks_f32_i8(x: Ptr, n: number, kp: number, xq: Ptr, xs: Ptr, xsum8: Ptr): void
   matvec_q4b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_q4b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void

@@ -1,124 +1,135 @@
-// Q8B: the 8-bit copy of the output projection (the tied embedding, 128256 × 2560 in
-// 2B4T), made at load. Half the bytes of F16 per token (the projection is the largest
-// single read of a decode step, spec §0.3) and an exact integer inner loop.
+// Q8B: the byte-per-weight copy of the output projection (the tied embedding, 128256 × 2560
+// in 2B4T), made at load. Half the bytes of F16 per token: the projection is the largest
+// single read of a decode step (spec §0.3), a third of its time before this layout.
 //
-//   weights  int8 [rows][KP]           KP = K padded to 128 (zeros)
-//   wscale   f32  [rows][KP/128]       per 128-block: max|w| / 127
-//   x        i16  [KP]                 activations quantized per 128-block to −127..127,
-//   xscale   f32  [KP/128]             kept widened to i16 (the dot instruction's type)
+// Each weight is one byte c = w + 64 with w ∈ [−63, 63] (127 levels, scale max|w|/63 per
+// 128-block), so that c ∈ [1, 127] is the unsigned 7-bit operand of
+// `i16x8.relaxed_dot_i8x16_i7x16_s` (one pmaddubsw per 16 weights on x64) and the
+// activations stay full int8; 8-bit levels would need the i16 multiply, half the rate.
 //
-//   y[r] = Σ_b wscale[r][b] · xscale[b] · Σ_{i∈b} w[r][i]·x[i]      (block dots exact in i32)
+//   weights  u8  [R/4][KP/128][4][128]   R = rows padded to 4, KP = K padded to 128;
+//            group g = rows 4g..4g+3, block b: the 4 rows' 128 bytes adjacent, so the
+//            4-row pass is one sequential stream (four row streams cost DRAM throughput,
+//            wasm-kernels.md pitfall 14: +25–40 % measured here)
+//   wscale   f32 [R/4][KP/128][4]        per row and block: max|w| / 63
+//   x        i8  [KP]                    activations per 128-block, −127..127
+//   xscale   f32 [KP/128]                (quantize_blocks_f32_i8, shared with Q4B)
+//   xsum8    i32 [KP/32]                 8 · Σ x per 32-block: 64 · Σ x_b = 8 · Σ of 4 of them
 //
-// Blocks of 128 like ggml's Q8_0 × Q8_0 (blocks of 32; PPL cost +0.06 % on 2B4T, spec
-// §3.1): per-block activation scales keep the error far below per-token scaling.
+//   y[r] = Σ_b (wscale[r][b] · xscale[b]) · (Σ_{i∈b} c[r][i]·x[i] − 64·Σ_{i∈b} x[i])
+//   summed in f32 in block order; block dots are exact integers. Blocks of 128 like ggml's
+//   Q8_0 × Q8_0 (blocks of 32; +0.06 % PPL on 2B4T, spec §3.1): per-block activation scales
+//   keep the error far below per-token scaling.
 
 import { f16ToF32 } from '../ops/half'
 import { share } from '../ops/split'
 
 // @ts-ignore: decorator
 @inline const BLOCK: i32 = 128
+// @ts-ignore: decorator
+@inline const LEVEL: i32 = 63 // |w| ≤ LEVEL; c = w + OFFSET
+// @ts-ignore: decorator
+@inline const OFFSET: i32 = 64
 
-/**
- * Quantizes x[0..n) per 128-block into xq (i16, zero beyond n up to kp) and xs (f32 per
- * block): s_b = max|x_b|/127, q = RNE(x/s_b) computed in f64.
- */
-export function quantize_blocks_f32_i16(x: usize, n: i32, kp: i32, xq: usize, xs: usize): void {
-  for (let b = 0; b < kp / BLOCK; b++) {
-    const i0 = b * BLOCK, i1 = min(n, i0 + BLOCK)
-    let amax: f64 = 0
-    for (let i = i0; i < i1; i++) amax = max(amax, <f64>abs(load<f32>(x + (<usize>i << 2))))
-    const d = amax / 127
-    const inv: f64 = d > 0 ? 1 / d : 0
-    for (let i = i0; i < i0 + BLOCK; i++) {
-      const v = i < i1 ? <i16>nearest<f64>(<f64>load<f32>(x + (<usize>i << 2)) * inv) : <i16>0
-      store<i16>(xq + (<usize>i << 1), v)
-    }
-    store<f32>(xs + (<usize>b << 2), <f32>d)
-  }
+// Byte offset of row r's block b in the weights (kp bytes per row, 4-row groups).
+// @ts-ignore: decorator
+@inline function blockAt(r: i32, b: i32, kp: i32): usize {
+  return <usize>(r >> 2) * (<usize>kp << 2) + <usize>(b * 4 * BLOCK + (r & 3) * BLOCK)
 }
 
-/** Scalar reference of matvec_q8b_i16. */
-export function matvec_q8b_i16_ref(w: usize, ws: usize, xq: usize, xs: usize, y: usize,
-                                   rows: i32, kp: i32, ith: i32, nth: i32): void {
+// Byte offset of row r's block-b scale.
+// @ts-ignore: decorator
+@inline function scaleAt(r: i32, b: i32, nb: i32): usize {
+  return ((<usize>(r >> 2) * <usize>nb + <usize>b) << 4) + (<usize>(r & 3) << 2)
+}
+
+// 64 · Σ x over 128-block b, from the four 32-block sums 8 · Σ x.
+// @ts-ignore: decorator
+@inline function offsetSum(xsum8: usize, b: i32): i32 {
+  const p = xsum8 + (<usize>b << 4)
+  return (load<i32>(p) + load<i32>(p, 4) + load<i32>(p, 8) + load<i32>(p, 12)) << 3
+}
+
+/** Scalar reference of matvec_q8b_i8: 4-row groups split across threads, like the kernel. */
+export function matvec_q8b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
+                                  rows: i32, kp: i32, ith: i32, nth: i32): void {
   const nb = kp / BLOCK
-  const range = share(rows, ith, nth)
-  for (let r = <i32>(range >> 32); r < <i32>range; r++) {
+  const range = share((rows + 3) >> 2, ith, nth)
+  for (let r = <i32>(range >> 32) * 4; r < min(rows, <i32>range * 4); r++) {
     let acc: f32 = 0
     for (let b = 0; b < nb; b++) {
+      const p = w + blockAt(r, b, kp)
       let dot = 0
-      for (let i = b * BLOCK; i < (b + 1) * BLOCK; i++) {
-        dot += <i32>load<i8>(w + <usize>r * kp + i) * <i32>load<i16>(xq + (<usize>i << 1))
-      }
-      acc += load<f32>(ws + ((<usize>r * nb + b) << 2)) * load<f32>(xs + (<usize>b << 2)) * <f32>dot
+      for (let i = 0; i < BLOCK; i++) dot += <i32>load<u8>(p + <usize>i) * <i32>load<i8>(xq + <usize>(b * BLOCK + i))
+      dot -= offsetSum(xsum8, b)
+      acc += load<f32>(ws + scaleAt(r, b, nb)) * load<f32>(xs + (<usize>b << 2)) * <f32>dot
     }
     store<f32>(y + (<usize>r << 2), acc)
   }
 }
 
+// Σ of c·x over 16 columns as 4 i32 lanes: one pmaddubsw (relaxed; |pair| ≤ 2·127·127 fits
+// i16) widened by pairs, or the i16 multiply on widened operands (baseline).
+// @ts-ignore: decorator
+@inline function dot16(c: v128, x: v128, xl: v128, xh: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, c))
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(c), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(c), xh))
+}
+
 /**
- * SIMD kernel: `i32x4.dot_i16x8_s` on sign-extended weights, 4 rows per pass sharing every
- * activation load; the 4 block dots are reduced together (one transpose, not 4 horizontal
- * sums) and scaled as one f32x4, in the _ref's order: bit-exact with it.
+ * SIMD kernel: one 4-row group per pass, reading its blocks as one stream and sharing every
+ * activation load; the 4 block dots are reduced together (one transpose) and scaled as one
+ * f32x4 in the _ref's order: bit-exact with it.
  */
-export function matvec_q8b_i16(w: usize, ws: usize, xq: usize, xs: usize, y: usize,
-                               rows: i32, kp: i32, ith: i32, nth: i32): void {
+export function matvec_q8b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
+                              rows: i32, kp: i32, ith: i32, nth: i32): void {
   const nb = kp / BLOCK
-  const range = share(rows, ith, nth)
-  const r1 = <i32>range
-  let r = <i32>(range >> 32)
-  for (; r + 4 <= r1; r += 4) {
+  const range = share((rows + 3) >> 2, ith, nth)
+  for (let g = <i32>(range >> 32); g < <i32>range; g++) {
     let acc = f32x4.splat(0)
-    const w0 = w + <usize>r * kp, w1 = w0 + kp, w2 = w1 + kp, w3 = w2 + kp
-    const s0 = ws + ((<usize>r * nb) << 2), sstride = <usize>nb << 2
+    let p = w + <usize>g * (<usize>kp << 2)
+    let sp = ws + ((<usize>g * <usize>nb) << 4)
     for (let b = 0; b < nb; b++) {
       let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0
-      const o = <usize>(b * BLOCK)
+      const xb = xq + <usize>(b * BLOCK)
       for (let j: usize = 0; j < <usize>BLOCK; j += 16) {
-        const xl = v128.load(xq + ((o + j) << 1)), xh = v128.load(xq + ((o + j) << 1), 16)
-        let v = v128.load(w0 + o + j)
-        d0 = i32x4.add(d0, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), xh)))
-        v = v128.load(w1 + o + j)
-        d1 = i32x4.add(d1, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), xh)))
-        v = v128.load(w2 + o + j)
-        d2 = i32x4.add(d2, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), xh)))
-        v = v128.load(w3 + o + j)
-        d3 = i32x4.add(d3, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), xh)))
+        const x = v128.load(xb + j)
+        let xl = x, xh = x
+        if (!ASC_FEATURE_RELAXED_SIMD) {
+          xl = i16x8.extend_low_i8x16_s(x)
+          xh = i16x8.extend_high_i8x16_s(x)
+        }
+        d0 = i32x4.add(d0, dot16(v128.load(p + j), x, xl, xh))
+        d1 = i32x4.add(d1, dot16(v128.load(p + j, BLOCK), x, xl, xh))
+        d2 = i32x4.add(d2, dot16(v128.load(p + j, 2 * BLOCK), x, xl, xh))
+        d3 = i32x4.add(d3, dot16(v128.load(p + j, 3 * BLOCK), x, xl, xh))
       }
-      // [Σd0, Σd1, Σd2, Σd3]: pairwise sums of lanes, then of pairs (exact integer adds)
+      // [Σd0, Σd1, Σd2, Σd3] − 64·Σx: pairwise sums of lanes, then of pairs (exact integers)
       const t0 = i32x4.add(i32x4.shuffle(d0, d1, 0, 1, 4, 5), i32x4.shuffle(d0, d1, 2, 3, 6, 7))
       const t1 = i32x4.add(i32x4.shuffle(d2, d3, 0, 1, 4, 5), i32x4.shuffle(d2, d3, 2, 3, 6, 7))
-      const dots = i32x4.add(i32x4.shuffle(t0, t1, 0, 2, 4, 6), i32x4.shuffle(t0, t1, 1, 3, 5, 7))
-      const sb = s0 + (<usize>b << 2)
-      let sc = f32x4.splat(load<f32>(sb))
-      sc = f32x4.replace_lane(sc, 1, load<f32>(sb + sstride))
-      sc = f32x4.replace_lane(sc, 2, load<f32>(sb + 2 * sstride))
-      sc = f32x4.replace_lane(sc, 3, load<f32>(sb + 3 * sstride))
+      let dots = i32x4.add(i32x4.shuffle(t0, t1, 0, 2, 4, 6), i32x4.shuffle(t0, t1, 1, 3, 5, 7))
+      dots = i32x4.sub(dots, i32x4.splat(offsetSum(xsum8, b)))
       // acc += (ws · xs) · dot, per row
-      acc = f32x4.add(acc, f32x4.mul(f32x4.mul(sc, f32x4.splat(load<f32>(xs + (<usize>b << 2)))), f32x4.convert_i32x4_s(dots)))
+      acc = f32x4.add(acc, f32x4.mul(f32x4.mul(v128.load(sp), v128.load32_splat(xs + (<usize>b << 2))), f32x4.convert_i32x4_s(dots)))
+      p += 4 * BLOCK
+      sp += 16
     }
-    v128.store(y + (<usize>r << 2), acc)
+    const r = g * 4
+    if (r + 4 <= rows) v128.store(y + (<usize>r << 2), acc)
+    else for (let j = 0; j < rows - r; j++) store<f32>(y + (<usize>(r + j) << 2), lane(acc, j)) // last group
   }
-  for (; r < r1; r++) { // the last < 4 rows of this share
-    let acc: f32 = 0
-    const wr = w + <usize>r * kp
-    for (let b = 0; b < nb; b++) {
-      let d = i32x4.splat(0)
-      const o = <usize>(b * BLOCK)
-      for (let j: usize = 0; j < <usize>BLOCK; j += 16) {
-        const v = v128.load(wr + o + j)
-        d = i32x4.add(d, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(v), v128.load(xq + ((o + j) << 1))))
-        d = i32x4.add(d, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(v), v128.load(xq + ((o + j) << 1), 16)))
-      }
-      const dot = i32x4.extract_lane(d, 0) + i32x4.extract_lane(d, 1) + i32x4.extract_lane(d, 2) + i32x4.extract_lane(d, 3)
-      acc += load<f32>(ws + ((<usize>r * nb + b) << 2)) * load<f32>(xs + (<usize>b << 2)) * <f32>dot
-    }
-    store<f32>(y + (<usize>r << 2), acc)
-  }
+}
+
+// Lane j of a f32x4 (j not constant).
+// @ts-ignore: decorator
+@inline function lane(v: v128, j: i32): f32 {
+  return j == 0 ? f32x4.extract_lane(v, 0) : j == 1 ? f32x4.extract_lane(v, 1) : f32x4.extract_lane(v, 2)
 }
 
 /**
  * Builds the Q8B copy from an F16 matrix [rows][k] already in memory (rows split across
- * threads: this runs once at load, over 328 M weights for 2B4T).
+ * threads: this runs once at load, over 328 M weights for 2B4T). Rows are local to this
+ * call: a chunk of a larger matrix starts at a multiple of 4 rows (its own groups).
  */
 export function quantize_rows_f16_q8b(src: usize, rows: i32, k: i32, kp: i32, w: usize, ws: usize, ith: i32, nth: i32): void {
   const nb = kp / BLOCK
@@ -129,13 +140,14 @@ export function quantize_rows_f16_q8b(src: usize, rows: i32, k: i32, kp: i32, w:
       const i0 = b * BLOCK, i1 = min(k, i0 + BLOCK)
       let amax: f32 = 0
       for (let i = i0; i < i1; i++) amax = max(amax, abs(f16ToF32(load<u16>(row + (<usize>i << 1)))))
-      const d = amax / 127
+      const d = amax / <f32>LEVEL
       const inv: f32 = d > 0 ? 1 / d : 0
+      const p = w + blockAt(r, b, kp)
       for (let i = i0; i < i0 + BLOCK; i++) {
-        const v = i < i1 ? <i8>nearest<f32>(f16ToF32(load<u16>(row + (<usize>i << 1))) * inv) : <i8>0
-        store<i8>(w + <usize>r * kp + i, v)
+        const v = i < i1 ? <i32>nearest<f32>(f16ToF32(load<u16>(row + (<usize>i << 1))) * inv) : 0
+        store<u8>(p + <usize>(i - i0), <u8>(min(LEVEL, max(-LEVEL, v)) + OFFSET))
       }
-      store<f32>(ws + ((<usize>r * nb + b) << 2), d)
+      store<f32>(ws + scaleAt(r, b, nb), d)
     }
   }
 }
@@ -144,7 +156,8 @@ export function quantize_rows_f16_q8b(src: usize, rows: i32, k: i32, kp: i32, w:
 export function dequantize_row_q8b(w: usize, ws: usize, r: i32, n: i32, kp: i32, dst: usize): void {
   const nb = kp / BLOCK
   for (let i = 0; i < n; i++) {
-    const d = load<f32>(ws + ((<usize>r * nb + i / BLOCK) << 2))
-    store<f32>(dst + (<usize>i << 2), d * <f32>load<i8>(w + <usize>r * kp + i))
+    const b = i / BLOCK
+    const c = <i32>load<u8>(w + blockAt(r, b, kp) + <usize>(i % BLOCK))
+    store<f32>(dst + (<usize>i << 2), load<f32>(ws + scaleAt(r, b, nb)) * <f32>(c - OFFSET))
   }
 }

@@ -21,7 +21,7 @@ interface KernelCase {
   prep?: (k: ReturnType<typeof instantiateKernels>, b: Buffers) => void
 }
 
-interface Buffers { w: number; q: number; meta: number; lut: number; xq: number; xs: number; ws: number; x: number; y: number }
+interface Buffers { w: number; q: number; meta: number; lut: number; xq: number; xs: number; xsum: number; ws: number; x: number; y: number }
 
 const K = 2560
 const BATCH = 8
@@ -35,7 +35,7 @@ const CASES: KernelCase[] = [
     name: 'tl (ternary LUT)', rowBytes: K / 4, job: (b, rows) => ['matvec_tl_i8', b.w, b.lut, b.meta, 1, b.y, rows, K],
     prep: (k, b) => k.lut_build_i8(b.q, K, b.lut),
   },
-  { name: 'q8b (output)', rowBytes: K + (K / 128) * 4, job: (b, rows) => ['matvec_q8b_i16', b.w, b.ws, b.xq, b.xs, b.y, rows, K] },
+  { name: 'q8b (output)', rowBytes: K + (K / 128) * 4, job: (b, rows) => ['matvec_q8b_i8', b.w, b.ws, b.xq, b.xs, b.xsum, b.y, rows, K] },
   { name: 'f16 (output)', rowBytes: K * 2, job: (b, rows) => ['matvec_f16_f32', b.w, b.x, b.y, rows, K] },
 ]
 
@@ -53,7 +53,7 @@ export async function benchKernels(threads: number, variant?: KernelVariant, log
     const k = instantiateKernels(module, memory)
     const a = new Arena()
     const b: Buffers = {
-      q: a.alloc(BATCH * K), meta: a.alloc(BATCH * 8), lut: a.alloc(K * 16), xq: a.alloc(K * 2), xs: a.alloc(K / 32),
+      q: a.alloc(BATCH * K), meta: a.alloc(BATCH * 8), lut: a.alloc(K * 16), xq: a.alloc(K), xs: a.alloc(K / 32), xsum: a.alloc(K / 8),
       x: a.alloc(K * 4), y: a.alloc(BATCH << 20), ws: 0, w: 0,
     }
     const ctl = a.alloc(CTL_BYTES)
@@ -69,7 +69,7 @@ export async function benchKernels(threads: number, variant?: KernelVariant, log
       for (const c of CASES) {
         for (const [size, bytes] of [['L2', L2_BYTES], ['DRAM', DRAM_BYTES]] as const) {
           const rows = Math.floor(bytes / c.rowBytes / 16) * 16
-          b.ws = b.w + rows * K // q8b scales after its int8 rows
+          b.ws = b.w + rows * K // q8b scales after its byte rows
           const job = c.job(b, rows)
           const us = timeMedian(() => { c.prep?.(k, b); pool.run([job]) })
           const r: KernelResult = { variant: v, kernel: c.name, size, threads: n, usPerCall: us, gbPerSecPerThread: (rows * c.rowBytes * (c.tokens ?? 1)) / (us * 1e3) / n }

@@ -33,7 +33,7 @@ export interface TernaryWeight {
 /**
  * The embedding / output matrix [rows][cols]: an exact f16 copy of an F16 file, f32 (other
  * full-precision sources), or a quantized copy of the output matrix made at load (QUANTIZED:
- * Q8B int8 [rows][kp] or Q4B nibbles [rows][kp/2] at ptr, f32 block scales at `scales`).
+ * Q8B bytes in 4-row groups or Q4B nibbles [rows][kp/2] at ptr, f32 block scales at `scales`).
  */
 export interface FloatMatrix {
   ptr: number
@@ -45,8 +45,8 @@ export interface FloatMatrix {
 }
 
 /**
- * How the output projection is stored: 'f16' (exact, F16 files), 'q8' (8-bit copy, half
- * the bytes), 'q4' (4-bit copy, 5 bits per weight with scales), or 'auto': q8 when the
+ * How the output projection is stored: 'f16' (exact, F16 files), 'q8' (a byte per weight,
+ * half the bytes), 'q4' (4-bit copy, 5 bits per weight with scales), or 'auto': q8 when the
  * matrix is large enough to dominate a decode step's reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B,
  * 8B), exact f16 below (tiny models, 0.7B).
  */
@@ -54,13 +54,21 @@ export type OutputType = 'auto' | 'f16' | 'q8' | 'q4'
 
 /**
  * The quantized copies of the output matrix (assembly/formats/q8b.ts, q4b.ts): weights per
- * scale, bytes per padded row, and the kernel that converts f16 rows.
+ * scale, bytes per padded row, rows per interleaved group (rows are padded to it), and the
+ * kernel that converts f16 rows.
  */
 export const QUANTIZED = {
-  q8b: { option: 'q8', block: 128, rowBytes: (kp: number) => kp, convert: 'quantize_rows_f16_q8b' },
-  q4b: { option: 'q4', block: 32, rowBytes: (kp: number) => kp / 2, convert: 'quantize_rows_f16_q4b' },
+  q8b: { option: 'q8', block: 128, rowBytes: (kp: number) => kp, groupRows: 4, convert: 'quantize_rows_f16_q8b' },
+  q4b: { option: 'q4', block: 32, rowBytes: (kp: number) => kp / 2, groupRows: 1, convert: 'quantize_rows_f16_q4b' },
 } as const
 export type QuantizedType = keyof typeof QUANTIZED
+
+/** Bytes of a quantized copy [rows][kp], and where its f32 block scales start (after the weights). */
+function quantizedLayout(type: QuantizedType, rows: number, kp: number): { bytes: number; scalesAt: number } {
+  const q = QUANTIZED[type]
+  const stored = Math.ceil(rows / q.groupRows) * q.groupRows
+  return { scalesAt: stored * q.rowBytes(kp), bytes: stored * (q.rowBytes(kp) + (kp / q.block) * 4) }
+}
 
 /** 64 Mi elements = 128 MiB of f16. */
 export const AUTO_Q8_ELEMENTS = 1 << 26
@@ -215,9 +223,8 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
       const copy = (Object.keys(QUANTIZED) as QuantizedType[]).find((t) => QUANTIZED[t].option === wanted)
       p.matrixType = !HALF.includes(info.format) ? 'f32' : copy && isOutput ? copy : 'f16'
       if (p.matrixType in QUANTIZED) {
-        const q = QUANTIZED[p.matrixType as QuantizedType]
         p.kp = Math.ceil(cols / 128) * 128
-        p.bytes = rows * q.rowBytes(p.kp) + rows * (p.kp / q.block) * 4
+        p.bytes = quantizedLayout(p.matrixType as QuantizedType, rows, p.kp).bytes
       } else {
         p.bytes = rows * cols * (p.matrixType === 'f16' ? 2 : 4)
       }
@@ -278,7 +285,10 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, kernel: Te
   return p.role === 'scale' ? checkScale(values[0], info.name, file) : 1
 }
 
-/** Rows of the embedding / output matrix per chunk (bounds memory outside wasm and the Q8B scratch). */
+/**
+ * Rows of the embedding / output matrix per chunk (bounds memory outside wasm and the Q8B
+ * scratch); a multiple of every copy's groupRows, so chunks start on a group.
+ */
 const MATRIX_CHUNK_ROWS = 4096
 
 /** F16 bytes as they are; BF16 converted to f16 bits (round to nearest even). */
@@ -299,7 +309,7 @@ async function storeMatrix(p: Planned, read: (offset: number, length: number) =>
   heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
   const rowBytes = p.info.byteSize / p.rows
   const q = p.matrixType! in QUANTIZED ? QUANTIZED[p.matrixType as QuantizedType] : undefined
-  const scales = q ? p.ptr + p.rows * q.rowBytes(p.kp) : 0
+  const scales = q ? p.ptr + quantizedLayout(p.matrixType as QuantizedType, p.rows, p.kp).scalesAt : 0
   for (let r0 = 0; r0 < p.rows; r0 += MATRIX_CHUNK_ROWS) {
     const n = Math.min(MATRIX_CHUNK_ROWS, p.rows - r0)
     const bytes = await read(r0 * rowBytes, n * rowBytes)
@@ -332,7 +342,7 @@ function assemble(plan: Planned[], c: ModelConfig, kernel: TernaryKernel): Model
   const byName = new Map(plan.map((p) => [p.info.name, p]))
   const matrix = (p: Planned): FloatMatrix => ({
     ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp,
-    scales: p.matrixType! in QUANTIZED ? p.ptr + p.rows * QUANTIZED[p.matrixType as QuantizedType].rowBytes(p.kp) : 0,
+    scales: p.matrixType! in QUANTIZED ? p.ptr + quantizedLayout(p.matrixType as QuantizedType, p.rows, p.kp).scalesAt : 0,
   })
   const get = (name: string) => byName.get(name)!
   const ternary = (name: string): TernaryWeight => {

@@ -36,9 +36,9 @@ interface RunState {
   att: number // f32 [B][n_head][ctx]   attention scores
   rope: number // f32 [B][n_rot]        cos (n_rot/2), then sin (n_rot/2), of each row's position
   logits: number // f32 [B][vocab]
-  oq: number // i16 [B][n_embd padded to 128]  output-norm vectors quantized per block (Q8B: i16, Q4B: i8)
+  oq: number // i8 [B][n_embd padded to 128]  output-norm vectors quantized per 128-block (Q8B, Q4B)
   oqScales: number // f32 [B][n_embd padded / 128]
-  oqSums: number // i32 [B][n_embd padded / 32]     8·Σ per 32-block (Q4B)
+  oqSums: number // i32 [B][n_embd padded / 32]     8·Σ per 32-block (the weights' offsets)
   ctl: number // thread-pool control block (threads/protocol.ts)
 }
 
@@ -322,14 +322,11 @@ export class Transformer {
       if (!r.logits) return
       const xn = row(s.xb, t, c.nEmbd), y = row(s.logits, t, c.vocabSize)
       k.rmsnorm_f32(row(s.x, t, c.nEmbd), w.outputNorm, xn, c.nEmbd, c.normEps)
-      const oq = s.oq + t * kpOut * 2, os = row(s.oqScales, t, kpOut / 128)
-      if (out.type === 'q8b') {
-        k.quantize_blocks_f32_i16(xn, c.nEmbd, out.kp, oq, os)
-        jobs.push(['matvec_q8b_i16', out.ptr, out.scales, oq, os, y, out.rows, out.kp])
-      } else if (out.type === 'q4b') {
+      const oq = s.oq + t * kpOut, os = row(s.oqScales, t, kpOut / 128)
+      if (out.type === 'q8b' || out.type === 'q4b') {
         const sums = row(s.oqSums, t, kpOut / 32)
         k.quantize_blocks_f32_i8(xn, c.nEmbd, out.kp, oq, os, sums)
-        jobs.push(['matvec_q4b_i8', out.ptr, out.scales, oq, os, sums, y, out.rows, out.kp])
+        jobs.push([out.type === 'q8b' ? 'matvec_q8b_i8' : 'matvec_q4b_i8', out.ptr, out.scales, oq, os, sums, y, out.rows, out.kp])
       } else {
         jobs.push([out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, xn, y, out.rows, out.cols])
       }
@@ -442,7 +439,7 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
     att: a.alloc(B * c.nHead * ctx * f32),
     rope: a.alloc(B * c.nRot * f32),
     logits: a.alloc(B * c.vocabSize * f32),
-    oq: a.alloc(B * kpOut * 2),
+    oq: a.alloc(B * kpOut),
     oqScales: a.alloc(B * (kpOut / 128) * f32),
     oqSums: a.alloc(B * (kpOut / 32) * 4),
     ctl: a.alloc(CTL_BYTES),

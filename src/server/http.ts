@@ -14,9 +14,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import type { BitnetModel } from '../bitnet-model.js'
 import { BitnetError, InvalidArgumentError, PayloadTooLargeError, RequestTimeoutError, TimeoutError } from '../errors.js'
-import { createResponseConstraint } from '../grammar/response-format.js'
 import type { Logger } from '../logger.js'
-import { chunk, completion, finishReason, logprobsOf, newMeta, parseRequest, usage, type CompletionRequest, type Kind } from './openai.js'
+import { completion, modelList, newMeta, parseRequest, preparePrompt, responseChunks, type CompletionRequest, type Kind } from './openai.js'
 import { SlotPool } from './slots.js'
 
 export interface ServeOptions {
@@ -94,34 +93,17 @@ export async function serve(model: BitnetModel, opts: ServeOptions = {}): Promis
       return sendJson(res, 401, { error: { message: 'invalid or missing API key', type: 'authentication_error', param: null, code: 'invalid_api_key' } })
     }
     if (req.method === 'GET' && path === '/v1/models') {
-      return sendJson(res, 200, { object: 'list', data: [{ id: modelId, object: 'model', created: 0, owned_by: 'bitnet-wasm' }] })
+      return sendJson(res, 200, modelList(modelId))
     }
     const kind: Kind | undefined = path === '/v1/chat/completions' ? 'chat' : path === '/v1/completions' ? 'text' : undefined
     if (!kind) return sendJson(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'invalid_request_error', param: null, code: 'not_found' } })
     if (req.method !== 'POST') return sendJson(res, 405, { error: { message: `use POST for ${path}`, type: 'invalid_request_error', param: null, code: 'method_not_allowed' } })
     const body = await readJson(req, opts.maxBodyBytes ?? 1 << 20, opts.bodyTimeoutMs ?? 10_000)
-    const request = parseRequest(kind, body)
-    // Limits that need the model: a 400 naming the field, not a clamp or an engine error.
-    if (request.maxTokens !== undefined && request.maxTokens >= model.contextSize) {
-      throw Object.assign(new InvalidArgumentError(`max_tokens ${request.maxTokens} is larger than the context (${model.contextSize} tokens)`), { param: 'max_tokens' })
-    }
-    if (Array.isArray(request.prompt) && request.prompt.some((t) => t >= model.config.vocabSize)) {
-      throw Object.assign(new InvalidArgumentError(`prompt token ids must be below the vocabulary size ${model.config.vocabSize}`), { param: 'prompt' })
-    }
-    await generate(request, res)
+    await generate(parseRequest(kind, body), res)
   }
 
   async function generate(r: CompletionRequest, res: ServerResponse): Promise<void> {
-    const tokens = r.kind === 'chat'
-      ? model.tokenize(model.applyChatTemplate(r.messages!), { addBos: false })
-      : typeof r.prompt === 'string' ? model.tokenize(r.prompt) : r.prompt!
-    const bad = tokens.find((t) => t >= model.config.vocabSize)
-    if (bad !== undefined) throw Object.assign(new InvalidArgumentError(`token id ${bad} is not in the vocabulary (size ${model.config.vocabSize})`), { param: 'prompt' })
-    const room = model.contextSize - 1 - tokens.length
-    if (room < 1) {
-      throw Object.assign(new InvalidArgumentError(`the prompt has ${tokens.length} tokens; the context holds ${model.contextSize}`), { param: 'messages', openaiCode: 'context_length_exceeded' })
-    }
-    createResponseConstraint(r.options.responseFormat, model.tokenizer) // a bad schema is a 400 before any work (compiled once, cached)
+    const { tokens, maxTokens } = preparePrompt(model, r)
     // One controller per request: client gone, time limit, server closing.
     const ac = new AbortController()
     running.add(ac)
@@ -131,22 +113,13 @@ export async function serve(model: BitnetModel, opts: ServeOptions = {}): Promis
     try {
       const slot = await pool.acquire(tokens, ac.signal)
       try {
-        const gen = slot.session.generate(tokens, { ...r.options, maxTokens: Math.min(r.maxTokens ?? room, room), signal: ac.signal })
+        const gen = slot.session.generate(tokens, { ...r.options, maxTokens, signal: ac.signal })
         const meta = newMeta(r.kind, modelId)
         if (!r.stream) return sendJson(res, 200, completion(r.kind, meta, await gen, model.tokenizer))
         res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
         const send = (v: unknown) => { if (!res.destroyed) res.write(`data: ${JSON.stringify(v)}\n\n`) }
-        if (r.kind === 'chat') send(chunk(r.kind, meta, '', null, { role: true }))
         try {
-          let offset = 0
-          for await (const c of gen) {
-            const logprobs = c.logprob !== undefined ? logprobsOf(r.kind, model.tokenizer, [c], offset) : null
-            if (c.text || logprobs) send(chunk(r.kind, meta, c.text, null, { logprobs }))
-            offset += c.text.length
-          }
-          const result = await gen
-          send(chunk(r.kind, meta, '', finishReason(result)))
-          if (r.includeUsage) send(chunk(r.kind, meta, '', null, { usage: usage(result) }))
+          for await (const c of responseChunks(r, meta, gen, model.tokenizer)) send(c)
         } catch (e) {
           send(errorBody(e))
         }

@@ -4,11 +4,12 @@
  * and shapes follow the OpenAI API reference (llama-server's extras `top_k`, `min_p`,
  * `repeat_penalty`, `typical_p` are accepted too).
  */
+import type { BitnetModel } from '../bitnet-model.js'
 import type { ChatMessage } from '../chat-template.js'
 import { InvalidArgumentError } from '../errors.js'
-import type { GenerateOptions, GenerationChunk, GenerationResult } from '../generation.js'
+import type { GenerateOptions, Generation, GenerationChunk, GenerationResult } from '../generation.js'
 import type { JsonSchema } from '../grammar/json-schema.js'
-import type { ResponseFormat } from '../grammar/response-format.js'
+import { createResponseConstraint, type ResponseFormat } from '../grammar/response-format.js'
 import type { BitnetTokenizer } from '../tokenizer.js'
 
 export type Kind = 'chat' | 'text'
@@ -181,6 +182,11 @@ export interface ResponseMeta {
   model: string
 }
 
+/** The /v1/models answer: the one model served. */
+export function modelList(id: string): { object: 'list'; data: { id: string; object: 'model'; created: number; owned_by: string }[] } {
+  return { object: 'list', data: [{ id, object: 'model', created: 0, owned_by: 'bitnet-wasm' }] }
+}
+
 export function newMeta(kind: Kind, model: string): ResponseMeta {
   return { id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model }
 }
@@ -224,4 +230,44 @@ export function chunk(kind: Kind, meta: ResponseMeta, text: string, finish: stri
 /** The finish reason as OpenAI names it. */
 export function finishReason(r: GenerationResult): string {
   return FINISH[r.finishReason]
+}
+
+/**
+ * The prompt's token ids and the token budget, checked against the model before any work: a
+ * 400 naming the field (max_tokens, prompt, messages, response_format), not a clamp or an
+ * engine error.
+ */
+export function preparePrompt(model: BitnetModel, r: CompletionRequest): { tokens: number[]; maxTokens: number } {
+  if (r.maxTokens !== undefined && r.maxTokens >= model.contextSize) {
+    bad('max_tokens', `max_tokens ${r.maxTokens} is larger than the context (${model.contextSize} tokens)`)
+  }
+  const tokens = r.kind === 'chat'
+    ? model.tokenize(model.applyChatTemplate(r.messages!), { addBos: false })
+    : typeof r.prompt === 'string' ? model.tokenize(r.prompt) : r.prompt!
+  const vocab = model.config.vocabSize
+  const outside = tokens.find((t) => t >= vocab)
+  if (outside !== undefined) bad('prompt', `token id ${outside} is not in the vocabulary (size ${vocab})`)
+  const room = model.contextSize - 1 - tokens.length
+  if (room < 1) {
+    throw Object.assign(new InvalidArgumentError(`the prompt has ${tokens.length} tokens; the context holds ${model.contextSize}`), { param: 'messages', openaiCode: 'context_length_exceeded' })
+  }
+  createResponseConstraint(r.options.responseFormat, model.tokenizer) // a bad schema fails here (compiled once, cached)
+  return { tokens, maxTokens: Math.min(r.maxTokens ?? room, room) }
+}
+
+/**
+ * A streamed response's chunks in order: the role (chat), text with its log-probabilities,
+ * the finish reason, then usage when asked. Ends when the generation does.
+ */
+export async function* responseChunks(r: CompletionRequest, meta: ResponseMeta, gen: Generation, tok: BitnetTokenizer): AsyncGenerator<Record<string, unknown>> {
+  if (r.kind === 'chat') yield chunk(r.kind, meta, '', null, { role: true })
+  let offset = 0
+  for await (const c of gen) {
+    const logprobs = c.logprob !== undefined ? logprobsOf(r.kind, tok, [c], offset) : null
+    if (c.text || logprobs) yield chunk(r.kind, meta, c.text, null, { logprobs })
+    offset += c.text.length
+  }
+  const result = await gen
+  yield chunk(r.kind, meta, '', finishReason(result))
+  if (r.includeUsage) yield chunk(r.kind, meta, '', null, { usage: usage(result) })
 }
