@@ -158,7 +158,8 @@ describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
     }
   })
 
-  it.each<Storage>(['cache-api', 'opfs'])('%s: resumed, cached, listed, deleted, damage detected, offline', async (storage) => {
+  // The two stores at once (own pages, servers and origins): each load runs on one thread.
+  it.concurrent.for<Storage>(['cache-api', 'opfs'])('%s: resumed, cached, listed, deleted, damage detected, offline', { timeout: 180_000 }, async (storage, { expect }) => {
     const { hub, page, errors } = await openPage()
     try {
       // A CDN-style URL: its ETag is not a sha256, so the hash is recorded at download.
@@ -226,5 +227,5 @@ describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
       await page.close()
       await hub.close()
     }
-  }, 180_000)
+  })
 })
