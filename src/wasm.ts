@@ -15,6 +15,7 @@ type Ptr = number
 export interface Kernels {
   matvec_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  repack_i2s_x4(src: Ptr, rows: number, k: number, dst: Ptr): void
   matmul_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
   matmul_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
   lut_build_i8(q: Ptr, kp: number, lut: Ptr): void
@@ -32,8 +33,8 @@ export interface Kernels {
     headDim: number, ctx: number, nPos: number, ith: number, nth: number): void
   matvec_f16_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
   matvec_f32_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
-  matvec_q8b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
-  matvec_q8b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  matmul_q8b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
+  matmul_q8b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
   quantize_blocks_f32_i8(x: Ptr, n: number, kp: number, xq: Ptr, xs: Ptr, xsum8: Ptr): void
   matvec_q4b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_q4b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void

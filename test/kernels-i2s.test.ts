@@ -1,6 +1,7 @@
 // The I2_S SIMD kernel equals its scalar `_ref` twin bit for bit, and both equal the
 // exact integer definition y = Σ w·q / s · γ, on awkward shapes and thread splits.
 import { describe, expect, it } from 'vitest'
+import { encodeI2s } from '../src/formats/i2s.js'
 import { packX4FromCodes, x4Shape } from '../src/model/repack.js'
 import { kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
@@ -44,6 +45,26 @@ describe.each(VARIANTS)('matvec_i2s_i8 (%s build)', async (variant) => {
         for (let ith = 0; ith < nth; ith++) b.k.matvec_i2s_i8(w, qp, meta, gamma, y2, rows, kp, ith, nth)
         expect(Array.from(b.f32(y2, rows))).toEqual(Array.from(b.f32(y1, rows)))
       }
+    })
+  }
+})
+
+describe.each(VARIANTS)('repack_i2s_x4 (%s build)', async (variant) => {
+  const b = await kernelBench(variant)
+  // the load-time move of official files' blocks == packing the decoded codes, padding rows too
+  for (const [rows, cols] of [[1, 128], [4, 256], [5, 384], [13, 640], [8, 2560]] as const) {
+    it(`${rows}×${cols}: same bytes as packX4FromCodes`, () => {
+      const rand = rng(rows * 7919 + cols)
+      const codes = Int8Array.from({ length: rows * cols }, () => Math.floor(rand() * 3) - 1)
+      const file = encodeI2s(codes, rows, cols, 1)
+      const { bytes } = x4Shape(rows, cols)
+      const src = b.alloc(file.length), dst = b.alloc(bytes)
+      b.heap.set(file, src)
+      b.heap.fill(0xaa, dst, dst + bytes) // every byte must be written
+      b.k.repack_i2s_x4(src, rows, cols, dst)
+      const want = new Uint8Array(bytes)
+      packX4FromCodes(codes, rows, cols, want)
+      expect(b.heap.slice(dst, dst + bytes)).toEqual(want)
     })
   }
 })

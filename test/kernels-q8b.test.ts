@@ -1,5 +1,5 @@
 // The byte-per-weight output projection (Q8B): SIMD kernel == scalar _ref bit for bit (row
-// counts around the 4-row group, thread splits), both equal the block-scaled integer
+// counts around the 4-row group, thread splits, a batch of tokens == each token alone), both equal the block-scaled integer
 // definition read back through dequantize_row_q8b, and the load-time F16 → Q8B conversion
 // keeps every weight within half a step of 127 levels.
 import { describe, expect, it } from 'vitest'
@@ -10,7 +10,7 @@ describe.each(VARIANTS)('Q8B output projection (%s build)', async (variant) => {
   const b = await kernelBench(variant)
 
   for (const [rows, k] of [[1, 128], [3, 130], [17, 256], [5, 1], [64, 2560], [9, 383], [4, 40], [6, 640]] as const) {
-    it(`${rows}×${k}: convert from F16, quantize x, matvec SIMD == _ref == definition`, () => {
+    it(`${rows}×${k}: convert from F16, quantize 5 tokens, matmul SIMD == _ref == one token at a time == definition`, () => {
       const rand = rng(rows * 31 + k)
       const kp = Math.ceil(k / 128) * 128, nb = kp / 128, stored = Math.ceil(rows / 4) * 4
       // ±2 with a few exact extremes and zero blocks' worth of tiny values
@@ -19,22 +19,33 @@ describe.each(VARIANTS)('Q8B output projection (%s build)', async (variant) => {
       new Uint16Array(b.heap.buffer, src, rows * k).set(half)
       b.k.quantize_rows_f16_q8b(src, rows, k, kp, w, ws, 0, 1)
 
-      const x = Float32Array.from({ length: k }, (_, i) => (i % 13 === 0 ? -9.99 : (rand() - 0.5) * 10))
-      const xp = b.alloc(k * 4), xq = b.alloc(kp), xs = b.alloc(nb * 4), xsum = b.alloc(kp / 32 * 4)
-      b.f32(xp, k).set(x)
-      b.k.quantize_blocks_f32_i8(xp, k, kp, xq, xs, xsum)
+      // T tokens' activations, quantized per token; the first is the one checked by definition
+      const T = 5
+      const xs1 = Array.from({ length: T }, (_, t) => Float32Array.from({ length: k }, (_, i) => (i % 13 === t ? -9.99 : (rand() - 0.5) * 10)))
+      const x = xs1[0]
+      const xp = b.alloc(k * 4), xq = b.alloc(T * kp), xs = b.alloc(T * nb * 4), xsum = b.alloc(T * kp / 32 * 4)
+      for (let t = 0; t < T; t++) {
+        b.f32(xp, k).set(xs1[t])
+        b.k.quantize_blocks_f32_i8(xp, k, kp, xq + t * kp, xs + t * nb * 4, xsum + t * kp / 8)
+      }
       const q = b.i8(xq, kp), xsc = b.f32(xs, nb)
 
-      const y1 = b.alloc(rows * 4), y2 = b.alloc(rows * 4)
-      b.k.matvec_q8b_i8(w, ws, xq, xs, xsum, y1, rows, kp, 0, 1)
-      b.k.matvec_q8b_i8_ref(w, ws, xq, xs, xsum, y2, rows, kp, 0, 1)
-      const got = Array.from(b.f32(y1, rows))
-      expect(got).toEqual(Array.from(b.f32(y2, rows)))
+      const y1 = b.alloc(T * rows * 4), y2 = b.alloc(T * rows * 4)
+      b.k.matmul_q8b_i8(w, ws, xq, xs, xsum, y1, rows, kp, T, 0, 1)
+      b.k.matmul_q8b_i8_ref(w, ws, xq, xs, xsum, y2, rows, kp, T, 0, 1)
+      const all = Array.from(b.f32(y1, T * rows))
+      expect(all).toEqual(Array.from(b.f32(y2, T * rows)))
       for (const nth of [2, 3]) {
-        b.f32(y2, rows).fill(NaN)
-        for (let ith = 0; ith < nth; ith++) b.k.matvec_q8b_i8(w, ws, xq, xs, xsum, y2, rows, kp, ith, nth)
-        expect(Array.from(b.f32(y2, rows))).toEqual(got)
+        b.f32(y2, T * rows).fill(NaN)
+        for (let ith = 0; ith < nth; ith++) b.k.matmul_q8b_i8(w, ws, xq, xs, xsum, y2, rows, kp, T, ith, nth)
+        expect(Array.from(b.f32(y2, T * rows))).toEqual(all)
       }
+      // each token of the batch gives what it gives alone
+      for (let t = 0; t < T; t++) {
+        b.k.matmul_q8b_i8(w, ws, xq + t * kp, xs + t * nb * 4, xsum + t * kp / 8, y2, rows, kp, 1, 0, 1)
+        expect(Array.from(b.f32(y2, rows))).toEqual(all.slice(t * rows, (t + 1) * rows))
+      }
+      const got = all.slice(0, rows)
 
       // The definition, from each row read back and the quantized activations.
       const deq = b.alloc(k * 4)

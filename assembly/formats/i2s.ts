@@ -34,6 +34,32 @@ import { share } from '../ops/split'
 const BLOCK_ELEMS: i32 = 128 // weights per 32-byte block
 const BLOCK_BYTES: i32 = 32
 
+/**
+ * Canonical I2_S codes (bitnet.cpp's file: row r's 32-byte block b at (r·K/128 + b)·32, K a
+ * multiple of 128) → i2s_x4 at dst: the load-time repack of official files. A canonical
+ * block already has the kernel's in-block order, so this moves 32-byte blocks; rows that pad
+ * the last group get code 1 (weight 0) everywhere.
+ */
+export function repack_i2s_x4(src: usize, rows: i32, k: i32, dst: usize): void {
+  const nb = k / BLOCK_ELEMS
+  const one = i8x16.splat(0x55)
+  for (let r = 0; r < ((rows + 3) & ~3); r++) {
+    let d = dst + <usize>(r >> 2) * <usize>k + <usize>((r & 3) * BLOCK_BYTES)
+    let s = src + <usize>r * <usize>(nb * BLOCK_BYTES)
+    for (let b = 0; b < nb; b++) {
+      if (r < rows) {
+        v128.store(d, v128.load(s))
+        v128.store(d, v128.load(s, 16), 16)
+      } else {
+        v128.store(d, one)
+        v128.store(d, one, 16)
+      }
+      d += 4 * BLOCK_BYTES
+      s += BLOCK_BYTES
+    }
+  }
+}
+
 // @ts-ignore: decorator
 @inline function storeRow(y: usize, r: i32, rows: i32, dot: i32, sumq: i32, s: f32, gamma: f32): void {
   if (r < rows) store<f32>(y + (<usize>r << 2), <f32>(dot - sumq) / s * gamma)

@@ -12,11 +12,11 @@
 //            4-row pass is one sequential stream (four row streams cost DRAM throughput,
 //            wasm-kernels.md pitfall 14: +25–40 % measured here)
 //   wscale   f32 [R/4][KP/128][4]        per row and block: max|w| / 63
-//   x        i8  [KP]                    activations per 128-block, −127..127
-//   xscale   f32 [KP/128]                (quantize_blocks_f32_i8, shared with Q4B)
-//   xsum8    i32 [KP/32]                 8 · Σ x per 32-block: 64 · Σ x_b = 8 · Σ of 4 of them
+//   x        i8  [T][KP]                 activations per 128-block, −127..127, T tokens
+//   xscale   f32 [T][KP/128]             (quantize_blocks_f32_i8, shared with Q4B)
+//   xsum8    i32 [T][KP/32]              8 · Σ x per 32-block: 64 · Σ x_b = 8 · Σ of 4 of them
 //
-//   y[r] = Σ_b (wscale[r][b] · xscale[b]) · (Σ_{i∈b} c[r][i]·x[i] − 64·Σ_{i∈b} x[i])
+//   y[t][r] = Σ_b (wscale[r][b] · xscale[t][b]) · (Σ_{i∈b} c[r][i]·x[t][i] − 64·Σ_{i∈b} x[t][i])
 //   summed in f32 in block order; block dots are exact integers. Blocks of 128 like ggml's
 //   Q8_0 × Q8_0 (blocks of 32; +0.06 % PPL on 2B4T, spec §3.1): per-block activation scales
 //   keep the error far below per-token scaling.
@@ -50,21 +50,27 @@ import { share } from '../ops/split'
   return (load<i32>(p) + load<i32>(p, 4) + load<i32>(p, 8) + load<i32>(p, 12)) << 3
 }
 
-/** Scalar reference of matvec_q8b_i8: 4-row groups split across threads, like the kernel. */
-export function matvec_q8b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
-                                  rows: i32, kp: i32, ith: i32, nth: i32): void {
+// Activations of token t: xq + t·kp (i8), xs + t·KP/128 (f32), xsum8 + t·KP/32 (i32);
+// its outputs: y + t·rows (f32).
+
+/** Scalar reference of matmul_q8b_i8: 4-row groups split across threads, like the kernel. */
+export function matmul_q8b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
+                                  rows: i32, kp: i32, ntok: i32, ith: i32, nth: i32): void {
   const nb = kp / BLOCK
   const range = share((rows + 3) >> 2, ith, nth)
-  for (let r = <i32>(range >> 32) * 4; r < min(rows, <i32>range * 4); r++) {
-    let acc: f32 = 0
-    for (let b = 0; b < nb; b++) {
-      const p = w + blockAt(r, b, kp)
-      let dot = 0
-      for (let i = 0; i < BLOCK; i++) dot += <i32>load<u8>(p + <usize>i) * <i32>load<i8>(xq + <usize>(b * BLOCK + i))
-      dot -= offsetSum(xsum8, b)
-      acc += load<f32>(ws + scaleAt(r, b, nb)) * load<f32>(xs + (<usize>b << 2)) * <f32>dot
+  for (let t = 0; t < ntok; t++) {
+    const xt = xq + <usize>(t * kp), st = xs + (<usize>(t * nb) << 2), ot = xsum8 + (<usize>(t * nb) << 4)
+    for (let r = <i32>(range >> 32) * 4; r < min(rows, <i32>range * 4); r++) {
+      let acc: f32 = 0
+      for (let b = 0; b < nb; b++) {
+        const p = w + blockAt(r, b, kp)
+        let dot = 0
+        for (let i = 0; i < BLOCK; i++) dot += <i32>load<u8>(p + <usize>i) * <i32>load<i8>(xt + <usize>(b * BLOCK + i))
+        dot -= offsetSum(ot, b)
+        acc += load<f32>(ws + scaleAt(r, b, nb)) * load<f32>(st + (<usize>b << 2)) * <f32>dot
+      }
+      store<f32>(y + (<usize>(t * rows + r) << 2), acc)
     }
-    store<f32>(y + (<usize>r << 2), acc)
   }
 }
 
@@ -77,46 +83,51 @@ export function matvec_q8b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsu
 }
 
 /**
- * SIMD kernel: one 4-row group per pass, reading its blocks as one stream and sharing every
- * activation load; the 4 block dots are reduced together (one transpose) and scaled as one
- * f32x4 in the _ref's order: bit-exact with it.
+ * SIMD kernel: one 4-row group at a time, read as one stream; every token of the batch runs
+ * over the group while its 4·KP bytes sit in L1 (one DRAM pass per batch: several sessions'
+ * decode steps share it). Per token and block the 4 rows share every activation load, and
+ * their dots are reduced together (one transpose) and scaled as one f32x4 in the _ref's order:
+ * bit-exact with it.
  */
-export function matvec_q8b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
-                              rows: i32, kp: i32, ith: i32, nth: i32): void {
+export function matmul_q8b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
+                              rows: i32, kp: i32, ntok: i32, ith: i32, nth: i32): void {
   const nb = kp / BLOCK
   const range = share((rows + 3) >> 2, ith, nth)
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
-    let acc = f32x4.splat(0)
-    let p = w + <usize>g * (<usize>kp << 2)
-    let sp = ws + ((<usize>g * <usize>nb) << 4)
-    for (let b = 0; b < nb; b++) {
-      let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0
-      const xb = xq + <usize>(b * BLOCK)
-      for (let j: usize = 0; j < <usize>BLOCK; j += 16) {
-        const x = v128.load(xb + j)
-        let xl = x, xh = x
-        if (!ASC_FEATURE_RELAXED_SIMD) {
-          xl = i16x8.extend_low_i8x16_s(x)
-          xh = i16x8.extend_high_i8x16_s(x)
+    const wg = w + <usize>g * (<usize>kp << 2), sg = ws + ((<usize>g * <usize>nb) << 4)
+    for (let t = 0; t < ntok; t++) {
+      const xt = xq + <usize>(t * kp), st = xs + (<usize>(t * nb) << 2), ot = xsum8 + (<usize>(t * nb) << 4)
+      let acc = f32x4.splat(0)
+      let p = wg, sp = sg
+      for (let b = 0; b < nb; b++) {
+        let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0
+        const xb = xt + <usize>(b * BLOCK)
+        for (let j: usize = 0; j < <usize>BLOCK; j += 16) {
+          const x = v128.load(xb + j)
+          let xl = x, xh = x
+          if (!ASC_FEATURE_RELAXED_SIMD) {
+            xl = i16x8.extend_low_i8x16_s(x)
+            xh = i16x8.extend_high_i8x16_s(x)
+          }
+          d0 = i32x4.add(d0, dot16(v128.load(p + j), x, xl, xh))
+          d1 = i32x4.add(d1, dot16(v128.load(p + j, BLOCK), x, xl, xh))
+          d2 = i32x4.add(d2, dot16(v128.load(p + j, 2 * BLOCK), x, xl, xh))
+          d3 = i32x4.add(d3, dot16(v128.load(p + j, 3 * BLOCK), x, xl, xh))
         }
-        d0 = i32x4.add(d0, dot16(v128.load(p + j), x, xl, xh))
-        d1 = i32x4.add(d1, dot16(v128.load(p + j, BLOCK), x, xl, xh))
-        d2 = i32x4.add(d2, dot16(v128.load(p + j, 2 * BLOCK), x, xl, xh))
-        d3 = i32x4.add(d3, dot16(v128.load(p + j, 3 * BLOCK), x, xl, xh))
+        // [Σd0, Σd1, Σd2, Σd3] − 64·Σx: pairwise sums of lanes, then of pairs (exact integers)
+        const t0 = i32x4.add(i32x4.shuffle(d0, d1, 0, 1, 4, 5), i32x4.shuffle(d0, d1, 2, 3, 6, 7))
+        const t1 = i32x4.add(i32x4.shuffle(d2, d3, 0, 1, 4, 5), i32x4.shuffle(d2, d3, 2, 3, 6, 7))
+        let dots = i32x4.add(i32x4.shuffle(t0, t1, 0, 2, 4, 6), i32x4.shuffle(t0, t1, 1, 3, 5, 7))
+        dots = i32x4.sub(dots, i32x4.splat(offsetSum(ot, b)))
+        // acc += (ws · xs) · dot, per row
+        acc = f32x4.add(acc, f32x4.mul(f32x4.mul(v128.load(sp), v128.load32_splat(st + (<usize>b << 2))), f32x4.convert_i32x4_s(dots)))
+        p += 4 * BLOCK
+        sp += 16
       }
-      // [Σd0, Σd1, Σd2, Σd3] − 64·Σx: pairwise sums of lanes, then of pairs (exact integers)
-      const t0 = i32x4.add(i32x4.shuffle(d0, d1, 0, 1, 4, 5), i32x4.shuffle(d0, d1, 2, 3, 6, 7))
-      const t1 = i32x4.add(i32x4.shuffle(d2, d3, 0, 1, 4, 5), i32x4.shuffle(d2, d3, 2, 3, 6, 7))
-      let dots = i32x4.add(i32x4.shuffle(t0, t1, 0, 2, 4, 6), i32x4.shuffle(t0, t1, 1, 3, 5, 7))
-      dots = i32x4.sub(dots, i32x4.splat(offsetSum(xsum8, b)))
-      // acc += (ws · xs) · dot, per row
-      acc = f32x4.add(acc, f32x4.mul(f32x4.mul(v128.load(sp), v128.load32_splat(xs + (<usize>b << 2))), f32x4.convert_i32x4_s(dots)))
-      p += 4 * BLOCK
-      sp += 16
+      const r = g * 4, yt = y + (<usize>(t * rows) << 2)
+      if (r + 4 <= rows) v128.store(yt + (<usize>r << 2), acc)
+      else for (let j = 0; j < rows - r; j++) store<f32>(yt + (<usize>(r + j) << 2), lane(acc, j)) // last group
     }
-    const r = g * 4
-    if (r + 4 <= rows) v128.store(y + (<usize>r << 2), acc)
-    else for (let j = 0; j < rows - r; j++) store<f32>(y + (<usize>(r + j) << 2), lane(acc, j)) // last group
   }
 }
 
@@ -126,26 +137,66 @@ export function matvec_q8b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: 
   return j == 0 ? f32x4.extract_lane(v, 0) : j == 1 ? f32x4.extract_lane(v, 1) : f32x4.extract_lane(v, 2)
 }
 
+// 8 halves (lanes 0..3 or 4..7 of h) → 4 floats, exactly as f16ToF32 (ops/half.ts) does.
+// @ts-ignore: decorator
+@inline function halves4(h: v128, high: bool, m15: v128, sign: v128, scale: v128): v128 {
+  const u = high ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h)
+  const mag = f32x4.mul(i32x4.shl(v128.and(u, m15), 13), scale)
+  return v128.or(mag, i32x4.shl(v128.and(u, sign), 16))
+}
+
+// 16 floats → 16 bytes c = clamp(RNE(v·inv), ±LEVEL) + OFFSET.
+// @ts-ignore: decorator
+@inline function codes16(a: v128, b: v128, c: v128, d: v128, inv: v128, lim: v128, off: v128): v128 {
+  const qa = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(a, inv))), qb = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(b, inv)))
+  const qc = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(c, inv))), qd = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(d, inv)))
+  const lo = i16x8.narrow_i32x4_s(qa, qb), hi = i16x8.narrow_i32x4_s(qc, qd)
+  const q = i16x8.add(i16x8.min_s(i16x8.max_s(lo, i16x8.neg(lim)), lim), off)
+  const q2 = i16x8.add(i16x8.min_s(i16x8.max_s(hi, i16x8.neg(lim)), lim), off)
+  return i8x16.narrow_i16x8_u(q, q2)
+}
+
 /**
  * Builds the Q8B copy from an F16 matrix [rows][k] already in memory (rows split across
- * threads: this runs once at load, over 328 M weights for 2B4T). Rows are local to this
- * call: a chunk of a larger matrix starts at a multiple of 4 rows (its own groups).
+ * threads: this runs once at load, over 328 M weights for 2B4T, so full blocks take a
+ * SIMD path with the scalar one's exact arithmetic). Rows are local to this call: a chunk
+ * of a larger matrix starts at a multiple of 4 rows (its own groups).
  */
 export function quantize_rows_f16_q8b(src: usize, rows: i32, k: i32, kp: i32, w: usize, ws: usize, ith: i32, nth: i32): void {
   const nb = kp / BLOCK
   const range = share(rows, ith, nth)
+  const m15 = i32x4.splat(0x7fff), sign = i32x4.splat(0x8000), scale = f32x4.splat(reinterpret<f32>(0x77800000)) // 2^112
+  const lim = i16x8.splat(<i16>LEVEL), off = i16x8.splat(<i16>OFFSET)
   for (let r = <i32>(range >> 32); r < <i32>range; r++) {
     const row = src + (<usize>r * k << 1)
     for (let b = 0; b < nb; b++) {
       const i0 = b * BLOCK, i1 = min(k, i0 + BLOCK)
-      let amax: f32 = 0
-      for (let i = i0; i < i1; i++) amax = max(amax, abs(f16ToF32(load<u16>(row + (<usize>i << 1)))))
-      const d = amax / <f32>LEVEL
-      const inv: f32 = d > 0 ? 1 / d : 0
       const p = w + blockAt(r, b, kp)
-      for (let i = i0; i < i0 + BLOCK; i++) {
-        const v = i < i1 ? <i32>nearest<f32>(f16ToF32(load<u16>(row + (<usize>i << 1))) * inv) : 0
-        store<u8>(p + <usize>(i - i0), <u8>(min(LEVEL, max(-LEVEL, v)) + OFFSET))
+      let d: f32
+      if (i1 - i0 == BLOCK) {
+        const hb = row + (<usize>i0 << 1)
+        let m = f32x4.splat(0)
+        for (let j = 0; j < BLOCK; j += 8) {
+          const h = v128.load(hb + (<usize>j << 1))
+          m = f32x4.max(m, f32x4.max(f32x4.abs(halves4(h, false, m15, sign, scale)), f32x4.abs(halves4(h, true, m15, sign, scale))))
+        }
+        const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)))
+        d = amax / <f32>LEVEL
+        const inv = f32x4.splat(d > 0 ? 1 / d : 0)
+        for (let j = 0; j < BLOCK; j += 16) {
+          const h0 = v128.load(hb + (<usize>j << 1)), h1 = v128.load(hb + (<usize>j << 1), 16)
+          v128.store(p + <usize>j, codes16(halves4(h0, false, m15, sign, scale), halves4(h0, true, m15, sign, scale),
+            halves4(h1, false, m15, sign, scale), halves4(h1, true, m15, sign, scale), inv, lim, off))
+        }
+      } else { // the last, partial block of a row: scalar, zeros beyond k
+        let amax: f32 = 0
+        for (let i = i0; i < i1; i++) amax = max(amax, abs(f16ToF32(load<u16>(row + (<usize>i << 1)))))
+        d = amax / <f32>LEVEL
+        const inv: f32 = d > 0 ? 1 / d : 0
+        for (let i = i0; i < i0 + BLOCK; i++) {
+          const v = i < i1 ? <i32>nearest<f32>(f16ToF32(load<u16>(row + (<usize>i << 1))) * inv) : 0
+          store<u8>(p + <usize>(i - i0), <u8>(min(LEVEL, max(-LEVEL, v)) + OFFSET))
+        }
       }
       store<f32>(ws + scaleAt(r, b, nb), d)
     }

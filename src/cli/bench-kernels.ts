@@ -35,7 +35,7 @@ const CASES: KernelCase[] = [
     name: 'tl (ternary LUT)', rowBytes: K / 4, job: (b, rows) => ['matvec_tl_i8', b.w, b.lut, b.meta, 1, b.y, rows, K],
     prep: (k, b) => k.lut_build_i8(b.q, K, b.lut),
   },
-  { name: 'q8b (output)', rowBytes: K + (K / 128) * 4, job: (b, rows) => ['matvec_q8b_i8', b.w, b.ws, b.xq, b.xs, b.xsum, b.y, rows, K] },
+  { name: 'q8b (output)', rowBytes: K + (K / 128) * 4, job: (b, rows) => ['matmul_q8b_i8', b.w, b.ws, b.xq, b.xs, b.xsum, b.y, rows, K, 1] },
   { name: 'f16 (output)', rowBytes: K * 2, job: (b, rows) => ['matvec_f16_f32', b.w, b.x, b.y, rows, K] },
 ]
 

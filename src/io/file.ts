@@ -11,9 +11,9 @@ export async function fileSource(path: string): Promise<ByteSource> {
   return {
     name: path,
     size,
-    async read(offset, length) {
+    async read(offset, length, into) {
       const n = Math.max(0, Math.min(length, size - offset))
-      const out = new Uint8Array(n)
+      const out = into ? into.subarray(0, n) : new Uint8Array(n)
       let done = 0
       while (done < n) {
         const { bytesRead } = await handle.read(out, done, n - done, offset + done)

@@ -8,8 +8,13 @@ export interface ByteSource {
   readonly name: string
   /** Total size in bytes. */
   readonly size: number
-  /** Reads exactly `length` bytes at `offset` (fewer only past the end). */
-  read(offset: number, length: number): Promise<Uint8Array>
+  /**
+   * Reads exactly `length` bytes at `offset` (fewer only past the end). `into` (≥ `length`
+   * bytes, e.g. a view of wasm memory) may receive them, the result then being a view of it
+   * and nothing allocated; sources that hold the bytes already return their own. Callers use
+   * the result either way.
+   */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>
   /** Releases the underlying handle, if any. */
   close?(): Promise<void>
 }

@@ -23,8 +23,8 @@ export interface ModelTensor {
   /** Format of the stored bytes. */
   format: FormatName
   byteSize: number
-  /** Reads `length` bytes at `offset` within the tensor's data. */
-  read(offset: number, length: number): Promise<Uint8Array>
+  /** Reads `length` bytes at `offset` within the tensor's data (`into`: see ByteSource.read). */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>
   /** What decoding a ternary tensor needs besides its bytes (TL tiling, HF scale). */
   decode?: TernaryDecodeOptions
   /** For error messages: the file and the absolute offset of the data. */
@@ -67,7 +67,7 @@ export async function ggufContents(source: ByteSource): Promise<ModelContents> {
       dims: t.dims,
       format: t.format,
       byteSize: t.byteSize,
-      read: (at, length) => source.read(offset + at, length),
+      read: (at, length, into) => source.read(offset + at, length, into),
       // Tiling is looked up lazily: a TL file whose shape is unknown fails only if it is loaded.
       decode: tl ? { get tiling() { return findTlTiling(t.format as 'TL1' | 'TL2', t.dims[1], t.dims[0], tiling) } } : undefined,
       file,

@@ -110,7 +110,7 @@ export async function hfContents(folder: ModelFolder): Promise<ModelContents> {
       const name = ggufTensorName(hfName)
       if (!name || (name === 'output.weight' && configJson.tie_word_embeddings === true)) continue
       const where = { file: src.name, offset: t.offset }
-      const read = (at: number, length: number) => src.read(t.offset + at, length)
+      const read = (at: number, length: number, into?: Uint8Array) => src.read(t.offset + at, length, into)
       const dims = [...t.shape].reverse()
       if (t.dtype === 'U8') {
         if (dims.length !== 2) throw new ModelFormatError(`packed tensor '${hfName}' must be 2-D`, { ...where, found: `[${t.shape.join(', ')}]` })

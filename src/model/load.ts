@@ -15,7 +15,7 @@ import { Arena } from './arena.js'
 import type { ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
 import { assertFiniteTensor } from './numerics.js'
-import { packX4FromCodes, packX4FromI2s, x4Shape } from './repack.js'
+import { packX4FromCodes, x4Shape } from './repack.js'
 import { packTlFromCodes, packTlFromI2s, tlShape } from './repack-tl.js'
 import { selectTernaryKernel, type TernaryKernel } from './kernel-select.js'
 
@@ -109,6 +109,8 @@ export interface LoadedModel {
   weights: ModelWeights
   /** Arena after the weights: the runtime state is allocated from here. */
   arena: Arena
+  /** Bytes after the weights that loading used as scratch (not zero any more; the rest is). */
+  scratchBytes: number
 }
 
 export interface LoadOptions {
@@ -142,9 +144,11 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   const arena = new Arena()
   for (const p of plan) p.ptr = arena.alloc(p.bytes)
   const weightsEnd = arena.top
-  // Rows of an F16 matrix being converted to Q8B pass through a scratch area where the
-  // runtime state will live (unused until load ends), never as a whole f16 copy.
-  const scratchBytes = plan.some((p) => p.matrixType! in QUANTIZED) ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : 0
+  // Tensors pass through a scratch area where the runtime state will live (unused until load
+  // ends): rows of an F16 matrix being converted to Q8B, never as a whole f16 copy, and each
+  // official I2_S tensor on its way to the x4 layout.
+  const scratchBytes = Math.max(0, ...plan.map((p) =>
+    p.matrixType! in QUANTIZED ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : isCanonicalI2s(p) && kernel !== 'tl' ? p.info.byteSize : 0))
   const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024, variant)
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
@@ -153,8 +157,8 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   let loaded = 0
   for (const p of plan) {
     opts.signal?.throwIfAborted()
-    const read = async (offset: number, length: number) => {
-      const bytes = await p.info.read(offset, length)
+    const read: Reader = async (offset, length, into) => {
+      const bytes = await p.info.read(offset, length, into)
       if (bytes.byteLength !== length) {
         throw new ModelFormatError(`tensor '${p.info.name}' is truncated`, {
           file: p.info.file, offset: p.info.offset + offset, expected: `${length} bytes`, found: `${bytes.byteLength}`,
@@ -163,11 +167,12 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
       return bytes
     }
     if (p.role === 'matrix') await storeMatrix(p, read, heap, kernels, weightsEnd)
+    else if (isCanonicalI2s(p) && kernel !== 'tl') p.gamma = await storeI2s(p, read, heap, kernels, weightsEnd)
     else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, kernel)
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
   }
-  return { config, contents, memory, module, variant, kernel, kernels, weights: assemble(plan, config, kernel), arena }
+  return { config, contents, memory, module, variant, kernel, kernels, weights: assemble(plan, config, kernel), arena, scratchBytes }
 }
 
 type Role = 'ternary' | 'norm' | 'matrix' | 'scale'
@@ -262,15 +267,38 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
 /** 16-bit formats kept as f16 (BF16 is converted: exact for |x| ≥ 2^-14, the f16 normal range). */
 const HALF: readonly string[] = ['F16', 'BF16']
 
+/** An official-layout I2_S projection (K a multiple of 128): its blocks move as they are. */
+function isCanonicalI2s(p: Planned): boolean {
+  return p.role === 'ternary' && p.info.format === 'I2_S' && p.cols % 128 === 0
+}
+
+type Reader = (offset: number, length: number, into?: Uint8Array) => Promise<Uint8Array>
+
+/** Reads `length` bytes of a tensor to heap[at…]: straight into wasm memory where the source can. */
+async function readToHeap(read: Reader, offset: number, length: number, heap: Uint8Array, at: number): Promise<Uint8Array> {
+  const view = heap.subarray(at, at + length)
+  const bytes = await read(offset, length, view)
+  if (bytes.buffer !== heap.buffer || bytes.byteOffset !== at) view.set(bytes)
+  return view
+}
+
+/** An official I2_S tensor for the x4 layout: read into the scratch area, blocks moved into place by the kernel. */
+async function storeI2s(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, scratch: number): Promise<number> {
+  const bytes = await readToHeap(read, 0, p.info.byteSize, heap, scratch)
+  kernels.repack_i2s_x4(scratch, p.rows, p.cols, p.ptr)
+  const gamma = new DataView(bytes.buffer, bytes.byteOffset + (p.rows * p.cols) / 4, 4).getFloat32(0, true)
+  return checkScale(gamma, p.info.name, p.info.file)
+}
+
 /** Writes one tensor into its planned place; returns its weight scale (1 for non-ternary). */
 function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, kernel: TernaryKernel): number {
   const { info } = p
   const file = info.file
   if (p.role === 'ternary') {
     const out = heap.subarray(p.ptr, p.ptr + p.bytes)
-    if (info.format === 'I2_S' && p.cols % 128 === 0) {
+    if (isCanonicalI2s(p)) { // for the tl kernel (x4 takes storeI2s)
       const codeBytes = (p.rows * p.cols) / 4
-      ;(kernel === 'tl' ? packTlFromI2s : packX4FromI2s)(bytes, p.rows, p.cols, out)
+      packTlFromI2s(bytes, p.rows, p.cols, out)
       const gamma = new DataView(bytes.buffer, bytes.byteOffset + codeBytes, 4).getFloat32(0, true)
       return checkScale(gamma, info.name, file)
     }
@@ -304,29 +332,30 @@ function toF16(format: string, bytes: Uint8Array): Uint8Array {
  * Streams the embedding / output matrix into place in row chunks (it is the largest tensor:
  * never held whole outside wasm memory): f16 rows as they are (BF16 converted), f32 rows
  * dequantized, or a quantized copy via the scratch area (f16 rows → its convert kernel).
+ * F16 rows are read straight to where they go (their place, or the scratch area).
  */
-async function storeMatrix(p: Planned, read: (offset: number, length: number) => Promise<Uint8Array>,
-  heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
+async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
   const rowBytes = p.info.byteSize / p.rows
   const q = p.matrixType! in QUANTIZED ? QUANTIZED[p.matrixType as QuantizedType] : undefined
   const scales = q ? p.ptr + quantizedLayout(p.matrixType as QuantizedType, p.rows, p.kp).scalesAt : 0
   for (let r0 = 0; r0 < p.rows; r0 += MATRIX_CHUNK_ROWS) {
     const n = Math.min(MATRIX_CHUNK_ROWS, p.rows - r0)
-    const bytes = await read(r0 * rowBytes, n * rowBytes)
     if (p.matrixType === 'f32') {
-      const values = dequantizeRows(p.info.format, bytes, n * p.cols)
+      const values = dequantizeRows(p.info.format, await read(r0 * rowBytes, n * rowBytes), n * p.cols)
       assertFiniteTensor(p.info.name, values, p.info.file)
       new Float32Array(heap.buffer, p.ptr + r0 * p.cols * 4, n * p.cols).set(values)
       continue
     }
-    const f16 = toF16(p.info.format, bytes)
-    assertFiniteTensor(p.info.name, f16, p.info.file, true)
-    if (p.matrixType === 'f16') {
-      heap.set(f16, p.ptr + r0 * p.cols * 2)
+    const at = q ? scratch : p.ptr + r0 * p.cols * 2
+    let f16: Uint8Array
+    if (p.info.format === 'F16') {
+      f16 = await readToHeap(read, r0 * rowBytes, n * rowBytes, heap, at)
     } else {
-      heap.set(f16, scratch)
-      kernels[q!.convert](scratch, n, p.cols, p.kp, p.ptr + r0 * q!.rowBytes(p.kp), scales + r0 * (p.kp / q!.block) * 4, 0, 1)
+      f16 = heap.subarray(at, at + n * p.cols * 2)
+      f16.set(toF16(p.info.format, await read(r0 * rowBytes, n * rowBytes)))
     }
+    assertFiniteTensor(p.info.name, f16, p.info.file, true)
+    if (q) kernels[q.convert](scratch, n, p.cols, p.kp, p.ptr + r0 * q.rowBytes(p.kp), scales + r0 * (p.kp / q.block) * 4, 0, 1)
   }
 }
 

@@ -22,22 +22,6 @@ function x4Offset(r: number, b: number, kp: number): number {
   return (r >> 2) * kp + b * X4_ROWS * X4_BLOCK_BYTES + (r & 3) * X4_BLOCK_BYTES
 }
 
-/**
- * Canonical I2_S bytes (rows·cols/4 code bytes, cols % 128 == 0) → x4. A block of the
- * canonical file already has the kernel's in-block order, so this only moves 32-byte blocks.
- */
-export function packX4FromI2s(src: Uint8Array, rows: number, cols: number, out: Uint8Array): void {
-  const { kp } = x4Shape(rows, cols)
-  const nb = cols / X4_BLOCK_ELEMS
-  out.fill(0x55) // code 1 (= weight 0) in every padding slot
-  for (let r = 0; r < rows; r++) {
-    for (let b = 0; b < nb; b++) {
-      const s = (r * nb + b) * X4_BLOCK_BYTES
-      out.set(src.subarray(s, s + X4_BLOCK_BYTES), x4Offset(r, b, kp))
-    }
-  }
-}
-
 /** Ternary codes (row-major, values −1/0/+1) → x4. Works for any rows and cols. */
 export function packX4FromCodes(codes: Int8Array, rows: number, cols: number, out: Uint8Array): void {
   const { kp } = x4Shape(rows, cols)

@@ -167,11 +167,11 @@ export class Transformer {
     this.k = model.kernels
     this.kernel = model.kernel
     this.w = model.weights
-    // The state area served as scratch during loading (F16 → Q8B rows): start from zeros.
-    const start = model.arena.top
+    // The state area served as scratch during loading: its dirty start goes back to zeros
+    // (the rest of a fresh memory is zero, and stays untouched: no pages of an unused KV cache).
+    new Uint8Array(model.memory.buffer, model.arena.top, model.scratchBytes).fill(0)
     this.s = allocState(model.arena, model.config, contextSize)
     this.kv = this.newKv(model.arena.alloc(kvBytes(model.config, contextSize)))
-    new Uint8Array(model.memory.buffer, start, model.arena.top - start).fill(0)
   }
 
   /** A transformer over a loaded model, computing on `threads` threads (this one included). */
@@ -313,28 +313,36 @@ export class Transformer {
       this.onLayer?.(l, s.x)
     }
 
-    // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [n][vocab]
-    // (tied unless output.weight exists)
+    // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]
+    // (tied unless output.weight exists). Those rows take slots 0..m−1 of oq and logits, so
+    // the Q8B product is one pass over the matrix for the whole batch.
     const out = w.output
     const jobs: Job[] = []
     const kpOut = Math.ceil(c.nEmbd / 128) * 128
+    const slotRow: number[] = [] // slot → row
     rows.forEach((r, t) => {
       if (!r.logits) return
-      const xn = row(s.xb, t, c.nEmbd), y = row(s.logits, t, c.vocabSize)
+      const i = slotRow.push(t) - 1
+      const xn = row(s.xb, t, c.nEmbd), y = row(s.logits, i, c.vocabSize)
       k.rmsnorm_f32(row(s.x, t, c.nEmbd), w.outputNorm, xn, c.nEmbd, c.normEps)
-      const oq = s.oq + t * kpOut, os = row(s.oqScales, t, kpOut / 128)
       if (out.type === 'q8b' || out.type === 'q4b') {
-        const sums = row(s.oqSums, t, kpOut / 32)
+        const oq = s.oq + i * kpOut, os = row(s.oqScales, i, kpOut / 128), sums = row(s.oqSums, i, kpOut / 32)
         k.quantize_blocks_f32_i8(xn, c.nEmbd, out.kp, oq, os, sums)
-        jobs.push([out.type === 'q8b' ? 'matvec_q8b_i8' : 'matvec_q4b_i8', out.ptr, out.scales, oq, os, sums, y, out.rows, out.kp])
+        if (out.type === 'q4b') jobs.push(['matvec_q4b_i8', out.ptr, out.scales, oq, os, sums, y, out.rows, out.kp])
       } else {
         jobs.push([out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, xn, y, out.rows, out.cols])
       }
     })
+    if (out.type === 'q8b' && slotRow.length) {
+      jobs.push(['matmul_q8b_i8', out.ptr, out.scales, s.oq, s.oqScales, s.oqSums, s.logits, out.rows, out.kp, slotRow.length])
+    }
     if (jobs.length) this.round('output', jobs)
     const heap = new Float32Array(this.memory.buffer)
-    const logits = rows.map((r, t) => (r.logits ? heap.subarray(row(s.logits, t, c.vocabSize) / f32, row(s.logits, t, c.vocabSize) / f32 + c.vocabSize) : undefined))
-    logits.forEach((l, t) => l && assertFiniteLogits(l, rows[t].pos, () => locateNonFinite(this, rows[t].token, rows[t].pos, rows[t].kv ?? this.kv)))
+    const logits: (Float32Array | undefined)[] = rows.map(() => undefined)
+    slotRow.forEach((t, i) => {
+      const l = logits[t] = heap.subarray(row(s.logits, i, c.vocabSize) / f32, row(s.logits, i, c.vocabSize) / f32 + c.vocabSize)
+      assertFiniteLogits(l, rows[t].pos, () => locateNonFinite(this, rows[t].token, rows[t].pos, rows[t].kv ?? this.kv))
+    })
     return logits
   }
 

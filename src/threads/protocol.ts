@@ -35,7 +35,7 @@ export const OPS = [
   ['matvec_f16_f32', 'iiiii'],
   ['matvec_f32_f32', 'iiiii'],
   ['attention_f32', 'iiiiiiiiii'],
-  ['matvec_q8b_i8', 'iiiiiiii'],
+  ['matmul_q8b_i8', 'iiiiiiiii'],
   ['matvec_q4b_i8', 'iiiiiiii'],
   ['matmul_i2s_i8', 'iiifiiii'],
   ['rmsnorm_quantize_rows_f32_i8', 'iiifiiiii'],
