@@ -5,7 +5,8 @@ import { loadModel, NumericalError } from '../src/index.js'
 import { FORMATS } from '../src/formats/index.js'
 import { writeGguf, type GgufWriteTensor } from '../src/gguf/writer.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
-import { firstNonFinite, firstNonFiniteF16 } from '../src/model/numerics.js'
+import { firstNonFinite } from '../src/model/numerics.js'
+import { kernelBench, VARIANTS } from './helpers/kernels.js'
 
 const SHAPE: SyntheticShape = { nEmbd: 64, nFf: 128, nLayer: 3, nHead: 2, nHeadKv: 1, vocab: 270, contextLength: 32 }
 
@@ -17,22 +18,28 @@ function withTensor(edit: (byName: Map<string, GgufWriteTensor>) => void, extra:
 }
 
 describe('numerical health', () => {
-  it('finds NaN and ±Inf, in f32 and in raw F16', () => {
+  it('finds NaN and ±Inf in f32', () => {
     expect(firstNonFinite(new Float32Array([1, -2, 3e38]))).toBe(-1)
     expect(firstNonFinite(new Float32Array([1, NaN]))).toBe(1)
     expect(firstNonFinite(new Float32Array([-Infinity]))).toBe(0)
-    expect(firstNonFiniteF16(new Uint8Array([0x00, 0x3c, 0xff, 0x7b]))).toBe(-1) // 1.0, 65504
-    expect(firstNonFiniteF16(new Uint8Array([0x00, 0x3c, 0x00, 0xfc]))).toBe(1) // -Inf
-    expect(firstNonFiniteF16(new Uint8Array([0x01, 0x7e]))).toBe(0) // NaN
-    // The word-at-a-time pass: every position of a 4-byte-aligned buffer, and an unaligned view.
-    const h = new Uint8Array(4096).fill(0x3b) // 0x3b3b: a finite f16
-    for (const at of [0, 1, 2, 1023, 2047]) {
-      h[2 * at + 1] = 0x7c
-      expect(firstNonFiniteF16(h)).toBe(at)
-      expect(firstNonFiniteF16(h.subarray(2))).toBe(at - 1)
-      h[2 * at + 1] = 0x3b
+  })
+
+  it.each(VARIANTS)('finds NaN and ±Inf in raw F16 (find_nonfinite_f16, %s build)', async (variant) => {
+    const b = await kernelBench(variant)
+    const at = (bytes: number[]) => { const p = b.alloc(bytes.length); b.heap.set(bytes, p); return b.k.find_nonfinite_f16(p, bytes.length >> 1) }
+    expect(at([0x00, 0x3c, 0xff, 0x7b])).toBe(-1) // 1.0, 65504
+    expect(at([0x00, 0x3c, 0x00, 0xfc])).toBe(1) // -Inf
+    expect(at([0x01, 0x7e])).toBe(0) // NaN
+    // every position around the 8-lane vectors and the scalar tail, at an odd address too
+    const n = 1001, p = b.alloc(2 * n + 2) + 2
+    b.heap.fill(0x3b, p, p + 2 * n) // 0x3b3b: a finite f16
+    for (const i of [0, 1, 7, 8, 9, 500, 991, 992, 999, 1000]) {
+      b.heap[p + 2 * i + 1] = 0x7c
+      expect(b.k.find_nonfinite_f16(p, n)).toBe(i)
+      expect(b.k.find_nonfinite_f16(p + 2, n - 1)).toBe(i - 1)
+      b.heap[p + 2 * i + 1] = 0x3b
     }
-    expect(firstNonFiniteF16(h)).toBe(-1)
+    expect(b.k.find_nonfinite_f16(p, n)).toBe(-1)
   })
 
   it('a NaN in a norm vector is rejected at load, naming the tensor', async () => {
@@ -48,6 +55,7 @@ describe('numerical health', () => {
     const err = await loadModel(bytes, { threads: 1, outputType }).catch((e) => e)
     expect(err).toBeInstanceOf(NumericalError)
     expect(err.tensor).toBe('token_embd.weight')
+    expect(err.message).toMatch(/element 1000 is NaN or Inf/)
   })
 
   it('activations that overflow stop generation with the first non-finite layer named', async () => {

@@ -40,6 +40,17 @@ export function silu_mul_f32(g: usize, u: usize, n: i32): void {
   }
 }
 
+/** Index of the first NaN or ±Inf among the n IEEE halves at src (exponent bits all ones), or −1. */
+export function find_nonfinite_f16(src: usize, n: i32): i32 {
+  const exp = i16x8.splat(0x7c00)
+  let i = 0
+  for (; i + 8 <= n; i += 8) { // vectors of 8 until one holds a hit, then the scalar loop finds it
+    if (v128.any_true(i16x8.eq(v128.and(v128.load(src + (<usize>i << 1)), exp), exp))) break
+  }
+  for (; i < n; i++) if ((<i32>load<u16>(src + (<usize>i << 1)) & 0x7c00) == 0x7c00) return i
+  return -1
+}
+
 /** dst[0..n) = f32(src[0..n)) for IEEE half src (embedding rows). */
 export function f16_to_f32(src: usize, dst: usize, n: i32): void {
   for (let i = 0; i < n; i++) store<f32>(dst + (<usize>i << 2), f16ToF32(load<u16>(src + (<usize>i << 1))))

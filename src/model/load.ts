@@ -14,7 +14,7 @@ import { compileKernels, createMemory, instantiateKernels, type KernelVariant, t
 import { Arena } from './arena.js'
 import type { ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
-import { assertFiniteTensor } from './numerics.js'
+import { assertFiniteTensor, nonFiniteWeight } from './numerics.js'
 import { packX4FromCodes, x4Shape } from './repack.js'
 import { packTlFromCodes, packTlFromI2s, tlShape } from './repack-tl.js'
 import { selectTernaryKernel, type TernaryKernel } from './kernel-select.js'
@@ -354,7 +354,8 @@ async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: 
       f16 = heap.subarray(at, at + n * p.cols * 2)
       f16.set(toF16(p.info.format, await read(r0 * rowBytes, n * rowBytes)))
     }
-    assertFiniteTensor(p.info.name, f16, p.info.file, true)
+    const bad = kernels.find_nonfinite_f16(at, n * p.cols)
+    if (bad >= 0) throw nonFiniteWeight(p.info.name, p.info.file, r0 * p.cols + bad, 'NaN or Inf (F16)')
     if (q) kernels[q.convert](scratch, n, p.cols, p.kp, p.ptr + r0 * q.rowBytes(p.kp), scales + r0 * (p.kp / q.block) * 4, 0, 1)
   }
 }

@@ -20,31 +20,19 @@ export function firstNonFinite(values: ArrayLike<number>): number {
   return -1
 }
 
-/** Index of the first NaN or ±Inf among little-endian F16 values (exponent bits all ones), or -1. */
-export function firstNonFiniteF16(bytes: Uint8Array): number {
-  // Fast pass over two halves per u32 (embeddings are 10^8 values): adding 0x0400 to a half's
-  // exponent field (mask 0x7c00) carries into its bit 15 exactly when all five bits are set.
-  const words = bytes.byteOffset % 4 === 0 ? bytes.length >> 2 : 0
-  if (words > 0) {
-    const w = new Uint32Array(bytes.buffer, bytes.byteOffset, words)
-    let acc = 0
-    for (let i = 0; i < words; i++) acc |= (w[i] & 0x7c007c00) + 0x04000400
-    if ((acc & 0x80008000) === 0 && bytes.length === words * 4) return -1
-  }
-  for (let i = 1; i < bytes.length; i += 2) if ((bytes[i] & 0x7c) === 0x7c) return i >> 1
-  return -1
-}
-
 /**
- * Throws a NumericalError naming `tensor` if its data holds a NaN or ±Inf: `values` decoded to
- * f32, or raw little-endian F16 bytes (`f16: true`).
+ * Throws a NumericalError naming `tensor` if its values hold a NaN or ±Inf (F16 data is
+ * checked in wasm memory by the `find_nonfinite_f16` kernel: see {@link nonFiniteWeight}).
  * @example assertFiniteTensor('blk.0.attn_norm.weight', norm, 'model.gguf')
  */
-export function assertFiniteTensor(tensor: string, values: Float32Array | Uint8Array, file: string, f16 = false): void {
-  const i = f16 ? firstNonFiniteF16(values as Uint8Array) : firstNonFinite(values as Float32Array)
-  if (i < 0) return
-  const v = f16 ? 'NaN or Inf (F16)' : String(values[i])
-  throw new NumericalError(`${file}: tensor '${tensor}' holds a non-finite weight: element ${i} is ${v}`, { tensor })
+export function assertFiniteTensor(tensor: string, values: Float32Array, file: string): void {
+  const i = firstNonFinite(values)
+  if (i >= 0) throw nonFiniteWeight(tensor, file, i, String(values[i]))
+}
+
+/** The error for a non-finite weight: element `index` of `tensor` is `value`. */
+export function nonFiniteWeight(tensor: string, file: string, index: number, value: string): NumericalError {
+  return new NumericalError(`${file}: tensor '${tensor}' holds a non-finite weight: element ${index} is ${value}`, { tensor })
 }
 
 /**
