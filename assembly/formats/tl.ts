@@ -240,3 +240,57 @@ export function matvec_tl_i8(w: usize, lut: usize, meta: usize, gamma: f32, y: u
     }
   }
 }
+
+// ── Load-time repack: canonical I2_S codes → tl16 ──
+//
+// Byte p of a canonical 128-column block holds columns p + 32f (field f = 0..3, MSB first),
+// so bytes 2m and 2m+1 of field f are the pair 16f + m of the block (64 pairs): pairs 2k and
+// 2k+1 of the field fill the low and high nibble of the row's byte in tl16 vector
+// 32b + 8f + k. Per block and field: 16 pair indices in one vector, 8 output bytes.
+
+// Code of a 2-bit field: 0, 1, 2, and the unused 3 read as 1 (weight 0), as src/formats/i2s.ts.
+// @ts-ignore: decorator
+@inline function codes2(v: v128, shift: i32, m3: v128, m1: v128): v128 {
+  const x = v128.and(i16x8.shr_u(v, shift), m3)
+  const three = v128.and(v128.and(i16x8.shr_u(x, 1), x), m1) // 1 where x == 3
+  return v128.xor(x, i8x16.add(three, three))
+}
+
+/**
+ * Canonical I2_S codes (row r's 32-byte block b at (r·K/128 + b)·32, K a multiple of 128) →
+ * tl16 at dst, without decoding to one byte per weight: the load-time repack of official
+ * files for this kernel. Rows that pad the last group get the index of the pair (0, 0).
+ */
+export function repack_i2s_tl(src: usize, rows: i32, k: i32, dst: usize): void {
+  const nb = k / 128, np = k >> 1
+  const rowsPadded = (rows + TL_ROWS - 1) & ~(TL_ROWS - 1), groups = rowsPadded / TL_ROWS
+  const m3 = i8x16.splat(3), m1 = i8x16.splat(1), lo4 = i16x8.splat(0x000f), hi4 = i16x8.splat(0x00f0)
+  for (let r = 0; r < rowsPadded; r++) {
+    const g = r / TL_ROWS, i = r % TL_ROWS
+    for (let b = 0; b < nb; b++) {
+      // tile of the block's first pair (a block never straddles a tile: 64 | 512)
+      const p0 = b * 64, t = p0 / TL_TILE_PAIRS, tp = min(TL_TILE_PAIRS, np - t * TL_TILE_PAIRS)
+      const base = dst + <usize>(t * TL_TILE_PAIRS * 8 * groups + g * tp * 8 + ((p0 % TL_TILE_PAIRS) >> 1) * 16 + i)
+      if (r >= rows) {
+        for (let j = 0; j < 32; j++) store<u8>(base + <usize>(j * 16), 0x44) // idx 4 | idx 4 << 4
+        continue
+      }
+      const s = src + <usize>(r * nb + b) * 32
+      const v0 = v128.load(s), v1 = v128.load(s, 16)
+      const even = i8x16.shuffle(v0, v1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+      const odd = i8x16.shuffle(v0, v1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+      for (let f = 0; f < 4; f++) {
+        const sh = 6 - 2 * f
+        const c0 = codes2(even, sh, m3, m1), c1 = codes2(odd, sh, m3, m1)
+        const idx = i8x16.add(i8x16.add(c0, i8x16.add(c0, c0)), c1) // 3·(w0+1) + (w1+1), lane m = pair 16f + m
+        // pairs 2k, 2k+1 → one byte: low nibble, high nibble
+        const v = i8x16.narrow_i16x8_u(v128.or(v128.and(idx, lo4), v128.and(i16x8.shr_u(idx, 4), hi4)), idx)
+        const o = base + <usize>(f * 128)
+        store<u8>(o, i8x16.extract_lane_u(v, 0)); store<u8>(o, i8x16.extract_lane_u(v, 1), 16)
+        store<u8>(o, i8x16.extract_lane_u(v, 2), 32); store<u8>(o, i8x16.extract_lane_u(v, 3), 48)
+        store<u8>(o, i8x16.extract_lane_u(v, 4), 64); store<u8>(o, i8x16.extract_lane_u(v, 5), 80)
+        store<u8>(o, i8x16.extract_lane_u(v, 6), 96); store<u8>(o, i8x16.extract_lane_u(v, 7), 112)
+      }
+    }
+  }
+}

@@ -16,7 +16,7 @@ import type { ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
 import { assertFiniteTensor, nonFiniteWeight } from './numerics.js'
 import { packX4FromCodes, x4Shape } from './repack.js'
-import { packTlFromCodes, packTlFromI2s, tlShape } from './repack-tl.js'
+import { packTlFromCodes, tlShape } from './repack-tl.js'
 import { selectTernaryKernel, type TernaryKernel } from './kernel-select.js'
 
 /** A ternary projection in the layout of the model's ternary kernel (i2s_x4 or tl16). */
@@ -148,7 +148,7 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   // ends): rows of an F16 matrix being converted to Q8B, never as a whole f16 copy, and each
   // official I2_S tensor on its way to the x4 layout.
   const scratchBytes = Math.max(0, ...plan.map((p) =>
-    p.matrixType! in QUANTIZED ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : isCanonicalI2s(p) && kernel !== 'tl' ? p.info.byteSize : 0))
+    p.matrixType! in QUANTIZED ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0))
   const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024, variant)
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
@@ -167,7 +167,7 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
       return bytes
     }
     if (p.role === 'matrix') await storeMatrix(p, read, heap, kernels, weightsEnd)
-    else if (isCanonicalI2s(p) && kernel !== 'tl') p.gamma = await storeI2s(p, read, heap, kernels, weightsEnd)
+    else if (isCanonicalI2s(p)) p.gamma = await storeI2s(p, read, heap, kernels, kernel, weightsEnd)
     else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, kernel)
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
@@ -282,10 +282,10 @@ async function readToHeap(read: Reader, offset: number, length: number, heap: Ui
   return view
 }
 
-/** An official I2_S tensor for the x4 layout: read into the scratch area, blocks moved into place by the kernel. */
-async function storeI2s(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, scratch: number): Promise<number> {
+/** An official I2_S tensor: read into the scratch area, repacked into place by a kernel. */
+async function storeI2s(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, kernel: TernaryKernel, scratch: number): Promise<number> {
   const bytes = await readToHeap(read, 0, p.info.byteSize, heap, scratch)
-  kernels.repack_i2s_x4(scratch, p.rows, p.cols, p.ptr)
+  kernels[kernel === 'tl' ? 'repack_i2s_tl' : 'repack_i2s_x4'](scratch, p.rows, p.cols, p.ptr)
   const gamma = new DataView(bytes.buffer, bytes.byteOffset + (p.rows * p.cols) / 4, 4).getFloat32(0, true)
   return checkScale(gamma, p.info.name, p.info.file)
 }
@@ -296,12 +296,6 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, kernel: Te
   const file = info.file
   if (p.role === 'ternary') {
     const out = heap.subarray(p.ptr, p.ptr + p.bytes)
-    if (isCanonicalI2s(p)) { // for the tl kernel (x4 takes storeI2s)
-      const codeBytes = (p.rows * p.cols) / 4
-      packTlFromI2s(bytes, p.rows, p.cols, out)
-      const gamma = new DataView(bytes.buffer, bytes.byteOffset + codeBytes, 4).getFloat32(0, true)
-      return checkScale(gamma, info.name, file)
-    }
     const { codes, scale } = decodeTernary(info.format, bytes, p.rows, p.cols, { file, offset: info.offset }, info.decode)
     ;(kernel === 'tl' ? packTlFromCodes : packX4FromCodes)(codes, p.rows, p.cols, out)
     return checkScale(scale, info.name, file)
