@@ -265,7 +265,10 @@ describe('offline', () => {
     await pullModel(HF_GGUF, o)
     await gone.close()
     await expectGolden(await loadModel(HF_GGUF, o))
-    await expect(loadModel(HF_GGUF, { ...o, allowOffline: false })).rejects.toBeInstanceOf(DownloadError)
+    const err = await loadModel(HF_GGUF, { ...o, allowOffline: false }).catch((e) => e)
+    expect(err).toBeInstanceOf(DownloadError)
+    expect(err.message).toMatch(/a cached copy exists/)
+    expect(err.message.split(err.url)).toHaveLength(2) // the URL once, at the start
     await expect(loadModel('hf:test/tiny-dev/other.gguf', o)).rejects.toMatchObject({ code: 'DOWNLOAD' })
   })
 })

@@ -241,7 +241,8 @@ export class ModelCache {
         return this.entryOf(key, cached)
       }
       if (unreachable && cached && opts.allowOffline === false) {
-        throw new DownloadError(url, `${(e as Error).message}; a cached copy exists (allowOffline: true uses it)`, { cause: e })
+        const why = (e as Error).message.replace(`${url}: `, '') // DownloadError messages start with the URL
+        throw new DownloadError(url, `${why}; a cached copy exists (allowOffline: true uses it)`, { cause: e })
       }
       throw e
     }
