@@ -11,6 +11,9 @@ import {
   DownloadError, IntegrityError, loadModel, ModelCache, NotFoundError, parseHubId, pullModel, resolveHubFiles,
   type LoadProgress,
 } from '../src/index.js'
+import { createHash } from 'node:crypto'
+import { bytesSource } from '../src/io/source.js'
+import { PIECE_BYTES, PieceHasher, piecesMatch } from '../src/io/hash.js'
 import { greedyComparable, loadGolden } from './helpers/golden.js'
 import { fixtureBytes, fixtureSha, HubServer } from './helpers/hub-server.js'
 
@@ -255,6 +258,22 @@ describe('download into the cache', () => {
     expect(await cache.delete('hf:test/tiny-dev')).toBe(1)
     expect(await cache.has(HF_GGUF)).toBe(false)
     expect(await cache.totalSize()).toBe(fixtureBytes('config.json').length)
+  })
+})
+
+describe('piece digests (what browser stores check entries against)', () => {
+  it('PieceHasher gives the sha256 of every 16 MiB piece, whatever the chunks; piecesMatch finds one changed byte', async () => {
+    const data = new Uint8Array(2 * PIECE_BYTES + 12345)
+    for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536))
+    const h = new PieceHasher()
+    for (let at = 0, step = 1; at < data.length; at += step, step = (step * 7919) % 3_000_001 + 1) await h.update(data.subarray(at, at + step))
+    const pieces = await h.digests()
+    const want = [0, 1, 2].map((i) => createHash('sha256').update(data.subarray(i * PIECE_BYTES, (i + 1) * PIECE_BYTES)).digest('hex'))
+    expect(pieces).toEqual(want)
+    expect(await piecesMatch(bytesSource(data), pieces)).toBe(true)
+    data[PIECE_BYTES + 5] ^= 1
+    expect(await piecesMatch(bytesSource(data), pieces)).toBe(false)
+    expect(await piecesMatch(bytesSource(data.subarray(1)), pieces)).toBe(false) // other size
   })
 })
 

@@ -8,7 +8,8 @@
  *   (`{key}`, `{key}.part`, `{key}.meta.json`); parts persist, so downloads resume across reloads.
  *
  * Both read a committed entry as a Blob (disk-backed), so loading never needs a second copy.
- * Neither has a {@link Store.fingerprint}, so entries are re-hashed on every use: a Response
+ * Neither has a {@link Store.fingerprint}, so entries are checked on every use (by the digests
+ * of their 16 MiB pieces, with Web Crypto: see EntryMeta.pieceSha256): a Response
  * carries no modification time, and an OPFS file's `lastModified` is not renewed by an in-place
  * write in Chromium's in-memory OPFS (incognito; Chromium 156), so it cannot vouch for the bytes
  * (test/runtimes/browser-cache.test.ts overwrites an entry in place and must see it re-fetched).
