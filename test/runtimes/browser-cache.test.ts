@@ -147,9 +147,11 @@ describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
       const caught = await page.evaluate(async (url) => {
         const g = globalThis as unknown as { bitnet: Bundle; bitnetWorker: WorkerBundle }
         const fails = [g.bitnet.loadModel(url, { threads: 1 }), g.bitnetWorker.loadModelInWorker(url, { threads: 1 })]
-        return Promise.all(fails.map((p) => p.then(() => undefined, (e: Error & { code?: string }) => ({ name: e.name, code: e.code, cls: Object.getPrototypeOf(e).constructor.name as string }))))
+        const classes = [g.bitnet.NotFoundError, g.bitnetWorker.NotFoundError] // each bundle's own, as users import them
+        return Promise.all(fails.map((p, i) => p.then(() => undefined, (e: Error & { code?: string }) =>
+          ({ name: e.name, code: e.code, cls: Object.getPrototypeOf(e).constructor.name as string, instance: e instanceof classes[i] }))))
       }, missing)
-      const typed = { name: 'NotFoundError', code: 'NOT_FOUND', cls: 'NotFoundError' }
+      const typed = { name: 'NotFoundError', code: 'NOT_FOUND', cls: 'NotFoundError', instance: true }
       expect(caught).toEqual([typed, typed])
       expect(errors).toEqual([])
     } finally {
