@@ -46,6 +46,9 @@ await Promise.all([
     // WebAssembly SIMD + top-level await: Chrome/Edge 91, Firefox 89, Safari 16.4.
     target: ['es2022', 'chrome91', 'firefox89', 'safari16.4'],
     minify: true,
+    // Error classes keep their names: `e.name` is what users match on, and typed errors cross
+    // from the engine worker to the page by name (engine-worker/protocol.ts).
+    keepNames: true,
     plugins: [nodeAbsent],
   }),
 ])

@@ -14,6 +14,9 @@ import type { KernelVariant } from './wasm.js'
 import { revivedError, type ModelInfo, type Reply, type Request, type Results, type WorkerModelSource } from './engine-worker/protocol.js'
 
 export type { WorkerModelSource } from './engine-worker/protocol.js'
+// The error classes a WorkerModel rejects with. In browsers this module is its own bundle, so
+// `instanceof` needs the classes from here, not from the main entry's copy.
+export * from './errors.js'
 
 type Outgoing = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never
 

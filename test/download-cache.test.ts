@@ -11,6 +11,9 @@ import {
   DownloadError, IntegrityError, loadModel, ModelCache, NotFoundError, parseHubId, pullModel, resolveHubFiles,
   type LoadProgress,
 } from '../src/index.js'
+import { createHash } from 'node:crypto'
+import { bytesSource } from '../src/io/source.js'
+import { PIECE_BYTES, PieceHasher, piecesMatch } from '../src/io/hash.js'
 import { greedyComparable, loadGolden } from './helpers/golden.js'
 import { fixtureBytes, fixtureSha, HubServer } from './helpers/hub-server.js'
 
@@ -258,6 +261,22 @@ describe('download into the cache', () => {
   })
 })
 
+describe('piece digests (what browser stores check entries against)', () => {
+  it('PieceHasher gives the sha256 of every 16 MiB piece, whatever the chunks; piecesMatch finds one changed byte', async () => {
+    const data = new Uint8Array(2 * PIECE_BYTES + 12345)
+    for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536))
+    const h = new PieceHasher()
+    for (let at = 0, step = 1; at < data.length; at += step, step = (step * 7919) % 3_000_001 + 1) await h.update(data.subarray(at, at + step))
+    const pieces = await h.digests()
+    const want = [0, 1, 2].map((i) => createHash('sha256').update(data.subarray(i * PIECE_BYTES, (i + 1) * PIECE_BYTES)).digest('hex'))
+    expect(pieces).toEqual(want)
+    expect(await piecesMatch(bytesSource(data), pieces)).toBe(true)
+    data[PIECE_BYTES + 5] ^= 1
+    expect(await piecesMatch(bytesSource(data), pieces)).toBe(false)
+    expect(await piecesMatch(bytesSource(data.subarray(1)), pieces)).toBe(false) // other size
+  })
+})
+
 describe('offline', () => {
   it('with the server gone, a cached model loads (allowOffline), and only then', async () => {
     const gone = await HubServer.start()
@@ -265,7 +284,10 @@ describe('offline', () => {
     await pullModel(HF_GGUF, o)
     await gone.close()
     await expectGolden(await loadModel(HF_GGUF, o))
-    await expect(loadModel(HF_GGUF, { ...o, allowOffline: false })).rejects.toBeInstanceOf(DownloadError)
+    const err = await loadModel(HF_GGUF, { ...o, allowOffline: false }).catch((e) => e)
+    expect(err).toBeInstanceOf(DownloadError)
+    expect(err.message).toMatch(/a cached copy exists/)
+    expect(err.message.split(err.url)).toHaveLength(2) // the URL once, at the start
     await expect(loadModel('hf:test/tiny-dev/other.gguf', o)).rejects.toMatchObject({ code: 'DOWNLOAD' })
   })
 })

@@ -8,8 +8,13 @@
  *   (`{key}`, `{key}.part`, `{key}.meta.json`); parts persist, so downloads resume across reloads.
  *
  * Both read a committed entry as a Blob (disk-backed), so loading never needs a second copy.
+ * Neither has a {@link Store.fingerprint}, so entries are checked on every use (by the digests
+ * of their 16 MiB pieces, with Web Crypto: see EntryMeta.pieceSha256): a Response
+ * carries no modification time, and an OPFS file's `lastModified` is not renewed by an in-place
+ * write in Chromium's in-memory OPFS (incognito; Chromium 156), so it cannot vouch for the bytes
+ * (test/runtimes/browser-cache.test.ts overwrites an entry in place and must see it re-fetched).
  */
-import type { EntryMeta, Store } from './cache.js'
+import { parseMeta, type EntryMeta, type Store } from './cache.js'
 import { MemorySink, type Sink } from './download.js'
 import { blobSource } from './blob.js'
 import type { ByteSource } from './source.js'
@@ -47,8 +52,7 @@ class CacheApiStore implements Store {
   }
 
   async readMeta(key: string): Promise<EntryMeta | undefined> {
-    const res = await this.cache.match(BASE + key + META)
-    return res ? await res.json().catch(() => undefined) as EntryMeta | undefined : undefined
+    return parseMeta(await (await this.cache.match(BASE + key + META))?.text())
   }
 
   async writeMeta(key: string, meta: EntryMeta): Promise<void> {
@@ -126,8 +130,7 @@ class OpfsStore implements Store {
   }
 
   async readMeta(key: string): Promise<EntryMeta | undefined> {
-    const f = await this.file(key, META)
-    return f ? JSON.parse(await f.text()) as EntryMeta : undefined
+    return parseMeta(await (await this.file(key, META))?.text())
   }
 
   async writeMeta(key: string, meta: EntryMeta): Promise<void> {

@@ -9,7 +9,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'nod
 import { homedir } from 'node:os'
 import { dirname, join, sep } from 'node:path'
 import { readEnv } from '../env.js'
-import type { EntryMeta, Store } from './cache.js'
+import { parseMeta, type EntryMeta, type Store } from './cache.js'
 import { sleep, type Sink } from './download.js'
 import { fileSource } from './file.js'
 import type { ByteSource } from './source.js'
@@ -43,12 +43,7 @@ export class DirStore implements Store {
   }
 
   async readMeta(key: string): Promise<EntryMeta | undefined> {
-    try {
-      const m = JSON.parse(await readFile(this.localPath(key) + META, 'utf8')) as EntryMeta
-      return typeof m.url === 'string' && typeof m.complete === 'boolean' ? m : undefined
-    } catch {
-      return undefined // absent or unreadable: as if not cached
-    }
+    return parseMeta(await readFile(this.localPath(key) + META, 'utf8').catch(() => undefined))
   }
 
   async writeMeta(key: string, meta: EntryMeta): Promise<void> {

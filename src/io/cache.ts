@@ -4,7 +4,8 @@
  * (cache-fs.ts), the Cache API or OPFS in browsers (cache-browser.ts).
  *
  * An entry is complete only when its metadata says so *and* the data has the recorded size;
- * it is used only after its sha256 matches again (or, with `verify: false`, its size). Where
+ * it is used only after its sha256 matches again (or, with `verify: false`, its size; in
+ * browsers, the digests of its 16 MiB pieces, by Web Crypto, recorded at download). Where
  * the store can fingerprint its files (directories: size, inode, mtime, ctime), a file left
  * unchanged since its hash last matched is not read again, the way git trusts its index. A
  * download in progress lives in a `.part` that is never read as a model: a broken or
@@ -13,7 +14,7 @@
 import { HAS_FS } from '../env.js'
 import { DownloadError, IntegrityError } from '../errors.js'
 import { download, probe, type LoadProgress, type RemoteInfo, type Sink } from './download.js'
-import { sha256OfSource } from './hash.js'
+import { HAS_SUBTLE, piecesMatch, sha256OfSource } from './hash.js'
 import { hubEndpoint, isHubId, parseHubId, resolveUrl, type HubOptions } from './hub.js'
 import type { ByteSource } from './source.js'
 
@@ -31,6 +32,21 @@ export interface EntryMeta {
   time?: string
   /** The data's {@link Store.fingerprint} when its sha256 last matched (the download, or a re-hash). */
   verified?: string
+  /**
+   * SHA-256 of each 16 MiB piece, recorded at download by stores without fingerprints
+   * (browsers) and checked on use with Web Crypto's native digest instead of the whole sha256.
+   */
+  pieceSha256?: string[]
+}
+
+/** An entry's metadata from its stored text; undefined when absent, unreadable or not an entry's (as if not cached). */
+export function parseMeta(text: string | undefined): EntryMeta | undefined {
+  try {
+    const m = JSON.parse(text ?? '') as EntryMeta | null
+    return typeof m?.url === 'string' && typeof m.complete === 'boolean' ? m : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** Storage primitives a cache backend provides; keys are relative paths from {@link cacheKey}. */
@@ -231,7 +247,8 @@ export class ModelCache {
         return this.entryOf(key, cached)
       }
       if (unreachable && cached && opts.allowOffline === false) {
-        throw new DownloadError(url, `${(e as Error).message}; a cached copy exists (allowOffline: true uses it)`, { cause: e })
+        const why = (e as Error).message.replace(`${url}: `, '') // DownloadError messages start with the URL
+        throw new DownloadError(url, `${why}; a cached copy exists (allowOffline: true uses it)`, { cause: e })
       }
       throw e
     }
@@ -248,12 +265,13 @@ export class ModelCache {
       try {
         if (sink.offset > 0 && !resumed) await sink.reset()
         await this.store.writeMeta(key, { url, complete: false, size: remote.size, sha256, etag: remote.etag })
-        const r = await download(url, sink, { ...opts, file, size: remote.size, sha256 })
+        const r = await download(url, sink, { ...opts, file, size: remote.size, sha256, pieces: !this.store.fingerprint && HAS_SUBTLE })
         await sink.close()
         await this.store.commit(key)
         const done: EntryMeta = {
           url, complete: true, size: r.size, sha256: r.sha256, etag: remote.etag, time: new Date().toISOString(),
           verified: await this.store.fingerprint?.(key), // hashed as it arrived
+          pieceSha256: r.pieces,
         }
         await this.store.writeMeta(key, done)
         return this.entryOf(key, done)
@@ -273,8 +291,10 @@ export class ModelCache {
     const src = await this.store.open(key, meta.url)
     let ok: boolean
     try {
-      ok = src.size === meta.size && (trusted ||
-        meta.sha256 === await sha256OfSource(src, opts.signal, (loaded) => opts.onProgress?.({ phase: 'read', file, loaded, total: src.size })))
+      const onBytes = (loaded: number) => opts.onProgress?.({ phase: 'read', file, loaded, total: src.size })
+      ok = src.size === meta.size && (trusted || (meta.pieceSha256 && HAS_SUBTLE
+        ? await piecesMatch(src, meta.pieceSha256, opts.signal, onBytes)
+        : meta.sha256 === await sha256OfSource(src, opts.signal, onBytes)))
     } finally {
       await src.close?.()
     }

@@ -5,7 +5,7 @@
  * SHA-256 as they arrive; the caller commits the part only after size and hash check out.
  */
 import { DownloadError, IntegrityError, NotFoundError } from '../errors.js'
-import { createSha256, parseSha256 } from './hash.js'
+import { createSha256, parseSha256, PieceHasher } from './hash.js'
 
 /** What the server says about a file before downloading it. */
 export interface RemoteInfo {
@@ -51,6 +51,8 @@ export interface DownloadOptions {
   sha256?: string
   /** Attempts in a row that bring no new byte before giving up. Default 5. */
   retries?: number
+  /** Also return the digest of every 16 MiB piece (for stores that re-check entries on use). */
+  pieces?: boolean
 }
 
 /** HEAD `url` (redirects not followed where the runtime allows, to read the hub's `x-linked-*`). */
@@ -71,14 +73,15 @@ export async function probe(url: string, headers: Record<string, string> = {}, s
   return { etag, sha256: parseSha256(linked) ?? parseSha256(res.headers.get('etag')), size: Number.isSafeInteger(size) ? size : undefined }
 }
 
-/** Downloads `url` into `sink`, resuming from `sink.offset`; returns the full size and sha256. */
-export async function download(url: string, sink: Sink, opts: DownloadOptions = {}): Promise<{ size: number; sha256: string }> {
+/** Downloads `url` into `sink`, resuming from `sink.offset`; returns the full size and sha256 (and piece digests). */
+export async function download(url: string, sink: Sink, opts: DownloadOptions = {}): Promise<{ size: number; sha256: string; pieces?: string[] }> {
   const { signal, size } = opts
   const file = opts.file ?? url
   let hash = await createSha256()
+  let pieces = opts.pieces ? new PieceHasher() : undefined
   let offset = 0
-  for await (const c of sink.existing()) { hash.update(c); offset += c.byteLength }
-  const restart = async () => { await sink.reset(); hash = await createSha256(); offset = 0 }
+  for await (const c of sink.existing()) { hash.update(c); await pieces?.update(c); offset += c.byteLength }
+  const restart = async () => { await sink.reset(); hash = await createSha256(); pieces &&= new PieceHasher(); offset = 0 }
   if (size !== undefined && offset > size) await restart()
 
   let total = size
@@ -101,6 +104,7 @@ export async function download(url: string, sink: Sink, opts: DownloadOptions = 
           if (done) break
           await sink.write(value)
           hash.update(value)
+          await pieces?.update(value)
           offset += value.byteLength
           opts.onProgress?.({ phase: 'download', file, loaded: offset, total: total ?? offset })
         }
@@ -122,7 +126,7 @@ export async function download(url: string, sink: Sink, opts: DownloadOptions = 
   if (size !== undefined && offset !== size) throw new IntegrityError(file, 'size', String(size), String(offset))
   const sha256 = hash.hex()
   if (opts.sha256 && sha256 !== opts.sha256) throw new IntegrityError(file, 'sha256', opts.sha256, sha256)
-  return { size: offset, sha256 }
+  return { size: offset, sha256, pieces: await pieces?.digests() }
 }
 
 /** fetch() with network failures as DownloadError (aborts pass through). */

@@ -41,16 +41,19 @@ export function fixtureSha(file: string): string {
   return createHash('sha256').update(fixtureBytes(file)).digest('hex')
 }
 
+/** Routes a test adds beside the hub's (e.g. a page and its scripts); false: not one of them. */
+export type ExtraRoutes = (path: string, req: IncomingMessage, res: ServerResponse) => boolean
+
 export class HubServer {
   readonly log: LoggedRequest[] = []
   faults: Faults = {}
-  private constructor(private readonly server: Server, readonly url: string) {}
+  private constructor(private readonly server: Server, readonly url: string, private readonly extra?: ExtraRoutes) {}
 
-  static async start(port = 0): Promise<HubServer> {
+  static async start(port = 0, extra?: ExtraRoutes): Promise<HubServer> {
     let hub: HubServer | undefined
     const server = createServer((req, res) => hub!.handle(req, res))
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
-    hub = new HubServer(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    hub = new HubServer(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, extra)
     return hub
   }
 
@@ -96,6 +99,7 @@ export class HubServer {
       this.serveFile(req, res, m[1], path.startsWith('/cdn/') ? `"cdn-${fixtureBytes(m[1]).length}"` : `"${fixtureSha(m[1])}"`)
       return
     }
+    if (this.extra?.(path, req, res)) return
     res.writeHead(404).end('not found')
   }
 

@@ -2,27 +2,16 @@
 // (cross-origin isolated: threaded kernels on 2 threads) and without (the single-thread
 // build, with the fallback warning on the page). Both must stream tiny-dev's golden
 // continuation; a screenshot of the output must show exactly that text.
-import { existsSync } from 'node:fs'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadGolden } from '../helpers/golden.js'
-import { PLAYWRIGHT, startDemoServer } from './helpers.js'
+import { HAVE_CHROMIUM, launchChromium, startDemoServer } from './helpers.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const golden = loadGolden().prompts[0]
-// .ci/run installs chromium; a developer machine without it skips these tests.
-const HAVE_CHROMIUM = existsSync(CHROMIUM) || !!process.env.CI
 
 describe.runIf(HAVE_CHROMIUM)('demo page in Chromium', () => {
   let browser: Browser
-  beforeAll(async () => {
-    const { chromium } = await import(PLAYWRIGHT) as typeof import('playwright-core')
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-        '--no-first-run', '--disable-component-update', '--disable-sync'],
-    })
-  }, 60_000)
+  beforeAll(async () => { browser = await launchChromium() }, 60_000)
   afterAll(() => browser?.close())
 
   it.each([
