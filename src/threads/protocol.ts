@@ -49,12 +49,14 @@ export type Job = [OpName, ...number[]]
 
 /**
  * Loads a waiting thread spins before it sleeps in Atomics.wait. Spinning makes a round
- * trip ~0.2 µs instead of 10–40 µs for a futex wake (wasm-kernels.md §4); the leader's
- * serial work between rounds (norm + quantize, RoPE) takes a few µs, so the spin must
- * outlast it, but not by much: a thread spinning on an oversubscribed machine steals
- * the core its peers need.
+ * trip ~0.2 µs instead of 10–40 µs for a futex wake (wasm-kernels.md §4). The leader's
+ * work between rounds (norm + quantize, RoPE, the JavaScript that sets up a round) must
+ * not outlast the spin, or every round of a decode step pays a wake-up: with 20 000 loads
+ * the short rounds (q/k/v, attention output) ran 30–40 µs over their kernels' time, and
+ * 200 000 gave 2B4T decode +12 % on 2 threads (same-run pairs, bench/README.md). Longer
+ * spins only burn more of a core once a generation ends (~0.1 ms per pause).
  */
-export const SPIN = 20_000
+export const SPIN = 200_000
 
 /** Writes the jobs of one round into the control block. */
 export function writeJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs: readonly Job[]): void {
