@@ -15,6 +15,9 @@ export const IS_NODE = !IS_DENO && !IS_BUN && typeof g.process?.versions?.node =
 /** A runtime with a file system reachable through `node:fs` (Node, Deno, Bun). */
 export const HAS_FS = IS_NODE || IS_DENO || IS_BUN
 
+/** Web Crypto's native digest (browsers in secure contexts, and Node/Deno/Bun). */
+export const HAS_SUBTLE = typeof globalThis.crypto?.subtle?.digest === 'function'
+
 /**
  * Whether this thread may block in Atomics.wait: everywhere but a web page's main thread
  * (the one with a `document`, Electron renderers included), where it throws.

@@ -11,10 +11,10 @@
  * download in progress lives in a `.part` that is never read as a model: a broken or
  * cancelled download resumes from it, a corrupt entry is deleted and fetched again.
  */
-import { HAS_FS } from '../env.js'
+import { HAS_FS, HAS_SUBTLE } from '../env.js'
 import { DownloadError, IntegrityError } from '../errors.js'
 import { download, probe, type LoadProgress, type RemoteInfo, type Sink } from './download.js'
-import { HAS_SUBTLE, piecesMatch, sha256OfSource } from './hash.js'
+import { piecesMatch, sha256OfSource } from './hash.js'
 import { hubEndpoint, isHubId, parseHubId, resolveUrl, type HubOptions } from './hub.js'
 import type { ByteSource } from './source.js'
 

@@ -48,9 +48,6 @@ export function parseSha256(value: string | null | undefined): string | undefine
 /** Bytes per piece of a piece-wise digest ({@link PieceHasher}). */
 export const PIECE_BYTES = 16 << 20
 
-/** True where Web Crypto's native digest exists (browsers, and Node/Deno/Bun too). */
-export const HAS_SUBTLE = typeof globalThis.crypto?.subtle?.digest === 'function'
-
 async function digestHex(bytes: Uint8Array): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>))
   return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('')
@@ -64,12 +61,18 @@ async function digestHex(bytes: Uint8Array): Promise<string> {
  */
 export class PieceHasher {
   readonly #hex: string[] = []
-  readonly #buf = new Uint8Array(PIECE_BYTES)
+  /** The piece being filled; grows (doubling) up to PIECE_BYTES, so a small file holds little. */
+  #buf = new Uint8Array(0)
   #fill = 0
 
   async update(bytes: Uint8Array): Promise<void> {
     for (let at = 0; at < bytes.byteLength;) {
       const n = Math.min(PIECE_BYTES - this.#fill, bytes.byteLength - at)
+      if (this.#fill + n > this.#buf.length) {
+        const grown = new Uint8Array(Math.min(PIECE_BYTES, Math.max(2 * this.#buf.length, this.#fill + n)))
+        grown.set(this.#buf.subarray(0, this.#fill))
+        this.#buf = grown
+      }
       this.#buf.set(bytes.subarray(at, at + n), this.#fill)
       this.#fill += n
       at += n

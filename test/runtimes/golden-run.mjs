@@ -8,19 +8,14 @@ import { MODEL, PROMPT, MAX_TOKENS } from './args.mjs'
 
 const opts = { maxTokens: MAX_TOKENS, temperature: 0, ignoreEos: true }
 
-const model = await loadModel(MODEL, { threads: 2 })
-let streamed = ''
-for await (const { text } of model.generate(PROMPT, opts)) streamed += text
-const r = await model.generate(PROMPT, opts)
-console.log(JSON.stringify({ how: 'in-thread', variant: model.variant, threads: model.threads, tokens: r.tokens, text: r.text, streamed }))
-await model.dispose()
-
-if (typeof Worker !== 'undefined') {
-  const bytes = new Uint8Array(await readFile(MODEL))
-  const wm = await loadModelInWorker(bytes, { threads: 2 })
+/** Generates the prompt streamed and awaited, prints one line, disposes the model. */
+async function report(how, model) {
   let streamed = ''
-  for await (const { text } of wm.generate(PROMPT, opts)) streamed += text
-  const r = await wm.generate(PROMPT, opts)
-  console.log(JSON.stringify({ how: 'worker', variant: wm.variant, threads: wm.threads, tokens: r.tokens, text: r.text, streamed }))
-  await wm.dispose()
+  for await (const { text } of model.generate(PROMPT, opts)) streamed += text
+  const r = await model.generate(PROMPT, opts)
+  console.log(JSON.stringify({ how, variant: model.variant, threads: model.threads, tokens: r.tokens, text: r.text, streamed }))
+  await model.dispose()
 }
+
+await report('in-thread', await loadModel(MODEL, { threads: 2 }))
+if (typeof Worker !== 'undefined') await report('worker', await loadModelInWorker(new Uint8Array(await readFile(MODEL)), { threads: 2 }))
