@@ -63,7 +63,8 @@ const { values: opt } = parseArgs({
     model: { type: 'string' },
   },
 })
-const threads = Number(opt.threads)
+// 'auto': this engine's default (its thread count adapts to the machine's load); peers need a number.
+const threads = opt.threads === 'auto' ? undefined : Number(opt.threads)
 const pp = Number(opt.pp)
 const tg = Number(opt.tg)
 const contextSize = pp + tg + 16
@@ -159,15 +160,16 @@ function highByteTokenIds() {
 async function runOurs(modelPath, outputType = 'auto') {
   const { loadModel } = await import('../dist/index.js')
   const model = await loadModel(modelPath, { contextSize, threads, outputType })
+  const adaptive = threads === undefined
   const prompt = model.tokenize(promptText(pp - 1), { addBos: true })
   checkTokens('bitnet-wasm', prompt.length)
   const generate = (tokens, n) => model.generate(tokens, { maxTokens: n, temperature: 0, ignoreEos: true })
   await generate(prompt.slice(0, 16), 4) // warm-up
-  const cpu = cpuMeter(model.threads ?? 1)
+  const cpu = cpuMeter(model.threads ?? 1) // adaptive: a share of the most it may use
   const { timings: t, tokens } = await generate(prompt, tg)
   const cpuShare = cpu()
   if (tokens.length !== tg) throw new Error(`bitnet-wasm generated ${tokens.length} tokens, expected ${tg}`)
-  const info = { threads: model.threads ?? 1, variant: model.variant, kernel: model.transformer?.kernel, output: model.transformer?.outputType }
+  const info = { threads: (adaptive ? 'auto ≤ ' : '') + (model.threads ?? 1), variant: model.variant, kernel: model.transformer?.kernel, output: model.transformer?.outputType }
   await model.dispose?.()
   return { pp: t.promptTokensPerSecond, tg: t.decodeTokensPerSecond, cpuShare, info }
 }

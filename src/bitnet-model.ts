@@ -14,7 +14,7 @@ import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from './ope
 import { Session, type SessionOptions } from './session.js'
 import { StepScheduler } from './session-scheduler.js'
 import type { BitnetTokenizer } from './tokenizer.js'
-import { hardwareConcurrency } from './env.js'
+import { defaultThreads } from './env.js'
 import type { KernelVariant, WasmSource } from './wasm.js'
 import type { Logger } from './logger.js'
 import { usableThreads } from './thread-pool.js'
@@ -25,7 +25,12 @@ export const DEFAULT_MAX_CONTEXT = 4096
 export interface ModelOptions {
   /** KV cache size in tokens. Default: the model's context length, capped at 4096. */
   contextSize?: number
-  /** Compute threads, this one included. Default: the number of cores. */
+  /**
+   * Compute threads, this one included; a number pins the count. Default: the cores this
+   * process may use (in a browser, one fewer, left to the page), and the count adapts at
+   * run time: when another process or tab keeps cores busy and fewer threads measure
+   * faster, fewer take part until the load goes (told once through `logger.info`).
+   */
   threads?: number
   /** Kernel build; default: the fastest this runtime runs ('relaxed', else 'simd'). */
   variant?: KernelVariant
@@ -110,9 +115,10 @@ export class BitnetModel {
       kernel: opts.kernel,
       wasm: opts.wasm,
     })
-    const threads = usableThreads(opts.threads ?? await hardwareConcurrency(), model.variant, opts.logger ?? console)
+    const threads = usableThreads(opts.threads ?? await defaultThreads(), model.variant, opts.logger ?? console)
     const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })
-    return new BitnetModel(await Transformer.create(model, ctx!, threads), contents.tokenizer, template, model.variant, opts.logger)
+    const pool = { adaptive: opts.threads === undefined, logger: opts.logger }
+    return new BitnetModel(await Transformer.create(model, ctx!, threads, pool), contents.tokenizer, template, model.variant, opts.logger)
   }
 
   /** Compute threads in use (this one included). */

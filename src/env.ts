@@ -24,7 +24,7 @@ export const HAS_SUBTLE = typeof globalThis.crypto?.subtle?.digest === 'function
  */
 export const CAN_BLOCK = typeof (globalThis as { document?: unknown }).document === 'undefined'
 
-/** Logical CPU cores available to this process (the default thread count). */
+/** Logical CPU cores available to this process. */
 export async function hardwareConcurrency(): Promise<number> {
   const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
   if (nav?.hardwareConcurrency) return nav.hardwareConcurrency
@@ -39,4 +39,18 @@ export async function hardwareConcurrency(): Promise<number> {
 export function readEnv(name: string): string | undefined {
   const v = (g.process as { env?: Record<string, string | undefined> } | undefined)?.env?.[name]
   return v === undefined || v === '' ? undefined : v
+}
+
+/** The most threads a default picks: rounds wait for their last chunk, and more threads make more waiting. */
+const MAX_DEFAULT_THREADS = 16
+
+/**
+ * The default compute thread count: the cores this process may use, capped at 16; in a
+ * browser (no `node:fs`) one fewer, left to the page's UI and compositor. Browsers may
+ * report fewer cores than there are (privacy caps) or more than a page gets; the pool's
+ * adaptation (threads/governor.ts) corrects both ways at run time, within this count.
+ */
+export async function defaultThreads(): Promise<number> {
+  const cores = Math.max(1, Math.floor(await hardwareConcurrency()) || 1)
+  return Math.min(MAX_DEFAULT_THREADS, HAS_FS ? cores : Math.max(1, cores - 1))
 }

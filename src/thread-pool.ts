@@ -1,8 +1,10 @@
 /**
- * The leader side of the compute threads. The thread that drives decoding computes its
- * own share of every round (thread 0) instead of only orchestrating: on 2 cores an idle
- * orchestrator costs 30–50 % (wasm-kernels.md §4). Workers are spawned once per model and
- * spin-then-sleep between rounds; see threads/protocol.ts for the round itself.
+ * The leader side of the compute threads. The thread that drives decoding computes
+ * chunks of every round like the workers instead of only orchestrating (an idle
+ * orchestrator on 2 cores costs 30–50 %). Workers are spawned once per model; a round's
+ * work is cut into chunks that every thread claims from a shared counter
+ * (threads/protocol.ts), and how many threads take part is decided from measured rounds
+ * (threads/governor.ts).
  *
  * Workers are Node `worker_threads` in Node, module Web Workers elsewhere (browsers, Deno,
  * Bun); both run threads/worker.ts and share the one WebAssembly.Memory.
@@ -13,7 +15,11 @@
 import { CAN_BLOCK, HAS_FS, IS_NODE } from './env.js'
 import { DisposedError, InvalidArgumentError, WorkerError } from './errors.js'
 import type { Logger } from './logger.js'
-import { CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, runJobs, waitWhile, type Job, type WorkerInit, writeJobs } from './threads/protocol.js'
+import { ThreadGovernor } from './threads/governor.js'
+import {
+  claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SPIN_US,
+  jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Job, type WorkerInit, writeJobs,
+} from './threads/protocol.js'
 import { isSharedVariant, type KernelVariant, type Kernels } from './wasm.js'
 
 /** Upper bound for a worker to start (instantiate the module on the shared memory). */
@@ -81,18 +87,43 @@ export function usableThreads(requested: number, variant: KernelVariant, logger:
   return 1
 }
 
+/**
+ * Work of one chunk, in multiply-adds of the OPS table (~6 µs of one thread's i2s kernel
+ * on the project's machine). Smaller chunks leave less for a preempted thread to hold up
+ * and balance better; each costs a compare-and-swap and a call. Measured with
+ * `bench/chunks.mjs` (bench/README.md): decode speed is flat from 128 Ki to 1 Mi on a
+ * quiet machine; on a busy one smaller is better.
+ */
+export const CHUNK_COST = 256 * 1024
+
 /** Options of {@link ThreadPool.create}. */
 export interface PoolOptions {
   /** Watchdog of one round (default 30 s): a worker silent for longer is declared dead. */
   roundTimeoutMs?: number
+  /**
+   * Adapt the number of threads taking part to what the machine gives (default false:
+   * always all of them). See threads/governor.ts.
+   */
+  adaptive?: boolean
+  /** Told once when adaptation first leaves the full count, and (debug) of every change. */
+  logger?: Logger
+  /** Work per chunk (default CHUNK_COST); benchmarks vary it. */
+  chunkCost?: number
+  /** Claim chunks in a scrambled order (tests: results must not depend on it). */
+  scrambleChunks?: boolean
 }
 
+/** Round-trip cost and count, for `bitnet bench --profile`. */
+export interface PoolStats { rounds: number; roundMs: number; leadMs: number }
+
 /**
- * Fault handling: a round in which a worker reports an error (a wasm trap), stops answering
- * (watchdog) or has exited fails with a {@link WorkerError}; the pool then terminates its
- * workers and starts new ones in the background, computing every round on the calling thread
- * alone until they are ready ({@link whenReady}). After {@link dispose}, a round throws
- * {@link DisposedError} instead of waiting for workers that are gone.
+ * Fault handling: a round in which a thread's kernel traps, or a claimed chunk is not
+ * finished within the watchdog time (its worker died or is wedged), fails with a
+ * {@link WorkerError}; the pool then terminates its workers and starts new ones in the
+ * background, computing every round on the calling thread alone until they are ready
+ * ({@link whenReady}). A worker that dies between chunks holds nothing up: the others take
+ * its chunks, and its exit replaces the workers the same way. After {@link dispose}, a round
+ * throws {@link DisposedError} instead of waiting for workers that are gone.
  */
 export class ThreadPool {
   private readonly i32: Int32Array
@@ -103,14 +134,21 @@ export class ThreadPool {
   private workers: WorkerHandle[] = []
   private rebuilding?: Promise<void>
   private disposed = false
+  private gen = 0
   private readonly roundTimeoutMs: number
+  private readonly chunkCost: number
+  private readonly scramble: boolean
+  /** Decides how many threads take part in each round. */
+  readonly governor: ThreadGovernor
+  /** Rounds and their time since creation (profiling). */
+  readonly stats: PoolStats = { rounds: 0, roundMs: 0, leadMs: 0 }
 
   private constructor(
     private readonly kernels: Kernels,
     private readonly module: WebAssembly.Module,
     private readonly memory: WebAssembly.Memory,
     private readonly ctl: number,
-    /** Threads computing, the calling thread included. */
+    /** Threads computing at most, the calling thread included. */
     readonly nThreads: number,
     opts: PoolOptions,
   ) {
@@ -118,6 +156,17 @@ export class ThreadPool {
     this.f32 = new Float32Array(memory.buffer)
     this.base = ctl >> 2
     this.roundTimeoutMs = opts.roundTimeoutMs ?? ROUND_TIMEOUT_MS
+    this.chunkCost = opts.chunkCost ?? CHUNK_COST
+    this.scramble = opts.scrambleChunks ?? false
+    let told = false
+    this.governor = new ThreadGovernor(nThreads, opts.adaptive ?? false, (from, to, measured) => {
+      const speedups = [...measured].map(([n, s]) => `${n}: ${s.toFixed(2)}×`).join(', ')
+      opts.logger?.debug?.(`bitnet-wasm: ${from} → ${to} compute threads (measured speed-up over one thread ${speedups})`)
+      if (told || to >= nThreads) return
+      told = true
+      opts.logger?.info?.(`bitnet-wasm: the machine is busy, so ${to} of ${nThreads} compute threads are faster now; ` +
+        'the count grows back when the load goes (pass `threads` to pin it)')
+    })
   }
 
   /**
@@ -144,6 +193,8 @@ export class ThreadPool {
   private async startWorkers(): Promise<WorkerHandle[]> {
     const { module, memory, ctl, nThreads } = this
     this.i32.fill(0, this.base, this.base + CTL_BYTES / 4)
+    this.gen = 0
+    Atomics.store(this.i32, this.base + CTL_ACTIVE, nThreads)
     const spawn = IS_NODE ? await nodeSpawn() : webSpawn()
     const onError = (message: string) => { this.lastError = message }
     const workers: WorkerHandle[] = []
@@ -167,9 +218,14 @@ export class ThreadPool {
     return workers
   }
 
-  /** Threads computing rounds right now: nThreads, or 1 while a failed pool is rebuilt. */
+  /** Threads that can compute rounds right now: nThreads, or 1 while a failed pool is rebuilt. */
   get activeThreads(): number {
     return this.workers.length + 1
+  }
+
+  /** Threads the next round will use: the governor's count, within the live ones. */
+  get roundThreads(): number {
+    return Math.min(this.governor.threads, this.activeThreads)
   }
 
   /** Resolves when no rebuild is pending (all nThreads compute again, or the rebuild failed). */
@@ -178,49 +234,93 @@ export class ThreadPool {
   }
 
   /**
-   * Runs one round: every job on every thread's share, this thread being thread 0.
-   * Jobs of a round must not depend on each other.
+   * Runs one round: every job cut into chunks, computed by the threads taking part, this
+   * one included. Jobs of a round must not depend on each other.
    * @throws WorkerError if a thread failed (the pool rebuilds itself), DisposedError after dispose().
    */
   run(jobs: readonly Job[]): void {
     if (this.disposed) throw new DisposedError('the model was disposed; its compute threads are stopped')
-    if (this.workers.length < this.nThreads - 1 || this.nThreads === 1) {
+    const work = jobs.map((j) => jobWork(j))
+    const units = work.reduce((a, w) => a + w.items * w.cost, 0)
+    const n = this.roundThreads
+    const t0 = performance.now()
+    if (n === 1) {
       for (const [name, ...args] of jobs) (this.kernels[name] as (...a: number[]) => void)(...args, 0, 1)
+      const ms = performance.now() - t0
+      this.account({ threads: 1, units, leadUnits: units, leadMs: ms, roundMs: ms })
       return
     }
-    const { i32, f32, base } = this
-    const nWorkers = this.workers.length
-    writeJobs(i32, f32, this.ctl, jobs)
-    Atomics.store(i32, base + CTL_DONE, 0)
-    Atomics.add(i32, base + CTL_GEN, 1)
-    Atomics.notify(i32, base + CTL_GEN)
-    let leaderError: unknown
-    try {
-      runJobs(this.kernels, i32, f32, this.ctl, 0, this.nThreads)
-    } catch (e) {
-      leaderError = e // wait for the workers first: they are still writing this round's outputs
-    }
-    // A round takes micro- to milliseconds; a worker that has not finished after the
-    // watchdog time is dead or wedged, and waiting longer would hang the caller.
-    const t0 = Date.now()
-    try {
-      waitWhile(i32, base + CTL_DONE, (v) => v < nWorkers, CAN_BLOCK, () => {
-        if (Date.now() - t0 > this.roundTimeoutMs) {
-          const done = Atomics.load(i32, base + CTL_DONE)
-          throw new WorkerError(`compute workers stopped responding (${done} of ${nWorkers} finished a round within ${this.roundTimeoutMs / 1000} s)`)
-        }
-      })
-    } catch (e) {
-      this.fail()
-      throw e
-    }
-    const failed = Atomics.load(i32, base + CTL_ERROR)
+    const parts = work.map((w) => Math.max(1, Math.min(w.items, Math.round((w.items * w.cost) / this.chunkCost))))
+    this.fitChunks(parts)
+    const total = this.publish(jobs, parts, n)
+    const perChunk = work.map((w, j) => (w.items * w.cost) / parts[j])
+    const bound = jobs.map(([name, ...args], j) => {
+      const fn = this.kernels[name] as (...a: number[]) => void
+      return { run: (p: number, ps: number) => fn(...args, p, ps), parts: parts[j], first: parts.slice(0, j).reduce((a, b) => a + b, 0) }
+    })
+    const mine = runChunks(bound, this.i32, this.ctl, this.gen, 0, perChunk)
+    const leadMs = performance.now() - t0
+    this.awaitChunks(total)
+    this.account({ threads: n, units, leadUnits: mine.units, leadMs, roundMs: performance.now() - t0 })
+    const failed = Atomics.load(this.i32, this.base + CTL_ERROR)
     if (failed) {
-      const message = `compute worker ${failed} failed: ${this.lastError || 'a kernel trapped (see its error output)'}`
+      const who = failed === 1 ? 'compute thread 0' : `compute worker ${failed - 1}`
+      const message = `${who} failed: ${failed === 1 ? String(mine.errors[0]) : this.lastError || 'a kernel trapped (see its error output)'}`
       this.fail()
-      throw new WorkerError(message)
+      throw new WorkerError(message, { cause: mine.errors[0] })
     }
-    if (leaderError) throw new WorkerError(`compute thread 0 failed: ${String(leaderError)}`, { cause: leaderError })
+  }
+
+  /** Scales chunk counts down proportionally when a round would exceed MAX_CHUNKS. */
+  private fitChunks(parts: number[]): void {
+    const total = parts.reduce((a, b) => a + b, 0)
+    if (total <= MAX_CHUNKS) return
+    for (let j = 0; j < parts.length; j++) parts[j] = Math.max(1, Math.floor((parts[j] * (MAX_CHUNKS - parts.length)) / total))
+  }
+
+  /** Writes the round into the control block and wakes the workers; returns its chunk count. */
+  private publish(jobs: readonly Job[], parts: number[], n: number): number {
+    const { i32, base } = this
+    const total = writeJobs(i32, this.f32, this.ctl, jobs, parts)
+    const gen = ++this.gen
+    i32[base + CTL_ORDER] = this.scramble ? scrambleStride(total, gen) : 0
+    i32[base + CTL_SPIN_US] = this.governor.spinUs
+    if (Atomics.load(i32, base + CTL_ACTIVE) !== n) {
+      Atomics.store(i32, base + CTL_ACTIVE, n)
+      Atomics.notify(i32, base + CTL_ACTIVE)
+    }
+    Atomics.store(i32, base + CTL_DONE, 0)
+    Atomics.store(i32, base + CTL_ERROR, 0)
+    Atomics.store(i32, base + CTL_CLAIM, claimStart(gen))
+    Atomics.store(i32, base + CTL_GEN, gen)
+    Atomics.notify(i32, base + CTL_GEN)
+    return total
+  }
+
+  /**
+   * Waits until every chunk of the round is done: a short spin (the last chunks are
+   * µs from done on a machine with a core per thread), then sleep, so that a thread the
+   * OS preempted mid-chunk gets this core back. A chunk not done within the watchdog time
+   * belongs to a dead or wedged worker.
+   */
+  private awaitChunks(total: number): void {
+    const { i32, base } = this
+    const t0 = Date.now()
+    for (let done = Atomics.load(i32, base + CTL_DONE); done < total; done = Atomics.load(i32, base + CTL_DONE)) {
+      waitChange(i32, base + CTL_DONE, done, this.governor.spinUs ? 50 : 5, CAN_BLOCK, 50, () => {
+        if (Date.now() - t0 <= this.roundTimeoutMs) return
+        this.fail()
+        throw new WorkerError(`compute workers stopped responding (${Atomics.load(i32, base + CTL_DONE)} of ${total} chunks ` +
+          `of a round finished within ${this.roundTimeoutMs / 1000} s)`)
+      })
+    }
+  }
+
+  private account(r: { threads: number; units: number; leadUnits: number; leadMs: number; roundMs: number }): void {
+    this.stats.rounds++
+    this.stats.roundMs += r.roundMs
+    this.stats.leadMs += r.leadMs
+    this.governor.record(r)
   }
 
   /**
@@ -247,9 +347,11 @@ export class ThreadPool {
   }
 
   private signalExit(): void {
-    Atomics.store(this.i32, this.base + CTL_EXIT, 1)
-    Atomics.add(this.i32, this.base + CTL_GEN, 1)
-    Atomics.notify(this.i32, this.base + CTL_GEN)
+    const { i32, base } = this
+    Atomics.store(i32, base + CTL_EXIT, 1)
+    Atomics.add(i32, base + CTL_GEN, 1)
+    Atomics.notify(i32, base + CTL_GEN)
+    Atomics.notify(i32, base + CTL_ACTIVE)
   }
 
   /** Stops the workers. The pool cannot run afterwards (rounds throw DisposedError). */

@@ -4,21 +4,22 @@
 import { readFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
 import { BitnetError, DisposedError, loadModel, ResourceLimitError, WorkerError } from '../src/index.js'
 import { writeGguf } from '../src/gguf/writer.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
 import { ThreadPool, type PoolOptions } from '../src/thread-pool.js'
-import { CTL_BYTES, type Job } from '../src/threads/protocol.js'
+import { CTL_BYTES, CTL_CLAIM, CTL_EXIT, CTL_GEN, CTL_TOTAL, MAX_CHUNKS, type Job } from '../src/threads/protocol.js'
 import { compileKernels, createMemory, growMemory, HEAP_BASE, instantiateKernels } from '../src/wasm.js'
 
 const SHAPE: SyntheticShape = { nEmbd: 64, nFf: 128, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 270, contextLength: 64 }
 const MODEL = writeGguf(syntheticGguf(SHAPE))
 
-/** A 2-thread pool on a 1 MiB memory, and a 2-row f32 matvec (row 0 on thread 0, row 1 on thread 1). */
-async function pool2(opts: PoolOptions = {}) {
+/** A 2-thread pool on a 1 MiB (or `bytes`) memory, and a 2-row f32 matvec. */
+async function pool2(opts: PoolOptions = {}, bytes = 1 << 20) {
   const { module, variant } = await compileKernels({ variant: 'simd' })
-  const memory = createMemory(1 << 20, variant)
+  const memory = createMemory(bytes, variant)
   const kernels = instantiateKernels(module, memory)
   const pool = await ThreadPool.create(module, memory, kernels, HEAP_BASE, 2, opts)
   const f32 = new Float32Array(memory.buffer)
@@ -26,10 +27,10 @@ async function pool2(opts: PoolOptions = {}) {
   for (let i = 0; i < 2 * k; i++) f32[w / 4 + i] = i
   for (let i = 0; i < k; i++) f32[x / 4 + i] = 1
   const good: Job = ['matvec_f32_f32', w, x, y, 2, k]
-  // Row 1 starts at the end of the memory: only worker 1 reads out of bounds and traps.
+  // Row 1 starts at the end of the memory: whichever thread computes it reads out of bounds and traps.
   const trapping: Job = ['matvec_f32_f32', memory.buffer.byteLength - k * 4, x, y, 2, k]
   const result = () => [f32[y / 4], f32[y / 4 + 1]]
-  return { pool, good, trapping, result }
+  return { pool, good, trapping, result, memory }
 }
 
 describe('compute workers that fail', () => {
@@ -67,18 +68,48 @@ describe('compute workers that fail', () => {
     }
   })
 
-  it('a worker that dies during a call (no event seen yet) trips the round watchdog instead of hanging', async () => {
-    const { pool, good, result } = await pool2({ roundTimeoutMs: 300 })
+  it('a worker that dies during a call (no event seen yet) holds nothing up: the others take its chunks', async () => {
+    const { pool, good, result } = await pool2()
     try {
       void (pool as unknown as { workers: { terminate(): Promise<number> }[] }).workers[0].terminate()
       // Block this thread (no event loop turn, so the exit is not noticed) while the worker stops.
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200)
-      expect(() => pool.run([good])).toThrow(/compute workers stopped responding \(0 of 1 finished a round within 0.3 s\)/)
+      pool.run([good])
+      expect(result()).toEqual([28, 92])
+      await new Promise((r) => setTimeout(r, 50)) // the exit is noticed: the pool is replaced
       await pool.whenReady()
       expect(pool.activeThreads).toBe(2)
       pool.run([good])
       expect(result()).toEqual([28, 92])
     } finally {
+      await pool.dispose()
+    }
+  })
+
+  it('a chunk claimed by a thread that never finishes it trips the round watchdog instead of hanging', async () => {
+    const { pool, good, result, memory } = await pool2({ roundTimeoutMs: 300, chunkCost: 1 }, 48 << 20)
+    // A thread wedged mid-chunk, made by hand: spinning, it claims every chunk of the next
+    // round the moment it opens (before the sleeping real worker wakes) and never reports them done.
+    const wedged = new Worker(`
+      const { workerData: { memory, ctl }, parentPort } = require('node:worker_threads')
+      const i32 = new Int32Array(memory.buffer), base = ctl >> 2
+      const gen = Atomics.load(i32, base + ${CTL_GEN})
+      parentPort.postMessage('ready')
+      while (Atomics.load(i32, base + ${CTL_GEN}) === gen);
+      const w = Atomics.load(i32, base + ${CTL_CLAIM})
+      Atomics.compareExchange(i32, base + ${CTL_CLAIM}, w, (w & ~${MAX_CHUNKS}) | Atomics.load(i32, base + ${CTL_TOTAL}))
+      Atomics.wait(i32, base + ${CTL_EXIT} + 1000, 0)`, { eval: true, workerData: { memory, ctl: HEAP_BASE } })
+    try {
+      await new Promise((r) => wedged.once('message', r))
+      // 4000 chunks, ms of work: the wedged thread gets its claim in whatever the scheduler does.
+      const many: Job = ['matvec_f32_f32', good[1], good[2], good[3], 4000, 2048]
+      expect(() => pool.run([many])).toThrow(/compute workers stopped responding \(\d+ of 4000 chunks of a round finished within 0.3 s\)/)
+      await pool.whenReady()
+      expect(pool.activeThreads).toBe(2)
+      pool.run([good])
+      expect(result()).toEqual([28, 92])
+    } finally {
+      await wedged.terminate()
       await pool.dispose()
     }
   })

@@ -5,7 +5,7 @@
  * wasm kernels; this file only sequences them over pointers into the shared memory.
  */
 import { ContextFullError, InvalidArgumentError } from '../errors.js'
-import { ThreadPool } from '../thread-pool.js'
+import { ThreadPool, type PoolOptions, type PoolStats } from '../thread-pool.js'
 import { CTL_BYTES, type Job } from '../threads/protocol.js'
 import { growMemory, type Kernels } from '../wasm.js'
 import { Arena } from './arena.js'
@@ -174,10 +174,13 @@ export class Transformer {
     this.kv = this.newKv(model.arena.alloc(kvBytes(model.config, contextSize)))
   }
 
-  /** A transformer over a loaded model, computing on `threads` threads (this one included). */
-  static async create(model: LoadedModel, contextSize: number, threads: number): Promise<Transformer> {
+  /**
+   * A transformer over a loaded model, computing on up to `threads` threads (this one
+   * included); `pool.adaptive` lets the pool use fewer while that is faster.
+   */
+  static async create(model: LoadedModel, contextSize: number, threads: number, pool: PoolOptions = {}): Promise<Transformer> {
     const t = new Transformer(model, contextSize)
-    t.pool = await ThreadPool.create(model.module, model.memory, model.kernels, t.s.ctl, threads)
+    t.pool = await ThreadPool.create(model.module, model.memory, model.kernels, t.s.ctl, threads, pool)
     return t
   }
 
@@ -186,9 +189,19 @@ export class Transformer {
     return this.w.output.type
   }
 
-  /** Threads computing each kernel round. */
+  /** Threads the model computes on at most (this one included). */
   get threads(): number {
     return this.pool.nThreads
+  }
+
+  /** Threads taking part in rounds right now (fewer than `threads` while that is faster). */
+  get activeThreads(): number {
+    return this.pool.roundThreads
+  }
+
+  /** Round counts and times, for profiles. */
+  get poolStats(): PoolStats {
+    return this.pool.stats
   }
 
   /** Stops the worker threads. */

@@ -1,111 +1,226 @@
 /**
- * The job protocol between the leader thread and the compute workers, in one place.
+ * The round protocol between the leader thread and the compute workers, in one place.
  *
  * Jobs travel through a control block in the shared wasm memory, not through messages:
  * posting a message costs tens of µs, a spinning worker sees a store in well under one.
  *
  *   ctl (Int32 words, 64-byte aligned, allocated with the model state)
- *   ┌─────┬──────┬────────┬───────┬───────┬──────────┬───────────────────────────────┐
- *   │ GEN │ DONE │ N_JOBS │ EXIT  │ ERROR │ reserved │ job 0 [16 words] job 1 …       │
- *   └─────┴──────┴────────┴───────┴───────┴──────────┴───────────────────────────────┘
- *   job: [op index, arg 0 … arg 14]; float args are stored as their f32 bit patterns.
+ *   word 0   GEN      round generation; waiting workers sleep on it
+ *        1   NJOBS    jobs in this round
+ *        2   TOTAL    chunks in this round (all jobs)
+ *        3   EXIT     1: workers leave their loop
+ *        4   ERROR    ith + 1 of a thread whose kernel trapped (0: none)
+ *        5   ACTIVE   threads taking part (the leader's count; workers with ith ≥ ACTIVE sleep on it)
+ *        6   SPIN_US  how long a waiting worker spins before it sleeps, µs
+ *        7   ORDER    0: chunks claimed in order; else a stride that scrambles the order (tests)
+ *   word 16  CLAIM    (GEN mod 2^20) << 12 | next chunk, on its own 64-byte line
+ *   word 32  DONE     chunks finished in this round, on its own line
+ *   word 48  job 0 [16 words] job 1 …   job: [op code, parts, first chunk, arg 0 … arg 12]
  *
- * A round: the leader writes the jobs, zeroes DONE, bumps GEN and notifies; every thread
- * (leader included, as thread 0) runs every job of the round on its own share
- * (ith, nth) — the jobs of one round must be independent (q/k/v, gate/up) —, then
- * workers increment DONE; the leader waits for DONE = nth − 1.
+ * A round: the leader writes the jobs (job j is cut into `parts` chunks, numbered from
+ * `first`), zeroes DONE, points CLAIM at chunk 0 of the new generation, bumps GEN and
+ * notifies. Every thread taking part, the leader included, then claims chunks one at a
+ * time with a compare-and-swap on CLAIM and runs the kernel on part (p, parts) of its
+ * job, until none are left; each adds its count to DONE, and the leader waits for
+ * DONE = TOTAL. So a thread that the OS preempts holds up at most the chunk it is in: the
+ * others take every chunk it did not claim. Kernels take (ith, nth) and compute share ith
+ * of nth (assembly/ops/split.ts): here that is (part, parts), in any thread and any order.
+ * Their outputs are disjoint per part and integer-exact, so the result is bit for bit the
+ * same whoever computes a part.
+ *
+ * The generation inside CLAIM makes a late worker harmless: one that read the jobs of an
+ * old round can no longer claim a chunk (its compare-and-swap expects the old generation),
+ * and a claim that succeeds proves the round was not over, so the jobs it read were that
+ * round's (the leader rewrites them only after DONE = TOTAL).
  */
+import type { Kernels } from '../wasm.js'
+
 export const CTL_GEN = 0
-export const CTL_DONE = 1
-export const CTL_NJOBS = 2
+export const CTL_NJOBS = 1
+export const CTL_TOTAL = 2
 export const CTL_EXIT = 3
 export const CTL_ERROR = 4
-export const CTL_JOBS = 8
+export const CTL_ACTIVE = 5
+export const CTL_SPIN_US = 6
+export const CTL_ORDER = 7
+export const CTL_CLAIM = 16
+export const CTL_DONE = 32
+export const CTL_JOBS = 48
 export const JOB_WORDS = 16
+export const JOB_HEADER = 3
 export const MAX_JOBS = 32
 export const CTL_BYTES = (CTL_JOBS + MAX_JOBS * JOB_WORDS) * 4
+/** Chunks of one round: the low 12 bits of CLAIM count up to it, never past. */
+export const MAX_CHUNKS = (1 << 12) - 1
+const GEN_MASK = (1 << 20) - 1
+
+/** How much a kernel call has to do: `items` units it can be split into, `cost` of each in multiply-adds. */
+export interface Work { items: number; cost: number }
+
+const groups = (rows: number, size: number) => Math.ceil(rows / size)
 
 /**
- * Kernels a round can run, with their argument kinds (i = int/pointer, f = f32) before
- * the trailing (ith, nth). The index in this table is the op code.
+ * Kernels a round can run: their argument kinds before the trailing (ith, nth) (i =
+ * int/pointer, f = f32) and the work of a call, from which the leader cuts chunks. The
+ * index in this table is the op code. Costs are multiply-adds of the inner loop, scaled by
+ * how much slower one is than a ternary one (f32 lanes are 4 per vector, not 16).
  */
-export const OPS = [
-  ['matvec_i2s_i8', 'iiifiii'],
-  ['matvec_tl_i8', 'iiifiii'],
-  ['matvec_f16_f32', 'iiiii'],
-  ['matvec_f32_f32', 'iiiii'],
-  ['attention_f32', 'iiiiiiiiii'],
-  ['matmul_q8b_i8', 'iiiiiiiii'],
-  ['matvec_q4b_i8', 'iiiiiiii'],
-  ['matmul_i2s_i8', 'iiifiiii'],
-  ['rmsnorm_quantize_rows_f32_i8', 'iiifiiiii'],
-] as const
+export const OPS = {
+  matvec_i2s_i8: { kinds: 'iiifiii', work: ([, , , , , rows, kp]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp }) },
+  matvec_tl_i8: { kinds: 'iiifiii', work: ([, , , , , rows, kp]: number[]): Work => ({ items: groups(rows, 16), cost: 16 * kp }) },
+  matvec_f16_f32: { kinds: 'iiiii', work: ([, , , rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) },
+  matvec_f32_f32: { kinds: 'iiiii', work: ([, , , rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) },
+  attention_f32: {
+    kinds: 'iiiiiiiiii',
+    work: ([, , , , , nHead, , headDim, , nPos]: number[]): Work => ({ items: nHead, cost: 8 * nPos * headDim }),
+  },
+  matmul_q8b_i8: { kinds: 'iiiiiiiii', work: ([, , , , , , rows, kp, ntok]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp * ntok }) },
+  matvec_q4b_i8: { kinds: 'iiiiiiii', work: ([, , , , , , rows, kp]: number[]): Work => ({ items: rows, cost: kp }) },
+  matmul_i2s_i8: { kinds: 'iiifiiii', work: ([, , , , , rows, kp, ntok]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp * ntok }) },
+  rmsnorm_quantize_rows_f32_i8: {
+    kinds: 'iiifiiiii',
+    work: ([, , dim, , , , , , rows]: number[]): Work => ({ items: rows, cost: 8 * dim }),
+  },
+} as const
 
-export type OpName = (typeof OPS)[number][0]
-export const OP_CODE = Object.fromEntries(OPS.map(([name], i) => [name, i])) as Record<OpName, number>
+export type OpName = keyof typeof OPS
+const OP_NAMES = Object.keys(OPS) as OpName[]
+export const OP_CODE = Object.fromEntries(OP_NAMES.map((name, i) => [name, i])) as Record<OpName, number>
 
-/** A job: a kernel name and its arguments without (ith, nth). */
-export type Job = [OpName, ...number[]]
+/** A kernel's arguments without the trailing (ith, nth), as its signature in `Kernels` names them. */
+type ArgsOf<K extends OpName> = Kernels[K] extends (...a: [...infer A, number, number]) => void ? A : never
+/** A job: a round kernel and its arguments, checked against the kernel's signature. */
+export type Job = { [K in OpName]: [K, ...ArgsOf<K>] }[OpName]
 
-/**
- * Loads a waiting thread spins before it sleeps in Atomics.wait. Spinning makes a round
- * trip ~0.2 µs instead of 10–40 µs for a futex wake (wasm-kernels.md §4). The leader's
- * work between rounds (norm + quantize, RoPE, the JavaScript that sets up a round) must
- * not outlast the spin, or every round of a decode step pays a wake-up: with 20 000 loads
- * the short rounds (q/k/v, attention output) ran 30–40 µs over their kernels' time, and
- * 200 000 gave 2B4T decode +12 % on 2 threads (same-run pairs, bench/README.md). Longer
- * spins only burn more of a core once a generation ends (~0.1 ms per pause).
- */
-export const SPIN = 200_000
+/** The work of a job (OPS table). */
+export function jobWork([name, ...args]: Job): Work {
+  return OPS[name].work(args as number[])
+}
 
-/** Writes the jobs of one round into the control block. */
-export function writeJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs: readonly Job[]): void {
+/** Writes the jobs of one round, job j cut into parts[j] chunks; returns the chunk total. */
+export function writeJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs: readonly Job[], parts: readonly number[]): number {
   if (jobs.length > MAX_JOBS) throw new RangeError(`a round holds at most ${MAX_JOBS} jobs, got ${jobs.length}`)
   const base = ctl >> 2
+  let first = 0
   jobs.forEach(([name, ...args], j) => {
     const o = base + CTL_JOBS + j * JOB_WORDS
-    const code = OP_CODE[name]
-    const kinds = OPS[code][1]
-    i32[o] = code
+    const kinds = OPS[name].kinds
+    i32[o] = OP_CODE[name]
+    i32[o + 1] = parts[j]
+    i32[o + 2] = first
     for (let a = 0; a < args.length; a++) {
-      if (kinds[a] === 'f') f32[o + 1 + a] = args[a]
-      else i32[o + 1 + a] = args[a]
+      if (kinds[a] === 'f') f32[o + JOB_HEADER + a] = args[a]
+      else i32[o + JOB_HEADER + a] = args[a]
     }
+    first += parts[j]
   })
+  if (first > MAX_CHUNKS) throw new RangeError(`a round holds at most ${MAX_CHUNKS} chunks, got ${first}`)
   i32[base + CTL_NJOBS] = jobs.length
+  i32[base + CTL_TOTAL] = first
+  return first
 }
 
-/** Runs every job of the current round on share (ith, nth). */
-export function runJobs(kernels: object, i32: Int32Array, f32: Float32Array, ctl: number, ith: number, nth: number): void {
+/** A decoded job: the kernel bound to its arguments, waiting for (part, parts). */
+interface Bound { run: (part: number, parts: number) => void; parts: number; first: number }
+
+/** Reads the current round's jobs from the control block. */
+export function readJobs(kernels: object, i32: Int32Array, f32: Float32Array, ctl: number): Bound[] {
   const base = ctl >> 2
-  const n = i32[base + CTL_NJOBS]
   const k = kernels as Record<OpName, (...a: number[]) => void>
-  for (let j = 0; j < n; j++) {
+  const out: Bound[] = []
+  for (let j = 0; j < i32[base + CTL_NJOBS]; j++) {
     const o = base + CTL_JOBS + j * JOB_WORDS
-    const [name, kinds] = OPS[i32[o]]
+    const name = OP_NAMES[i32[o]]
+    const kinds = OPS[name].kinds
     const args: number[] = []
-    for (let a = 0; a < kinds.length; a++) args.push(kinds[a] === 'f' ? f32[o + 1 + a] : i32[o + 1 + a])
-    k[name](...args, ith, nth)
+    for (let a = 0; a < kinds.length; a++) args.push(kinds[a] === 'f' ? f32[o + JOB_HEADER + a] : i32[o + JOB_HEADER + a])
+    const fn = k[name]
+    out.push({ run: (part, parts) => fn(...args, part, parts), parts: i32[o + 1], first: i32[o + 2] })
   }
+  return out
 }
+
+/** The CLAIM word that opens round `gen` at chunk 0. */
+export function claimStart(gen: number): number {
+  return (gen & GEN_MASK) << 12
+}
+
+/** What one thread did in a round: chunks run, and their share of the round's work. */
+export interface ClaimStats { chunks: number; units: number; errors: unknown[] }
 
 /**
- * Spins while `busy(value)` holds, then sleeps in 50 ms Atomics.wait slices, calling
- * `onSleep` before each (a watchdog may throw from it). Returns the final value.
- * Where the thread may not block (`canBlock` false: a browser page's main thread, on
- * which Atomics.wait throws), it keeps spinning and calls `onSleep` every SPIN loads.
+ * Claims and runs chunks of round `gen` until none are left (or the round is over), then
+ * adds them to DONE (notifying the leader when that completes the round). A kernel that
+ * traps still counts its chunk as done, so the round ends; the error is returned and the
+ * thread's index + 1 is put in ERROR. `units[c]` (leader only) is the work of job c.
  */
-export function waitWhile(i32: Int32Array, index: number, busy: (v: number) => boolean, canBlock: boolean, onSleep?: () => void): number {
-  let v = Atomics.load(i32, index)
-  for (let spins = 0; busy(v); spins++) {
-    if (spins >= SPIN) {
-      onSleep?.()
-      if (canBlock) Atomics.wait(i32, index, v, 50)
-      else spins = 0
+export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: number, ith: number, units?: number[]): ClaimStats {
+  const base = ctl >> 2
+  const total = i32[base + CTL_TOTAL]
+  const stride = i32[base + CTL_ORDER]
+  const stats: ClaimStats = { chunks: 0, units: 0, errors: [] }
+  const want = gen & GEN_MASK
+  let j = 0
+  for (;;) {
+    const w = Atomics.load(i32, base + CTL_CLAIM)
+    const claimed = w & MAX_CHUNKS
+    if (w >>> 12 !== want || claimed >= total) break
+    if (Atomics.compareExchange(i32, base + CTL_CLAIM, w, w + 1) !== w) continue
+    const c = stride ? (claimed * stride) % total : claimed
+    if (c < jobs[j].first) j = 0
+    while (c >= jobs[j].first + jobs[j].parts) j++
+    try {
+      jobs[j].run(c - jobs[j].first, jobs[j].parts)
+    } catch (e) {
+      stats.errors.push(e)
+      Atomics.store(i32, base + CTL_ERROR, ith + 1)
     }
-    v = Atomics.load(i32, index)
+    stats.chunks++
+    if (units) stats.units += units[j]
   }
-  return v
+  if (stats.chunks && Atomics.add(i32, base + CTL_DONE, stats.chunks) + stats.chunks === total) {
+    Atomics.notify(i32, base + CTL_DONE)
+  }
+  return stats
+}
+
+/** A stride coprime with `total`, to visit chunks in a scrambled order (tests); 0 when total < 3. */
+export function scrambleStride(total: number, seed: number): number {
+  if (total < 3) return 0
+  const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a)
+  let s = 2 + (seed % (total - 2))
+  while (gcd(s, total) !== 1) s++
+  return s % total || 0
+}
+
+const now = () => performance.now()
+
+/**
+ * Waits while `i32[index]` equals `v`: spins up to `spinUs` µs, then sleeps in
+ * Atomics.wait slices of `sliceMs`, calling `onSleep` before each (a watchdog may throw
+ * from it). Where the thread may not block (`canBlock` false: a browser page's main
+ * thread, on which Atomics.wait throws) it keeps spinning and calls `onSleep` every
+ * slice. Returns the new value and whether it came while spinning.
+ */
+export function waitChange(i32: Int32Array, index: number, v: number, spinUs: number, canBlock: boolean,
+  sliceMs = 50, onSleep?: () => void): { value: number; spun: boolean } {
+  let x = Atomics.load(i32, index)
+  if (x !== v) return { value: x, spun: true }
+  const t0 = now()
+  const spinEnd = t0 + spinUs / 1000
+  // performance.now() costs ~50 ns: look at the clock every 64 loads.
+  for (let i = 1; ; i++) {
+    x = Atomics.load(i32, index)
+    if (x !== v) return { value: x, spun: true }
+    if ((i & 63) === 0 && now() >= spinEnd) break
+  }
+  for (;;) {
+    onSleep?.()
+    if (canBlock) Atomics.wait(i32, index, v, sliceMs)
+    else for (const end = now() + sliceMs; now() < end && Atomics.load(i32, index) === v;);
+    x = Atomics.load(i32, index)
+    if (x !== v) return { value: x, spun: false }
+  }
 }
 
 /** What a compute worker is started with (Node: workerData; Web Workers: the first message). */

@@ -1,0 +1,178 @@
+// The thread pool: results are bit-identical whatever the thread count (more threads than
+// cores included), chunk size and chunk order, since every output is an exact integer sum
+// computed by exactly one chunk; and the governor picks thread counts from measured rounds.
+import { availableParallelism } from 'node:os'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadModel, openModelContents } from '../src/index.js'
+import { loadWeights } from '../src/model/load.js'
+import { stateBytes, Transformer } from '../src/model/transformer.js'
+import type { PoolOptions } from '../src/thread-pool.js'
+import { ThreadGovernor, type RoundSample } from '../src/threads/governor.js'
+import { loadGolden, TINY_GGUF } from './helpers/golden.js'
+
+const CTX = 96
+const golden = loadGolden()
+/** More threads than this machine has cores: the OS must preempt them mid-round. */
+const OVERSUBSCRIBED = availableParallelism() + 2
+
+async function tiny(threads: number, kernel: 'i2s' | 'tl', outputType: 'f16' | 'q8', pool: PoolOptions = {}): Promise<Transformer> {
+  const contents = await openModelContents(TINY_GGUF)
+  try {
+    const model = await loadWeights(contents, { stateBytes: (c) => stateBytes(c, CTX), kernel, outputType, variant: 'simd' })
+    return await Transformer.create(model, CTX, threads, pool)
+  } finally {
+    await contents.close?.()
+  }
+}
+
+/** Logits of every prompt position (prefill in batches of 8), then 12 greedy tokens with their logits. */
+function run(t: Transformer, ids: number[]): { logits: Float32Array[]; tokens: number[] } {
+  const logits = t.prefill(ids, 0, t.kv, 'all')
+  const tokens: number[] = []
+  let last = logits[logits.length - 1]
+  for (let i = 0; i < 12; i++) {
+    let best = 0
+    for (let v = 1; v < last.length; v++) if (last[v] > last[best]) best = v
+    tokens.push(best)
+    last = t.forward(best, ids.length + i)!.slice()
+    logits.push(last)
+  }
+  return { logits, tokens }
+}
+
+describe.each([
+  { kernel: 'i2s', outputType: 'q8' },
+  { kernel: 'tl', outputType: 'f16' },
+] as const)('tiny-dev, $kernel kernel, $outputType output: bit-identical on any thread count and chunk order', ({ kernel, outputType }) => {
+  const ids = golden.prompts[0].ids
+  let one: ReturnType<typeof run>
+  beforeAll(async () => {
+    const t = await tiny(1, kernel, outputType)
+    one = run(t, ids)
+    await t.dispose()
+  })
+
+  it.each([
+    { threads: 2, pool: {} },
+    { threads: 2, pool: { chunkCost: 1024, scrambleChunks: true } },
+    { threads: OVERSUBSCRIBED, pool: { chunkCost: 4096, scrambleChunks: true } },
+    { threads: OVERSUBSCRIBED, pool: { adaptive: true } },
+  ])('$threads threads, $pool', async ({ threads, pool }) => {
+    const t = await tiny(threads, kernel, outputType, pool)
+    try {
+      const r = run(t, ids)
+      expect(r.tokens).toEqual(one.tokens)
+      r.logits.forEach((l, i) => expect(Buffer.from(l.buffer, l.byteOffset, l.byteLength).equals(
+        Buffer.from(one.logits[i].buffer, one.logits[i].byteOffset, one.logits[i].byteLength)), `position ${i}`).toBe(true))
+    } finally {
+      await t.dispose()
+    }
+  })
+})
+
+describe('oversubscribed model through the public API', () => {
+  let model: Awaited<ReturnType<typeof loadModel>>
+  beforeAll(async () => { model = await loadModel(TINY_GGUF, { threads: OVERSUBSCRIBED, outputType: 'f16' }) })
+  afterAll(() => model.dispose())
+
+  it('generates the golden greedy continuation', async () => {
+    const p = golden.prompts[0]
+    const r = await model.generate(p.ids, { maxTokens: 8, temperature: 0, ignoreEos: true })
+    expect(r.tokens).toEqual(p.greedy32_ids.slice(0, 8))
+    expect(model.threads).toBe(OVERSUBSCRIBED)
+  })
+})
+
+describe('ThreadGovernor', () => {
+  /** A governor on a hand-driven clock, and rounds of 1 ms in which the leader did `leadShare` of the work. */
+  function setup(max: number, adaptive = true) {
+    let t = 0
+    const changes: [number, number][] = []
+    const g = new ThreadGovernor(max, adaptive, (from, to) => changes.push([from, to]), () => t)
+    /** Feeds one window (25 rounds of 1 ms) at the governor's count, at speed-up `s` over one thread. */
+    const window = (s: number) => {
+      const n = g.threads
+      for (let i = 0; i < 25; i++) {
+        const r: RoundSample = n === 1
+          ? { threads: 1, units: 1000, leadUnits: 1000, leadMs: 1, roundMs: 1 }
+          : { threads: n, units: 1000 * s, leadUnits: 1000 / n, leadMs: 1 / n, roundMs: 1 }
+        t += 1
+        g.record(r)
+      }
+    }
+    return { g, changes, window, advance: (ms: number) => { t += ms } }
+  }
+
+  it('stays at the full count while it is faster, and tells workers to spin', () => {
+    const { g, changes, window } = setup(2)
+    for (let i = 0; i < 20; i++) window(1.8)
+    expect(g.threads).toBe(2)
+    expect(g.spinUs).toBeGreaterThan(0)
+    expect(changes).toEqual([])
+  })
+
+  it('drops to one thread when two are slower, and stops workers spinning', () => {
+    const { g, changes, window } = setup(2)
+    window(0.4)
+    expect(g.threads).toBe(1)
+    expect(changes).toEqual([[2, 1]])
+    expect(g.spinUs).toBe(0)
+  })
+
+  it('keeps one thread inside the hysteresis band (0.95–1.1×)', () => {
+    const { g, window, advance } = setup(2)
+    window(0.5)
+    expect(g.threads).toBe(1)
+    for (let i = 0; i < 5; i++) {
+      advance(5000)
+      window(1) // the solo window that opens the probe
+      window(1.05) // the probe at 2 threads: not 1.1× better
+      expect(g.threads).toBe(1)
+    }
+  })
+
+  it('probes back up with a growing gap, and grows when the load goes', () => {
+    const { g, changes, window, advance } = setup(2)
+    window(0.4)
+    expect(g.threads).toBe(1)
+    // Busy: each probe fails; the gap doubles (250, 500, 1000 ms …), so a window right
+    // after a failed probe starts none.
+    advance(300)
+    window(1)
+    expect(g.threads).toBe(2) // probing
+    window(0.4)
+    expect(g.threads).toBe(1)
+    advance(300)
+    window(1)
+    expect(g.threads).toBe(1) // 300 ms < the doubled gap
+    advance(300)
+    window(1)
+    expect(g.threads).toBe(2)
+    // The load went: the probe measures 1.8× and is kept.
+    window(1.8)
+    expect(g.threads).toBe(2)
+    expect(changes).toEqual([[2, 1], [1, 2]])
+  })
+
+  it('never changes a pinned count', () => {
+    const { g, changes, window } = setup(2, false)
+    for (let i = 0; i < 10; i++) window(0.3)
+    expect(g.threads).toBe(2)
+    expect(changes).toEqual([])
+    expect(g.spinUs).toBe(0) // but its workers stop spinning on an oversubscribed machine
+  })
+
+  it('steps down one thread at a time from a larger count when oversubscribed', () => {
+    const { g, changes, window, advance } = setup(4)
+    window(3.5)
+    expect(g.threads).toBe(4)
+    advance(300)
+    window(1.2) // 4 threads at 0.3 efficiency: probe 3
+    expect(g.threads).toBe(3)
+    window(1.5) // kept: not slower
+    expect(g.threads).toBe(3)
+    window(1.2) // 3 threads at 0.4 efficiency, but no slower than 4 were (1.2): stays until the next gap
+    expect(g.threads).toBe(3)
+    expect(changes).toEqual([[4, 3]])
+  })
+})
