@@ -169,7 +169,7 @@ async function runOurs(modelPath, outputType = 'auto') {
   const { timings: t, tokens } = await generate(prompt, tg)
   const cpuShare = cpu()
   if (tokens.length !== tg) throw new Error(`bitnet-wasm generated ${tokens.length} tokens, expected ${tg}`)
-  const info = { threads: (adaptive ? 'auto ≤ ' : '') + (model.threads ?? 1), variant: model.variant, kernel: model.transformer?.kernel, output: model.transformer?.outputType }
+  const info = { threads: (adaptive ? 'auto ≤ ' : '') + (model.threads ?? 1), active: adaptive ? model.transformer.activeThreads : undefined, variant: model.variant, kernel: model.transformer?.kernel, output: model.transformer?.outputType }
   await model.dispose?.()
   return { pp: t.promptTokensPerSecond, tg: t.decodeTokensPerSecond, cpuShare, info }
 }

@@ -136,7 +136,8 @@ export class ThreadPool {
   private disposed = false
   private gen = 0
   private readonly roundTimeoutMs: number
-  private readonly chunkCost: number
+  /** Work per chunk (CHUNK_COST unless PoolOptions say otherwise); benchmarks vary it. */
+  chunkCost: number
   private readonly scramble: boolean
   /** Decides how many threads take part in each round. */
   readonly governor: ThreadGovernor

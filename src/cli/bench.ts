@@ -13,10 +13,13 @@ import type { KernelVariant } from '../wasm.js'
 import { MODEL_OPTIONS, intOpt, oneOf, openModel, parse, printJson } from './common.js'
 import { ProgressBar } from './progress.js'
 import { benchKernels } from './bench-kernels.js'
+import type { Transformer } from '../model/transformer.js'
 import { hardwareConcurrency } from '../env.js'
 
-export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd|single] [--profile] [--json]
-  prints prompt tokens/s, decode tokens/s, time to first token, peak RSS, kernel, variant, threads
+export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd|single] [--profile] [--chunk-cost N] [--json]
+  prints prompt tokens/s, decode tokens/s, time to first token, peak RSS, kernel, variant, threads;
+  --profile adds time per op and rounds per forward pass with their fixed cost; --chunk-cost sets
+  the multiply-adds per chunk of a round (bench/chunks.mjs measures it)
   --json: {"pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "kernel", "variant", "threads"}
 bitnet bench --kernels [-t N] [--variant relaxed|simd|single] [--json]
   matvec kernels in GB/s of weights per thread, L2- and DRAM-resident, 1 and N threads`
@@ -35,6 +38,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     repetitions: { type: 'string', short: 'r' },
     variant: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'chunk-cost': { type: 'string' },
     kernels: { type: 'boolean', default: false },
   })
   if (values.help) { process.stdout.write(BENCH_HELP + '\n'); return 0 }
@@ -79,6 +83,8 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
   // Random prompt tokens (fixed seed): speed does not depend on which tokens they are.
   const prompt = Array.from({ length: pp }, (_, i) => (i * 7919 + 13) % vocab)
   if (values.profile) model.transformer.profile = new Map()
+  const chunkCost = intOpt(values['chunk-cost'], 'chunk-cost', 1)
+  if (chunkCost) model.transformer.pool.chunkCost = chunkCost
   const runs = []
   for (let r = 0; r < reps; r++) {
     const res = await model.generate(prompt, { maxTokens: tg, temperature: 0, ignoreEos: true, signal })
@@ -99,6 +105,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     n_gen: tg,
     repetitions: reps,
     profile: values.profile ? profileTable(model.transformer.profile!) : undefined,
+    rounds: values.profile ? roundStats(model.transformer) : undefined,
   }
   await model.dispose()
   if (values.json) { printJson(out); return 0 }
@@ -110,8 +117,22 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
   if (out.profile) {
     process.stdout.write('  per op (all tokens):\n')
     for (const p of out.profile) process.stdout.write(`    ${p.op.padEnd(14)} ${p.ms.toFixed(1).padStart(9)} ms ${p.share.toFixed(1).padStart(5)} %  ${p.calls} calls\n`)
+    const r = out.rounds!
+    process.stdout.write(`  rounds: ${r.per_pass.toFixed(1)} per forward pass, ${r.round_us.toFixed(1)} µs each on average, of which ` +
+      `the leader waits ${r.wait_us.toFixed(1)} µs for others' last chunks; ${r.active_threads} of ${out.threads} threads taking part at the end\n`)
   }
   return 0
+}
+
+/** Rounds per forward pass and their fixed cost: the leader's wait after it ran out of chunks. */
+function roundStats(t: Transformer) {
+  const s = t.pool.stats
+  return {
+    per_pass: s.rounds / Math.max(1, t.passes),
+    round_us: (1000 * s.roundMs) / Math.max(1, s.rounds),
+    wait_us: (1000 * (s.roundMs - s.leadMs)) / Math.max(1, s.rounds),
+    active_threads: t.activeThreads,
+  }
 }
 
 function profileTable(p: Map<string, { ms: number; calls: number }>) {

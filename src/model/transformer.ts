@@ -5,7 +5,7 @@
  * wasm kernels; this file only sequences them over pointers into the shared memory.
  */
 import { ContextFullError, InvalidArgumentError } from '../errors.js'
-import { ThreadPool, type PoolOptions, type PoolStats } from '../thread-pool.js'
+import { ThreadPool, type PoolOptions } from '../thread-pool.js'
 import { CTL_BYTES, type Job } from '../threads/protocol.js'
 import { growMemory, type Kernels } from '../wasm.js'
 import { Arena } from './arena.js'
@@ -153,9 +153,12 @@ export class Transformer {
   /** The model's own KV cache (what `forward` uses when given none). */
   readonly kv: KvCache
   private readonly freeKv: KvCache[] = []
-  private pool!: ThreadPool
+  /** @internal The compute threads (benchmarks tune and read it). */
+  pool!: ThreadPool
   /** Called after each layer with the residual's pointer (numerics.ts locates a NaN with it). */
   onLayer?: (layer: number, x: number) => void
+  /** Forward passes so far (profiles divide the pool's round count by it). */
+  passes = 0
   /** Time per op label since profiling was enabled (`bitnet bench --profile`). */
   profile?: Map<string, { ms: number; calls: number }>
 
@@ -199,10 +202,6 @@ export class Transformer {
     return this.pool.roundThreads
   }
 
-  /** Round counts and times, for profiles. */
-  get poolStats(): PoolStats {
-    return this.pool.stats
-  }
 
   /** Stops the worker threads. */
   dispose(): Promise<void> {
@@ -266,6 +265,7 @@ export class Transformer {
     const c = this.config, k = this.k, w = this.w, s = this.s
     const n = rows.length
     if (n < 1 || n > MAX_BATCH) throw new InvalidArgumentError(`a batch holds 1..${MAX_BATCH} rows, got ${n}`)
+    this.passes++
     for (const r of rows) {
       if (!Number.isInteger(r.token) || r.token < 0 || r.token >= c.vocabSize) {
         throw new InvalidArgumentError(`token id ${r.token} is out of range 0..${c.vocabSize - 1}`)
