@@ -18,7 +18,7 @@ import type { Logger } from './logger.js'
 import { ThreadGovernor } from './threads/governor.js'
 import {
   claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SPIN_US,
-  jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Job, type WorkerInit, writeJobs,
+  jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type Job, type WorkerInit, writeJobs,
 } from './threads/protocol.js'
 import { isSharedVariant, type KernelVariant, type Kernels } from './wasm.js'
 
@@ -105,7 +105,10 @@ export interface PoolOptions {
    * always all of them). See threads/governor.ts.
    */
   adaptive?: boolean
-  /** Told once when adaptation first leaves the full count, and (debug) of every change. */
+  /**
+   * Told once when adaptation first leaves the full count, and (debug) of every change; its
+   * `warn` (else `console.warn`) when the workers cannot start and the pool runs on one thread.
+   */
   logger?: Logger
   /** Work per chunk (default CHUNK_COST); benchmarks vary it. */
   chunkCost?: number
@@ -172,7 +175,8 @@ export class ThreadPool {
 
   /**
    * Starts `nThreads − 1` workers on the shared memory and waits until each has
-   * instantiated the module. `ctl` is a CTL_BYTES control block in that memory.
+   * instantiated the module. `ctl` is a CTL_BYTES control block in that memory. Workers
+   * that cannot start leave a pool that computes on the calling thread alone (warned once).
    */
   static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, kernels: Kernels, ctl: number, nThreads: number,
     opts: PoolOptions = {}): Promise<ThreadPool> {
@@ -186,7 +190,14 @@ export class ThreadPool {
     if (typeof SharedArrayBuffer === 'undefined' || !(memory.buffer instanceof SharedArrayBuffer)) {
       throw new InvalidArgumentError('threads > 1 need a shared memory (a threaded kernel build and SharedArrayBuffer)')
     }
-    pool.workers = await pool.startWorkers()
+    try {
+      pool.workers = await pool.startWorkers()
+    } catch (e) {
+      // A bundler that did not ship the worker script, a CSP that forbids workers, …: one
+      // thread is slower but correct, and better than no model. Said once, never silently.
+      const warn = opts.logger?.warn?.bind(opts.logger) ?? console.warn
+      warn(`bitnet-wasm: running on 1 thread instead of ${nThreads}: ${(e as Error).message}`)
+    }
     return pool
   }
 
@@ -255,9 +266,11 @@ export class ThreadPool {
     this.fitChunks(parts)
     const total = this.publish(jobs, parts, n)
     const perChunk = work.map((w, j) => (w.items * w.cost) / parts[j])
-    const bound = jobs.map(([name, ...args], j) => {
-      const fn = this.kernels[name] as (...a: number[]) => void
-      return { run: (p: number, ps: number) => fn(...args, p, ps), parts: parts[j], first: parts.slice(0, j).reduce((a, b) => a + b, 0) }
+    let first = 0
+    const bound = jobs.map(([name, ...args], j): Bound => {
+      const run = (this.kernels[name] as (...a: number[]) => void).bind(null, ...args)
+      first += parts[j]
+      return { run, parts: parts[j], first: first - parts[j] }
     })
     const mine = runChunks(bound, this.i32, this.ctl, this.gen, 0, perChunk)
     const leadMs = performance.now() - t0

@@ -114,6 +114,28 @@ describe('compute workers that fail', () => {
     }
   })
 
+  it('workers that cannot start leave a one-thread pool and one warning, not a failed load', async () => {
+    // The non-shared build's module cannot be instantiated on a shared memory: every worker fails.
+    const { module: single } = await compileKernels({ variant: 'single' })
+    const { module, variant } = await compileKernels({ variant: 'simd' })
+    const memory = createMemory(1 << 20, variant)
+    const warnings: string[] = []
+    const pool = await ThreadPool.create(single, memory, instantiateKernels(module, memory), HEAP_BASE, 2, { logger: { warn: (m) => warnings.push(m) } })
+    try {
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toMatch(/^bitnet-wasm: running on 1 thread instead of 2: starting compute workers failed: worker 1: /)
+      expect(pool.activeThreads).toBe(1)
+      const f32 = new Float32Array(memory.buffer)
+      const w = HEAP_BASE + CTL_BYTES, x = w + 16, y = x + 8
+      f32.set([1, 2, 3, 4], w / 4)
+      f32.set([1, 1], x / 4)
+      pool.run([['matvec_f32_f32', w, x, y, 2, 2]])
+      expect([f32[y / 4], f32[y / 4 + 1]]).toEqual([3, 7])
+    } finally {
+      await pool.dispose()
+    }
+  })
+
   it('after dispose() a round throws DisposedError instead of waiting for stopped workers', async () => {
     const { pool, good } = await pool2()
     await pool.dispose()
