@@ -4,7 +4,9 @@
 //   Browsers and other runtimes ("browser", "default"): dist/index.browser.js, dist/worker.js
 //     (`bitnet-wasm/worker`), dist/engine-worker.js, dist/bitnet-worker.browser.js; each
 //     self-contained (dependencies inlined) so a page can import it with no build step.
-// The wasm binaries stay in build/ and are found with `new URL('../build/…', import.meta.url)`.
+// The wasm binaries stay in build/; src/assets.ts (src/assets.browser.ts in browser bundles) locates
+// them and the worker scripts in the literal forms bundlers follow.
+import path from 'node:path'
 import * as esbuild from 'esbuild'
 
 /**
@@ -21,6 +23,14 @@ const nodeAbsent = {
       contents: `module.exports = (() => { throw new Error(${JSON.stringify(`${a.path} is not available in this runtime`)}) })()`,
       loader: 'js',
     }))
+  },
+}
+
+/** Browser bundles locate the browser worker scripts: src/assets.browser.ts replaces src/assets.ts. */
+const browserAssets = {
+  name: 'browser-assets',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/assets\.js$/ }, (a) => ({ path: path.join(a.resolveDir, 'assets.browser.ts') }))
   },
 }
 
@@ -49,6 +59,6 @@ await Promise.all([
     // Error classes keep their names: `e.name` is what users match on, and typed errors cross
     // from the engine worker to the page by name (engine-worker/protocol.ts).
     keepNames: true,
-    plugins: [nodeAbsent],
+    plugins: [nodeAbsent, browserAssets],
   }),
 ])

@@ -14,7 +14,7 @@ import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from './ope
 import { Session, type SessionOptions } from './session.js'
 import { StepScheduler } from './session-scheduler.js'
 import type { BitnetTokenizer } from './tokenizer.js'
-import { defaultThreads } from './env.js'
+import { BASE_URL, defaultThreads } from './env.js'
 import type { KernelVariant, WasmSource } from './wasm.js'
 import type { Logger } from './logger.js'
 import { usableThreads } from './thread-pool.js'
@@ -56,6 +56,20 @@ export interface ModelOptions {
    */
   wasm?: WasmSource
   /**
+   * Where the worker scripts are, for bundlers that do not follow `new URL(…, import.meta.url)`
+   * (esbuild) and apps that host the package's files themselves; with `wasm` this gives every
+   * asset location. Strings resolve against the page in a browser.
+   * - `computeWorker`: the package's `dist/bitnet-worker.browser.js` (browsers) or
+   *   `dist/bitnet-worker.js` (Node, Deno, Bun)
+   * - `engineWorker`: `dist/engine-worker.js` (`bitnet-wasm/worker` only)
+   *
+   * @example
+   * ```ts
+   * await loadModel(url, { wasm: '/static/bitnet/', assets: { computeWorker: '/static/bitnet/bitnet-worker.browser.js' } })
+   * ```
+   */
+  assets?: ModelAssets
+  /**
    * Where to log KV-cache reuse, context shifts, … (`console` works); silent by default,
    * except the single-thread fallback in a page that is not cross-origin isolated, which
    * is said once through `console.warn` when no logger is given.
@@ -67,10 +81,22 @@ export interface ModelOptions {
  * Rejects invalid {@link ModelOptions} before any file is read.
  * @example checkModelOptions({ contextSize: 0 }) // throws InvalidArgumentError
  */
+/** Locations of the worker scripts (see {@link ModelOptions.assets}). */
+export interface ModelAssets { computeWorker?: string | URL; engineWorker?: string | URL }
+
 export function checkModelOptions(opts: ModelOptions): void {
   const ctx = opts.contextSize
   if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
     throw new InvalidArgumentError(`contextSize must be a positive integer, got ${ctx}`)
+  }
+}
+
+function assetUrl(u: string | URL | undefined, name: string): URL | undefined {
+  if (u === undefined) return undefined
+  try {
+    return new URL(u, BASE_URL)
+  } catch {
+    throw new InvalidArgumentError(`assets.${name} must be a URL (or, in a browser, a path on the page's origin), got ${String(u)}`)
   }
 }
 
@@ -117,7 +143,7 @@ export class BitnetModel {
     })
     const threads = usableThreads(opts.threads ?? await defaultThreads(), model.variant, opts.logger ?? console)
     const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })
-    const pool = { adaptive: opts.threads === undefined, logger: opts.logger }
+    const pool = { adaptive: opts.threads === undefined, logger: opts.logger, workerUrl: assetUrl(opts.assets?.computeWorker, 'computeWorker') }
     return new BitnetModel(await Transformer.create(model, ctx!, threads, pool), contents.tokenizer, template, model.variant, opts.logger)
   }
 

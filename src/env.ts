@@ -15,6 +15,9 @@ export const IS_NODE = !IS_DENO && !IS_BUN && typeof g.process?.versions?.node =
 /** A runtime with a file system reachable through `node:fs` (Node, Deno, Bun). */
 export const HAS_FS = IS_NODE || IS_DENO || IS_BUN
 
+/** The page's (or worker's) own URL in a browser, against which relative URLs resolve; undefined elsewhere. */
+export const BASE_URL: string | undefined = HAS_FS ? undefined : (globalThis as { location?: { href?: string } }).location?.href
+
 /** Web Crypto's native digest (browsers in secure contexts, and Node/Deno/Bun). */
 export const HAS_SUBTLE = typeof globalThis.crypto?.subtle?.digest === 'function'
 

@@ -3,7 +3,7 @@
  * Sources: a local path, a URL, an `hf:` id, a Blob/File, bytes, or any ByteSource/ModelFolder.
  */
 import { BitnetModel, checkModelOptions, type ModelOptions } from './bitnet-model.js'
-import { HAS_FS } from './env.js'
+import { BASE_URL, HAS_FS } from './env.js'
 import { InvalidArgumentError } from './errors.js'
 import { blobSource } from './io/blob.js'
 import { DEFAULT_MODEL } from './io/hub.js'
@@ -81,6 +81,8 @@ async function openSource(source: ModelSource, opts: RemoteOptions): Promise<Byt
   }
   if (typeof source === 'string') {
     if (isRemote(source)) return openRemote(source, opts)
+    // In a browser a string that is not a URL of its own is one relative to the page ('/models/x.gguf').
+    if (!HAS_FS && BASE_URL) return openSource(new URL(source, BASE_URL), opts)
     if (!HAS_FS) throw new InvalidArgumentError('a file path needs a runtime with a file system; pass a URL, a File/Blob or bytes instead')
     const { fileSource, folderSource, isDirectory } = await import('./io/file.js')
     return await isDirectory(source) ? folderSource(source) : fileSource(source)

@@ -12,7 +12,8 @@
  * This file sits directly under src/ on purpose: `../dist/bitnet-worker*.js` resolves to
  * the bundled worker both from src/ (tests) and from dist/ (the published package).
  */
-import { CAN_BLOCK, HAS_FS, IS_NODE } from './env.js'
+import { computeWorkerUrl, startComputeWorker } from './assets.js'
+import { CAN_BLOCK, IS_NODE } from './env.js'
 import { DisposedError, InvalidArgumentError, WorkerError } from './errors.js'
 import type { Logger } from './logger.js'
 import { ThreadGovernor } from './threads/governor.js'
@@ -42,7 +43,7 @@ function workerError(m: unknown): string | undefined {
 async function nodeSpawn(): Promise<Spawn> {
   const { Worker } = await import('node:worker_threads')
   return (init, onError, onExit) => {
-    const w = new Worker(new URL('../dist/bitnet-worker.js', import.meta.url), { workerData: init })
+    const w = new Worker(computeWorkerUrl(), { workerData: init })
     w.once('exit', onExit)
     const ready = new Promise<void>((resolve, reject) => {
       w.once('error', reject)
@@ -57,13 +58,11 @@ async function nodeSpawn(): Promise<Spawn> {
   }
 }
 
-function webSpawn(): Spawn {
-  // Deno and Bun can run either bundle; a browser gets the one without `node:` imports.
-  const url = HAS_FS ? new URL('../dist/bitnet-worker.js', import.meta.url) : new URL('../dist/bitnet-worker.browser.js', import.meta.url)
+function webSpawn(url?: URL): Spawn {
   return (init, onError, onExit) => {
-    const w = new Worker(url, { type: 'module' })
+    const w = startComputeWorker(url)
     const ready = new Promise<void>((resolve, reject) => {
-      w.onerror = (e) => { e.preventDefault(); reject(new Error(e.message || `cannot start ${url.href}`)); onExit() }
+      w.onerror = (e) => { e.preventDefault(); reject(new Error(e.message || `cannot start the compute worker script${url ? ' ' + url.href : ''}`)); onExit() }
       w.onmessage = (e: MessageEvent) => {
         if (e.data === 'ready') { (w as { unref?: () => void }).unref?.(); resolve() } // unref: Bun
         else onError(workerError(e.data) ?? String(e.data))
@@ -114,6 +113,8 @@ export interface PoolOptions {
   chunkCost?: number
   /** Claim chunks in a scrambled order (tests: results must not depend on it). */
   scrambleChunks?: boolean
+  /** The compute worker script, where an app hosts it itself (default: the package's, found by assets.ts). */
+  workerUrl?: URL
 }
 
 /** Round-trip cost and count, for `bitnet bench --profile`. */
@@ -142,6 +143,7 @@ export class ThreadPool {
   /** Work per chunk (CHUNK_COST unless PoolOptions say otherwise); benchmarks vary it. */
   chunkCost: number
   private readonly scramble: boolean
+  private readonly workerUrl?: URL
   /** Decides how many threads take part in each round. */
   readonly governor: ThreadGovernor
   /** Rounds and their time since creation (profiling). */
@@ -162,6 +164,7 @@ export class ThreadPool {
     this.roundTimeoutMs = opts.roundTimeoutMs ?? ROUND_TIMEOUT_MS
     this.chunkCost = opts.chunkCost ?? CHUNK_COST
     this.scramble = opts.scrambleChunks ?? false
+    this.workerUrl = opts.workerUrl
     let told = false
     this.governor = new ThreadGovernor(nThreads, opts.adaptive ?? false, (from, to, measured) => {
       const speedups = [...measured].map(([n, s]) => `${n}: ${s.toFixed(2)}×`).join(', ')
@@ -207,7 +210,7 @@ export class ThreadPool {
     this.i32.fill(0, this.base, this.base + CTL_BYTES / 4)
     this.gen = 0
     Atomics.store(this.i32, this.base + CTL_ACTIVE, nThreads)
-    const spawn = IS_NODE ? await nodeSpawn() : webSpawn()
+    const spawn = IS_NODE && !this.workerUrl ? await nodeSpawn() : webSpawn(this.workerUrl)
     const onError = (message: string) => { this.lastError = message }
     const workers: WorkerHandle[] = []
     await Promise.all(Array.from({ length: nThreads - 1 }, (_, i) => {

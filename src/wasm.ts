@@ -6,6 +6,7 @@
  * build/ folder both from src/ (tests) and from dist/ (the published bundle).
  */
 import { ResourceLimitError, WasmFeatureError } from './errors.js'
+import { WASM_URL } from './assets.js'
 import { readUrlBytes } from './io/url.js'
 import { relaxedSimd, simd, threads } from 'wasm-feature-detect'
 
@@ -79,17 +80,6 @@ const SUPPORTED: Record<KernelVariant, () => Promise<boolean>> = {
 }
 
 /**
- * Where the kernel binaries are: next to the package's modules by default. The literal
- * `new URL('…', import.meta.url)` form is the one bundlers (Vite, webpack, esbuild,
- * Parcel) recognise and copy as assets.
- */
-const WASM_URLS: Record<KernelVariant, URL> = {
-  relaxed: new URL('../build/bitnet-relaxed.wasm', import.meta.url),
-  simd: new URL('../build/bitnet-simd.wasm', import.meta.url),
-  single: new URL('../build/bitnet-single.wasm', import.meta.url),
-}
-
-/**
  * Override of the kernel binaries (unusual hosting, e.g. a CDN or an app's own asset
  * folder): a folder URL holding `bitnet-{relaxed,simd,single}.wasm`, or the bytes of one
  * build (give its `variant` too; default 'simd').
@@ -129,7 +119,7 @@ export async function compileKernels(opts: { variant?: KernelVariant; wasm?: Was
       ? `this runtime cannot run the '${opts.variant}' kernels (${NEEDS[opts.variant]} missing)`
       : 'this runtime cannot run WebAssembly SIMD128')
   }
-  const url = opts.wasm ? new URL(`bitnet-${variant}.wasm`, opts.wasm) : WASM_URLS[variant]
+  const url = opts.wasm ? new URL(`bitnet-${variant}.wasm`, opts.wasm) : WASM_URL[variant]()
   return { module: await compileUrl(url), variant }
 }
 

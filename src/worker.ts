@@ -7,6 +7,8 @@
  */
 import type { ModelOptions } from './bitnet-model.js'
 import type { ChatMessage } from './chat-template.js'
+import { startEngineWorker } from './assets.js'
+import { BASE_URL } from './env.js'
 import { WorkerError } from './errors.js'
 import { Generation, type GenerateOptions, type GenerationChunk, type GenerationRun } from './generation.js'
 import type { ModelConfig } from './model/config.js'
@@ -71,13 +73,15 @@ class Connection {
  * ```
  */
 export async function loadModelInWorker(source: WorkerModelSource, opts: ModelOptions = {}): Promise<WorkerModel> {
-  const { onProgress, signal, logger = console, wasm, ...rest } = opts
+  const { onProgress, signal, logger = console, wasm, assets, ...rest } = opts
   signal?.throwIfAborted()
-  const conn = new Connection(new Worker(new URL('../dist/engine-worker.js', import.meta.url), { type: 'module' }))
+  const conn = new Connection(startEngineWorker(assets?.engineWorker ? new URL(assets.engineWorker, BASE_URL) : undefined))
   const onAbort = () => conn.terminate()
   signal?.addEventListener('abort', onAbort, { once: true })
   try {
-    const { result } = conn.call({ op: 'load', source, options: { ...rest, wasm: wasm instanceof URL ? wasm.href : wasm } }, (r) => {
+    const href = (u?: string | URL) => (u === undefined ? undefined : new URL(u, BASE_URL).href)
+    const options = { ...rest, wasm: wasm instanceof URL ? wasm.href : wasm, assets: assets && { computeWorker: href(assets.computeWorker) } }
+    const { result } = conn.call({ op: 'load', source, options }, (r) => {
       if (r.type === 'progress') onProgress?.(r.progress)
       else if (r.type === 'warn') logger.warn?.(r.message)
     })

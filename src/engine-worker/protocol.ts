@@ -24,8 +24,11 @@ import type { KernelVariant } from '../wasm.js'
  */
 export type WorkerModelSource = string | Uint8Array | ArrayBuffer | Blob
 
-/** Load options that cross the thread boundary (the kernel binaries' folder as a string). */
-export type PostedModelOptions = Omit<ModelOptions, 'onProgress' | 'signal' | 'logger' | 'wasm'> & { wasm?: string | Uint8Array }
+/** Load options that cross the thread boundary (the kernel binaries' folder and the compute worker as strings). */
+export type PostedModelOptions = Omit<ModelOptions, 'onProgress' | 'signal' | 'logger' | 'wasm' | 'assets'> & {
+  wasm?: string | Uint8Array
+  assets?: { computeWorker?: string }
+}
 export type PostedGenerateOptions = Omit<GenerateOptions, 'signal'>
 
 export type Request =

@@ -64,9 +64,9 @@ class AdaptiveSpin {
 }
 
 // Started last: the classes above must be initialised before the loop uses them.
+// No top-level await: bundlers build worker scripts as classic (iife) workers by default.
 if (IS_NODE) {
-  const { parentPort, workerData } = await import('node:worker_threads')
-  computeLoop(workerData as WorkerInit, (m) => parentPort!.postMessage(m))
+  void import('node:worker_threads').then(({ parentPort, workerData }) => computeLoop(workerData as WorkerInit, (m) => parentPort!.postMessage(m)))
 } else {
   const scope = globalThis as unknown as { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void }
   scope.onmessage = (e) => {
