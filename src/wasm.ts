@@ -7,6 +7,7 @@
  */
 import { ResourceLimitError, WasmFeatureError } from './errors.js'
 import { WASM_URL } from './assets.js'
+import { BASE_URL } from './env.js'
 import { readUrlBytes } from './io/url.js'
 import { relaxedSimd, simd, threads } from 'wasm-feature-detect'
 
@@ -81,8 +82,9 @@ const SUPPORTED: Record<KernelVariant, () => Promise<boolean>> = {
 
 /**
  * Override of the kernel binaries (unusual hosting, e.g. a CDN or an app's own asset
- * folder): a folder URL holding `bitnet-{relaxed,simd,single}.wasm`, or the bytes of one
- * build (give its `variant` too; default 'simd').
+ * folder): a folder URL holding `bitnet-{relaxed,simd,single}.wasm` (in a browser a path
+ * such as '/static/bitnet/' resolves against the page), or the bytes of one build (give
+ * its `variant` too; default 'simd').
  */
 export type WasmSource = string | URL | Uint8Array
 
@@ -119,7 +121,8 @@ export async function compileKernels(opts: { variant?: KernelVariant; wasm?: Was
       ? `this runtime cannot run the '${opts.variant}' kernels (${NEEDS[opts.variant]} missing)`
       : 'this runtime cannot run WebAssembly SIMD128')
   }
-  const url = opts.wasm ? new URL(`bitnet-${variant}.wasm`, opts.wasm) : WASM_URL[variant]()
+  // A folder given as a path ('/static/') is one on the page's origin.
+  const url = opts.wasm ? new URL(`bitnet-${variant}.wasm`, new URL(opts.wasm, BASE_URL)) : WASM_URL[variant]()
   return { module: await compileUrl(url), variant }
 }
 

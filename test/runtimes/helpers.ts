@@ -37,3 +37,38 @@ export function startDemoServer(args: string[] = []): Promise<{ url: string; pro
     })
   })
 }
+
+/**
+ * Serves `dir` on 127.0.0.1 (a free port) as a static host would: Content-Length, HEAD, Range,
+ * and the COOP/COEP headers when `isolated`; `extra` maps URL paths to files outside it.
+ */
+export async function serveStatic(dir: string, isolated: boolean, extra: Record<string, string> = {}): Promise<{ url: string; close: () => Promise<void> }> {
+  const { createServer } = await import('node:http')
+  const { createReadStream, existsSync, statSync } = await import('node:fs')
+  const { extname, join } = await import('node:path')
+  const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' }
+  const server = createServer((req, res) => {
+    const pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)
+    const file = extra[pathname] ?? join(dir, pathname === '/' ? 'index.html' : pathname)
+    if (!file.startsWith(dir) && !extra[pathname] || !existsSync(file) || statSync(file).isDirectory()) {
+      res.writeHead(404).end()
+      return
+    }
+    const size = statSync(file).size
+    const range = /bytes=(\d+)-(\d*)/.exec(req.headers.range ?? '')
+    const start = range ? Number(range[1]) : 0
+    const end = range?.[2] ? Number(range[2]) : size - 1
+    res.writeHead(range ? 206 : 200, {
+      'content-type': types[extname(file)] ?? 'application/octet-stream',
+      'content-length': end - start + 1,
+      'accept-ranges': 'bytes',
+      ...(range ? { 'content-range': `bytes ${start}-${end}/${size}` } : {}),
+      ...(isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {}),
+    })
+    if (req.method === 'HEAD') res.end()
+    else createReadStream(file, { start, end }).pipe(res)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) }
+}

@@ -1,0 +1,86 @@
+// The package in apps built for production by the bundlers users build with: Vite, webpack 5
+// (both with their default configs, plus only the two COOP/COEP headers the README names) and
+// esbuild (which does not follow `new URL(…, import.meta.url)`: the README's `wasm` and
+// `assets` options point at the package's files copied next to the bundle). Each app (the
+// packed tarball installed into it, test/runtimes/app/) is served as a static host would and
+// opened in Debian's Chromium: with COOP/COEP it must generate the golden text on 2 threads,
+// without them on 1 thread with the one warning; never a page error.
+import { execFile } from 'node:child_process'
+import { copyFileSync, cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { Browser } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadGolden, TINY_GGUF } from '../helpers/golden.js'
+import { HAVE_CHROMIUM, launchChromium, serveStatic } from './helpers.js'
+
+const run = promisify(execFile)
+const require = createRequire(new URL('./package.json', import.meta.url))
+const ROOT = new URL('../../', import.meta.url).pathname
+/** The bundlers' command-line entries (their packages do not export them). */
+const BIN = (pkg: string, file: string) => join(require.resolve(`${pkg}/package.json`), '..', file)
+const TMP = mkdtempSync(join(tmpdir(), 'bitnet-bundlers-'))
+const APP = join(TMP, 'app')
+const golden = loadGolden().prompts[0]
+
+const page = (script: string, module = true) =>
+  `<!doctype html>\n<html><body><pre id="out"></pre><div id="status">loading</div><script ${module ? 'type="module" ' : ''}src="/${script}"></script></body></html>\n`
+
+/** Each bundler's production build of the app: its output folder. */
+const BUILDS: Record<string, () => Promise<void>> = {
+  vite: async () => { await run(process.execPath, [BIN('vite', 'bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: APP }) },
+  webpack: async () => {
+    await run(process.execPath, [BIN('webpack-cli', 'bin/cli.js'), '--config', 'webpack.config.js'], { cwd: APP })
+    writeFileSync(join(APP, 'dist-webpack', 'index.html'), page('main.js', false))
+  },
+  esbuild: async () => {
+    const esbuild = await import('esbuild')
+    await esbuild.build({ entryPoints: [join(APP, 'main-esbuild.js')], bundle: true, format: 'esm', outdir: join(APP, 'dist-esbuild'), logLevel: 'error' })
+    // The README's esbuild step: copy the kernel binaries and the compute worker next to the bundle.
+    const pkg = join(APP, 'node_modules', 'bitnet-wasm')
+    for (const f of readdirSync(join(pkg, 'build'))) if (f.endsWith('.wasm')) copyFileSync(join(pkg, 'build', f), join(APP, 'dist-esbuild', f))
+    copyFileSync(join(pkg, 'dist', 'bitnet-worker.browser.js'), join(APP, 'dist-esbuild', 'bitnet-worker.browser.js'))
+    writeFileSync(join(APP, 'dist-esbuild', 'index.html'), page('main-esbuild.js'))
+  },
+}
+
+describe.runIf(HAVE_CHROMIUM)('production builds of an app', () => {
+  let browser: Browser
+  beforeAll(async () => {
+    const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', TMP], { cwd: ROOT })
+    cpSync(new URL('./app/', import.meta.url).pathname, APP, { recursive: true })
+    writeFileSync(join(APP, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
+    await run('npm', ['install', join(TMP, JSON.parse(stdout)[0].filename), '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: APP })
+    await Promise.all(Object.values(BUILDS).map((build) => build()))
+    browser = await launchChromium()
+  }, 300_000)
+  afterAll(async () => {
+    await browser?.close()
+    rmSync(TMP, { recursive: true, force: true })
+  })
+
+  it.each(Object.keys(BUILDS).flatMap((bundler) => [true, false].map((isolated) => ({ bundler, isolated }))))(
+    '$bundler, cross-origin isolated: $isolated', async ({ bundler, isolated }) => {
+      const server = await serveStatic(join(APP, `dist-${bundler}`), isolated, { '/model.gguf': TINY_GGUF })
+      const tab = await browser.newPage()
+      try {
+        const errors: string[] = []
+        tab.on('pageerror', (e) => errors.push(e.message))
+        await tab.goto(server.url + '/')
+        await tab.waitForFunction(() => document.getElementById('status')?.textContent !== 'loading', null, { timeout: 120_000 })
+        const status = JSON.parse((await tab.textContent('#status'))!)
+        expect(status.state, status.message).toBe('done')
+        expect(errors).toEqual([])
+        expect(await tab.textContent('#out')).toBe(golden.greedy32_text)
+        expect(status.isolated).toBe(isolated)
+        expect([status.threads, status.active]).toEqual(isolated ? [2, 2] : [1, 1])
+        if (isolated) expect(status.warnings).toEqual([])
+        else expect(status.warnings).toEqual([expect.stringMatching(/^bitnet-wasm: running on 1 thread instead of 2: .*Cross-Origin-Opener-Policy/)])
+      } finally {
+        await tab.close()
+        await server.close()
+      }
+    }, 150_000)
+})
