@@ -110,6 +110,11 @@ export class BitnetModel {
       kernel: opts.kernel,
       wasm: opts.wasm,
     })
+    const { provenance } = contents.config
+    if (provenance.activationGuessed) {
+      (opts.logger ?? console).warn?.(`bitnet-wasm: ${contents.name}: FFN activation ${contents.config.activation} (${provenance.activation}); ` +
+        'if the output is garbage, the file needs an explicit hidden_activation')
+    }
     const threads = usableThreads(opts.threads ?? await hardwareConcurrency(), model.variant, opts.logger ?? console)
     const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })
     return new BitnetModel(await Transformer.create(model, ctx!, threads), contents.tokenizer, template, model.variant, opts.logger)
