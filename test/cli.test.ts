@@ -96,6 +96,15 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(out.tensor_types.I2_S.count).toBe(8 * 7)
     expect(out.chat_template.placeholder_in_file).toBe(true)
     expect(out.chat_template.used).toContain('Assistant: ')
+    expect(out.config.provenance).toMatchObject({ family: "BitNet b1.58 2B4T (general.architecture 'bitnet-b1.58')", activationGuessed: false })
+  })
+
+  it('info: family, activation and where each was read from', async () => {
+    const { stdout } = await bitnet('info', TINY_GGUF)
+    expect(stdout).toMatch(/family +BitNet b1.58 2B4T \(general.architecture 'bitnet-b1.58'\)/)
+    expect(stdout).toMatch(/activation +relu2 \(arch 'bitnet-b1.58' with a Llama 3 tokenizer/)
+    const folder = new URL('./fixtures/tiny-dev/', import.meta.url).pathname
+    expect((await bitnet('info', folder)).stdout).toMatch(/family +BitNet b1.58 2B4T \(config.json model_type 'bitnet', quant_method 'bitnet'\)\n.*\n +activation +relu2 \(config.json hidden_act\)/)
   })
 
   it('convert --json and info on a Hugging Face folder; logits of the converted file are the folder\'s', async () => {
