@@ -14,6 +14,11 @@ import { ggufContents } from '../src/model/contents.js'
 import { permuteQkRows, unpermuteQkRows } from '../src/model/qk-permute.js'
 import { loadReferenceModel, ReferenceTransformer } from '../src/model/reference.js'
 import { syntheticGguf, type SyntheticOptions, type SyntheticShape } from '../src/model/synthetic.js'
+import { convertToGguf } from '../src/convert/index.js'
+import { decodeTernary } from '../src/formats/index.js'
+import { readGguf } from '../src/gguf/reader.js'
+import { hfContents } from '../src/model/load-hf.js'
+import { hfLlamaFolder } from './helpers/hf-folder.js'
 import { rng } from './helpers/kernels.js'
 
 /** Max |Δlogit| between the engine and the float64 reference over 10 random tokens (top-1 must agree). */
@@ -74,6 +79,65 @@ describe('Llama family: what the loader reads', () => {
     const p = permuteQkRows(rows.slice(), 4, 3)
     expect(Array.from(p.subarray(0, 12))).toEqual([0, 1, 2, 12, 13, 14, 3, 4, 5, 15, 16, 17]) // rows 0, 4, 1, 5 of head 0
     expect(Array.from(unpermuteQkRows(p, 4, 3))).toEqual(Array.from(rows))
+  })
+})
+
+describe('Llama family as a Hugging Face folder (LlamaForCausalLM, bitlinear-packed) and through `bitnet convert`', () => {
+  const shape: SyntheticShape = { arch: 'llama', nEmbd: 256, nFf: 512, nLayer: 2, nHead: 4, nHeadKv: 2, vocab: 300, ropeTheta: 1000042, tokenizerPre: 'falcon3' }
+  const ids = [1, 45, 260, 3, 99, 180, 7, 33, 250]
+  const logitsOf = async (src: Uint8Array | Awaited<ReturnType<typeof hfContents>>) => {
+    const model = src instanceof Uint8Array ? await loadModel(src, { threads: 1 }) : await (await import('../src/bitnet-model.js')).BitnetModel.load(src, { threads: 1 })
+    const out = model.logits(ids).map((r) => Array.from(r))
+    await model.dispose()
+    return out
+  }
+  const close = (a: number[][], b: number[][]) => {
+    let d = 0
+    a.forEach((r, p) => r.forEach((v, i) => { d = Math.max(d, Math.abs(v - b[p][i])) }))
+    return d
+  }
+
+  it('the folder and the bitnet.cpp-style GGUF of the same weights give the same logits', async () => {
+    const g = syntheticGguf(shape, { seed: 31 })
+    const folder = await hfContents(hfLlamaFolder(g, 'packed'))
+    expect(folder.config).toMatchObject({ arch: 'llama', rope: 'neox', activation: 'silu' })
+    // γ goes through weight_scale = 1/γ (f32) and back: equal to within an ulp
+    expect(close(await logitsOf(folder), await logitsOf(writeGguf(g)))).toBeLessThan(1e-4)
+  })
+
+  it('convert writes arch llama with q/k permuted as bitnet.cpp does; the file loads back with the folder\'s logits', async () => {
+    const g = syntheticGguf(shape, { seed: 32 })
+    const folder = await hfContents(hfLlamaFolder(g, 'packed'))
+    const chunks: Uint8Array[] = []
+    for await (const c of convertToGguf(folder, { to: 'i2s' })) chunks.push(c)
+    const out = new Uint8Array(Buffer.concat(chunks))
+    const gguf = await readGguf(bytesSource(out))
+    expect(gguf.metadata.get('general.architecture')?.value).toBe('llama')
+    expect(gguf.metadata.has('llama.hidden_activation')).toBe(false)
+    expect(gguf.tensors.map((t) => t.name)).toContain('output.weight')
+    // the q rows are those of the bitnet.cpp-style file (codes equal; γ within an ulp)
+    const q = gguf.tensors.find((t) => t.name === 'blk.1.attn_q.weight')!
+    const mine = decodeTernary('I2_S', out.subarray(gguf.dataOffset + q.offset, gguf.dataOffset + q.offset + q.byteSize), 256, 256)
+    const theirs = decodeTernary('I2_S', g.tensors.find((t) => t.name === 'blk.1.attn_q.weight')!.data, 256, 256)
+    expect(Buffer.compare(Buffer.from(mine.codes.buffer), Buffer.from(theirs.codes.buffer))).toBe(0)
+    expect(close(await logitsOf(out), await logitsOf(folder))).toBeLessThan(1e-4)
+    for (const to of ['tl2', 'tq2_0'] as const) { // TL2 as arch llama is file_type 39; TQ2_0 is for upstream llama.cpp, same arch
+      const c: Uint8Array[] = []
+      for await (const x of convertToGguf(folder, { to })) c.push(x)
+      const file = new Uint8Array(Buffer.concat(c))
+      expect((await readGguf(bytesSource(file))).metadata.get('general.architecture')?.value).toBe('llama')
+      // TQ2_0 rounds γ to fp16 (its logits are checked against I2_S in formats-load.test.ts)
+      if (to === 'tl2') expect(close(await logitsOf(file), await logitsOf(folder))).toBeLessThan(1e-4)
+      else expect((await logitsOf(file)).flat().every(Number.isFinite)).toBe(true)
+    }
+  })
+
+  it('a plain full-precision LlamaForCausalLM folder is refused with NotTernaryError', async () => {
+    const rand = rng(9)
+    const folder = await hfContents(hfLlamaFolder(syntheticGguf(shape, { seed: 33 }), (codes, gamma) => Float32Array.from(codes, (c) => c * gamma + (rand() - 0.5) * 0.01)))
+    const err = await logitsOf(folder).catch((e) => e)
+    expect(err).toBeInstanceOf(NotTernaryError)
+    expect(err.message).toMatch(/'blk.0.attn_q.weight' holds F32 weights with many distinct magnitudes/)
   })
 })
 
