@@ -534,7 +534,7 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
  * score of a piece is −(rank of the first merge producing it), which orders SentencePiece's
  * merges as HF's merge list does (HF derives that list from the scores).
  */
-function spmMetadataFromHf(json: Record<string, any>, tokenizerConfig: object, file: string): GgufMetadata {
+export function spmMetadataFromHf(json: Record<string, any>, tokenizerConfig: object, file: string): GgufMetadata {
   const model = json.model as Record<string, any>
   const vocab = model.vocab
   if (!vocab || typeof vocab !== 'object' || Array.isArray(vocab)) throw new ModelFormatError('model.vocab must be an object', { file })

@@ -2,8 +2,9 @@
 // reference: bitnet.cpp's Llama-family GGUFs (Falcon3-1.58bit, Falcon-E, Llama3-8B-1.58: arch
 // 'llama', q/k rows permuted for NORM RoPE, no sub-norms, untied output, SiLU, Falcon
 // pre-tokenizers), and the refusals that keep a wrong file from computing silent garbage.
+import llamaTokenizer from 'llama-tokenizer-js'
 import { describe, expect, it } from 'vitest'
-import { loadModel, ModelFormatError, NotTernaryError, UnsupportedFeatureError } from '../src/index.js'
+import { BitnetModel, loadModel, ModelFormatError, NotTernaryError, UnsupportedFeatureError } from '../src/index.js'
 import { f32ToF16 } from '../src/formats/float.js'
 import { FORMATS } from '../src/formats/index.js'
 import { parseGguf } from '../src/gguf/reader.js'
@@ -85,9 +86,9 @@ describe('Llama family: what the loader reads', () => {
 describe('Llama family as a Hugging Face folder (LlamaForCausalLM, bitlinear-packed) and through `bitnet convert`', () => {
   const shape: SyntheticShape = { arch: 'llama', nEmbd: 256, nFf: 512, nLayer: 2, nHead: 4, nHeadKv: 2, vocab: 300, ropeTheta: 1000042, tokenizerPre: 'falcon3' }
   const ids = [1, 45, 260, 3, 99, 180, 7, 33, 250]
-  const logitsOf = async (src: Uint8Array | Awaited<ReturnType<typeof hfContents>>) => {
-    const model = src instanceof Uint8Array ? await loadModel(src, { threads: 1 }) : await (await import('../src/bitnet-model.js')).BitnetModel.load(src, { threads: 1 })
-    const out = model.logits(ids).map((r) => Array.from(r))
+  const logitsOf = async (src: Uint8Array | Awaited<ReturnType<typeof hfContents>>, tokens = ids) => {
+    const model = src instanceof Uint8Array ? await loadModel(src, { threads: 1 }) : await BitnetModel.load(src, { threads: 1 })
+    const out = model.logits(tokens).map((r) => Array.from(r))
     await model.dispose()
     return out
   }
@@ -130,6 +131,34 @@ describe('Llama family as a Hugging Face folder (LlamaForCausalLM, bitlinear-pac
       if (to === 'tl2') expect(close(await logitsOf(file), await logitsOf(folder))).toBeLessThan(1e-4)
       else expect((await logitsOf(file)).flat().every(Number.isFinite)).toBe(true)
     }
+  })
+
+  it('convert keeps a SentencePiece tokenizer (tokenizer.ggml.model llama, not gpt2): same ids and logits as the folder', async () => {
+    // LLaMA-2's vocabulary and merges as Meta's HF export spells them (byte fallback on)
+    const ref = llamaTokenizer as unknown as { vocabById: string[]; merges: Map<string, number> }
+    const json = {
+      model: {
+        type: 'BPE', byte_fallback: true, unk_token: '<unk>', fuse_unk: true,
+        vocab: Object.fromEntries(ref.vocabById.map((t, id) => [t, id])),
+        merges: [...ref.merges.entries()].sort((a, b) => a[1] - b[1]).map(([pair]) => pair),
+      },
+      added_tokens: ['<unk>', '<s>', '</s>'].map((content, id) => ({ id, content, special: true })),
+      decoder: { type: 'Sequence', decoders: [] },
+    }
+    const g = syntheticGguf({ arch: 'llama', nEmbd: 64, nFf: 128, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 32000 }, { seed: 34 })
+    const folder = await hfContents(hfLlamaFolder(g, 'packed', { json, config: { bos_token: '<s>', eos_token: '</s>', add_bos_token: true } }))
+    const chunks: Uint8Array[] = []
+    for await (const c of convertToGguf(folder, { to: 'i2s' })) chunks.push(c)
+    const out = new Uint8Array(Buffer.concat(chunks))
+    const md = (await readGguf(bytesSource(out))).metadata
+    expect(md.get('tokenizer.ggml.model')?.value).toBe('llama')
+    expect(md.get('tokenizer.ggml.bos_token_id')?.value).toBe(1)
+    const model = await loadModel(out, { threads: 1 })
+    for (const text of ['Hello world', ' grüße, 東京 🦙\n\tx']) expect(model.tokenize(text)).toEqual(folder.tokenizer.encode(text))
+    const ids = model.tokenize('The quick brown fox')
+    const a = model.logits(ids).map((r) => Array.from(r))
+    await model.dispose()
+    expect(close(a, await logitsOf(folder, ids))).toBeLessThan(1e-4)
   })
 
   it('a plain full-precision LlamaForCausalLM folder is refused with NotTernaryError', async () => {

@@ -15,6 +15,7 @@ import { GgufType, type GgufMetadata, type GgufValue } from '../gguf/types.js'
 import { metaArr, metaBool, metaF32, metaStr, metaU32 } from '../gguf/writer.js'
 import { ARCH_FAMILIES, type ModelConfig } from '../model/config.js'
 import type { ModelContents } from '../model/contents.js'
+import { spmMetadataFromHf } from '../tokenizer.js'
 
 /** llama.h `llama_ftype` per target (bitnet.cpp's fork for TL1/TL2/I2_S). */
 export const FILE_TYPES = { f32: 0, f16: 1, bf16: 32, tq1_0: 36, tq2_0: 37, tl1: 38, tl2: 39, i2s: 40 } as const
@@ -82,10 +83,13 @@ function hfMetadata(contents: ModelContents): GgufMetadata {
 }
 
 /**
- * `tokenizer.ggml.*` of a byte-level BPE tokenizer.json (types: 1 normal, 3 control,
- * 4 user-defined; scores 0, −1000 for added tokens, as the bitnet.cpp converter writes them).
+ * `tokenizer.ggml.*` of a tokenizer.json: a SentencePiece one (BPE with byte fallback: LLaMA-2,
+ * 1bitLLM) as `llama` with scores and byte tokens, as llama.cpp's converter writes it; a
+ * byte-level BPE one as `gpt2` (types: 1 normal, 3 control, 4 user-defined; scores 0, −1000 for
+ * added tokens, as the bitnet.cpp converter writes them).
  */
 function tokenizerMetadata(tok: Record<string, any>, cfg: Record<string, any>, file: string): [string, GgufValue][] {
+  if (tok.model?.byte_fallback === true) return [...spmMetadataFromHf(tok, cfg, file)]
   const vocab = tok.model?.vocab as Record<string, number> | undefined
   if (!vocab || tok.model?.type !== 'BPE') throw new ModelFormatError('tokenizer.json: only BPE tokenizers convert', { file })
   const tokens: string[] = []

@@ -54,7 +54,8 @@ const meta = (g: GgufWriteInput, key: string) => g.metadata.get(key)?.value as n
  * `projections`: 'packed' (a 1.58-bit checkpoint), or a function giving each projection's F32
  * values from its codes and γ (e.g. noise: a plain full-precision Llama).
  */
-export function hfLlamaFolder(g: GgufWriteInput, projections: 'packed' | ((codes: Int8Array, gamma: number) => Float32Array)): ModelFolder {
+export function hfLlamaFolder(g: GgufWriteInput, projections: 'packed' | ((codes: Int8Array, gamma: number) => Float32Array),
+  tokenizer?: { json: object; config: object }): ModelFolder {
   const nHead = meta(g, 'llama.attention.head_count')
   const nHeadKv = meta(g, 'llama.attention.head_count_kv')
   const nEmbd = meta(g, 'llama.embedding_length')
@@ -98,8 +99,8 @@ export function hfLlamaFolder(g: GgufWriteInput, projections: 'packed' | ((codes
   const files: Record<string, Uint8Array> = {
     'config.json': new TextEncoder().encode(JSON.stringify(config)),
     'model.safetensors': safetensors(tensors),
-    'tokenizer.json': new TextEncoder().encode(JSON.stringify(tok)),
-    'tokenizer_config.json': new TextEncoder().encode(JSON.stringify({ bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' })),
+    'tokenizer.json': new TextEncoder().encode(JSON.stringify(tokenizer?.json ?? tok)),
+    'tokenizer_config.json': new TextEncoder().encode(JSON.stringify(tokenizer?.config ?? { bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' })),
   }
   return { name: 'synthetic-llama-hf', open: async (f) => files[f] && bytesSource(files[f], `synthetic-llama-hf/${f}`) }
 }
