@@ -43,6 +43,7 @@ async function vsReference(bytes: Uint8Array, vocab: number, seed: number, kerne
 const LLAMA_CASES: [string, SyntheticShape, SyntheticOptions][] = [
   ['Falcon3-style: falcon3 pre-tokenizer, GQA 2:1', { arch: 'llama', nEmbd: 128, nFf: 320, nLayer: 2, nHead: 2, nHeadKv: 1, vocab: 300, ropeTheta: 1000042, tokenizerPre: 'falcon3' }, { seed: 11 }],
   ['Falcon-E-style: falcon_e pre-tokenizer, MHA, TQ2_0', { arch: 'llama', nEmbd: 256, nFf: 512, nLayer: 2, nHead: 4, nHeadKv: 4, vocab: 290, tokenizerPre: 'falcon_e' }, { seed: 14, format: 'TQ2_0' }],
+  ['Falcon3-1B-style: head_dim 256, θ 1000042', { arch: 'llama', nEmbd: 512, nFf: 384, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 260, ropeTheta: 1000042, tokenizerPre: 'falcon3' }, { seed: 15 }],
   ['Llama3-8B-style: head_dim ≠ n_embd/n_head, odd K (decode path)', { arch: 'llama', nEmbd: 96, nFf: 200, nLayer: 2, nHead: 3, nHeadKv: 1, headDim: 48, vocab: 280, tokenizerPre: 'llama-bpe' }, { seed: 13 }],
 ]
 
