@@ -14,7 +14,7 @@ export type { GenerateOptions, GenerationChunk, GenerationResult, GenerationTimi
 export { Session, type SessionOptions } from './session.js'
 export type {
   OpenAIFacade, OpenAIFacadeOptions, ChatCompletionCreateParams, CompletionCreateParams, ChatCompletion, ChatCompletionChunk,
-  Completion, CompletionUsage, RequestOptions,
+  Completion, CompletionUsage, RequestOptions, EmbeddingCreateParams, CreateEmbeddingResponse,
 } from './openai-facade.js'
 export { StopStrings } from './stop-strings.js'
 export type { Logger } from './logger.js'
