@@ -100,6 +100,7 @@ export class BitnetModel {
   /** Loads a model (a GGUF file or a Hugging Face folder, opened by loadModel). */
   static async load(contents: ModelContents, opts: ModelOptions = {}): Promise<BitnetModel> {
     checkModelOptions(opts)
+    warnGuesses(contents, opts.logger ?? console)
     let ctx = opts.contextSize
     const model = await loadWeights(contents, {
       stateBytes: (c) => stateBytes(c, (ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT))),
@@ -110,11 +111,6 @@ export class BitnetModel {
       kernel: opts.kernel,
       wasm: opts.wasm,
     })
-    const { provenance } = contents.config
-    if (provenance.activationGuessed) {
-      (opts.logger ?? console).warn?.(`bitnet-wasm: ${contents.name}: FFN activation ${contents.config.activation} (${provenance.activation}); ` +
-        'if the output is garbage, the file needs an explicit hidden_activation')
-    }
     const threads = usableThreads(opts.threads ?? await hardwareConcurrency(), model.variant, opts.logger ?? console)
     const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })
     return new BitnetModel(await Transformer.create(model, ctx!, threads), contents.tokenizer, template, model.variant, opts.logger)
@@ -305,6 +301,14 @@ export interface EmbedOptions {
   normalize?: boolean
   /** Text put before a string input (a query instruction). */
   prefix?: string
+}
+
+/** A config value inferred from indirect clues (the FFN activation) is said once per load. */
+function warnGuesses(contents: ModelContents, logger: Logger): void {
+  const { activation, provenance } = contents.config
+  if (!provenance.activationGuessed) return
+  logger.warn?.(`bitnet-wasm: ${contents.name}: FFN activation ${activation} (${provenance.activation}); ` +
+    'if the output is garbage, the file needs an explicit hidden_activation')
 }
 
 /** log softmax(logits)[target], in f64. */

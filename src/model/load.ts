@@ -297,7 +297,6 @@ function rejectUnused(tensors: ModelTensor[], plan: Planned[], file: string): vo
     'running without them would compute a different model. Use an engine that supports this architecture.')
 }
 
-
 /** 16-bit formats kept as f16 (BF16 is converted: exact for |x| ≥ 2^-14, the f16 normal range). */
 const HALF: readonly string[] = ['F16', 'BF16']
 
