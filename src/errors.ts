@@ -68,9 +68,10 @@ export class NotTernaryError extends UnsupportedFeatureError {
   readonly found: string
   readonly file?: string
   constructor(tensor: string, found: string, file?: string) {
-    super(`${file ? file + ': ' : ''}tensor '${tensor}' holds ${found}, not ternary values: this is a full-precision model, ` +
-      'not a BitNet b1.58 one. This engine only runs ternary models (I2_S/TQ/TL files, packed or ternary-valued checkpoints); ' +
-      'use a 1.58-bit release of the model, or a general-purpose engine for this one')
+    super(`${file ? file + ': ' : ''}tensor '${tensor}' holds ${found}, not ternary values: this is a full-precision model ` +
+      '(or latent training weights, such as a `prequantized` revision), not a BitNet b1.58 release. This engine only runs ' +
+      'ternary models (I2_S/TQ/TL files, packed or ternary-valued checkpoints); use the 1.58-bit release of the model, ' +
+      'or a general-purpose engine for this one')
     this.tensor = tensor
     this.found = found
     this.file = file
