@@ -131,6 +131,7 @@ export class BitnetModel {
   /** Loads a model (a GGUF file or a Hugging Face folder, opened by loadModel). */
   static async load(contents: ModelContents, opts: ModelOptions = {}): Promise<BitnetModel> {
     checkModelOptions(opts)
+    warnGuesses(contents, opts.logger ?? console)
     let ctx = opts.contextSize
     const model = await loadWeights(contents, {
       stateBytes: (c) => stateBytes(c, (ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT))),
@@ -284,27 +285,62 @@ export class BitnetModel {
   }
 
   /**
-   * Text embedding: the final hidden state (after the output norm) mean-pooled over the
-   * tokens of `text` (BOS per `addBos`). Uses the model's own cache, not any session's.
+   * Text embedding: the final hidden states (after the output norm) of the tokens of `text`
+   * (BOS per `addBos`), pooled. Default: the mean over all tokens. Last-token (EOS) pooled
+   * embedding models want `{ pooling: 'last', appendEos: true, normalize: true }`, and a query
+   * instruction as `prefix`. Uses the model's own cache, not any session's.
    *
    * @example
    * ```ts
    * const [a, b] = [model.embed('the ark'), model.embed('the flood')]
+   * const q = model.embed('flood', { pooling: 'last', appendEos: true, normalize: true, prefix: 'Query: ' })
    * ```
    */
-  embed(text: string | readonly number[], opts: { addBos?: boolean } = {}): Float32Array {
-    const ids = typeof text === 'string' ? this.tokenize(text, opts) : text
+  embed(text: string | readonly number[], opts: EmbedOptions = {}): Float32Array {
+    const ids = typeof text === 'string' ? this.tokenize((opts.prefix ?? '') + text, opts) : [...text]
+    if (opts.appendEos) ids.push(this.tokenizer.eosIds[0])
     if (ids.length === 0) throw new InvalidArgumentError('embed(): no tokens')
     if (ids.length > this.contextSize) throw new ContextFullError(this.contextSize, ids.length)
     const t = this.transformer
-    const sum = new Float64Array(this.config.nEmbd)
+    const pooled = new Float64Array(this.config.nEmbd)
+    const last = opts.pooling === 'last'
     for (let i = 0; i < ids.length; i += MAX_BATCH) {
       const rows = ids.slice(i, i + MAX_BATCH).map((token, j) => ({ token, pos: i + j }))
       t.forwardBatch(rows)
-      for (const h of t.hiddenStates(rows.length)) h.forEach((v, d) => { sum[d] += v })
+      const states = t.hiddenStates(rows.length)
+      for (const h of last ? states.slice(-1) : states) h.forEach((v, d) => { pooled[d] = last ? v : pooled[d] + v })
     }
-    return Float32Array.from(sum, (v) => v / ids.length)
+    let scale = last ? 1 : 1 / ids.length
+    if (opts.normalize) scale = 1 / Math.hypot(...pooled)
+    return Float32Array.from(pooled, (v) => v * scale)
   }
+
+  /** {@link embed} for each text, with the same options. */
+  embedBatch(texts: readonly (string | readonly number[])[], opts: EmbedOptions = {}): Float32Array[] {
+    return texts.map((t) => this.embed(t, opts))
+  }
+}
+
+/** Options of {@link BitnetModel.embed}. */
+export interface EmbedOptions {
+  /** Prepend BOS to a string input (default: the tokenizer's setting). */
+  addBos?: boolean
+  /** 'mean' (default): the average hidden state; 'last': the last token's. */
+  pooling?: 'mean' | 'last'
+  /** Append the EOS token first (last-token pooled embedding models end every input with it). */
+  appendEos?: boolean
+  /** Scale the result to unit L2 norm (then a dot product is the cosine similarity). */
+  normalize?: boolean
+  /** Text put before a string input (a query instruction). */
+  prefix?: string
+}
+
+/** A config value inferred from indirect clues (the FFN activation) is said once per load. */
+function warnGuesses(contents: ModelContents, logger: Logger): void {
+  const { activation, provenance } = contents.config
+  if (!provenance.activationGuessed) return
+  logger.warn?.(`bitnet-wasm: ${contents.name}: FFN activation ${activation} (${provenance.activation}); ` +
+    'if the output is garbage, the file needs an explicit hidden_activation')
 }
 
 /** log softmax(logits)[target], in f64. */

@@ -7,6 +7,7 @@ import { CACHE_HELP, cacheCommand } from './cli/cache.js'
 import { CHAT_HELP, chatCommand } from './cli/chat.js'
 import { reportError } from './cli/common.js'
 import { CONVERT_HELP, convertCommand } from './cli/convert.js'
+import { EMBED_HELP, embedCommand } from './cli/embed.js'
 import { INFO_HELP, infoCommand } from './cli/info.js'
 import { LOGITS_HELP, logitsCommand } from './cli/logits.js'
 import { PPL_HELP, pplCommand } from './cli/ppl.js'
@@ -18,6 +19,7 @@ import { InvalidArgumentError } from './errors.js'
 const COMMANDS: Record<string, (argv: string[], signal: AbortSignal) => Promise<number>> = {
   run: runCommand,
   logits: logitsCommand,
+  embed: embedCommand,
   ppl: pplCommand,
   info: (argv) => infoCommand(argv),
   bench: benchCommand,
@@ -31,7 +33,7 @@ const COMMANDS: Record<string, (argv: string[], signal: AbortSignal) => Promise<
 const HELP = `bitnet: BitNet b1.58 ternary language models in WebAssembly
 
 commands:
-${[RUN_HELP, LOGITS_HELP, PPL_HELP, INFO_HELP, BENCH_HELP, SERVE_HELP, CHAT_HELP, CONVERT_HELP, PULL_HELP, CACHE_HELP].map((h) => '  ' + h.split('\n')[0]).join('\n')}
+${[RUN_HELP, LOGITS_HELP, EMBED_HELP, PPL_HELP, INFO_HELP, BENCH_HELP, SERVE_HELP, CHAT_HELP, CONVERT_HELP, PULL_HELP, CACHE_HELP].map((h) => '  ' + h.split('\n')[0]).join('\n')}
 
 run "bitnet <command> --help" for the options of a command.`
 

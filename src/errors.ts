@@ -58,6 +58,26 @@ export class UnsupportedFeatureError extends BitnetError {
   }
 }
 
+/**
+ * A model of a ternary-capable architecture whose projections are not ternary: a plain
+ * full-precision Llama checkpoint or GGUF (not a 1.58-bit one). Running it ternarized would
+ * compute garbage, so it is refused. `tensor` is the first projection checked, `found` what it holds.
+ */
+export class NotTernaryError extends UnsupportedFeatureError {
+  readonly tensor: string
+  readonly found: string
+  readonly file?: string
+  constructor(tensor: string, found: string, file?: string) {
+    super(`${file ? file + ': ' : ''}tensor '${tensor}' holds ${found}, not ternary values: this is a full-precision model ` +
+      '(or latent training weights, such as a `prequantized` revision), not a BitNet b1.58 release. This engine only runs ' +
+      'ternary models (I2_S/TQ/TL files, packed or ternary-valued checkpoints); use the 1.58-bit release of the model, ' +
+      'or a general-purpose engine for this one')
+    this.tensor = tensor
+    this.found = found
+    this.file = file
+  }
+}
+
 /** The KV cache has no room for more tokens. */
 export class ContextFullError extends BitnetError {
   readonly contextSize: number

@@ -9,12 +9,12 @@ export { openModelContents } from './load-model.js'
 export type { ModelContents, ModelTensor } from './model/contents.js'
 export type { ModelFolder } from './model/load-hf.js'
 export { convertToGguf, type ConvertOptions, type ConvertTarget, type MatrixTarget } from './convert/index.js'
-export { BitnetModel, type ModelOptions, DEFAULT_MAX_CONTEXT } from './bitnet-model.js'
+export { BitnetModel, type EmbedOptions, type ModelOptions, DEFAULT_MAX_CONTEXT } from './bitnet-model.js'
 export type { GenerateOptions, GenerationChunk, GenerationResult, GenerationTimings, Generation } from './generation.js'
 export { Session, type SessionOptions } from './session.js'
 export type {
   OpenAIFacade, OpenAIFacadeOptions, ChatCompletionCreateParams, CompletionCreateParams, ChatCompletion, ChatCompletionChunk,
-  Completion, CompletionUsage, RequestOptions,
+  Completion, CompletionUsage, RequestOptions, EmbeddingCreateParams, CreateEmbeddingResponse,
 } from './openai-facade.js'
 export { StopStrings } from './stop-strings.js'
 export type { Logger } from './logger.js'

@@ -5,9 +5,11 @@
  * swapping the client. Requests go through the same parser as the server (src/server/openai.ts):
  * an unknown or bad field is an InvalidArgumentError naming it (`param`).
  */
-import type { BitnetModel } from './bitnet-model.js'
+import type { BitnetModel, EmbedOptions } from './bitnet-model.js'
 import type { Session } from './session.js'
-import { completion, modelList, newMeta, parseRequest, preparePrompt, responseChunks, type Kind } from './server/openai.js'
+import {
+  completion, DEFAULT_EMBEDDING, embeddingResponse, modelList, newMeta, parseEmbeddingRequest, parseRequest, preparePrompt, responseChunks, type EmbeddingResponse, type Kind,
+} from './server/openai.js'
 
 /** Fields shared by both endpoints (OpenAI names; `top_k`, `min_p`, `repeat_penalty`, `typical_p` as in llama-server). */
 export interface CompletionCreateBase {
@@ -92,9 +94,11 @@ export interface OpenAIFacadeOptions {
   session?: Session
   /** Name reported in responses and by `models.list()`. Default 'bitnet'. */
   modelId?: string
+  /** How `embeddings.create` pools (see BitnetModel.embed). Default as `bitnet serve`: mean, L2-normalised. */
+  embedding?: EmbedOptions
 }
 
-/** `chat.completions.create`, `completions.create` and `models.list`, as the `openai` package has them. */
+/** `chat.completions.create`, `completions.create`, `embeddings.create` and `models.list`, as the `openai` package has them. */
 export interface OpenAIFacade {
   chat: {
     completions: {
@@ -109,7 +113,19 @@ export interface OpenAIFacade {
     create(body: CompletionCreateParams, opts?: RequestOptions): Promise<Completion | AsyncIterable<Completion>>
   }
   models: { list(): Promise<ReturnType<typeof modelList>> }
+  embeddings: { create(body: EmbeddingCreateParams): Promise<CreateEmbeddingResponse> }
 }
+
+/** An embeddings request (OpenAI's fields; `dimensions` only as the model's width). */
+export interface EmbeddingCreateParams {
+  input: string | string[] | number[] | number[][]
+  model?: string
+  encoding_format?: 'float' | 'base64'
+  dimensions?: number
+  user?: string
+}
+
+export type CreateEmbeddingResponse = EmbeddingResponse
 
 /** See {@link BitnetModel.openai}. */
 export function openaiFacade(model: BitnetModel, opts: OpenAIFacadeOptions = {}): OpenAIFacade {
@@ -126,5 +142,9 @@ export function openaiFacade(model: BitnetModel, opts: OpenAIFacadeOptions = {})
     chat: { completions: { create: (body: ChatCompletionCreateParams, ro?: RequestOptions) => create('chat', body, ro) } },
     completions: { create: (body: CompletionCreateParams, ro?: RequestOptions) => create('text', body, ro) },
     models: { list: async () => modelList(modelId) },
+    embeddings: {
+      create: async (body: EmbeddingCreateParams) =>
+        embeddingResponse(model, parseEmbeddingRequest(body, model.config.nEmbd), modelId, opts.embedding ?? DEFAULT_EMBEDDING),
+    },
   } as OpenAIFacade
 }

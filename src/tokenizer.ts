@@ -96,9 +96,11 @@ function checkRegexes(json: object, file: string): void {
 /**
  * `tokenizer.ggml.pre` values that mean the Llama 3 split (llama.cpp `llama-vocab.cpp` maps these to
  * `LLAMA_VOCAB_PRE_TYPE_LLAMA3`). The official 2B4T GGUF has no key at all (spec §0.6), which we
- * also read as Llama 3 since its vocabulary is Llama 3's.
+ * also read as Llama 3 since its vocabulary is Llama 3's. 'falcon3' (Falcon3-1.58bit) and
+ * 'falcon_e' (Falcon-E; written by bitnet.cpp's converter from the tokenizer's hash) are mapped to
+ * the Llama 3 pre-type by bitnet.cpp's llama.cpp fork too, with ignore_merges.
  */
-const LLAMA3_PRE_NAMES = new Set(['llama-bpe', 'llama3', 'llama-v3', 'falcon3'])
+const LLAMA3_PRE_NAMES = new Set(['llama-bpe', 'llama3', 'llama-v3', 'falcon3', 'falcon_e'])
 
 /** Texts of tokens that end a turn in Llama-3-family vocabularies (2B4T's metadata omits eot). */
 const EOG_TOKEN_TEXTS = ['<|eot_id|>', '<|end_of_text|>', '<|eom_id|>']
@@ -532,7 +534,7 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
  * score of a piece is −(rank of the first merge producing it), which orders SentencePiece's
  * merges as HF's merge list does (HF derives that list from the scores).
  */
-function spmMetadataFromHf(json: Record<string, any>, tokenizerConfig: object, file: string): GgufMetadata {
+export function spmMetadataFromHf(json: Record<string, any>, tokenizerConfig: object, file: string): GgufMetadata {
   const model = json.model as Record<string, any>
   const vocab = model.vocab
   if (!vocab || typeof vocab !== 'object' || Array.isArray(vocab)) throw new ModelFormatError('model.vocab must be an object', { file })

@@ -96,6 +96,31 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(out.tensor_types.I2_S.count).toBe(8 * 7)
     expect(out.chat_template.placeholder_in_file).toBe(true)
     expect(out.chat_template.used).toContain('Assistant: ')
+    expect(out.config.provenance).toMatchObject({ family: "BitNet b1.58 2B4T (general.architecture 'bitnet-b1.58')", activationGuessed: false })
+  })
+
+  it('embed: one vector per text, pooled as asked', async () => {
+    const r = await bitnet('embed', '-m', TINY_GGUF, '-p', 'In the beginning', '-p', 'the ark', '--pooling', 'last', '--eos', '--normalize', '--json')
+    expect(r.code).toBe(0)
+    const out = JSON.parse(r.stdout)
+    expect(out.embeddings).toHaveLength(2)
+    expect(out.tokens).toEqual([5, 4]) // BOS + text + EOS
+    for (const e of out.embeddings) {
+      expect(e).toHaveLength(128)
+      expect(Math.hypot(...e)).toBeCloseTo(1, 5)
+    }
+    const plain = await bitnet('embed', '-m', TINY_GGUF, '-p', 'the ark')
+    expect(plain.stdout.trim().split('\n')).toHaveLength(1)
+    expect(plain.stdout.trim().split(' ')).toHaveLength(128)
+    expect((await bitnet('embed', '-m', TINY_GGUF, '-p', 'x', '--pooling', 'cls', '--json')).stderr).toMatch(/--pooling must be one of mean, last/)
+  })
+
+  it('info: family, activation and where each was read from', async () => {
+    const { stdout } = await bitnet('info', TINY_GGUF)
+    expect(stdout).toMatch(/family +BitNet b1.58 2B4T \(general.architecture 'bitnet-b1.58'\)/)
+    expect(stdout).toMatch(/activation +relu2 \(arch 'bitnet-b1.58' with a Llama 3 tokenizer/)
+    const folder = new URL('./fixtures/tiny-dev/', import.meta.url).pathname
+    expect((await bitnet('info', folder)).stdout).toMatch(/family +BitNet b1.58 2B4T \(config.json model_type 'bitnet', quant_method 'bitnet'\)\n.*\n +activation +relu2 \(config.json hidden_act\)/)
   })
 
   it('convert --json and info on a Hugging Face folder; logits of the converted file are the folder\'s', async () => {

@@ -79,4 +79,24 @@ describe('model.openai()', { timeout: 120_000 }, () => {
   it('models.list names the model', async () => {
     expect((await local.models.list()).data.map((m) => m.id)).toEqual(['tiny-dev'])
   })
+
+  it('embeddings.create: the official client against /v1/embeddings (base64 by default) gives the facade\'s unit vectors', async () => {
+    const input = ['In the beginning', 'Who built the ark?']
+    const theirs = await client.embeddings.create({ model: 'tiny-dev', input })
+    const mine = await local.embeddings.create({ model: 'tiny-dev', input })
+    expect(theirs.data.map((d) => d.index)).toEqual([0, 1])
+    expect(theirs.data[0].embedding).toHaveLength(model.config.nEmbd)
+    for (const [i, d] of theirs.data.entries()) {
+      expect(Math.hypot(...d.embedding)).toBeCloseTo(1, 5)
+      expect(d.embedding).toEqual(Array.from(Float32Array.from(mine.data[i].embedding as number[])))
+    }
+    const e = model.embed(input[1], { normalize: true })
+    expect(mine.data[1].embedding).toEqual(Array.from(e))
+    const tokens = input.reduce((n, t) => n + model.tokenize(t).length, 0)
+    expect(theirs.usage).toEqual({ prompt_tokens: tokens, total_tokens: tokens })
+    const ids = await local.embeddings.create({ input: model.tokenize(input[1]) })
+    expect(ids.data[0].embedding).toEqual(mine.data[1].embedding)
+    await expect(local.embeddings.create({ input: [], dimensions: 3 })).rejects.toThrow(/'input' must be/)
+    await expect(client.embeddings.create({ model: 'tiny-dev', input: 'x', dimensions: 3 })).rejects.toThrow(/'dimensions' must be the model's width 128/)
+  })
 })

@@ -226,4 +226,25 @@ describe('embed', { timeout: 120_000 }, () => {
     expect(maxDiff).toBeLessThan(1e-3)
     expect(model.embed('In the beginning')).toEqual(e)
   })
+
+  it('last-token pooling, EOS appended, L2 normalised, query prefix, batches: what EOS-pooled embedding models need', async () => {
+    const ids = model.tokenize('In the beginning')
+    const last = model.embed(ids, { pooling: 'last' })
+    // the last state · Eᵀ = the last position's logits
+    const ref = await loadReferenceModel(await fileSource(TINY_GGUF))
+    const logits = model.logits(ids).at(-1)!
+    const { nEmbd } = model.config
+    for (const r of [0, 1000, 128001]) {
+      let dot = 0
+      for (let i = 0; i < nEmbd; i++) dot += ref.output[r * nEmbd + i] * last[i]
+      expect(Math.abs(dot - logits[r])).toBeLessThan(1e-3)
+    }
+    const eos = model.embed(ids, { pooling: 'last', appendEos: true })
+    expect(eos).toEqual(model.embed([...ids, model.tokenizer.eosIds[0]], { pooling: 'last' }))
+    const unit = model.embed(ids, { pooling: 'last', appendEos: true, normalize: true })
+    expect(Math.hypot(...unit)).toBeCloseTo(1, 5)
+    expect(unit[3] / eos[3]).toBeCloseTo(1 / Math.hypot(...eos), 5)
+    expect(model.embed('beginning', { prefix: 'In the ' })).toEqual(model.embed('In the beginning'))
+    expect(model.embedBatch(['In the beginning', ids], { pooling: 'last' })).toEqual([last, last])
+  })
 })

@@ -57,8 +57,11 @@ export async function infoCommand(argv: string[]): Promise<number> {
     const lines = [
       `${path} (${formatBytes(info.size)} of tensors, ${gguf ? `GGUF v${gguf.version}` : 'Hugging Face folder'})`,
       `  name          ${info.name ?? '-'}`,
-      `  architecture  ${c.arch}, ${c.nLayer} layers, n_embd ${c.nEmbd}, n_ff ${c.nFf}, activation ${c.activation}`,
-      `  attention     ${c.nHead} heads × ${c.headDim}, ${c.nHeadKv} kv heads, RoPE NEOX θ=${c.ropeTheta} on ${c.nRot} dims`,
+      `  family        ${c.provenance.family}`,
+      `  architecture  ${c.arch}, ${c.nLayer} layers, n_embd ${c.nEmbd}, n_ff ${c.nFf}`,
+      `  activation    ${c.activation} (${c.provenance.activation})`,
+      `  attention     ${c.nHead} heads × ${c.headDim}, ${c.nHeadKv} kv heads, RoPE NEOX θ=${c.ropeTheta} on ${c.nRot} dims` +
+        (c.rope === 'norm' ? ' (q/k rows stored permuted for NORM RoPE, un-permuted at load)' : ''),
       `  context       ${c.contextLength}, vocab ${c.vocabSize}, rms eps ${c.normEps}`,
       `  tensors       ${contents.tensors.length}: ` +
         Object.entries(types).map(([k, v]) => `${v.count} ${k} (${formatBytes(v.bytes)})`).join(', '),

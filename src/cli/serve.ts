@@ -4,6 +4,7 @@ import { DEFAULT_MODEL } from '../io/hub.js'
 import type { Logger } from '../logger.js'
 import { serve } from '../server/http.js'
 import { MODEL_OPTIONS, intOpt, openModel, parse } from './common.js'
+import { EMBED_OPTIONS, embedOptions } from './embed.js'
 
 export const SERVE_HELP = `bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [options]
       --host HOST          interface to bind (default 127.0.0.1: this machine only)
@@ -15,6 +16,8 @@ export const SERVE_HELP = `bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 80
       --max-body BYTES     largest request body (default 1048576)
       --cors               allow cross-origin requests from browsers
       --quiet              no request log on stderr
+      --pooling mean|last  how /v1/embeddings pools (default mean; always L2-normalised)
+      --eos                /v1/embeddings appends EOS first (last-token pooled embedding models)
   -c, --ctx N              context size per sequence
   -t, --threads N          threads`
 
@@ -30,6 +33,7 @@ export async function serveCommand(argv: string[], signal: AbortSignal): Promise
     'max-body': { type: 'string' },
     cors: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
+    ...EMBED_OPTIONS,
   })
   if (values.help) { process.stdout.write(SERVE_HELP + '\n'); return 0 }
   const port = intOpt(values.port, 'port', 0, 8080)!
@@ -49,6 +53,7 @@ export async function serveCommand(argv: string[], signal: AbortSignal): Promise
     maxBodyBytes: intOpt(values['max-body'], 'max-body', 1),
     cors: values.cors,
     modelId: basename(values.model ?? DEFAULT_MODEL),
+    embedding: embedOptions(values, true),
     logger,
   })
   // The first stdout line says where it listens (scripts and tests wait for it).

@@ -6,8 +6,9 @@
  * Tensor names, order and types follow the official 2B4T I2_S file: token_embd, then per layer
  * attn_norm, attn_q, attn_k, attn_v, attn_output, attn_sub_norm, ffn_norm, ffn_gate, ffn_up,
  * ffn_down, ffn_sub_norm, then output_norm (and output when not tied). Norms are F32; ternary
- * projections in the target format (a 1bitLLM `.scale` tensor is folded into γ); the
- * embedding / output matrix in `outputType`.
+ * projections in the target format (a 1bitLLM `.scale` tensor is folded into γ; a Llama-family
+ * model's q/k rows permuted for NORM RoPE when they come in HF order); the embedding / output
+ * matrix in `outputType`.
  */
 import { InvalidArgumentError } from '../errors.js'
 import { quantizeBf16, quantizeF16, quantizeF32 } from '../formats/float.js'
@@ -21,6 +22,7 @@ import { encodeTq2_0 } from '../formats/tq2_0.js'
 import { GgufType, type GgufValue } from '../gguf/types.js'
 import { ggufHeader, metaArr } from '../gguf/writer.js'
 import type { ModelContents, ModelTensor } from '../model/contents.js'
+import { permuteQkRows } from '../model/qk-permute.js'
 import type { LoadProgress } from '../model/load.js'
 import { convertMetadata, type ConvertTarget } from './metadata.js'
 
@@ -55,6 +57,8 @@ interface OutTensor {
   dims: number[]
   byteSize: number
   tiling?: { BM: number; BK: number; bm: number }
+  /** q/k of a Llama-family model from HF row order: heads to permute as llama.cpp's converters do. */
+  permuteHeads?: number
 }
 
 /**
@@ -109,6 +113,9 @@ function planOutput(contents: ModelContents, ternary: FormatName, matrix: Format
       throw new InvalidArgumentError(`convert: tensor '${name}' [${dims.join(', ')}] cannot be stored as ${format}: ${(e as Error).message}`)
     }
     if (kind === 'ternary') t.scale = byName.get(name.replace(/\.weight$/, '.scale'))
+    const c = contents.config
+    // arch 'llama' files carry q/k rows in NORM-RoPE order (./metadata.ts outputArch keeps the arch)
+    if (c.arch === 'llama' && c.rope === 'neox' && /\.attn_[qk]\.weight$/.test(name)) t.permuteHeads = dims[1] / c.headDim
     out.push(t)
   }
   add('token_embd.weight', 'matrix')
@@ -148,6 +155,7 @@ async function* convertTensor(t: OutTensor): AsyncGenerator<Uint8Array> {
     return
   }
   const { codes, scale: gamma } = decodeTernary(src.format, await readAll(src), rows, cols, { file: src.file, offset: src.offset }, src.decode)
+  if (t.permuteHeads) permuteQkRows(codes, t.permuteHeads, cols)
   const scale = t.scale ? gamma * dequantizeRows(t.scale.format, await readAll(t.scale), 1)[0] : gamma
   switch (t.format) {
     case 'I2_S': yield encodeI2s(codes, rows, cols, scale); return

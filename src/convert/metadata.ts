@@ -2,17 +2,20 @@
  * GGUF metadata for `bitnet convert`: copied from a GGUF source, or built from a Hugging Face
  * folder's config.json / tokenizer.json / tokenizer_config.json with the keys, order and
  * types of the official 2B4T I2_S file (spec §2a), then adjusted for the target:
- * - TQ1_0 / TQ2_0 are for upstream llama.cpp, which knows arch 'bitnet' only: 'bitnet-b1.58'
- *   and 'bitnet-25' become 'bitnet' (same block) with an explicit `bitnet.hidden_activation`
- *   (upstream defaults to SiLU without it) and `tokenizer.ggml.pre` = 'llama-bpe' for Llama 3
- *   vocabularies;
+ * - a Llama-family model (arch 'llama') stays 'llama' for every target, with q/k rows permuted
+ *   for NORM RoPE as bitnet.cpp's and upstream's converters write them (./index.ts);
+ * - TQ1_0 / TQ2_0 are for upstream llama.cpp, which knows the BitNet graph as 'bitnet' only:
+ *   'bitnet-b1.58' and 'bitnet-25' become 'bitnet' (same block) with an explicit
+ *   `bitnet.hidden_activation` (upstream defaults to SiLU without it) and `tokenizer.ggml.pre` =
+ *   'llama-bpe' for Llama 3 vocabularies;
  * - `<arch>.hidden_activation` is written whenever the activation is not the arch's default.
  */
 import { ModelFormatError } from '../errors.js'
 import { GgufType, type GgufMetadata, type GgufValue } from '../gguf/types.js'
 import { metaArr, metaBool, metaF32, metaStr, metaU32 } from '../gguf/writer.js'
-import type { ModelConfig } from '../model/config.js'
+import { ARCH_FAMILIES, type ModelConfig } from '../model/config.js'
 import type { ModelContents } from '../model/contents.js'
+import { spmMetadataFromHf } from '../tokenizer.js'
 
 /** llama.h `llama_ftype` per target (bitnet.cpp's fork for TL1/TL2/I2_S). */
 export const FILE_TYPES = { f32: 0, f16: 1, bf16: 32, tq1_0: 36, tq2_0: 37, tl1: 38, tl2: 39, i2s: 40 } as const
@@ -24,7 +27,7 @@ export function convertMetadata(contents: ModelContents, to: ConvertTarget, extr
   const c = contents.config
   const src = contents.gguf ? contents.gguf.metadata : hfMetadata(contents)
   const upstream = to === 'tq1_0' || to === 'tq2_0'
-  const arch = upstream && c.arch !== 'bitnet' ? 'bitnet' : c.arch === 'llama' ? 'bitnet-b1.58' : c.arch
+  const arch = outputArch(c.arch, upstream)
   const out: GgufMetadata = new Map()
   for (const [k, v] of src) {
     if (k === 'general.architecture') out.set(k, metaStr(arch))
@@ -33,11 +36,20 @@ export function convertMetadata(contents: ModelContents, to: ConvertTarget, extr
     else out.set(k.startsWith(c.arch + '.') ? arch + k.slice(c.arch.length) : k, v)
   }
   if (!out.has('general.file_type')) out.set('general.file_type', metaU32(FILE_TYPES[to]))
-  const defaultAct = arch === 'bitnet' ? 'silu' : 'relu2'
-  if (c.activation !== defaultAct || upstream) out.set(`${arch}.hidden_activation`, metaStr(c.activation))
+  // upstream's 'bitnet' graph defaults to SiLU without the key; 'llama' is always SiLU
+  if (c.activation !== ARCH_FAMILIES[arch].activation || (upstream && arch === 'bitnet')) out.set(`${arch}.hidden_activation`, metaStr(c.activation))
   if (upstream && !out.has('tokenizer.ggml.pre') && contents.tokenizer.bosToken === '<|begin_of_text|>') out.set('tokenizer.ggml.pre', metaStr('llama-bpe'))
   for (const [k, v] of extra) out.set(k, v)
   return out
+}
+
+/**
+ * The architecture written: a Llama-family model stays 'llama' (bitnet.cpp and upstream
+ * llama.cpp run it with `build_llama`; q/k rows are permuted to match, see ./index.ts);
+ * upstream llama.cpp knows the BitNet graph only as 'bitnet'.
+ */
+export function outputArch(arch: string, upstream: boolean): string {
+  return upstream && arch !== 'llama' ? 'bitnet' : arch
 }
 
 /** Metadata of a Hugging Face folder in the official file's key order. */
@@ -71,10 +83,13 @@ function hfMetadata(contents: ModelContents): GgufMetadata {
 }
 
 /**
- * `tokenizer.ggml.*` of a byte-level BPE tokenizer.json (types: 1 normal, 3 control,
- * 4 user-defined; scores 0, −1000 for added tokens, as the bitnet.cpp converter writes them).
+ * `tokenizer.ggml.*` of a tokenizer.json: a SentencePiece one (BPE with byte fallback: LLaMA-2,
+ * 1bitLLM) as `llama` with scores and byte tokens, as llama.cpp's converter writes it; a
+ * byte-level BPE one as `gpt2` (types: 1 normal, 3 control, 4 user-defined; scores 0, −1000 for
+ * added tokens, as the bitnet.cpp converter writes them).
  */
 function tokenizerMetadata(tok: Record<string, any>, cfg: Record<string, any>, file: string): [string, GgufValue][] {
+  if (tok.model?.byte_fallback === true) return [...spmMetadataFromHf(tok, cfg, file)]
   const vocab = tok.model?.vocab as Record<string, number> | undefined
   if (!vocab || tok.model?.type !== 'BPE') throw new ModelFormatError('tokenizer.json: only BPE tokenizers convert', { file })
   const tokens: string[] = []

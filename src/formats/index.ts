@@ -81,6 +81,8 @@ const FORMAT_BY_ID = new Map<number, FormatName>(GGUF_FORMATS.map((t) => [t.type
 /** Context for resolving a tensor's type id: the file's architecture and where the field is. */
 export interface TypeContext {
   arch: string
+  /** `general.file_type`, when the file has one. */
+  fileType?: number
   tensorName: string
   file: string
   /** Absolute offset of the tensor's type field. */
@@ -91,7 +93,8 @@ export interface TypeContext {
  * Maps a GGUF tensor type id to a format, resolving the fork/upstream collisions:
  * 36 → I2_S (upstream's 36, IQ4_NL_4_4, was a runtime repack type never written to disk),
  * 37 → error (bitnet.cpp's I8_S is an activation type, never on disk), 38 → TL1,
- * 39 → TL2 in bitnet archs, else upstream MXFP4 (unsupported).
+ * 39 → TL2 in bitnet archs and in 'llama' files of file_type 39 (bitnet.cpp's TL2 Llama family),
+ * else upstream MXFP4 (unsupported).
  * @throws UnsupportedFeatureError for known ggml types this engine cannot run,
  *         ModelFormatError for ids no ggml version defines.
  * @example resolveTensorType(36, { arch: 'bitnet-b1.58', tensorName: 'blk.0.attn_q.weight', file, offset }) // 'I2_S'
@@ -103,7 +106,10 @@ export function resolveTensorType(typeId: number, ctx: TypeContext): FormatName 
       file: ctx.file, offset: ctx.offset, expected: 'a weight type', found: 'type 37 (I8_S)',
     })
   }
-  if (typeId === 39 && !BITNET_ARCHS.includes(ctx.arch)) {
+  // bitnet.cpp's converter writes Llama-family TL2 files as arch 'llama' with file_type 39
+  // (its LLAMA_FTYPE_MOSTLY_TL2); upstream MXFP4 files say 38 (MOSTLY_MXFP4_MOE).
+  const tl2Llama = ctx.arch === 'llama' && ctx.fileType === 39
+  if (typeId === 39 && !BITNET_ARCHS.includes(ctx.arch) && !tl2Llama) {
     throw new UnsupportedFeatureError(
       `${where}: type 39 is MXFP4 in upstream ggml (it means TL2 only in bitnet.cpp files, arch ${BITNET_ARCHS.join('/')}; ` +
       `this file's arch is '${ctx.arch}'); MXFP4 is not supported`,

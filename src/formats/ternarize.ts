@@ -34,3 +34,18 @@ export function ternarize(w: Float32Array): TernaryTensor {
   }
   return { codes, scale: m > 0 ? m : gamma }
 }
+
+/**
+ * True if every non-zero |w| is the same value (and some are non-zero): a tensor written as
+ * γ·{−1, 0, 1}, as bitnet.cpp's converters write full-precision ternary weights.
+ */
+export function isTernaryValued(w: Float32Array): boolean {
+  let m = 0
+  for (let i = 0; i < w.length; i++) {
+    const a = Math.abs(w[i])
+    if (a === 0) continue
+    if (m === 0) m = a
+    else if (a !== m) return false
+  }
+  return m > 0
+}

@@ -294,6 +294,8 @@ export function parseGguf(bytes: Uint8Array, fileSize: number, fileName: string)
   const alignment = readAlignment(metadata, c, alignmentAt)
   const archValue = metadata.get('general.architecture')
   const arch = archValue?.type === GgufType.STRING ? String(archValue.value) : ''
+  const fileTypeValue = metadata.get('general.file_type')?.value
+  const fileType = typeof fileTypeValue === 'number' ? fileTypeValue : undefined
 
   // 6. Tensor infos.
   const tensors: GgufTensorInfo[] = []
@@ -321,7 +323,7 @@ export function parseGguf(bytes: Uint8Array, fileSize: number, fileName: string)
     }
     const typeAt = c.pos
     const typeId = c.u32(`type of ${name}`)
-    const format = resolveTensorType(typeId, { arch, tensorName: name, file: fileName, offset: typeAt })
+    const format = resolveTensorType(typeId, { arch, fileType, tensorName: name, file: fileName, offset: typeAt })
     const byteSize = tensorByteSize(format, dims, { file: fileName, offset: nDimsAt })
     if (byteSize > fileSize) {
       throw c.error(`tensor ${name} is larger than the file`, `<= ${fileSize} bytes`, `${byteSize} bytes (${format} [${dims.join(', ')}])`, nDimsAt)

@@ -8,11 +8,57 @@ import type { GgufFile } from '../gguf/types.js'
 
 export type Activation = 'relu2' | 'silu'
 
+/**
+ * How q/k rows are laid out for RoPE. 'neox': as trained (HF), dims i and i + n_rot/2 rotate
+ * together. 'norm': llama.cpp's `convert` permuted each head's rows so that adjacent dims
+ * (2i, 2i+1) rotate together (row 2i + j of a head = HF row j·head_dim/2 + i); the loader
+ * un-permutes such rows, so the engine always computes NEOX.
+ */
+export type RopeLayout = 'neox' | 'norm'
+
+/**
+ * What one architecture string means (spec §1.2, §1.4). Behaviour lives here, not in switches:
+ * - rope: the q/k row layout files of this arch carry (GGUF; HF folders are always 'neox');
+ * - activation: the FFN activation when the file does not say;
+ * - subNorms: attn_sub_norm / ffn_sub_norm tensors are part of the graph (2B4T, 1bitLLM) or
+ *   absent (Llama family: bitnet.cpp runs `build_llama`);
+ * - latents: full-precision projections are latent weights to ternarize (BitNet checkpoints
+ *   are trained quantization-aware) or must already be ternary-valued (a Llama-family file
+ *   with float weights is only ternary if bitnet.cpp's converter wrote it).
+ */
+export interface ArchFamily {
+  family: string
+  rope: RopeLayout
+  activation: Activation
+  subNorms: boolean
+  latents: boolean
+}
+
+/** Architectures whose graph this engine implements. */
+export const ARCH_FAMILIES: Record<string, ArchFamily> = {
+  'bitnet-b1.58': { family: 'BitNet b1.58 2B4T', rope: 'neox', activation: 'relu2', subNorms: true, latents: true },
+  'bitnet-25': { family: 'BitNet b1.58 2B4T (first upload)', rope: 'neox', activation: 'relu2', subNorms: true, latents: true },
+  bitnet: { family: '1bitLLM bitnet_b1_58', rope: 'neox', activation: 'silu', subNorms: true, latents: true },
+  // bitnet.cpp's converter writes Falcon3-1.58bit, Falcon-E and Llama3-8B-1.58 as arch 'llama'
+  // (`LlamaModel`: q/k permuted, lm_head separate, no sub-norms); llama.cpp runs them with
+  // `build_llama` (SiLU, NORM RoPE).
+  llama: { family: 'Llama-family ternary (Falcon3-1.58bit, Falcon-E, Llama3-8B-1.58)', rope: 'norm', activation: 'silu', subNorms: false, latents: false },
+}
+
+export const SUPPORTED_ARCHS = Object.keys(ARCH_FAMILIES)
+
+/** Where a config value was decided, for `bitnet info` and warnings. */
+export interface ConfigProvenance {
+  family: string
+  activation: string
+  /** True when the activation was inferred from indirect clues (a warning is logged at load). */
+  activationGuessed: boolean
+}
+
 export interface ModelConfig {
   /**
-   * GGUF architecture string: 'bitnet-b1.58', 'bitnet-25' or 'bitnet'; from a Hugging Face
-   * folder also 'llama' ("bitlinear" checkpoints: Falcon3-1.58bit, Llama3-8B-1.58; q/k unpermuted,
-   * so RoPE stays NEOX as for the others).
+   * Architecture string (a key of ARCH_FAMILIES): from GGUF `general.architecture`; from a
+   * Hugging Face folder 'bitnet-b1.58' (2B4T), 'bitnet' (1bitLLM) or 'llama' (LlamaForCausalLM).
    */
   arch: string
   nEmbd: number
@@ -21,18 +67,18 @@ export interface ModelConfig {
   nHead: number
   nHeadKv: number
   headDim: number
-  /** Rotated dimensions per head (NEOX style). */
+  /** Rotated dimensions per head. */
   nRot: number
   ropeTheta: number
+  /** Layout of the stored q/k rows (the loader makes them NEOX). */
+  rope: RopeLayout
   normEps: number
   vocabSize: number
   /** Training context length (the default, capped, KV cache size). */
   contextLength: number
   activation: Activation
+  provenance: ConfigProvenance
 }
-
-/** Architectures whose graph this engine implements (spec §1.2 / §1.4). */
-export const SUPPORTED_ARCHS = ['bitnet-b1.58', 'bitnet-25', 'bitnet'] as const
 
 /** Maps `hidden_act` / `hidden_activation` spellings to the FFN activation. */
 export function parseActivation(name: string, where: string): Activation {
@@ -42,11 +88,39 @@ export function parseActivation(name: string, where: string): Activation {
   throw new UnsupportedFeatureError(`${where}: unsupported FFN activation '${name}' (supported: relu2, silu)`)
 }
 
+/**
+ * The activation of a GGUF file without `<arch>.hidden_activation`. Since 2026-07 bitnet.cpp's
+ * converter tags 1bitLLM (SiLU) and 2B4T (ReLU²) both 'bitnet-b1.58' (spec §1.4), so for that
+ * arch the tokenizer decides: 1bitLLM ships a SentencePiece vocabulary (`tokenizer.ggml.model`
+ * 'llama'), 2B4T the Llama 3 BPE one ('gpt2' with <|begin_of_text|>; the official file has no
+ * activation key, so that case is the documented default, not a guess).
+ */
+function ggufActivation(gguf: GgufFile, arch: string): { activation: Activation; source: string; guessed: boolean } {
+  const m = gguf.metadata
+  for (const key of [`${arch}.hidden_activation`, `${arch}.hidden_act`]) {
+    const v = metaStringOpt(m, key)
+    if (v !== undefined) return { activation: parseActivation(v, key), source: `metadata ${key}`, guessed: false }
+  }
+  if (arch !== 'bitnet-b1.58') {
+    return { activation: ARCH_FAMILIES[arch].activation, source: `default of arch '${arch}'`, guessed: false }
+  }
+  const tok = metaStringOpt(m, 'tokenizer.ggml.model')
+  if (tok === 'llama') {
+    return { activation: 'silu', source: "guessed: arch 'bitnet-b1.58' without hidden_activation and a SentencePiece tokenizer (1bitLLM)", guessed: true }
+  }
+  const tokens = m.get('tokenizer.ggml.tokens')?.value
+  const llama3 = tok === 'gpt2' && Array.isArray(tokens) && (tokens as unknown[]).includes('<|begin_of_text|>')
+  return llama3
+    ? { activation: 'relu2', source: "arch 'bitnet-b1.58' with a Llama 3 tokenizer (2B4T; the official file has no hidden_activation)", guessed: false }
+    : { activation: 'relu2', source: `guessed: arch 'bitnet-b1.58' without hidden_activation, tokenizer '${tok}'`, guessed: true }
+}
+
 /** Reads the model config from a parsed GGUF header. */
 export function configFromGguf(gguf: GgufFile, file: string): ModelConfig {
   const m = gguf.metadata
   const arch = metaString(m, 'general.architecture', file)
-  if (!(SUPPORTED_ARCHS as readonly string[]).includes(arch)) {
+  const fam = ARCH_FAMILIES[arch]
+  if (!fam) {
     throw new UnsupportedFeatureError(`${file}: architecture '${arch}' is not supported (supported: ${SUPPORTED_ARCHS.join(', ')})`)
   }
   const k = (key: string) => `${arch}.${key}`
@@ -56,9 +130,11 @@ export function configFromGguf(gguf: GgufFile, file: string): ModelConfig {
   const headDim = metaNumberOpt(m, k('attention.key_length')) ?? nEmbd / nHead
   const embd = gguf.tensors.find((t) => t.name === 'token_embd.weight')
   const vocabSize = metaNumberOpt(m, k('vocab_size')) ?? embd?.dims[1] ?? 0
-  // 2B4T (bitnet-b1.58, bitnet-25) uses ReLU², 1bitLLM (bitnet) SiLU; an explicit key wins
-  // because converters since 2026-07 tag both families 'bitnet-b1.58' (spec §1.4).
-  const act = metaStringOpt(m, k('hidden_activation')) ?? metaStringOpt(m, k('hidden_act'))
+  const act = ggufActivation(gguf, arch)
+  const scaling = metaStringOpt(m, k('rope.scaling.type'))
+  if (scaling !== undefined && scaling !== 'none' && !(scaling === 'linear' && metaNumberOpt(m, k('rope.scaling.factor')) === 1)) {
+    throw new UnsupportedFeatureError(`${file}: ${k('rope.scaling.type')} '${scaling}' is not supported (only unscaled RoPE)`)
+  }
   const cfg: ModelConfig = {
     arch,
     nEmbd,
@@ -69,10 +145,12 @@ export function configFromGguf(gguf: GgufFile, file: string): ModelConfig {
     headDim,
     nRot: metaNumberOpt(m, k('rope.dimension_count')) ?? headDim,
     ropeTheta: metaNumberOpt(m, k('rope.freq_base')) ?? 10000,
+    rope: fam.rope,
     normEps: metaNumberOpt(m, k('attention.layer_norm_rms_epsilon')) ?? 1e-5,
     vocabSize,
     contextLength: metaNumberOpt(m, k('context_length')) ?? 2048,
-    activation: act !== undefined ? parseActivation(act, file) : arch === 'bitnet' ? 'silu' : 'relu2',
+    activation: act.activation,
+    provenance: { family: `${fam.family} (general.architecture '${arch}')`, activation: act.source, activationGuessed: act.guessed },
   }
   validateConfig(cfg, file)
   return cfg
@@ -96,6 +174,8 @@ export function validateConfig(c: ModelConfig, file: string): void {
   posInt('context_length', c.contextLength, 1 << 24)
   if (c.nHead % c.nHeadKv !== 0) bad('attention.head_count_kv', `a divisor of head_count ${c.nHead}`, c.nHeadKv)
   if (c.nRot % 2 !== 0 || c.nRot > c.headDim || c.nRot <= 0) bad('rope.dimension_count', `an even number ≤ head_dim ${c.headDim}`, c.nRot)
+  // Un-permuting 'norm' rows restores HF order over the whole head; partial rotation would pair other dims.
+  if (c.rope === 'norm' && c.nRot !== c.headDim) bad('rope.dimension_count', `head_dim ${c.headDim} (q/k rows permuted for NORM RoPE)`, c.nRot)
   if (!(c.ropeTheta > 0) || !Number.isFinite(c.ropeTheta)) bad('rope.freq_base', 'a positive number', c.ropeTheta)
   if (!(c.normEps > 0) || c.normEps > 1) bad('attention.layer_norm_rms_epsilon', 'a small positive number', c.normEps)
 }
@@ -131,7 +211,8 @@ export function configFromHf(json: unknown, file: string): ModelConfig {
   const nEmbd = num('hidden_size')
   const nHead = num('num_attention_heads')
   const headDim = num('head_dim', nEmbd / nHead)
-  const act = typeof c.hidden_act === 'string' ? c.hidden_act : arch === 'bitnet-b1.58' ? 'relu2' : 'silu'
+  const act = typeof c.hidden_act === 'string' ? c.hidden_act : ARCH_FAMILIES[arch].activation
+  const quant = (c.quantization_config as Record<string, unknown> | undefined)?.quant_method
   const cfg: ModelConfig = {
     arch,
     nEmbd,
@@ -142,10 +223,17 @@ export function configFromHf(json: unknown, file: string): ModelConfig {
     headDim,
     nRot: headDim * num('partial_rotary_factor', 1),
     ropeTheta: Math.fround(num('rope_theta', 10000)),
+    rope: 'neox', // HF checkpoints are never permuted
     normEps: Math.fround(num('rms_norm_eps', 1e-5)),
     vocabSize: num('vocab_size'),
     contextLength: num('max_position_embeddings', 2048),
     activation: parseActivation(act, file),
+    provenance: {
+      family: `${ARCH_FAMILIES[arch].family} (config.json ${c.model_type === 'bitnet' ? "model_type 'bitnet'" : `architectures [${archs.join(', ')}]`}` +
+        `${quant ? `, quant_method '${String(quant)}'` : ''})`,
+      activation: typeof c.hidden_act === 'string' ? 'config.json hidden_act' : `default of arch '${arch}'`,
+      activationGuessed: false,
+    },
   }
   validateConfig(cfg, file)
   return cfg

@@ -30,6 +30,8 @@ export interface ModelTensor {
   /** For error messages: the file and the absolute offset of the data. */
   file: string
   offset: number
+  /** Bytes from the data's start to the next tensor's (or the file's end): GGUF only. */
+  extent?: number
 }
 
 /** A model before loading. */
@@ -59,8 +61,10 @@ export async function ggufContents(source: ByteSource): Promise<ModelContents> {
   const gguf = await readGguf(source)
   const config = configFromGguf(gguf, file)
   const tiling = metaArrayOpt(gguf.metadata, TL_TILING_KEY, file)?.value as number[] | undefined
+  const starts = [...gguf.tensors.map((t) => gguf.dataOffset + t.offset), source.size].sort((a, b) => a - b)
   const tensors = gguf.tensors.map((t): ModelTensor => {
     const offset = gguf.dataOffset + t.offset
+    const next = starts.find((s) => s > offset) ?? source.size
     const tl = t.format === 'TL1' || t.format === 'TL2'
     return {
       name: t.name,
@@ -72,6 +76,7 @@ export async function ggufContents(source: ByteSource): Promise<ModelContents> {
       decode: tl ? { get tiling() { return findTlTiling(t.format as 'TL1' | 'TL2', t.dims[1], t.dims[0], tiling) } } : undefined,
       file,
       offset,
+      extent: next - offset,
     }
   })
   return {

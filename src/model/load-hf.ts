@@ -61,6 +61,9 @@ export function ggufTensorName(hfName: string): string | undefined {
   return n && `blk.${m[1]}.${n}`
 }
 
+/** HF tensors that carry nothing the graph lacks: packed weights' scales (read with them), RoPE tables (recomputed). */
+const HF_REDUNDANT = /\.(weight_scale|rotary_emb\.inv_freq)$/
+
 const FLOAT_DTYPES: Record<string, FormatName> = { BF16: 'BF16', F16: 'F16', F32: 'F32' }
 
 /**
@@ -106,6 +109,12 @@ export async function hfContents(folder: ModelFolder): Promise<ModelContents> {
     }
 
     const tensors: ModelTensor[] = []
+    const unmapped = [...all.keys()].filter((n) => !ggufTensorName(n) && !HF_REDUNDANT.test(n))
+    if (unmapped.length) {
+      throw new UnsupportedFeatureError(`${folder.name}: tensors this engine's graph has no place for: ${unmapped.slice(0, 6).join(', ')}` +
+        `${unmapped.length > 6 ? `, … (${unmapped.length} in all)` : ''}. Running without them (attention biases, extra norms) ` +
+        'would compute a different model; use an engine that supports this architecture')
+    }
     for (const [hfName, { src, t }] of all) {
       const name = ggufTensorName(hfName)
       if (!name || (name === 'output.weight' && configJson.tie_word_embeddings === true)) continue

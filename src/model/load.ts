@@ -6,15 +6,17 @@
  * config's shapes and repacked straight into its final place, so peak memory stays near
  * the packed model size: the wasm memory plus one tensor in flight.
  */
-import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
+import { ModelFormatError, NotTernaryError, UnsupportedFeatureError } from '../errors.js'
 import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows } from '../formats/index.js'
+import { isTernaryValued, ternarize } from '../formats/ternarize.js'
 import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
 import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmSource } from '../wasm.js'
 import { Arena } from './arena.js'
-import type { ModelConfig } from './config.js'
+import { ARCH_FAMILIES, type ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
 import { assertFiniteTensor, nonFiniteWeight } from './numerics.js'
+import { unpermuteQkRows } from './qk-permute.js'
 import { packX4FromCodes, x4Shape } from './repack.js'
 import { packTlFromCodes, tlShape } from './repack-tl.js'
 import { selectTernaryKernel, type TernaryKernel } from './kernel-select.js'
@@ -139,6 +141,9 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   const { module, variant } = await compileKernels({ variant: opts.variant, wasm: opts.wasm })
   const kernel = !opts.kernel || opts.kernel === 'auto' ? selectTernaryKernel(module, variant) : opts.kernel
   const plan = planTensors(contents.tensors, config, file, opts.outputType ?? 'auto', kernel)
+  // A plain full-precision model is refused before the embedding streams in (it comes first).
+  const probe = plan.find((p) => p.strictTernary)
+  if (probe) ternaryValued(probe, await probe.info.read(0, probe.info.byteSize))
 
   // Plan the memory: weights first, then the caller's state.
   const arena = new Arena()
@@ -190,6 +195,10 @@ interface Planned {
   /** Q8B: padded K and the offset of the block scales. */
   kp: number
   scales: number
+  /** q/k rows stored permuted for NORM RoPE: heads to un-permute (config.rope 'norm'). */
+  permutedHeads?: number
+  /** Full-precision projection that must already be ternary-valued (ArchFamily.latents false). */
+  strictTernary?: boolean
 }
 
 /** Finds every tensor the graph needs, checks its type and shape, and sizes its copy. */
@@ -240,6 +249,7 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
     plan.push(p)
   }
 
+  const family = ARCH_FAMILIES[c.arch]
   add('token_embd.weight', 'matrix', c.vocabSize, c.nEmbd)
   add('output_norm.weight', 'norm', 1, c.nEmbd)
   add('output.weight', 'matrix', c.vocabSize, c.nEmbd, true)
@@ -249,19 +259,42 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
     add(b + 'attn_q.weight', 'ternary', qDim, c.nEmbd)
     add(b + 'attn_k.weight', 'ternary', kvDim, c.nEmbd)
     add(b + 'attn_v.weight', 'ternary', kvDim, c.nEmbd)
-    add(b + 'attn_sub_norm.weight', 'norm', 1, qDim, true)
+    if (family.subNorms) add(b + 'attn_sub_norm.weight', 'norm', 1, qDim, true)
     add(b + 'attn_output.weight', 'ternary', c.nEmbd, qDim)
     add(b + 'ffn_norm.weight', 'norm', 1, c.nEmbd)
     add(b + 'ffn_gate.weight', 'ternary', c.nFf, c.nEmbd)
     add(b + 'ffn_up.weight', 'ternary', c.nFf, c.nEmbd)
-    add(b + 'ffn_sub_norm.weight', 'norm', 1, c.nFf, true)
+    if (family.subNorms) add(b + 'ffn_sub_norm.weight', 'norm', 1, c.nFf, true)
     add(b + 'ffn_down.weight', 'ternary', c.nEmbd, c.nFf)
     // 1bitLLM conversions may carry 1-element `.scale` tensors multiplied after the matmul.
     for (const w of ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down']) {
       add(`${b}${w}.scale`, 'scale', 1, 1, true)
     }
   }
+  for (const p of plan) {
+    if (p.role !== 'ternary') continue
+    p.strictTernary = !family.latents && TERNARIZABLE.includes(p.info.format)
+    if (c.rope === 'norm' && /\.attn_[qk]\.weight$/.test(p.info.name)) p.permutedHeads = p.rows / c.headDim
+  }
+  rejectUnused(tensors, plan, file)
   return plan
+}
+
+/**
+ * Tensors a file may carry that the graph does not need: bitnet.cpp's TL1/TL2 converter writes
+ * each γ twice, in the packed tensor's tail and as an F32 `<name>_scale` tensor.
+ */
+const REDUNDANT = /\.weight_scale$/
+
+/** A tensor the engine would not use (a bias, an extra norm, rope_freqs) would silently change the model: refuse. */
+function rejectUnused(tensors: ModelTensor[], plan: Planned[], file: string): void {
+  const used = new Set(plan.map((p) => p.info.name))
+  const unused = tensors.filter((t) => !used.has(t.name) && !REDUNDANT.test(t.name)).map((t) => t.name)
+  if (unused.length === 0) return
+  const list = unused.slice(0, 6).join(', ') + (unused.length > 6 ? `, … (${unused.length} in all)` : '')
+  throw new UnsupportedFeatureError(`${file}: tensors this engine's graph has no place for: ${list}. ` +
+    'They are part of a different architecture (attention biases, extra norms, RoPE frequency factors); ' +
+    'running without them would compute a different model. Use an engine that supports this architecture.')
 }
 
 /** 16-bit formats kept as f16 (BF16 is converted: exact for |x| ≥ 2^-14, the f16 normal range). */
@@ -285,9 +318,29 @@ async function readToHeap(read: Reader, offset: number, length: number, heap: Ui
 /** An official I2_S tensor: read into the scratch area, repacked into place by a kernel. */
 async function storeI2s(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, kernel: TernaryKernel, scratch: number): Promise<number> {
   const bytes = await readToHeap(read, 0, p.info.byteSize, heap, scratch)
+  const dataBytes = (p.rows * p.cols) / 4
+  const gamma = new DataView(bytes.buffer, bytes.byteOffset + dataBytes, 4).getFloat32(0, true)
+  if (!(gamma > 0 && Number.isFinite(gamma))) throw corruptI2s(p.info, p.rows, p.cols, gamma)
+  // K is a multiple of 128, so each row is whole 32-byte blocks and rows move as bytes.
+  if (p.permutedHeads) unpermuteQkRows(bytes.subarray(0, dataBytes), p.permutedHeads, p.cols / 4)
   kernels[kernel === 'tl' ? 'repack_i2s_tl' : 'repack_i2s_x4'](scratch, p.rows, p.cols, p.ptr)
-  const gamma = new DataView(bytes.buffer, bytes.byteOffset + (p.rows * p.cols) / 4, 4).getFloat32(0, true)
-  return checkScale(gamma, p.info.name, p.info.file)
+  return gamma
+}
+
+/**
+ * An I2_S tensor without a valid γ at byte M·K/4. bitnet.cpp's multi-threaded `llama-quantize`
+ * writes each row chunk's data and scale at offsets computed for one byte per weight, so the
+ * scale slot of a correct file stays 0 and the data is scrambled; the tensor's extent in the
+ * file (up to the next tensor) tells a truncated or oversized tensor apart.
+ */
+function corruptI2s(t: ModelTensor, rows: number, cols: number, gamma: number): ModelFormatError {
+  const expected = (rows * cols) / 4 + 32
+  const extent = t.extent !== undefined && (t.extent < expected || t.extent - expected >= 32) ? `; its extent in the file is ${t.extent} bytes where M·K/4 + 32 = ${expected}` : ''
+  return new ModelFormatError(`I2_S tensor '${t.name}' has no valid weight scale at byte M·K/4 = ${(rows * cols) / 4}${extent}. ` +
+    'This is what bitnet.cpp\'s multi-threaded quantization leaves (each chunk\'s data and scale land at the wrong offset): ' +
+    'the file is corrupt. Re-quantize with 1 thread: `llama-quantize model-f32.gguf ggml-model-i2_s.gguf I2_S 1`', {
+    file: t.file, offset: t.offset + (rows * cols) / 4, expected: 'a finite positive f32 scale', found: String(gamma),
+  })
 }
 
 /** Writes one tensor into its planned place; returns its weight scale (1 for non-ternary). */
@@ -296,8 +349,11 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, kernel: Te
   const file = info.file
   if (p.role === 'ternary') {
     const out = heap.subarray(p.ptr, p.ptr + p.bytes)
-    const { codes, scale } = decodeTernary(info.format, bytes, p.rows, p.cols, { file, offset: info.offset }, info.decode)
+    const { codes, scale } = p.strictTernary ? ternaryValued(p, bytes)
+      : decodeTernary(info.format, bytes, p.rows, p.cols, { file, offset: info.offset }, info.decode)
+    if (p.permutedHeads) unpermuteQkRows(codes, p.permutedHeads, p.cols)
     ;(kernel === 'tl' ? packTlFromCodes : packX4FromCodes)(codes, p.rows, p.cols, out)
+    if (info.format === 'I2_S' && !(scale > 0 && Number.isFinite(scale))) throw corruptI2s(info, p.rows, p.cols, scale)
     return checkScale(scale, info.name, file)
   }
   const values = dequantizeRows(info.format, bytes, p.rows * p.cols)
@@ -305,6 +361,15 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, kernel: Te
   new Float32Array(heap.buffer, p.ptr, values.length).set(values)
   // A `.scale` tensor's value multiplies its projection's γ (see assemble()).
   return p.role === 'scale' ? checkScale(values[0], info.name, file) : 1
+}
+
+/** A float projection of a family without latent weights: ternary-valued or refused (a plain, non-ternary model). */
+function ternaryValued(p: Planned, bytes: Uint8Array) {
+  const values = dequantizeRows(p.info.format, bytes, p.rows * p.cols)
+  if (!isTernaryValued(values)) {
+    throw new NotTernaryError(p.info.name, `${p.info.format} weights with many distinct magnitudes`, p.info.file)
+  }
+  return ternarize(values)
 }
 
 /**

@@ -175,14 +175,25 @@ export class ReferenceTransformer {
   }
 }
 
-/** NEOX RoPE on one head starting at `off`: dims i and i + n_rot/2 rotate together. */
+/**
+ * Which two dims of a head rotate together at frequency i, per stored row layout: NEOX pairs
+ * (i, i + n_rot/2); NORM (llama.cpp's `build_llama` on permuted q/k rows) pairs (2i, 2i + 1).
+ * The engine un-permutes NORM rows at load instead; the reference computes on the file's rows.
+ */
+const ROPE_PAIRS: Record<ModelConfig['rope'], (i: number, nRot: number) => [number, number]> = {
+  neox: (i, nRot) => [i, i + nRot / 2],
+  norm: (i) => [2 * i, 2 * i + 1],
+}
+
+/** RoPE on one head starting at `off`. */
 function rope(x: Float64Array, off: number, c: ModelConfig, pos: number): void {
-  const half = c.nRot / 2
-  for (let i = 0; i < half; i++) {
+  const pair = ROPE_PAIRS[c.rope]
+  for (let i = 0; i < c.nRot / 2; i++) {
     const angle = pos * Math.pow(c.ropeTheta, (-2 * i) / c.nRot)
     const cos = Math.cos(angle), sin = Math.sin(angle)
-    const a = x[off + i], b = x[off + i + half]
-    x[off + i] = a * cos - b * sin
-    x[off + i + half] = b * cos + a * sin
+    const [ia, ib] = pair(i, c.nRot)
+    const a = x[off + ia], b = x[off + ib]
+    x[off + ia] = a * cos - b * sin
+    x[off + ib] = b * cos + a * sin
   }
 }

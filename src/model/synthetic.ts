@@ -12,10 +12,16 @@ import { encodeTq2_0 } from '../formats/tq2_0.js'
 import { metaArr, metaBool, metaF32, metaStr, metaU32, type GgufWriteInput, type GgufWriteTensor } from '../gguf/writer.js'
 import { GgufType, type GgufMetadata } from '../gguf/types.js'
 import { BYTE_SYMBOLS } from '../tokenizer.js'
-import type { Activation } from './config.js'
+import { ARCH_FAMILIES, type Activation } from './config.js'
+import { permuteQkRows } from './qk-permute.js'
 
 export interface SyntheticShape {
-  arch?: 'bitnet-b1.58' | 'bitnet-25' | 'bitnet'
+  /**
+   * 'llama': a Llama-family ternary model as bitnet.cpp's converter + `llama-quantize` write it
+   * (Falcon3-1.58bit, Falcon-E, Llama3-8B-1.58): q/k rows permuted for NORM RoPE, no sub-norms,
+   * a separate F16 `output.weight`, no hidden_activation key (SiLU).
+   */
+  arch?: 'bitnet-b1.58' | 'bitnet-25' | 'bitnet' | 'llama'
   nEmbd: number
   nFf: number
   nLayer: number
@@ -29,8 +35,12 @@ export interface SyntheticShape {
   contextLength?: number
   ropeTheta?: number
   activation?: Activation
-  /** attn_sub_norm / ffn_sub_norm tensors (2B4T, 1bitLLM); default true. */
+  /** attn_sub_norm / ffn_sub_norm tensors; default: the arch's (2B4T, 1bitLLM: yes; llama: no). */
   subNorms?: boolean
+  /** A separate `output.weight` (untied lm_head); default: only for llama. */
+  untiedOutput?: boolean
+  /** `tokenizer.ggml.pre` (e.g. 'falcon3', 'falcon_e'); default none (as the official 2B4T file). */
+  tokenizerPre?: string
 }
 
 /** Published shapes (spec §1.1, §1.4). */
@@ -51,7 +61,9 @@ export interface SyntheticOptions {
 
 /** A complete GGUF (metadata + tensors) for `shape`, ready for writeGguf / ggufChunks. */
 export function syntheticGguf(shape: SyntheticShape, opts: SyntheticOptions = {}): GgufWriteInput {
-  const s = { arch: 'bitnet-b1.58' as const, subNorms: true, ...shape }
+  const arch = shape.arch ?? 'bitnet-b1.58'
+  const family = ARCH_FAMILIES[arch]
+  const s = { arch, subNorms: family.subNorms, untiedOutput: arch === 'llama', ...shape }
   const format = opts.format ?? 'I2_S'
   const headDim = s.headDim ?? s.nEmbd / s.nHead
   const qDim = s.nHead * headDim
@@ -73,9 +85,11 @@ export function syntheticGguf(shape: SyntheticShape, opts: SyntheticOptions = {}
   }
   const normal = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand())
   const norm = (name: string, n: number) => floats(name, [n], () => 0.5 + rand())
-  const ternary = (name: string, rows: number, cols: number) => {
+  /** Random codes in HF row order; q/k permuted as llama.cpp's converters do for NORM-RoPE archs. */
+  const ternary = (name: string, rows: number, cols: number, heads = 0) => {
     const codes = new Int8Array(rows * cols)
     for (let i = 0; i < codes.length; i++) codes[i] = Math.floor(rand() * 3) - 1
+    if (heads && family.rope === 'norm') permuteQkRows(codes, heads, cols)
     const gamma = 0.5 + rand()
     const encode = format === 'I2_S' ? encodeI2s : format === 'TQ2_0' ? encodeTq2_0 : encodeTq1_0
     tensors.push({ name, dims: [cols, rows], typeId: FORMATS[format].typeId, data: encode(codes, rows, cols, gamma) })
@@ -86,8 +100,8 @@ export function syntheticGguf(shape: SyntheticShape, opts: SyntheticOptions = {}
   for (let l = 0; l < s.nLayer; l++) {
     const b = `blk.${l}.`
     norm(b + 'attn_norm.weight', s.nEmbd)
-    ternary(b + 'attn_q.weight', qDim, s.nEmbd)
-    ternary(b + 'attn_k.weight', kvDim, s.nEmbd)
+    ternary(b + 'attn_q.weight', qDim, s.nEmbd, s.nHead)
+    ternary(b + 'attn_k.weight', kvDim, s.nEmbd, s.nHeadKv)
     ternary(b + 'attn_v.weight', kvDim, s.nEmbd)
     if (s.subNorms) norm(b + 'attn_sub_norm.weight', qDim)
     ternary(b + 'attn_output.weight', s.nEmbd, qDim)
@@ -97,6 +111,7 @@ export function syntheticGguf(shape: SyntheticShape, opts: SyntheticOptions = {}
     if (s.subNorms) norm(b + 'ffn_sub_norm.weight', s.nFf)
     ternary(b + 'ffn_down.weight', s.nEmbd, s.nFf)
   }
+  if (s.untiedOutput) floats('output.weight', [s.nEmbd, s.vocab], () => normal() * 0.5, 'F16')
   return { metadata: syntheticMetadata(s, headDim), tensors }
 }
 
@@ -125,6 +140,7 @@ function syntheticMetadata(s: SyntheticShape & { arch: string }, headDim: number
   const tokens = [...BYTE_SYMBOLS, ...Array.from({ length: nFill }, (_, i) => `<filler_${i}>`), ...specials]
   const types = tokens.map((_, i) => (i >= BYTE_SYMBOLS.length ? 3 : 1))
   m.set('tokenizer.ggml.model', metaStr('gpt2'))
+  if (s.tokenizerPre) m.set('tokenizer.ggml.pre', metaStr(s.tokenizerPre))
   m.set('tokenizer.ggml.tokens', metaArr(GgufType.STRING, tokens))
   m.set('tokenizer.ggml.token_type', metaArr(GgufType.INT32, types))
   m.set('tokenizer.ggml.merges', metaArr(GgufType.STRING, []))

@@ -2,6 +2,7 @@
  * `bitnet serve`: an OpenAI-compatible HTTP server on node:http.
  *
  *   POST /v1/chat/completions, POST /v1/completions   (JSON, or SSE with `stream: true`)
+ *   POST /v1/embeddings                                (pooled per `embedding`, computed at once)
  *   GET  /v1/models, GET /health
  *
  * A request tokenizes its prompt, takes a slot (SlotPool: `parallel` sessions, bounded
@@ -12,10 +13,12 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { BitnetModel } from '../bitnet-model.js'
+import type { BitnetModel, EmbedOptions } from '../bitnet-model.js'
 import { BitnetError, InvalidArgumentError, PayloadTooLargeError, RequestTimeoutError, TimeoutError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import { completion, modelList, newMeta, parseRequest, preparePrompt, responseChunks, type CompletionRequest, type Kind } from './openai.js'
+import {
+  completion, DEFAULT_EMBEDDING, embeddingResponse, modelList, newMeta, parseEmbeddingRequest, parseRequest, preparePrompt, responseChunks, type CompletionRequest, type Kind,
+} from './openai.js'
 import { SlotPool } from './slots.js'
 
 export interface ServeOptions {
@@ -39,6 +42,8 @@ export interface ServeOptions {
   cors?: boolean
   /** Name reported by /v1/models and in responses. */
   modelId?: string
+  /** How /v1/embeddings pools (see BitnetModel.embed). Default {@link DEFAULT_EMBEDDING}. */
+  embedding?: EmbedOptions
   logger?: Logger
 }
 
@@ -94,6 +99,10 @@ export async function serve(model: BitnetModel, opts: ServeOptions = {}): Promis
     }
     if (req.method === 'GET' && path === '/v1/models') {
       return sendJson(res, 200, modelList(modelId))
+    }
+    if (path === '/v1/embeddings' && req.method === 'POST') {
+      const body = await readJson(req, opts.maxBodyBytes ?? 1 << 20, opts.bodyTimeoutMs ?? 10_000)
+      return sendJson(res, 200, embeddingResponse(model, parseEmbeddingRequest(body, model.config.nEmbd), modelId, opts.embedding ?? DEFAULT_EMBEDDING))
     }
     const kind: Kind | undefined = path === '/v1/chat/completions' ? 'chat' : path === '/v1/completions' ? 'text' : undefined
     if (!kind) return sendJson(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'invalid_request_error', param: null, code: 'not_found' } })

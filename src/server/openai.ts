@@ -1,10 +1,10 @@
 /**
  * The OpenAI wire format: request bodies of /v1/chat/completions and /v1/completions →
- * a prompt and GenerateOptions; results → response objects and SSE chunks. Field names
+ * a prompt and GenerateOptions; results → response objects and SSE chunks; /v1/embeddings. Field names
  * and shapes follow the OpenAI API reference (llama-server's extras `top_k`, `min_p`,
  * `repeat_penalty`, `typical_p` are accepted too).
  */
-import type { BitnetModel } from '../bitnet-model.js'
+import type { BitnetModel, EmbedOptions } from '../bitnet-model.js'
 import type { ChatMessage } from '../chat-template.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { GenerateOptions, Generation, GenerationChunk, GenerationResult } from '../generation.js'
@@ -270,4 +270,67 @@ export async function* responseChunks(r: CompletionRequest, meta: ResponseMeta, 
   const result = await gen
   yield chunk(r.kind, meta, '', finishReason(result))
   if (r.includeUsage) yield chunk(r.kind, meta, '', null, { usage: usage(result) })
+}
+
+/** Mean-pooled and L2-normalised, as OpenAI's and llama-server's embeddings are unit vectors. */
+export const DEFAULT_EMBEDDING: EmbedOptions = { normalize: true }
+
+/** A parsed /v1/embeddings request: texts or token-id lists, and the wire encoding. */
+export interface EmbeddingRequest {
+  inputs: (string | number[])[]
+  /** `encoding_format: 'base64'` (the `openai` package asks for it): little-endian f32 bytes. */
+  base64: boolean
+}
+
+const EMBEDDING_FIELDS = new Set(['model', 'user', 'input', 'encoding_format', 'dimensions'])
+const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((t) => Number.isInteger(t) && t >= 0)
+
+/**
+ * Validates an embeddings body (OpenAI: `input` a string, an array of strings, an array of token
+ * ids or of id arrays); `dimensions` is accepted only as the model's own width (no truncation).
+ */
+export function parseEmbeddingRequest(body: unknown, nEmbd: number): EmbeddingRequest {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) bad('', 'the request body must be a JSON object')
+  const b = body as Body
+  const unknown = Object.keys(b).find((k) => !EMBEDDING_FIELDS.has(k))
+  if (unknown !== undefined) bad(unknown, `unrecognized request argument '${unknown.slice(0, 64)}'`)
+  const input = b.input
+  const inputs = typeof input === 'string' || isIds(input) ? [input]
+    : Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'string' || isIds(x)) ? input as (string | number[])[]
+      : bad('input', "'input' must be a string, an array of strings, an array of token ids or an array of such arrays")
+  if (inputs.some((x) => x.length === 0)) bad('input', "'input' must not contain empty strings")
+  if (b.encoding_format !== undefined && b.encoding_format !== 'float' && b.encoding_format !== 'base64') {
+    bad('encoding_format', "'encoding_format' must be 'float' or 'base64'")
+  }
+  if (b.dimensions !== undefined && b.dimensions !== nEmbd) bad('dimensions', `'dimensions' must be the model's width ${nEmbd} (no truncation)`)
+  return { inputs, base64: b.encoding_format === 'base64' }
+}
+
+/** An embeddings response (OpenAI's `CreateEmbeddingResponse`). */
+export interface EmbeddingResponse {
+  object: 'list'
+  /** `embedding`: floats, or base64 of little-endian f32 bytes (`encoding_format: 'base64'`). */
+  data: { object: 'embedding'; index: number; embedding: number[] | string }[]
+  model: string
+  usage: { prompt_tokens: number; total_tokens: number }
+}
+
+/** The embeddings response: one vector per input, in order, and the tokens read. */
+export function embeddingResponse(model: BitnetModel, r: EmbeddingRequest, modelId: string, opts: EmbedOptions): EmbeddingResponse {
+  let tokens = 0
+  const data = r.inputs.map((input, index) => {
+    const ids = typeof input === 'string' ? model.tokenize((opts.prefix ?? '') + input, opts) : input
+    tokens += ids.length + (opts.appendEos ? 1 : 0)
+    const v = model.embed(ids, { ...opts, prefix: undefined })
+    const embedding = r.base64 ? base64(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) : Array.from(v)
+    return { object: 'embedding' as const, index, embedding }
+  })
+  return { object: 'list', data, model: modelId, usage: { prompt_tokens: tokens, total_tokens: tokens } }
+}
+
+/** Base64 of bytes with the web platform's `btoa` (this module also runs in browsers: model.openai()). */
+function base64(bytes: Uint8Array): string {
+  let s = ''
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
+  return btoa(s)
 }

@@ -126,7 +126,7 @@ describe('fuzz: every input gives a result or a typed BitnetError', () => {
       { arbitrary: fc.oneof(fc.integer({ min: -2, max: 5000 }), fc.constantFrom(0.5, NaN, Infinity, -Infinity, 2 ** 40, 1e-30)), weight: 1 })
     const config = fc.record({
       arch: fc.constant('bitnet-b1.58'), nEmbd: num, nFf: num, nLayer: num, nHead: num, nHeadKv: num, headDim: num, nRot: num,
-      ropeTheta: num, normEps: num, vocabSize: num, contextLength: num, activation: fc.constantFrom('relu2', 'silu'),
+      ropeTheta: num, rope: fc.constantFrom('neox', 'norm'), normEps: num, vocabSize: num, contextLength: num, activation: fc.constantFrom('relu2', 'silu'),
     }) as fc.Arbitrary<ModelConfig>
     fc.assert(fc.property(config, (c) => {
       expect(recorded('config-validate', () => validateConfig(c, 'prop.gguf'))).toSatisfy(okOutcome)
