@@ -308,7 +308,7 @@ export class ThreadPool {
     }
     Atomics.store(i32, base + CTL_DONE, 0)
     Atomics.store(i32, base + CTL_ERROR, 0)
-    Atomics.store(i32, base + CTL_CLAIM, claimStart(gen))
+    Atomics.store(i32, base + CTL_CLAIM, claimStart(gen, total))
     Atomics.store(i32, base + CTL_GEN, gen)
     Atomics.notify(i32, base + CTL_GEN)
     return total

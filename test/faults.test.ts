@@ -10,7 +10,7 @@ import { BitnetError, DisposedError, loadModel, ResourceLimitError, WorkerError 
 import { writeGguf } from '../src/gguf/writer.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
 import { ThreadPool, type PoolOptions } from '../src/thread-pool.js'
-import { CTL_BYTES, CTL_CLAIM, CTL_EXIT, CTL_GEN, CTL_TOTAL, MAX_CHUNKS, type Job } from '../src/threads/protocol.js'
+import { CTL_BYTES, CTL_CLAIM, CTL_EXIT, CTL_GEN, MAX_CHUNKS, type Job } from '../src/threads/protocol.js'
 import { compileKernels, createMemory, growMemory, HEAP_BASE, instantiateKernels } from '../src/wasm.js'
 
 const SHAPE: SyntheticShape = { nEmbd: 64, nFf: 128, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 270, contextLength: 64 }
@@ -97,7 +97,7 @@ describe('compute workers that fail', () => {
       parentPort.postMessage('ready')
       while (Atomics.load(i32, base + ${CTL_GEN}) === gen);
       const w = Atomics.load(i32, base + ${CTL_CLAIM})
-      Atomics.compareExchange(i32, base + ${CTL_CLAIM}, w, (w & ~${MAX_CHUNKS}) | Atomics.load(i32, base + ${CTL_TOTAL}))
+      Atomics.compareExchange(i32, base + ${CTL_CLAIM}, w, w & ~${MAX_CHUNKS})
       Atomics.wait(i32, base + ${CTL_EXIT} + 1000, 0)`, { eval: true, workerData: { memory, ctl: HEAP_BASE } })
     try {
       await new Promise((r) => wedged.once('message', r))

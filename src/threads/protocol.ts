@@ -13,14 +13,14 @@
  *        5   ACTIVE   threads taking part (the leader's count; workers with ith ≥ ACTIVE sleep on it)
  *        6   SPIN_US  how long a waiting worker spins before it sleeps, µs
  *        7   ORDER    0: chunks claimed in order; else a stride that scrambles the order (tests)
- *   word 16  CLAIM    (GEN mod 2^20) << 12 | next chunk, on its own 64-byte line
+ *   word 16  CLAIM    (GEN mod 2^20) << 12 | chunks left to claim, on its own 64-byte line
  *   word 32  DONE     chunks finished in this round, on its own line
  *   word 48  job 0 [16 words] job 1 …   job: [op code, parts, first chunk, arg 0 … arg 12]
  *
  * A round: the leader writes the jobs (job j is cut into `parts` chunks, numbered from
- * `first`), zeroes DONE, points CLAIM at chunk 0 of the new generation, bumps GEN and
- * notifies. Every thread taking part, the leader included, then claims chunks one at a
- * time with a compare-and-swap on CLAIM and runs the kernel on part (p, parts) of its
+ * `first`), zeroes DONE, sets CLAIM to the new generation with every chunk left, bumps GEN
+ * and notifies. Every thread taking part, the leader included, then claims chunks one at a
+ * time with a compare-and-swap that counts CLAIM down, and runs the kernel on part (p, parts) of its
  * job, until none are left; each adds its count to DONE, and the leader waits for
  * DONE = TOTAL. So a thread that the OS preempts holds up at most the chunk it is in: the
  * others take every chunk it did not claim. Kernels take (ith, nth) and compute share ith
@@ -28,10 +28,12 @@
  * Their outputs are disjoint per part and integer-exact, so the result is bit for bit the
  * same whoever computes a part.
  *
- * The generation inside CLAIM makes a late worker harmless: one that read the jobs of an
- * old round can no longer claim a chunk (its compare-and-swap expects the old generation),
- * and a claim that succeeds proves the round was not over, so the jobs it read were that
- * round's (the leader rewrites them only after DONE = TOTAL).
+ * The generation and the count of chunks left, both inside CLAIM, make a late worker
+ * harmless: one that read the jobs of an old round can no longer claim a chunk (its
+ * compare-and-swap expects the old generation), and a claim that succeeds proves the round
+ * was not over, so everything it read before (jobs, TOTAL, ORDER) was that round's: the
+ * leader rewrites them only after DONE = TOTAL. (Counting up against TOTAL would not do: a
+ * late worker could read the next round's larger TOTAL and claim a chunk past the end.)
  */
 import type { Kernels } from '../wasm.js'
 
@@ -50,7 +52,7 @@ export const JOB_WORDS = 16
 export const JOB_HEADER = 3
 export const MAX_JOBS = 32
 export const CTL_BYTES = (CTL_JOBS + MAX_JOBS * JOB_WORDS) * 4
-/** Chunks of one round: the low 12 bits of CLAIM count up to it, never past. */
+/** Chunks of one round at most: the low 12 bits of CLAIM count them down. */
 export const MAX_CHUNKS = (1 << 12) - 1
 const GEN_MASK = (1 << 20) - 1
 
@@ -139,9 +141,9 @@ export function readJobs(kernels: object, i32: Int32Array, f32: Float32Array, ct
   return out
 }
 
-/** The CLAIM word that opens round `gen` at chunk 0. */
-export function claimStart(gen: number): number {
-  return (gen & GEN_MASK) << 12
+/** The CLAIM word that opens round `gen` with `total` chunks left to claim. */
+export function claimStart(gen: number, total: number): number {
+  return ((gen & GEN_MASK) << 12) | total
 }
 
 /** What one thread did in a round: chunks run, and their share of the round's work. */
@@ -162,9 +164,12 @@ export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: numb
   let j = 0
   for (;;) {
     const w = Atomics.load(i32, base + CTL_CLAIM)
-    const claimed = w & MAX_CHUNKS
-    if (w >>> 12 !== want || claimed >= total) break
-    if (Atomics.compareExchange(i32, base + CTL_CLAIM, w, w + 1) !== w) continue
+    const left = w & MAX_CHUNKS
+    if (w >>> 12 !== want || left === 0) break
+    if (Atomics.compareExchange(i32, base + CTL_CLAIM, w, w - 1) !== w) continue
+    // The claim succeeded, so the round was still open: `total`, `stride` and the jobs read
+    // before it are this round's (the leader rewrites them only once every chunk is done).
+    const claimed = total - left
     const c = stride ? (claimed * stride) % total : claimed
     if (c < jobs[j].first) j = 0
     while (c >= jobs[j].first + jobs[j].parts) j++
