@@ -33,7 +33,7 @@
  * and a claim that succeeds proves the round was not over, so the jobs it read were that
  * round's (the leader rewrites them only after DONE = TOTAL).
  */
-import type { Kernels } from '../wasm.js'
+import type { Kernels, WasmMemory, WasmModule } from '../wasm.js'
 
 export const CTL_GEN = 0
 export const CTL_NJOBS = 1
@@ -223,4 +223,4 @@ export function waitChange(i32: Int32Array, index: number, v: number, spinUs: nu
 }
 
 /** What a compute worker is started with (Node: workerData; Web Workers: the first message). */
-export interface WorkerInit { module: WebAssembly.Module; memory: WebAssembly.Memory; ctl: number; ith: number; nth: number }
+export interface WorkerInit { module: WasmModule; memory: WasmMemory; ctl: number; ith: number; nth: number }

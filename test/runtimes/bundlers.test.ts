@@ -14,11 +14,10 @@ import { promisify } from 'node:util'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadGolden, TINY_GGUF } from '../helpers/golden.js'
-import { HAVE_CHROMIUM, launchChromium, serveStatic } from './helpers.js'
+import { HAVE_CHROMIUM, launchChromium, packTarball, serveStatic } from './helpers.js'
 
 const run = promisify(execFile)
 const require = createRequire(new URL('./package.json', import.meta.url))
-const ROOT = new URL('../../', import.meta.url).pathname
 /** The bundlers' command-line entries (their packages do not export them). */
 const BIN = (pkg: string, file: string) => join(require.resolve(`${pkg}/package.json`), '..', file)
 const TMP = mkdtempSync(join(tmpdir(), 'bitnet-bundlers-'))
@@ -49,10 +48,10 @@ const BUILDS: Record<string, () => Promise<void>> = {
 describe.runIf(HAVE_CHROMIUM)('production builds of an app', () => {
   let browser: Browser
   beforeAll(async () => {
-    const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', TMP], { cwd: ROOT })
+    const { tarball } = await packTarball(TMP)
     cpSync(new URL('./app/', import.meta.url).pathname, APP, { recursive: true })
     writeFileSync(join(APP, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
-    await run('npm', ['install', join(TMP, JSON.parse(stdout)[0].filename), '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: APP })
+    await run('npm', ['install', tarball, '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: APP })
     await Promise.all(Object.values(BUILDS).map((build) => build()))
     browser = await launchChromium()
   }, 300_000)
