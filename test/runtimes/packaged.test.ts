@@ -27,6 +27,7 @@ beforeAll(async () => {
   writeFileSync(join(APP, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
   await run('npm', ['install', tarball, '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: APP })
   copyFileSync(new URL('./golden-run.mjs', import.meta.url), join(APP, 'golden-run.mjs'))
+  copyFileSync(new URL('./bun-compile-app.mjs', import.meta.url), join(APP, 'app.mjs'))
   writeFileSync(join(APP, 'args.mjs'), `export const MODEL = ${JSON.stringify(TINY_GGUF)}\n` +
     `export const PROMPT = ${JSON.stringify(golden.text)}\nexport const MAX_TOKENS = 32\n`)
 }, 300_000)
@@ -118,4 +119,15 @@ describe('packed tarball', () => {
     expect(err.stack).toContain(`${err.name}: ${err.message}`)
     if (name !== 'Node') expect(err.stack).toMatch(/engine-worker\.node\.js/)
   }, 180_000)
+
+  it('bun build --compile: a single-file executable (README recipe) generates the golden text on 2 threads', async () => {
+    await run(BUN, ['build', '--compile', 'app.mjs', './node_modules/bitnet-wasm/dist/bitnet-worker.js', '--outfile', 'app'], { cwd: APP })
+    // Run from elsewhere: nothing may be read from the app folder but the model.
+    const { stdout, stderr } = await run(join(APP, 'app'), [], { cwd: TMP })
+    expect(stderr).toBe('')
+    const r = JSON.parse(stdout) as { variant: string; threads: number; tokens: number[]; text: string }
+    expect([r.variant, r.threads]).toEqual(['relaxed', 2])
+    expect(r.tokens).toEqual(golden.greedy32_ids)
+    expect(r.text).toBe(golden.greedy32_text)
+  }, 120_000)
 })
