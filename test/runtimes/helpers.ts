@@ -18,13 +18,13 @@ export const PLAYWRIGHT = require.resolve('playwright-core')
 export const CHROMIUM = '/usr/bin/chromium'
 export const HAVE_CHROMIUM = existsSync(CHROMIUM) || !!process.env.CI
 
-/** Launches headless Chromium through playwright-core, quiet (no background traffic). */
-export async function launchChromium(): Promise<Browser> {
+/** Launches headless Chromium through playwright-core, quiet (no background traffic); `extra` flags added. */
+export async function launchChromium(extra: string[] = []): Promise<Browser> {
   const { chromium } = await import(PLAYWRIGHT) as typeof import('playwright-core')
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-      '--no-first-run', '--disable-component-update', '--disable-sync'],
+      '--no-first-run', '--disable-component-update', '--disable-sync', ...extra],
   })
 }
 
