@@ -50,6 +50,7 @@ const BUILDS: Record<string, () => Promise<void>> = {
 /** The Electron-style page: webpack's build of main-file.js, opened from file://. */
 async function buildFilePage(): Promise<void> {
   await run(process.execPath, [BIN('webpack-cli', 'bin/cli.js'), '--config', 'webpack.file.config.js'], { cwd: APP })
+  copyFileSync(TINY_GGUF, join(APP, 'dist-file', 'model.gguf'))
   writeFileSync(join(APP, 'dist-file', 'index.html'), page('main.js', false).replace('<pre', '<input type="file" id="model"><pre').replace('src="/', 'src="'))
 }
 
@@ -100,13 +101,18 @@ describe.runIf(HAVE_CHROMIUM)('production builds of an app', () => {
       }
     }, 150_000)
 
-  it('Electron-style page from file:// (webpack build, model picked as a File): golden text on 1 thread with the warning', async () => {
+  it.each(['a picked File', 'a URL beside the page'])('Electron-style page from file:// (webpack build), model as %s: golden text on 1 thread with the warning', async (how) => {
     const tab = await browser.newPage()
     try {
       const errors: string[] = []
       tab.on('pageerror', (e) => errors.push(e.message))
-      await tab.goto(pathToFileURL(join(APP, 'dist-file', 'index.html')).href)
-      await tab.setInputFiles('#model', TINY_GGUF)
+      const url = pathToFileURL(join(APP, 'dist-file', 'index.html')).href
+      if (how === 'a picked File') {
+        await tab.goto(url)
+        await tab.setInputFiles('#model', TINY_GGUF)
+      } else {
+        await tab.goto(url + '#url')
+      }
       const status = await finished(tab, errors)
       // file:// pages are never cross-origin isolated: no SharedArrayBuffer, one thread.
       expect([status.isolated, status.threads, status.active]).toEqual([false, 1, 1])
