@@ -95,6 +95,8 @@ async function openSource(source: ModelSource, opts: RemoteOptions): Promise<Byt
   }
   if (typeof source === 'string') {
     if (isRemote(source)) return openRemote(source, opts)
+    // A file: URL as a string (what a URL becomes to cross into a Worker).
+    if (/^file:/i.test(source)) return openSource(new URL(source), opts)
     // In a browser a string that is not a URL of its own is one relative to the page ('/models/x.gguf').
     if (!HAS_FS && BASE_URL) return openSource(new URL(source, BASE_URL), opts)
     if (!HAS_FS) throw new InvalidArgumentError('a file path needs a runtime with a file system; pass a URL, a File/Blob or bytes instead')

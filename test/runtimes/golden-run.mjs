@@ -1,9 +1,10 @@
 // Runs in an empty folder where the packed tarball is installed, under Node, Deno or Bun
 // (test/runtimes/packaged.test.ts copies it there with args.mjs beside it). Prints one JSON
 // line per way of running: in this thread on 2 threads, then in a Worker (bitnet-wasm/worker)
-// from bytes and from a path, then what an error crossing the Worker looks like. Node has no
+// from bytes, a path, a file: URL and a Blob, then what an error crossing the Worker looks like. Node has no
 // Web Worker: its line is the typed error loadModelInWorker throws.
 import { readFile } from 'node:fs/promises'
+import { pathToFileURL } from 'node:url'
 import { loadModel } from 'bitnet-wasm'
 import { loadModelInWorker, ModelFormatError, UnsupportedFeatureError } from 'bitnet-wasm/worker'
 import { MODEL, PROMPT, MAX_TOKENS } from './args.mjs'
@@ -31,5 +32,7 @@ if (typeof Worker === 'undefined') {
 } else {
   await report('worker-bytes', await loadModelInWorker(new Uint8Array(await readFile(MODEL)), { threads: 2 }))
   await report('worker-path', await loadModelInWorker(MODEL, { threads: 2 }))
+  await report('worker-file-url', await loadModelInWorker(pathToFileURL(MODEL).href, { threads: 2 }))
+  await report('worker-blob', await loadModelInWorker(new Blob([await readFile(MODEL)]), { threads: 2 }))
   await reportError('worker-error', loadModelInWorker(new Uint8Array(64)), ModelFormatError)
 }

@@ -101,7 +101,7 @@ describe('packed tarball', () => {
     const runs = lines.filter((l) => !l.name) as { how: string; variant: string; threads: number; tokens: number[]; text: string; streamed: string }[]
     expect(lines.map((l) => l.how)).toEqual(name === 'Node'
       ? ['in-thread', 'worker-node']
-      : ['in-thread', 'worker-bytes', 'worker-path', 'worker-error'])
+      : ['in-thread', 'worker-bytes', 'worker-path', 'worker-file-url', 'worker-blob', 'worker-error'])
     for (const l of runs) {
       expect(l.threads).toBe(2)
       expect(l.tokens).toEqual(golden.greedy32_ids)
