@@ -1,6 +1,7 @@
-// `prepack` / `postpack`: the published package.json has no `prepare` script (npm would warn
-// about an install script in every consumer's project), while this repo keeps it so that
-// `npm ci` on a fresh clone builds dist/ and build/ (README: `npm ci && npx bitnet run …`).
+// `prepack` (after the build) and `postpack`: the published package.json has no `prepare`
+// script (npm would warn about an install script in every consumer's project), while this repo
+// keeps it so that `npm ci` on a fresh clone builds dist/ and build/ (README: `npm ci && npx
+// bitnet run …`). npm reads the manifest after prepack, so `npm pack` builds once, not twice.
 //   node scripts/pack-manifest.mjs strip    saves package.json aside, writes it without `prepare`
 //   node scripts/pack-manifest.mjs restore  puts the saved package.json back
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
