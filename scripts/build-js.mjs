@@ -1,6 +1,7 @@
 // Bundles the package with esbuild (the .d.ts files come from tsc).
-//   Node, Deno, Bun (exports condition "node"): dist/index.js, dist/cli.js, dist/bitnet-worker.js;
-//     dependencies stay imports of the installed packages.
+//   Node, Deno, Bun (exports condition "node"): dist/index.js, dist/cli.js, dist/bitnet-worker.js,
+//     dist/worker.node.js + dist/engine-worker.node.js (`bitnet-wasm/worker`); dependencies stay
+//     imports of the installed packages.
 //   Browsers and other runtimes ("browser", "default"): dist/index.browser.js, dist/worker.js
 //     (`bitnet-wasm/worker`), dist/engine-worker.js, dist/bitnet-worker.browser.js; each
 //     self-contained (dependencies inlined) so a page can import it with no build step.
@@ -39,7 +40,14 @@ const common = { bundle: true, format: 'esm', outdir: 'dist', logLevel: 'warning
 await Promise.all([
   esbuild.build({
     ...common,
-    entryPoints: { index: 'src/index.ts', cli: 'src/cli.ts', 'bitnet-worker': 'src/threads/worker.ts' },
+    entryPoints: {
+      index: 'src/index.ts',
+      cli: 'src/cli.ts',
+      'bitnet-worker': 'src/threads/worker.ts',
+      // `bitnet-wasm/worker` in Deno and Bun: an engine worker that reads paths and file: URLs.
+      'worker.node': 'src/worker.ts',
+      'engine-worker.node': 'src/engine-worker/host.ts',
+    },
     platform: 'node',
     target: 'node20',
     packages: 'external',

@@ -24,6 +24,6 @@ export const computeWorkerUrl = (): URL => new URL('../dist/bitnet-worker.js', i
 export const startComputeWorker = (url?: URL): Worker =>
   url ? new Worker(url, { type: 'module' }) : new Worker(new URL('../dist/bitnet-worker.js', import.meta.url), { type: 'module' })
 
-/** The engine worker of `bitnet-wasm/worker`, or the script at `url`. */
+/** The engine worker of `bitnet-wasm/worker` in Deno and Bun (it reads paths), or the script at `url`. */
 export const startEngineWorker = (url?: URL): Worker =>
-  url ? new Worker(url, { type: 'module' }) : new Worker(new URL('../dist/engine-worker.js', import.meta.url), { type: 'module' })
+  url ? new Worker(url, { type: 'module' }) : new Worker(new URL('../dist/engine-worker.node.js', import.meta.url), { type: 'module' })

@@ -1,3 +1,5 @@
+// `Symbol.asyncDispose` in the public types: consumers whose lib is es2022 (+ DOM) get it from here.
+/// <reference lib="esnext.disposable" preserve="true" />
 /**
  * The public model object: tokenizer + chat template + transformer + sampler, with the
  * generation loop, logits and perplexity on top.

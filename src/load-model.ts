@@ -73,14 +73,30 @@ export async function openModelContents(source: ModelSource, opts: RemoteOptions
   }
 }
 
+/**
+ * A file: URL in a browser page (one opened from file://, as Electron apps ship theirs): read
+ * as a Blob, which the browser may keep on disk. fetch has no Range on file:, hence the Blob.
+ */
+async function fileUrlBlob(url: URL): Promise<ByteSource> {
+  const res = await fetch(url).catch(() => undefined)
+  if (!res?.ok) {
+    throw new InvalidArgumentError(`cannot read ${url.href} from this page (browsers only let file:// pages read files with ` +
+      `file access allowed, as in Electron); pass a File/Blob or bytes instead, or serve the model over http(s)`)
+  }
+  return blobSource(await res.blob(), decodeURIComponent(url.pathname.split('/').pop() ?? url.href))
+}
+
 async function openSource(source: ModelSource, opts: RemoteOptions): Promise<ByteSource | ModelFolder> {
   if (source instanceof URL) {
     if (source.protocol !== 'file:') return openSource(source.href, opts)
+    if (!HAS_FS) return fileUrlBlob(source)
     const { fileURLToPath } = await import('node:url')
     return openSource(fileURLToPath(source), opts)
   }
   if (typeof source === 'string') {
     if (isRemote(source)) return openRemote(source, opts)
+    // A file: URL as a string (what a URL becomes to cross into a Worker).
+    if (/^file:/i.test(source)) return openSource(new URL(source), opts)
     // In a browser a string that is not a URL of its own is one relative to the page ('/models/x.gguf').
     if (!HAS_FS && BASE_URL) return openSource(new URL(source, BASE_URL), opts)
     if (!HAS_FS) throw new InvalidArgumentError('a file path needs a runtime with a file system; pass a URL, a File/Blob or bytes instead')

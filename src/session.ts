@@ -1,3 +1,5 @@
+// `Symbol.asyncDispose` in the public types: consumers whose lib is es2022 (+ DOM) get it from here.
+/// <reference lib="esnext.disposable" preserve="true" />
 /**
  * A session: one sequence with its own KV cache on a shared model. Successive calls reuse
  * the cache: a new prompt is compared with the tokens already cached and only the tokens

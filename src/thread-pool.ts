@@ -21,7 +21,7 @@ import {
   claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SPIN_US,
   jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type Job, type WorkerInit, writeJobs,
 } from './threads/protocol.js'
-import { isSharedVariant, type KernelVariant, type Kernels } from './wasm.js'
+import { isSharedVariant, type KernelVariant, type Kernels, type WasmMemory, type WasmModule } from './wasm.js'
 
 /** Upper bound for a worker to start (instantiate the module on the shared memory). */
 const START_TIMEOUT_MS = 60_000
@@ -151,8 +151,8 @@ export class ThreadPool {
 
   private constructor(
     private readonly kernels: Kernels,
-    private readonly module: WebAssembly.Module,
-    private readonly memory: WebAssembly.Memory,
+    private readonly module: WasmModule,
+    private readonly memory: WasmMemory,
     private readonly ctl: number,
     /** Threads computing at most, the calling thread included. */
     readonly nThreads: number,
@@ -181,7 +181,7 @@ export class ThreadPool {
    * instantiated the module. `ctl` is a CTL_BYTES control block in that memory. Workers
    * that cannot start leave a pool that computes on the calling thread alone (warned once).
    */
-  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, kernels: Kernels, ctl: number, nThreads: number,
+  static async create(module: WasmModule, memory: WasmMemory, kernels: Kernels, ctl: number, nThreads: number,
     opts: PoolOptions = {}): Promise<ThreadPool> {
     if (!Number.isInteger(nThreads) || nThreads < 1 || nThreads > 256) {
       throw new InvalidArgumentError(`threads must be an integer in 1..256, got ${nThreads}`)

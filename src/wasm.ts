@@ -13,6 +13,14 @@ import { relaxedSimd, simd, threads } from 'wasm-feature-detect'
 
 type Ptr = number
 
+/**
+ * `WasmModule` and `WasmMemory` as the published .d.ts files name them: a
+ * consumer compiling with `lib: ["es2022"]` and `@types/node` has no `WebAssembly`
+ * namespace. Structurally the same as the DOM lib's (so either passes for the other).
+ */
+export interface WasmModule {}
+export interface WasmMemory { readonly buffer: ArrayBuffer; grow(delta: number): number }
+
 /** Exports of build/bitnet-*.wasm. Pointers are byte offsets into the shared memory. */
 export interface Kernels {
   matvec_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
@@ -88,10 +96,10 @@ const SUPPORTED: Record<KernelVariant, () => Promise<boolean>> = {
  */
 export type WasmSource = string | URL | Uint8Array
 
-const compiled = new Map<string, Promise<WebAssembly.Module>>()
+const compiled = new Map<string, Promise<WasmModule>>()
 
 /** Compiles the binary at `url` once per process. */
-function compileUrl(url: URL): Promise<WebAssembly.Module> {
+function compileUrl(url: URL): Promise<WasmModule> {
   let p = compiled.get(url.href)
   if (!p) {
     p = readUrlBytes(url).then((b) => WebAssembly.compile(b))
@@ -111,7 +119,7 @@ export async function availableVariants(): Promise<KernelVariant[]> {
  * The compiled kernel module: the requested variant, or the fastest this runtime runs.
  * `wasm` overrides where the binaries come from (see {@link WasmSource}).
  */
-export async function compileKernels(opts: { variant?: KernelVariant; wasm?: WasmSource } = {}): Promise<{ module: WebAssembly.Module; variant: KernelVariant }> {
+export async function compileKernels(opts: { variant?: KernelVariant; wasm?: WasmSource } = {}): Promise<{ module: WasmModule; variant: KernelVariant }> {
   if (opts.wasm instanceof Uint8Array) {
     return { module: await WebAssembly.compile(opts.wasm as Uint8Array<ArrayBuffer>), variant: opts.variant ?? 'simd' }
   }
@@ -133,7 +141,7 @@ const NEEDS: Record<KernelVariant, string> = {
 }
 
 /** Instantiates the module on `memory`. Every thread does this on the same memory. */
-export function instantiateKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): Kernels {
+export function instantiateKernels(module: WasmModule, memory: WasmMemory): Kernels {
   try {
     const instance = new WebAssembly.Instance(module, {
       env: { memory, abort: () => { throw new Error('wasm abort') } },
@@ -152,7 +160,7 @@ export function instantiateKernels(module: WebAssembly.Module, memory: WebAssemb
  * initial size.
  * @throws ResourceLimitError (with `needed` = bytes) past the 4 GiB limit or when the runtime refuses it.
  */
-export function createMemory(bytes: number, variant: KernelVariant): WebAssembly.Memory {
+export function createMemory(bytes: number, variant: KernelVariant): WasmMemory {
   const pages = Math.ceil(bytes / 65536)
   if (pages > MAX_PAGES) {
     throw new ResourceLimitError('wasmMemory', MAX_PAGES * 65536, `model needs ${(bytes / 2 ** 30).toFixed(2)} GiB of wasm memory; the limit is 4 GiB`, bytes)
@@ -173,7 +181,7 @@ export function createMemory(bytes: number, variant: KernelVariant): WebAssembly
  * Grows `memory` to at least `bytes`.
  * @throws ResourceLimitError naming the size (`needed` = bytes) when the memory cannot grow that far.
  */
-export function growMemory(memory: WebAssembly.Memory, bytes: number): void {
+export function growMemory(memory: WasmMemory, bytes: number): void {
   const have = memory.buffer.byteLength
   if (bytes <= have) return
   const pages = Math.ceil((bytes - have) / 65536)

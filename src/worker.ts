@@ -1,15 +1,18 @@
+// `Symbol.asyncDispose` in the public types: consumers whose lib is es2022 (+ DOM) get it from here.
+/// <reference lib="esnext.disposable" preserve="true" />
 /**
  * `bitnet-wasm/worker`: the engine in a dedicated module Worker, with the in-thread API
  * (`generate`/`chat` stream with `for await` or resolve with `await`, AbortSignal,
  * progress events, typed errors), so a page's main thread never blocks on decoding.
- * Runs wherever `Worker` exists: browsers, Deno, Bun. The messages are in
+ * Runs wherever `Worker` exists: browsers, Deno, Bun (in Node it throws
+ * UnsupportedFeatureError naming `loadModel`, which computes on worker_threads). The messages are in
  * engine-worker/protocol.ts.
  */
 import type { ModelOptions } from './bitnet-model.js'
 import type { ChatMessage } from './chat-template.js'
 import { startEngineWorker } from './assets.js'
-import { BASE_URL } from './env.js'
-import { WorkerError } from './errors.js'
+import { BASE_URL, IS_NODE } from './env.js'
+import { UnsupportedFeatureError, WorkerError } from './errors.js'
 import { Generation, type GenerateOptions, type GenerationChunk, type GenerationRun } from './generation.js'
 import type { ModelConfig } from './model/config.js'
 import type { KernelVariant } from './wasm.js'
@@ -20,6 +23,17 @@ export type { WorkerModelSource } from './engine-worker/protocol.js'
 // `instanceof` needs the classes from here, not from the main entry's copy.
 export * from './errors.js'
 
+/**
+ * What Connection uses of a Web Worker, declared here so the published .d.ts files need no
+ * DOM lib (a Node-only `lib: ["es2022"]` has no `Worker`).
+ */
+interface EngineWorker {
+  onmessage: ((e: { data: Reply }) => void) | null
+  onerror: ((e: { message?: string; preventDefault(): void }) => void) | null
+  postMessage(message: unknown): void
+  terminate(): void
+}
+
 type Outgoing = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never
 
 /** Request/reply bookkeeping over one Worker. */
@@ -27,8 +41,8 @@ class Connection {
   private nextId = 1
   private readonly pending = new Map<number, (r: Reply) => void>()
 
-  constructor(private readonly worker: Worker) {
-    worker.onmessage = (e: MessageEvent<Reply>) => this.pending.get(e.data.id)?.(e.data)
+  constructor(private readonly worker: EngineWorker) {
+    worker.onmessage = (e) => this.pending.get(e.data.id)?.(e.data)
     worker.onerror = (e) => {
       e.preventDefault()
       this.failAll(new WorkerError(`the engine worker failed: ${e.message || 'its script did not load'}`))
@@ -75,7 +89,12 @@ class Connection {
 export async function loadModelInWorker(source: WorkerModelSource, opts: ModelOptions = {}): Promise<WorkerModel> {
   const { onProgress, signal, logger = console, wasm, assets, ...rest } = opts
   signal?.throwIfAborted()
-  const conn = new Connection(startEngineWorker(assets?.engineWorker ? new URL(assets.engineWorker, BASE_URL) : undefined))
+  if (IS_NODE) {
+    throw new UnsupportedFeatureError("bitnet-wasm/worker needs a Web Worker (browsers, Deno, Bun) and Node has none: " +
+      "in Node use loadModel from 'bitnet-wasm', which already computes on worker_threads, or call it inside your own worker_threads Worker")
+  }
+  const worker = startEngineWorker(assets?.engineWorker ? new URL(assets.engineWorker, BASE_URL) : undefined)
+  const conn = new Connection(worker as unknown as EngineWorker) // a Worker is one; its DOM typing is wider
   const onAbort = () => conn.terminate()
   signal?.addEventListener('abort', onAbort, { once: true })
   try {

@@ -19,8 +19,8 @@ import type { LoadProgress } from '../model/load.js'
 import type { KernelVariant } from '../wasm.js'
 
 /**
- * Model sources that can be posted to a Worker: bytes or a Blob/File (a string as
- * `loadModel` takes it in a browser; file paths are not read inside the Worker).
+ * Model sources that can be posted to a Worker: bytes, a Blob/File, or a string as
+ * `loadModel` takes it (a URL or `hf:` id; in Deno and Bun a file path too).
  */
 export type WorkerModelSource = string | Uint8Array | ArrayBuffer | Blob
 

@@ -10,7 +10,7 @@
  * machine can pick wrong, so it runs only where the ranking is really unknown. Both give
  * bit-identical outputs, so the choice changes speed only.
  */
-import { createMemory, instantiateKernels, type KernelVariant } from '../wasm.js'
+import { createMemory, instantiateKernels, type KernelVariant, type WasmModule } from '../wasm.js'
 import { Arena } from './arena.js'
 import { tlShape } from './repack-tl.js'
 import { x4Shape } from './repack.js'
@@ -20,7 +20,7 @@ export type TernaryKernel = 'i2s' | 'tl'
 const chosen = new Map<KernelVariant, TernaryKernel>()
 
 /** The faster ternary kernel of this module in this runtime (measured once per process and build). */
-export function selectTernaryKernel(module: WebAssembly.Module, variant: KernelVariant): TernaryKernel {
+export function selectTernaryKernel(module: WasmModule, variant: KernelVariant): TernaryKernel {
   let k = chosen.get(variant)
   if (!k) {
     k = variant === 'relaxed' ? 'i2s' : raceKernels(module, variant)
@@ -29,7 +29,7 @@ export function selectTernaryKernel(module: WebAssembly.Module, variant: KernelV
   return k
 }
 
-function raceKernels(module: WebAssembly.Module, variant: KernelVariant): TernaryKernel {
+function raceKernels(module: WasmModule, variant: KernelVariant): TernaryKernel {
   const M = 1024, K = 2560
   const a = new Arena()
   const q = a.alloc(K), meta = a.alloc(16), lut = a.alloc(K * 16), y = a.alloc(M * 4)

@@ -7,7 +7,7 @@
 import { ContextFullError, InvalidArgumentError } from '../errors.js'
 import { ThreadPool, type PoolOptions } from '../thread-pool.js'
 import { CTL_BYTES, type Job } from '../threads/protocol.js'
-import { growMemory, type Kernels } from '../wasm.js'
+import { growMemory, type Kernels, type WasmMemory, type WasmModule } from '../wasm.js'
 import { Arena } from './arena.js'
 import { assertFiniteLogits, locateNonFinite } from './numerics.js'
 import type { ModelConfig } from './config.js'
@@ -143,8 +143,8 @@ export class Transformer {
   readonly config: ModelConfig
   /** KV cache capacity in tokens (of every cache of this model). */
   readonly contextSize: number
-  readonly memory: WebAssembly.Memory
-  readonly module: WebAssembly.Module
+  readonly memory: WasmMemory
+  readonly module: WasmModule
   private readonly k: Kernels
   private readonly w: ModelWeights
   /** The ternary kernel the weights are laid out for. */

@@ -35,7 +35,7 @@
  * leader rewrites them only after DONE = TOTAL. (Counting up against TOTAL would not do: a
  * late worker could read the next round's larger TOTAL and claim a chunk past the end.)
  */
-import type { Kernels } from '../wasm.js'
+import type { Kernels, WasmMemory, WasmModule } from '../wasm.js'
 
 export const CTL_GEN = 0
 export const CTL_NJOBS = 1
@@ -228,4 +228,4 @@ export function waitChange(i32: Int32Array, index: number, v: number, spinUs: nu
 }
 
 /** What a compute worker is started with (Node: workerData; Web Workers: the first message). */
-export interface WorkerInit { module: WebAssembly.Module; memory: WebAssembly.Memory; ctl: number; ith: number; nth: number }
+export interface WorkerInit { module: WasmModule; memory: WasmMemory; ctl: number; ith: number; nth: number }

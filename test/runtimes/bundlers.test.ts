@@ -4,21 +4,22 @@
 // `assets` options point at the package's files copied next to the bundle). Each app (the
 // packed tarball installed into it, test/runtimes/app/) is served as a static host would and
 // opened in Debian's Chromium: with COOP/COEP it must generate the golden text on 2 threads,
-// without them on 1 thread with the one warning; never a page error.
+// without them on 1 thread with the one warning; never a page error. And an Electron-style
+// page: the webpack build opened from file:// with a model the user picks (a File).
 import { execFile } from 'node:child_process'
 import { copyFileSync, cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
-import type { Browser } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadGolden, TINY_GGUF } from '../helpers/golden.js'
-import { HAVE_CHROMIUM, launchChromium, serveStatic } from './helpers.js'
+import { HAVE_CHROMIUM, launchChromium, packTarball, serveStatic } from './helpers.js'
 
 const run = promisify(execFile)
 const require = createRequire(new URL('./package.json', import.meta.url))
-const ROOT = new URL('../../', import.meta.url).pathname
 /** The bundlers' command-line entries (their packages do not export them). */
 const BIN = (pkg: string, file: string) => join(require.resolve(`${pkg}/package.json`), '..', file)
 const TMP = mkdtempSync(join(tmpdir(), 'bitnet-bundlers-'))
@@ -46,15 +47,35 @@ const BUILDS: Record<string, () => Promise<void>> = {
   },
 }
 
+/** The Electron-style page: webpack's build of main-file.js, opened from file://. */
+async function buildFilePage(): Promise<void> {
+  await run(process.execPath, [BIN('webpack-cli', 'bin/cli.js'), '--config', 'webpack.file.config.js'], { cwd: APP })
+  copyFileSync(TINY_GGUF, join(APP, 'dist-file', 'model.gguf'))
+  writeFileSync(join(APP, 'dist-file', 'index.html'), page('main.js', false).replace('<pre', '<input type="file" id="model"><pre').replace('src="/', 'src="'))
+}
+
+/** Waits for the app's #status line, then checks the golden text and no page error; returns the status. */
+async function finished(tab: Page, errors: string[]): Promise<{ state: string; message?: string; threads: number; active: number; isolated: boolean; warnings: string[] }> {
+  await tab.waitForFunction(() => document.getElementById('status')?.textContent !== 'loading', null, { timeout: 120_000 })
+  const status = JSON.parse((await tab.textContent('#status'))!)
+  expect(status.state, status.message).toBe('done')
+  expect(errors).toEqual([])
+  expect(await tab.textContent('#out')).toBe(golden.greedy32_text)
+  return status
+}
+
+const ONE_THREAD_WARNING = /^bitnet-wasm: running on 1 thread instead of 2: .*Cross-Origin-Opener-Policy/
+
 describe.runIf(HAVE_CHROMIUM)('production builds of an app', () => {
   let browser: Browser
   beforeAll(async () => {
-    const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', TMP], { cwd: ROOT })
+    const { tarball } = await packTarball(TMP)
     cpSync(new URL('./app/', import.meta.url).pathname, APP, { recursive: true })
     writeFileSync(join(APP, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
-    await run('npm', ['install', join(TMP, JSON.parse(stdout)[0].filename), '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: APP })
-    await Promise.all(Object.values(BUILDS).map((build) => build()))
-    browser = await launchChromium()
+    await run('npm', ['install', tarball, '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: APP })
+    await Promise.all([...Object.values(BUILDS), buildFilePage].map((build) => build()))
+    // Lets a file:// page read the files beside it, as Electron's file:// pages do (see README).
+    browser = await launchChromium(['--allow-file-access-from-files'])
   }, 300_000)
   afterAll(async () => {
     await browser?.close()
@@ -69,18 +90,35 @@ describe.runIf(HAVE_CHROMIUM)('production builds of an app', () => {
         const errors: string[] = []
         tab.on('pageerror', (e) => errors.push(e.message))
         await tab.goto(server.url + '/')
-        await tab.waitForFunction(() => document.getElementById('status')?.textContent !== 'loading', null, { timeout: 120_000 })
-        const status = JSON.parse((await tab.textContent('#status'))!)
-        expect(status.state, status.message).toBe('done')
-        expect(errors).toEqual([])
-        expect(await tab.textContent('#out')).toBe(golden.greedy32_text)
+        const status = await finished(tab, errors)
         expect(status.isolated).toBe(isolated)
         expect([status.threads, status.active]).toEqual(isolated ? [2, 2] : [1, 1])
         if (isolated) expect(status.warnings).toEqual([])
-        else expect(status.warnings).toEqual([expect.stringMatching(/^bitnet-wasm: running on 1 thread instead of 2: .*Cross-Origin-Opener-Policy/)])
+        else expect(status.warnings).toEqual([expect.stringMatching(ONE_THREAD_WARNING)])
       } finally {
         await tab.close()
         await server.close()
       }
     }, 150_000)
+
+  it.each(['a picked File', 'a URL beside the page'])('Electron-style page from file:// (webpack build), model as %s: golden text on 1 thread with the warning', async (how) => {
+    const tab = await browser.newPage()
+    try {
+      const errors: string[] = []
+      tab.on('pageerror', (e) => errors.push(e.message))
+      const url = pathToFileURL(join(APP, 'dist-file', 'index.html')).href
+      if (how === 'a picked File') {
+        await tab.goto(url)
+        await tab.setInputFiles('#model', TINY_GGUF)
+      } else {
+        await tab.goto(url + '#url')
+      }
+      const status = await finished(tab, errors)
+      // file:// pages are never cross-origin isolated: no SharedArrayBuffer, one thread.
+      expect([status.isolated, status.threads, status.active]).toEqual([false, 1, 1])
+      expect(status.warnings).toEqual([expect.stringMatching(ONE_THREAD_WARNING)])
+    } finally {
+      await tab.close()
+    }
+  }, 150_000)
 })

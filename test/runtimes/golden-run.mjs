@@ -1,9 +1,12 @@
 // Runs in an empty folder where the packed tarball is installed, under Node, Deno or Bun
-// (test/runtimes.test.ts copies it there with args.mjs beside it). Prints one JSON line
-// per way of running: in this thread on 2 threads, then in a Worker where one exists.
+// (test/runtimes/packaged.test.ts copies it there with args.mjs beside it). Prints one JSON
+// line per way of running: in this thread on 2 threads, then in a Worker (bitnet-wasm/worker)
+// from bytes, a path, a file: URL and a Blob, then what an error crossing the Worker looks like. Node has no
+// Web Worker: its line is the typed error loadModelInWorker throws.
 import { readFile } from 'node:fs/promises'
+import { pathToFileURL } from 'node:url'
 import { loadModel } from 'bitnet-wasm'
-import { loadModelInWorker } from 'bitnet-wasm/worker'
+import { loadModelInWorker, ModelFormatError, UnsupportedFeatureError } from 'bitnet-wasm/worker'
 import { MODEL, PROMPT, MAX_TOKENS } from './args.mjs'
 
 const opts = { maxTokens: MAX_TOKENS, temperature: 0, ignoreEos: true }
@@ -17,5 +20,19 @@ async function report(how, model) {
   await model.dispose()
 }
 
+/** The rejection of `p` as a line: class, whether it is the package's own, message, stack. */
+async function reportError(how, p, cls) {
+  const e = await p.then(() => undefined, (err) => err)
+  console.log(JSON.stringify({ how, name: e?.name, typed: e instanceof cls, message: e?.message, stack: e?.stack ?? '' }))
+}
+
 await report('in-thread', await loadModel(MODEL, { threads: 2 }))
-if (typeof Worker !== 'undefined') await report('worker', await loadModelInWorker(new Uint8Array(await readFile(MODEL)), { threads: 2 }))
+if (typeof Worker === 'undefined') {
+  await reportError('worker-node', loadModelInWorker(MODEL), UnsupportedFeatureError)
+} else {
+  await report('worker-bytes', await loadModelInWorker(new Uint8Array(await readFile(MODEL)), { threads: 2 }))
+  await report('worker-path', await loadModelInWorker(MODEL, { threads: 2 }))
+  await report('worker-file-url', await loadModelInWorker(pathToFileURL(MODEL).href, { threads: 2 }))
+  await report('worker-blob', await loadModelInWorker(new Blob([await readFile(MODEL)]), { threads: 2 }))
+  await reportError('worker-error', loadModelInWorker(new Uint8Array(64)), ModelFormatError)
+}

@@ -1,8 +1,10 @@
 // Shared by the runtime tests: the other runtimes' binaries (test/runtimes/package.json),
 // headless Chromium and the demo server.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import type { Browser } from 'playwright-core'
 
 const require = createRequire(new URL('./package.json', import.meta.url))
@@ -16,13 +18,13 @@ export const PLAYWRIGHT = require.resolve('playwright-core')
 export const CHROMIUM = '/usr/bin/chromium'
 export const HAVE_CHROMIUM = existsSync(CHROMIUM) || !!process.env.CI
 
-/** Launches headless Chromium through playwright-core, quiet (no background traffic). */
-export async function launchChromium(): Promise<Browser> {
+/** Launches headless Chromium through playwright-core, quiet (no background traffic); `extra` flags added. */
+export async function launchChromium(extra: string[] = []): Promise<Browser> {
   const { chromium } = await import(PLAYWRIGHT) as typeof import('playwright-core')
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-      '--no-first-run', '--disable-component-update', '--disable-sync'],
+      '--no-first-run', '--disable-component-update', '--disable-sync', ...extra],
   })
 }
 
@@ -71,4 +73,25 @@ export async function serveStatic(dir: string, isolated: boolean, extra: Record<
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as { port: number }
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) }
+}
+
+export interface PackInfo { tarball: string; unpackedSize: number; size: number; files: { path: string }[] }
+
+/**
+ * `npm pack` into `dest` as `npm publish` packs: the prepack/postpack manifest step runs
+ * (the tarball's package.json loses `prepare`), the build does not (npm test's pretest
+ * just built dist/ and build/).
+ */
+export async function packTarball(dest: string): Promise<PackInfo> {
+  const run = promisify(execFile)
+  const root = new URL('../../', import.meta.url).pathname
+  const manifest = join(root, 'scripts', 'pack-manifest.mjs')
+  await run(process.execPath, [manifest, 'strip'])
+  try {
+    const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dest], { cwd: root })
+    const info = JSON.parse(stdout)[0] as Omit<PackInfo, 'tarball'> & { filename: string }
+    return { ...info, tarball: join(dest, info.filename) }
+  } finally {
+    await run(process.execPath, [manifest, 'restore'])
+  }
 }
