@@ -9,7 +9,7 @@ import type { ModelConfig } from './model/config.js'
 import type { ModelContents } from './model/contents.js'
 import { loadWeights, type LoadProgress, type OutputType } from './model/load.js'
 import type { TernaryKernel } from './model/kernel-select.js'
-import { MAX_BATCH, stateBytes, Transformer } from './model/transformer.js'
+import { KV_TYPES, MAX_BATCH, stateBytes, Transformer, type KvType } from './model/transformer.js'
 import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from './openai-facade.js'
 import { Session, type SessionOptions } from './session.js'
 import { StepScheduler } from './session-scheduler.js'
@@ -36,6 +36,11 @@ export interface ModelOptions {
    * file) or 'auto' (default: q8 for matrices of ≥ 64 Mi weights such as 2B4T's, f16 below).
    */
   outputType?: OutputType
+  /**
+   * Storage of the KV cache: 'f16' (default; half the memory, 2B4T: 150 KiB per token;
+   * cost on tiny-dev in test/golden.test.ts) or 'f32' (as computed).
+   */
+  kvType?: KvType
   /** Ternary kernel: 'i2s' (multiply-add), 'tl' (lookup table) or 'auto' (default: the faster here). */
   kernel?: TernaryKernel | 'auto'
   /** Chat template override (Jinja). Default: the model's (with the 2B4T placeholder fixed). */
@@ -66,6 +71,9 @@ export function checkModelOptions(opts: ModelOptions): void {
   const ctx = opts.contextSize
   if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
     throw new InvalidArgumentError(`contextSize must be a positive integer, got ${ctx}`)
+  }
+  if (opts.kvType !== undefined && !KV_TYPES.includes(opts.kvType)) {
+    throw new InvalidArgumentError(`kvType must be one of ${KV_TYPES.join(', ')}, got ${opts.kvType}`)
   }
 }
 
@@ -101,8 +109,9 @@ export class BitnetModel {
   static async load(contents: ModelContents, opts: ModelOptions = {}): Promise<BitnetModel> {
     checkModelOptions(opts)
     let ctx = opts.contextSize
+    const kvType = opts.kvType ?? 'f16'
     const model = await loadWeights(contents, {
-      stateBytes: (c) => stateBytes(c, (ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT))),
+      stateBytes: (c) => stateBytes(c, (ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT)), kvType),
       onProgress: opts.onProgress,
       signal: opts.signal,
       variant: opts.variant,
@@ -112,7 +121,7 @@ export class BitnetModel {
     })
     const threads = usableThreads(opts.threads ?? await hardwareConcurrency(), model.variant, opts.logger ?? console)
     const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })
-    return new BitnetModel(await Transformer.create(model, ctx!, threads), contents.tokenizer, template, model.variant, opts.logger)
+    return new BitnetModel(await Transformer.create(model, ctx!, threads, kvType), contents.tokenizer, template, model.variant, opts.logger)
   }
 
   /** Compute threads in use (this one included). */

@@ -1,72 +1,325 @@
-// Causal multi-head attention over the KV cache of one layer, for one query token.
-// GQA: query head h reads kv head h / (n_head / n_head_kv) (spec §1.2).
+// Causal multi-head attention over one layer's KV cache, split over kv heads AND positions
+// (flash-decoding), in two thread rounds. For n queries of n consecutive positions of one
+// cache (a decode step: n = 1; a prompt chunk: n ≤ 8):
 //
-//   q      [n_head][head_dim]           query of the current token (after RoPE)
-//   kc, vc [ctx][kv_dim]                this layer's cache; rows 0..n_pos) are valid
-//   out    [n_head][head_dim]
-//   att    [n_head][ctx] scratch        scores, then softmax weights
-// Heads are split across threads by (ith, nth).
+//   q      [n][n_head][head_dim]          f32, after RoPE; row r sees positions 0..n_pos + r)
+//   kc, vc [ctx][n_head_kv][head_dim]     the layer's cache, f32 or IEEE half (T = f32 | u16)
+//   att    [items][n·group][block] f32    scratch: scores, then weights; one slice per item
+//   part   [n][n_head][n_blocks][4 + head_dim] f32   per (row, head, block): m, l, –, –, acc
+//   out    [n][n_head][head_dim]          f32
+//
+// Round 1, attention_partial_*: items = n_head_kv × n_blocks, item (g, b) = kv head g over
+// positions [b·block, (b+1)·block). It reads each key and value row of its block once for the
+// n·group queries sharing kv head g (GQA: query head h uses kv head h / group; the row stays
+// in L1 while up to 4 heads at a time use it) and writes, s_t = q·k_t / √head_dim over the
+// positions t of the block that the query sees:
+//   m = max s_t,   l = Σ e^(s_t − m),   acc = Σ e^(s_t − m) · v_t
+// Round 2, attention_combine_f32: items = n × n_head, exact combine of the blocks:
+//   out = Σ_b e^(m_b − M) · acc_b / Σ_b e^(m_b − M) · l_b,   M = max_b m_b
+// With one block (n_pos + n − 1 ≤ block), round 1 writes out = acc / l and round 2 is not run.
+// An item writes only its own att slice and part slots, and the blocks are fixed by `block`,
+// not by the thread count: results do not depend on (ith, nth) nor on the order of parts.
+//
+// The SIMD kernels need head_dim % 8 == 0 (8 dims = 16 bytes of halves per load); the
+// scalar _ref twins take any head_dim and agree with them to float rounding (dot products
+// and sums are accumulated in another order).
 
+import { f16ToF32 } from './half'
 import { share } from './split'
 
-/** out_h = softmax(q_h·Kᵀ / √head_dim) · V over positions 0..n_pos). */
-export function attention_f32(q: usize, kc: usize, vc: usize, out: usize, att: usize,
-                              n_head: i32, n_head_kv: i32, head_dim: i32, ctx: i32, n_pos: i32,
-                              ith: i32, nth: i32): void {
-  const kv_dim = n_head_kv * head_dim
-  const group = n_head / n_head_kv
-  const scale: f32 = <f32>1 / sqrt<f32>(<f32>head_dim)
-  const heads = share(n_head, ith, nth)
-  for (let h = <i32>(heads >> 32); h < <i32>heads; h++) {
-    const qh = q + (<usize>(h * head_dim) << 2)
-    const kvo = <usize>((h / group) * head_dim) << 2
-    const a = att + (<usize>(h * ctx) << 2)
+/** Round 1 on an f32 cache (SIMD): per (query, head, block) m, l, acc; see the file comment. */
+export function attention_partial_f32(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+                                      n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
+                                      ith: i32, nth: i32): void {
+  partial<f32>(q, kc, vc, att, part, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+}
+
+/** Round 1 on an f16 cache (SIMD). */
+export function attention_partial_f16(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+                                      n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
+                                      ith: i32, nth: i32): void {
+  partial<u16>(q, kc, vc, att, part, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+}
+
+/** Scalar twin of attention_partial_f32 (any head_dim). */
+export function attention_partial_f32_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+                                          n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
+                                          ith: i32, nth: i32): void {
+  partial_ref<f32>(q, kc, vc, att, part, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+}
+
+/** Scalar twin of attention_partial_f16 (any head_dim). */
+export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+                                          n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
+                                          ith: i32, nth: i32): void {
+  partial_ref<u16>(q, kc, vc, att, part, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+}
+
+/** Round 2: out[r][h] from the n_blocks partial results of (r, h); items = n × n_head. */
+export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i32, head_dim: i32, n_blocks: i32,
+                                      ith: i32, nth: i32): void {
+  const slot = <usize>(4 + head_dim) << 2
+  const items = share(n * n_head, ith, nth)
+  for (let it = <i32>(items >> 32); it < <i32>items; it++) {
+    const p = part + <usize>(it * n_blocks) * slot
     let mx: f32 = -Infinity
-    for (let t = 0; t < n_pos; t++) {
-      const sc = dot_f32(qh, kc + (<usize>(t * kv_dim) << 2) + kvo, head_dim) * scale
-      store<f32>(a + (<usize>t << 2), sc)
-      mx = max(mx, sc)
+    for (let b = 0; b < n_blocks; b++) mx = max(mx, load<f32>(p + <usize>b * slot))
+    let l: f32 = 0
+    for (let b = 0; b < n_blocks; b++) {
+      const s = p + <usize>b * slot
+      const w = Mathf.exp(load<f32>(s) - mx) // a block the query does not see: m = −∞, w = 0
+      store<f32>(s + 8, w)
+      l += w * load<f32>(s, 4)
     }
-    let sum: f32 = 0
-    for (let t = 0; t < n_pos; t++) {
-      const e = Mathf.exp(load<f32>(a + (<usize>t << 2)) - mx)
-      store<f32>(a + (<usize>t << 2), e)
-      sum += e
-    }
-    const inv: f32 = <f32>1 / sum
-    const oh = out + (<usize>(h * head_dim) << 2)
-    memory.fill(oh, 0, <usize>head_dim << 2)
-    for (let t = 0; t < n_pos; t++) {
-      axpy_f32(oh, vc + (<usize>(t * kv_dim) << 2) + kvo, load<f32>(a + (<usize>t << 2)) * inv, head_dim)
+    const inv: f32 = <f32>1 / l
+    const o = out + (<usize>(it * head_dim) << 2)
+    for (let i = 0; i < head_dim; i++) {
+      let acc: f32 = 0
+      for (let b = 0; b < n_blocks; b++) {
+        const s = p + <usize>b * slot
+        acc += load<f32>(s, 8) * load<f32>(s + 16 + (<usize>i << 2))
+      }
+      store<f32>(o + (<usize>i << 2), acc * inv)
     }
   }
 }
 
-// Σ a[i]·b[i] over n floats.
+// Where query (r, head j of the group) of item (g, b) finds its inputs and puts its results.
 // @ts-ignore: decorator
-@inline function dot_f32(a: usize, b: usize, n: i32): f32 {
-  let acc = f32x4.splat(0)
-  let i = 0
-  for (; i + 4 <= n; i += 4) {
-    const o = <usize>i << 2
-    acc = f32x4.add(acc, f32x4.mul(v128.load(a + o), v128.load(b + o)))
-  }
-  let s = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3)
-  for (; i < n; i++) s += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2))
-  return s
+@inline function qPtr(q: usize, r: i32, g: i32, j: i32, n_head: i32, group: i32, head_dim: i32): usize {
+  return q + (<usize>((r * n_head + g * group + j) * head_dim) << 2)
+}
+// @ts-ignore: decorator
+@inline function slotPtr(part: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32): usize {
+  return part + (<usize>(((r * n_head + h) * n_blocks + b) * (4 + head_dim)) << 2)
 }
 
-// y[i] += alpha · x[i]
+// Weights of one query over a block of len scores at s, of which it sees the first cnt:
+// s_t ← e^(s_t − m) (0 beyond cnt); writes m and l into the slot, returns l.
 // @ts-ignore: decorator
-@inline function axpy_f32(y: usize, x: usize, alpha: f32, n: i32): void {
-  const va = f32x4.splat(alpha)
-  let i = 0
-  for (; i + 4 <= n; i += 4) {
-    const o = <usize>i << 2
-    v128.store(y + o, f32x4.add(v128.load(y + o), f32x4.mul(v128.load(x + o), va)))
+@inline function softmaxBlock(s: usize, len: i32, cnt: i32, slot: usize): f32 {
+  let mx: f32 = -Infinity
+  for (let t = 0; t < cnt; t++) mx = max(mx, load<f32>(s + (<usize>t << 2)))
+  let l: f32 = 0
+  for (let t = 0; t < len; t++) {
+    const p = s + (<usize>t << 2)
+    const e: f32 = t < cnt ? Mathf.exp(load<f32>(p) - mx) : 0
+    store<f32>(p, e)
+    l += e
   }
-  for (; i < n; i++) {
-    const o = <usize>i << 2
-    store<f32>(y + o, load<f32>(y + o) + load<f32>(x + o) * alpha)
+  store<f32>(slot, mx)
+  store<f32>(slot, l, 4)
+  return l
+}
+
+// The partial kernels' item loop: item (g, b), its n·group queries, three phases (scores,
+// block softmax, weighted values). `score` and `values` are the SIMD or scalar inner parts.
+// @ts-ignore: decorator
+@inline function partial<T>(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+                            n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
+                            ith: i32, nth: i32): void {
+  const group = n_head / n_head_kv
+  const kv_dim = n_head_kv * head_dim
+  const scale: f32 = <f32>1 / sqrt<f32>(<f32>head_dim)
+  const n_blocks = (n_pos + n - 1 + block - 1) / block
+  const items = share(n_head_kv * n_blocks, ith, nth)
+  // Half → float masks from a runtime value (V8 ≥ 14 re-materialises v128 constants per use).
+  const zero = <u32>head_dim >>> 31
+  const mmag = i32x4.splat(0x7fff | zero), msign = i32x4.splat(0x8000 | zero)
+  const magic = f32x4.splat(reinterpret<f32>(0x77800000 | zero))
+  for (let it = <i32>(items >> 32); it < <i32>items; it++) {
+    const g = it / n_blocks, b = it % n_blocks
+    const t0 = b * block, len = min(block, n_pos + n - 1 - t0)
+    const sc = att + (<usize>(it * n * group * block) << 2)
+    const kb = kc + <usize>(t0 * kv_dim + g * head_dim) * sizeof<T>()
+    const vb = vc + <usize>(t0 * kv_dim + g * head_dim) * sizeof<T>()
+    const rowStride = <usize>kv_dim * sizeof<T>()
+    for (let r = 0; r < n; r++) {
+      const cnt = max(0, min(len, n_pos + r - t0))
+      // scores: every key row once, for 4 heads of the group at a time
+      for (let t = 0; t < len; t++) {
+        const k = kb + <usize>t * rowStride
+        let j = 0
+        for (; j + 4 <= group; j += 4) {
+          score4<T>(k, qPtr(q, r, g, j, n_head, group, head_dim), head_dim, scale,
+                    sc + (<usize>(((r * group + j) * block) + t) << 2), <usize>block << 2, mmag, msign, magic)
+        }
+        for (; j < group; j++) {
+          store<f32>(sc + (<usize>(((r * group + j) * block) + t) << 2),
+                     dot8<T>(k, qPtr(q, r, g, j, n_head, group, head_dim), head_dim, mmag, msign, magic) * scale)
+        }
+      }
+      // weights, and where each head's result goes: its slot (acc) or, with one block, out (acc / l)
+      for (let j = 0; j < group; j++) {
+        const h = g * group + j
+        const slot = slotPtr(part, r, h, b, n_head, n_blocks, head_dim)
+        const l = softmaxBlock(sc + (<usize>((r * group + j) * block) << 2), len, cnt, slot)
+        store<f32>(slot, n_blocks == 1 ? <f32>1 / l : 1, 8) // multiplier of acc, read by values*
+      }
+      // values: every value row once per 8 dims, for 4 heads at a time
+      let j = 0
+      for (; j + 4 <= group; j += 4) values4<T>(vb, rowStride, len, sc + (<usize>((r * group + j) * block) << 2), <usize>block << 2,
+                                                 part, out, r, g * group + j, b, n_head, n_blocks, head_dim, mmag, msign, magic)
+      for (; j < group; j++) values1<T>(vb, rowStride, len, sc + (<usize>((r * group + j) * block) << 2),
+                                         part, out, r, g * group + j, b, n_head, n_blocks, head_dim, mmag, msign, magic)
+    }
   }
+}
+
+// Dims i..i+4 (lo) and i+4..i+8 (hi) of a row as f32x4: loads of f32, or exact half → float
+// (magnitude bits << 13, × 2^112, sign bit moved to bit 31: the trick of half.ts in SIMD).
+// @ts-ignore: decorator
+@inline function lo8<T>(row: usize, i: i32, mmag: v128, msign: v128, magic: v128): v128 {
+  if (sizeof<T>() == 4) return v128.load(row + (<usize>i << 2))
+  return h2f(i32x4.extend_low_i16x8_u(v128.load(row + (<usize>i << 1))), mmag, msign, magic)
+}
+// @ts-ignore: decorator
+@inline function hi8<T>(row: usize, i: i32, mmag: v128, msign: v128, magic: v128): v128 {
+  if (sizeof<T>() == 4) return v128.load(row + (<usize>i << 2), 16)
+  return h2f(i32x4.extend_high_i16x8_u(v128.load(row + (<usize>i << 1))), mmag, msign, magic)
+}
+// @ts-ignore: decorator
+@inline function h2f(x: v128, mmag: v128, msign: v128, magic: v128): v128 {
+  return v128.or(f32x4.mul(i32x4.shl(v128.and(x, mmag), 13), magic), i32x4.shl(v128.and(x, msign), 16))
+}
+// @ts-ignore: decorator
+@inline function hsum(a: v128): f32 {
+  return f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3)
+}
+
+// q·k over head_dim (a multiple of 8) for one query.
+// @ts-ignore: decorator
+@inline function dot8<T>(k: usize, qh: usize, head_dim: i32, mmag: v128, msign: v128, magic: v128): f32 {
+  let a0 = f32x4.splat(0), a1 = a0
+  for (let i = 0; i < head_dim; i += 8) {
+    const p = qh + (<usize>i << 2)
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(p), lo8<T>(k, i, mmag, msign, magic)))
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(p, 16), hi8<T>(k, i, mmag, msign, magic)))
+  }
+  return hsum(f32x4.add(a0, a1))
+}
+
+// q_j·k · scale for 4 consecutive heads q_j = q0 + j·head_dim, one pass over k; score j at s + j·ss.
+// @ts-ignore: decorator
+@inline function score4<T>(k: usize, q0: usize, head_dim: i32, scale: f32, s: usize, ss: usize,
+                           mmag: v128, msign: v128, magic: v128): void {
+  const qs = <usize>head_dim << 2
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0
+  for (let i = 0; i < head_dim; i += 8) {
+    const x0 = lo8<T>(k, i, mmag, msign, magic), x1 = hi8<T>(k, i, mmag, msign, magic)
+    const p = q0 + (<usize>i << 2)
+    a0 = f32x4.add(a0, f32x4.add(f32x4.mul(v128.load(p), x0), f32x4.mul(v128.load(p, 16), x1)))
+    a1 = f32x4.add(a1, f32x4.add(f32x4.mul(v128.load(p + qs), x0), f32x4.mul(v128.load(p + qs, 16), x1)))
+    a2 = f32x4.add(a2, f32x4.add(f32x4.mul(v128.load(p + 2 * qs), x0), f32x4.mul(v128.load(p + 2 * qs, 16), x1)))
+    a3 = f32x4.add(a3, f32x4.add(f32x4.mul(v128.load(p + 3 * qs), x0), f32x4.mul(v128.load(p + 3 * qs, 16), x1)))
+  }
+  store<f32>(s, hsum(a0) * scale)
+  store<f32>(s + ss, hsum(a1) * scale)
+  store<f32>(s + 2 * ss, hsum(a2) * scale)
+  store<f32>(s + 3 * ss, hsum(a3) * scale)
+}
+
+// Σ_t w_j[t] · v_t for heads h..h+4 (weights w_j = w + j·ws), 8 dims at a time in registers,
+// then × the multiplier in the slot (1, or 1/l with one block) into the slot or out.
+// @ts-ignore: decorator
+@inline function values4<T>(vb: usize, rowStride: usize, len: i32, w: usize, ws: usize,
+                            part: usize, out: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32,
+                            mmag: v128, msign: v128, magic: v128): void {
+  const s0 = slotPtr(part, r, h, b, n_head, n_blocks, head_dim), ss = <usize>(n_blocks * (4 + head_dim)) << 2 // next head's slot
+  const d0 = dest(s0, out, r, h, n_head, n_blocks, head_dim), ds = n_blocks == 1 ? <usize>head_dim << 2 : ss
+  const m0 = f32x4.splat(load<f32>(s0, 8)), m1 = f32x4.splat(load<f32>(s0 + ss, 8))
+  const m2 = f32x4.splat(load<f32>(s0 + 2 * ss, 8)), m3 = f32x4.splat(load<f32>(s0 + 3 * ss, 8))
+  for (let i = 0; i < head_dim; i += 8) {
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0
+    for (let t = 0; t < len; t++) {
+      const v = vb + <usize>t * rowStride
+      const x0 = lo8<T>(v, i, mmag, msign, magic), x1 = hi8<T>(v, i, mmag, msign, magic)
+      const wt = w + (<usize>t << 2)
+      const p0 = v128.load32_splat(wt), p1 = v128.load32_splat(wt + ws)
+      const p2 = v128.load32_splat(wt + 2 * ws), p3 = v128.load32_splat(wt + 3 * ws)
+      a0 = f32x4.add(a0, f32x4.mul(p0, x0)); c0 = f32x4.add(c0, f32x4.mul(p0, x1))
+      a1 = f32x4.add(a1, f32x4.mul(p1, x0)); c1 = f32x4.add(c1, f32x4.mul(p1, x1))
+      a2 = f32x4.add(a2, f32x4.mul(p2, x0)); c2 = f32x4.add(c2, f32x4.mul(p2, x1))
+      a3 = f32x4.add(a3, f32x4.mul(p3, x0)); c3 = f32x4.add(c3, f32x4.mul(p3, x1))
+    }
+    const o = <usize>i << 2
+    v128.store(d0 + o, f32x4.mul(a0, m0)); v128.store(d0 + o, f32x4.mul(c0, m0), 16)
+    v128.store(d0 + ds + o, f32x4.mul(a1, m1)); v128.store(d0 + ds + o, f32x4.mul(c1, m1), 16)
+    v128.store(d0 + 2 * ds + o, f32x4.mul(a2, m2)); v128.store(d0 + 2 * ds + o, f32x4.mul(c2, m2), 16)
+    v128.store(d0 + 3 * ds + o, f32x4.mul(a3, m3)); v128.store(d0 + 3 * ds + o, f32x4.mul(c3, m3), 16)
+  }
+}
+
+// values4 for one head.
+// @ts-ignore: decorator
+@inline function values1<T>(vb: usize, rowStride: usize, len: i32, w: usize,
+                            part: usize, out: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32,
+                            mmag: v128, msign: v128, magic: v128): void {
+  const s0 = slotPtr(part, r, h, b, n_head, n_blocks, head_dim)
+  const d0 = dest(s0, out, r, h, n_head, n_blocks, head_dim)
+  const m0 = f32x4.splat(load<f32>(s0, 8))
+  for (let i = 0; i < head_dim; i += 8) {
+    let a0 = f32x4.splat(0), c0 = a0
+    for (let t = 0; t < len; t++) {
+      const v = vb + <usize>t * rowStride
+      const p0 = v128.load32_splat(w + (<usize>t << 2))
+      a0 = f32x4.add(a0, f32x4.mul(p0, lo8<T>(v, i, mmag, msign, magic)))
+      c0 = f32x4.add(c0, f32x4.mul(p0, hi8<T>(v, i, mmag, msign, magic)))
+    }
+    const o = <usize>i << 2
+    v128.store(d0 + o, f32x4.mul(a0, m0)); v128.store(d0 + o, f32x4.mul(c0, m0), 16)
+  }
+}
+
+// Where head h's weighted values go: its slot's acc, or with a single block out[r][h].
+// @ts-ignore: decorator
+@inline function dest(slot: usize, out: usize, r: i32, h: i32, n_head: i32, n_blocks: i32, head_dim: i32): usize {
+  return n_blocks == 1 ? out + (<usize>((r * n_head + h) * head_dim) << 2) : slot + 16
+}
+
+// The scalar twin: same items, same outputs, plain loops, one query head at a time.
+// @ts-ignore: decorator
+@inline function partial_ref<T>(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+                                n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
+                                ith: i32, nth: i32): void {
+  const group = n_head / n_head_kv
+  const kv_dim = n_head_kv * head_dim
+  const scale: f32 = <f32>1 / sqrt<f32>(<f32>head_dim)
+  const n_blocks = (n_pos + n - 1 + block - 1) / block
+  const items = share(n_head_kv * n_blocks, ith, nth)
+  for (let it = <i32>(items >> 32); it < <i32>items; it++) {
+    const g = it / n_blocks, b = it % n_blocks
+    const t0 = b * block, len = min(block, n_pos + n - 1 - t0)
+    for (let r = 0; r < n; r++) {
+      for (let j = 0; j < group; j++) {
+        const h = g * group + j
+        const qh = qPtr(q, r, g, j, n_head, group, head_dim)
+        const sc = att + (<usize>((it * n * group + r * group + j) * block) << 2)
+        for (let t = 0; t < len; t++) {
+          const k = kc + <usize>((t0 + t) * kv_dim + g * head_dim) * sizeof<T>()
+          let s: f32 = 0
+          for (let i = 0; i < head_dim; i++) s += load<f32>(qh + (<usize>i << 2)) * elem<T>(k, i)
+          store<f32>(sc + (<usize>t << 2), s * scale)
+        }
+        const slot = slotPtr(part, r, h, b, n_head, n_blocks, head_dim)
+        const l = softmaxBlock(sc, len, max(0, min(len, n_pos + r - t0)), slot)
+        const mul: f32 = n_blocks == 1 ? <f32>1 / l : 1
+        const d = dest(slot, out, r, h, n_head, n_blocks, head_dim)
+        for (let i = 0; i < head_dim; i++) {
+          let acc: f32 = 0
+          for (let t = 0; t < len; t++) {
+            acc += load<f32>(sc + (<usize>t << 2)) * elem<T>(vc + <usize>((t0 + t) * kv_dim + g * head_dim) * sizeof<T>(), i)
+          }
+          store<f32>(d + (<usize>i << 2), acc * mul)
+        }
+      }
+    }
+  }
+}
+
+// Element i of a cache row as f32.
+// @ts-ignore: decorator
+@inline function elem<T>(row: usize, i: i32): f32 {
+  if (sizeof<T>() == 4) return load<f32>(row + (<usize>i << 2))
+  return f16ToF32(load<u16>(row + (<usize>i << 1)))
 }

@@ -34,11 +34,15 @@ export const OPS = [
   ['matvec_tl_i8', 'iiifiii'],
   ['matvec_f16_f32', 'iiiii'],
   ['matvec_f32_f32', 'iiiii'],
-  ['attention_f32', 'iiiiiiiiii'],
+  ['attention_partial_f32', 'iiiiiiiiiiii'],
   ['matmul_q8b_i8', 'iiiiiiiii'],
   ['matvec_q4b_i8', 'iiiiiiii'],
   ['matmul_i2s_i8', 'iiifiiii'],
   ['rmsnorm_quantize_rows_f32_i8', 'iiifiiiii'],
+  ['attention_partial_f16', 'iiiiiiiiiiii'],
+  ['attention_partial_f32_ref', 'iiiiiiiiiiii'],
+  ['attention_partial_f16_ref', 'iiiiiiiiiiii'],
+  ['attention_combine_f32', 'iiiiii'],
 ] as const
 
 export type OpName = (typeof OPS)[number][0]
