@@ -94,7 +94,7 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
   return part + (<usize>(((r * n_head + h) * n_blocks + b) * (4 + head_dim)) << 2)
 }
 
-// Weights of one query over a block of len scores at s, of which it sees the first cnt:
+// Weights of one query over a block of len scores at s, of which it sees the first cnt (scalar):
 // s_t ← e^(s_t − m) (0 beyond cnt); writes m and l into the slot, returns l.
 // @ts-ignore: decorator
 @inline function softmaxBlock(s: usize, len: i32, cnt: i32, slot: usize): f32 {
@@ -110,6 +110,54 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
   store<f32>(slot, mx)
   store<f32>(slot, l, 4)
   return l
+}
+
+// softmaxBlock in SIMD: max and Σ 4 lanes at a time, e^x by exp4; the tail (len % 4) scalar.
+// @ts-ignore: decorator
+@inline function softmaxBlock4(s: usize, len: i32, cnt: i32, slot: usize): f32 {
+  let vmx = f32x4.splat(-Infinity)
+  let t = 0
+  for (; t + 4 <= cnt; t += 4) vmx = f32x4.max(vmx, v128.load(s + (<usize>t << 2)))
+  let mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)))
+  for (; t < cnt; t++) mx = max(mx, load<f32>(s + (<usize>t << 2)))
+  const vm = f32x4.splat(mx), vcnt = i32x4.splat(cnt)
+  let vl = f32x4.splat(0), lane = i32x4(0, 1, 2, 3)
+  t = 0
+  for (; t + 4 <= len; t += 4) {
+    const p = s + (<usize>t << 2)
+    const e = v128.and(exp4(f32x4.sub(v128.load(p), vm)), i32x4.lt_s(lane, vcnt)) // 0 where t ≥ cnt
+    v128.store(p, e)
+    vl = f32x4.add(vl, e)
+    lane = i32x4.add(lane, i32x4.splat(4))
+  }
+  let l = hsum(vl)
+  for (; t < len; t++) {
+    const p = s + (<usize>t << 2)
+    const e: f32 = t < cnt ? Mathf.exp(load<f32>(p) - mx) : 0
+    store<f32>(p, e)
+    l += e
+  }
+  store<f32>(slot, mx)
+  store<f32>(slot, l, 4)
+  return l
+}
+
+// e^x for x ≤ 0 on 4 lanes (Cephes expf: x = n·ln2 + r, |r| ≤ ln2/2, degree-5 minimax
+// polynomial, × 2^n built in the exponent bits): ≤ 2 ulp; x < −87 (weights below 1e-38) and
+// the −∞ − m of an unseen position are clamped to e^−87 and then masked by the caller.
+// @ts-ignore: decorator
+@inline function exp4(x: v128): v128 {
+  x = f32x4.max(x, f32x4.splat(-87))
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)))
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375))), f32x4.mul(n, f32x4.splat(-2.12194440e-4)))
+  let p = f32x4.splat(1.9875691500e-4)
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1))
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1))
+  const y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1))
+  return f32x4.mul(y, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23))
 }
 
 // The partial kernels' item loop: item (g, b), its n·group queries, three phases (scores,
@@ -153,7 +201,7 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
       for (let j = 0; j < group; j++) {
         const h = g * group + j
         const slot = slotPtr(part, r, h, b, n_head, n_blocks, head_dim)
-        const l = softmaxBlock(sc + (<usize>((r * group + j) * block) << 2), len, cnt, slot)
+        const l = softmaxBlock4(sc + (<usize>((r * group + j) * block) << 2), len, cnt, slot)
         store<f32>(slot, n_blocks == 1 ? <f32>1 / l : 1, 8) // multiplier of acc, read by values*
       }
       // values: every value row once per 8 dims, for 4 heads at a time

@@ -16,7 +16,7 @@ export const SERVE_HELP = `bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 80
       --cors               allow cross-origin requests from browsers
       --quiet              no request log on stderr
   -c, --ctx N              context size per sequence
-      --kv-type f16|f32    KV cache storage (default f16: half the memory)
+      --kv-type f16|f32    KV cache storage (default f32; f16: half the memory)
   -t, --threads N          threads`
 
 export async function serveCommand(argv: string[], signal: AbortSignal): Promise<number> {

@@ -20,7 +20,7 @@ export const MAX_BATCH = 8
 /** Positions per attention work item (assembly/ops/attention.ts): split-K granularity. */
 export const ATT_BLOCK = 128
 
-/** Storage of the KV cache: IEEE half (default) or f32. */
+/** Storage of the KV cache: f32 (default) or IEEE half. */
 export type KvType = 'f16' | 'f32'
 export const KV_TYPES: readonly KvType[] = ['f16', 'f32']
 const KV_ELEM: Record<KvType, number> = { f16: 2, f32: 4 }
@@ -204,7 +204,7 @@ export class Transformer {
    * A transformer over a loaded model, computing on `threads` threads (this one included),
    * with KV caches of `kvType` (its memory must have been planned with the same type).
    */
-  static async create(model: LoadedModel, contextSize: number, threads: number, kvType: KvType = 'f16'): Promise<Transformer> {
+  static async create(model: LoadedModel, contextSize: number, threads: number, kvType: KvType = 'f32'): Promise<Transformer> {
     const t = new Transformer(model, contextSize, kvType)
     t.pool = await ThreadPool.create(model.module, model.memory, model.kernels, t.s.ctl, threads)
     return t
