@@ -47,6 +47,24 @@ describe.each(VARIANTS)('attention kernels (%s build)', (variant) => {
     }
   }
 
+  // A prompt chunk is one job; each of its rows must get what a decode step at its position
+  // gets (test/kv-batch.test.ts: prefill equals token by token, bit for bit).
+  for (const kind of ['f32', 'f16'] as Kind[]) {
+    for (const simd of ['', '_ref']) {
+      it(`attention_partial_${kind}${simd}: a row of a batch gets the same bytes as alone (blocks edge inside the batch)`, () => {
+        const c: Case = { headDim: 64, nHead: 8, nHeadKv: 2, nPos: 125, n: 8, block: 128 }
+        const t = setup(b, c, kind)
+        const batch = run(b, t, c, `attention_partial_${kind}${simd}`, 3)
+        const qDim = c.nHead * c.headDim
+        for (let r = 0; r < c.n; r++) {
+          const one: Case = { ...c, nPos: c.nPos + r, n: 1 }
+          const alone = run(b, { ...t, q: t.q + r * qDim * 4, nBlocks: Math.ceil(one.nPos / c.block) }, one, `attention_partial_${kind}${simd}`, 2)
+          expect(alone, `row ${r}`).toEqual(batch.subarray(r * qDim, (r + 1) * qDim))
+        }
+      })
+    }
+  }
+
   it('f32_to_f16 equals its scalar twin and rounds to nearest even', () => {
     const n = 1003 // not a multiple of 8: the scalar tail too
     const src = b.alloc(n * 4), dst = b.alloc(n * 2), dstRef = b.alloc(n * 2), back = b.alloc(n * 4)

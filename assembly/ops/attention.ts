@@ -9,10 +9,10 @@
 //   out    [n][n_head][head_dim]          f32
 //
 // Round 1, attention_partial_*: items = n_head_kv × n_blocks, item (g, b) = kv head g over
-// positions [b·block, (b+1)·block). It reads each key and value row of its block once for the
-// n·group queries sharing kv head g (GQA: query head h uses kv head h / group; the row stays
-// in L1 while up to 4 heads at a time use it) and writes, s_t = q·k_t / √head_dim over the
-// positions t of the block that the query sees:
+// positions [b·block, (b+1)·block). It reads each key row of its block once for the n·group
+// queries sharing kv head g (GQA: query head h uses kv head h / group; the row stays in L1
+// while 4 heads at a time use it), each value row once per query row and 4 heads, and writes,
+// s_t = q·k_t / √head_dim over the positions t of the block that the query sees:
 //   m = max s_t,   l = Σ e^(s_t − m),   acc = Σ e^(s_t − m) · v_t
 // Round 2, attention_combine_f32: items = n × n_head, exact combine of the blocks:
 //   out = Σ_b e^(m_b − M) · acc_b / Σ_b e^(m_b − M) · l_b,   M = max_b m_b
@@ -94,16 +94,17 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
   return part + (<usize>(((r * n_head + h) * n_blocks + b) * (4 + head_dim)) << 2)
 }
 
-// Weights of one query over a block of len scores at s, of which it sees the first cnt (scalar):
-// s_t ← e^(s_t − m) (0 beyond cnt); writes m and l into the slot, returns l.
+// Weights of one query over the first cnt scores of its block at s, the positions it sees
+// (scalar): s_t ← e^(s_t − m); writes m and l into the slot, returns l. With cnt = 0 (a block
+// past the query): m = −∞, l = 0, which the combine weighs by 0.
 // @ts-ignore: decorator
-@inline function softmaxBlock(s: usize, len: i32, cnt: i32, slot: usize): f32 {
+@inline function softmaxBlock(s: usize, cnt: i32, slot: usize): f32 {
   let mx: f32 = -Infinity
   for (let t = 0; t < cnt; t++) mx = max(mx, load<f32>(s + (<usize>t << 2)))
   let l: f32 = 0
-  for (let t = 0; t < len; t++) {
+  for (let t = 0; t < cnt; t++) {
     const p = s + (<usize>t << 2)
-    const e: f32 = t < cnt ? Mathf.exp(load<f32>(p) - mx) : 0
+    const e = Mathf.exp(load<f32>(p) - mx)
     store<f32>(p, e)
     l += e
   }
@@ -112,28 +113,27 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
   return l
 }
 
-// softmaxBlock in SIMD: max and Σ 4 lanes at a time, e^x by exp4; the tail (len % 4) scalar.
+// softmaxBlock in SIMD: max and Σ 4 lanes at a time, e^x by exp4; the tail (cnt % 4) scalar.
+// Nothing depends on the block's length, so a query gets the same bytes in a batch or alone.
 // @ts-ignore: decorator
-@inline function softmaxBlock4(s: usize, len: i32, cnt: i32, slot: usize): f32 {
+@inline function softmaxBlock4(s: usize, cnt: i32, slot: usize): f32 {
   let vmx = f32x4.splat(-Infinity)
   let t = 0
   for (; t + 4 <= cnt; t += 4) vmx = f32x4.max(vmx, v128.load(s + (<usize>t << 2)))
   let mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)))
   for (; t < cnt; t++) mx = max(mx, load<f32>(s + (<usize>t << 2)))
-  const vm = f32x4.splat(mx), vcnt = i32x4.splat(cnt)
-  let vl = f32x4.splat(0), lane = i32x4(0, 1, 2, 3)
-  t = 0
-  for (; t + 4 <= len; t += 4) {
+  const vm = f32x4.splat(mx)
+  let vl = f32x4.splat(0)
+  for (t = 0; t + 4 <= cnt; t += 4) {
     const p = s + (<usize>t << 2)
-    const e = v128.and(exp4(f32x4.sub(v128.load(p), vm)), i32x4.lt_s(lane, vcnt)) // 0 where t ≥ cnt
+    const e = exp4(f32x4.sub(v128.load(p), vm))
     v128.store(p, e)
     vl = f32x4.add(vl, e)
-    lane = i32x4.add(lane, i32x4.splat(4))
   }
   let l = hsum(vl)
-  for (; t < len; t++) {
+  for (; t < cnt; t++) {
     const p = s + (<usize>t << 2)
-    const e: f32 = t < cnt ? Mathf.exp(load<f32>(p) - mx) : 0
+    const e = Mathf.exp(load<f32>(p) - mx)
     store<f32>(p, e)
     l += e
   }
@@ -143,8 +143,8 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
 }
 
 // e^x for x ≤ 0 on 4 lanes (Cephes expf: x = n·ln2 + r, |r| ≤ ln2/2, degree-5 minimax
-// polynomial, × 2^n built in the exponent bits): ≤ 2 ulp; x < −87 (weights below 1e-38) and
-// the −∞ − m of an unseen position are clamped to e^−87 and then masked by the caller.
+// polynomial, × 2^n built in the exponent bits): ≤ 2 ulp; x < −87 (weights below 1e-38) is
+// clamped to e^−87.
 // @ts-ignore: decorator
 @inline function exp4(x: v128): v128 {
   x = f32x4.max(x, f32x4.splat(-87))
@@ -182,11 +182,10 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
     const kb = kc + <usize>(t0 * kv_dim + g * head_dim) * sizeof<T>()
     const vb = vc + <usize>(t0 * kv_dim + g * head_dim) * sizeof<T>()
     const rowStride = <usize>kv_dim * sizeof<T>()
-    for (let r = 0; r < n; r++) {
-      const cnt = max(0, min(len, n_pos + r - t0))
-      // scores: every key row once, for 4 heads of the group at a time
-      for (let t = 0; t < len; t++) {
-        const k = kb + <usize>t * rowStride
+    // scores: every key row once, for every row that sees it, 4 heads of the group at a time
+    for (let t = 0; t < len; t++) {
+      const k = kb + <usize>t * rowStride
+      for (let r = max(0, t0 + t + 1 - n_pos); r < n; r++) {
         let j = 0
         for (; j + 4 <= group; j += 4) {
           score4<T>(k, qPtr(q, r, g, j, n_head, group, head_dim), head_dim, scale,
@@ -197,18 +196,20 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
                      dot8<T>(k, qPtr(q, r, g, j, n_head, group, head_dim), head_dim, mmag, msign, magic) * scale)
         }
       }
+    }
+    for (let r = 0; r < n; r++) {
+      const cnt = max(0, min(len, n_pos + r - t0)) // positions of the block row r sees
       // weights, and where each head's result goes: its slot (acc) or, with one block, out (acc / l)
       for (let j = 0; j < group; j++) {
-        const h = g * group + j
-        const slot = slotPtr(part, r, h, b, n_head, n_blocks, head_dim)
-        const l = softmaxBlock4(sc + (<usize>((r * group + j) * block) << 2), len, cnt, slot)
+        const slot = slotPtr(part, r, g * group + j, b, n_head, n_blocks, head_dim)
+        const l = softmaxBlock4(sc + (<usize>((r * group + j) * block) << 2), cnt, slot)
         store<f32>(slot, n_blocks == 1 ? <f32>1 / l : 1, 8) // multiplier of acc, read by values*
       }
-      // values: every value row once per 8 dims, for 4 heads at a time
+      // values: every value row it sees once per 8 dims, for 4 heads at a time
       let j = 0
-      for (; j + 4 <= group; j += 4) values4<T>(vb, rowStride, len, sc + (<usize>((r * group + j) * block) << 2), <usize>block << 2,
+      for (; j + 4 <= group; j += 4) values4<T>(vb, rowStride, cnt, sc + (<usize>((r * group + j) * block) << 2), <usize>block << 2,
                                                  part, out, r, g * group + j, b, n_head, n_blocks, head_dim, mmag, msign, magic)
-      for (; j < group; j++) values1<T>(vb, rowStride, len, sc + (<usize>((r * group + j) * block) << 2),
+      for (; j < group; j++) values1<T>(vb, rowStride, cnt, sc + (<usize>((r * group + j) * block) << 2),
                                          part, out, r, g * group + j, b, n_head, n_blocks, head_dim, mmag, msign, magic)
     }
   }
@@ -267,10 +268,10 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
   store<f32>(s + 3 * ss, hsum(a3) * scale)
 }
 
-// Σ_t w_j[t] · v_t for heads h..h+4 (weights w_j = w + j·ws), 8 dims at a time in registers,
+// Σ_t<cnt w_j[t] · v_t for heads h..h+4 (weights w_j = w + j·ws), 8 dims at a time in registers,
 // then × the multiplier in the slot (1, or 1/l with one block) into the slot or out.
 // @ts-ignore: decorator
-@inline function values4<T>(vb: usize, rowStride: usize, len: i32, w: usize, ws: usize,
+@inline function values4<T>(vb: usize, rowStride: usize, cnt: i32, w: usize, ws: usize,
                             part: usize, out: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32,
                             mmag: v128, msign: v128, magic: v128): void {
   const s0 = slotPtr(part, r, h, b, n_head, n_blocks, head_dim), ss = <usize>(n_blocks * (4 + head_dim)) << 2 // next head's slot
@@ -279,7 +280,7 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
   const m2 = f32x4.splat(load<f32>(s0 + 2 * ss, 8)), m3 = f32x4.splat(load<f32>(s0 + 3 * ss, 8))
   for (let i = 0; i < head_dim; i += 8) {
     let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0
-    for (let t = 0; t < len; t++) {
+    for (let t = 0; t < cnt; t++) {
       const v = vb + <usize>t * rowStride
       const x0 = lo8<T>(v, i, mmag, msign, magic), x1 = hi8<T>(v, i, mmag, msign, magic)
       const wt = w + (<usize>t << 2)
@@ -300,7 +301,7 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
 
 // values4 for one head.
 // @ts-ignore: decorator
-@inline function values1<T>(vb: usize, rowStride: usize, len: i32, w: usize,
+@inline function values1<T>(vb: usize, rowStride: usize, cnt: i32, w: usize,
                             part: usize, out: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32,
                             mmag: v128, msign: v128, magic: v128): void {
   const s0 = slotPtr(part, r, h, b, n_head, n_blocks, head_dim)
@@ -308,7 +309,7 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
   const m0 = f32x4.splat(load<f32>(s0, 8))
   for (let i = 0; i < head_dim; i += 8) {
     let a0 = f32x4.splat(0), c0 = a0
-    for (let t = 0; t < len; t++) {
+    for (let t = 0; t < cnt; t++) {
       const v = vb + <usize>t * rowStride
       const p0 = v128.load32_splat(w + (<usize>t << 2))
       a0 = f32x4.add(a0, f32x4.mul(p0, lo8<T>(v, i, mmag, msign, magic)))
@@ -343,19 +344,20 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
         const h = g * group + j
         const qh = qPtr(q, r, g, j, n_head, group, head_dim)
         const sc = att + (<usize>((it * n * group + r * group + j) * block) << 2)
-        for (let t = 0; t < len; t++) {
+        const cnt = max(0, min(len, n_pos + r - t0))
+        for (let t = 0; t < cnt; t++) {
           const k = kc + <usize>((t0 + t) * kv_dim + g * head_dim) * sizeof<T>()
           let s: f32 = 0
           for (let i = 0; i < head_dim; i++) s += load<f32>(qh + (<usize>i << 2)) * elem<T>(k, i)
           store<f32>(sc + (<usize>t << 2), s * scale)
         }
         const slot = slotPtr(part, r, h, b, n_head, n_blocks, head_dim)
-        const l = softmaxBlock(sc, len, max(0, min(len, n_pos + r - t0)), slot)
+        const l = softmaxBlock(sc, cnt, slot)
         const mul: f32 = n_blocks == 1 ? <f32>1 / l : 1
         const d = dest(slot, out, r, h, n_head, n_blocks, head_dim)
         for (let i = 0; i < head_dim; i++) {
           let acc: f32 = 0
-          for (let t = 0; t < len; t++) {
+          for (let t = 0; t < cnt; t++) {
             acc += load<f32>(sc + (<usize>t << 2)) * elem<T>(vc + <usize>((t0 + t) * kv_dim + g * head_dim) * sizeof<T>(), i)
           }
           store<f32>(d + (<usize>i << 2), acc * mul)
