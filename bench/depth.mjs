@@ -5,7 +5,8 @@
 // a prompt of DEPTH tokens, then --tg greedy tokens decoded at that depth.
 //
 // node depth.mjs [--depths 128,1024,2048,4000] [--tg 32] [--threads 2] [--runs 1]
-//                [--kv-type f32|f16] [--peers] [--json] [--dir DIR]
+//                [--kv-type f32|f16] [--ours ours-i2s|ours-relaxed] [--peers] [--json] [--dir DIR]
+//   --ours    which of peers.mjs's engines is ours (ours-relaxed: Node 24, relaxed SIMD)
 //   --peers   adds native llama.cpp (node-llama-cpp, f16 KV cache) in the same run
 import { spawn } from 'node:child_process'
 import path from 'node:path'
@@ -21,17 +22,18 @@ const { values: opt } = parseArgs({
     threads: { type: 'string', default: '2' },
     runs: { type: 'string', default: '1' },
     'kv-type': { type: 'string', default: 'f32' },
+    ours: { type: 'string', default: 'ours-i2s' },
     peers: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     dir: { type: 'string', default: defaultDir() },
   },
 })
 const depths = opt.depths.split(',').map(Number)
-const engines = ['ours-i2s', ...(opt.peers ? ['llama.cpp'] : [])]
+const engines = [opt.ours, ...(opt.peers ? ['llama.cpp'] : [])]
 // KV bytes per token of the 2B4T shape: 2 (k, v) × 30 layers × 640 (5 kv heads × 128);
 // llama.cpp keeps f16 by default.
 const KV_ELEMS = 2 * 30 * 640
-const kvBytes = { 'ours-i2s': opt['kv-type'] === 'f16' ? 2 : 4, 'llama.cpp': 2 }
+const kvBytes = { [opt.ours]: opt['kv-type'] === 'f16' ? 2 : 4, 'llama.cpp': 2 }
 
 function peers(depth) {
   const args = [path.join(HERE, 'peers.mjs'), '--json', '--engines', engines.join(','), '--pp', String(depth), '--tg', opt.tg,
