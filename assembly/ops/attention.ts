@@ -171,10 +171,8 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
   const scale: f32 = <f32>1 / sqrt<f32>(<f32>head_dim)
   const n_blocks = (n_pos + n - 1 + block - 1) / block
   const items = share(n_head_kv * n_blocks, ith, nth)
-  // Half → float masks from a runtime value (V8 ≥ 14 re-materialises v128 constants per use).
-  const zero = <u32>head_dim >>> 31
-  const mmag = i32x4.splat(0x7fff | zero), msign = i32x4.splat(0x8000 | zero)
-  const magic = f32x4.splat(reinterpret<f32>(0x77800000 | zero))
+  // 2^112 for half → float, from a runtime value (V8 ≥ 14 re-materialises v128 constants per use)
+  const magic = f32x4.splat(reinterpret<f32>(0x77800000 | (<u32>head_dim >>> 31)))
   for (let it = <i32>(items >> 32); it < <i32>items; it++) {
     const g = it / n_blocks, b = it % n_blocks
     const t0 = b * block, len = min(block, n_pos + n - 1 - t0)
@@ -189,11 +187,11 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
         let j = 0
         for (; j + 4 <= group; j += 4) {
           score4<T>(k, qPtr(q, r, g, j, n_head, group, head_dim), head_dim, scale,
-                    sc + (<usize>(((r * group + j) * block) + t) << 2), <usize>block << 2, mmag, msign, magic)
+                    sc + (<usize>(((r * group + j) * block) + t) << 2), <usize>block << 2, magic)
         }
         for (; j < group; j++) {
           store<f32>(sc + (<usize>(((r * group + j) * block) + t) << 2),
-                     dot8<T>(k, qPtr(q, r, g, j, n_head, group, head_dim), head_dim, mmag, msign, magic) * scale)
+                     dot8<T>(k, qPtr(q, r, g, j, n_head, group, head_dim), head_dim, magic) * scale)
         }
       }
     }
@@ -208,28 +206,29 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
       // values: every value row it sees once per 8 dims, for 4 heads at a time
       let j = 0
       for (; j + 4 <= group; j += 4) values4<T>(vb, rowStride, cnt, sc + (<usize>((r * group + j) * block) << 2), <usize>block << 2,
-                                                 part, out, r, g * group + j, b, n_head, n_blocks, head_dim, mmag, msign, magic)
+                                                 part, out, r, g * group + j, b, n_head, n_blocks, head_dim, magic)
       for (; j < group; j++) values1<T>(vb, rowStride, cnt, sc + (<usize>((r * group + j) * block) << 2),
-                                         part, out, r, g * group + j, b, n_head, n_blocks, head_dim, mmag, msign, magic)
+                                         part, out, r, g * group + j, b, n_head, n_blocks, head_dim, magic)
     }
   }
 }
 
 // Dims i..i+4 (lo) and i+4..i+8 (hi) of a row as f32x4: loads of f32, or exact half → float
-// (magnitude bits << 13, × 2^112, sign bit moved to bit 31: the trick of half.ts in SIMD).
+// (magnitude bits << 13, × 2^112, sign bit moved to bit 31: the trick of half.ts in SIMD, by
+// shifts only, so that one constant register is all it takes next to 8 accumulators).
 // @ts-ignore: decorator
-@inline function lo8<T>(row: usize, i: i32, mmag: v128, msign: v128, magic: v128): v128 {
+@inline function lo8<T>(row: usize, i: i32, magic: v128): v128 {
   if (sizeof<T>() == 4) return v128.load(row + (<usize>i << 2))
-  return h2f(i32x4.extend_low_i16x8_u(v128.load(row + (<usize>i << 1))), mmag, msign, magic)
+  return h2f(i32x4.extend_low_i16x8_u(v128.load(row + (<usize>i << 1))), magic)
 }
 // @ts-ignore: decorator
-@inline function hi8<T>(row: usize, i: i32, mmag: v128, msign: v128, magic: v128): v128 {
+@inline function hi8<T>(row: usize, i: i32, magic: v128): v128 {
   if (sizeof<T>() == 4) return v128.load(row + (<usize>i << 2), 16)
-  return h2f(i32x4.extend_high_i16x8_u(v128.load(row + (<usize>i << 1))), mmag, msign, magic)
+  return h2f(i32x4.extend_high_i16x8_u(v128.load(row + (<usize>i << 1))), magic)
 }
 // @ts-ignore: decorator
-@inline function h2f(x: v128, mmag: v128, msign: v128, magic: v128): v128 {
-  return v128.or(f32x4.mul(i32x4.shl(v128.and(x, mmag), 13), magic), i32x4.shl(v128.and(x, msign), 16))
+@inline function h2f(x: v128, magic: v128): v128 { // x: halves zero-extended to 32 bits
+  return v128.or(f32x4.mul(i32x4.shr_u(i32x4.shl(x, 17), 4), magic), i32x4.shl(i32x4.shr_u(x, 15), 31))
 }
 // @ts-ignore: decorator
 @inline function hsum(a: v128): f32 {
@@ -238,12 +237,12 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
 
 // q·k over head_dim (a multiple of 8) for one query.
 // @ts-ignore: decorator
-@inline function dot8<T>(k: usize, qh: usize, head_dim: i32, mmag: v128, msign: v128, magic: v128): f32 {
+@inline function dot8<T>(k: usize, qh: usize, head_dim: i32, magic: v128): f32 {
   let a0 = f32x4.splat(0), a1 = a0
   for (let i = 0; i < head_dim; i += 8) {
     const p = qh + (<usize>i << 2)
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(p), lo8<T>(k, i, mmag, msign, magic)))
-    a1 = f32x4.add(a1, f32x4.mul(v128.load(p, 16), hi8<T>(k, i, mmag, msign, magic)))
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(p), lo8<T>(k, i, magic)))
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(p, 16), hi8<T>(k, i, magic)))
   }
   return hsum(f32x4.add(a0, a1))
 }
@@ -251,11 +250,11 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
 // q_j·k · scale for 4 consecutive heads q_j = q0 + j·head_dim, one pass over k; score j at s + j·ss.
 // @ts-ignore: decorator
 @inline function score4<T>(k: usize, q0: usize, head_dim: i32, scale: f32, s: usize, ss: usize,
-                           mmag: v128, msign: v128, magic: v128): void {
+                           magic: v128): void {
   const qs = <usize>head_dim << 2
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0
   for (let i = 0; i < head_dim; i += 8) {
-    const x0 = lo8<T>(k, i, mmag, msign, magic), x1 = hi8<T>(k, i, mmag, msign, magic)
+    const x0 = lo8<T>(k, i, magic), x1 = hi8<T>(k, i, magic)
     const p = q0 + (<usize>i << 2)
     a0 = f32x4.add(a0, f32x4.add(f32x4.mul(v128.load(p), x0), f32x4.mul(v128.load(p, 16), x1)))
     a1 = f32x4.add(a1, f32x4.add(f32x4.mul(v128.load(p + qs), x0), f32x4.mul(v128.load(p + qs, 16), x1)))
@@ -273,7 +272,7 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
 // @ts-ignore: decorator
 @inline function values4<T>(vb: usize, rowStride: usize, cnt: i32, w: usize, ws: usize,
                             part: usize, out: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32,
-                            mmag: v128, msign: v128, magic: v128): void {
+                            magic: v128): void {
   const s0 = slotPtr(part, r, h, b, n_head, n_blocks, head_dim), ss = <usize>(n_blocks * (4 + head_dim)) << 2 // next head's slot
   const d0 = dest(s0, out, r, h, n_head, n_blocks, head_dim), ds = n_blocks == 1 ? <usize>head_dim << 2 : ss
   const m0 = f32x4.splat(load<f32>(s0, 8)), m1 = f32x4.splat(load<f32>(s0 + ss, 8))
@@ -282,14 +281,17 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
     let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0
     for (let t = 0; t < cnt; t++) {
       const v = vb + <usize>t * rowStride
-      const x0 = lo8<T>(v, i, mmag, msign, magic), x1 = hi8<T>(v, i, mmag, msign, magic)
+      const x0 = lo8<T>(v, i, magic), x1 = hi8<T>(v, i, magic)
       const wt = w + (<usize>t << 2)
-      const p0 = v128.load32_splat(wt), p1 = v128.load32_splat(wt + ws)
-      const p2 = v128.load32_splat(wt + 2 * ws), p3 = v128.load32_splat(wt + 3 * ws)
-      a0 = f32x4.add(a0, f32x4.mul(p0, x0)); c0 = f32x4.add(c0, f32x4.mul(p0, x1))
-      a1 = f32x4.add(a1, f32x4.mul(p1, x0)); c1 = f32x4.add(c1, f32x4.mul(p1, x1))
-      a2 = f32x4.add(a2, f32x4.mul(p2, x0)); c2 = f32x4.add(c2, f32x4.mul(p2, x1))
-      a3 = f32x4.add(a3, f32x4.mul(p3, x0)); c3 = f32x4.add(c3, f32x4.mul(p3, x1))
+      // one weight splat live at a time: 8 accumulators + 2 values + 1 weight + 2^112 fit the registers
+      let p = v128.load32_splat(wt)
+      a0 = f32x4.add(a0, f32x4.mul(p, x0)); c0 = f32x4.add(c0, f32x4.mul(p, x1))
+      p = v128.load32_splat(wt + ws)
+      a1 = f32x4.add(a1, f32x4.mul(p, x0)); c1 = f32x4.add(c1, f32x4.mul(p, x1))
+      p = v128.load32_splat(wt + 2 * ws)
+      a2 = f32x4.add(a2, f32x4.mul(p, x0)); c2 = f32x4.add(c2, f32x4.mul(p, x1))
+      p = v128.load32_splat(wt + 3 * ws)
+      a3 = f32x4.add(a3, f32x4.mul(p, x0)); c3 = f32x4.add(c3, f32x4.mul(p, x1))
     }
     const o = <usize>i << 2
     v128.store(d0 + o, f32x4.mul(a0, m0)); v128.store(d0 + o, f32x4.mul(c0, m0), 16)
@@ -303,7 +305,7 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
 // @ts-ignore: decorator
 @inline function values1<T>(vb: usize, rowStride: usize, cnt: i32, w: usize,
                             part: usize, out: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32,
-                            mmag: v128, msign: v128, magic: v128): void {
+                            magic: v128): void {
   const s0 = slotPtr(part, r, h, b, n_head, n_blocks, head_dim)
   const d0 = dest(s0, out, r, h, n_head, n_blocks, head_dim)
   const m0 = f32x4.splat(load<f32>(s0, 8))
@@ -312,8 +314,8 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
     for (let t = 0; t < cnt; t++) {
       const v = vb + <usize>t * rowStride
       const p0 = v128.load32_splat(w + (<usize>t << 2))
-      a0 = f32x4.add(a0, f32x4.mul(p0, lo8<T>(v, i, mmag, msign, magic)))
-      c0 = f32x4.add(c0, f32x4.mul(p0, hi8<T>(v, i, mmag, msign, magic)))
+      a0 = f32x4.add(a0, f32x4.mul(p0, lo8<T>(v, i, magic)))
+      c0 = f32x4.add(c0, f32x4.mul(p0, hi8<T>(v, i, magic)))
     }
     const o = <usize>i << 2
     v128.store(d0 + o, f32x4.mul(a0, m0)); v128.store(d0 + o, f32x4.mul(c0, m0), 16)
