@@ -9,7 +9,7 @@
 //
 // node peers.mjs [--threads 2] [--runs 3] [--pp 128] [--tg 64] [--json] [--engines a,b,..]
 //                [--dir DIR] [--ours-cmd CMD] [--ours-node-args ARGS] [--wllama-node 'NODE [FLAGS]']
-//                [--min-cpu 0.85] [--retries 2] [--verbose]
+//                [--min-cpu 0.85] [--retries 2] [--kv-type f32|f16] [--verbose]
 //
 // Method (shared noisy VM, see docs wasm-kernels.md §1): every measurement is a fresh process
 // (isolates memory, no warm state shared between engines), in its own session with autogroup nice
@@ -57,6 +57,7 @@ const { values: opt } = parseArgs({
     'ours-node-args': { type: 'string', default: '' },
     'wllama-node': { type: 'string' },
     'min-cpu': { type: 'string', default: '0.85' },
+    'kv-type': { type: 'string', default: 'f32' }, // ours' KV cache
     retries: { type: 'string', default: '2' },
     verbose: { type: 'boolean', default: false },
     child: { type: 'string' }, // internal: run one engine once and print its result
@@ -159,7 +160,7 @@ function highByteTokenIds() {
 
 async function runOurs(modelPath, outputType = 'auto') {
   const { loadModel } = await import('../dist/index.js')
-  const model = await loadModel(modelPath, { contextSize, threads, outputType })
+  const model = await loadModel(modelPath, { contextSize, threads, outputType, kvType: opt['kv-type'] })
   const adaptive = threads === undefined
   const prompt = model.tokenize(promptText(pp - 1), { addBos: true })
   checkTokens('bitnet-wasm', prompt.length)
@@ -169,7 +170,7 @@ async function runOurs(modelPath, outputType = 'auto') {
   const { timings: t, tokens } = await generate(prompt, tg)
   const cpuShare = cpu()
   if (tokens.length !== tg) throw new Error(`bitnet-wasm generated ${tokens.length} tokens, expected ${tg}`)
-  const info = { threads: (adaptive ? 'auto ≤ ' : '') + (model.threads ?? 1), active: adaptive ? model.transformer.activeThreads : undefined, variant: model.variant, kernel: model.transformer?.kernel, output: model.transformer?.outputType }
+  const info = { threads: (adaptive ? 'auto ≤ ' : '') + (model.threads ?? 1), active: adaptive ? model.transformer.activeThreads : undefined, variant: model.variant, kernel: model.transformer?.kernel, output: model.transformer?.outputType, kv: model.transformer?.kvType }
   await model.dispose?.()
   return { pp: t.promptTokensPerSecond, tg: t.decodeTokensPerSecond, cpuShare, info }
 }
@@ -201,7 +202,7 @@ async function measure(engine, modelPath) {
   const node = engine === 'wllama' && opt['wllama-node'] ? opt['wllama-node'].split(/\s+/).filter(Boolean)
     : [...(ENGINES[engine].node ?? [process.execPath]), ...(engine.startsWith('ours') ? opt['ours-node-args'].split(/\s+/).filter(Boolean) : [])]
   const { out, err } = await runNiced([...node, path.join(HERE, 'peers.mjs'), '--child', engine, '--model', modelPath,
-    '--threads', String(threads), '--pp', String(pp), '--tg', String(tg), ...(opt.verbose ? ['--verbose'] : [])])
+    '--threads', String(threads), '--pp', String(pp), '--tg', String(tg), '--kv-type', opt['kv-type'], ...(opt.verbose ? ['--verbose'] : [])])
   const line = out.split('\n').find((l) => l.startsWith(RESULT))
   if (!line) return { error: `crashed: ${err.trim().split('\n').slice(-3).join(' | ') || 'no output'}` }
   return JSON.parse(line.slice(RESULT.length))

@@ -41,8 +41,13 @@ export interface Kernels {
   silu_mul_f32(g: Ptr, u: Ptr, n: number): void
   f16_to_f32(src: Ptr, dst: Ptr, n: number): void
   rope_neox_f32(x: Ptr, nHeads: number, headDim: number, nRot: number, cs: Ptr): void
-  attention_f32(q: Ptr, kc: Ptr, vc: Ptr, out: Ptr, att: Ptr, nHead: number, nHeadKv: number,
-    headDim: number, ctx: number, nPos: number, ith: number, nth: number): void
+  f32_to_f16(src: Ptr, dst: Ptr, n: number): void
+  f32_to_f16_ref(src: Ptr, dst: Ptr, n: number): void
+  attention_partial_f32: AttentionPartial
+  attention_partial_f16: AttentionPartial
+  attention_partial_f32_ref: AttentionPartial
+  attention_partial_f16_ref: AttentionPartial
+  attention_combine_f32(part: Ptr, out: Ptr, n: number, nHead: number, headDim: number, nBlocks: number, ith: number, nth: number): void
   matvec_f16_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
   matvec_f32_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
   matmul_q8b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
@@ -55,6 +60,10 @@ export interface Kernels {
   quantize_rows_f16_q8b(src: Ptr, rows: number, k: number, kp: number, w: Ptr, ws: Ptr, ith: number, nth: number): void
   dequantize_row_q8b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
 }
+
+/** Round 1 of attention (assembly/ops/attention.ts): partial softmax results per (kv head, block). */
+type AttentionPartial = (q: Ptr, kc: Ptr, vc: Ptr, att: Ptr, part: Ptr, out: Ptr, n: number, nHead: number, nHeadKv: number,
+  headDim: number, nPos: number, block: number, ith: number, nth: number) => void
 
 /** First byte the host may allocate: below it sit the module's read-only data segments. */
 export const HEAP_BASE = 1 << 16

@@ -96,6 +96,8 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(out.tensor_types.I2_S.count).toBe(8 * 7)
     expect(out.chat_template.placeholder_in_file).toBe(true)
     expect(out.chat_template.used).toContain('Assistant: ')
+    // 2 (k, v) × 8 layers × 1 kv head × 32 dims × 4 or 2 bytes
+    expect(out.kv_bytes_per_token).toEqual({ f32: 2048, f16: 1024 })
     expect(out.config.provenance).toMatchObject({ family: "BitNet b1.58 2B4T (general.architecture 'bitnet-b1.58')", activationGuessed: false })
   })
 
@@ -141,8 +143,8 @@ describe('bitnet CLI on tiny-dev', () => {
   })
 
   it('bench --json: speed, RSS and what ran', async () => {
-    const out = JSON.parse((await bitnet('bench', '-m', TINY_GGUF, '-p', '8', '-n', '4', '-t', '1', '--json')).stdout)
-    expect(out).toMatchObject({ threads: 1, n_prompt: 8, n_gen: 4 })
+    const out = JSON.parse((await bitnet('bench', '-m', TINY_GGUF, '-p', '8', '-n', '4', '-t', '1', '--kv-type', 'f16', '--json')).stdout)
+    expect(out).toMatchObject({ threads: 1, n_prompt: 8, n_gen: 4, kv_type: 'f16', kv_bytes_per_token: 1024 })
     expect(out.pp_tok_s).toBeGreaterThan(0)
     expect(out.tg_tok_s).toBeGreaterThan(0)
     expect(out.ttft_ms).toBeGreaterThan(0)

@@ -77,3 +77,19 @@ describe.each([
     await model.dispose()
   }, 120_000)
 })
+
+// The opt-in f16 KV cache: half the memory; its rounding, amplified by the int8 activation
+// quantization, moves up to 8 % of the golden top-20 logits by more than 0.05 (max 0.094
+// measured), over the default's 0.1 % bound, so it is pinned here rather than the default
+// (perplexity over the validation span: −0.007 % against f32, by `bitnet ppl --kv-type`).
+it('f16 KV cache: logits near golden, every clear argmax kept', async () => {
+  const model = await loadModel(TINY_GGUF, { kvType: 'f16', outputType: 'f16', threads: 2 })
+  expect(model.transformer.kvType).toBe('f16')
+  for (const p of golden.prompts) {
+    const r = compareTop20(p, model.logits(p.ids))
+    expect(r.over / r.entries).toBeLessThanOrEqual(0.1)
+    expect(r.maxDiff).toBeLessThan(0.15)
+    expect(r.argmaxWrong).toBe(0)
+  }
+  await model.dispose()
+}, 120_000)

@@ -45,7 +45,7 @@ describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV cache
     ka.dispose(); kb.dispose()
   })
 
-  it.runIf(outputType === 'f16')('save() then restore() into a fresh cache continues identically; disposed memory is reused', () => {
+  it.runIf(outputType === 'f16')('save() then restore() into a fresh cache continues identically; disposed memory is reused; a cache of another KV type refuses it', async () => {
     const want = oneByOne(a)
     const k1 = t.createKvCache()
     t.prefill(a.slice(0, 6), 0, k1, 'none')
@@ -58,6 +58,11 @@ describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV cache
     const bad = bytes.slice(); bad[0] ^= 1
     expect(() => k2.restore(bad)).toThrow(/bad magic/)
     k2.dispose()
+    expect(t.kvType).toBe('f32') // the default
+    const f16 = await loadModel(TINY_GGUF, { kernel, outputType, threads: 1, contextSize: 64, kvType: 'f16' })
+    expect(() => f16.transformer.kv.restore(bytes)).toThrow(InvalidArgumentError)
+    expect(() => f16.transformer.kv.restore(bytes)).toThrow(/f32 KV cache, this one is f16/)
+    await f16.dispose()
   })
 
   it('bad batches are typed errors', () => {

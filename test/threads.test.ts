@@ -18,8 +18,8 @@ const OVERSUBSCRIBED = availableParallelism() + 2
 async function tiny(threads: number, kernel: 'i2s' | 'tl', outputType: 'f16' | 'q8', pool: PoolOptions = {}): Promise<Transformer> {
   const contents = await openModelContents(TINY_GGUF)
   try {
-    const model = await loadWeights(contents, { stateBytes: (c) => stateBytes(c, CTX), kernel, outputType, variant: 'simd' })
-    return await Transformer.create(model, CTX, threads, pool)
+    const model = await loadWeights(contents, { stateBytes: (c) => stateBytes(c, CTX, 'f32'), kernel, outputType, variant: 'simd' })
+    return await Transformer.create(model, CTX, threads, 'f32', pool)
   } finally {
     await contents.close?.()
   }

@@ -1,6 +1,6 @@
 // Element-wise f32 ops of the transformer block: residual add, FFN activations.
 
-import { f16ToF32 } from './half'
+import { DENORM_MAGIC, F16_MIN_NORMAL, F16_OVERFLOW, REBIAS, f16ToF32, f32ToF16 } from './half'
 
 /** y[i] += x[i] (residual connection). */
 export function add_f32(y: usize, x: usize, n: i32): void {
@@ -54,4 +54,33 @@ export function find_nonfinite_f16(src: usize, n: i32): i32 {
 /** dst[0..n) = f32(src[0..n)) for IEEE half src (embedding rows). */
 export function f16_to_f32(src: usize, dst: usize, n: i32): void {
   for (let i = 0; i < n; i++) store<f32>(dst + (<usize>i << 2), f16ToF32(load<u16>(src + (<usize>i << 1))))
+}
+
+/** dst[0..n) = half(src[0..n)), round to nearest even (keys and values into an f16 KV cache). */
+export function f32_to_f16(src: usize, dst: usize, n: i32): void {
+  const signBit = i32x4.splat(0x80000000), one = i32x4.splat(1)
+  let i = 0
+  for (; i + 8 <= n; i += 8) {
+    const lo = half4(v128.load(src + (<usize>i << 2)), signBit, one)
+    const hi = half4(v128.load(src + (<usize>i << 2), 16), signBit, one)
+    v128.store(dst + (<usize>i << 1), i16x8.narrow_i32x4_u(lo, hi))
+  }
+  for (; i < n; i++) store<u16>(dst + (<usize>i << 1), f32ToF16(load<f32>(src + (<usize>i << 2))))
+}
+
+/** Scalar twin of f32_to_f16 (bit-identical). */
+export function f32_to_f16_ref(src: usize, dst: usize, n: i32): void {
+  for (let i = 0; i < n; i++) store<u16>(dst + (<usize>i << 1), f32ToF16(load<f32>(src + (<usize>i << 2))))
+}
+
+// f32ToF16 on 4 lanes, each branch computed and selected; results in the low 16 bits of each i32.
+// @ts-ignore: decorator
+@inline function half4(x: v128, signBit: v128, one: v128): v128 {
+  const sign = v128.and(x, signBit)
+  const a = v128.xor(x, sign)
+  const normal = i32x4.shr_u(i32x4.add(i32x4.add(a, i32x4.splat(REBIAS)), v128.and(i32x4.shr_u(a, 13), one)), 13)
+  const sub = i32x4.sub(f32x4.add(a, f32x4.splat(reinterpret<f32>(DENORM_MAGIC))), i32x4.splat(DENORM_MAGIC))
+  const special = v128.bitselect(i32x4.splat(0x7e00), i32x4.splat(0x7c00), i32x4.gt_s(a, i32x4.splat(0x7f800000)))
+  const finite = v128.bitselect(sub, normal, i32x4.lt_s(a, i32x4.splat(F16_MIN_NORMAL)))
+  return v128.or(v128.bitselect(special, finite, i32x4.ge_s(a, i32x4.splat(F16_OVERFLOW))), i32x4.shr_u(sign, 16))
 }

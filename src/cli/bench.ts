@@ -11,16 +11,17 @@ import { cachedTempFile } from '../io/file.js'
 import { SHAPES, syntheticGguf } from '../model/synthetic.js'
 import type { KernelVariant } from '../wasm.js'
 import { MODEL_OPTIONS, intOpt, oneOf, openModel, parse, printJson } from './common.js'
-import { ProgressBar } from './progress.js'
+import { formatBytes, ProgressBar } from './progress.js'
+import { kvBytesPerToken } from '../model/transformer.js'
 import { benchKernels } from './bench-kernels.js'
 import type { Transformer } from '../model/transformer.js'
 import { hardwareConcurrency } from '../env.js'
 
-export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd|single] [--profile] [--chunk-cost N] [--json]
+export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd|single] [--kv-type f16|f32] [--profile] [--chunk-cost N] [--json]
   prints prompt tokens/s, decode tokens/s, time to first token, peak RSS, kernel, variant, threads;
   --profile adds time per op and rounds per forward pass with their fixed cost; --chunk-cost sets
   the multiply-adds per chunk of a round (bench/chunks.mjs measures it)
-  --json: {"pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "kernel", "variant", "threads"}
+  --json: {"pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "kernel", "kv_type", "kv_bytes_per_token", "variant", "threads"}
 bitnet bench --kernels [-t N] [--variant relaxed|simd|single] [--json]
   matvec kernels in GB/s of weights per thread, L2- and DRAM-resident, 1 and N threads`
 
@@ -99,6 +100,8 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     kernel: model.transformer.kernel,
     output: model.transformer.outputType,
+    kv_type: model.transformer.kvType,
+    kv_bytes_per_token: kvBytesPerToken(model.config, model.transformer.kvType),
     variant: model.variant as KernelVariant,
     threads: model.threads,
     n_prompt: pp,
@@ -111,6 +114,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
   if (values.json) { printJson(out); return 0 }
   process.stdout.write(
     `${path}\n  kernel ${out.kernel} (${out.variant} build), output ${out.output}, ${out.threads} threads\n` +
+    `  KV cache ${out.kv_type}, ${formatBytes(out.kv_bytes_per_token)} per token\n` +
     `  prompt  ${out.pp_tok_s.toFixed(2)} tok/s (${pp} tokens)\n` +
     `  decode  ${out.tg_tok_s.toFixed(2)} tok/s (${tg} tokens)\n` +
     `  ttft    ${out.ttft_ms.toFixed(1)} ms\n  peak RSS ${out.peak_rss_mb.toFixed(0)} MB\n`)

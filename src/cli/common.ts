@@ -8,6 +8,7 @@ import type { BitnetModel } from '../bitnet-model.js'
 import { BitnetError, InvalidArgumentError } from '../errors.js'
 import { loadModel } from '../load-model.js'
 import type { KernelVariant } from '../wasm.js'
+import { KV_TYPES } from '../model/transformer.js'
 import { DEFAULT_MODEL } from '../io/hub.js'
 import { progressHandler, ProgressBar } from './progress.js'
 
@@ -20,6 +21,7 @@ export const MODEL_OPTIONS = {
   ctx: { type: 'string', short: 'c' },
   threads: { type: 'string', short: 't' },
   'output-type': { type: 'string' },
+  'kv-type': { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } satisfies Options
@@ -57,7 +59,7 @@ export function numOpt(v: string | undefined, name: string): number | undefined 
 }
 
 /** Loads `-m MODEL` with a progress bar on the terminal. */
-export async function openModel(values: { model?: string; ctx?: string; threads?: string; 'output-type'?: string }, signal?: AbortSignal, variant?: KernelVariant): Promise<BitnetModel> {
+export async function openModel(values: { model?: string; ctx?: string; threads?: string; 'output-type'?: string; 'kv-type'?: string }, signal?: AbortSignal, variant?: KernelVariant): Promise<BitnetModel> {
   if (!values.model) process.stderr.write(`bitnet: no -m given, using ${DEFAULT_MODEL}\n`)
   const bar = new ProgressBar('loading')
   try {
@@ -66,6 +68,7 @@ export async function openModel(values: { model?: string; ctx?: string; threads?
       threads: intOpt(values.threads, 'threads', 1),
       variant,
       outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8', 'q4'] as const),
+      kvType: oneOf(values['kv-type'], 'kv-type', KV_TYPES),
       signal,
       onProgress: progressHandler(bar),
     })

@@ -17,6 +17,7 @@ export const RUN_HELP = `bitnet run [-m MODEL] -p PROMPT [options]
       --no-bos             do not prepend BOS
       --ignore-eos         keep generating past end-of-generation tokens
   -c, --ctx N              context size (KV cache tokens)
+      --kv-type f16|f32    KV cache storage (default f32; f16: half the memory)
   -t, --threads N          threads
       --json               print {"text","tokens","prompt_tokens","timings"}`
 

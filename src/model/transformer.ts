@@ -17,6 +17,20 @@ import type { TernaryKernel } from './kernel-select.js'
 /** Rows a forward pass evaluates at once: prompt chunks, or one step of several sessions. */
 export const MAX_BATCH = 8
 
+/** Positions per attention work item (assembly/ops/attention.ts): split-K granularity. */
+export const ATT_BLOCK = 128
+
+/** Attention round 1 per KV type; the SIMD kernels need head_dim % 8 == 0, else their scalar twins run. */
+const ATTENTION_PARTIAL = {
+  f32: { simd: 'attention_partial_f32', ref: 'attention_partial_f32_ref' },
+  f16: { simd: 'attention_partial_f16', ref: 'attention_partial_f16_ref' },
+} as const
+
+/** Storage of the KV cache: f32 (default) or IEEE half. */
+export type KvType = 'f16' | 'f32'
+export const KV_TYPES: readonly KvType[] = ['f16', 'f32']
+const KV_ELEM: Record<KvType, number> = { f16: 2, f32: 4 }
+
 /**
  * Activation buffers for a batch of up to MAX_BATCH token rows (B): pointers into the
  * shared memory ("the wave of activations"). Row t of a buffer [B][n] starts at t·n.
@@ -33,7 +47,8 @@ interface RunState {
   qa: number // i8  [B][K padded]       quantized activations (row stride = the K padded), shared by q/k/v and gate/up
   qaMeta: number // [B] × {f32 s, i32 Σq}  their scales and sums
   lut: number // [B][K padded / 2][32 B]  lookup tables of qa (TL kernel only)
-  att: number // f32 [B][n_head][ctx]   attention scores
+  att: number // f32 [B][n_head][ctx blocks · ATT_BLOCK]   attention scores, one slice per work item
+  part: number // f32 [B][n_head][ctx blocks][4 + head_dim]  per-block softmax partials (m, l, acc)
   rope: number // f32 [B][n_rot]        cos (n_rot/2), then sin (n_rot/2), of each row's position
   logits: number // f32 [B][vocab]
   oq: number // i8 [B][n_embd padded to 128]  output-norm vectors quantized per 128-block (Q8B, Q4B)
@@ -43,9 +58,9 @@ interface RunState {
 }
 
 /**
- * One sequence's keys and values: f32 [n_layer][capacity][kv_dim] each, in the shared
- * memory. The model owns one (`transformer.kv`); sessions create more. Positions are the
- * caller's business: row `pos` holds the token evaluated at `pos`.
+ * One sequence's keys and values: [n_layer][capacity][kv_dim] each, f16 or f32 (the
+ * model's `kvType`), in the shared memory. The model owns one (`transformer.kv`); sessions
+ * create more. Positions are the caller's business: row `pos` holds the token evaluated at `pos`.
  */
 export class KvCache {
   /** @internal */
@@ -66,20 +81,26 @@ export class KvCache {
     this.t.releaseKv(this)
   }
 
+  /** Element type of the keys and values. */
+  get type(): KvType {
+    return this.t.kvType
+  }
+
   /**
    * The first `n` positions as bytes (header + keys + values), for `restore()` on a
-   * cache of the same model, possibly in another process.
+   * cache of the same model and KV type, possibly in another process.
    */
   save(n: number): Uint8Array {
     const c = this.t.config
     if (!Number.isInteger(n) || n < 0 || n > this.capacity) throw new InvalidArgumentError(`save: n must be in 0..${this.capacity}, got ${n}`)
     const kvDim = c.nHeadKv * c.headDim
-    const row = n * kvDim * f32
+    const elem = KV_ELEM[this.type]
+    const row = n * kvDim * elem
     const out = new Uint8Array(KV_HEADER + 2 * c.nLayer * row)
-    new Uint32Array(out.buffer, 0, KV_HEADER / 4).set([KV_MAGIC, c.nLayer, kvDim, n])
+    new Uint32Array(out.buffer, 0, KV_HEADER / 4).set([KV_MAGIC, c.nLayer, kvDim, n, elem])
     const heap = new Uint8Array(this.t.memory.buffer)
     for (let l = 0; l < c.nLayer; l++) {
-      const src = l * this.capacity * kvDim * f32
+      const src = l * this.capacity * kvDim * elem
       out.set(heap.subarray(this.k + src, this.k + src + row), KV_HEADER + 2 * l * row)
       out.set(heap.subarray(this.v + src, this.v + src + row), KV_HEADER + (2 * l + 1) * row)
     }
@@ -92,19 +113,22 @@ export class KvCache {
     const kvDim = c.nHeadKv * c.headDim
     if (bytes.byteLength < KV_HEADER) throw new InvalidArgumentError(`restore: ${bytes.byteLength} bytes is shorter than the ${KV_HEADER}-byte header`)
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    const [magic, nLayer, dim, n] = [0, 4, 8, 12].map((o) => dv.getUint32(o, true))
+    const [magic, nLayer, dim, n, elem] = [0, 4, 8, 12, 16].map((o) => dv.getUint32(o, true))
     if (magic !== KV_MAGIC) throw new InvalidArgumentError('restore: not a KV state (bad magic)')
     if (nLayer !== c.nLayer || dim !== kvDim) {
       throw new InvalidArgumentError(`restore: state of a model with ${nLayer} layers × kv_dim ${dim}, this one has ${c.nLayer} × ${kvDim}`)
     }
+    if (elem !== KV_ELEM[this.type]) {
+      throw new InvalidArgumentError(`restore: state of a ${elem === 2 ? 'f16' : elem === 4 ? 'f32' : `${elem}-byte`} KV cache, this one is ${this.type}`)
+    }
     if (n > this.capacity) throw new ContextFullError(this.capacity, n)
-    const row = n * kvDim * f32
+    const row = n * kvDim * elem
     if (bytes.byteLength !== KV_HEADER + 2 * nLayer * row) {
       throw new InvalidArgumentError(`restore: expected ${KV_HEADER + 2 * nLayer * row} bytes for ${n} positions, got ${bytes.byteLength}`)
     }
     const heap = new Uint8Array(this.t.memory.buffer)
     for (let l = 0; l < c.nLayer; l++) {
-      const dst = l * this.capacity * kvDim * f32
+      const dst = l * this.capacity * kvDim * elem
       heap.set(bytes.subarray(KV_HEADER + 2 * l * row, KV_HEADER + (2 * l + 1) * row), this.k + dst)
       heap.set(bytes.subarray(KV_HEADER + (2 * l + 1) * row, KV_HEADER + (2 * l + 2) * row), this.v + dst)
     }
@@ -112,8 +136,8 @@ export class KvCache {
   }
 }
 
-const KV_MAGIC = 0x564b4e42 // "BNKV"
-const KV_HEADER = 16
+const KV_MAGIC = 0x324b4e42 // "BNK2": u32 magic, n_layer, kv_dim, n, bytes per element
+const KV_HEADER = 20
 
 /** One row of a batch: `token` evaluated at `pos` of `kv` (default: the model's cache). */
 export interface BatchRow {
@@ -127,22 +151,29 @@ export interface BatchRow {
 const f32 = 4
 
 /** Bytes of runtime state for a context of `ctx` tokens: a dry run of the allocations. */
-export function stateBytes(c: ModelConfig, ctx: number): number {
+export function stateBytes(c: ModelConfig, ctx: number, kvType: KvType): number {
   const dry = new Arena()
   const start = dry.top
   allocState(dry, c, ctx)
-  dry.alloc(kvBytes(c, ctx))
+  dry.alloc(kvBytes(c, ctx, kvType))
   return dry.top - start + 64
 }
 
-function kvBytes(c: ModelConfig, ctx: number): number {
-  return 2 * c.nLayer * ctx * c.nHeadKv * c.headDim * f32
+/** Bytes of keys and values one token takes in a KV cache (all layers). */
+export function kvBytesPerToken(c: ModelConfig, kvType: KvType): number {
+  return 2 * c.nLayer * c.nHeadKv * c.headDim * KV_ELEM[kvType]
+}
+
+function kvBytes(c: ModelConfig, ctx: number, kvType: KvType): number {
+  return ctx * kvBytesPerToken(c, kvType)
 }
 
 export class Transformer {
   readonly config: ModelConfig
   /** KV cache capacity in tokens (of every cache of this model). */
   readonly contextSize: number
+  /** Storage of every KV cache of this model. */
+  readonly kvType: KvType
   readonly memory: WasmMemory
   readonly module: WasmModule
   private readonly k: Kernels
@@ -162,9 +193,10 @@ export class Transformer {
   /** Time per op label since profiling was enabled (`bitnet bench --profile`). */
   profile?: Map<string, { ms: number; calls: number }>
 
-  private constructor(model: LoadedModel, contextSize: number) {
+  private constructor(model: LoadedModel, contextSize: number, kvType: KvType) {
     this.config = model.config
     this.contextSize = contextSize
+    this.kvType = kvType
     this.memory = model.memory
     this.module = model.module
     this.k = model.kernels
@@ -174,15 +206,16 @@ export class Transformer {
     // (the rest of a fresh memory is zero, and stays untouched: no pages of an unused KV cache).
     new Uint8Array(model.memory.buffer, model.arena.top, model.scratchBytes).fill(0)
     this.s = allocState(model.arena, model.config, contextSize)
-    this.kv = this.newKv(model.arena.alloc(kvBytes(model.config, contextSize)))
+    this.kv = this.newKv(model.arena.alloc(kvBytes(model.config, contextSize, kvType)))
   }
 
   /**
    * A transformer over a loaded model, computing on up to `threads` threads (this one
-   * included); `pool.adaptive` lets the pool use fewer while that is faster.
+   * included), with KV caches of `kvType` (its memory must have been planned with the same
+   * type); `pool.adaptive` lets the pool use fewer threads while that is faster.
    */
-  static async create(model: LoadedModel, contextSize: number, threads: number, pool: PoolOptions = {}): Promise<Transformer> {
-    const t = new Transformer(model, contextSize)
+  static async create(model: LoadedModel, contextSize: number, threads: number, kvType: KvType = 'f32', pool: PoolOptions = {}): Promise<Transformer> {
+    const t = new Transformer(model, contextSize, kvType)
     t.pool = await ThreadPool.create(model.module, model.memory, model.kernels, t.s.ctl, threads, pool)
     return t
   }
@@ -215,7 +248,7 @@ export class Transformer {
   createKvCache(): KvCache {
     const reused = this.freeKv.pop()
     if (reused) return new KvCache(this, reused.k, reused.v, reused.capacity)
-    const bytes = kvBytes(this.config, this.contextSize)
+    const bytes = kvBytes(this.config, this.contextSize, this.kvType)
     const top = Math.ceil(this.memory.buffer.byteLength / 64) * 64
     growMemory(this.memory, top + bytes)
     return this.newKv(top)
@@ -227,7 +260,7 @@ export class Transformer {
   }
 
   private newKv(ptr: number): KvCache {
-    return new KvCache(this, ptr, ptr + kvBytes(this.config, this.contextSize) / 2, this.contextSize)
+    return new KvCache(this, ptr, ptr + kvBytes(this.config, this.contextSize, this.kvType) / 2, this.contextSize)
   }
 
   /**
@@ -276,6 +309,7 @@ export class Transformer {
     const qDim = c.nHead * c.headDim
     const kvDim = c.nHeadKv * c.headDim
     const cap = this.contextSize
+    const kvRow = kvDim * KV_ELEM[this.kvType]
     const row = (buf: number, t: number, width: number) => buf + t * width * f32
 
     // h0 = Embed[tok]                                        x: [n][n_embd]  (F16 row → f32)
@@ -286,25 +320,22 @@ export class Transformer {
 
     for (let l = 0; l < c.nLayer; l++) {
       const L = w.layers[l]
-      const layerOff = l * cap * kvDim * f32
+      const layerOff = l * cap * kvRow
 
       // a = RMSNorm(h, attn_norm), quantized per row (fused, in f64), shared by q, k and v
       this.normQuantize(s.x, L.attnNorm, c.nEmbd, n)
       // q, k, v = BitLinear_q/k/v(a)                        q: [n][q_dim], k, v: [n][kv_dim]
       this.round('attn_qkv', [...this.bitlinear(L.wq, s.q, n), ...this.bitlinear(L.wk, s.k, n), ...this.bitlinear(L.wv, s.v, n)])
-      const attention: Job[] = []
       rows.forEach((r, t) => {
         const kv = r.kv ?? this.kv
         // q, k = RoPE_neox(q, k, pos); k, v appended to the row's cache at pos
         k.rope_neox_f32(row(s.q, t, qDim), c.nHead, c.headDim, c.nRot, row(s.rope, t, c.nRot))
         k.rope_neox_f32(row(s.k, t, kvDim), c.nHeadKv, c.headDim, c.nRot, row(s.rope, t, c.nRot))
-        this.copyF32(row(s.k, t, kvDim), kv.k + layerOff + r.pos * kvDim * f32, kvDim)
-        this.copyF32(row(s.v, t, kvDim), kv.v + layerOff + r.pos * kvDim * f32, kvDim)
-        // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
-        attention.push(['attention_f32', row(s.q, t, qDim), kv.k + layerOff, kv.v + layerOff, row(s.ao, t, qDim),
-          row(s.att, t, c.nHead * cap), c.nHead, c.nHeadKv, c.headDim, cap, r.pos + 1])
+        this.storeKv(row(s.k, t, kvDim), kv.k + layerOff + r.pos * kvRow, kvDim)
+        this.storeKv(row(s.v, t, kvDim), kv.v + layerOff + r.pos * kvRow, kvDim)
       })
-      this.round('attention', attention)
+      // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
+      this.attention(rows, layerOff)
       // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj; absent in llama)
       this.normQuantize(s.ao, L.attnSubNorm, qDim, n)
       // h = h + BitLinear_o(o)                              xb: [n][n_embd]
@@ -387,6 +418,35 @@ export class Transformer {
     if (this.profile) this.addTime('norm_quantize', performance.now() - t0)
   }
 
+  // Attention of every row, in two rounds (assembly/ops/attention.ts): partial softmax
+  // results per (kv head, block of ATT_BLOCK positions), then their combine per query head.
+  // Consecutive rows of one cache at consecutive positions (a prompt chunk) form one job,
+  // which reads each key and value once for all of them. A job's scratch is that of its
+  // first row, so jobs of one round never share any.
+  private attention(rows: readonly BatchRow[], layerOff: number): void {
+    const c = this.config, s = this.s
+    const qDim = c.nHead * c.headDim
+    const maxBlocks = Math.ceil(this.contextSize / ATT_BLOCK)
+    const simd = c.headDim % 8 === 0 ? 'simd' : 'ref'
+    const partial: Job[] = [], combine: Job[] = []
+    for (let t = 0; t < rows.length;) {
+      const kv = rows[t].kv ?? this.kv
+      let n = 1
+      while (t + n < rows.length && (rows[t + n].kv ?? this.kv) === kv && rows[t + n].pos === rows[t].pos + n) n++
+      const nPos = rows[t].pos + 1
+      const q = s.q + t * qDim * f32, out = s.ao + t * qDim * f32
+      const att = s.att + t * c.nHead * maxBlocks * ATT_BLOCK * f32
+      const part = s.part + t * c.nHead * maxBlocks * (4 + c.headDim) * f32
+      partial.push([ATTENTION_PARTIAL[this.kvType][simd], q, kv.k + layerOff, kv.v + layerOff, att, part, out,
+        n, c.nHead, c.nHeadKv, c.headDim, nPos, ATT_BLOCK])
+      const blocks = Math.ceil((nPos + n - 1) / ATT_BLOCK)
+      if (blocks > 1) combine.push(['attention_combine_f32', part, out, n, c.nHead, c.headDim, blocks])
+      t += n
+    }
+    this.round('attention', partial)
+    if (combine.length) this.round('attention_combine', combine)
+  }
+
   // One round of independent jobs on every thread, timed per label when profiling.
   private round(label: string, jobs: Job[]): void {
     if (!this.profile) return this.pool.run(jobs)
@@ -412,6 +472,12 @@ export class Transformer {
     }
     return Array.from({ length: n }, (_, t): Job =>
       ['matvec_tl_i8', W.ptr, s.lut + t * W.kp * 16, s.qaMeta + t * 8, W.gamma, y + t * W.rows * f32, W.rows, W.kp])
+  }
+
+  // n keys or values (f32) into a cache row of the model's KV type.
+  private storeKv(src: number, dst: number, n: number): void {
+    if (this.kvType === 'f16') this.k.f32_to_f16(src, dst, n)
+    else this.copyF32(src, dst, n)
   }
 
   private copyF32(src: number, dst: number, n: number): void {
@@ -445,6 +511,7 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
   const kvDim = c.nHeadKv * c.headDim
   const kMax = Math.ceil(Math.max(c.nEmbd, qDim, c.nFf) / 128) * 128
   const kpOut = Math.ceil(c.nEmbd / 128) * 128
+  const maxBlocks = Math.ceil(ctx / ATT_BLOCK)
   return {
     x: a.alloc(B * c.nEmbd * f32),
     xb: a.alloc(B * c.nEmbd * f32),
@@ -457,7 +524,8 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
     qa: a.alloc(B * kMax),
     qaMeta: a.alloc(B * 8),
     lut: a.alloc(B * kMax * 16),
-    att: a.alloc(B * c.nHead * ctx * f32),
+    att: a.alloc(B * c.nHead * maxBlocks * ATT_BLOCK * f32),
+    part: a.alloc(B * c.nHead * maxBlocks * (4 + c.headDim) * f32),
     rope: a.alloc(B * c.nRot * f32),
     logits: a.alloc(B * c.vocabSize * f32),
     oq: a.alloc(B * kpOut),

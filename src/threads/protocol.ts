@@ -62,6 +62,16 @@ export interface Work { items: number; cost: number }
 const groups = (rows: number, size: number) => Math.ceil(rows / size)
 
 /**
+ * Attention round 1 (assembly/ops/attention.ts): items are (kv head × block of `block`
+ * positions); each reads `block` keys and values for the n rows of its group of query heads.
+ */
+const ATTENTION_PARTIAL = {
+  kinds: 'iiiiiiiiiiii',
+  work: ([, , , , , , n, nHead, nHeadKv, headDim, nPos, block]: number[]): Work =>
+    ({ items: nHeadKv * Math.ceil((nPos + n - 1) / block), cost: 8 * block * headDim * n * (nHead / nHeadKv) }),
+} as const
+
+/**
  * Kernels a round can run: their argument kinds before the trailing (ith, nth) (i =
  * int/pointer, f = f32) and the work of a call, from which the leader cuts chunks. The
  * index in this table is the op code. Costs are multiply-adds of the inner loop, scaled by
@@ -72,16 +82,20 @@ export const OPS = {
   matvec_tl_i8: { kinds: 'iiifiii', work: ([, , , , , rows, kp]: number[]): Work => ({ items: groups(rows, 16), cost: 16 * kp }) },
   matvec_f16_f32: { kinds: 'iiiii', work: ([, , , rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) },
   matvec_f32_f32: { kinds: 'iiiii', work: ([, , , rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) },
-  attention_f32: {
-    kinds: 'iiiiiiiiii',
-    work: ([, , , , , nHead, , headDim, , nPos]: number[]): Work => ({ items: nHead, cost: 8 * nPos * headDim }),
-  },
   matmul_q8b_i8: { kinds: 'iiiiiiiii', work: ([, , , , , , rows, kp, ntok]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp * ntok }) },
   matvec_q4b_i8: { kinds: 'iiiiiiii', work: ([, , , , , , rows, kp]: number[]): Work => ({ items: rows, cost: kp }) },
   matmul_i2s_i8: { kinds: 'iiifiiii', work: ([, , , , , rows, kp, ntok]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp * ntok }) },
   rmsnorm_quantize_rows_f32_i8: {
     kinds: 'iiifiiiii',
     work: ([, , dim, , , , , , rows]: number[]): Work => ({ items: rows, cost: 8 * dim }),
+  },
+  attention_partial_f32: ATTENTION_PARTIAL,
+  attention_partial_f16: ATTENTION_PARTIAL,
+  attention_partial_f32_ref: ATTENTION_PARTIAL,
+  attention_partial_f16_ref: ATTENTION_PARTIAL,
+  attention_combine_f32: {
+    kinds: 'iiiiii',
+    work: ([, , n, nHead, headDim, nBlocks]: number[]): Work => ({ items: n * nHead, cost: 8 * nBlocks * headDim }),
   },
 } as const
 
