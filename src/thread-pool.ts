@@ -87,13 +87,14 @@ export function usableThreads(requested: number, variant: KernelVariant, logger:
 }
 
 /**
- * Work of one chunk, in multiply-adds of the OPS table (~6 µs of one thread's i2s kernel
+ * Work of one chunk, in multiply-adds of the OPS table (~25 µs of one thread's i2s kernel
  * on the project's machine). Smaller chunks leave less for a preempted thread to hold up
- * and balance better; each costs a compare-and-swap and a call. Measured with
- * `bench/chunks.mjs` (bench/README.md): decode speed is flat from 128 Ki to 1 Mi on a
- * quiet machine; on a busy one smaller is better.
+ * and balance the end of a round better, but each costs a compare-and-swap on a shared
+ * line, a call, and a new weight stream for the prefetcher: measured with
+ * `bench/chunks.mjs` and `bitnet bench --profile` (bench/README.md), 256 Ki cost ~0.6 µs
+ * per chunk more than 1 Mi on a quiet machine (2B4T decode 24.4 vs 27.8 tok/s).
  */
-export const CHUNK_COST = 256 * 1024
+export const CHUNK_COST = 1024 * 1024
 
 /** Options of {@link ThreadPool.create}. */
 export interface PoolOptions {
@@ -265,7 +266,8 @@ export class ThreadPool {
       this.account({ threads: 1, units, leadUnits: units, leadMs: ms, roundMs: ms })
       return
     }
-    const parts = work.map((w) => Math.max(1, Math.min(w.items, Math.round((w.items * w.cost) / this.chunkCost))))
+    // At least one chunk per thread (a job of few chunks would leave threads idle), at most one per item.
+    const parts = work.map((w) => Math.max(1, Math.min(w.items, Math.max(n, Math.round((w.items * w.cost) / this.chunkCost)))))
     this.fitChunks(parts)
     const total = this.publish(jobs, parts, n)
     const perChunk = work.map((w, j) => (w.items * w.cost) / parts[j])
