@@ -33,6 +33,14 @@ async function pool2(opts: PoolOptions = {}, bytes = 1 << 20) {
   return { pool, good, trapping, result, memory }
 }
 
+/** The pool is back on 2 threads (its workers replaced) and computes the right result. */
+async function expectRebuilt(pool: ThreadPool, good: Job, result: () => number[]) {
+  await pool.whenReady()
+  expect(pool.activeThreads).toBe(2)
+  pool.run([good])
+  expect(result()).toEqual([28, 92])
+}
+
 describe('compute workers that fail', () => {
   it('a worker that traps fails the call with WorkerError; the pool rebuilds and computes correctly', async () => {
     const { pool, good, trapping, result } = await pool2()
@@ -44,10 +52,7 @@ describe('compute workers that fail', () => {
       expect(pool.activeThreads).toBe(1)
       pool.run([good])
       expect(result()).toEqual([28, 92])
-      await pool.whenReady()
-      expect(pool.activeThreads).toBe(2)
-      pool.run([good])
-      expect(result()).toEqual([28, 92])
+      await expectRebuilt(pool, good, result)
     } finally {
       await pool.dispose()
     }
@@ -59,10 +64,7 @@ describe('compute workers that fail', () => {
       await (pool as unknown as { workers: { terminate(): Promise<number> }[] }).workers[0].terminate()
       pool.run([good]) // the exit was noticed: this round runs on one thread
       expect(result()).toEqual([28, 92])
-      await pool.whenReady()
-      expect(pool.activeThreads).toBe(2)
-      pool.run([good])
-      expect(result()).toEqual([28, 92])
+      await expectRebuilt(pool, good, result)
     } finally {
       await pool.dispose()
     }
@@ -77,10 +79,7 @@ describe('compute workers that fail', () => {
       pool.run([good])
       expect(result()).toEqual([28, 92])
       await new Promise((r) => setTimeout(r, 50)) // the exit is noticed: the pool is replaced
-      await pool.whenReady()
-      expect(pool.activeThreads).toBe(2)
-      pool.run([good])
-      expect(result()).toEqual([28, 92])
+      await expectRebuilt(pool, good, result)
     } finally {
       await pool.dispose()
     }
@@ -104,10 +103,7 @@ describe('compute workers that fail', () => {
       // 4000 chunks, ms of work: the wedged thread gets its claim in whatever the scheduler does.
       const many: Job = ['matvec_f32_f32', good[1], good[2], good[3], 4000, 2048]
       expect(() => pool.run([many])).toThrow(/compute workers stopped responding \(\d+ of 4000 chunks of a round finished within 0.3 s\)/)
-      await pool.whenReady()
-      expect(pool.activeThreads).toBe(2)
-      pool.run([good])
-      expect(result()).toEqual([28, 92])
+      await expectRebuilt(pool, good, result)
     } finally {
       await wedged.terminate()
       await pool.dispose()
