@@ -3,8 +3,8 @@
  *
  * BitNet-b1.58-2B-4T's real template (HF `tokenizer_config.json`) renders
  * `<|begin_of_text|>System: …<|eot_id|>User: …<|eot_id|>Assistant: `. The official GGUF instead
- * carries a placeholder (`Human: … BITNETAssistant: `, spec ../shared/docs/bitnet-b158.md §0.6,
- * §2c) that bitnet.cpp never renders: its fork special-cases any template containing `BITNET`.
+ * carries a placeholder (`Human: … BITNETAssistant: ` in `tokenizer.chat_template`) that
+ * bitnet.cpp never renders: its fork special-cases any template containing `BITNET`.
  * {@link resolveChatTemplate} swaps that placeholder for the real template.
  *
  * The rendered prompt already begins with the BOS text, so tokenize it with `addBos: false`.

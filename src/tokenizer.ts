@@ -18,8 +18,8 @@
  * - decoding does no "clean up tokenization spaces" (HF's `" ." -> "."` rewrite), so
  *   `decode(encode(s)) === s`.
  *
- * Spec: ../shared/docs/bitnet-b158.md §0.6 (GGUF has no `tokenizer.ggml.pre`, `<|eot_id|>` not
- * marked end-of-generation), §2a (metadata keys), §2c (tokenizer).
+ * Why the GGUF path needs care: the official 2B4T GGUF has no `tokenizer.ggml.pre` (the
+ * Llama 3 split is implied) and does not mark `<|eot_id|>` as end-of-generation.
  */
 import { Tokenizer } from '@huggingface/tokenizers'
 import { InvalidArgumentError, ModelFormatError, UnsupportedFeatureError } from './errors.js'

@@ -19,6 +19,7 @@ import { readGguf } from '../src/gguf/reader.js'
 import { fileSource, writeChunksToFile } from '../src/io/file.js'
 import { loadModel, openModelContents, syntheticGguf, writeGguf, type BitnetModel, type ModelContents } from '../src/index.js'
 import { compareTop20, loadGolden, TINY_DIR, TINY_GGUF } from './helpers/golden.js'
+import { safetensors } from './helpers/hf-folder.js'
 
 const golden = loadGolden()
 const dir = mkdtempSync(join(tmpdir(), 'bitnet-formats-'))
@@ -64,21 +65,6 @@ describe('tiny-dev Hugging Face folder', () => {
     expect(model.applyChatTemplate([{ role: 'user', content: 'hi' }])).toBe('<|begin_of_text|>User: hi<|eot_id|>Assistant: ')
   }), 60_000)
 })
-
-/** A safetensors file (header padded to 8 bytes, as the reference writer does). */
-function safetensors(tensors: { name: string; dtype: string; shape: number[]; data: Uint8Array }[]): Uint8Array {
-  const header: Record<string, unknown> = {}
-  let at = 0
-  for (const t of tensors) { header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + t.data.byteLength] }; at += t.data.byteLength }
-  let json = JSON.stringify(header)
-  json += ' '.repeat((8 - (json.length % 8)) % 8)
-  const out = new Uint8Array(8 + json.length + at)
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true)
-  out.set(new TextEncoder().encode(json), 8)
-  let o = 8 + json.length
-  for (const t of tensors) { out.set(t.data, o); o += t.data.byteLength }
-  return out
-}
 
 /**
  * tiny-dev rewritten as another kind of HF checkpoint, in two shards with an index:
