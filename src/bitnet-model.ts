@@ -143,10 +143,12 @@ export class BitnetModel {
   static async load(contents: ModelContents, opts: ModelOptions = {}): Promise<BitnetModel> {
     checkModelOptions(opts)
     warnGuesses(contents, opts.logger ?? console)
-    let ctx = opts.contextSize
+    const declared = contents.config.contextLength
+    const ctx = opts.contextSize ?? Math.min(declared, DEFAULT_MAX_CONTEXT)
     const kvType = opts.kvType ?? 'f32'
     const model = await loadWeights(contents, {
-      stateBytes: (c) => stateBytes(c, (ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT)), kvType),
+      stateBytes: (c) => stateBytes(c, ctx, kvType),
+      stateLabel: `KV cache and buffers for ${ctx} tokens (${opts.contextSize ? 'the contextSize option' : `${contents.config.arch}.context_length ${declared}, capped at ${DEFAULT_MAX_CONTEXT}`})`,
       onProgress: opts.onProgress,
       signal: opts.signal,
       variant: opts.variant,
@@ -157,7 +159,7 @@ export class BitnetModel {
     const threads = usableThreads(opts.threads ?? await defaultThreads(), model.variant, opts.logger ?? console)
     const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })
     const pool = { adaptive: opts.threads === undefined, logger: opts.logger, workerUrl: assetUrl(opts.assets?.computeWorker, 'computeWorker') }
-    return new BitnetModel(await Transformer.create(model, ctx!, threads, kvType, pool), contents.tokenizer, template, model.variant, opts.logger)
+    return new BitnetModel(await Transformer.create(model, ctx, threads, kvType, pool), contents.tokenizer, template, model.variant, opts.logger)
   }
 
   /** Compute threads in use (this one included). */

@@ -1,7 +1,7 @@
 // Bad model files and bad requests through the public API: each gives a typed error
 // naming the problem, never a crash, a hang or garbage.
 import { describe, expect, it } from 'vitest'
-import { ContextFullError, InvalidArgumentError, loadModel, ModelFormatError, UnsupportedFeatureError } from '../src/index.js'
+import { ContextFullError, InvalidArgumentError, loadModel, ModelFormatError, ResourceLimitError, UnsupportedFeatureError } from '../src/index.js'
 import { metaStr, metaU32, writeGguf } from '../src/gguf/writer.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
 
@@ -57,6 +57,34 @@ describe('loadModel rejects inconsistent models with typed errors', () => {
       expect(err).toBeInstanceOf(ModelFormatError)
       expect(err.message).toMatch(/scale.*NaN/)
     }
+  })
+})
+
+describe('a small file declaring huge sizes reserves only what it holds and what is asked for', () => {
+  const declaring = (key: string, value: number) => {
+    const g = syntheticGguf(SHAPE)
+    g.metadata.set(`bitnet-b1.58.${key}`, metaU32(value))
+    return writeGguf(g)
+  }
+
+  it('a huge context_length: the default context stays capped, and asking for it names the size', async () => {
+    const bytes = declaring('context_length', 1 << 24)
+    const model = await loadModel(bytes, { threads: 1 })
+    expect(model.contextSize).toBe(4096)
+    expect(model.transformer.memory.buffer.byteLength).toBeLessThan(8 << 20)
+    await model.dispose()
+    const err = await loadModel(bytes, { threads: 1, contextSize: 1 << 24 }).catch((e) => e)
+    expect(err).toBeInstanceOf(ResourceLimitError)
+    expect(err.message).toMatch(/KV cache and buffers for 16777216 tokens \(the contextSize option\)/)
+  })
+
+  it('a huge vocab_size or block_count is refused before any memory is reserved, naming the declared value', async () => {
+    const vocab = await loadModel(declaring('vocab_size', 1 << 22)).catch((e) => e)
+    expect(vocab).toBeInstanceOf(ModelFormatError)
+    expect(vocab.message).toMatch(/declares a vocabulary of 4194304 tokens \(bitnet-b1.58.vocab_size\) but token_embd.weight has 270 rows/)
+    const layers = await loadModel(declaring('block_count', 1000)).catch((e) => e)
+    expect(layers).toBeInstanceOf(ModelFormatError)
+    expect(layers.message).toMatch(/declares 1000 layers \(bitnet-b1.58.block_count\) but holds tensors for 1/)
   })
 })
 

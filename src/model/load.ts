@@ -6,12 +6,12 @@
  * config's shapes and repacked straight into its final place, so peak memory stays near
  * the packed model size: the wasm memory plus one tensor in flight.
  */
-import { ModelFormatError, NotTernaryError, UnsupportedFeatureError } from '../errors.js'
+import { ModelFormatError, NotTernaryError, ResourceLimitError, UnsupportedFeatureError } from '../errors.js'
 import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows } from '../formats/index.js'
 import { isTernaryValued, ternarize } from '../formats/ternarize.js'
 import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
-import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmMemory, type WasmModule, type WasmSource } from '../wasm.js'
+import { compileKernels, createMemory, instantiateKernels, MAX_PAGES, type KernelVariant, type Kernels, type WasmMemory, type WasmModule, type WasmSource } from '../wasm.js'
 import { Arena } from './arena.js'
 import { ARCH_FAMILIES, type ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
@@ -118,6 +118,8 @@ export interface LoadedModel {
 export interface LoadOptions {
   /** Bytes to reserve after the weights (KV cache and activations), computed by the caller. */
   stateBytes: (config: ModelConfig) => number
+  /** What those bytes are, for the error when they do not fit (e.g. the context size and where it came from). */
+  stateLabel?: string
   onProgress?: (p: LoadProgress) => void
   signal?: AbortSignal
   /** Kernel build to use; default: the fastest this runtime runs. */
@@ -154,7 +156,8 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   // official I2_S tensor on its way to the x4 layout.
   const scratchBytes = Math.max(0, ...plan.map((p) =>
     p.matrixType! in QUANTIZED ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0))
-  const memory = createMemory(weightsEnd + Math.max(opts.stateBytes(config), scratchBytes) + 1024, variant)
+  const state = opts.stateBytes(config)
+  const memory = createMemory(fitMemory(weightsEnd, state, scratchBytes, opts.stateLabel ?? 'runtime state'), variant)
   const kernels = instantiateKernels(module, memory)
   const heap = new Uint8Array(memory.buffer)
 
@@ -178,6 +181,18 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
   }
   return { config, contents, memory, module, variant, kernel, kernels, weights: assemble(plan, config, kernel), arena, scratchBytes }
+}
+
+/**
+ * Bytes of the memory for the weights and the state, refused past wasm32's 4 GiB with what
+ * each part takes: a too-large context (asked for, or declared by the file) is named.
+ */
+function fitMemory(weights: number, state: number, scratch: number, stateLabel: string): number {
+  const bytes = weights + Math.max(state, scratch) + 1024
+  if (bytes <= MAX_PAGES * 65536) return bytes
+  const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`
+  throw new ResourceLimitError('wasmMemory', MAX_PAGES * 65536,
+    `model needs ${gib(bytes)} of wasm memory (weights ${gib(weights)}, ${stateLabel} ${gib(state)}); the limit is 4 GiB`, bytes)
 }
 
 type Role = 'ternary' | 'norm' | 'matrix' | 'scale'
@@ -249,6 +264,7 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
     plan.push(p)
   }
 
+  checkDeclaredCounts(byName, c, file)
   const family = ARCH_FAMILIES[c.arch]
   add('token_embd.weight', 'matrix', c.vocabSize, c.nEmbd)
   add('output_norm.weight', 'norm', 1, c.nEmbd)
@@ -278,6 +294,26 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
   }
   rejectUnused(tensors, plan, file)
   return plan
+}
+
+/**
+ * The vocabulary and layer count size buffers and caches, so they must be what the tensors
+ * hold: a small file declaring a huge vocabulary or depth is refused before anything is
+ * reserved, naming the declared value and what the file has.
+ */
+function checkDeclaredCounts(byName: Map<string, ModelTensor>, c: ModelConfig, file: string): void {
+  const embd = byName.get('token_embd.weight')
+  if (embd && embd.dims.length === 2 && embd.dims[1] !== c.vocabSize) {
+    throw new ModelFormatError(`the file declares a vocabulary of ${c.vocabSize} tokens (${c.arch}.vocab_size) but token_embd.weight has ${embd.dims[1]} rows`,
+      { file, expected: `${c.vocabSize} rows`, found: `[${embd.dims.join(', ')}]` })
+  }
+  // Layers the file has tensors of: 1 + the highest blk.N (a hole is a missing tensor, named later).
+  let held = 0
+  for (const name of byName.keys()) held = Math.max(held, 1 + Number(/^blk\.(\d+)\./.exec(name)?.[1] ?? -1))
+  if (held < c.nLayer) {
+    throw new ModelFormatError(`the file declares ${c.nLayer} layers (${c.arch}.block_count) but holds tensors for ${held}`,
+      { file, expected: `${c.nLayer} layers`, found: `${held}` })
+  }
 }
 
 /**
