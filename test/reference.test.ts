@@ -16,6 +16,8 @@ const CASES: [string, SyntheticShape, SyntheticOptions][] = [
   ['partial RoPE, head_dim ≠ n_embd/n_head', { nEmbd: 128, nFf: 384, nLayer: 2, nHead: 2, nHeadKv: 1, headDim: 48, nRot: 32, vocab: 320 }, { seed: 3 }],
   ['no sub-norms, f32 embedding, bitnet-25', { arch: 'bitnet-25', nEmbd: 80, nFf: 224, nLayer: 2, nHead: 5, nHeadKv: 5, vocab: 270, subNorms: false }, { seed: 4, embedding: 'F32' }],
   ['TQ2_0 weights', { nEmbd: 256, nFf: 512, nLayer: 2, nHead: 4, nHeadKv: 2, vocab: 300 }, { seed: 5, format: 'TQ2_0' }],
+  ['untied output, f16 embedding rows read outside wasm memory', { nEmbd: 64, nFf: 128, nLayer: 2, nHead: 2, nHeadKv: 1, vocab: 290, untiedOutput: true }, { seed: 7 }],
+  ['untied output, f32 embedding rows decoded on the host', { nEmbd: 96, nFf: 128, nLayer: 1, nHead: 3, nHeadKv: 3, vocab: 275, untiedOutput: true }, { seed: 8, embedding: 'F32' }],
   ['TQ1_0 weights', { nEmbd: 256, nFf: 256, nLayer: 2, nHead: 8, nHeadKv: 2, vocab: 300 }, { seed: 6, format: 'TQ1_0' }],
 ]
 

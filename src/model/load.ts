@@ -7,7 +7,7 @@
  * the packed model size: the wasm memory plus one tensor in flight.
  */
 import { ModelFormatError, NotTernaryError, ResourceLimitError, UnsupportedFeatureError } from '../errors.js'
-import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows } from '../formats/index.js'
+import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows, type FormatName } from '../formats/index.js'
 import { isTernaryValued, ternarize } from '../formats/ternarize.js'
 import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
@@ -44,6 +44,19 @@ export interface FloatMatrix {
   type: 'f16' | 'f32' | QuantizedType
   kp: number
   scales: number
+}
+
+/**
+ * The input embedding of an untied model, outside wasm memory: the file's bytes of
+ * [rows][cols] (F16, BF16, F32, Q8_0 or Q6_K), one row of `rowBytes` read per token. Only
+ * the output projection needs a copy the kernels stream; the embedding is one row per token.
+ */
+export interface HostMatrix {
+  host: Uint8Array
+  format: FormatName
+  rows: number
+  cols: number
+  rowBytes: number
 }
 
 /**
@@ -90,9 +103,9 @@ export interface LayerWeights {
 }
 
 export interface ModelWeights {
-  tokenEmbd: FloatMatrix // [vocab][n_embd]
+  tokenEmbd: FloatMatrix | HostMatrix // [vocab][n_embd]: host bytes when untied, else the output matrix
   outputNorm: number // f32 [n_embd]
-  output: FloatMatrix // [vocab][n_embd]; the same as tokenEmbd when tied
+  output: FloatMatrix // [vocab][n_embd]
   layers: LayerWeights[]
 }
 
@@ -155,7 +168,7 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   // ends): rows of an F16 matrix being converted to Q8B, never as a whole f16 copy, and each
   // official I2_S tensor on its way to the x4 layout.
   const scratchBytes = Math.max(0, ...plan.map((p) =>
-    p.matrixType! in QUANTIZED ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0))
+    p.matrixType! in QUANTIZED || p.role === 'rows' ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0))
   const state = opts.stateBytes(config)
   const memory = createMemory(fitMemory(weightsEnd, state, scratchBytes, opts.stateLabel ?? 'runtime state'), variant)
   const kernels = instantiateKernels(module, memory)
@@ -174,7 +187,8 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
       }
       return bytes
     }
-    if (p.role === 'matrix') await storeMatrix(p, read, heap, kernels, weightsEnd)
+    if (p.role === 'rows') p.host = await storeHostRows(p, read, heap, kernels, weightsEnd)
+    else if (p.role === 'matrix') await storeMatrix(p, read, heap, kernels, weightsEnd)
     else if (isCanonicalI2s(p)) p.gamma = await storeI2s(p, read, heap, kernels, kernel, weightsEnd)
     else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, kernel)
     loaded += p.info.byteSize
@@ -195,7 +209,8 @@ function fitMemory(weights: number, state: number, scratch: number, stateLabel: 
     `model needs ${gib(bytes)} of wasm memory (weights ${gib(weights)}, ${stateLabel} ${gib(state)}); the limit is 4 GiB`, bytes)
 }
 
-type Role = 'ternary' | 'norm' | 'matrix' | 'scale'
+/** 'rows': the untied input embedding, kept outside wasm memory (HostMatrix). */
+type Role = 'ternary' | 'norm' | 'matrix' | 'rows' | 'scale'
 
 interface Planned {
   info: ModelTensor
@@ -214,6 +229,8 @@ interface Planned {
   permutedHeads?: number
   /** Full-precision projection that must already be ternary-valued (ArchFamily.latents false). */
   strictTernary?: boolean
+  /** Role 'rows': the bytes as read. */
+  host?: Uint8Array
 }
 
 /** Finds every tensor the graph needs, checks its type and shape, and sizes its copy. */
@@ -231,6 +248,7 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
     }
     const found = `[${info.dims.join(', ')}] ${info.format}`
     const n = info.dims.reduce((a, b) => a * b, 1)
+    if (role === 'matrix' && name === 'token_embd.weight' && byName.has('output.weight')) role = 'rows'
     const shapeOk = role === 'norm' || role === 'scale'
       ? n === rows * cols
       : info.dims.length === 2 && info.dims[0] === cols && info.dims[1] === rows
@@ -244,13 +262,14 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
         throw new UnsupportedFeatureError(`${file}: tensor '${name}' is ${info.format}; ternary projections must be ternary (I2_S, TQ1_0, TQ2_0, TL1, TL2) or full precision (${TERNARIZABLE.join(', ')})`)
       }
       p.bytes = (kernel === 'tl' ? tlShape : x4Shape)(rows, cols).bytes
+    } else if (role === 'rows') {
+      if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
     } else if (role === 'matrix') {
       if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
       // The output matrix (token_embd when tied) gets the 8-bit copy, from F16 or BF16 (via f16).
-      const isOutput = name === 'output.weight' || !byName.has('output.weight')
       const wanted = outputType === 'auto' ? (rows * cols >= AUTO_Q8_ELEMENTS ? 'q8' : 'f16') : outputType
       const copy = (Object.keys(QUANTIZED) as QuantizedType[]).find((t) => QUANTIZED[t].option === wanted)
-      p.matrixType = !HALF.includes(info.format) ? 'f32' : copy && isOutput ? copy : 'f16'
+      p.matrixType = !HALF.includes(info.format) ? 'f32' : copy ?? 'f16'
       if (p.matrixType in QUANTIZED) {
         p.kp = Math.ceil(cols / 128) * 128
         p.bytes = quantizedLayout(p.matrixType as QuantizedType, rows, p.kp).bytes
@@ -455,6 +474,29 @@ async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: 
   }
 }
 
+/**
+ * The untied input embedding, kept as the file's bytes outside wasm memory and checked for
+ * NaN/Inf chunk by chunk as it streams (F16 rows by the kernel, in the scratch area).
+ */
+async function storeHostRows(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, scratch: number): Promise<Uint8Array> {
+  const host = new Uint8Array(p.info.byteSize)
+  const rowBytes = p.info.byteSize / p.rows
+  for (let r0 = 0; r0 < p.rows; r0 += MATRIX_CHUNK_ROWS) {
+    const n = Math.min(MATRIX_CHUNK_ROWS, p.rows - r0)
+    if (p.info.format === 'F16') {
+      const bytes = await readToHeap(read, r0 * rowBytes, n * rowBytes, heap, scratch)
+      const bad = kernels.find_nonfinite_f16(scratch, n * p.cols)
+      if (bad >= 0) throw nonFiniteWeight(p.info.name, p.info.file, r0 * p.cols + bad, 'NaN or Inf (F16)')
+      host.set(bytes, r0 * rowBytes)
+    } else {
+      const bytes = await read(r0 * rowBytes, n * rowBytes, host.subarray(r0 * rowBytes, (r0 + n) * rowBytes))
+      assertFiniteTensor(p.info.name, dequantizeRows(p.info.format, bytes, n * p.cols), p.info.file)
+      if (bytes.buffer !== host.buffer) host.set(bytes, r0 * rowBytes)
+    }
+  }
+  return host
+}
+
 function checkScale(gamma: number, name: string, file: string): number {
   if (!Number.isFinite(gamma) || gamma <= 0) {
     throw new ModelFormatError(`tensor '${name}' has an invalid weight scale`, { file, expected: 'a finite positive number', found: String(gamma) })
@@ -479,12 +521,14 @@ function assemble(plan: Planned[], c: ModelConfig, kernel: TernaryKernel): Model
     }
   }
   const opt = (name: string) => byName.get(name)?.ptr
-  const tokenEmbd = matrix(get('token_embd.weight'))
+  const embd = get('token_embd.weight')
   const out = byName.get('output.weight')
   return {
-    tokenEmbd,
+    tokenEmbd: embd.host
+      ? { host: embd.host, format: embd.info.format, rows: embd.rows, cols: embd.cols, rowBytes: embd.info.byteSize / embd.rows }
+      : matrix(embd),
     outputNorm: get('output_norm.weight').ptr,
-    output: out ? matrix(out) : tokenEmbd,
+    output: matrix(out ?? embd),
     layers: Array.from({ length: c.nLayer }, (_, l): LayerWeights => {
       const b = `blk.${l}.`
       return {

@@ -9,6 +9,7 @@ import { ThreadPool, type PoolOptions } from '../thread-pool.js'
 import { CTL_BYTES, type Job } from '../threads/protocol.js'
 import { growMemory, type Kernels, type WasmMemory, type WasmModule } from '../wasm.js'
 import { Arena } from './arena.js'
+import { dequantizeRows } from '../formats/index.js'
 import { assertFiniteLogits, locateNonFinite } from './numerics.js'
 import type { ModelConfig } from './config.js'
 import type { LoadedModel, ModelWeights, TernaryWeight } from './load.js'
@@ -314,7 +315,7 @@ export class Transformer {
 
     // h0 = Embed[tok]                                        x: [n][n_embd]  (F16 row → f32)
     rows.forEach((r, t) => {
-      this.embed(r.token, row(s.x, t, c.nEmbd))
+      this.embed(r.token, row(s.x, t, c.nEmbd), t)
       this.ropeTable(r.pos, row(s.rope, t, c.nRot))
     })
 
@@ -484,8 +485,18 @@ export class Transformer {
     new Uint8Array(this.memory.buffer).copyWithin(dst, src, src + n * f32)
   }
 
-  private embed(token: number, dst: number): void {
+  // Row `token` of the embedding → f32 at dst. An untied model's embedding is the file's
+  // bytes outside wasm memory: an F16 row goes through xb row t (free before layer 0) to the
+  // same conversion kernel, other formats are decoded here.
+  private embed(token: number, dst: number, t: number): void {
     const e = this.w.tokenEmbd
+    if ('host' in e) {
+      const bytes = e.host.subarray(token * e.rowBytes, (token + 1) * e.rowBytes)
+      if (e.format !== 'F16') return new Float32Array(this.memory.buffer, dst, e.cols).set(dequantizeRows(e.format, bytes, e.cols))
+      const staged = this.s.xb + t * e.cols * f32
+      new Uint8Array(this.memory.buffer).set(bytes, staged)
+      return this.k.f16_to_f32(staged, dst, e.cols)
+    }
     if (e.type === 'f16') this.k.f16_to_f32(e.ptr + token * e.cols * 2, dst, e.cols)
     else if (e.type === 'q8b') this.k.dequantize_row_q8b(e.ptr, e.scales, token, e.cols, e.kp, dst)
     else if (e.type === 'q4b') this.k.dequantize_row_q4b(e.ptr, e.scales, token, e.cols, e.kp, dst)
