@@ -11,7 +11,7 @@ import type { ModelConfig } from './model/config.js'
 import type { ModelContents } from './model/contents.js'
 import { loadWeights, type LoadProgress, type OutputType } from './model/load.js'
 import type { TernaryKernel } from './model/kernel-select.js'
-import { KV_TYPES, MAX_BATCH, stateBytes, Transformer, type KvType } from './model/transformer.js'
+import { KV_TYPES, MAX_BATCH, stateSize, Transformer, type KvType } from './model/transformer.js'
 import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from './openai-facade.js'
 import { Session, type SessionOptions } from './session.js'
 import { StepScheduler } from './session-scheduler.js'
@@ -147,8 +147,8 @@ export class BitnetModel {
     const ctx = opts.contextSize ?? Math.min(declared, DEFAULT_MAX_CONTEXT)
     const kvType = opts.kvType ?? 'f32'
     const model = await loadWeights(contents, {
-      stateBytes: (c) => stateBytes(c, ctx, kvType),
-      stateLabel: `KV cache and buffers for ${ctx} tokens (${opts.contextSize ? 'the contextSize option' : `${contents.config.arch}.context_length ${declared}, capped at ${DEFAULT_MAX_CONTEXT}`})`,
+      state: (c) => stateSize(c, ctx, kvType),
+      stateLabel: `a ${ctx}-token context (${opts.contextSize ? 'the contextSize option' : `${contents.config.arch}.context_length ${declared}, capped at ${DEFAULT_MAX_CONTEXT}`})`,
       onProgress: opts.onProgress,
       signal: opts.signal,
       variant: opts.variant,

@@ -18,7 +18,7 @@ import { DisposedError, InvalidArgumentError, WorkerError } from './errors.js'
 import type { Logger } from './logger.js'
 import { ThreadGovernor } from './threads/governor.js'
 import {
-  claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SPIN_US,
+  claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SEGMENT, CTL_SPIN_US,
   jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type Job, type WorkerInit, writeJobs,
 } from './threads/protocol.js'
 import { isSharedVariant, type KernelVariant, type Kernels, type WasmMemory, type WasmModule } from './wasm.js'
@@ -151,16 +151,17 @@ export class ThreadPool {
   readonly stats: PoolStats = { rounds: 0, roundMs: 0, leadMs: 0 }
 
   private constructor(
-    private readonly kernels: Kernels,
+    /** One instance per memory segment (the model's layers may span several memories). */
+    private readonly kernels: Kernels[],
     private readonly module: WasmModule,
-    private readonly memory: WasmMemory,
+    private readonly memories: WasmMemory[],
     private readonly ctl: number,
     /** Threads computing at most, the calling thread included. */
     readonly nThreads: number,
     opts: PoolOptions,
   ) {
-    this.i32 = new Int32Array(memory.buffer)
-    this.f32 = new Float32Array(memory.buffer)
+    this.i32 = new Int32Array(memories[0].buffer)
+    this.f32 = new Float32Array(memories[0].buffer)
     this.base = ctl >> 2
     this.roundTimeoutMs = opts.roundTimeoutMs ?? ROUND_TIMEOUT_MS
     this.chunkCost = opts.chunkCost ?? CHUNK_COST
@@ -178,20 +179,21 @@ export class ThreadPool {
   }
 
   /**
-   * Starts `nThreads − 1` workers on the shared memory and waits until each has
-   * instantiated the module. `ctl` is a CTL_BYTES control block in that memory. Workers
+   * Starts `nThreads − 1` workers on the shared memories (a model's segments; `kernels[i]` is
+   * the module instantiated on `memories[i]`) and waits until each has instantiated the
+   * module on every one. `ctl` is a CTL_BYTES control block in the first memory. Workers
    * that cannot start leave a pool that computes on the calling thread alone (warned once).
    */
-  static async create(module: WasmModule, memory: WasmMemory, kernels: Kernels, ctl: number, nThreads: number,
+  static async create(module: WasmModule, memories: WasmMemory[], kernels: Kernels[], ctl: number, nThreads: number,
     opts: PoolOptions = {}): Promise<ThreadPool> {
     if (!Number.isInteger(nThreads) || nThreads < 1 || nThreads > 256) {
       throw new InvalidArgumentError(`threads must be an integer in 1..256, got ${nThreads}`)
     }
-    const pool = new ThreadPool(kernels, module, memory, ctl, nThreads, opts)
+    const pool = new ThreadPool(kernels, module, memories, ctl, nThreads, opts)
     // A clean control block: a stale EXIT or GEN word would stop or confuse the workers.
     pool.i32.fill(0, pool.base, pool.base + CTL_BYTES / 4)
     if (nThreads === 1) return pool
-    if (typeof SharedArrayBuffer === 'undefined' || !(memory.buffer instanceof SharedArrayBuffer)) {
+    if (typeof SharedArrayBuffer === 'undefined' || memories.some((m) => !(m.buffer instanceof SharedArrayBuffer))) {
       throw new InvalidArgumentError('threads > 1 need a shared memory (a threaded kernel build and SharedArrayBuffer)')
     }
     try {
@@ -207,7 +209,7 @@ export class ThreadPool {
 
   /** Starts the workers on a clean control block. */
   private async startWorkers(): Promise<WorkerHandle[]> {
-    const { module, memory, ctl, nThreads } = this
+    const { module, memories, ctl, nThreads } = this
     this.i32.fill(0, this.base, this.base + CTL_BYTES / 4)
     this.gen = 0
     Atomics.store(this.i32, this.base + CTL_ACTIVE, nThreads)
@@ -216,7 +218,7 @@ export class ThreadPool {
     const workers: WorkerHandle[] = []
     await Promise.all(Array.from({ length: nThreads - 1 }, (_, i) => {
       // A worker of the live pool that dies between rounds: replace the pool now.
-      const { handle, ready } = spawn({ module, memory, ctl, ith: i + 1, nth: nThreads }, onError, () => {
+      const { handle, ready } = spawn({ module, memories, ctl, ith: i + 1, nth: nThreads }, onError, () => {
         if (this.workers.includes(handle)) this.fail()
       })
       workers.push(handle)
@@ -251,17 +253,19 @@ export class ThreadPool {
 
   /**
    * Runs one round: every job cut into chunks, computed by the threads taking part, this
-   * one included. Jobs of a round must not depend on each other.
+   * one included. Jobs of a round must not depend on each other; their pointers address
+   * memory `segment`.
    * @throws WorkerError if a thread failed (the pool rebuilds itself), DisposedError after dispose().
    */
-  run(jobs: readonly Job[]): void {
+  run(jobs: readonly Job[], segment = 0): void {
+    const kernels = this.kernels[segment]
     if (this.disposed) throw new DisposedError('the model was disposed; its compute threads are stopped')
     const work = jobs.map((j) => jobWork(j))
     const units = work.reduce((a, w) => a + w.items * w.cost, 0)
     const n = this.roundThreads
     const t0 = performance.now()
     if (n === 1) {
-      for (const [name, ...args] of jobs) (this.kernels[name] as (...a: number[]) => void)(...args, 0, 1)
+      for (const [name, ...args] of jobs) (kernels[name] as (...a: number[]) => void)(...args, 0, 1)
       const ms = performance.now() - t0
       this.account({ threads: 1, units, leadUnits: units, leadMs: ms, roundMs: ms })
       return
@@ -269,11 +273,11 @@ export class ThreadPool {
     // At least one chunk per thread (a job of few chunks would leave threads idle), at most one per item.
     const parts = work.map((w) => Math.max(1, Math.min(w.items, Math.max(n, Math.round((w.items * w.cost) / this.chunkCost)))))
     this.fitChunks(parts)
-    const total = this.publish(jobs, parts, n)
+    const total = this.publish(jobs, parts, n, segment)
     const perChunk = work.map((w, j) => (w.items * w.cost) / parts[j])
     let first = 0
     const bound = jobs.map(([name, ...args], j): Bound => {
-      const run = (this.kernels[name] as (...a: number[]) => void).bind(null, ...args)
+      const run = (kernels[name] as (...a: number[]) => void).bind(null, ...args)
       first += parts[j]
       return { run, parts: parts[j], first: first - parts[j] }
     })
@@ -298,9 +302,10 @@ export class ThreadPool {
   }
 
   /** Writes the round into the control block and wakes the workers; returns its chunk count. */
-  private publish(jobs: readonly Job[], parts: number[], n: number): number {
+  private publish(jobs: readonly Job[], parts: number[], n: number, segment: number): number {
     const { i32, base } = this
     const total = writeJobs(i32, this.f32, this.ctl, jobs, parts)
+    i32[base + CTL_SEGMENT] = segment
     const gen = ++this.gen
     i32[base + CTL_ORDER] = this.scramble ? scrambleStride(total, gen) : 0
     i32[base + CTL_SPIN_US] = this.governor.spinUs

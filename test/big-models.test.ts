@@ -1,8 +1,13 @@
-// Models larger than one wasm32 memory: what stays out of wasm memory, and what is split.
+// Models larger than one wasm32 memory: what stays out of wasm memory, and how layers are
+// split over several memories (src/model/segments.ts) without changing a single bit.
 import { describe, expect, it } from 'vitest'
-import { loadModel } from '../src/index.js'
+import { loadModel, ResourceLimitError } from '../src/index.js'
 import { writeGguf } from '../src/gguf/writer.js'
+import { bytesSource } from '../src/io/source.js'
+import { ggufContents } from '../src/model/contents.js'
+import { loadWeights } from '../src/model/load.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
+import { stateSize, Transformer } from '../src/model/transformer.js'
 
 const SHAPE: SyntheticShape = { nEmbd: 256, nFf: 256, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 4096, contextLength: 16 }
 
@@ -16,5 +21,49 @@ describe('the input embedding is read where it lies', () => {
     expect(Math.abs(bytes(untied) - bytes(tied))).toBeLessThan(1 << 16)
     expect(untied.logits([1, 2, 3])[2].length).toBe(4096)
     await Promise.all([tied.dispose(), untied.dispose()])
+  })
+})
+
+describe('layers split over several memories compute the same bits as one memory', () => {
+  const CTX = 64
+  // 5 layers of ~150 KiB of weights and 64 KiB of KV rows each: 512 KiB segments hold one or two.
+  const SPLIT: SyntheticShape = { nEmbd: 256, nFf: 512, nLayer: 5, nHead: 2, nHeadKv: 1, vocab: 300, contextLength: CTX, untiedOutput: true }
+  const bytes = writeGguf(syntheticGguf(SPLIT, { seed: 11 }))
+  const open = async (threads: number, segmentBytes?: number) => {
+    const model = await loadWeights(await ggufContents(bytesSource(bytes)), { state: (c) => stateSize(c, CTX, 'f32'), segmentBytes })
+    return { segments: model.segments.length, t: await Transformer.create(model, CTX, threads, 'f32', { scrambleChunks: true }) }
+  }
+  const tokens = Array.from({ length: 21 }, (_, i) => (i * 37 + 5) % 300)
+
+  /** Logits of a 21-token prompt (batches of 8, 8, 5), 3 decode steps, and a second cache restored from the first's bytes. */
+  const run = (t: Transformer) => {
+    const out = t.prefill(tokens, 0, t.kv, 'all')
+    for (let i = 0; i < 3; i++) out.push(t.forward(tokens[i], tokens.length + i)!.slice())
+    const other = t.createKvCache()
+    other.restore(t.kv.save(tokens.length + 3))
+    out.push(t.forward(7, tokens.length + 3, true, other)!.slice())
+    return out
+  }
+
+  for (const threads of [1, 2]) {
+    it(`${threads} thread(s)`, async () => {
+      const one = await open(threads)
+      const split = await open(threads, 512 << 10)
+      expect(one.segments).toBe(1)
+      expect(split.segments).toBeGreaterThan(2)
+      try {
+        const want = run(one.t), got = run(split.t)
+        expect(got.length).toBe(want.length)
+        want.forEach((w, i) => expect(Buffer.from(got[i].buffer, got[i].byteOffset, got[i].byteLength).equals(Buffer.from(w.buffer, w.byteOffset, w.byteLength)), `logits ${i}`).toBe(true))
+      } finally {
+        await Promise.all([one.t.dispose(), split.t.dispose()])
+      }
+    })
+  }
+
+  it('a layer larger than a memory is refused, naming the context', async () => {
+    const err = await loadWeights(await ggufContents(bytesSource(bytes)), { state: (c) => stateSize(c, 1 << 16, 'f32'), segmentBytes: 16 << 20, stateLabel: 'a 65536-token context' }).catch((e) => e)
+    expect(err).toBeInstanceOf(ResourceLimitError)
+    expect(err.message).toMatch(/layer 0 alone needs .* for a 65536-token context/)
   })
 })

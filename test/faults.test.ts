@@ -21,7 +21,7 @@ async function pool2(opts: PoolOptions = {}, bytes = 1 << 20) {
   const { module, variant } = await compileKernels({ variant: 'simd' })
   const memory = createMemory(bytes, variant)
   const kernels = instantiateKernels(module, memory)
-  const pool = await ThreadPool.create(module, memory, kernels, HEAP_BASE, 2, opts)
+  const pool = await ThreadPool.create(module, [memory], [kernels], HEAP_BASE, 2, opts)
   const f32 = new Float32Array(memory.buffer)
   const k = 8, w = HEAP_BASE + CTL_BYTES, x = w + 2 * k * 4, y = x + k * 4
   for (let i = 0; i < 2 * k; i++) f32[w / 4 + i] = i
@@ -116,7 +116,7 @@ describe('compute workers that fail', () => {
     const { module, variant } = await compileKernels({ variant: 'simd' })
     const memory = createMemory(1 << 20, variant)
     const warnings: string[] = []
-    const pool = await ThreadPool.create(single, memory, instantiateKernels(module, memory), HEAP_BASE, 2, { logger: { warn: (m) => warnings.push(m) } })
+    const pool = await ThreadPool.create(single, [memory], [instantiateKernels(module, memory)], HEAP_BASE, 2, { logger: { warn: (m) => warnings.push(m) } })
     try {
       expect(warnings).toHaveLength(1)
       expect(warnings[0]).toMatch(/^bitnet-wasm: running on 1 thread instead of 2: starting compute workers failed: worker 1: /)

@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel, openModelContents } from '../src/index.js'
 import { loadWeights } from '../src/model/load.js'
-import { stateBytes, Transformer } from '../src/model/transformer.js'
+import { stateSize, Transformer } from '../src/model/transformer.js'
 import type { PoolOptions } from '../src/thread-pool.js'
 import { ThreadGovernor, type RoundSample } from '../src/threads/governor.js'
 import { loadGolden, TINY_GGUF } from './helpers/golden.js'
@@ -18,7 +18,7 @@ const OVERSUBSCRIBED = availableParallelism() + 2
 async function tiny(threads: number, kernel: 'i2s' | 'tl', outputType: 'f16' | 'q8', pool: PoolOptions = {}): Promise<Transformer> {
   const contents = await openModelContents(TINY_GGUF)
   try {
-    const model = await loadWeights(contents, { stateBytes: (c) => stateBytes(c, CTX, 'f32'), kernel, outputType, variant: 'simd' })
+    const model = await loadWeights(contents, { state: (c) => stateSize(c, CTX, 'f32'), kernel, outputType, variant: 'simd' })
     return await Transformer.create(model, CTX, threads, 'f32', pool)
   } finally {
     await contents.close?.()

@@ -65,7 +65,7 @@ export async function benchKernels(threads: number, variant?: KernelVariant, log
     for (let t = 0; t < BATCH; t++) new Float32Array(memory.buffer, b.meta + 8 * t, 1)[0] = 1
     new Float32Array(memory.buffer, b.x, K).fill(0.5)
     for (const n of [...new Set([1, isSharedVariant(v) ? threads : 1])]) {
-      const pool = await ThreadPool.create(module, memory, k, ctl, n)
+      const pool = await ThreadPool.create(module, [memory], [k], ctl, n)
       for (const c of CASES) {
         for (const [size, bytes] of [['L2', L2_BYTES], ['DRAM', DRAM_BYTES]] as const) {
           const rows = Math.floor(bytes / c.rowBytes / 16) * 16

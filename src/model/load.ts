@@ -6,13 +6,12 @@
  * config's shapes and repacked straight into its final place, so peak memory stays near
  * the packed model size: the wasm memory plus one tensor in flight.
  */
-import { ModelFormatError, NotTernaryError, ResourceLimitError, UnsupportedFeatureError } from '../errors.js'
+import { ModelFormatError, NotTernaryError, UnsupportedFeatureError } from '../errors.js'
 import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows, type FormatName } from '../formats/index.js'
 import { isTernaryValued, ternarize } from '../formats/ternarize.js'
 import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
-import { compileKernels, createMemory, instantiateKernels, MAX_PAGES, type KernelVariant, type Kernels, type WasmMemory, type WasmModule, type WasmSource } from '../wasm.js'
-import { Arena } from './arena.js'
+import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmModule, type WasmSource } from '../wasm.js'
 import { ARCH_FAMILIES, type ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
 import { assertFiniteTensor, nonFiniteWeight } from './numerics.js'
@@ -20,6 +19,7 @@ import { unpermuteQkRows } from './qk-permute.js'
 import { packX4FromCodes, x4Shape } from './repack.js'
 import { packTlFromCodes, tlShape } from './repack-tl.js'
 import { selectTernaryKernel, type TernaryKernel } from './kernel-select.js'
+import { MAX_SEGMENT_BYTES, planSegments, segmentBytes, type Placed, type Segment, type StateSize } from './segments.js'
 
 /** A ternary projection in the layout of the model's ternary kernel (i2s_x4 or tl16). */
 export interface TernaryWeight {
@@ -114,25 +114,23 @@ export type { LoadProgress } from '../io/download.js'
 export interface LoadedModel {
   config: ModelConfig
   contents: ModelContents
-  memory: WasmMemory
+  /** The memories holding the model: one unless it is larger than one wasm32 memory (segments.ts). */
+  segments: Segment[]
   module: WasmModule
   /** Which build of the kernels runs. */
   variant: KernelVariant
   /** Which ternary kernel the weights are laid out for. */
   kernel: TernaryKernel
-  kernels: Kernels
   weights: ModelWeights
-  /** Arena after the weights: the runtime state is allocated from here. */
-  arena: Arena
-  /** Bytes after the weights that loading used as scratch (not zero any more; the rest is). */
-  scratchBytes: number
 }
 
 export interface LoadOptions {
-  /** Bytes to reserve after the weights (KV cache and activations), computed by the caller. */
-  stateBytes: (config: ModelConfig) => number
-  /** What those bytes are, for the error when they do not fit (e.g. the context size and where it came from). */
+  /** Runtime state to reserve after the weights (activation buffers, KV cache rows per layer), computed by the caller. */
+  state: (config: ModelConfig) => StateSize
+  /** The context the state is for, in errors when it does not fit (e.g. 'a 4096-token context (the contextSize option)'). */
   stateLabel?: string
+  /** Largest memory (default and at most 4 GiB, wasm32's limit); larger models take several. Tests make it small. */
+  segmentBytes?: number
   onProgress?: (p: LoadProgress) => void
   signal?: AbortSignal
   /** Kernel build to use; default: the fastest this runtime runs. */
@@ -148,7 +146,7 @@ export interface LoadOptions {
 /**
  * Loads a model's weights into a fresh wasm memory.
  * @example
- * const model = await loadWeights(await ggufContents(source), { stateBytes: () => 1 << 20 })
+ * const model = await loadWeights(await ggufContents(source), { state: () => ({ buffers: 1 << 20, kvPerLayer: 1 << 16 }) })
  */
 export async function loadWeights(contents: ModelContents, opts: LoadOptions): Promise<LoadedModel> {
   const { config, name: file } = contents
@@ -160,19 +158,21 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   const probe = plan.find((p) => p.strictTernary)
   if (probe) ternaryValued(probe, await probe.info.read(0, probe.info.byteSize))
 
-  // Plan the memory: weights first, then the caller's state.
-  const arena = new Arena()
-  for (const p of plan) p.ptr = arena.alloc(p.bytes)
-  const weightsEnd = arena.top
-  // Tensors pass through a scratch area where the runtime state will live (unused until load
-  // ends): rows of an F16 matrix being converted to Q8B, never as a whole f16 copy, and each
-  // official I2_S tensor on its way to the x4 layout.
-  const scratchBytes = Math.max(0, ...plan.map((p) =>
-    p.matrixType! in QUANTIZED || p.role === 'rows' ? MATRIX_CHUNK_ROWS * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0))
-  const state = opts.stateBytes(config)
-  const memory = createMemory(fitMemory(weightsEnd, state, scratchBytes, opts.stateLabel ?? 'runtime state'), variant)
-  const kernels = instantiateKernels(module, memory)
-  const heap = new Uint8Array(memory.buffer)
+  // Plan the memories: in each, weights first, then the caller's state. Tensors pass through
+  // a scratch area where the runtime state will live (unused until load ends): rows of an
+  // F16 matrix being converted to Q8B, never as a whole f16 copy, and each official I2_S
+  // tensor on its way to the x4 layout.
+  for (const p of plan) {
+    p.layer = Number(/^blk\.(\d+)\./.exec(p.info.name)?.[1] ?? -1)
+    p.scratch = p.matrixType! in QUANTIZED || p.role === 'rows' ? Math.min(p.rows, MATRIX_CHUNK_ROWS) * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0
+  }
+  const state = opts.state(config)
+  const capacity = Math.min(opts.segmentBytes ?? MAX_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
+  const segments = planSegments(plan, state, capacity, opts.stateLabel ?? 'the requested context').map((g): Segment => {
+    const memory = createMemory(segmentBytes(g, state), variant)
+    return { ...g, memory, kernels: instantiateKernels(module, memory) }
+  })
+  const heaps = segments.map((g) => new Uint8Array(g.memory.buffer))
 
   const total = plan.reduce((s, p) => s + p.info.byteSize, 0)
   let loaded = 0
@@ -187,39 +187,26 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
       }
       return bytes
     }
-    if (p.role === 'rows') p.host = await storeHostRows(p, read, heap, kernels, weightsEnd)
-    else if (p.role === 'matrix') await storeMatrix(p, read, heap, kernels, weightsEnd)
-    else if (isCanonicalI2s(p)) p.gamma = await storeI2s(p, read, heap, kernels, kernel, weightsEnd)
+    const { kernels, arena } = segments[p.seg], heap = heaps[p.seg], scratch = arena.top
+    if (p.role === 'rows') p.host = await storeHostRows(p, read, heap, kernels, scratch)
+    else if (p.role === 'matrix') await storeMatrix(p, read, heap, kernels, scratch)
+    else if (isCanonicalI2s(p)) p.gamma = await storeI2s(p, read, heap, kernels, kernel, scratch)
     else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, kernel)
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
   }
-  return { config, contents, memory, module, variant, kernel, kernels, weights: assemble(plan, config, kernel), arena, scratchBytes }
-}
-
-/**
- * Bytes of the memory for the weights and the state, refused past wasm32's 4 GiB with what
- * each part takes: a too-large context (asked for, or declared by the file) is named.
- */
-function fitMemory(weights: number, state: number, scratch: number, stateLabel: string): number {
-  const bytes = weights + Math.max(state, scratch) + 1024
-  if (bytes <= MAX_PAGES * 65536) return bytes
-  const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`
-  throw new ResourceLimitError('wasmMemory', MAX_PAGES * 65536,
-    `model needs ${gib(bytes)} of wasm memory (weights ${gib(weights)}, ${stateLabel} ${gib(state)}); the limit is 4 GiB`, bytes)
+  return { config, contents, segments, module, variant, kernel, weights: assemble(plan, config, kernel) }
 }
 
 /** 'rows': the untied input embedding, kept outside wasm memory (HostMatrix). */
 type Role = 'ternary' | 'norm' | 'matrix' | 'rows' | 'scale'
 
-interface Planned {
+interface Planned extends Placed {
   info: ModelTensor
   role: Role
   /** Expected [rows, cols] (rows = ne1, cols = ne0). */
   rows: number
   cols: number
-  bytes: number
-  ptr: number
   gamma: number
   matrixType?: FloatMatrix['type']
   /** Q8B: padded K and the offset of the block scales. */
@@ -256,7 +243,7 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
       throw new ModelFormatError(`tensor '${name}' has the wrong shape`, { file, expected: `[${cols}, ${rows}]`, found })
     }
     const traits = FORMATS[info.format as keyof typeof FORMATS]
-    const p: Planned = { info, role, rows, cols, bytes: 0, ptr: 0, gamma: 1, kp: cols, scales: 0 }
+    const p: Planned = { info, role, rows, cols, bytes: 0, ptr: 0, seg: 0, layer: -1, scratch: 0, gamma: 1, kp: cols, scales: 0 }
     if (role === 'ternary') {
       if (!traits?.ternary && !TERNARIZABLE.includes(info.format)) {
         throw new UnsupportedFeatureError(`${file}: tensor '${name}' is ${info.format}; ternary projections must be ternary (I2_S, TQ1_0, TQ2_0, TL1, TL2) or full precision (${TERNARIZABLE.join(', ')})`)

@@ -57,9 +57,8 @@ export function assertFiniteLogits(logits: Float32Array, pos: number, locate: ()
  */
 export function locateNonFinite(t: Transformer, token: number, pos: number, kv?: KvCache): number | undefined {
   let found: number | undefined
-  const n = t.config.nEmbd
   t.onLayer = (layer, x) => {
-    if (found === undefined && firstNonFinite(new Float32Array(t.memory.buffer, x, n)) >= 0) found = layer
+    if (found === undefined && firstNonFinite(x) >= 0) found = layer
   }
   try {
     t.forward(token, pos, false, kv)

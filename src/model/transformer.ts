@@ -13,6 +13,7 @@ import { dequantizeRows } from '../formats/index.js'
 import { assertFiniteLogits, locateNonFinite } from './numerics.js'
 import type { ModelConfig } from './config.js'
 import type { LoadedModel, ModelWeights, TernaryWeight } from './load.js'
+import type { Segment, StateSize } from './segments.js'
 import type { TernaryKernel } from './kernel-select.js'
 
 /** Rows a forward pass evaluates at once: prompt chunks, or one step of several sessions. */
@@ -60,18 +61,29 @@ interface RunState {
 
 /**
  * One sequence's keys and values: [n_layer][capacity][kv_dim] each, f16 or f32 (the
- * model's `kvType`), in the shared memory. The model owns one (`transformer.kv`); sessions
- * create more. Positions are the caller's business: row `pos` holds the token evaluated at `pos`.
+ * model's `kvType`), in the shared memory: each segment's layers in that segment
+ * (segments.ts). The model owns one (`transformer.kv`); sessions create more. Positions are
+ * the caller's business: row `pos` holds the token evaluated at `pos`.
  */
 export class KvCache {
   /** @internal */
   constructor(
     private readonly t: Transformer,
-    /** @internal */ readonly k: number,
-    /** @internal */ readonly v: number,
+    /** @internal Per segment: where the keys of its first layer start. */ readonly k: readonly number[],
+    /** @internal Per segment: the values, likewise. */ readonly v: readonly number[],
     /** Capacity in tokens. */
     readonly capacity: number,
   ) {}
+
+  /** @internal Layer l's keys [capacity][kv_dim], in the memory of its segment. */
+  kAt(l: number): number {
+    return this.t.layerKv(this.k, l)
+  }
+
+  /** @internal Layer l's values. */
+  vAt(l: number): number {
+    return this.t.layerKv(this.v, l)
+  }
 
   private disposed = false
 
@@ -99,11 +111,10 @@ export class KvCache {
     const row = n * kvDim * elem
     const out = new Uint8Array(KV_HEADER + 2 * c.nLayer * row)
     new Uint32Array(out.buffer, 0, KV_HEADER / 4).set([KV_MAGIC, c.nLayer, kvDim, n, elem])
-    const heap = new Uint8Array(this.t.memory.buffer)
     for (let l = 0; l < c.nLayer; l++) {
-      const src = l * this.capacity * kvDim * elem
-      out.set(heap.subarray(this.k + src, this.k + src + row), KV_HEADER + 2 * l * row)
-      out.set(heap.subarray(this.v + src, this.v + src + row), KV_HEADER + (2 * l + 1) * row)
+      const heap = new Uint8Array(this.t.layerMemory(l).buffer)
+      out.set(heap.subarray(this.kAt(l), this.kAt(l) + row), KV_HEADER + 2 * l * row)
+      out.set(heap.subarray(this.vAt(l), this.vAt(l) + row), KV_HEADER + (2 * l + 1) * row)
     }
     return out
   }
@@ -127,11 +138,10 @@ export class KvCache {
     if (bytes.byteLength !== KV_HEADER + 2 * nLayer * row) {
       throw new InvalidArgumentError(`restore: expected ${KV_HEADER + 2 * nLayer * row} bytes for ${n} positions, got ${bytes.byteLength}`)
     }
-    const heap = new Uint8Array(this.t.memory.buffer)
     for (let l = 0; l < c.nLayer; l++) {
-      const dst = l * this.capacity * kvDim * elem
-      heap.set(bytes.subarray(KV_HEADER + 2 * l * row, KV_HEADER + (2 * l + 1) * row), this.k + dst)
-      heap.set(bytes.subarray(KV_HEADER + (2 * l + 1) * row, KV_HEADER + (2 * l + 2) * row), this.v + dst)
+      const heap = new Uint8Array(this.t.layerMemory(l).buffer)
+      heap.set(bytes.subarray(KV_HEADER + 2 * l * row, KV_HEADER + (2 * l + 1) * row), this.kAt(l))
+      heap.set(bytes.subarray(KV_HEADER + (2 * l + 1) * row, KV_HEADER + (2 * l + 2) * row), this.vAt(l))
     }
     return n
   }
@@ -151,13 +161,15 @@ export interface BatchRow {
 
 const f32 = 4
 
-/** Bytes of runtime state for a context of `ctx` tokens: a dry run of the allocations. */
-export function stateBytes(c: ModelConfig, ctx: number, kvType: KvType): number {
+/**
+ * Runtime state for a context of `ctx` tokens: the activation buffers (a dry run of their
+ * allocation, plus alignment), in every memory segment, and each layer's KV cache rows.
+ */
+export function stateSize(c: ModelConfig, ctx: number, kvType: KvType): StateSize {
   const dry = new Arena()
   const start = dry.top
   allocState(dry, c, ctx)
-  dry.alloc(kvBytes(c, ctx, kvType))
-  return dry.top - start + 64
+  return { buffers: dry.top - start + 128, kvPerLayer: kvLayerBytes(c, ctx, kvType) }
 }
 
 /** Bytes of keys and values one token takes in a KV cache (all layers). */
@@ -165,8 +177,9 @@ export function kvBytesPerToken(c: ModelConfig, kvType: KvType): number {
   return 2 * c.nLayer * c.nHeadKv * c.headDim * KV_ELEM[kvType]
 }
 
-function kvBytes(c: ModelConfig, ctx: number, kvType: KvType): number {
-  return ctx * kvBytesPerToken(c, kvType)
+/** Bytes of one layer's keys (then values) in a cache of `ctx` tokens. */
+function kvLayerBytes(c: ModelConfig, ctx: number, kvType: KvType): number {
+  return (ctx * kvBytesPerToken(c, kvType)) / c.nLayer
 }
 
 export class Transformer {
@@ -175,20 +188,28 @@ export class Transformer {
   readonly contextSize: number
   /** Storage of every KV cache of this model. */
   readonly kvType: KvType
+  /** The memory of segment 0: the output projection, the logits, the thread pool's control block. */
   readonly memory: WasmMemory
   readonly module: WasmModule
-  private readonly k: Kernels
   private readonly w: ModelWeights
   /** The ternary kernel the weights are laid out for. */
   readonly kernel: TernaryKernel
-  private readonly s: RunState
+  /** The model's memories (segments.ts), each with its kernel instance and buffers. */
+  private readonly segs: (Pick<Segment, 'memory' | 'first' | 'end'> & { k: Kernels; s: RunState })[]
+  /** The segment of each layer. */
+  private readonly layerSeg: number[]
+  // The segment a pass is in (carry() moves it): its kernels, buffers and memory.
+  private seg = 0
+  private k: Kernels
+  private s: RunState
+  private mem: WasmMemory
   /** The model's own KV cache (what `forward` uses when given none). */
   readonly kv: KvCache
   private readonly freeKv: KvCache[] = []
   /** @internal The compute threads (benchmarks tune and read it). */
   pool!: ThreadPool
-  /** Called after each layer with the residual's pointer (numerics.ts locates a NaN with it). */
-  onLayer?: (layer: number, x: number) => void
+  /** Called after each layer with the residual rows [n][n_embd] (numerics.ts locates a NaN with it). */
+  onLayer?: (layer: number, x: Float32Array) => void
   /** Forward passes so far (profiles divide the pool's round count by it). */
   passes = 0
   /** Time per op label since profiling was enabled (`bitnet bench --profile`). */
@@ -198,16 +219,19 @@ export class Transformer {
     this.config = model.config
     this.contextSize = contextSize
     this.kvType = kvType
-    this.memory = model.memory
     this.module = model.module
-    this.k = model.kernels
     this.kernel = model.kernel
     this.w = model.weights
-    // The state area served as scratch during loading: its dirty start goes back to zeros
-    // (the rest of a fresh memory is zero, and stays untouched: no pages of an unused KV cache).
-    new Uint8Array(model.memory.buffer, model.arena.top, model.scratchBytes).fill(0)
-    this.s = allocState(model.arena, model.config, contextSize)
-    this.kv = this.newKv(model.arena.alloc(kvBytes(model.config, contextSize, kvType)))
+    this.segs = model.segments.map((g) => {
+      // The state area served as scratch during loading: its dirty start goes back to zeros
+      // (the rest of a fresh memory is zero, and stays untouched: no pages of an unused KV cache).
+      new Uint8Array(g.memory.buffer, g.arena.top, g.scratchBytes).fill(0)
+      return { memory: g.memory, first: g.first, end: g.end, k: g.kernels, s: allocState(g.arena, model.config, contextSize) }
+    })
+    this.layerSeg = Array.from({ length: model.config.nLayer }, (_, l) => this.segs.findIndex((g) => l >= g.first && l < g.end))
+    ;({ memory: this.memory, k: this.k, s: this.s } = this.segs[0])
+    this.mem = this.memory
+    this.kv = this.newKv(model.segments.map((g, i) => g.arena.alloc(this.segmentKvBytes(i))))
   }
 
   /**
@@ -217,7 +241,7 @@ export class Transformer {
    */
   static async create(model: LoadedModel, contextSize: number, threads: number, kvType: KvType = 'f32', pool: PoolOptions = {}): Promise<Transformer> {
     const t = new Transformer(model, contextSize, kvType)
-    t.pool = await ThreadPool.create(model.module, model.memory, model.kernels, t.s.ctl, threads, pool)
+    t.pool = await ThreadPool.create(model.module, t.segs.map((g) => g.memory), t.segs.map((g) => g.k), t.s.ctl, threads, pool)
     return t
   }
 
@@ -244,15 +268,32 @@ export class Transformer {
 
   /**
    * A new, independent KV cache of `contextSize` tokens (a session's). Memory of disposed
-   * caches is reused; otherwise the shared memory grows by the cache's size.
+   * caches is reused; otherwise each memory segment grows by its layers' share.
    */
   createKvCache(): KvCache {
     const reused = this.freeKv.pop()
     if (reused) return new KvCache(this, reused.k, reused.v, reused.capacity)
-    const bytes = kvBytes(this.config, this.contextSize, this.kvType)
-    const top = Math.ceil(this.memory.buffer.byteLength / 64) * 64
-    growMemory(this.memory, top + bytes)
-    return this.newKv(top)
+    return this.newKv(this.segs.map((g, i) => {
+      const top = Math.ceil(g.memory.buffer.byteLength / 64) * 64
+      growMemory(g.memory, top + this.segmentKvBytes(i))
+      return top
+    }))
+  }
+
+  /** @internal Where layer l's rows start in a cache whose segments start at `bases`. */
+  layerKv(bases: readonly number[], l: number): number {
+    const g = this.layerSeg[l]
+    return bases[g] + ((l - this.segs[g].first) * kvLayerBytes(this.config, this.contextSize, this.kvType)) / 2
+  }
+
+  /** @internal The memory holding layer l. */
+  layerMemory(l: number): WasmMemory {
+    return this.segs[this.layerSeg[l]].memory
+  }
+
+  /** Bytes of one cache's keys and values for the layers of segment i. */
+  private segmentKvBytes(i: number): number {
+    return (this.segs[i].end - this.segs[i].first) * kvLayerBytes(this.config, this.contextSize, this.kvType)
   }
 
   /** @internal Called by KvCache.dispose. */
@@ -260,8 +301,8 @@ export class Transformer {
     this.freeKv.push(kv)
   }
 
-  private newKv(ptr: number): KvCache {
-    return new KvCache(this, ptr, ptr + kvBytes(this.config, this.contextSize, this.kvType) / 2, this.contextSize)
+  private newKv(ptrs: number[]): KvCache {
+    return new KvCache(this, ptrs, ptrs.map((p, i) => p + this.segmentKvBytes(i) / 2), this.contextSize)
   }
 
   /**
@@ -296,7 +337,7 @@ export class Transformer {
    * next call) or undefined.
    */
   forwardBatch(rows: readonly BatchRow[]): (Float32Array | undefined)[] {
-    const c = this.config, k = this.k, w = this.w, s = this.s
+    const c = this.config, w = this.w
     const n = rows.length
     if (n < 1 || n > MAX_BATCH) throw new InvalidArgumentError(`a batch holds 1..${MAX_BATCH} rows, got ${n}`)
     this.passes++
@@ -309,19 +350,21 @@ export class Transformer {
     }
     const qDim = c.nHead * c.headDim
     const kvDim = c.nHeadKv * c.headDim
-    const cap = this.contextSize
     const kvRow = kvDim * KV_ELEM[this.kvType]
     const row = (buf: number, t: number, width: number) => buf + t * width * f32
 
     // h0 = Embed[tok]                                        x: [n][n_embd]  (F16 row → f32)
+    this.carry(0, 0)
+    const s0 = this.s
     rows.forEach((r, t) => {
-      this.embed(r.token, row(s.x, t, c.nEmbd), t)
-      this.ropeTable(r.pos, row(s.rope, t, c.nRot))
+      this.embed(r.token, row(s0.x, t, c.nEmbd), t)
+      this.ropeTable(r.pos, row(s0.rope, t, c.nRot))
     })
 
     for (let l = 0; l < c.nLayer; l++) {
-      const L = w.layers[l]
-      const layerOff = l * cap * kvRow
+      // The layer's weights, KV rows and buffers are in its segment: bring the residual there.
+      this.carry(this.layerSeg[l], n)
+      const L = w.layers[l], k = this.k, s = this.s
 
       // a = RMSNorm(h, attn_norm), quantized per row (fused, in f64), shared by q, k and v
       this.normQuantize(s.x, L.attnNorm, c.nEmbd, n)
@@ -332,11 +375,11 @@ export class Transformer {
         // q, k = RoPE_neox(q, k, pos); k, v appended to the row's cache at pos
         k.rope_neox_f32(row(s.q, t, qDim), c.nHead, c.headDim, c.nRot, row(s.rope, t, c.nRot))
         k.rope_neox_f32(row(s.k, t, kvDim), c.nHeadKv, c.headDim, c.nRot, row(s.rope, t, c.nRot))
-        this.storeKv(row(s.k, t, kvDim), kv.k + layerOff + r.pos * kvRow, kvDim)
-        this.storeKv(row(s.v, t, kvDim), kv.v + layerOff + r.pos * kvRow, kvDim)
+        this.storeKv(row(s.k, t, kvDim), kv.kAt(l) + r.pos * kvRow, kvDim)
+        this.storeKv(row(s.v, t, kvDim), kv.vAt(l) + r.pos * kvRow, kvDim)
       })
       // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
-      this.attention(rows, layerOff)
+      this.attention(rows, l)
       // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj; absent in llama)
       this.normQuantize(s.ao, L.attnSubNorm, qDim, n)
       // h = h + BitLinear_o(o)                              xb: [n][n_embd]
@@ -355,8 +398,10 @@ export class Transformer {
       // h = h + BitLinear_down(g)
       this.round('ffn_down', this.bitlinear(L.wDown, s.xb, n))
       k.add_f32(s.x, s.xb, n * c.nEmbd)
-      this.onLayer?.(l, s.x)
+      this.onLayer?.(l, new Float32Array(this.mem.buffer, s.x, n * c.nEmbd))
     }
+    this.carry(0, n)
+    const k = this.k, s = this.s
 
     // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]
     // (tied unless output.weight exists). Those rows take slots 0..m−1 of oq and logits, so
@@ -399,6 +444,7 @@ export class Transformer {
   hiddenStates(n: number): Float32Array[] {
     const c = this.config, s = this.s
     if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH) throw new InvalidArgumentError(`hiddenStates: n must be in 1..${MAX_BATCH}, got ${n}`)
+    if (this.seg !== 0) throw new InvalidArgumentError('hiddenStates: the last pass did not finish')
     return Array.from({ length: n }, (_, t) => {
       const x = s.x + t * c.nEmbd * f32, xn = s.xb + t * c.nEmbd * f32
       this.k.rmsnorm_f32(x, this.w.outputNorm, xn, c.nEmbd, c.normEps)
@@ -424,7 +470,7 @@ export class Transformer {
   // Consecutive rows of one cache at consecutive positions (a prompt chunk) form one job,
   // which reads each key and value once for all of them. A job's scratch is that of its
   // first row, so jobs of one round never share any.
-  private attention(rows: readonly BatchRow[], layerOff: number): void {
+  private attention(rows: readonly BatchRow[], l: number): void {
     const c = this.config, s = this.s
     const qDim = c.nHead * c.headDim
     const maxBlocks = Math.ceil(this.contextSize / ATT_BLOCK)
@@ -438,7 +484,7 @@ export class Transformer {
       const q = s.q + t * qDim * f32, out = s.ao + t * qDim * f32
       const att = s.att + t * c.nHead * maxBlocks * ATT_BLOCK * f32
       const part = s.part + t * c.nHead * maxBlocks * (4 + c.headDim) * f32
-      partial.push([ATTENTION_PARTIAL[this.kvType][simd], q, kv.k + layerOff, kv.v + layerOff, att, part, out,
+      partial.push([ATTENTION_PARTIAL[this.kvType][simd], q, kv.kAt(l), kv.vAt(l), att, part, out,
         n, c.nHead, c.nHeadKv, c.headDim, nPos, ATT_BLOCK])
       const blocks = Math.ceil((nPos + n - 1) / ATT_BLOCK)
       if (blocks > 1) combine.push(['attention_combine_f32', part, out, n, c.nHead, c.headDim, blocks])
@@ -450,9 +496,9 @@ export class Transformer {
 
   // One round of independent jobs on every thread, timed per label when profiling.
   private round(label: string, jobs: Job[]): void {
-    if (!this.profile) return this.pool.run(jobs)
+    if (!this.profile) return this.pool.run(jobs, this.seg)
     const t0 = performance.now()
-    this.pool.run(jobs)
+    this.pool.run(jobs, this.seg)
     this.addTime(label, performance.now() - t0)
   }
 
@@ -482,7 +528,7 @@ export class Transformer {
   }
 
   private copyF32(src: number, dst: number, n: number): void {
-    new Uint8Array(this.memory.buffer).copyWithin(dst, src, src + n * f32)
+    new Uint8Array(this.mem.buffer).copyWithin(dst, src, src + n * f32)
   }
 
   // Row `token` of the embedding → f32 at dst. An untied model's embedding is the file's
@@ -492,9 +538,9 @@ export class Transformer {
     const e = this.w.tokenEmbd
     if ('host' in e) {
       const bytes = e.host.subarray(token * e.rowBytes, (token + 1) * e.rowBytes)
-      if (e.format !== 'F16') return new Float32Array(this.memory.buffer, dst, e.cols).set(dequantizeRows(e.format, bytes, e.cols))
+      if (e.format !== 'F16') return new Float32Array(this.mem.buffer, dst, e.cols).set(dequantizeRows(e.format, bytes, e.cols))
       const staged = this.s.xb + t * e.cols * f32
-      new Uint8Array(this.memory.buffer).set(bytes, staged)
+      new Uint8Array(this.mem.buffer).set(bytes, staged)
       return this.k.f16_to_f32(staged, dst, e.cols)
     }
     if (e.type === 'f16') this.k.f16_to_f32(e.ptr + token * e.cols * 2, dst, e.cols)
@@ -503,11 +549,25 @@ export class Transformer {
     else this.copyF32(e.ptr + token * e.cols * f32, dst, e.cols)
   }
 
+  // Moves the pass to segment g, copying the first n rows of the residual stream and of the
+  // RoPE table into g's buffers (a model in one memory never copies).
+  private carry(g: number, n: number): void {
+    if (g === this.seg) return
+    const from = this.segs[this.seg], to = this.segs[g], c = this.config
+    const src = new Uint8Array(from.memory.buffer), dst = new Uint8Array(to.memory.buffer)
+    dst.set(src.subarray(from.s.x, from.s.x + n * c.nEmbd * f32), to.s.x)
+    dst.set(src.subarray(from.s.rope, from.s.rope + n * c.nRot * f32), to.s.rope)
+    this.seg = g
+    this.k = to.k
+    this.s = to.s
+    this.mem = to.memory
+  }
+
   // cos/sin of pos·θ^(−2i/n_rot), i < n_rot/2, computed in f64 once per row, into dst.
   private ropeTable(pos: number, dst: number): void {
     const { nRot, ropeTheta } = this.config
     const half = nRot / 2
-    const heap = new Float32Array(this.memory.buffer, dst, nRot)
+    const heap = new Float32Array(this.mem.buffer, dst, nRot)
     for (let i = 0; i < half; i++) {
       const angle = pos * Math.pow(ropeTheta, (-2 * i) / nRot)
       heap[i] = Math.cos(angle)

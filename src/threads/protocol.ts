@@ -13,6 +13,7 @@
  *        5   ACTIVE   threads taking part (the leader's count; workers with ith ≥ ACTIVE sleep on it)
  *        6   SPIN_US  how long a waiting worker spins before it sleeps, µs
  *        7   ORDER    0: chunks claimed in order; else a stride that scrambles the order (tests)
+ *        8   SEGMENT  which of the model's memories the round's pointers address (src/model/segments.ts)
  *   word 16  CLAIM    (GEN mod 2^20) << 12 | chunks left to claim, on its own 64-byte line
  *   word 32  DONE     chunks finished in this round, on its own line
  *   word 48  job 0 [16 words] job 1 …   job: [op code, parts, first chunk, arg 0 … arg 12]
@@ -45,6 +46,7 @@ export const CTL_ERROR = 4
 export const CTL_ACTIVE = 5
 export const CTL_SPIN_US = 6
 export const CTL_ORDER = 7
+export const CTL_SEGMENT = 8
 export const CTL_CLAIM = 16
 export const CTL_DONE = 32
 export const CTL_JOBS = 48
@@ -242,4 +244,5 @@ export function waitChange(i32: Int32Array, index: number, v: number, spinUs: nu
 }
 
 /** What a compute worker is started with (Node: workerData; Web Workers: the first message). */
-export interface WorkerInit { module: WasmModule; memory: WasmMemory; ctl: number; ith: number; nth: number }
+/** `memories`: the model's segments (one instance of the module each); the control block is in the first. */
+export interface WorkerInit { module: WasmModule; memories: WasmMemory[]; ctl: number; ith: number; nth: number }

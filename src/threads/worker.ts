@@ -8,12 +8,13 @@
  */
 import { IS_NODE } from '../env.js'
 import { instantiateKernels } from '../wasm.js'
-import { CTL_ACTIVE, CTL_EXIT, CTL_GEN, CTL_SPIN_US, readJobs, runChunks, waitChange, type WorkerInit } from './protocol.js'
+import { CTL_ACTIVE, CTL_EXIT, CTL_GEN, CTL_SEGMENT, CTL_SPIN_US, readJobs, runChunks, waitChange, type WorkerInit } from './protocol.js'
 
-function computeLoop({ module, memory, ctl, ith }: WorkerInit, post: (m: unknown) => void): void {
-  const kernels = instantiateKernels(module, memory)
-  const i32 = new Int32Array(memory.buffer)
-  const f32 = new Float32Array(memory.buffer)
+function computeLoop({ module, memories, ctl, ith }: WorkerInit, post: (m: unknown) => void): void {
+  // One instance per memory segment; the control block lives in the first.
+  const kernels = memories.map((m) => instantiateKernels(module, m))
+  const i32 = new Int32Array(memories[0].buffer)
+  const f32 = new Float32Array(memories[0].buffer)
   const base = ctl >> 2
   const spin = new AdaptiveSpin()
   // Read the generation before announcing readiness: the leader may publish its first round
@@ -36,7 +37,7 @@ function computeLoop({ module, memory, ctl, ith }: WorkerInit, post: (m: unknown
     gen = value
     if (Atomics.load(i32, base + CTL_EXIT)) break
     if (ith >= Atomics.load(i32, base + CTL_ACTIVE)) continue
-    const { errors } = runChunks(readJobs(kernels, i32, f32, ctl), i32, ctl, gen, ith)
+    const { errors } = runChunks(readJobs(kernels[i32[base + CTL_SEGMENT]], i32, f32, ctl), i32, ctl, gen, ith)
     // Report instead of dying silently: the leader turns this into an error of its call.
     for (const e of errors) post({ error: String((e as Error)?.stack ?? e) })
   }
