@@ -29,7 +29,7 @@ export { TokenConstraint, type ConstraintVocabulary } from './grammar/token-cons
 export { createResponseConstraint, type ResponseFormat } from './grammar/response-format.js'
 export { readGguf } from './gguf/reader.js'
 export { writeGguf, ggufChunks } from './gguf/writer.js'
-export { syntheticGguf, SHAPES, type SyntheticShape, type SyntheticOptions } from './model/synthetic.js'
+export { syntheticChunks, syntheticGguf, SHAPES, type SyntheticShape, type SyntheticOptions } from './model/synthetic.js'
 export { padModelContents, type PadOptions } from './model/pad.js'
 export type { GgufFile, GgufMetadata, GgufValue, GgufTensorInfo } from './gguf/types.js'
 export { GgufType } from './gguf/types.js'

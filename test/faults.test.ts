@@ -216,11 +216,11 @@ describe('memory limits', () => {
     expect(() => growMemory(createMemory(65536, 'simd'), 2 ** 33)).toThrow(/cannot grow wasm memory to 8192 MiB: the limit is 4 GiB/)
   })
 
-  it('a model too large for wasm memory is a ResourceLimitError with the needed size', async () => {
+  it('a layer too large for one wasm memory is a ResourceLimitError with the needed size', async () => {
     const err = await loadModel(MODEL, { threads: 1, contextSize: 1 << 24 }).catch((e) => e)
     expect(err).toBeInstanceOf(ResourceLimitError)
     expect(err.limit).toBe('wasmMemory')
     expect(err.needed).toBeGreaterThan(2 ** 32)
-    expect(err.message).toMatch(/needs \d+\.\d+ GiB of wasm memory; the limit is 4 GiB/)
+    expect(err.message).toMatch(/layer 0 alone needs \d+\.\d+ GiB of wasm memory .*; one memory holds 4\.00 GiB/)
   })
 })

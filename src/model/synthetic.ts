@@ -6,10 +6,10 @@
  */
 import { f32ToF16 } from '../formats/float.js'
 import { encodeI2s } from '../formats/i2s.js'
-import { FORMATS, type FormatName } from '../formats/index.js'
+import { FORMATS, tensorByteSize, type FormatName } from '../formats/index.js'
 import { encodeTq1_0 } from '../formats/tq1_0.js'
 import { encodeTq2_0 } from '../formats/tq2_0.js'
-import { metaArr, metaBool, metaF32, metaStr, metaU32, type GgufWriteInput, type GgufWriteTensor } from '../gguf/writer.js'
+import { ggufHeader, metaArr, metaBool, metaF32, metaStr, metaU32, type GgufHeaderTensor, type GgufWriteInput } from '../gguf/writer.js'
 import { GgufType, type GgufMetadata } from '../gguf/types.js'
 import { BYTE_SYMBOLS } from '../tokenizer.js'
 import { ARCH_FAMILIES, type Activation } from './config.js'
@@ -48,6 +48,8 @@ export const SHAPES = {
   '2b4t': { arch: 'bitnet-b1.58', nEmbd: 2560, nFf: 6912, nLayer: 30, nHead: 20, nHeadKv: 5, vocab: 128256, contextLength: 4096, ropeTheta: 500000, activation: 'relu2' },
   '0.7b': { arch: 'bitnet', nEmbd: 1536, nFf: 4096, nLayer: 24, nHead: 16, nHeadKv: 16, vocab: 32002, contextLength: 2048, ropeTheta: 10000, activation: 'silu' },
   '3b': { arch: 'bitnet', nEmbd: 3200, nFf: 8640, nLayer: 26, nHead: 32, nHeadKv: 32, vocab: 32002, contextLength: 2048, ropeTheta: 10000, activation: 'silu' },
+  // A 20B-class ternary model (the scale past one wasm32 memory; no published checkpoint).
+  '20b': { arch: 'bitnet-b1.58', nEmbd: 5120, nFf: 13824, nLayer: 60, nHead: 40, nHeadKv: 8, vocab: 128256, contextLength: 4096, ropeTheta: 500000, activation: 'relu2' },
   '8b': { arch: 'bitnet-b1.58', nEmbd: 4096, nFf: 14336, nLayer: 32, nHead: 32, nHeadKv: 8, vocab: 128256, contextLength: 8192, ropeTheta: 500000, activation: 'silu' },
 } satisfies Record<string, SyntheticShape>
 
@@ -61,6 +63,32 @@ export interface SyntheticOptions {
 
 /** A complete GGUF (metadata + tensors) for `shape`, ready for writeGguf / ggufChunks. */
 export function syntheticGguf(shape: SyntheticShape, opts: SyntheticOptions = {}): GgufWriteInput {
+  const { metadata, tensors } = syntheticTensors(shape, opts)
+  return { metadata, tensors: tensors.map(({ make, byteSize: _, ...t }) => ({ ...t, data: make() })) }
+}
+
+/**
+ * The same file as chunks (header, then each tensor generated when its turn comes, with its
+ * padding), for models too large to hold in memory: 20B-class shapes are written to disk
+ * with one tensor in memory at a time.
+ * @example
+ * for (const chunk of syntheticChunks(SHAPES['20b'], { format: 'TQ2_0' })) fs.writeSync(fd, chunk)
+ */
+export function* syntheticChunks(shape: SyntheticShape, opts: SyntheticOptions = {}): Generator<Uint8Array> {
+  const file = syntheticTensors(shape, opts)
+  const { header, padding } = ggufHeader(file)
+  yield header
+  for (const t of file.tensors) {
+    yield t.make()
+    const p = padding(t.byteSize)
+    if (p) yield new Uint8Array(p)
+  }
+}
+
+/** A tensor whose data is generated on demand (in file order: the generator is seeded once). */
+type LazyTensor = GgufHeaderTensor & { make: () => Uint8Array }
+
+function syntheticTensors(shape: SyntheticShape, opts: SyntheticOptions): { metadata: GgufMetadata; tensors: LazyTensor[] } {
   const arch = shape.arch ?? 'bitnet-b1.58'
   const family = ARCH_FAMILIES[arch]
   const s = { arch, subNorms: family.subNorms, untiedOutput: arch === 'llama', ...shape }
@@ -69,31 +97,30 @@ export function syntheticGguf(shape: SyntheticShape, opts: SyntheticOptions = {}
   const qDim = s.nHead * headDim
   const kvDim = s.nHeadKv * headDim
   const rand = mulberry32(opts.seed ?? 1)
-  const tensors: GgufWriteTensor[] = []
+  const tensors: LazyTensor[] = []
+  const push = (name: string, dims: number[], format: FormatName, make: () => Uint8Array) =>
+    tensors.push({ name, dims, typeId: FORMATS[format].typeId, byteSize: tensorByteSize(format, dims), make })
 
   const floats = (name: string, dims: number[], gen: () => number, type: 'F16' | 'F32' = 'F32') => {
     const n = dims.reduce((a, b) => a * b, 1)
-    if (type === 'F16') {
+    push(name, dims, type, () => {
+      if (type === 'F32') return new Uint8Array(Float32Array.from({ length: n }, gen).buffer)
       const h = new Uint16Array(n)
       for (let i = 0; i < n; i++) h[i] = f32ToF16(gen())
-      tensors.push({ name, dims, typeId: FORMATS.F16.typeId, data: new Uint8Array(h.buffer) })
-    } else {
-      const f = new Float32Array(n)
-      for (let i = 0; i < n; i++) f[i] = gen()
-      tensors.push({ name, dims, typeId: FORMATS.F32.typeId, data: new Uint8Array(f.buffer) })
-    }
+      return new Uint8Array(h.buffer)
+    })
   }
   const normal = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand())
   const norm = (name: string, n: number) => floats(name, [n], () => 0.5 + rand())
   /** Random codes in HF row order; q/k permuted as llama.cpp's converters do for NORM-RoPE archs. */
-  const ternary = (name: string, rows: number, cols: number, heads = 0) => {
+  const ternary = (name: string, rows: number, cols: number, heads = 0) => push(name, [cols, rows], format, () => {
     const codes = new Int8Array(rows * cols)
     for (let i = 0; i < codes.length; i++) codes[i] = Math.floor(rand() * 3) - 1
     if (heads && family.rope === 'norm') permuteQkRows(codes, heads, cols)
     const gamma = 0.5 + rand()
     const encode = format === 'I2_S' ? encodeI2s : format === 'TQ2_0' ? encodeTq2_0 : encodeTq1_0
-    tensors.push({ name, dims: [cols, rows], typeId: FORMATS[format].typeId, data: encode(codes, rows, cols, gamma) })
-  }
+    return encode(codes, rows, cols, gamma)
+  })
 
   floats('token_embd.weight', [s.nEmbd, s.vocab], () => normal() * 0.5, opts.embedding ?? 'F16')
   norm('output_norm.weight', s.nEmbd)

@@ -250,6 +250,11 @@ export class Transformer {
     return this.w.output.type
   }
 
+  /** Memories the model is spread over (1 unless it is larger than one wasm32 memory). */
+  get segmentCount(): number {
+    return this.segs.length
+  }
+
   /** Threads the model computes on at most (this one included). */
   get threads(): number {
     return this.pool.nThreads
