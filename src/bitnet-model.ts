@@ -12,6 +12,7 @@ import type { ModelContents } from './model/contents.js'
 import { loadWeights, type LoadProgress, type OutputType } from './model/load.js'
 import type { TernaryKernel } from './model/kernel-select.js'
 import { KV_TYPES, MAX_BATCH, stateSize, Transformer, type KvType } from './model/transformer.js'
+import { MAX_SEGMENT_BYTES } from './model/segments.js'
 import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from './openai-facade.js'
 import { Session, type SessionOptions } from './session.js'
 import { StepScheduler } from './session-scheduler.js'
@@ -58,6 +59,13 @@ export interface ModelOptions {
   /** Cancels the load. */
   signal?: AbortSignal
   /**
+   * Largest wasm memory the model takes (default and at most 4 GiB, wasm32's limit). A model
+   * larger than that spreads whole layers over several memories with identical results; a
+   * lower cap helps where a runtime cannot reserve 4 GiB at once (32-bit browsers).
+   * @example loadModel(path, { maxMemoryBytes: 2 ** 31 })  // memories of ≤ 2 GiB
+   */
+  maxMemoryBytes?: number
+  /**
    * Where the kernel binaries come from, for unusual hosting: a folder URL holding
    * `bitnet-{relaxed,simd,single}.wasm`, or one build's bytes (with `variant`).
    * Default: the package's own build/ folder, found relative to the module.
@@ -99,6 +107,10 @@ export function checkModelOptions(opts: ModelOptions): void {
   }
   if (opts.kvType !== undefined && !KV_TYPES.includes(opts.kvType)) {
     throw new InvalidArgumentError(`kvType must be one of ${KV_TYPES.join(', ')}, got ${opts.kvType}`)
+  }
+  const max = opts.maxMemoryBytes
+  if (max !== undefined && (!Number.isInteger(max) || max < 2 ** 20 || max > MAX_SEGMENT_BYTES)) {
+    throw new InvalidArgumentError(`maxMemoryBytes must be an integer in 1 MiB..4 GiB, got ${max}`)
   }
 }
 
@@ -155,6 +167,7 @@ export class BitnetModel {
       outputType: opts.outputType,
       kernel: opts.kernel,
       wasm: opts.wasm,
+      segmentBytes: opts.maxMemoryBytes,
     })
     const threads = usableThreads(opts.threads ?? await defaultThreads(), model.variant, opts.logger ?? console)
     const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })

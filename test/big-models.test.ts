@@ -61,6 +61,15 @@ describe('layers split over several memories compute the same bits as one memory
     })
   }
 
+  it('through the public API: maxMemoryBytes splits the model, same logits; out-of-range values are refused', async () => {
+    const one = await loadModel(bytes, { threads: 1, contextSize: CTX })
+    const split = await loadModel(bytes, { threads: 1, contextSize: CTX, maxMemoryBytes: 512 << 10 })
+    expect(split.transformer.segmentCount).toBeGreaterThan(2)
+    expect(split.logits(tokens)).toEqual(one.logits(tokens))
+    await Promise.all([one.dispose(), split.dispose()])
+    await expect(loadModel(bytes, { maxMemoryBytes: 2 ** 33 })).rejects.toThrow(/maxMemoryBytes must be an integer in 1 MiB..4 GiB, got 8589934592/)
+  })
+
   it('a layer larger than a memory is refused, naming the context', async () => {
     const err = await loadWeights(await ggufContents(bytesSource(bytes)), { state: (c) => stateSize(c, 1 << 16, 'f32'), segmentBytes: 16 << 20, stateLabel: 'a 65536-token context' }).catch((e) => e)
     expect(err).toBeInstanceOf(ResourceLimitError)

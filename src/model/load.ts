@@ -129,7 +129,7 @@ export interface LoadOptions {
   state: (config: ModelConfig) => StateSize
   /** The context the state is for, in errors when it does not fit (e.g. 'a 4096-token context (the contextSize option)'). */
   stateLabel?: string
-  /** Largest memory (default and at most 4 GiB, wasm32's limit); larger models take several. Tests make it small. */
+  /** Largest memory (default and at most 4 GiB, wasm32's limit); larger models take several (ModelOptions.maxMemoryBytes). */
   segmentBytes?: number
   onProgress?: (p: LoadProgress) => void
   signal?: AbortSignal
