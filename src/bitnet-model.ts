@@ -109,8 +109,8 @@ export function checkModelOptions(opts: ModelOptions): void {
     throw new InvalidArgumentError(`kvType must be one of ${KV_TYPES.join(', ')}, got ${opts.kvType}`)
   }
   const max = opts.maxMemoryBytes
-  if (max !== undefined && (!Number.isInteger(max) || max < 2 ** 20 || max > MAX_SEGMENT_BYTES)) {
-    throw new InvalidArgumentError(`maxMemoryBytes must be an integer in 1 MiB..4 GiB, got ${max}`)
+  if (max !== undefined && (!Number.isInteger(max) || max < 65536 || max > MAX_SEGMENT_BYTES)) {
+    throw new InvalidArgumentError(`maxMemoryBytes must be an integer in 64 KiB..4 GiB, got ${max}`)
   }
 }
 

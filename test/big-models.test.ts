@@ -67,7 +67,7 @@ describe('layers split over several memories compute the same bits as one memory
     expect(split.transformer.segmentCount).toBeGreaterThan(2)
     expect(split.logits(tokens)).toEqual(one.logits(tokens))
     await Promise.all([one.dispose(), split.dispose()])
-    await expect(loadModel(bytes, { maxMemoryBytes: 2 ** 33 })).rejects.toThrow(/maxMemoryBytes must be an integer in 1 MiB..4 GiB, got 8589934592/)
+    await expect(loadModel(bytes, { maxMemoryBytes: 2 ** 33 })).rejects.toThrow(/maxMemoryBytes must be an integer in 64 KiB..4 GiB, got 8589934592/)
   })
 
   it('a layer larger than a memory is refused, naming the context', async () => {
