@@ -66,7 +66,7 @@ export function planSegments(items: Placed[], state: StateSize, capacity: number
   const open = (first: number): SegmentPlan => ({ arena: new Arena(), scratchBytes: 0, first, end: first })
   const segs = [open(0)]
   const layerItems = new Map<number, Placed[]>()
-  for (const p of items) if (p.layer >= 0) layerItems.set(p.layer, [...(layerItems.get(p.layer) ?? []), p])
+  for (const p of items) if (p.layer >= 0) layerItems.set(p.layer, (layerItems.get(p.layer) ?? []).concat(p))
   const place = (g: SegmentPlan, p: Placed) => {
     p.seg = segs.indexOf(g)
     p.ptr = g.arena.alloc(p.bytes)
