@@ -4,7 +4,7 @@
  *
  * Tensors are read one at a time (never the whole file), each is checked against the
  * config's shapes and repacked straight into its final place, so peak memory stays near
- * the packed model size: the wasm memory plus one tensor in flight.
+ * the packed model size: the wasm memories plus one tensor in flight.
  */
 import { ModelFormatError, NotTernaryError, UnsupportedFeatureError } from '../errors.js'
 import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows, type FormatName } from '../formats/index.js'
@@ -144,7 +144,7 @@ export interface LoadOptions {
 }
 
 /**
- * Loads a model's weights into a fresh wasm memory.
+ * Loads a model's weights into fresh wasm memories (one unless the model is larger than 4 GiB).
  * @example
  * const model = await loadWeights(await ggufContents(source), { state: () => ({ buffers: 1 << 20, kvPerLayer: 1 << 16 }) })
  */
