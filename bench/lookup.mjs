@@ -82,8 +82,13 @@ async function child(mode, task) {
   const { loadModel } = await import('../dist/index.js')
   const model = await loadModel(FILE, { threads: +values.threads, contextSize: 512 })
   await model.generate('In the beginning', { maxTokens: 4, temperature: 0 }) // warm-up
-  const r = await model.generate(TASKS[task], { maxTokens: +values.tokens, temperature: 0, ignoreEos: true, draft: mode === 'lookup' ? 'prompt-lookup' : false })
-  console.log(JSON.stringify({ text: r.text, tokS: r.timings.decodeTokensPerSecond, drafted: r.timings.draftTokens, accepted: r.timings.draftAccepted }))
+  const gen = model.generate(TASKS[task], { maxTokens: +values.tokens, temperature: 0, ignoreEos: true, draft: mode === 'lookup' ? 'prompt-lookup' : false })
+  // CPU time of the process from the first token to the last: the work, even on a busy machine.
+  let c0, n = 0
+  for await (const c of gen) if (c.tokenId >= 0 && n++ === 0) c0 = process.cpuUsage()
+  const c = process.cpuUsage(c0), r = await gen
+  const cpuTokS = (n - 1) / ((c.user + c.system) / 1e6)
+  console.log(JSON.stringify({ text: r.text, tokS: r.timings.decodeTokensPerSecond, cpuTokS, drafted: r.timings.draftTokens, accepted: r.timings.draftAccepted }))
   await model.dispose()
 }
 
@@ -127,19 +132,20 @@ else {
         for (const mode of ['plain', 'lookup']) {
           const r = run(['--child', mode, '--task', task])
           ;((res[task] ??= {})[mode] ??= []).push(r)
-          console.error(`run ${i + 1} ${task} ${mode}: ${r.tokS.toFixed(2)} tok/s` + (mode === 'lookup' ? `, accepted ${r.accepted}/${r.drafted}` : ''))
+          console.error(`run ${i + 1} ${task} ${mode}: ${r.tokS.toFixed(2)} tok/s, ${r.cpuTokS.toFixed(2)} per CPU s` + (mode === 'lookup' ? `, accepted ${r.accepted}/${r.drafted}` : ''))
         }
         const [p, l] = [res[task].plain.at(-1), res[task].lookup.at(-1)]
         if (p.text !== l.text) throw new Error(`${task}: greedy text differs with drafts:\n${JSON.stringify(p.text)}\n${JSON.stringify(l.text)}`)
       }
     }
     console.log(`${new Date().toISOString()} · ${os.cpus()[0].model.trim()} × ${os.cpus().length} · Node ${execFileSync(values.node, ['--version'], { encoding: 'utf8' }).trim()} · tiny-dev padded to 2B4T shape, ${values.threads} threads, ${values.tokens} tokens greedy, median of ${values.runs}\n`)
-    console.log('| task | plain tok/s | prompt-lookup tok/s | speed-up | drafts accepted | same text |')
-    console.log('|---|---:|---:|---:|---:|---|')
+    console.log('| task | plain tok/s | prompt-lookup tok/s | speed-up | plain tok per CPU s | prompt-lookup tok per CPU s | speed-up (CPU) | drafts accepted | same text |')
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|')
     for (const [task, { plain, lookup }] of Object.entries(res)) {
-      const p = median(plain.map((r) => r.tokS)), l = median(lookup.map((r) => r.tokS))
+      const [p, l] = [plain, lookup].map((rs) => median(rs.map((r) => r.tokS)))
+      const [pc, lc] = [plain, lookup].map((rs) => median(rs.map((r) => r.cpuTokS)))
       const acc = lookup.reduce((a, r) => a + r.accepted, 0), dr = lookup.reduce((a, r) => a + r.drafted, 0)
-      console.log(`| ${task} | ${p.toFixed(2)} | ${l.toFixed(2)} | ${(l / p).toFixed(2)}× | ${acc}/${dr} (${(100 * acc / Math.max(1, dr)).toFixed(0)} %) | yes |`)
+      console.log(`| ${task} | ${p.toFixed(2)} | ${l.toFixed(2)} | ${(l / p).toFixed(2)}× | ${pc.toFixed(2)} | ${lc.toFixed(2)} | ${(lc / pc).toFixed(2)}× | ${acc}/${dr} (${(100 * acc / Math.max(1, dr)).toFixed(0)} %) | yes |`)
     }
     console.log('\nPer run (plain / lookup tok/s): ' + Object.entries(res).map(([t, r]) => `${t} ${r.plain.map((x, i) => `${x.tokS.toFixed(1)}/${r.lookup[i].tokS.toFixed(1)}`).join(', ')}`).join('; '))
   }
