@@ -5,7 +5,7 @@
 // against the model's own probabilities).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { InvalidArgumentError, loadModel, type BitnetModel, type GenerateOptions } from '../src/index.js'
-import { longestEarlierMatch, PASS_COST, PromptLookup } from '../src/prompt-lookup.js'
+import { longestEarlierMatch, PASS_COST, PromptLookup } from '../src/generation/prompt-lookup.js'
 import { TINY_GGUF } from './helpers/golden.js'
 
 describe('the draft source', () => {

@@ -14,8 +14,8 @@
  * consumer ran in the microtasks before), so decode steps batch, and the event loop serves
  * sockets and timers (a disconnecting client, an abort) between passes.
  */
-import { InvalidArgumentError } from './errors.js'
-import type { BatchRow } from './model/transformer.js'
+import { InvalidArgumentError } from '../errors.js'
+import type { BatchRow } from '../model/transformer.js'
 
 type Item =
   | { kind: 'step'; run: () => unknown; done: (v: unknown) => void; fail: (e: unknown) => void }
