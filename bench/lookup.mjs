@@ -43,7 +43,7 @@ const VERSES = 'And God said, Let there be light: and there was light. And God s
   'And the evening and the morning were the first day.'
 export const TASKS = {
   repeat: `${VERSES}\n\nThe same text again, word for word:\n\n`,
-  edit: `${VERSES}\n\nThe same text with "God" written as "the LORD":\n\nAnd the LORD said, Let there be light`,
+  numbered: `1 ${VERSES}\n2 ${VERSES}\n3 ${VERSES}\n4 `,
   json: `${VERSES}\n\nThe verses as JSON: {"book": "Genesis", "chapter": 1, "text": "And God said,`,
   // not input-grounded: what drafting costs when there is little to copy
   free: 'In the beginning God created the heaven and the earth.',
