@@ -45,7 +45,7 @@ export interface ModelOptions {
   outputType?: OutputType
   /**
    * Storage of the KV cache: 'f32' (as computed), 'f16' (half the memory, 2B4T: 75 KiB per
-   * token instead of 150; on tiny-dev perplexity −0.007 %, but ~3 % of the golden top-20
+   * token instead of 150; on tiny-dev perplexity −0.04 %, but ~3 % of the golden top-20
    * logits move by more than 0.05, max 0.09: test/golden.test.ts) or 'auto' (default: f16
    * when the f32 cache of the context would take ≥ 64 MiB, as 2B4T's does from ~440 tokens;
    * f32 below, where halving saves little).

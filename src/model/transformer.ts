@@ -33,7 +33,7 @@ const KV_ELEM: Record<KvType, number> = { f16: 2, f32: 4 }
 
 /**
  * 'auto' keeps f32 while the f32 cache of the context stays under this, f16 from there on.
- * Why both: f16 keys and values cost nothing measurable in perplexity (tiny-dev −0.007 %) but,
+ * Why both: f16 keys and values cost nothing measurable in perplexity (tiny-dev −0.04 %) but,
  * even computed in float64, they move 3 % of tiny-dev's golden top-20 logits by more than
  * 0.05 (any 16-bit storage does: int16 with a scale per head still 0.7 %), where a small cache
  * saves nothing worth that; 2B4T's cache is 64 MiB at ~440 tokens of f32.
