@@ -9,7 +9,7 @@
 //
 // node peers.mjs [--threads 2] [--runs 3] [--pp 128] [--tg 64] [--json] [--engines a,b,..]
 //                [--dir DIR] [--ours-cmd CMD] [--ours-node-args ARGS] [--wllama-node 'NODE [FLAGS]']
-//                [--min-cpu 0.85] [--retries 2] [--kv-type f32|f16] [--verbose]
+//                [--min-cpu 0.85] [--retries 2] [--kv-type auto|f32|f16] [--verbose]
 //
 // Method (shared noisy VM, see docs wasm-kernels.md §1): every measurement is a fresh process
 // (isolates memory, no warm state shared between engines), in its own session with autogroup nice
@@ -57,7 +57,7 @@ const { values: opt } = parseArgs({
     'ours-node-args': { type: 'string', default: '' },
     'wllama-node': { type: 'string' },
     'min-cpu': { type: 'string', default: '0.85' },
-    'kv-type': { type: 'string', default: 'f32' }, // ours' KV cache
+    'kv-type': { type: 'string', default: 'auto' }, // ours' KV cache (auto: f16 for 2B4T)
     retries: { type: 'string', default: '2' },
     verbose: { type: 'boolean', default: false },
     child: { type: 'string' }, // internal: run one engine once and print its result

@@ -10,7 +10,7 @@ import type { GenerateOptions, Generation } from '../generation/generation.js'
 import type { ModelConfig } from '../model/config.js'
 import type { ModelContents } from '../model/contents.js'
 import { loadWeights } from '../model/load.js'
-import { MAX_BATCH, stateBytes, Transformer } from '../model/transformer.js'
+import { MAX_BATCH, resolveKvType, stateBytes, Transformer, type KvType } from '../model/transformer.js'
 import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from '../openai/client.js'
 import { Session, type SessionOptions } from '../generation/session.js'
 import { StepScheduler } from '../generation/scheduler.js'
@@ -63,9 +63,13 @@ export class BitnetModel {
     checkModelOptions(opts)
     warnGuesses(contents, opts.logger ?? console)
     let ctx = opts.contextSize
-    const kvType = opts.kvType ?? 'f32'
+    let kvType: KvType = 'f32'
     const model = await loadWeights(contents, {
-      stateBytes: (c) => stateBytes(c, (ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT)), kvType),
+      stateBytes: (c) => {
+        ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT)
+        kvType = resolveKvType(c, ctx, opts.kvType ?? 'auto')
+        return stateBytes(c, ctx, kvType)
+      },
       onProgress: opts.onProgress,
       signal: opts.signal,
       variant: opts.variant,

@@ -32,11 +32,13 @@ export interface ModelOptions {
    */
   outputType?: OutputType
   /**
-   * Storage of the KV cache: 'f32' (default, as computed) or 'f16' (half the memory, 2B4T:
-   * 75 KiB per token instead of 150; on tiny-dev perplexity −0.007 %, but up to 8 % of the
-   * golden top-20 logits move by more than 0.05, max 0.09: test/golden.test.ts).
+   * Storage of the KV cache: 'f32' (as computed), 'f16' (half the memory, 2B4T: 75 KiB per
+   * token instead of 150; on tiny-dev perplexity −0.04 %, but ~3 % of the golden top-20
+   * logits move by more than 0.05, max 0.09: test/golden.test.ts) or 'auto' (default: f16
+   * when the f32 cache of the context would take ≥ 64 MiB, as 2B4T's does from ~440 tokens;
+   * f32 below, where halving saves little).
    */
-  kvType?: KvType
+  kvType?: KvType | 'auto'
   /** Ternary kernel: 'i2s' (multiply-add), 'tl' (lookup table) or 'auto' (default: the faster here). */
   kernel?: TernaryKernel | 'auto'
   /** Chat template override (Jinja). Default: the model's (with the 2B4T placeholder fixed). */
@@ -85,8 +87,8 @@ export function checkModelOptions(opts: ModelOptions): void {
   if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
     throw new InvalidArgumentError(`contextSize must be a positive integer, got ${ctx}`)
   }
-  if (opts.kvType !== undefined && !KV_TYPES.includes(opts.kvType)) {
-    throw new InvalidArgumentError(`kvType must be one of ${KV_TYPES.join(', ')}, got ${opts.kvType}`)
+  if (opts.kvType !== undefined && opts.kvType !== 'auto' && !KV_TYPES.includes(opts.kvType)) {
+    throw new InvalidArgumentError(`kvType must be one of auto, ${KV_TYPES.join(', ')}, got ${opts.kvType}`)
   }
 }
 

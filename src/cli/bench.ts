@@ -17,7 +17,7 @@ import { benchKernels } from './bench-kernels.js'
 import type { Transformer } from '../model/transformer.js'
 import { hardwareConcurrency } from '../env.js'
 
-export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd|single] [--kv-type f16|f32] [--profile] [--chunk-cost N] [--json]
+export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd|single] [--kv-type auto|f16|f32] [--profile] [--chunk-cost N] [--json]
   prints prompt tokens/s, decode tokens/s, time to first token, peak RSS, kernel, variant, threads;
   --profile adds time per op and rounds per forward pass with their fixed cost; --chunk-cost sets
   the multiply-adds per chunk of a round (bench/chunks.mjs measures it)

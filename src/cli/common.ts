@@ -68,7 +68,7 @@ export async function openModel(values: { model?: string; ctx?: string; threads?
       threads: intOpt(values.threads, 'threads', 1),
       variant,
       outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8', 'q4'] as const),
-      kvType: oneOf(values['kv-type'], 'kv-type', KV_TYPES),
+      kvType: oneOf(values['kv-type'], 'kv-type', ['auto', ...KV_TYPES]),
       signal,
       onProgress: progressHandler(bar),
     })
