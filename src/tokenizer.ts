@@ -95,7 +95,7 @@ function checkRegexes(json: object, file: string): void {
 
 /**
  * `tokenizer.ggml.pre` values that mean the Llama 3 split (llama.cpp `llama-vocab.cpp` maps these to
- * `LLAMA_VOCAB_PRE_TYPE_LLAMA3`). The official 2B4T GGUF has no key at all (spec §0.6), which we
+ * `LLAMA_VOCAB_PRE_TYPE_LLAMA3`). The official 2B4T GGUF has no key at all (docs/formats.md#metadata-keys), which we
  * also read as Llama 3 since its vocabulary is Llama 3's. 'falcon3' (Falcon3-1.58bit) and
  * 'falcon_e' (Falcon-E; written by bitnet.cpp's converter from the tokenizer's hash) are mapped to
  * the Llama 3 pre-type by bitnet.cpp's llama.cpp fork too, with ignore_merges.
@@ -438,7 +438,7 @@ function byteLevelToBytes(piece: string): Uint8Array {
  *
  * BOS is `bos_token` from the config (else `<|begin_of_text|>` if present); `addBos` defaults to
  * the config's `add_bos_token`, else true when a BOS exists (2B4T's config has no such key but
- * the model expects BOS, spec §2c).
+ * the model expects BOS, docs/architecture.md#tokens-in-and-out).
  *
  * @example
  * ```ts

@@ -1,4 +1,4 @@
-// Per-token int8 absmax activation quantization (spec §1.3):
+// Per-token int8 absmax activation quantization (docs/architecture.md#bitlinear):
 //   s = 127 / max(max|x|, 1e-5),  q_i = clamp(RNE(x_i · s), −128, 127)
 // RNE = round half to even (f64.nearest), as torch.round and bitnet.cpp's nearest_int;
 // JS Math.round (half up) would differ on exact .5 cases.
