@@ -235,3 +235,41 @@ describe.each(VARIANTS)('rmsnorm_quantize_rows_f32_i8 (%s build)', async (varian
     }
   }
 })
+
+// ── Output norm and element-wise ops ──────────────────────────────────────────────────
+
+describe.each(VARIANTS)('rmsnorm_f32 and the element-wise ops (%s build)', async (variant) => {
+  const b = await kernelBench(variant)
+  const put = (v: Float32Array) => { const p = b.alloc(v.length * 4); b.f32(p, v.length).set(v); return p }
+
+  for (const n of [1, 3, 4, 130, 2561]) {
+    it(`n ${n}: rmsnorm_f32 within f32 rounding of float64; add, ReLU²·up exact; SiLU·up within 4 ulp`, () => {
+      const rand = rng(n + 5)
+      const x = Float32Array.from({ length: n }, () => (rand() - 0.5) * 6)
+      const w = Float32Array.from({ length: n }, () => 0.5 + rand())
+      const u = Float32Array.from({ length: n }, () => (rand() - 0.5) * 3)
+      const eps = Math.fround(1e-5)
+
+      const y = b.alloc(n * 4)
+      b.k.rmsnorm_f32(put(x), put(w), y, n, eps)
+      const inv = 1 / Math.sqrt(x.reduce((a, v) => a + v * v, 0) / n + eps)
+      // mean of squares summed in f32 (≤ n·u relative), then two products: a few n·u overall
+      b.f32(y, n).forEach((v, i) => expect(Math.abs(v - x[i] * inv * w[i]), `rmsnorm ${i}`).toBeLessThanOrEqual((n + 4) * U * Math.abs(x[i] * inv * w[i]) + 1e-30))
+
+      const sum = put(x)
+      b.k.add_f32(sum, put(u), n)
+      expect(b.f32(sum, n).slice()).toEqual(x.map((v, i) => Math.fround(v + u[i])))
+
+      const relu = put(x)
+      b.k.relu2_mul_f32(relu, put(u), n)
+      expect(b.f32(relu, n).slice()).toEqual(x.map((v, i) => { const r = Math.max(v, 0); return Math.fround(Math.fround(r * r) * u[i]) }))
+
+      const silu = put(x)
+      b.k.silu_mul_f32(silu, put(u), n)
+      b.f32(silu, n).forEach((v, i) => {
+        const want = (x[i] / (1 + Math.exp(-x[i]))) * u[i]
+        expect(Math.abs(v - want), `silu ${i}`).toBeLessThanOrEqual(4 * U * Math.abs(want) + 1e-30)
+      })
+    })
+  }
+})

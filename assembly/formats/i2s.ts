@@ -195,9 +195,11 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
 // L1, runs every token of the batch over them: DRAM traffic is one weight pass per
 // batch, and each unpacked code vector serves 4 tokens instead of one.
 //
-// Register tile: 2 rows × 4 tokens = 8 i16 accumulators (+ 2 code vectors, 1
-// activation): fits x64's 16 vector registers; a 4 × 4 tile would spill every step.
-// The i16 bound is matvec's: ≤ 4096 per lane per block, widened every 8 blocks.
+// Register tile: 1 row × 4 tokens = 4 i16 accumulators, 1 code vector and 1 activation
+// load at a time; the 4 rows of a group run one after the other over the same L1-resident
+// bytes. (A 2-row × 4-token tile sharing activation loads spilled under V8 and was no
+// faster, ARCHITECTURE.md "Where the time goes".) The i16 bound is matvec's: ≤ 4096 per
+// lane per block, widened every 8 blocks.
 // A batch whose size is not a multiple of 4 runs its last quad with the missing tokens
 // pointing at the last real one (computed, not stored).
 
