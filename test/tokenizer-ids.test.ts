@@ -23,7 +23,7 @@ beforeAll(async () => {
   } finally {
     await source.close?.()
   }
-}, 60_000)
+})
 
 describe.each(['tokenizer.json', 'GGUF'] as const)('Llama 3 ids from %s', (from) => {
   it('the table is the one the generator writes (every string, non-empty ids)', () => {
