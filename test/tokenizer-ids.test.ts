@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { readGguf } from '../src/gguf/reader.js'
 import { fileSource } from '../src/io/file.js'
-import { tokenizerFromGguf, tokenizerFromHf, type BitnetTokenizer } from '../src/tokenizer.js'
+import { tokenizerFromGguf, tokenizerFromHf, type BitnetTokenizer } from '../src/tokenizer/tokenizer.js'
 
 const DIR = new URL('./fixtures/tiny-dev/', import.meta.url)
 const readJson = (url: URL) => JSON.parse(readFileSync(url, 'utf8'))

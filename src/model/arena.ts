@@ -5,7 +5,7 @@
  * past every planned address: a grown shared memory gets a new buffer, so the host
  * re-takes its views after a call that may grow.
  */
-import { HEAP_BASE } from '../wasm.js'
+import { HEAP_BASE } from '../runtime/wasm.js'
 
 export class Arena {
   /** Next free byte offset. */
