@@ -11,7 +11,7 @@
 //                [--dir DIR] [--ours-cmd CMD] [--ours-node-args ARGS] [--wllama-node 'NODE [FLAGS]']
 //                [--min-cpu 0.85] [--retries 2] [--kv-type auto|f32|f16] [--verbose]
 //
-// Method (shared noisy VM, see docs wasm-kernels.md §1): every measurement is a fresh process
+// Method (shared noisy VM, docs/kernels.md#measuring-on-a-shared-machine): every measurement is a fresh process
 // (isolates memory, no warm state shared between engines), in its own session with autogroup nice
 // -15 when run as root; engines interleave (A B C A B C …); each process loads, warms up on a short
 // prompt, then times one pp-token prompt and tg greedily generated tokens. Decode tok/s = (tg − 1) /

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import { encodeI2s } from '../src/formats/i2s.js'
 import { packX4FromCodes, x4Shape } from '../src/model/repack.js'
-import { kernelBench, rng, VARIANTS } from './helpers/kernels.js'
+import { kernelBench, normQuantizeF64, rng, VARIANTS } from './helpers/kernels.js'
 
 const SHAPES: [number, number][] = [
   [1, 128], [3, 128], [4, 256], [5, 384], [7, 130], [13, 1], [17, 255], [64, 640], [33, 2560], [2, 6912],
@@ -71,20 +71,8 @@ describe.each(VARIANTS)('repack_i2s_x4 (%s build)', async (variant) => {
 
 describe.each(VARIANTS)('rmsnorm_quantize_f32_i8 (%s build)', async (variant) => {
   const b = await kernelBench(variant)
-  const rne = (v: number) => {
-    const f = Math.floor(v), d = v - f
-    return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f
-  }
   const EPS = Math.fround(1e-5)
-  // The float64 definition (spec §1.2–1.3), which the kernel follows exactly.
-  const reference = (x: Float32Array, w?: Float32Array) => {
-    let inv = 1
-    if (w) inv = 1 / Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length + EPS)
-    const v = Array.from(x, (xi, i) => xi * inv * (w ? w[i] : 1))
-    const amax = v.reduce((m, e) => Math.max(m, Math.abs(e)), 0)
-    const s = 127 / Math.max(amax, 1e-5)
-    return { s, q: v.map((e) => Math.max(-128, Math.min(127, rne(e * s)))) }
-  }
+  const reference = (x: Float32Array, w?: Float32Array) => normQuantizeF64(x, EPS, w)
   const run = (x: Float32Array, w?: Float32Array) => {
     const n = x.length, np = Math.ceil(n / 128) * 128
     const xp = b.alloc(n * 4), wp = w ? b.alloc(n * 4) : 0, qp = b.alloc(np), meta = b.alloc(8)

@@ -53,7 +53,6 @@ const STRINGS = [
 
 let hf: BitnetTokenizer
 let gguf: BitnetTokenizer
-let ggufBuildMs = 0
 let metadata: GgufMetadata
 
 beforeAll(async () => {
@@ -64,17 +63,10 @@ beforeAll(async () => {
   } finally {
     await source.close?.()
   }
-  const t0 = performance.now()
-  gguf = tokenizerFromGguf(metadata, 'ggml-model-i2_s.gguf')
-  ggufBuildMs = performance.now() - t0
+  gguf = tokenizerFromGguf(metadata, 'ggml-model-i2_s.gguf') // build time: bench/tokenizer.mjs
 }, 60_000)
 
 describe('tokenizer: GGUF-built equals HF-built', () => {
-  it('builds from 128256 tokens + 280147 merges in well under a few seconds', () => {
-    console.log(`tokenizerFromGguf build: ${ggufBuildMs.toFixed(0)} ms`)
-    expect(ggufBuildMs).toBeLessThan(5000)
-  })
-
   it('has the same vocabulary facts', () => {
     for (const t of [hf, gguf]) {
       expect(t.vocabSize).toBe(128256)
@@ -82,7 +74,7 @@ describe('tokenizer: GGUF-built equals HF-built', () => {
       expect(t.bosToken).toBe('<|begin_of_text|>')
       expect(t.eosToken).toBe('<|end_of_text|>')
       expect(t.addBos).toBe(true)
-      // 2B4T GGUF declares only eos 128001; <|eot_id|> is added by name (spec §0.6).
+      // 2B4T GGUF declares only eos 128001; <|eot_id|> is added by name (docs/formats.md, GGUF metadata).
       expect(t.eosIds).toEqual([128001, 128009])
       expect(t.isEog(128009)).toBe(true)
       expect(t.isEog(9906)).toBe(false)

@@ -17,7 +17,7 @@
 //   └─────┴─────┴─────┴─────┘
 //
 // Each group of 4 rows is one sequential stream, and the 4 rows share every activation
-// load. y[r] = (Σ c·q − Σ q) / s · γ   (spec §1.3: dot of codes, minus Σq, over scale).
+// load. y[r] = (Σ c·q − Σ q) / s · γ   (docs/architecture.md#bitlinear: dot of codes, minus Σq, over scale).
 //
 // Arguments shared by both kernels:
 //   w     i2s_x4 weights, (M4/4) · KP bytes
@@ -116,8 +116,8 @@ export function matvec_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y
  * Relaxed build: `i16x8.relaxed_dot_i8x16_i7x16_s` (one pmaddubsw on x64; codes 0..2 fit
  * its 7-bit operand) into i16 accumulators, widened to i32 every 8 blocks: a lane gains at
  * most 8 dots × |2·(−128)·2| = 4096 per block, so 8 blocks reach −32768 at worst: no overflow.
- * Baseline build: `extmul` products widened every block (wasm-kernels.md measures this
- * ~2× slower than the LUT kernel in tl.ts; it stays as the simplest exact SIMD path).
+ * Baseline build: `extmul` products widened every block (~2× slower than the LUT kernel in
+ * tl.ts, docs/kernels.md#which-ternary-kernel; it stays as the simplest exact SIMD path).
  */
 export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
                               rows: i32, kp: i32, ith: i32, nth: i32): void {
@@ -125,7 +125,7 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
   const sumq = load<i32>(meta, 4)
   const range = share((rows + 3) >> 2, ith, nth) // 4-row groups
   // Built from a runtime value so neither binaryen nor V8 turns it into a constant
-  // re-materialised at every use (wasm-kernels.md pitfall 6).
+  // re-materialised at every use (docs/kernels.md#v128-constants-in-hot-loops).
   const m3 = i8x16.splat(<i8>((kp >>> 31) | 3))
   const nblocks = kp / BLOCK_ELEMS
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
@@ -195,9 +195,11 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
 // L1, runs every token of the batch over them: DRAM traffic is one weight pass per
 // batch, and each unpacked code vector serves 4 tokens instead of one.
 //
-// Register tile: 2 rows × 4 tokens = 8 i16 accumulators (+ 2 code vectors, 1
-// activation): fits x64's 16 vector registers; a 4 × 4 tile would spill every step.
-// The i16 bound is matvec's: ≤ 4096 per lane per block, widened every 8 blocks.
+// Register tile: 1 row × 4 tokens = 4 i16 accumulators, 1 code vector and 1 activation
+// load at a time; the 4 rows of a group run one after the other over the same L1-resident
+// bytes. (A 2-row × 4-token tile sharing activation loads spilled under V8 and was no
+// faster, ARCHITECTURE.md "Where the time goes".) The i16 bound is matvec's: ≤ 4096 per
+// lane per block, widened every 8 blocks.
 // A batch whose size is not a multiple of 4 runs its last quad with the missing tokens
 // pointing at the last real one (computed, not stored).
 

@@ -15,7 +15,7 @@ export function add_f32(y: usize, x: usize, n: i32): void {
   }
 }
 
-/** g[i] = relu(g[i])² · u[i]  (2B4T FFN: ReLU² gate, spec §1.2). */
+/** g[i] = relu(g[i])² · u[i]  (2B4T FFN: ReLU² gate, docs/architecture.md#ffn-activation). */
 export function relu2_mul_f32(g: usize, u: usize, n: i32): void {
   const zero = f32x4.splat(0)
   let i = 0

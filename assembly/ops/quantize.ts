@@ -1,10 +1,11 @@
-// Per-token int8 absmax activation quantization (spec §1.3):
+// Per-token int8 absmax activation quantization (docs/architecture.md#bitlinear):
 //   s = 127 / max(max|x|, 1e-5),  q_i = clamp(RNE(x_i · s), −128, 127)
 // RNE = round half to even (f64.nearest), as torch.round and bitnet.cpp's nearest_int;
 // JS Math.round (half up) would differ on exact .5 cases.
 //
-// Every BitLinear input except o_proj's is an RMSNorm output, so the norm is fused in
-// and computed in f64 from the f32 input: the normed values never round to f32 before
+// BitLinear inputs are RMSNorm outputs (all four in the BitNet families; the Llama family
+// has no sub-norms, so its o and down inputs are quantized as they are), so the norm is
+// fused in and computed in f64 from the f32 input: the normed values never round to f32 before
 // being scaled. That matters at near-ties: on tiny-dev a layer-0 value has x·s =
 // 58.50000000000001 in f64 but exactly 58.5 after f32 rounding, and the int8 that flips
 // (59 vs 58) moves a logit by 0.03 — enough to leave golden prompt 4's greedy path at a
@@ -16,7 +17,7 @@ import { lut_build_i8 } from '../formats/tl'
 /**
  * q[0..np) = quantize(rmsnorm(x[0..n)) ⊙ w), zero-filled beyond n so padded columns
  * contribute nothing; meta: f32 s at +0, i32 Σq at +4. `w = 0` skips the norm
- * (quantizes x itself, for o_proj when there is no attn_sub_norm).
+ * (quantizes x itself, for o and down when the model has no sub-norms).
  * Vectorized with f64x2; the normed value of every element is computed as (x·inv)·w in
  * both passes that need it, so the result equals the scalar f64 definition exactly.
  */

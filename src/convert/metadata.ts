@@ -1,7 +1,7 @@
 /**
  * GGUF metadata for `bitnet convert`: copied from a GGUF source, or built from a Hugging Face
  * folder's config.json / tokenizer.json / tokenizer_config.json with the keys, order and
- * types of the official 2B4T I2_S file (spec §2a), then adjusted for the target:
+ * types of the official 2B4T I2_S file (docs/formats.md#metadata-keys), then adjusted for the target:
  * - a Llama-family model (arch 'llama') stays 'llama' for every target, with q/k rows permuted
  *   for NORM RoPE as bitnet.cpp's and upstream's converters write them (./index.ts);
  * - TQ1_0 / TQ2_0 are for upstream llama.cpp, which knows the BitNet graph as 'bitnet' only:

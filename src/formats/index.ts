@@ -1,7 +1,7 @@
 /**
  * The weight-format traits table, ggml style: one row per tensor type this engine knows,
  * plus the type-id resolution that copes with the id collisions between bitnet.cpp's fork of
- * ggml and upstream ggml (spec §0.5, §2a, §5). The GGUF reader, the converter and the model
+ * ggml and upstream ggml (docs/formats.md#tensor-types). The GGUF reader, the converter and the model
  * loader all go through here.
  */
 
@@ -118,7 +118,7 @@ export const GGML_TYPE_NAMES: readonly string[] = [
   'IQ4_NL_4_4 (removed)', 'IQ4_NL_4_8 (removed)', 'IQ4_NL_8_8 (removed)', 'MXFP4', 'NVFP4', 'Q1_0', 'Q2_0',
 ]
 
-/** Architectures written by bitnet.cpp's converters (spec §2a); they own type ids 36–39. */
+/** Architectures written by bitnet.cpp's converters (docs/formats.md#tensor-types); they own type ids 36–39. */
 export const BITNET_ARCHS: readonly string[] = ['bitnet', 'bitnet-25', 'bitnet-b1.58']
 
 const GGUF_FORMATS = Object.values(FORMATS).filter((t) => t.typeId >= 0)

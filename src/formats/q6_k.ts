@@ -1,7 +1,7 @@
 /**
  * Q6_K: ggml's 6-bit k-quant (type id 14), 256 weights per 210-byte super-block (6.5625 bits
  * per weight). Layout per ggml-common.h `block_q6_K`; bitnet.cpp's Jan-2026 models use it for
- * the tied output projection (spec §0.3).
+ * the tied output projection (docs/formats.md#q6_k).
  *
  * ```
  *  super-block (210 bytes):

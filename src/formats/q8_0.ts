@@ -1,7 +1,7 @@
 /**
  * Q8_0: ggml's 8-bit block format (type id 8), 32 weights per 34-byte block (8.5 bits per
  * weight). Layout per ggml-common.h `block_q8_0`. Used here for the output projection
- * (a smaller copy of the tied F16 embedding, spec §5).
+ * (a smaller copy of the tied F16 embedding, docs/formats.md#q8_0).
  *
  * ```
  *  block (34 bytes):  ┌─ d (fp16 LE) ─┬────────── qs[32] (int8) ──────────┐

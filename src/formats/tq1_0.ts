@@ -1,6 +1,6 @@
 /**
  * TQ1_0: upstream ggml's base-3 ternary format (type id 34), 256 weights per 54-byte block
- * (1.6875 bits per weight). Layout per ggml-common.h `block_tq1_0` (spec §2b).
+ * (1.6875 bits per weight). Layout per ggml-common.h `block_tq1_0` (docs/formats.md#tq1_0).
  *
  * ```
  *  trit per weight: t = w + 1 ∈ {0, 1, 2}

@@ -1,6 +1,6 @@
 /**
  * TQ2_0: upstream ggml's 2-bit ternary format (type id 35), 256 weights per 66-byte block
- * (2.0625 bits per weight). Layout per ggml-common.h `block_tq2_0` (spec §2b).
+ * (2.0625 bits per weight). Layout per ggml-common.h `block_tq2_0` (docs/formats.md#tq2_0).
  *
  * ```
  *  code per weight: q = w + 1 ∈ {0, 1, 2}  (-1 → 00, 0 → 01, +1 → 10; 11 would be +2: rejected)

@@ -17,7 +17,7 @@ export type Activation = 'relu2' | 'silu'
 export type RopeLayout = 'neox' | 'norm'
 
 /**
- * What one architecture string means (spec §1.2, §1.4). Behaviour lives here, not in switches:
+ * What one architecture string means (docs/architecture.md#families). Behaviour lives here, not in switches:
  * - rope: the q/k row layout files of this arch carry (GGUF; HF folders are always 'neox');
  * - activation: the FFN activation when the file does not say;
  * - subNorms: attn_sub_norm / ffn_sub_norm tensors are part of the graph (2B4T, 1bitLLM) or
@@ -90,7 +90,7 @@ export function parseActivation(name: string, where: string): Activation {
 
 /**
  * The activation of a GGUF file without `<arch>.hidden_activation`. Since 2026-07 bitnet.cpp's
- * converter tags 1bitLLM (SiLU) and 2B4T (ReLU²) both 'bitnet-b1.58' (spec §1.4), so for that
+ * converter tags 1bitLLM (SiLU) and 2B4T (ReLU²) both 'bitnet-b1.58' (docs/architecture.md#families), so for that
  * arch the tokenizer decides: 1bitLLM ships a SentencePiece vocabulary (`tokenizer.ggml.model`
  * 'llama'), 2B4T the Llama 3 BPE one ('gpt2' with <|begin_of_text|>; the official file has no
  * activation key, so that case is the documented default, not a guess).

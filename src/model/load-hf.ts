@@ -1,12 +1,12 @@
 /**
- * A Hugging Face model folder → ModelContents (spec §2c): `config.json`, `model.safetensors`
+ * A Hugging Face model folder → ModelContents (docs/formats.md#hugging-face-folders): `config.json`, `model.safetensors`
  * or shards listed in `model.safetensors.index.json`, `tokenizer.json`, and optionally
  * `tokenizer_config.json` (BOS/EOS, chat template) and `generation_config.json` (stop ids).
  *
  * Weights, by dtype of the projections:
  * - U8 [out/4, in] + `weight_scale` (2B4T, Falcon3-1.58bit, Llama3-8B-1.58): HF_PACKED; the
  *   scale multiplies for `linear_class: autobitlinear` (2B4T), divides otherwise ("bitlinear"
- *   class, transformers' default), spec §0.7;
+ *   class, transformers' default);
  * - BF16 / F16 / F32 (2B4T-bf16 masters, 1bitLLM fp16 latents): ternarized per tensor at load.
  * Nothing but headers and the small JSON files is read here.
  */

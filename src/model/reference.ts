@@ -1,8 +1,8 @@
 /**
  * A plain-TypeScript reference forward pass in float64: no wasm, no SIMD, no layouts,
- * slow and obvious, in the order of spec §1.2–1.3. Tests hold the wasm engine against
- * it on models of any shape (written by the GGUF writer), and `bitnet logits --reference`
- * uses it to tell an engine bug from a model problem.
+ * slow and obvious, in the order of docs/architecture.md#the-forward-pass. Tests hold the
+ * wasm engine against it on models of any shape (written by the GGUF writer), and so tell
+ * an engine bug from a model problem.
  */
 import { decodeTernary, dequantizeRows } from '../formats/index.js'
 import { readGguf } from '../gguf/reader.js'
@@ -83,14 +83,14 @@ const rmsnorm = (x: Float64Array, w: Float32Array, eps: number): Float64Array<Ar
   return x.map((v, i) => v * inv * w[i])
 }
 
-/** Round half to even (torch.round; spec §0.9). */
+/** Round half to even (torch.round; docs/architecture.md#bitlinear). */
 const roundHalfEven = (v: number): number => {
   const f = Math.floor(v)
   const d = v - f
   return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f
 }
 
-/** W1.58·A8 BitLinear: y = γ/s · Σ Wt·q with per-token absmax int8 q (spec §1.3). */
+/** W1.58·A8 BitLinear: y = γ/s · Σ Wt·q with per-token absmax int8 q (docs/architecture.md#bitlinear). */
 const bitlinear = (W: RefTernary, x: Float64Array): Float64Array<ArrayBuffer> => {
   let amax = 0
   for (const v of x) amax = Math.max(amax, Math.abs(v))

@@ -40,7 +40,7 @@ export interface SyntheticShape {
   tokenizerPre?: string
 }
 
-/** Published shapes (spec §1.1, §1.4). */
+/** Published shapes (docs/architecture.md#hyperparameters; 1bitLLM and Llama3-8B-1.58 from their config.json). */
 export const SHAPES = {
   '2b4t': { arch: 'bitnet-b1.58', nEmbd: 2560, nFf: 6912, nLayer: 30, nHead: 20, nHeadKv: 5, vocab: 128256, contextLength: 4096, ropeTheta: 500000, activation: 'relu2' },
   '0.7b': { arch: 'bitnet', nEmbd: 1536, nFf: 4096, nLayer: 24, nHead: 16, nHeadKv: 16, vocab: 32002, contextLength: 2048, ropeTheta: 10000, activation: 'silu' },

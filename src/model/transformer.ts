@@ -1,8 +1,9 @@
 /**
  * The BitNet b1.58 transformer: runtime state and the forward pass, read top to bottom
- * like llama2.c's run.c. Every step names the line of the spec (§1.2 / §1.3 of
- * docs/bitnet-b158.md, = HF `modeling_bitnet`) it mirrors. All arithmetic happens in the
- * wasm kernels; this file only sequences them over pointers into the shared memory.
+ * like llama2.c's run.c. Every step of forwardBatch names the line of the pseudo-code in
+ * docs/architecture.md#the-forward-pass (= HF `modeling_bitnet`) it mirrors. All arithmetic
+ * happens in the wasm kernels; this file only sequences them over pointers into the shared
+ * memory.
  */
 import { ContextFullError, InvalidArgumentError } from '../errors.js'
 import { ThreadPool, type PoolOptions } from '../runtime/thread-pool.js'

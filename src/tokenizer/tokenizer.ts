@@ -96,7 +96,7 @@ function checkRegexes(json: object, file: string): void {
 
 /**
  * `tokenizer.ggml.pre` values that mean the Llama 3 split (llama.cpp `llama-vocab.cpp` maps these to
- * `LLAMA_VOCAB_PRE_TYPE_LLAMA3`). The official 2B4T GGUF has no key at all (spec §0.6), which we
+ * `LLAMA_VOCAB_PRE_TYPE_LLAMA3`). The official 2B4T GGUF has no key at all (docs/formats.md#metadata-keys), which we
  * also read as Llama 3 since its vocabulary is Llama 3's. 'falcon3' (Falcon3-1.58bit) and
  * 'falcon_e' (Falcon-E; written by bitnet.cpp's converter from the tokenizer's hash) are mapped to
  * the Llama 3 pre-type by bitnet.cpp's llama.cpp fork too, with ignore_merges.
@@ -420,7 +420,7 @@ function byteLevelToBytes(piece: string): Uint8Array {
  *
  * BOS is `bos_token` from the config (else `<|begin_of_text|>` if present); `addBos` defaults to
  * the config's `add_bos_token`, else true when a BOS exists (2B4T's config has no such key but
- * the model expects BOS, spec §2c).
+ * the model expects BOS, docs/architecture.md#tokens-in-and-out).
  *
  * @example
  * ```ts
@@ -488,29 +488,6 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
 // From GGUF metadata
 
 /**
- * Builds the tokenizer from GGUF metadata (`tokenizer.ggml.*`): a tokenizer.json-equivalent object
- * (BPE vocab + merges, Llama 3 split + ByteLevel pre-tokenizer, ByteLevel decoder, control and
- * user-defined tokens as added tokens) handed to `@huggingface/tokenizers`.
- *
- * Supported: `tokenizer.ggml.model` = `gpt2` with `tokenizer.ggml.pre` missing (official 2B4T
- * file), `llama-bpe`, `llama3`, `llama-v3` or `falcon3`. Control tokens (type 3) are special;
- * user-defined tokens (type 4, HF added tokens with `special: false`) are parsed in text too but
- * kept by `skipSpecial`, as in llama.cpp.
- *
- * Also `tokenizer.ggml.model` = `llama`: SentencePiece BPE by `tokenizer.ggml.scores` (LLaMA-2
- * vocabulary of the 1bitLLM `bitnet_b1_58-*` models), see ./spm.ts; `<unk>` (type 2)
- * is special too, and decoding removes the `add_space_prefix` space (see
- * {@link BitnetTokenizer.decode}).
- *
- * @param fileName used in error messages.
- * @example
- * ```ts
- * const gguf = await readGguf(await fileSource('ggml-model-i2_s.gguf'))
- * const tok = tokenizerFromGguf(gguf.metadata, 'ggml-model-i2_s.gguf')
- * tok.eosIds   // [128001, 128009]: eos + <|eot_id|> found by name
- * ```
- */
-/**
  * GGUF `llama` tokenizer metadata from a SentencePiece `tokenizer.json` (BPE + byte fallback), as
  * llama.cpp's converter writes it: types <unk> 2, special added tokens 3, <0xXX> 6, others 1; the
  * score of a piece is −(rank of the first merge producing it), which orders SentencePiece's
@@ -566,6 +543,29 @@ export function spmMetadataFromHf(json: Record<string, any>, tokenizerConfig: ob
   return md
 }
 
+/**
+ * Builds the tokenizer from GGUF metadata (`tokenizer.ggml.*`): a tokenizer.json-equivalent object
+ * (BPE vocab + merges, Llama 3 split + ByteLevel pre-tokenizer, ByteLevel decoder, control and
+ * user-defined tokens as added tokens) handed to `@huggingface/tokenizers`.
+ *
+ * Supported: `tokenizer.ggml.model` = `gpt2` with `tokenizer.ggml.pre` missing (official 2B4T
+ * file), `llama-bpe`, `llama3`, `llama-v3`, `falcon3` or `falcon_e`. Control tokens (type 3) are special;
+ * user-defined tokens (type 4, HF added tokens with `special: false`) are parsed in text too but
+ * kept by `skipSpecial`, as in llama.cpp.
+ *
+ * Also `tokenizer.ggml.model` = `llama`: SentencePiece BPE by `tokenizer.ggml.scores` (LLaMA-2
+ * vocabulary of the 1bitLLM `bitnet_b1_58-*` models), see ./spm.ts; `<unk>` (type 2)
+ * is special too, and decoding removes the `add_space_prefix` space (see
+ * {@link BitnetTokenizer.decode}).
+ *
+ * @param fileName used in error messages.
+ * @example
+ * ```ts
+ * const gguf = await readGguf(await fileSource('ggml-model-i2_s.gguf'))
+ * const tok = tokenizerFromGguf(gguf.metadata, 'ggml-model-i2_s.gguf')
+ * tok.eosIds   // [128001, 128009]: eos + <|eot_id|> found by name
+ * ```
+ */
 export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): BitnetTokenizer {
   const file = fileName
   const md = metadata

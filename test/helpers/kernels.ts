@@ -29,3 +29,23 @@ export async function kernelBench(variant: KernelVariant, bytes = 64 << 20): Pro
 
 /** Deterministic PRNG for test data. */
 export { mulberry32 as rng } from '../../src/model/synthetic.js'
+
+/** Round half to even, as f64.nearest / torch.round. */
+export const roundHalfEven = (v: number): number => {
+  const f = Math.floor(v), d = v - f
+  return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f
+}
+
+/**
+ * The float64 definition of a BitLinear input (docs/architecture.md, "Activation
+ * quantization"): RMSNorm (when w is given), then s = 127 / max(max|v|, 1e-5),
+ * q = clamp(RNE(v·s), −128, 127). The kernels follow it exactly.
+ */
+export function normQuantizeF64(x: Float32Array, eps: number, w?: Float32Array): { s: number; q: number[] } {
+  let inv = 1
+  if (w) inv = 1 / Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length + eps)
+  const v = Array.from(x, (xi, i) => xi * inv * (w ? w[i] : 1))
+  const amax = v.reduce((m, e) => Math.max(m, Math.abs(e)), 0)
+  const s = 127 / Math.max(amax, 1e-5)
+  return { s, q: v.map((e) => Math.max(-128, Math.min(127, roundHalfEven(e * s)))) }
+}
