@@ -60,8 +60,11 @@ function hfMetadata(contents: ModelContents): GgufMetadata {
   const m: GgufMetadata = new Map()
   m.set('general.architecture', metaStr(c.arch))
   m.set('general.name', metaStr(String(hf.config._name_or_path ?? contents.name.split(/[\\/]/).filter(Boolean).pop() ?? 'model')))
-  for (const [k, v] of configMetadata(c)) m.set(k, v)
-  m.set('tokenizer.ggml.add_bos_token', metaBool(contents.tokenizer.addBos))
+  for (const [k, v] of configMetadata(c)) {
+    // bitnet.cpp's converter writes add_bos_token between the attention and the norm keys.
+    if (k.endsWith('.attention.layer_norm_rms_epsilon')) m.set('tokenizer.ggml.add_bos_token', metaBool(contents.tokenizer.addBos))
+    m.set(k, v)
+  }
   m.set('general.file_type', metaU32(0))
   for (const [k, v] of tokenizerMetadata(hf.tokenizer, hf.tokenizerConfig, contents.name)) m.set(k, v)
   const template = hf.tokenizerConfig.chat_template
@@ -125,9 +128,9 @@ export function configMetadata(c: ModelConfig): GgufMetadata {
     [a('rope.dimension_count'), metaU32(c.nRot)],
     [a('attention.head_count'), metaU32(c.nHead)],
     [a('attention.head_count_kv'), metaU32(c.nHeadKv)],
+    ...(c.headDim !== c.nEmbd / c.nHead ? [[a('attention.key_length'), metaU32(c.headDim)] as const] : []),
     [a('attention.layer_norm_rms_epsilon'), metaF32(c.normEps)],
     [a('rope.freq_base'), metaF32(c.ropeTheta)],
   ])
-  if (c.headDim !== c.nEmbd / c.nHead) m.set(a('attention.key_length'), metaU32(c.headDim))
   return m
 }
