@@ -65,6 +65,13 @@ const MAX_TOKEN_CHARS = 1 << 16
 const LLAMA3_SPLIT_REGEX =
   String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 
+/**
+ * Qwen2 / Qwen3 pre-tokenizer split pattern: Llama 3's with single digits (`\p{N}`), as Qwen's
+ * tokenizer.json spells it (llama.cpp `LLAMA_VOCAB_PRE_TYPE_QWEN2`).
+ */
+const QWEN2_SPLIT_REGEX =
+  String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+
 /** GPT-2's pre-tokenizer split pattern, as tokenizer.json files spell it. */
 const GPT2_SPLIT_REGEX = String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 
@@ -73,7 +80,7 @@ const GPT2_SPLIT_REGEX = String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?
  * Replace patterns). A regex from a file runs on every prompt, and a crafted one backtracks for
  * hours on a short input (ReDoS), so only the patterns of the tokenizers BitNet models use run.
  */
-const KNOWN_REGEXES = new Set([LLAMA3_SPLIT_REGEX, GPT2_SPLIT_REGEX])
+const KNOWN_REGEXES = new Set([LLAMA3_SPLIT_REGEX, QWEN2_SPLIT_REGEX, GPT2_SPLIT_REGEX])
 
 /** Throws UnsupportedFeatureError for a `pattern: { Regex }` anywhere in `json` that is not a known one. */
 function checkRegexes(json: object, file: string): void {
@@ -86,7 +93,7 @@ function checkRegexes(json: object, file: string): void {
       const regex = key === 'pattern' ? (value as { Regex?: unknown } | null)?.Regex : undefined
       if (regex !== undefined && !KNOWN_REGEXES.has(regex as string)) {
         throw new UnsupportedFeatureError(`${file}: regex pattern ${JSON.stringify(String(regex).slice(0, 80))} is not one of the known ` +
-          'pre-tokenizer patterns (Llama 3, GPT-2); regexes from files are not run (catastrophic backtracking)')
+          'pre-tokenizer patterns (Llama 3, Qwen2, GPT-2); regexes from files are not run (catastrophic backtracking)')
       }
       stack.push(value)
     }
@@ -100,7 +107,18 @@ function checkRegexes(json: object, file: string): void {
  * 'falcon_e' (Falcon-E; written by bitnet.cpp's converter from the tokenizer's hash) are mapped to
  * the Llama 3 pre-type by bitnet.cpp's llama.cpp fork too, with ignore_merges.
  */
-const LLAMA3_PRE_NAMES = new Set(['llama-bpe', 'llama3', 'llama-v3', 'falcon3', 'falcon_e'])
+const LLAMA3_PRE_NAMES = ['llama-bpe', 'llama3', 'llama-v3', 'falcon3', 'falcon_e']
+
+/**
+ * Byte-level BPE pre-tokenizers by `tokenizer.ggml.pre`: the split pattern, and whether a
+ * pre-token that is itself in the vocabulary is taken whole without merging (HF
+ * `ignore_merges`; llama.cpp sets it for the LLAMA3 pre-type only). 'qwen2' is what bitnet.cpp's
+ * embedding converter writes for BitNet-embedding-0.6B (Qwen3's tokenizer).
+ */
+const BPE_PRE: Record<string, { regex: string; ignoreMerges: boolean }> = {
+  ...Object.fromEntries(LLAMA3_PRE_NAMES.map((n) => [n, { regex: LLAMA3_SPLIT_REGEX, ignoreMerges: true }])),
+  qwen2: { regex: QWEN2_SPLIT_REGEX, ignoreMerges: false },
+}
 
 /** Texts of tokens that end a turn in Llama-3-family vocabularies (2B4T's metadata omits eot). */
 const EOG_TOKEN_TEXTS = ['<|eot_id|>', '<|end_of_text|>', '<|eom_id|>']
@@ -595,9 +613,11 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
   }
   // SentencePiece ignores tokenizer.ggml.pre, as llama.cpp does.
   const pre = modelName === 'gpt2' ? metaStringOpt(md, 'tokenizer.ggml.pre', file) : undefined
-  if (pre !== undefined && !LLAMA3_PRE_NAMES.has(pre)) {
-    throw new UnsupportedFeatureError(`tokenizer.ggml.pre '${pre}' is not supported (only Llama 3: ${[...LLAMA3_PRE_NAMES].join(', ')})`)
+  if (pre !== undefined && !Object.hasOwn(BPE_PRE, pre)) {
+    throw new UnsupportedFeatureError(`tokenizer.ggml.pre '${pre}' is not supported (supported: ${Object.keys(BPE_PRE).join(', ')}); ` +
+      'a file converted for another model family needs an engine that supports it')
   }
+  const split = BPE_PRE[pre ?? 'llama-bpe']
 
   const tokens = typedArray(md, 'tokenizer.ggml.tokens', GgufType.STRING, MAX_VOCAB, file) as string[] | undefined
   if (tokens === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.tokens', { file })
@@ -645,7 +665,7 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
     pre_tokenizer: {
       type: 'Sequence',
       pretokenizers: [
-        { type: 'Split', pattern: { Regex: LLAMA3_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
+        { type: 'Split', pattern: { Regex: split.regex }, behavior: 'Isolated', invert: false },
         { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
       ],
     },
@@ -659,9 +679,7 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
       end_of_word_suffix: null,
       fuse_unk: false,
       byte_fallback: false,
-      // Llama 3: a pre-token that is itself in the vocab is taken whole, without merging
-      // (HF tokenizer.json `ignore_merges: true`; llama.cpp sets it for the LLAMA3 pre-type).
-      ignore_merges: true,
+      ignore_merges: split.ignoreMerges,
       vocab,
       merges,
     },
