@@ -245,6 +245,15 @@ export class BitnetTokenizer {
   readonly eosIds: readonly number[]
   /** Whether {@link encode} prepends BOS by default (`add_bos_token`). */
   readonly addBos: boolean
+  /**
+   * The model wants EOS after every input (GGUF `tokenizer.ggml.add_eos_token`, tokenizer_config
+   * `add_eos_token`): last-token pooled embedding models; {@link BitnetModel.embed} follows it.
+   */
+  readonly addEos: boolean
+  /** The EOS token id, if the vocabulary has one. */
+  get eosId(): number | undefined {
+    return this.#eosId
+  }
 
   readonly #backend: TokenizerBackend
   readonly #table: TokenTable
@@ -257,7 +266,7 @@ export class BitnetTokenizer {
   constructor(
     backend: TokenizerBackend,
     table: TokenTable,
-    ids: { bos: number | undefined, eos: number | undefined, extraEog: number[], addBos: boolean },
+    ids: { bos: number | undefined, eos: number | undefined, extraEog: number[], addBos: boolean, addEos?: boolean },
   ) {
     this.#backend = backend
     this.#table = table
@@ -265,6 +274,7 @@ export class BitnetTokenizer {
     this.bosId = ids.bos
     this.#eosId = ids.eos
     this.addBos = ids.addBos && ids.bos !== undefined
+    this.addEos = ids.addEos === true && ids.eos !== undefined
     const eog = new Set<number>(ids.extraEog)
     if (ids.eos !== undefined) eog.add(ids.eos)
     for (const text of EOG_TOKEN_TEXTS) {
@@ -517,7 +527,7 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
   const extraEog = (Array.isArray(genEos) ? genEos : genEos === undefined ? [] : [genEos])
     .filter((x): x is number => Number.isInteger(x) && x >= 0 && x < pieces.length)
   const addBos = typeof config.add_bos_token === 'boolean' ? config.add_bos_token : true
-  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds: Uint8Array.from(kinds) }, { bos, eos, extraEog, addBos })
+  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds: Uint8Array.from(kinds) }, { bos, eos, extraEog, addBos, addEos: config.add_eos_token === true })
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -577,9 +587,10 @@ export function spmMetadataFromHf(json: Record<string, any>, tokenizerConfig: ob
     if (!firstMerge.has(merged)) firstMerge.set(merged, rank)
   })
   const special = new Set(added.filter((t) => t?.special).map((t) => t.id as number))
+  const userDefined = new Set(added.filter((t) => !t?.special).map((t) => t.id as number))
   const unk = typeof model.unk_token === 'string' && Object.hasOwn(vocab, model.unk_token) ? vocab[model.unk_token] : undefined
   const unkId = Number.isInteger(unk) ? unk as number : undefined
-  const types = tokens.map((t, id) => id === unkId ? 2 : special.has(id) ? 3 : /^<0x[0-9A-F]{2}>$/.test(t) ? 6 : 1)
+  const types = tokens.map((t, id) => id === unkId ? 2 : special.has(id) ? 3 : userDefined.has(id) ? 4 : /^<0x[0-9A-F]{2}>$/.test(t) ? 6 : 1)
   const scores = tokens.map((t, id) => types[id] !== 1 ? 0 : -(firstMerge.get(t) ?? 1e6 + id))
   const config = tokenizerConfig as Record<string, any>
   const idOf = (v: unknown): number | undefined => {
@@ -594,12 +605,23 @@ export function spmMetadataFromHf(json: Record<string, any>, tokenizerConfig: ob
     ['tokenizer.ggml.token_type', metaArr(GgufType.INT32, types)],
     ['tokenizer.ggml.add_bos_token', metaBool(config.add_bos_token !== false)],
     ['tokenizer.ggml.add_eos_token', metaBool(config.add_eos_token === true)],
+    ['tokenizer.ggml.add_space_prefix', metaBool(spacePrefix(json))],
   ])
   const ids: [string, number | undefined][] = [
     ['bos', idOf(config.bos_token ?? '<s>')], ['eos', idOf(config.eos_token ?? '</s>')], ['unknown', unkId],
   ]
   for (const [key, id] of ids) if (id !== undefined) md.set(`tokenizer.ggml.${key}_token_id`, metaU32(id))
   return md
+}
+
+/**
+ * Whether a SentencePiece tokenizer.json puts '▁' before the text: LLaMA-2's normalizer
+ * prepends it (or a Metaspace pre-tokenizer with prepend_scheme 'first' / 'always'); Gemma's
+ * only replaces spaces (bitnet.cpp's embedding converter writes add_space_prefix false for it).
+ */
+function spacePrefix(json: Record<string, any>): boolean {
+  const spec = JSON.stringify([json.normalizer ?? null, json.pre_tokenizer ?? null])
+  return /"Prepend"|"prepend_scheme":"(first|always)"|"add_prefix_space":true/.test(spec) || !/"Replace"/.test(spec)
 }
 
 export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): BitnetTokenizer {
@@ -689,9 +711,10 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
   const extraEog = [tokenId(md, 'tokenizer.ggml.eot_token_id', n, file), tokenId(md, 'tokenizer.ggml.eom_token_id', n, file)]
     .filter((x): x is number => x !== undefined)
   const addBos = metaBoolOpt(md, 'tokenizer.ggml.add_bos_token', file) ?? true
+  const addEos = metaBoolOpt(md, 'tokenizer.ggml.add_eos_token', file) ?? false
   const hf = newHfTokenizer(tokenizerJson, { clean_up_tokenization_spaces: false }, file)
   const pieces = tokens.slice()
-  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds }, { bos, eos, extraEog, addBos })
+  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds }, { bos, eos, extraEog, addBos, addEos })
 }
 
 /**
@@ -725,7 +748,8 @@ function spmFromGguf(md: GgufMetadata, tokens: string[], types: number[] | undef
   const extraEog = [tokenId(md, 'tokenizer.ggml.eot_token_id', n, file), tokenId(md, 'tokenizer.ggml.eom_token_id', n, file)]
     .filter((x): x is number => x !== undefined)
   const addBos = metaBoolOpt(md, 'tokenizer.ggml.add_bos_token', file) ?? true
-  return new BitnetTokenizer(spm, { pieces, kinds }, { bos, eos, extraEog, addBos })
+  const addEos = metaBoolOpt(md, 'tokenizer.ggml.add_eos_token', file) ?? false
+  return new BitnetTokenizer(spm, { pieces, kinds }, { bos, eos, extraEog, addBos, addEos })
 }
 
 /** An array of `itemType` with at most `maxLength` items, or undefined if absent; errors name the key. */

@@ -4,8 +4,14 @@
 // synthetic weights of several shapes; the same weights as a Hugging Face folder; their
 // tokenizers; and the embeddings API (EOS, last-token pooling, L2, batches, instructions).
 import { describe, expect, it } from 'vitest'
-import { loadModel } from '../src/index.js'
-import { writeGguf } from '../src/gguf/writer.js'
+import { BitnetModel, loadModel, UnsupportedFeatureError } from '../src/index.js'
+import { GgufType } from '../src/gguf/types.js'
+import { metaArr, metaBool, metaStr, writeGguf } from '../src/gguf/writer.js'
+import { configFromHf } from '../src/model/config.js'
+import { ggufContents } from '../src/model/contents.js'
+import { hfContents } from '../src/model/load-hf.js'
+import { tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer.js'
+import { hfEmbeddingFolder } from './helpers/hf-folder.js'
 import { bytesSource } from '../src/io/source.js'
 import { loadReferenceModel, ReferenceTransformer } from '../src/model/reference.js'
 import { syntheticGguf, type SyntheticOptions, type SyntheticShape } from '../src/model/synthetic.js'
@@ -50,4 +56,133 @@ describe.each(['i2s', 'tl'] as const)('embedding families (%s kernel) vs the flo
       expect(maxLogit).toBeGreaterThan(5)
     })
   }
+})
+
+describe('BitNet-embedding as a Hugging Face folder (Qwen3Model / Gemma3TextModel, latent weights)', () => {
+  const GEMMA = CASES.find(([, s]) => s.arch === 'gemma3')![1]
+  for (const [name, shape] of [CASES[0], CASES.find(([, s]) => s.arch === 'gemma3')!]) {
+    it(`${name}: the folder and the GGUF of the same weights give the same logits and embeddings`, async () => {
+      const g = syntheticGguf(shape, { seed: 51 })
+      const folder = await hfContents(hfEmbeddingFolder(g))
+      expect(folder.config).toMatchObject({ arch: shape.arch, pooling: 'last' })
+      if (shape.arch === 'gemma3') expect(folder.config).toMatchObject({ activation: 'gelu', slidingWindow: 512 })
+      const a = await BitnetModel.load(folder, { threads: 1 })
+      const b = await loadModel(writeGguf(g), { threads: 1 })
+      const ids = [3, 250, 17, 99, 140, 8, 61, 200, 5]
+      expect(a.logits(ids).map((r) => Array.from(r))).toEqual(b.logits(ids).map((r) => Array.from(r)))
+      expect(Array.from(a.embed(ids, { appendEos: false }))).toEqual(Array.from(b.embed(ids, { appendEos: false })))
+      await Promise.all([a.dispose(), b.dispose()])
+    })
+  }
+
+  it('a sliding window caps the context: exact up to the window, refused beyond it', async () => {
+    const folder = await hfContents(hfEmbeddingFolder(syntheticGguf(GEMMA, { seed: 52 })))
+    await expect(BitnetModel.load(folder, { contextSize: 600, threads: 1 })).rejects.toThrow(/sliding attention window of 512/)
+    const m = await BitnetModel.load(folder, { threads: 1 })
+    expect(m.contextSize).toBe(512)
+    await m.dispose()
+  })
+
+  it('config.json: Gemma3 keys and refusals', () => {
+    const base = { model_type: 'gemma3_text', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 64, vocab_size: 300 }
+    expect(configFromHf({ ...base, query_pre_attn_scalar: 16, hidden_activation: 'gelu_pytorch_tanh' }, 'c').attnScale).toBe(0.25)
+    expect(() => configFromHf({ ...base, hidden_activation: 'gelu' }, 'c')).toThrow(/exact-erf gelu/)
+    expect(() => configFromHf({ ...base, final_logit_softcapping: 30 }, 'c')).toThrow(/final_logit_softcapping/)
+    expect(() => configFromHf({ ...base, sliding_window: 512, layer_types: ['sliding_attention'], rope_theta: 1e6, rope_local_base_freq: 1e4 }, 'c'))
+      .toThrow(/rope_local_base_freq/)
+  })
+
+  it('an architecture the engine does not run is refused with what is supported and what to do', async () => {
+    const g = syntheticGguf(CASES[0][1])
+    g.metadata.set('general.architecture', metaStr('phi3'))
+    const err = await ggufContents(bytesSource(writeGguf(g))).catch((e) => e)
+    expect(err).toBeInstanceOf(UnsupportedFeatureError)
+    expect(err.message).toMatch(/architecture 'phi3' is not a model this engine runs. Supported: .*'qwen3' \(BitNet-embedding \(Qwen3-style\)\).*'gemma3'/)
+    expect(err.message).toMatch(/Use a ternary model of one of these families/)
+    expect(() => configFromHf({ architectures: ['MistralForCausalLM'], model_type: 'mistral' }, 'c')).toThrow(/Gemma3TextModel \(BitNet-embedding\)/)
+  })
+})
+
+describe('the embedding models\' tokenizers', () => {
+  it("'qwen2' pre-tokenizer: digits one by one (Llama 3 groups three), no ignore_merges", () => {
+    const g = syntheticGguf({ ...CASES[0][1], vocab: 300 })
+    const tokens = [...(g.metadata.get('tokenizer.ggml.tokens')!.value as string[])]
+    tokens[260] = '12'
+    tokens[261] = 'ab'
+    const md = new Map(g.metadata)
+    md.set('tokenizer.ggml.tokens', metaArr(GgufType.STRING, tokens))
+    const types = [...(g.metadata.get('tokenizer.ggml.token_type')!.value as number[])]
+    types[260] = types[261] = 1
+    md.set('tokenizer.ggml.token_type', metaArr(GgufType.INT32, types))
+    md.set('tokenizer.ggml.merges', metaArr(GgufType.STRING, ['1 2', 'a b']))
+    const id = (c: string) => tokens.indexOf(c)
+    const qwen = tokenizerFromGguf(md, 'qwen')
+    // Qwen2: '1','2','3' are three pre-tokens (no merge across them); 'ab' merges
+    expect(qwen.encode('123 ab', { addBos: false })).toEqual([id('1'), id('2'), id('3'), id('Ġ'), id('ab')])
+    md.set('tokenizer.ggml.pre', metaStr('llama-bpe'))
+    // Llama 3: '123' is one pre-token, merged into '12' + '3'
+    expect(tokenizerFromGguf(md, 'llama3').encode('123 ab', { addBos: false })).toEqual([id('12'), id('3'), id('Ġ'), id('ab')])
+    expect(qwen.addEos).toBe(true) // bitnet.cpp's converter: EOS appended for last-token pooling
+  })
+
+  it("Gemma's SentencePiece-BPE: no space prefix, byte fallback, user-defined added tokens; tokenizer.json and GGUF agree", () => {
+    // a Gemma-style tokenizer.json: BPE with byte fallback, spaces replaced by '▁' (no prepend)
+    const vocab: Record<string, number> = { '<pad>': 0, '<eos>': 1, '<bos>': 2, '<unk>': 3 }
+    for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 4 + b
+    for (const t of ['a', 'b', 'c', '▁', 'ab', '▁c', '▁ca', '\n\n']) vocab[t] = Object.keys(vocab).length
+    const json = {
+      model: { type: 'BPE', byte_fallback: true, unk_token: '<unk>', vocab, merges: ['a b', '▁ c', '▁c a'] },
+      normalizer: { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
+      added_tokens: [
+        { id: 0, content: '<pad>', special: true }, { id: 1, content: '<eos>', special: true }, { id: 2, content: '<bos>', special: true },
+        { id: 3, content: '<unk>', special: true }, { id: vocab['\n\n'], content: '\n\n', special: false },
+      ],
+    }
+    const hf = tokenizerFromHf(json, { bos_token: '<bos>', eos_token: '<eos>' })
+    const v = (t: string) => vocab[t]
+    // 'ab ca\n\nz': no leading '▁'; '▁ca' merged; '\n\n' is an added token; 'z' falls back to its byte
+    const want = [v('<bos>'), v('ab'), v('▁ca'), v('\n\n'), v('<0x7A>')]
+    expect(hf.encode('ab ca\n\nz')).toEqual(want)
+    expect(hf.decode(want.slice(1))).toBe('ab ca\n\nz')
+    // as bitnet.cpp's converter writes it: scores from merge ranks, add_space_prefix false
+    const tokens = Object.keys(vocab)
+    const rank: Record<string, number> = { ab: 0, '▁c': 1, '▁ca': 2 }
+    const md = new Map([
+      ['tokenizer.ggml.model', metaStr('llama')],
+      ['tokenizer.ggml.tokens', metaArr(GgufType.STRING, tokens)],
+      ['tokenizer.ggml.scores', metaArr(GgufType.FLOAT32, tokens.map((t) => -(rank[t] ?? 0)))],
+      ['tokenizer.ggml.token_type', metaArr(GgufType.INT32, tokens.map((t, i) => (i < 4 ? 3 : t === '\n\n' ? 4 : t.startsWith('<0x') ? 6 : 1)))],
+      ['tokenizer.ggml.add_space_prefix', metaBool(false)],
+      ['tokenizer.ggml.bos_token_id', { type: GgufType.UINT32, value: 2 }],
+      ['tokenizer.ggml.eos_token_id', { type: GgufType.UINT32, value: 1 }],
+    ]) as Parameters<typeof tokenizerFromGguf>[0]
+    expect(tokenizerFromGguf(md, 'gemma').encode('ab ca\n\nz')).toEqual(want)
+  })
+})
+
+describe('embeddings API on a BitNet-embedding model', () => {
+  it('EOS per add_eos_token, last-token pooling, L2 norm, batches, instruction format; mean pooling kept', async () => {
+    const model = await loadModel(writeGguf(syntheticGguf(CASES[0][1], { seed: 53 })), { threads: 1 })
+    const tok = model.tokenizer
+    const text = 'hello embeddings'
+    const ids = [...model.tokenize(text), tok.eosId!]
+    expect(model.embeddingIds(text)).toEqual(ids)
+    // by hand: the last row's final normed state, L2-normalised
+    model.logits(ids)
+    const last = model.embed(ids, { appendEos: false, normalize: false })
+    const norm = Math.hypot(...last)
+    const e = model.embed(text)
+    expect(Math.hypot(...e)).toBeCloseTo(1, 6)
+    e.forEach((v, i) => expect(v).toBeCloseTo(last[i] / norm, 6))
+    const q = 'what is it?', task = 'Given a question, retrieve passages that answer it'
+    expect(model.embeddingIds(q, { instruction: task })).toEqual([...model.tokenize(`Instruct: ${task}\nQuery: ${q}`), tok.eosId!])
+    const [a, b] = model.embedBatch([text, q])
+    expect(Array.from(a)).toEqual(Array.from(e))
+    expect(Array.from(b)).toEqual(Array.from(model.embed(q)))
+    // mean pooling as an option: the average of every row's state
+    const mean = model.embed(ids, { appendEos: false, pooling: 'mean', normalize: false })
+    const rows = ids.map((_, i) => model.embed(ids.slice(0, i + 1), { appendEos: false, normalize: false }))
+    mean.forEach((v, d) => expect(v).toBeCloseTo(rows.reduce((s, r) => s + r[d], 0) / rows.length, 5))
+    await model.dispose()
+  })
 })

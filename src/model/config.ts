@@ -10,6 +10,9 @@ import type { LayerWeights } from './load.js'
 /** FFN gate activation; 'gelu' is GELU's tanh form (Gemma's `gelu_pytorch_tanh`, ggml_gelu). */
 export type Activation = 'relu2' | 'silu' | 'gelu'
 
+/** Embedding pooling: the mean of the tokens' final states, or the last token's. */
+export type Pooling = 'mean' | 'last'
+
 /**
  * How q/k rows are laid out for RoPE. 'neox': as trained (HF), dims i and i + n_rot/2 rotate
  * together. 'norm': llama.cpp's `convert` permuted each head's rows so that adjacent dims
@@ -137,6 +140,12 @@ export interface ModelConfig {
    * attends globally, as here.
    */
   slidingWindow?: number
+  /**
+   * How the model's embeddings pool, when the file says (GGUF `<arch>.pooling_type` 1 mean /
+   * 3 last; sentence-transformers' `1_Pooling/config.json`), else 'last' for the BitNet-embedding
+   * families (their documented last-token pooling), else undefined (a language model).
+   */
+  pooling?: Pooling
   activation: Activation
   /**
    * Factor of q·k before the softmax: 1/√query_pre_attn_scalar (Gemma3: config.json's
@@ -216,6 +225,7 @@ export function configFromGguf(gguf: GgufFile, file: string): ModelConfig {
     vocabSize,
     contextLength: metaNumberOpt(m, k('context_length')) ?? 2048,
     slidingWindow: positiveOrUndefined(metaNumberOpt(m, k('attention.sliding_window'))),
+    pooling: ({ 1: 'mean', 3: 'last' } as Record<number, Pooling>)[metaNumberOpt(m, k('pooling_type')) ?? -1] ?? defaultPooling(arch),
     activation: act.activation,
     // bitnet.cpp (llama.cpp's gemma3 graph): 1/√head_dim; the key is not written.
     attnScale: 1 / Math.sqrt(headDim),
@@ -226,6 +236,9 @@ export function configFromGguf(gguf: GgufFile, file: string): ModelConfig {
   validateConfig(cfg, file)
   return cfg
 }
+
+/** BitNet-embedding models pool the last token (their model card); language models have no pooling. */
+const defaultPooling = (arch: string): Pooling | undefined => (ARCH_FAMILIES[arch].projNorms ? 'last' : undefined)
 
 const positiveOrUndefined = (v: unknown): number | undefined => (typeof v === 'number' && v > 0 ? v : undefined)
 
@@ -311,6 +324,7 @@ export function configFromHf(json: unknown, file: string): ModelConfig {
     vocabSize: num('vocab_size'),
     contextLength: num('max_position_embeddings', 2048),
     slidingWindow: hfSlidingWindow(c, file),
+    pooling: defaultPooling(arch),
     activation: parseActivation(act, file),
     attnScale: 1 / Math.sqrt(num('query_pre_attn_scalar', headDim)),
     provenance: {

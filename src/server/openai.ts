@@ -319,9 +319,9 @@ export interface EmbeddingResponse {
 export function embeddingResponse(model: BitnetModel, r: EmbeddingRequest, modelId: string, opts: EmbedOptions): EmbeddingResponse {
   let tokens = 0
   const data = r.inputs.map((input, index) => {
-    const ids = typeof input === 'string' ? model.tokenize((opts.prefix ?? '') + input, opts) : input
-    tokens += ids.length + (opts.appendEos ? 1 : 0)
-    const v = model.embed(ids, { ...opts, prefix: undefined })
+    const ids = model.embeddingIds(input, opts)
+    tokens += ids.length
+    const v = model.embed(ids, { ...opts, appendEos: false })
     const embedding = r.base64 ? base64(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) : Array.from(v)
     return { object: 'embedding' as const, index, embedding }
   })
