@@ -10,6 +10,7 @@ import { metaArr, metaBool, metaStr, writeGguf } from '../src/gguf/writer.js'
 import { configFromHf } from '../src/model/config.js'
 import { ggufContents } from '../src/model/contents.js'
 import { hfContents } from '../src/model/load-hf.js'
+import { convertToGguf } from '../src/convert/index.js'
 import { tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer.js'
 import { hfEmbeddingFolder } from './helpers/hf-folder.js'
 import { bytesSource } from '../src/io/source.js'
@@ -81,6 +82,21 @@ describe('BitNet-embedding as a Hugging Face folder (Qwen3Model / Gemma3TextMode
     const m = await BitnetModel.load(folder, { threads: 1 })
     expect(m.contextSize).toBe(512)
     await m.dispose()
+  })
+
+  it('convert: a GGUF re-encodes (TQ2_0 → I2_S, same logits); folders and upstream targets are refused with the way out', async () => {
+    const shape = CASES.find(([n]) => n.includes('TQ2_0'))![1]
+    const src = writeGguf(syntheticGguf(shape, { seed: 54, format: 'TQ2_0' }))
+    const chunks: Uint8Array[] = []
+    for await (const c of convertToGguf(await ggufContents(bytesSource(src)), { to: 'i2s' })) chunks.push(c)
+    const [a, b] = await Promise.all([loadModel(src, { threads: 1 }), loadModel(new Uint8Array(Buffer.concat(chunks)), { threads: 1 })])
+    const ids = [4, 90, 200, 31]
+    expect(b.logits(ids).map((r) => Array.from(r))).toEqual(a.logits(ids).map((r) => Array.from(r)))
+    await Promise.all([a.dispose(), b.dispose()])
+    const drain = async (it: AsyncIterable<Uint8Array>) => { for await (const _ of it) void _ }
+    await expect(drain(convertToGguf(await ggufContents(bytesSource(src)), { to: 'tq2_0' }))).rejects.toThrow(/upstream llama.cpp has no per-projection norms/)
+    const folder = await hfContents(hfEmbeddingFolder(syntheticGguf(CASES[0][1])))
+    await expect(drain(convertToGguf(folder, { to: 'i2s' }))).rejects.toThrow(/convert-bitnet-embedding-to-gguf.py/)
   })
 
   it('config.json: Gemma3 keys and refusals', () => {
