@@ -539,7 +539,7 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
  * user-defined tokens as added tokens) handed to `@huggingface/tokenizers`.
  *
  * Supported: `tokenizer.ggml.model` = `gpt2` with `tokenizer.ggml.pre` missing (official 2B4T
- * file), `llama-bpe`, `llama3`, `llama-v3` or `falcon3`. Control tokens (type 3) are special;
+ * file), `llama-bpe`, `llama3`, `llama-v3`, `falcon3`, `falcon_e`, or `qwen2` (BitNet-embedding-0.6B). Control tokens (type 3) are special;
  * user-defined tokens (type 4, HF added tokens with `special: false`) are parsed in text too but
  * kept by `skipSpecial`, as in llama.cpp.
  *
