@@ -5,7 +5,6 @@
 import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
 import { metaNumber, metaNumberOpt, metaString, metaStringOpt } from '../gguf/reader.js'
 import type { GgufFile } from '../gguf/types.js'
-import type { LayerWeights } from './load.js'
 
 /** FFN gate activation; 'gelu' is GELU's tanh form (Gemma's `gelu_pytorch_tanh`, ggml_gelu). */
 export type Activation = 'relu2' | 'silu' | 'gelu'
@@ -79,12 +78,12 @@ export const SUPPORTED_ARCHS = Object.keys(ARCH_FAMILIES)
 type NormShape = Pick<ModelConfig, 'arch' | 'nEmbd' | 'nHead' | 'headDim' | 'nFf'>
 
 /**
- * The optional norm tensors of a layer per family trait: the LayerWeights field each fills,
+ * The optional norm tensors of a layer per family trait: the LayerWeights field (load.ts) each fills,
  * its GGUF name (after `blk.N.`) and its width. `attn_output_norm_in` / `ffn_down_norm_in` norm
  * the inputs of o and down, where 2B4T's sub-norms sit, so they fill the same fields.
  */
 export const LAYER_NORMS: Record<'subNorms' | 'projNorms' | 'qkNorm' | 'postNorms',
-  [field: keyof LayerWeights, name: string, width: (c: NormShape) => number][]> = {
+  [field: string, name: string, width: (c: NormShape) => number][]> = {
   subNorms: [['attnSubNorm', 'attn_sub_norm', (c) => c.nHead * c.headDim], ['ffnSubNorm', 'ffn_sub_norm', (c) => c.nFf]],
   projNorms: [
     ['qNormIn', 'attn_q_norm_in', (c) => c.nEmbd], ['kNormIn', 'attn_k_norm_in', (c) => c.nEmbd], ['vNormIn', 'attn_v_norm_in', (c) => c.nEmbd],
@@ -96,7 +95,7 @@ export const LAYER_NORMS: Record<'subNorms' | 'projNorms' | 'qkNorm' | 'postNorm
 }
 
 /** The optional norms a family's layers carry (sub-norms may be absent; the others are required). */
-export function familyNorms(c: NormShape): { field: keyof LayerWeights; name: string; width: number; optional: boolean }[] {
+export function familyNorms(c: NormShape): { field: string; name: string; width: number; optional: boolean }[] {
   const fam = ARCH_FAMILIES[c.arch]
   return (Object.keys(LAYER_NORMS) as (keyof typeof LAYER_NORMS)[]).filter((t) => fam[t])
     .flatMap((t) => LAYER_NORMS[t].map(([field, name, width]) => ({ field, name, width: width(c), optional: t === 'subNorms' })))

@@ -11,7 +11,7 @@ import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows } from '../formats
 import { isTernaryValued, ternarize } from '../formats/ternarize.js'
 import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
-import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmMemory, type WasmModule, type WasmSource } from '../wasm.js'
+import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmMemory, type WasmModule, type WasmSource } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
 import { ARCH_FAMILIES, familyNorms, type ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
@@ -472,7 +472,7 @@ function assemble(plan: Planned[], c: ModelConfig, kernel: TernaryKernel): Model
         wUp: ternary(b + 'ffn_up'),
         wDown: ternary(b + 'ffn_down'),
       }
-      for (const n of familyNorms(c)) (layer[n.field] as number | undefined) = opt(`${b}${n.name}.weight`)
+      for (const n of familyNorms(c)) (layer as unknown as Record<string, number | undefined>)[n.field] = opt(`${b}${n.name}.weight`)
       return layer
     }),
   }
