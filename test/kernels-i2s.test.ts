@@ -72,26 +72,28 @@ describe.each(VARIANTS)('repack_i2s_x4 (%s build)', async (variant) => {
 describe.each(VARIANTS)('rmsnorm_quantize_f32_i8 (%s build)', async (variant) => {
   const b = await kernelBench(variant)
   const EPS = Math.fround(1e-5)
-  const reference = (x: Float32Array, w?: Float32Array) => normQuantizeF64(x, EPS, w)
-  const run = (x: Float32Array, w?: Float32Array) => {
+  const reference = (x: Float32Array, w?: Float32Array, w0?: Float32Array) => normQuantizeF64(x, EPS, w, w0)
+  const run = (x: Float32Array, w?: Float32Array, w0?: Float32Array) => {
     const n = x.length, np = Math.ceil(n / 128) * 128
-    const xp = b.alloc(n * 4), wp = w ? b.alloc(n * 4) : 0, qp = b.alloc(np), meta = b.alloc(8)
+    const xp = b.alloc(n * 4), wp = w ? b.alloc(n * 4) : 0, w0p = w0 ? b.alloc(n * 4) : 0, qp = b.alloc(np), meta = b.alloc(8)
     b.f32(xp, n).set(x)
     if (w) b.f32(wp, n).set(w)
+    if (w0) b.f32(w0p, n).set(w0)
     b.i8(qp, np).fill(99)
-    b.k.rmsnorm_quantize_f32_i8(xp, wp, n, EPS, np, qp, meta)
+    b.k.rmsnorm_quantize_f32_i8(xp, w0p, wp, n, EPS, np, qp, meta)
     const dv = new DataView(b.heap.buffer)
     return { s: dv.getFloat32(meta, true), sum: dv.getInt32(meta + 4, true), q: Array.from(b.i8(qp, n)), pad: Array.from(b.i8(qp + n, np - n)) }
   }
 
   for (const n of [1, 3, 4, 8, 17, 128, 130, 384, 2560]) {
-    for (const norm of [false, true]) {
-      it(`n=${n}${norm ? ' with RMSNorm' : ''}: absmax scale, RNE in f64, zero padding, Σq`, () => {
+    for (const norm of [0, 1, 2]) {
+      it(`n=${n}${['', ' with RMSNorm', ' with two RMSNorms'][norm]}: absmax scale, RNE in f64, zero padding, Σq`, () => {
         const rand = rng(n)
         const x = Float32Array.from({ length: n }, () => (rand() - 0.5) * 7.3)
         const w = norm ? Float32Array.from({ length: n }, () => 0.5 + rand()) : undefined
-        const want = reference(x, w)
-        const got = run(x, w)
+        const w0 = norm === 2 ? Float32Array.from({ length: n }, () => 0.5 + rand()) : undefined
+        const want = reference(x, w, w0)
+        const got = run(x, w, w0)
         expect(got.q).toEqual(want.q)
         expect(got.s).toBe(Math.fround(want.s))
         expect(got.sum).toBe(want.q.reduce((a, v) => a + v, 0))

@@ -196,8 +196,8 @@ describe('tokenizer: GGUF validation', () => {
   it('accepts tokenizer.ggml.pre = llama-bpe and rejects others by name', () => {
     const pre = (v: string) => withKey('tokenizer.ggml.pre', { type: GgufType.STRING, value: v })
     expect(tokenizerFromGguf(pre('llama-bpe')).encode('Hello world', { addBos: false })).toEqual([9906, 1917])
-    expect(() => tokenizerFromGguf(pre('qwen2'))).toThrow(UnsupportedFeatureError)
-    expect(() => tokenizerFromGguf(pre('qwen2'))).toThrow(/qwen2/)
+    expect(() => tokenizerFromGguf(pre('deepseek-llm'))).toThrow(UnsupportedFeatureError)
+    expect(() => tokenizerFromGguf(pre('deepseek-llm'))).toThrow(/'deepseek-llm' is not supported \(supported: .*qwen2\)/)
   })
 
   it('rejects unknown tokenizer models; a SentencePiece llama vocab without scores names the key', () => {

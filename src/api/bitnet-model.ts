@@ -66,7 +66,7 @@ export class BitnetModel {
     let kvType: KvType = 'f32'
     const model = await loadWeights(contents, {
       stateBytes: (c) => {
-        ctx ??= Math.min(c.contextLength, DEFAULT_MAX_CONTEXT)
+        ctx = contextFor(c, ctx)
         kvType = resolveKvType(c, ctx, opts.kvType ?? 'auto')
         return stateBytes(c, ctx, kvType)
       },
@@ -221,24 +221,27 @@ export class BitnetModel {
 
   /**
    * Text embedding: the final hidden states (after the output norm) of the tokens of `text`
-   * (BOS per `addBos`), pooled. Default: the mean over all tokens. Last-token (EOS) pooled
-   * embedding models want `{ pooling: 'last', appendEos: true, normalize: true }`, and a query
-   * instruction as `prefix`. Uses the model's own cache, not any session's.
+   * (BOS per `addBos`, EOS per `appendEos`), pooled. Defaults follow the model: an embedding
+   * model (BitNet-embedding-0.6B / -270M, or a file with a pooling type) pools as it declares
+   * (these: the last token) and L2-normalises; EOS is appended where its tokenizer says
+   * (`add_eos_token`: BitNet-embedding-0.6B). A language model defaults to the mean, unnormalised.
+   * Queries take a one-sentence task `instruction` (documents none). Uses the model's own
+   * cache, not any session's.
    *
    * @example
    * ```ts
-   * const [a, b] = [model.embed('the ark'), model.embed('the flood')]
-   * const q = model.embed('flood', { pooling: 'last', appendEos: true, normalize: true, prefix: 'Query: ' })
+   * const model = await loadModel('bitnet-embedding-0.6b/ggml-model-i2_s.gguf')
+   * const [doc] = model.embedBatch(['BitNet b1.58 stores weights in 1.58 bits.'])
+   * const q = model.embed('how small are BitNet weights?', { instruction: 'Given a question, retrieve passages that answer it' })
+   * const cosine = q.reduce((s, v, i) => s + v * doc[i], 0)
    * ```
    */
   embed(text: string | readonly number[], opts: EmbedOptions = {}): Float32Array {
-    const ids = typeof text === 'string' ? this.tokenize((opts.prefix ?? '') + text, opts) : [...text]
-    if (opts.appendEos) ids.push(this.tokenizer.eosIds[0])
-    if (ids.length === 0) throw new InvalidArgumentError('embed(): no tokens')
+    const ids = this.embeddingIds(text, opts)
     if (ids.length > this.contextSize) throw new ContextFullError(this.contextSize, ids.length)
     const t = this.transformer
     const pooled = new Float64Array(this.config.nEmbd)
-    const last = opts.pooling === 'last'
+    const last = (opts.pooling ?? this.config.pooling ?? 'mean') === 'last'
     for (let i = 0; i < ids.length; i += MAX_BATCH) {
       const rows = ids.slice(i, i + MAX_BATCH).map((token, j) => ({ token, pos: i + j }))
       t.forwardBatch(rows)
@@ -246,14 +249,42 @@ export class BitnetModel {
       for (const h of last ? states.slice(-1) : states) h.forEach((v, d) => { pooled[d] = last ? v : pooled[d] + v })
     }
     let scale = last ? 1 : 1 / ids.length
-    if (opts.normalize) scale = 1 / Math.hypot(...pooled)
+    if (opts.normalize ?? this.config.pooling !== undefined) scale = 1 / Math.hypot(...pooled)
     return Float32Array.from(pooled, (v) => v * scale)
+  }
+
+  /**
+   * The token ids {@link embed} evaluates for `text`: a string with its instruction or prefix,
+   * BOS per `addBos`, then EOS per `appendEos` (default: the tokenizer's `add_eos_token`);
+   * ids as given, plus that EOS.
+   */
+  embeddingIds(text: string | readonly number[], opts: EmbedOptions = {}): number[] {
+    const query = opts.instruction === undefined ? (opts.prefix ?? '') + text : `Instruct: ${opts.instruction}\nQuery: ${text}`
+    const ids = typeof text === 'string' ? this.tokenize(query, opts) : [...text]
+    const eos = this.tokenizer.eosId
+    if ((opts.appendEos ?? this.tokenizer.addEos) && eos !== undefined) ids.push(eos)
+    if (ids.length === 0) throw new InvalidArgumentError('embed(): no tokens')
+    return ids
   }
 
   /** {@link embed} for each text, with the same options. */
   embedBatch(texts: readonly (string | readonly number[])[], opts: EmbedOptions = {}): Float32Array[] {
     return texts.map((t) => this.embed(t, opts))
   }
+}
+
+/**
+ * The KV capacity: the caller's, else the training context capped to DEFAULT_MAX_CONTEXT; never
+ * beyond a sliding window (every layer attends globally, which equals the windowed layers only
+ * while the context fits the window).
+ */
+function contextFor(c: ModelConfig, requested: number | undefined): number {
+  const window = c.slidingWindow ?? Infinity
+  if (requested !== undefined && requested > window) {
+    throw new InvalidArgumentError(`contextSize ${requested} exceeds the model's sliding attention window of ${window} tokens: ` +
+      `its windowed layers are computed exactly up to ${window} tokens; use contextSize ≤ ${window}`)
+  }
+  return requested ?? Math.min(c.contextLength, DEFAULT_MAX_CONTEXT, window)
 }
 
 /** A config value inferred from indirect clues (the FFN activation) is said once per load. */

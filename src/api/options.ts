@@ -2,6 +2,7 @@
  * The options of loadModel() and of BitnetModel.embed(), in a file of their own: the OpenAI
  * wire format, the engine worker's protocol and the CLI read them without importing the model.
  */
+import type { Pooling } from '../model/config.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { LoadProgress, OutputType } from '../model/load.js'
@@ -93,15 +94,22 @@ export function checkModelOptions(opts: ModelOptions): void {
 }
 
 /** Options of `BitnetModel.embed`. */
+/** Options of {@link BitnetModel.embed}. */
 export interface EmbedOptions {
   /** Prepend BOS to a string input (default: the tokenizer's setting). */
   addBos?: boolean
-  /** 'mean' (default): the average hidden state; 'last': the last token's. */
-  pooling?: 'mean' | 'last'
-  /** Append the EOS token first (last-token pooled embedding models end every input with it). */
+  /** 'mean': the average hidden state; 'last': the last token's. Default: the model's pooling, else 'mean'. */
+  pooling?: Pooling
+  /** Append the EOS token (default: the tokenizer's `add_eos_token`; last-token pooled models end every input with it). */
   appendEos?: boolean
-  /** Scale the result to unit L2 norm (then a dot product is the cosine similarity). */
+  /** Scale the result to unit L2 norm (then a dot product is the cosine similarity). Default: true for embedding models. */
   normalize?: boolean
-  /** Text put before a string input (a query instruction). */
+  /** Text put before a string input. */
   prefix?: string
+  /**
+   * A query's task, one sentence: the input becomes `Instruct: {instruction}\nQuery: {text}`,
+   * the format the BitNet-embedding models (and the E5 / Qwen3-Embedding instruct models they
+   * follow) are trained with. Documents take none. Replaces `prefix`.
+   */
+  instruction?: string
 }

@@ -10,6 +10,7 @@
  * model's q/k rows permuted for NORM RoPE when they come in HF order); the embedding / output
  * matrix in `outputType`.
  */
+import { familyNorms } from '../model/config.js'
 import { InvalidArgumentError } from '../errors.js'
 import { decodeTernary, dequantizeRows, encodeTernary, FORMATS, quantizeRows, tensorByteSize, type FormatName } from '../formats/index.js'
 import { defaultTlTiling, TL_TILING_KEY } from '../formats/tl.js'
@@ -115,6 +116,8 @@ function planOutput(contents: ModelContents, ternary: FormatName, matrix: Format
   add('token_embd.weight', 'matrix')
   for (let l = 0; l < contents.config.nLayer; l++) {
     for (const n of LAYER_ORDER) add(`blk.${l}.${n}.weight`, TERNARY.includes(n) ? 'ternary' : 'norm')
+    // the embedding families' per-projection, head and post norms
+    for (const n of familyNorms(contents.config)) if (!LAYER_ORDER.includes(n.name)) add(`blk.${l}.${n.name}.weight`, 'norm')
   }
   add('output_norm.weight', 'norm')
   add('output.weight', 'matrix')

@@ -10,7 +10,7 @@
  *   'llama-bpe' for Llama 3 vocabularies;
  * - `<arch>.hidden_activation` is written whenever the activation is not the arch's default.
  */
-import { ModelFormatError } from '../errors.js'
+import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
 import { GgufType, type GgufMetadata, type GgufValue } from '../gguf/types.js'
 import { metaArr, metaBool, metaF32, metaStr, metaU32 } from '../gguf/writer.js'
 import { ARCH_FAMILIES, type ModelConfig } from '../model/config.js'
@@ -25,8 +25,15 @@ export type ConvertTarget = keyof typeof FILE_TYPES
 /** The output file's metadata (a new map; the source's is not modified). */
 export function convertMetadata(contents: ModelContents, to: ConvertTarget, extra: [string, GgufValue][]): GgufMetadata {
   const c = contents.config
-  const src = contents.gguf ? contents.gguf.metadata : hfMetadata(contents)
   const upstream = to === 'tq1_0' || to === 'tq2_0'
+  if (ARCH_FAMILIES[c.arch].projNorms && (upstream || !contents.gguf)) {
+    // upstream llama.cpp has no per-projection norms; a folder's pooling, EOS, window and
+    // Gemma tokenizer keys are what bitnet.cpp's own embedding converter writes
+    throw new UnsupportedFeatureError(`${contents.name}: converting a ${ARCH_FAMILIES[c.arch].family} model ` +
+      `${upstream ? `to ${to} (upstream llama.cpp has no per-projection norms)` : 'from a Hugging Face folder'} is not supported; ` +
+      'load the folder directly, or convert it with bitnet.cpp\'s utils/convert-bitnet-embedding-to-gguf.py')
+  }
+  const src = contents.gguf ? contents.gguf.metadata : hfMetadata(contents)
   const arch = outputArch(c.arch, upstream)
   const out: GgufMetadata = new Map()
   for (const [k, v] of src) {

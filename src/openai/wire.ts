@@ -26,6 +26,7 @@ export interface OpenAIModel {
   tokenize(text: string, opts?: { addBos?: boolean }): number[]
   applyChatTemplate(messages: readonly ChatMessage[]): string
   embed(text: string | readonly number[], opts?: EmbedOptions): Float32Array
+  embeddingIds(text: string | readonly number[], opts?: EmbedOptions): number[]
 }
 
 /** A parsed request: what to generate and how to answer. */
@@ -333,9 +334,9 @@ export interface EmbeddingResponse {
 export function embeddingResponse(model: OpenAIModel, r: EmbeddingRequest, modelId: string, opts: EmbedOptions): EmbeddingResponse {
   let tokens = 0
   const data = r.inputs.map((input, index) => {
-    const ids = typeof input === 'string' ? model.tokenize((opts.prefix ?? '') + input, opts) : input
-    tokens += ids.length + (opts.appendEos ? 1 : 0)
-    const v = model.embed(ids, { ...opts, prefix: undefined })
+    const ids = model.embeddingIds(input, opts)
+    tokens += ids.length
+    const v = model.embed(ids, { ...opts, appendEos: false })
     const embedding = r.base64 ? base64(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) : Array.from(v)
     return { object: 'embedding' as const, index, embedding }
   })

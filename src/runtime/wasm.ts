@@ -33,12 +33,14 @@ export interface Kernels {
   lut_build_i8(q: Ptr, kp: number, lut: Ptr): void
   matvec_tl_i8(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_tl_i8_ref(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
-  rmsnorm_quantize_f32_i8(x: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr): void
-  rmsnorm_quantize_rows_f32_i8(x: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr, lut: Ptr, rows: number, ith: number, nth: number): void
+  rmsnorm_quantize_f32_i8(x: Ptr, w0: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr): void
+  rmsnorm_quantize_rows_f32_i8(x: Ptr, w0: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr, lut: Ptr, rows: number, ith: number, nth: number): void
   rmsnorm_f32(x: Ptr, w: Ptr, y: Ptr, n: number, eps: number): void
   add_f32(y: Ptr, x: Ptr, n: number): void
   relu2_mul_f32(g: Ptr, u: Ptr, n: number): void
   silu_mul_f32(g: Ptr, u: Ptr, n: number): void
+  gelu_mul_f32(g: Ptr, u: Ptr, n: number): void
+  scale_f32(x: Ptr, n: number, s: number): void
   f16_to_f32(src: Ptr, dst: Ptr, n: number): void
   rope_neox_f32(x: Ptr, nHeads: number, headDim: number, nRot: number, cs: Ptr): void
   f32_to_f16(src: Ptr, dst: Ptr, n: number): void

@@ -41,10 +41,13 @@ export const roundHalfEven = (v: number): number => {
  * quantization"): RMSNorm (when w is given), then s = 127 / max(max|v|, 1e-5),
  * q = clamp(RNE(v·s), −128, 127). The kernels follow it exactly.
  */
-export function normQuantizeF64(x: Float32Array, eps: number, w?: Float32Array): { s: number; q: number[] } {
-  let inv = 1
-  if (w) inv = 1 / Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length + eps)
-  const v = Array.from(x, (xi, i) => xi * inv * (w ? w[i] : 1))
+export function normQuantizeF64(x0: Float32Array, eps: number, w?: Float32Array, w0?: Float32Array): { s: number; q: number[] } {
+  const invRms = (v: ArrayLike<number>) => 1 / Math.sqrt(Array.prototype.reduce.call(v, (a: number, e: number) => a + e * e, 0) as number / v.length + eps)
+  // With w0 (the BitNet-embedding models' per-projection norm): x is first normed with w0, in f64 too.
+  const inv0 = w0 ? invRms(x0) : 1
+  const x = w0 ? Array.from(x0, (xi, i) => xi * inv0 * w0[i]) : Array.from(x0)
+  const inv = w ? invRms(x) : 1
+  const v = x.map((xi, i) => xi * inv * (w ? w[i] : 1))
   const amax = v.reduce((m, e) => Math.max(m, Math.abs(e)), 0)
   const s = 127 / Math.max(amax, 1e-5)
   return { s, q: v.map((e) => Math.max(-128, Math.min(127, roundHalfEven(e * s)))) }
