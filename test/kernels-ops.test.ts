@@ -200,7 +200,7 @@ describe.each(VARIANTS)('rmsnorm_quantize_rows_f32_i8 (%s build)', async (varian
         const out = () => ({ q: b.alloc(rows * np), meta: b.alloc(rows * 8), lut: b.alloc(rows * np * 16) })
         const first = out()
         b.heap.fill(0x5a, first.q, first.q + rows * np) // the padding must be written
-        b.k.rmsnorm_quantize_rows_f32_i8(xp, wp, n, EPS, np, first.q, first.meta, first.lut, rows, 0, 1)
+        b.k.rmsnorm_quantize_rows_f32_i8(xp, 0, wp, n, EPS, np, first.q, first.meta, first.lut, rows, 0, 1)
         const dv = new DataView(b.heap.buffer)
         const lutOne = b.alloc(np * 16)
         for (let t = 0; t < rows; t++) {
@@ -222,13 +222,13 @@ describe.each(VARIANTS)('rmsnorm_quantize_rows_f32_i8 (%s build)', async (varian
         const want = bytes(first)
         for (const nth of [2, 3, rows + 3]) {
           const o = out()
-          runSplit(nth, nth + n, (ith, m) => b.k.rmsnorm_quantize_rows_f32_i8(xp, wp, n, EPS, np, o.q, o.meta, o.lut, rows, ith, m))
+          runSplit(nth, nth + n, (ith, m) => b.k.rmsnorm_quantize_rows_f32_i8(xp, 0, wp, n, EPS, np, o.q, o.meta, o.lut, rows, ith, m))
           expect(firstDiff(bytes(o), want), `nth ${nth}`).toBe(-1)
         }
         // lut = 0: no tables written, the same q and meta
         const noLut = out()
         b.heap.fill(0x77, noLut.lut, noLut.lut + rows * np * 16)
-        b.k.rmsnorm_quantize_rows_f32_i8(xp, wp, n, EPS, np, noLut.q, noLut.meta, 0, rows, 0, 1)
+        b.k.rmsnorm_quantize_rows_f32_i8(xp, 0, wp, n, EPS, np, noLut.q, noLut.meta, 0, rows, 0, 1)
         expect(firstDiff(bytes(noLut, false), bytes(first, false))).toBe(-1)
         expect(b.heap.subarray(noLut.lut, noLut.lut + rows * np * 16).every((v) => v === 0x77)).toBe(true)
       })

@@ -7,6 +7,7 @@
  */
 import { ResourceLimitError, WasmFeatureError } from '../errors.js'
 import { WASM_URL } from '../assets.js'
+import type { KernelVariant } from './kernel-variant.js'
 import { BASE_URL } from '../env.js'
 import { readUrlBytes } from '../io/url.js'
 import { relaxedSimd, simd, threads } from 'wasm-feature-detect'
@@ -72,15 +73,7 @@ export const HEAP_BASE = 1 << 16
 /** The module's declared maximum (asconfig.json maximumMemory), in 64 KiB pages. */
 export const MAX_PAGES = 65536
 
-/**
- * Build variants (asconfig.json targets), fastest first. All export the same ABI; they
- * differ in the instructions the kernels use and in whether their memory is shared:
- * - `relaxed`: SIMD128 + threads + relaxed SIMD (Node ≥ 22, Deno, Bun, Chrome/Edge ≥ 114, Firefox ≥ 146)
- * - `simd`: SIMD128 + threads (e.g. Safari, Node 20)
- * - `single`: SIMD128 on a non-shared memory, one thread: pages without cross-origin
- *   isolation, where SharedArrayBuffer (and so a memory shared with workers) is missing
- */
-export type KernelVariant = keyof typeof WASM_URL
+export type { KernelVariant }
 export const KERNEL_VARIANTS: readonly KernelVariant[] = ['relaxed', 'simd', 'single']
 
 /** Whether a variant imports a shared memory (and so can run on several threads). */
