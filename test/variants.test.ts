@@ -5,7 +5,7 @@ import { inspect, types } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { DownloadError, loadModel, ModelFormatError, NotFoundError, WasmFeatureError } from '../src/index.js'
 import { postError, revivedError } from '../src/engine-worker/protocol.js'
-import { availableVariants } from '../src/wasm.js'
+import { availableVariants } from '../src/runtime/wasm.js'
 import { loadGolden, TINY_GGUF } from './helpers/golden.js'
 
 const golden = loadGolden().prompts[0]
