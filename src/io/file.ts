@@ -1,5 +1,6 @@
 import { open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import process from 'node:process'
 import { InvalidArgumentError } from '../errors.js'
 import type { ModelFolder } from '../model/load-hf.js'
 import type { ByteSource } from './source.js'
