@@ -2,13 +2,11 @@
  * assets.ts for the browser bundles (scripts/build-js.mjs swaps it in): the same locations,
  * with the compute worker built for browsers (no `node:` imports for a bundler to trip on).
  */
-import type { KernelVariant } from './wasm.js'
-
-/** The kernel binary of each build. */
-export const WASM_URL: Record<KernelVariant, () => URL> = {
-  relaxed: () => new URL('../build/bitnet-relaxed.wasm', import.meta.url),
-  simd: () => new URL('../build/bitnet-simd.wasm', import.meta.url),
-  single: () => new URL('../build/bitnet-single.wasm', import.meta.url),
+/** The kernel binary of each build (runtime/wasm.ts: KernelVariant is this table's keys). */
+export const WASM_URL = {
+  relaxed: (): URL => new URL('../build/bitnet-relaxed.wasm', import.meta.url),
+  simd: (): URL => new URL('../build/bitnet-simd.wasm', import.meta.url),
+  single: (): URL => new URL('../build/bitnet-single.wasm', import.meta.url),
 }
 
 /** Node's `worker_threads` never runs a browser bundle. */

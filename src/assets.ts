@@ -8,13 +8,11 @@
  * dist/*.js; from src/ in tests, `../dist` is the same folder). Browser bundles get
  * assets.browser.ts instead (scripts/build-js.mjs), which names the browser worker scripts.
  */
-import type { KernelVariant } from './wasm.js'
-
-/** The kernel binary of each build. */
-export const WASM_URL: Record<KernelVariant, () => URL> = {
-  relaxed: () => new URL('../build/bitnet-relaxed.wasm', import.meta.url),
-  simd: () => new URL('../build/bitnet-simd.wasm', import.meta.url),
-  single: () => new URL('../build/bitnet-single.wasm', import.meta.url),
+/** The kernel binary of each build (runtime/wasm.ts: KernelVariant is this table's keys). */
+export const WASM_URL = {
+  relaxed: (): URL => new URL('../build/bitnet-relaxed.wasm', import.meta.url),
+  simd: (): URL => new URL('../build/bitnet-simd.wasm', import.meta.url),
+  single: (): URL => new URL('../build/bitnet-single.wasm', import.meta.url),
 }
 
 /** The compute worker script, for Node's `worker_threads`. */

@@ -8,14 +8,14 @@
  * UnsupportedFeatureError naming `loadModel`, which computes on worker_threads). The messages are in
  * engine-worker/protocol.ts.
  */
-import type { ModelOptions } from './bitnet-model.js'
-import type { ChatMessage } from './chat-template.js'
+import type { ModelOptions } from './api/options.js'
+import type { ChatMessage } from './tokenizer/chat-template.js'
 import { startEngineWorker } from './assets.js'
 import { BASE_URL, IS_NODE } from './env.js'
 import { UnsupportedFeatureError, WorkerError } from './errors.js'
-import { Generation, type GenerateOptions, type GenerationChunk, type GenerationRun } from './generation.js'
+import { Generation, type GenerateOptions, type GenerationChunk, type GenerationRun } from './generation/generation.js'
 import type { ModelConfig } from './model/config.js'
-import type { KernelVariant } from './wasm.js'
+import type { KernelVariant } from './runtime/wasm.js'
 import { revivedError, type ModelInfo, type Reply, type Request, type Results, type WorkerModelSource } from './engine-worker/protocol.js'
 
 export type { WorkerModelSource } from './engine-worker/protocol.js'

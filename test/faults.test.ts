@@ -9,9 +9,9 @@ import { describe, expect, it } from 'vitest'
 import { BitnetError, DisposedError, loadModel, ResourceLimitError, WorkerError } from '../src/index.js'
 import { writeGguf } from '../src/gguf/writer.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
-import { ThreadPool, type PoolOptions } from '../src/thread-pool.js'
-import { CTL_BYTES, CTL_CLAIM, CTL_EXIT, CTL_GEN, MAX_CHUNKS, type Job } from '../src/threads/protocol.js'
-import { compileKernels, createMemory, growMemory, HEAP_BASE, instantiateKernels } from '../src/wasm.js'
+import { ThreadPool, type PoolOptions } from '../src/runtime/thread-pool.js'
+import { CTL_BYTES, CTL_CLAIM, CTL_EXIT, CTL_GEN, MAX_CHUNKS, type Job } from '../src/runtime/protocol.js'
+import { compileKernels, createMemory, growMemory, HEAP_BASE, instantiateKernels } from '../src/runtime/wasm.js'
 
 const SHAPE: SyntheticShape = { nEmbd: 64, nFf: 128, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 270, contextLength: 64 }
 const MODEL = writeGguf(syntheticGguf(SHAPE))

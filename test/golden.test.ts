@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel, type BitnetModel } from '../src/index.js'
 import { compareTop20, greedyComparable, loadGolden, promptAddsBos, TINY_GGUF } from './helpers/golden.js'
 import { VARIANTS } from './helpers/kernels.js'
-import { isSharedVariant } from '../src/wasm.js'
+import { isSharedVariant } from '../src/runtime/wasm.js'
 
 const golden = loadGolden()
 

@@ -7,7 +7,7 @@ import { loadModel } from '../src/index.js'
 import { InvalidArgumentError } from '../src/errors.js'
 import { MAX_BATCH } from '../src/model/transformer.js'
 import { TINY_GGUF } from './helpers/golden.js'
-import type { BitnetModel } from '../src/bitnet-model.js'
+import type { BitnetModel } from '../src/api/bitnet-model.js'
 
 // q8: the byte-per-weight output copy, whose batch product is one pass for all rows
 describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV caches and batches (%s kernel, %s output, 2 threads)', async (kernel, outputType) => {

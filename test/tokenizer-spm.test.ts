@@ -16,7 +16,7 @@ import { ModelFormatError } from '../src/errors.js'
 import { parseGguf } from '../src/gguf/reader.js'
 import { GgufType, type GgufMetadata } from '../src/gguf/types.js'
 import { metaArr, metaBool, metaStr, metaU32, writeGguf } from '../src/gguf/writer.js'
-import { type BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer.js'
+import { type BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer/tokenizer.js'
 
 const ref = llamaTokenizer
 

@@ -9,7 +9,7 @@ import { ModelFormatError, UnsupportedFeatureError } from '../src/errors.js'
 import { readGguf } from '../src/gguf/reader.js'
 import { GgufType, type GgufMetadata } from '../src/gguf/types.js'
 import { fileSource } from '../src/io/file.js'
-import { BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer.js'
+import { BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer/tokenizer.js'
 
 const DIR = new URL('./fixtures/tiny-dev/', import.meta.url)
 const readJson = (name: string) => JSON.parse(readFileSync(new URL(name, DIR), 'utf8'))

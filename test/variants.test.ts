@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { loadModel, ModelFormatError, WasmFeatureError } from '../src/index.js'
 import { postError, revivedError } from '../src/engine-worker/protocol.js'
-import { availableVariants } from '../src/wasm.js'
+import { availableVariants } from '../src/runtime/wasm.js'
 import { loadGolden, TINY_GGUF } from './helpers/golden.js'
 
 const golden = loadGolden().prompts[0]

@@ -4,9 +4,9 @@
  * streamed the matrix), at an L2-resident size (the matrix is re-read hot) and a DRAM-resident one
  * (larger than L3), on 1 thread and on N (ggml test-quantize-perf style).
  */
-import { ThreadPool } from '../thread-pool.js'
-import { CTL_BYTES, type Job } from '../threads/protocol.js'
-import { availableVariants, compileKernels, isSharedVariant, createMemory, instantiateKernels, type KernelVariant } from '../wasm.js'
+import { ThreadPool } from '../runtime/thread-pool.js'
+import { CTL_BYTES, type Job } from '../runtime/protocol.js'
+import { availableVariants, compileKernels, isSharedVariant, createMemory, instantiateKernels, type KernelVariant } from '../runtime/wasm.js'
 import { Arena } from '../model/arena.js'
 import { MAX_BATCH } from '../model/transformer.js'
 

@@ -4,10 +4,10 @@
  * stderr with --json).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import type { BitnetModel } from '../bitnet-model.js'
+import type { BitnetModel } from '../api/bitnet-model.js'
 import { BitnetError, InvalidArgumentError } from '../errors.js'
-import { loadModel } from '../load-model.js'
-import type { KernelVariant } from '../wasm.js'
+import { loadModel } from '../api/load-model.js'
+import type { KernelVariant } from '../runtime/wasm.js'
 import { KV_TYPES } from '../model/transformer.js'
 import { DEFAULT_MODEL } from '../io/hub.js'
 import { progressHandler, ProgressBar } from './progress.js'

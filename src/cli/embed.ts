@@ -1,5 +1,5 @@
 /** `bitnet embed`: one embedding vector per text (BitnetModel.embed). */
-import type { EmbedOptions } from '../bitnet-model.js'
+import type { EmbedOptions } from '../api/options.js'
 import { InvalidArgumentError } from '../errors.js'
 import { MODEL_OPTIONS, oneOf, openModel, parse, printJson } from './common.js'
 

@@ -1,8 +1,8 @@
 /** `bitnet info MODEL`: architecture, shapes, tensor types and sizes, tokenizer, template. */
-import { resolveChatTemplate, isPlaceholderTemplate } from '../chat-template.js'
+import { resolveChatTemplate, isPlaceholderTemplate } from '../tokenizer/chat-template.js'
 import { InvalidArgumentError } from '../errors.js'
 import { metaNumberOpt, metaStringOpt } from '../gguf/reader.js'
-import { openModelContents } from '../load-model.js'
+import { openModelContents } from '../api/load-model.js'
 import { parse, printJson } from './common.js'
 import { formatBytes } from './progress.js'
 import { kvBytesPerToken } from '../model/transformer.js'

@@ -15,7 +15,7 @@ import { GgufType, type GgufMetadata, type GgufValue } from '../gguf/types.js'
 import { metaArr, metaBool, metaF32, metaStr, metaU32 } from '../gguf/writer.js'
 import { ARCH_FAMILIES, type ModelConfig } from '../model/config.js'
 import type { ModelContents } from '../model/contents.js'
-import { spmMetadataFromHf } from '../tokenizer.js'
+import { spmMetadataFromHf } from '../tokenizer/tokenizer.js'
 
 /** llama.h `llama_ftype` per target (bitnet.cpp's fork for TL1/TL2/I2_S). */
 export const FILE_TYPES = { f32: 0, f16: 1, bf16: 32, tq1_0: 36, tq2_0: 37, tl1: 38, tl2: 39, i2s: 40 } as const
@@ -57,22 +57,11 @@ function hfMetadata(contents: ModelContents): GgufMetadata {
   const hf = contents.hf
   if (!hf) throw new ModelFormatError('model has neither GGUF metadata nor Hugging Face files', { file: contents.name })
   const c: ModelConfig = contents.config
-  const a = (k: string) => `${c.arch}.${k}`
   const m: GgufMetadata = new Map()
   m.set('general.architecture', metaStr(c.arch))
   m.set('general.name', metaStr(String(hf.config._name_or_path ?? contents.name.split(/[\\/]/).filter(Boolean).pop() ?? 'model')))
-  m.set(a('vocab_size'), metaU32(c.vocabSize))
-  m.set(a('context_length'), metaU32(c.contextLength))
-  m.set(a('embedding_length'), metaU32(c.nEmbd))
-  m.set(a('block_count'), metaU32(c.nLayer))
-  m.set(a('feed_forward_length'), metaU32(c.nFf))
-  m.set(a('rope.dimension_count'), metaU32(c.nRot))
-  m.set(a('attention.head_count'), metaU32(c.nHead))
-  m.set(a('attention.head_count_kv'), metaU32(c.nHeadKv))
-  if (c.headDim !== c.nEmbd / c.nHead) m.set(a('attention.key_length'), metaU32(c.headDim))
+  for (const [k, v] of configMetadata(c)) m.set(k, v)
   m.set('tokenizer.ggml.add_bos_token', metaBool(contents.tokenizer.addBos))
-  m.set(a('attention.layer_norm_rms_epsilon'), metaF32(c.normEps))
-  m.set(a('rope.freq_base'), metaF32(c.ropeTheta))
   m.set('general.file_type', metaU32(0))
   for (const [k, v] of tokenizerMetadata(hf.tokenizer, hf.tokenizerConfig, contents.name)) m.set(k, v)
   const template = hf.tokenizerConfig.chat_template
@@ -118,4 +107,27 @@ function tokenizerMetadata(tok: Record<string, any>, cfg: Record<string, any>, f
   if (bos !== undefined && bos >= 0) out.push(['tokenizer.ggml.bos_token_id', metaU32(bos)])
   if (eos !== undefined && eos >= 0) out.push(['tokenizer.ggml.eos_token_id', metaU32(eos)])
   return out
+}
+
+/**
+ * The GGUF hyperparameter keys of `c` (`<arch>.*`, what configFromGguf reads back), for the
+ * writers of new files (convert) and of changed ones (model/pad.ts). `attention.key_length`
+ * only when the head width is not n_embd / n_head.
+ */
+export function configMetadata(c: ModelConfig): GgufMetadata {
+  const a = (k: string) => `${c.arch}.${k}`
+  const m: GgufMetadata = new Map([
+    [a('vocab_size'), metaU32(c.vocabSize)],
+    [a('context_length'), metaU32(c.contextLength)],
+    [a('embedding_length'), metaU32(c.nEmbd)],
+    [a('block_count'), metaU32(c.nLayer)],
+    [a('feed_forward_length'), metaU32(c.nFf)],
+    [a('rope.dimension_count'), metaU32(c.nRot)],
+    [a('attention.head_count'), metaU32(c.nHead)],
+    [a('attention.head_count_kv'), metaU32(c.nHeadKv)],
+    [a('attention.layer_norm_rms_epsilon'), metaF32(c.normEps)],
+    [a('rope.freq_base'), metaF32(c.ropeTheta)],
+  ])
+  if (c.headDim !== c.nEmbd / c.nHead) m.set(a('attention.key_length'), metaU32(c.headDim))
+  return m
 }

@@ -10,13 +10,13 @@
  * cannot cross threads: they stay with the caller, which turns an abort into an `abort`
  * request naming the generation's id.
  */
-import type { ModelOptions } from '../bitnet-model.js'
-import type { ChatMessage } from '../chat-template.js'
+import type { ModelOptions } from '../api/options.js'
+import type { ChatMessage } from '../tokenizer/chat-template.js'
 import * as errors from '../errors.js'
-import type { GenerateOptions, GenerationChunk, GenerationResult } from '../generation.js'
+import type { GenerateOptions, GenerationChunk, GenerationResult } from '../generation/generation.js'
 import type { ModelConfig } from '../model/config.js'
 import type { LoadProgress } from '../model/load.js'
-import type { KernelVariant } from '../wasm.js'
+import type { KernelVariant } from '../runtime/wasm.js'
 
 /**
  * Model sources that can be posted to a Worker: bytes, a Blob/File, or a string as

@@ -9,7 +9,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'nod
 import { homedir } from 'node:os'
 import { dirname, join, sep } from 'node:path'
 import { readEnv } from '../env.js'
-import { parseMeta, type EntryMeta, type Store } from './cache.js'
+import { parseMeta, type EntryMeta, type Store } from './store.js'
 import { sleep, type Sink } from './download.js'
 import { fileSource } from './file.js'
 import type { ByteSource } from './source.js'

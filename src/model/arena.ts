@@ -3,7 +3,7 @@
  * activation buffers) is planned before the memory is created, so the memory is sized
  * once and never grows (growing a shared memory invalidates every thread's views).
  */
-import { HEAP_BASE } from '../wasm.js'
+import { HEAP_BASE } from '../runtime/wasm.js'
 
 export class Arena {
   /** Next free byte offset. */

@@ -10,7 +10,7 @@
  * machine can pick wrong, so it runs only where the ranking is really unknown. Both give
  * bit-identical outputs, so the choice changes speed only.
  */
-import { createMemory, instantiateKernels, type KernelVariant, type WasmModule } from '../wasm.js'
+import { createMemory, instantiateKernels, type KernelVariant, type WasmModule } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
 import { tlShape } from './repack-tl.js'
 import { x4Shape } from './repack.js'

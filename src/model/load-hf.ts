@@ -14,7 +14,7 @@ import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
 import { dequantizeRows, tensorByteSize, type FormatName } from '../formats/index.js'
 import type { ByteSource } from '../io/source.js'
 import { readSafetensors, type SafetensorsTensor } from '../safetensors/reader.js'
-import { tokenizerFromHf } from '../tokenizer.js'
+import { tokenizerFromHf } from '../tokenizer/tokenizer.js'
 import { configFromHf } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
 

@@ -11,7 +11,7 @@ import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows } from '../formats
 import { isTernaryValued, ternarize } from '../formats/ternarize.js'
 import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
-import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmMemory, type WasmModule, type WasmSource } from '../wasm.js'
+import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmMemory, type WasmModule, type WasmSource } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
 import { ARCH_FAMILIES, type ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'

@@ -5,13 +5,10 @@
  * to hold the engine against the reference forward pass.
  */
 import { f32ToF16 } from '../formats/float.js'
-import { encodeI2s } from '../formats/i2s.js'
-import { FORMATS, type FormatName } from '../formats/index.js'
-import { encodeTq1_0 } from '../formats/tq1_0.js'
-import { encodeTq2_0 } from '../formats/tq2_0.js'
+import { encodeTernary, FORMATS, type FormatName } from '../formats/index.js'
 import { metaArr, metaBool, metaF32, metaStr, metaU32, type GgufWriteInput, type GgufWriteTensor } from '../gguf/writer.js'
 import { GgufType, type GgufMetadata } from '../gguf/types.js'
-import { BYTE_SYMBOLS } from '../tokenizer.js'
+import { BYTE_SYMBOLS } from '../tokenizer/tokenizer.js'
 import { ARCH_FAMILIES, type Activation } from './config.js'
 import { permuteQkRows } from './qk-permute.js'
 
@@ -91,8 +88,7 @@ export function syntheticGguf(shape: SyntheticShape, opts: SyntheticOptions = {}
     for (let i = 0; i < codes.length; i++) codes[i] = Math.floor(rand() * 3) - 1
     if (heads && family.rope === 'norm') permuteQkRows(codes, heads, cols)
     const gamma = 0.5 + rand()
-    const encode = format === 'I2_S' ? encodeI2s : format === 'TQ2_0' ? encodeTq2_0 : encodeTq1_0
-    tensors.push({ name, dims: [cols, rows], typeId: FORMATS[format].typeId, data: encode(codes, rows, cols, gamma) })
+    tensors.push({ name, dims: [cols, rows], typeId: FORMATS[format].typeId, data: encodeTernary(format, codes, rows, cols, gamma) })
   }
 
   floats('token_embd.weight', [s.nEmbd, s.vocab], () => normal() * 0.5, opts.embedding ?? 'F16')

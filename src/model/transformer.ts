@@ -5,11 +5,11 @@
  * wasm kernels; this file only sequences them over pointers into the shared memory.
  */
 import { ContextFullError, InvalidArgumentError } from '../errors.js'
-import { ThreadPool, type PoolOptions } from '../thread-pool.js'
-import { CTL_BYTES, MAX_JOBS, type Job } from '../threads/protocol.js'
-import { growMemory, type Kernels, type WasmMemory, type WasmModule } from '../wasm.js'
+import { ThreadPool, type PoolOptions } from '../runtime/thread-pool.js'
+import { CTL_BYTES, MAX_JOBS, type Job } from '../runtime/protocol.js'
+import { growMemory, type Kernels, type WasmMemory, type WasmModule } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
-import { assertFiniteLogits, locateNonFinite } from './numerics.js'
+import { assertFiniteLogits, firstNonFinite } from './numerics.js'
 import type { ModelConfig } from './config.js'
 import type { LoadedModel, ModelWeights, TernaryWeight } from './load.js'
 import type { TernaryKernel } from './kernel-select.js'
@@ -58,7 +58,7 @@ interface RunState {
   oq: number // i8 [B][n_embd padded to 128]  output-norm vectors quantized per 128-block (Q8B, Q4B)
   oqScales: number // f32 [B][n_embd padded / 128]
   oqSums: number // i32 [B][n_embd padded / 32]     8·Σ per 32-block (the weights' offsets)
-  ctl: number // thread-pool control block (threads/protocol.ts)
+  ctl: number // thread-pool control block (runtime/protocol.ts)
 }
 
 /**
@@ -277,6 +277,25 @@ export class Transformer {
   }
 
   /**
+   * Re-runs the step of `token` at `pos` of `kv` (rewriting the same KV rows with the same values) with a
+   * check of the residual stream after every layer; returns the first layer where it holds a NaN
+   * or ±Inf, or undefined if all layers stay finite.
+   */
+  locateNonFinite(token: number, pos: number, kv: KvCache = this.kv): number | undefined {
+    let found: number | undefined
+    const n = this.config.nEmbd
+    this.onLayer = (layer, x) => {
+      if (found === undefined && firstNonFinite(new Float32Array(this.memory.buffer, x, n)) >= 0) found = layer
+    }
+    try {
+      this.forward(token, pos, false, kv)
+    } finally {
+      this.onLayer = undefined
+    }
+    return found
+  }
+
+  /**
    * Evaluates `tokens` at positions pos0, pos0+1, … of `kv`, MAX_BATCH tokens per weight
    * pass. Returns the logits of every token (`'all'`, copies) or of the last one
    * (`'last'`, a view valid until the next call), or none.
@@ -389,7 +408,7 @@ export class Transformer {
     const logits: (Float32Array | undefined)[] = rows.map(() => undefined)
     slotRow.forEach((t, i) => {
       const l = logits[t] = heap.subarray(row(s.logits, i, c.vocabSize) / f32, row(s.logits, i, c.vocabSize) / f32 + c.vocabSize)
-      assertFiniteLogits(l, rows[t].pos, () => locateNonFinite(this, rows[t].token, rows[t].pos, rows[t].kv ?? this.kv))
+      assertFiniteLogits(l, rows[t].pos, () => this.locateNonFinite(rows[t].token, rows[t].pos, rows[t].kv ?? this.kv))
     })
     return logits
   }

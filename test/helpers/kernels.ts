@@ -1,5 +1,5 @@
 // A kernel instance on a fresh memory, with a bump allocator, for kernel-level tests.
-import { availableVariants, compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../../src/wasm.js'
+import { availableVariants, compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../../src/runtime/wasm.js'
 import { Arena } from '../../src/model/arena.js'
 
 export interface KernelBench {

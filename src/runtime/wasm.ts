@@ -5,10 +5,10 @@
  * This file sits directly under src/ on purpose: `../build/…` resolves to the package's
  * build/ folder both from src/ (tests) and from dist/ (the published bundle).
  */
-import { ResourceLimitError, WasmFeatureError } from './errors.js'
-import { WASM_URL } from './assets.js'
-import { BASE_URL } from './env.js'
-import { readUrlBytes } from './io/url.js'
+import { ResourceLimitError, WasmFeatureError } from '../errors.js'
+import { WASM_URL } from '../assets.js'
+import { BASE_URL } from '../env.js'
+import { readUrlBytes } from '../io/url.js'
 import { relaxedSimd, simd, threads } from 'wasm-feature-detect'
 
 type Ptr = number
@@ -78,7 +78,7 @@ export const MAX_PAGES = 65536
  * - `single`: SIMD128 on a non-shared memory, one thread: pages without cross-origin
  *   isolation, where SharedArrayBuffer (and so a memory shared with workers) is missing
  */
-export type KernelVariant = 'relaxed' | 'simd' | 'single'
+export type KernelVariant = keyof typeof WASM_URL
 export const KERNEL_VARIANTS: readonly KernelVariant[] = ['relaxed', 'simd', 'single']
 
 /** Whether a variant imports a shared memory (and so can run on several threads). */

@@ -4,103 +4,22 @@
  * The public model object: tokenizer + chat template + transformer + sampler, with the
  * generation loop, logits and perplexity on top.
  */
-import { applyChatTemplate, resolveChatTemplate, type ChatMessage } from './chat-template.js'
-import { ContextFullError, InvalidArgumentError } from './errors.js'
-import type { GenerateOptions, Generation } from './generation.js'
-import type { ModelConfig } from './model/config.js'
-import type { ModelContents } from './model/contents.js'
-import { loadWeights, type LoadProgress, type OutputType } from './model/load.js'
-import type { TernaryKernel } from './model/kernel-select.js'
-import { KV_TYPES, MAX_BATCH, stateBytes, Transformer, type KvType } from './model/transformer.js'
-import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from './openai-facade.js'
-import { Session, type SessionOptions } from './session.js'
-import { StepScheduler } from './session-scheduler.js'
-import type { BitnetTokenizer } from './tokenizer.js'
-import { BASE_URL, defaultThreads } from './env.js'
-import type { KernelVariant, WasmSource } from './wasm.js'
-import type { Logger } from './logger.js'
-import { usableThreads } from './thread-pool.js'
-
-/** Default cap of the KV cache when the caller gives no `contextSize` (2B4T's own is 4096). */
-export const DEFAULT_MAX_CONTEXT = 4096
-
-export interface ModelOptions {
-  /** KV cache size in tokens. Default: the model's context length, capped at 4096. */
-  contextSize?: number
-  /**
-   * Compute threads, this one included; a number pins the count. Default: the cores this
-   * process may use (in a browser, one fewer, left to the page), and the count adapts at
-   * run time: when another process or tab keeps cores busy and fewer threads measure
-   * faster, fewer take part until the load goes (told once through `logger.info`).
-   */
-  threads?: number
-  /** Kernel build; default: the fastest this runtime runs ('relaxed', else 'simd'). */
-  variant?: KernelVariant
-  /**
-   * Output projection storage: 'q8' (8-bit copy, half the bytes of F16; perplexity cost
-   * on tiny-dev −0.01 %), 'q4' (4-bit copy, 0.6× the bytes of q8; perplexity +1.7 % on
-   * tiny-dev, over the 0.5 % budget, so never chosen by 'auto'), 'f16' (exact, as in the
-   * file) or 'auto' (default: q8 for matrices of ≥ 64 Mi weights such as 2B4T's, f16 below).
-   */
-  outputType?: OutputType
-  /**
-   * Storage of the KV cache: 'f32' (default, as computed) or 'f16' (half the memory, 2B4T:
-   * 75 KiB per token instead of 150; on tiny-dev perplexity −0.007 %, but up to 8 % of the
-   * golden top-20 logits move by more than 0.05, max 0.09: test/golden.test.ts).
-   */
-  kvType?: KvType
-  /** Ternary kernel: 'i2s' (multiply-add), 'tl' (lookup table) or 'auto' (default: the faster here). */
-  kernel?: TernaryKernel | 'auto'
-  /** Chat template override (Jinja). Default: the model's (with the 2B4T placeholder fixed). */
-  chatTemplate?: string
-  /** Structured progress while loading. */
-  onProgress?: (p: LoadProgress) => void
-  /** Cancels the load. */
-  signal?: AbortSignal
-  /**
-   * Where the kernel binaries come from, for unusual hosting: a folder URL holding
-   * `bitnet-{relaxed,simd,single}.wasm`, or one build's bytes (with `variant`).
-   * Default: the package's own build/ folder, found relative to the module.
-   */
-  wasm?: WasmSource
-  /**
-   * Where the worker scripts are, for bundlers that do not follow `new URL(…, import.meta.url)`
-   * (esbuild) and apps that host the package's files themselves; with `wasm` this gives every
-   * asset location. Strings resolve against the page in a browser.
-   * - `computeWorker`: the package's `dist/bitnet-worker.browser.js` (browsers) or
-   *   `dist/bitnet-worker.js` (Node, Deno, Bun)
-   * - `engineWorker`: `dist/engine-worker.js` (`bitnet-wasm/worker` only)
-   *
-   * @example
-   * ```ts
-   * await loadModel(url, { wasm: '/static/bitnet/', assets: { computeWorker: '/static/bitnet/bitnet-worker.browser.js' } })
-   * ```
-   */
-  assets?: ModelAssets
-  /**
-   * Where to log KV-cache reuse, context shifts, … (`console` works); silent by default,
-   * except the single-thread fallback in a page that is not cross-origin isolated, which
-   * is said once through `console.warn` when no logger is given.
-   */
-  logger?: Logger
-}
-
-/**
- * Rejects invalid {@link ModelOptions} before any file is read.
- * @example checkModelOptions({ contextSize: 0 }) // throws InvalidArgumentError
- */
-/** Locations of the worker scripts (see {@link ModelOptions.assets}). */
-export interface ModelAssets { computeWorker?: string | URL; engineWorker?: string | URL }
-
-export function checkModelOptions(opts: ModelOptions): void {
-  const ctx = opts.contextSize
-  if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
-    throw new InvalidArgumentError(`contextSize must be a positive integer, got ${ctx}`)
-  }
-  if (opts.kvType !== undefined && !KV_TYPES.includes(opts.kvType)) {
-    throw new InvalidArgumentError(`kvType must be one of ${KV_TYPES.join(', ')}, got ${opts.kvType}`)
-  }
-}
+import { applyChatTemplate, resolveChatTemplate, type ChatMessage } from '../tokenizer/chat-template.js'
+import { ContextFullError, InvalidArgumentError } from '../errors.js'
+import type { GenerateOptions, Generation } from '../generation/generation.js'
+import type { ModelConfig } from '../model/config.js'
+import type { ModelContents } from '../model/contents.js'
+import { loadWeights } from '../model/load.js'
+import { MAX_BATCH, stateBytes, Transformer } from '../model/transformer.js'
+import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from '../openai/client.js'
+import { Session, type SessionOptions } from '../generation/session.js'
+import { StepScheduler } from '../generation/scheduler.js'
+import type { BitnetTokenizer } from '../tokenizer/tokenizer.js'
+import { BASE_URL, defaultThreads } from '../env.js'
+import type { KernelVariant } from '../runtime/wasm.js'
+import type { Logger } from '../logger.js'
+import { usableThreads } from '../runtime/thread-pool.js'
+import { checkModelOptions, DEFAULT_MAX_CONTEXT, type EmbedOptions, type ModelOptions } from './options.js'
 
 function assetUrl(u: string | URL | undefined, name: string): URL | undefined {
   if (u === undefined) return undefined
@@ -331,20 +250,6 @@ export class BitnetModel {
   embedBatch(texts: readonly (string | readonly number[])[], opts: EmbedOptions = {}): Float32Array[] {
     return texts.map((t) => this.embed(t, opts))
   }
-}
-
-/** Options of {@link BitnetModel.embed}. */
-export interface EmbedOptions {
-  /** Prepend BOS to a string input (default: the tokenizer's setting). */
-  addBos?: boolean
-  /** 'mean' (default): the average hidden state; 'last': the last token's. */
-  pooling?: 'mean' | 'last'
-  /** Append the EOS token first (last-token pooled embedding models end every input with it). */
-  appendEos?: boolean
-  /** Scale the result to unit L2 norm (then a dot product is the cosine similarity). */
-  normalize?: boolean
-  /** Text put before a string input (a query instruction). */
-  prefix?: string
 }
 
 /** A config value inferred from indirect clues (the FFN activation) is said once per load. */

@@ -35,7 +35,7 @@
  * leader rewrites them only after DONE = TOTAL. (Counting up against TOTAL would not do: a
  * late worker could read the next round's larger TOTAL and claim a chunk past the end.)
  */
-import type { Kernels, WasmMemory, WasmModule } from '../wasm.js'
+import type { Kernels, WasmMemory, WasmModule } from './wasm.js'
 
 export const CTL_GEN = 0
 export const CTL_NJOBS = 1

@@ -8,8 +8,8 @@
  * const { text, usage } = await model.generate('Hello', { maxTokens: 8 })
  * ```
  */
-import { AbortError } from './errors.js'
-import type { ResponseFormat } from './grammar/response-format.js'
+import { AbortError } from '../errors.js'
+import type { ResponseFormat } from '../grammar/response-format.js'
 import type { SamplerOptions, TokenLogprob } from './sampler.js'
 
 /** Per-request options of `generate()` / `chat()` (load options are separate: `ModelOptions`). */

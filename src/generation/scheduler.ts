@@ -13,7 +13,7 @@
  * consumer ran in the microtasks before), so decode steps batch, and the event loop serves
  * sockets and timers (a disconnecting client, an abort) between passes.
  */
-import type { BatchRow } from './model/transformer.js'
+import type { BatchRow } from '../model/transformer.js'
 
 type Item =
   | { kind: 'step'; run: () => unknown; done: (v: unknown) => void; fail: (e: unknown) => void }

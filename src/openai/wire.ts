@@ -4,15 +4,29 @@
  * and shapes follow the OpenAI API reference (llama-server's extras `top_k`, `min_p`,
  * `repeat_penalty`, `typical_p` are accepted too).
  */
-import type { BitnetModel, EmbedOptions } from '../bitnet-model.js'
-import type { ChatMessage } from '../chat-template.js'
+import type { EmbedOptions } from '../api/options.js'
+import type { ModelConfig } from '../model/config.js'
+import type { ChatMessage } from '../tokenizer/chat-template.js'
 import { InvalidArgumentError } from '../errors.js'
-import type { GenerateOptions, Generation, GenerationChunk, GenerationResult } from '../generation.js'
+import type { GenerateOptions, Generation, GenerationChunk, GenerationResult } from '../generation/generation.js'
 import type { JsonSchema } from '../grammar/json-schema.js'
 import { createResponseConstraint, type ResponseFormat } from '../grammar/response-format.js'
-import type { BitnetTokenizer } from '../tokenizer.js'
+import type { BitnetTokenizer } from '../tokenizer/tokenizer.js'
 
 export type Kind = 'chat' | 'text'
+
+/**
+ * What the wire format uses of a model. BitnetModel has it; declaring it here keeps the
+ * OpenAI layer from importing the model (which imports this layer for `model.openai()`).
+ */
+export interface OpenAIModel {
+  readonly config: Pick<ModelConfig, 'vocabSize' | 'nEmbd'>
+  readonly contextSize: number
+  readonly tokenizer: BitnetTokenizer
+  tokenize(text: string, opts?: { addBos?: boolean }): number[]
+  applyChatTemplate(messages: readonly ChatMessage[]): string
+  embed(text: string | readonly number[], opts?: EmbedOptions): Float32Array
+}
 
 /** A parsed request: what to generate and how to answer. */
 export interface CompletionRequest {
@@ -237,7 +251,7 @@ export function finishReason(r: GenerationResult): string {
  * 400 naming the field (max_tokens, prompt, messages, response_format), not a clamp or an
  * engine error.
  */
-export function preparePrompt(model: BitnetModel, r: CompletionRequest): { tokens: number[]; maxTokens: number } {
+export function preparePrompt(model: OpenAIModel, r: CompletionRequest): { tokens: number[]; maxTokens: number } {
   if (r.maxTokens !== undefined && r.maxTokens >= model.contextSize) {
     bad('max_tokens', `max_tokens ${r.maxTokens} is larger than the context (${model.contextSize} tokens)`)
   }
@@ -316,7 +330,7 @@ export interface EmbeddingResponse {
 }
 
 /** The embeddings response: one vector per input, in order, and the tokens read. */
-export function embeddingResponse(model: BitnetModel, r: EmbeddingRequest, modelId: string, opts: EmbedOptions): EmbeddingResponse {
+export function embeddingResponse(model: OpenAIModel, r: EmbeddingRequest, modelId: string, opts: EmbedOptions): EmbeddingResponse {
   let tokens = 0
   const data = r.inputs.map((input, index) => {
     const ids = typeof input === 'string' ? model.tokenize((opts.prefix ?? '') + input, opts) : input

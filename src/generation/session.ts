@@ -10,16 +10,16 @@
  *   u32 magic 'BNSS' · u32 version 1 · u32 n_layer · u32 vocab · u32 n_tokens ·
  *   i32[n_tokens] token ids · u32 kv_len · u8[kv_len] KvCache.save(n_tokens)
  */
-import type { ChatMessage } from './chat-template.js'
-import { AbortError, BusyError, ContextFullError, InvalidArgumentError, ModelFormatError } from './errors.js'
+import type { ChatMessage } from '../tokenizer/chat-template.js'
+import { AbortError, BusyError, ContextFullError, InvalidArgumentError, ModelFormatError } from '../errors.js'
 import { Generation, type GenerateOptions, type GenerationChunk, type GenerationResult, type GenerationRun } from './generation.js'
-import type { Logger } from './logger.js'
-import type { KvCache, Transformer } from './model/transformer.js'
-import { createResponseConstraint } from './grammar/response-format.js'
+import type { Logger } from '../logger.js'
+import type { KvCache, Transformer } from '../model/transformer.js'
+import { createResponseConstraint } from '../grammar/response-format.js'
 import { Sampler, type SampledToken } from './sampler.js'
-import type { StepScheduler } from './session-scheduler.js'
+import type { StepScheduler } from './scheduler.js'
 import { StopStrings } from './stop-strings.js'
-import type { BitnetTokenizer } from './tokenizer.js'
+import type { BitnetTokenizer } from '../tokenizer/tokenizer.js'
 
 /**
  * Prompt tokens evaluated per scheduler step (prefill runs them MAX_BATCH at a time): a long

@@ -5,7 +5,7 @@
  * Byte-level BPE encoding is done by `@huggingface/tokenizers`. It is built either from a Hugging
  * Face `tokenizer.json` ({@link tokenizerFromHf}) or from the `tokenizer.ggml.*` keys of a GGUF file
  * ({@link tokenizerFromGguf}), which we turn into an equivalent tokenizer.json object. SentencePiece
- * (GGUF `tokenizer.ggml.model = "llama"`) is ours, in ./tokenizer-spm.ts. Decoding is ours for
+ * (GGUF `tokenizer.ggml.model = "llama"`) is ours, in ./spm.ts. Decoding is ours for
  * both: every token maps to its raw bytes (GPT-2 byte-level alphabet, or SentencePiece '▁' and
  * `<0xXX>` byte tokens), so a streaming decoder can hold back incomplete UTF-8 sequences instead of
  * printing U+FFFD halfway through an emoji.
@@ -22,11 +22,12 @@
  * Llama 3 split is implied) and does not mark `<|eot_id|>` as end-of-generation.
  */
 import { Tokenizer } from '@huggingface/tokenizers'
-import { InvalidArgumentError, ModelFormatError, UnsupportedFeatureError } from './errors.js'
-import { metaArrayOpt, metaBoolOpt, metaNumberOpt, metaStringOpt } from './gguf/reader.js'
-import { GgufType, type GgufMetadata } from './gguf/types.js'
-import { metaArr, metaBool, metaStr, metaU32 } from './gguf/writer.js'
-import { SpmTokenizer } from './tokenizer-spm.js'
+import { InvalidArgumentError, ModelFormatError, UnsupportedFeatureError } from '../errors.js'
+import { metaArrayOpt, metaBoolOpt, metaNumberOpt, metaStringOpt } from '../gguf/reader.js'
+import { GgufType, type GgufMetadata } from '../gguf/types.js'
+import { metaArr, metaBool, metaStr, metaU32 } from '../gguf/writer.js'
+import type { TokenizerBackend } from './backend.js'
+import { SpmTokenizer } from './spm.js'
 
 /** Options for {@link BitnetTokenizer.encode}. */
 export interface EncodeOptions {
@@ -143,25 +144,6 @@ interface TokenTable {
    * parsed in text); 2 added special/control token (parsed in text, dropped by `skipSpecial`).
    */
   kinds: Uint8Array
-}
-
-/**
- * @internal The vocabulary-specific half of a tokenizer, implemented by the byte-level BPE
- * (`@huggingface/tokenizers`) and SentencePiece ({@link SpmTokenizer}) backends.
- */
-export interface TokenizerBackend {
-  /** Non-empty text -> ids, without BOS; added/special tokens written in the text are single tokens. */
-  encode(text: string): number[]
-  /** Id of a vocabulary string (or an added token's text), if present. */
-  tokenToId(token: string): number | undefined
-  /** Raw bytes of a vocabulary token (kind 0 in {@link TokenTable}). */
-  pieceBytes(id: number): Uint8Array
-  /**
-   * SentencePiece `add_space_prefix`: encode puts a space before text that starts the input or
-   * follows an added token, so decoding removes one leading space there (see
-   * {@link BitnetTokenizer.decode}). False for byte-level BPE.
-   */
-  readonly addSpacePrefix: boolean
 }
 
 /**
@@ -516,7 +498,7 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
  * kept by `skipSpecial`, as in llama.cpp.
  *
  * Also `tokenizer.ggml.model` = `llama`: SentencePiece BPE by `tokenizer.ggml.scores` (LLaMA-2
- * vocabulary of the 1bitLLM `bitnet_b1_58-*` models), see ./tokenizer-spm.ts; `<unk>` (type 2)
+ * vocabulary of the 1bitLLM `bitnet_b1_58-*` models), see ./spm.ts; `<unk>` (type 2)
  * is special too, and decoding removes the `add_space_prefix` space (see
  * {@link BitnetTokenizer.decode}).
  *
