@@ -12,6 +12,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const asc = join(here, '../../node_modules/.bin/asc')
 const out = mkdtempSync(join(tmpdir(), 'ceiling-'))
 
+// cwd = here: asc then reads this folder's asconfig.json (plain memory), not the repository's.
 function build(name, features) {
   const file = join(out, `${name}.wasm`)
   execFileSync(asc, [join(here, 'ceiling.ts'), '-O3', '--runtime', 'stub', '--noAssert', '--initialMemory', '2',
