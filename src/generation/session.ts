@@ -26,6 +26,8 @@ import type { BitnetTokenizer } from '../tokenizer/tokenizer.js'
  * Prompt tokens evaluated per scheduler step (prefill runs them MAX_BATCH at a time): a long
  * prompt delays other streams by at most one such step.
  */
+// Rows of a draft-verifying pass: 8, as measured for prompt lookup (a pass may hold MAX_BATCH).
+const DRAFT_ROWS = Math.min(8, MAX_BATCH)
 const PROMPT_CHUNK = 32
 const MAGIC = 0x53534e42 // 'BNSS'
 const VERSION = 1
@@ -276,7 +278,7 @@ export class Session {
       if (!stopIds.has(s.token)) { constraint?.accept(s.token); history.push(s.token) }
       return s
     }
-    const lookup = opts.draft === 'prompt-lookup' ? new PromptLookup(MAX_BATCH - 1) : undefined
+    const lookup = opts.draft === 'prompt-lookup' ? new PromptLookup(DRAFT_ROWS - 1) : undefined
     const drafts = { proposed: 0, accepted: 0 }
     const fed = this.#stopped(signal) ? undefined : await this.#feed(this.#fit([...prompt], keep), signal, pick)
     const tPrompt = performance.now()

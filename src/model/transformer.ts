@@ -7,7 +7,7 @@
  */
 import { ContextFullError, InvalidArgumentError } from '../errors.js'
 import { ThreadPool, type PoolOptions } from '../runtime/thread-pool.js'
-import { CTL_BYTES, type Job } from '../runtime/protocol.js'
+import { CTL_BYTES, MAX_JOBS, type Job } from '../runtime/protocol.js'
 import { growMemory, type Kernels, type WasmMemory, type WasmModule } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
 import { assertFiniteLogits, firstNonFinite } from './numerics.js'
@@ -15,8 +15,12 @@ import { ARCH_FAMILIES, type ModelConfig } from './config.js'
 import type { LoadedModel, ModelWeights, TernaryWeight } from './load.js'
 import type { TernaryKernel } from './kernel-select.js'
 
-/** Rows a forward pass evaluates at once: prompt chunks, or one step of several sessions. */
-export const MAX_BATCH = 8
+/**
+ * Rows a forward pass evaluates at once: prompt chunks, or one step of several sessions.
+ * 32: the batched I2_S kernel reads each weight once per pass, and at 32 tokens that
+ * pass costs 1/32 of a token's matvec in weight traffic (bench/README.md: prompt speed).
+ */
+export const MAX_BATCH = 32
 
 /** Positions per attention work item (assembly/ops/attention.ts): split-K granularity. */
 export const ATT_BLOCK = 128
@@ -540,12 +544,12 @@ export class Transformer {
     if (combine.length) this.round('attention_combine', combine)
   }
 
-  // One round of independent jobs on every thread, timed per label when profiling.
+  // Independent jobs on every thread, timed per label when profiling: one round, or several
+  // when there are more jobs than a round holds (the TL kernel's one job per row).
   private round(label: string, jobs: Job[]): void {
-    if (!this.profile) return this.pool.run(jobs)
-    const t0 = performance.now()
-    this.pool.run(jobs)
-    this.addTime(label, performance.now() - t0)
+    const t0 = this.profile ? performance.now() : 0
+    for (let i = 0; i < jobs.length; i += MAX_JOBS) this.pool.run(jobs.length <= MAX_JOBS ? jobs : jobs.slice(i, i + MAX_JOBS))
+    if (this.profile) this.addTime(label, performance.now() - t0)
   }
 
   private addTime(label: string, ms: number): void {
