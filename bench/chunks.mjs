@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Chunk size of the thread pool's rounds (src/thread-pool.ts CHUNK_COST), measured: decode and
+// Chunk size of the thread pool's rounds (src/runtime/thread-pool.ts CHUNK_COST), measured: decode and
 // prompt tok/s of the synthetic 2B4T-shape I2_S model on 2 pinned threads for several chunk costs
 // (multiply-adds per chunk), on a quiet machine and with one competing CPU-bound process.
 //

@@ -6,12 +6,14 @@
 //   ours-i2s   bitnet-wasm on the I2_S file (bitnet.cpp's format)
 //   ours-relaxed  the same with relaxed SIMD, on Node 24 from ../test/runtimes (else Node 20 + flag)
 //   ours-relaxed-q4  the same with the 4-bit output copy (--output-type q4)
+//   base-i2s, base-relaxed  ours-i2s and ours-relaxed of another build of this repository
+//              (--base DIR: a checkout with its dist/ and build/ built), e.g. the commit before a change
 //
 // node peers.mjs [--threads 2] [--runs 3] [--pp 128] [--tg 64] [--json] [--engines a,b,..]
 //                [--dir DIR] [--ours-cmd CMD] [--ours-node-args ARGS] [--wllama-node 'NODE [FLAGS]']
-//                [--min-cpu 0.85] [--retries 2] [--kv-type f32|f16] [--verbose]
+//                [--min-cpu 0.85] [--retries 2] [--kv-type auto|f32|f16] [--base DIR] [--verbose]
 //
-// Method (shared noisy VM, see docs wasm-kernels.md §1): every measurement is a fresh process
+// Method (shared noisy VM, docs/kernels.md#measuring-on-a-shared-machine): every measurement is a fresh process
 // (isolates memory, no warm state shared between engines), in its own session with autogroup nice
 // -15 when run as root; engines interleave (A B C A B C …); each process loads, warms up on a short
 // prompt, then times one pp-token prompt and tg greedily generated tokens. Decode tok/s = (tg − 1) /
@@ -23,7 +25,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { defaultDir, modelPaths } from './make-model.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
@@ -41,6 +43,9 @@ const ENGINES = {
   'ours-relaxed': { label: 'bitnet-wasm', file: 'i2s', run: runOurs, node: NODE24 },
   // The same with the 4-bit output copy (opt-in: +1.7 % perplexity on tiny-dev).
   'ours-relaxed-q4': { label: 'bitnet-wasm', file: 'i2s', run: (m) => runOurs(m, 'q4'), node: NODE24 },
+  // Before/after pairs in one run: the same two engines from --base's build.
+  'base-i2s': { label: 'bitnet-wasm (--base)', file: 'i2s', run: (m) => runOurs(m, 'auto', baseEntry()) },
+  'base-relaxed': { label: 'bitnet-wasm (--base)', file: 'i2s', run: (m) => runOurs(m, 'auto', baseEntry()), node: NODE24 },
 }
 const BASELINE = 'llama.cpp'
 
@@ -57,7 +62,8 @@ const { values: opt } = parseArgs({
     'ours-node-args': { type: 'string', default: '' },
     'wllama-node': { type: 'string' },
     'min-cpu': { type: 'string', default: '0.85' },
-    'kv-type': { type: 'string', default: 'f32' }, // ours' KV cache
+    'kv-type': { type: 'string', default: 'auto' }, // ours' KV cache (auto: f16 for 2B4T)
+    base: { type: 'string' }, // the base-* engines' checkout
     retries: { type: 'string', default: '2' },
     verbose: { type: 'boolean', default: false },
     child: { type: 'string' }, // internal: run one engine once and print its result
@@ -158,8 +164,13 @@ function highByteTokenIds() {
   return sym.sort((x, y) => x.cp - y.cp).flatMap(({ b }, id) => (b >= 0x80 ? [id] : []))
 }
 
-async function runOurs(modelPath, outputType = 'auto') {
-  const { loadModel } = await import('../dist/index.js')
+function baseEntry() {
+  if (!opt.base) throw new Error('the base-* engines need --base DIR (a built checkout)')
+  return pathToFileURL(path.resolve(opt.base, 'dist/index.js')).href
+}
+
+async function runOurs(modelPath, outputType = 'auto', entry = '../dist/index.js') {
+  const { loadModel } = await import(entry)
   const model = await loadModel(modelPath, { contextSize, threads, outputType, kvType: opt['kv-type'] })
   const adaptive = threads === undefined
   const prompt = model.tokenize(promptText(pp - 1), { addBos: true })
@@ -202,7 +213,7 @@ async function measure(engine, modelPath) {
   const node = engine === 'wllama' && opt['wllama-node'] ? opt['wllama-node'].split(/\s+/).filter(Boolean)
     : [...(ENGINES[engine].node ?? [process.execPath]), ...(engine.startsWith('ours') ? opt['ours-node-args'].split(/\s+/).filter(Boolean) : [])]
   const { out, err } = await runNiced([...node, path.join(HERE, 'peers.mjs'), '--child', engine, '--model', modelPath,
-    '--threads', String(threads), '--pp', String(pp), '--tg', String(tg), '--kv-type', opt['kv-type'], ...(opt.verbose ? ['--verbose'] : [])])
+    '--threads', String(threads), '--pp', String(pp), '--tg', String(tg), '--kv-type', opt['kv-type'], ...(opt.base ? ['--base', path.resolve(opt.base)] : []), ...(opt.verbose ? ['--verbose'] : [])])
   const line = out.split('\n').find((l) => l.startsWith(RESULT))
   if (!line) return { error: `crashed: ${err.trim().split('\n').slice(-3).join(' | ') || 'no output'}` }
   return JSON.parse(line.slice(RESULT.length))

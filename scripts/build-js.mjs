@@ -31,7 +31,9 @@ const nodeAbsent = {
 const browserAssets = {
   name: 'browser-assets',
   setup(build) {
-    build.onResolve({ filter: /^\.\/assets\.js$/ }, (a) => ({ path: path.join(a.resolveDir, 'assets.browser.ts') }))
+    build.onResolve({ filter: /^(\.\.?\/)+assets\.js$/ }, (a) => ({
+      path: path.join(a.resolveDir, path.dirname(a.path), 'assets.browser.ts'),
+    }))
   },
 }
 
@@ -43,7 +45,7 @@ await Promise.all([
     entryPoints: {
       index: 'src/index.ts',
       cli: 'src/cli.ts',
-      'bitnet-worker': 'src/threads/worker.ts',
+      'bitnet-worker': 'src/runtime/compute-worker.ts',
       // `bitnet-wasm/worker` in Deno and Bun: an engine worker that reads paths and file: URLs.
       'worker.node': 'src/worker.ts',
       'engine-worker.node': 'src/engine-worker/host.ts',
@@ -58,7 +60,7 @@ await Promise.all([
       'index.browser': 'src/index.ts',
       worker: 'src/worker.ts',
       'engine-worker': 'src/engine-worker/host.ts',
-      'bitnet-worker.browser': 'src/threads/worker.ts',
+      'bitnet-worker.browser': 'src/runtime/compute-worker.ts',
     },
     platform: 'browser',
     // WebAssembly SIMD + top-level await: Chrome/Edge 91, Firefox 89, Safari 16.4.

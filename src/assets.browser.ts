@@ -2,7 +2,7 @@
  * assets.ts for the browser bundles (scripts/build-js.mjs swaps it in): the same locations,
  * with the compute worker built for browsers (no `node:` imports for a bundler to trip on).
  */
-import type { KernelVariant } from './wasm.js'
+import type { KernelVariant } from './runtime/kernel-variant.js'
 
 /** The kernel binary of each build. */
 export const WASM_URL: Record<KernelVariant, () => URL> = {

@@ -8,7 +8,7 @@
  * dist/*.js; from src/ in tests, `../dist` is the same folder). Browser bundles get
  * assets.browser.ts instead (scripts/build-js.mjs), which names the browser worker scripts.
  */
-import type { KernelVariant } from './wasm.js'
+import type { KernelVariant } from './runtime/kernel-variant.js'
 
 /** The kernel binary of each build. */
 export const WASM_URL: Record<KernelVariant, () => URL> = {

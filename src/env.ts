@@ -51,7 +51,7 @@ const MAX_DEFAULT_THREADS = 16
  * The default compute thread count: the cores this process may use, capped at 16; in a
  * browser (no `node:fs`) one fewer, left to the page's UI and compositor. Browsers may
  * report fewer cores than there are (privacy caps) or more than a page gets; the pool's
- * adaptation (threads/governor.ts) corrects both ways at run time, within this count.
+ * adaptation (runtime/governor.ts) corrects both ways at run time, within this count.
  */
 export async function defaultThreads(): Promise<number> {
   const cores = Math.max(1, Math.floor(await hardwareConcurrency()) || 1)

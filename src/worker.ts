@@ -8,15 +8,15 @@
  * UnsupportedFeatureError naming `loadModel`, which computes on worker_threads). The messages are in
  * engine-worker/protocol.ts.
  */
-import type { ModelOptions } from './bitnet-model.js'
-import type { ChatMessage } from './chat-template.js'
+import type { ModelOptions } from './api/options.js'
+import type { ChatMessage } from './tokenizer/chat-template.js'
 import { startEngineWorker } from './assets.js'
 import { BASE_URL, IS_NODE } from './env.js'
 import { UnsupportedFeatureError, WorkerError } from './errors.js'
-import { Generation, type GenerateOptions, type GenerationChunk, type GenerationRun } from './generation.js'
+import { Generation, type GenerateOptions, type GenerationChunk, type GenerationRun } from './generation/generation.js'
 import type { ModelConfig } from './model/config.js'
-import type { KernelVariant } from './wasm.js'
-import { revivedError, type ModelInfo, type Reply, type Request, type Results, type WorkerModelSource } from './engine-worker/protocol.js'
+import type { KernelVariant } from './runtime/wasm.js'
+import { postError, revivedError, type ModelInfo, type Reply, type Request, type Results, type WorkerModelSource } from './engine-worker/protocol.js'
 
 export type { WorkerModelSource } from './engine-worker/protocol.js'
 // The error classes a WorkerModel rejects with. In browsers this module is its own bundle, so
@@ -64,7 +64,7 @@ class Connection {
   }
 
   failAll(e: Error): void {
-    for (const settle of this.pending.values()) settle({ id: 0, type: 'error', error: { name: e.name, message: e.message, code: 'WORKER' } })
+    for (const settle of this.pending.values()) settle({ id: 0, type: 'error', error: postError(e) })
     this.pending.clear()
   }
 

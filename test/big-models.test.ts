@@ -26,16 +26,18 @@ describe('the input embedding is read where it lies', () => {
 
 describe('layers split over several memories compute the same bits as one memory', () => {
   const CTX = 64
-  // 5 layers of ~150 KiB of weights and 64 KiB of KV rows each: 512 KiB segments hold one or two.
+  // 5 layers of ~150 KiB of weights and 64 KiB of KV rows each, and ~1.2 MiB of buffers (32-row
+  // batches) in every segment: 1.75 MiB segments hold one or two layers.
+  const SEGMENT = 7 << 18
   const SPLIT: SyntheticShape = { nEmbd: 256, nFf: 512, nLayer: 5, nHead: 2, nHeadKv: 1, vocab: 300, contextLength: CTX, untiedOutput: true }
   const bytes = writeGguf(syntheticGguf(SPLIT, { seed: 11 }))
   const open = async (threads: number, segmentBytes?: number) => {
     const model = await loadWeights(await ggufContents(bytesSource(bytes)), { state: (c) => stateSize(c, CTX, 'f32'), segmentBytes })
     return { segments: model.segments.length, t: await Transformer.create(model, CTX, threads, 'f32', { scrambleChunks: true }) }
   }
-  const tokens = Array.from({ length: 21 }, (_, i) => (i * 37 + 5) % 300)
+  const tokens = Array.from({ length: 45 }, (_, i) => (i * 37 + 5) % 300)
 
-  /** Logits of a 21-token prompt (batches of 8, 8, 5), 3 decode steps, and a second cache restored from the first's bytes. */
+  /** Logits of a 45-token prompt (batches of 32 and 13), 3 decode steps, and a second cache restored from the first's bytes. */
   const run = (t: Transformer) => {
     const out = t.prefill(tokens, 0, t.kv, 'all')
     for (let i = 0; i < 3; i++) out.push(t.forward(tokens[i], tokens.length + i)!.slice())
@@ -48,7 +50,7 @@ describe('layers split over several memories compute the same bits as one memory
   for (const threads of [1, 2]) {
     it(`${threads} thread(s)`, async () => {
       const one = await open(threads)
-      const split = await open(threads, 512 << 10)
+      const split = await open(threads, SEGMENT)
       expect(one.segments).toBe(1)
       expect(split.segments).toBeGreaterThan(2)
       try {
@@ -63,7 +65,7 @@ describe('layers split over several memories compute the same bits as one memory
 
   it('through the public API: maxMemoryBytes splits the model, same logits; out-of-range values are refused', async () => {
     const one = await loadModel(bytes, { threads: 1, contextSize: CTX })
-    const split = await loadModel(bytes, { threads: 1, contextSize: CTX, maxMemoryBytes: 512 << 10 })
+    const split = await loadModel(bytes, { threads: 1, contextSize: CTX, maxMemoryBytes: SEGMENT })
     expect(split.transformer.segmentCount).toBeGreaterThan(2)
     expect(split.logits(tokens)).toEqual(one.logits(tokens))
     await Promise.all([one.dispose(), split.dispose()])
@@ -71,7 +73,7 @@ describe('layers split over several memories compute the same bits as one memory
   })
 
   it('a layer larger than a memory is refused, naming the context', async () => {
-    const err = await loadWeights(await ggufContents(bytesSource(bytes)), { state: (c) => stateSize(c, 1 << 16, 'f32'), segmentBytes: 16 << 20, stateLabel: 'a 65536-token context' }).catch((e) => e)
+    const err = await loadWeights(await ggufContents(bytesSource(bytes)), { state: (c) => stateSize(c, 1 << 16, 'f32'), segmentBytes: 64 << 20, stateLabel: 'a 65536-token context' }).catch((e) => e)
     expect(err).toBeInstanceOf(ResourceLimitError)
     expect(err.message).toMatch(/layer 0 alone needs .* for a 65536-token context/)
   })

@@ -10,11 +10,11 @@ import {
   isPlaceholderTemplate,
   resolveChatTemplate,
   type TemplateLimits,
-} from '../src/chat-template.js'
+} from '../src/tokenizer/chat-template.js'
 import { InvalidArgumentError, ModelFormatError, ResourceLimitError } from '../src/errors.js'
 import { metaString, readGguf } from '../src/gguf/reader.js'
 import { fileSource } from '../src/io/file.js'
-import { tokenizerFromHf } from '../src/tokenizer.js'
+import { tokenizerFromHf } from '../src/tokenizer/tokenizer.js'
 
 const DIR = new URL('./fixtures/tiny-dev/', import.meta.url)
 const readJson = (name: string) => JSON.parse(readFileSync(new URL(name, DIR), 'utf8'))

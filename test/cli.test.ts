@@ -98,6 +98,7 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(out.chat_template.used).toContain('Assistant: ')
     // 2 (k, v) × 8 layers × 1 kv head × 32 dims × 4 or 2 bytes
     expect(out.kv_bytes_per_token).toEqual({ f32: 2048, f16: 1024 })
+    expect(out.kv_auto_f16_from).toBe(32768) // 'auto' turns f16 at 64 MiB of f32
     expect(out.config.provenance).toMatchObject({ family: "BitNet b1.58 2B4T (general.architecture 'bitnet-b1.58')", activationGuessed: false })
   })
 

@@ -9,9 +9,9 @@ import { describe, expect, it } from 'vitest'
 import { BitnetError, DisposedError, loadModel, ResourceLimitError, WorkerError } from '../src/index.js'
 import { writeGguf } from '../src/gguf/writer.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
-import { ThreadPool, type PoolOptions } from '../src/thread-pool.js'
-import { CTL_BYTES, CTL_CLAIM, CTL_EXIT, CTL_GEN, MAX_CHUNKS, type Job } from '../src/threads/protocol.js'
-import { compileKernels, createMemory, growMemory, HEAP_BASE, instantiateKernels } from '../src/wasm.js'
+import { ThreadPool, type PoolOptions } from '../src/runtime/thread-pool.js'
+import { CTL_BYTES, CTL_CLAIM, CTL_EXIT, CTL_GEN, MAX_CHUNKS, type Job } from '../src/runtime/protocol.js'
+import { compileKernels, createMemory, growMemory, HEAP_BASE, instantiateKernels } from '../src/runtime/wasm.js'
 
 const SHAPE: SyntheticShape = { nEmbd: 64, nFf: 128, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 270, contextLength: 64 }
 const MODEL = writeGguf(syntheticGguf(SHAPE))
@@ -217,7 +217,8 @@ describe('memory limits', () => {
   })
 
   it('a layer too large for one wasm memory is a ResourceLimitError with the needed size', async () => {
-    const err = await loadModel(MODEL, { threads: 1, contextSize: 1 << 24 }).catch((e) => e)
+    // 2^23 tokens: 2.6 GiB of buffers (32-row attention scratch) fit one memory, with layer 0's 2 GiB of f32 keys and values they do not
+    const err = await loadModel(MODEL, { threads: 1, contextSize: 1 << 23, kvType: 'f32' }).catch((e) => e)
     expect(err).toBeInstanceOf(ResourceLimitError)
     expect(err.limit).toBe('wasmMemory')
     expect(err.needed).toBeGreaterThan(2 ** 32)

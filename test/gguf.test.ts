@@ -125,7 +125,7 @@ describe('tiny-dev fixture', async () => {
     expect(metaNumber(m, 'bitnet-b1.58.attention.layer_norm_rms_epsilon')).toBe(Math.fround(1e-5))
     expect(metaNumber(m, 'general.file_type')).toBe(40) // LLAMA_FTYPE_MOSTLY_I2_S
     expect(metaBoolOpt(m, 'tokenizer.ggml.add_bos_token')).toBe(true)
-    expect(metaStringOpt(m, 'tokenizer.ggml.pre')).toBeUndefined() // missing in bitnet.cpp files (spec §0.6)
+    expect(metaStringOpt(m, 'tokenizer.ggml.pre')).toBeUndefined() // missing in bitnet.cpp files (docs/formats.md#metadata-keys)
     const tokens = metaArray(m, 'tokenizer.ggml.tokens')
     expect(tokens.itemType).toBe(GgufType.STRING)
     expect(tokens.value.length).toBe(128256)

@@ -10,8 +10,8 @@ import { InvalidArgumentError, UnsupportedFeatureError } from '../src/errors.js'
 import { jsonObjectGrammar, jsonSchemaGrammar, type JsonSchema } from '../src/grammar/json-schema.js'
 import { createResponseConstraint } from '../src/grammar/response-format.js'
 import { type ConstraintVocabulary, TokenConstraint } from '../src/grammar/token-constraint.js'
-import { Sampler } from '../src/sampler.js'
-import { tokenizerFromHf } from '../src/tokenizer.js'
+import { Sampler } from '../src/generation/sampler.js'
+import { tokenizerFromHf } from '../src/tokenizer/tokenizer.js'
 import { TINY_DIR } from './helpers/golden.js'
 
 const enc = new TextEncoder()

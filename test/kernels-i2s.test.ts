@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import { encodeI2s } from '../src/formats/i2s.js'
 import { packX4FromCodes, x4Shape } from '../src/model/repack.js'
-import { kernelBench, rng, VARIANTS } from './helpers/kernels.js'
+import { kernelBench, normQuantizeF64, rng, VARIANTS } from './helpers/kernels.js'
 
 const SHAPES: [number, number][] = [
   [1, 128], [3, 128], [4, 256], [5, 384], [7, 130], [13, 1], [17, 255], [64, 640], [33, 2560], [2, 6912],
@@ -71,39 +71,29 @@ describe.each(VARIANTS)('repack_i2s_x4 (%s build)', async (variant) => {
 
 describe.each(VARIANTS)('rmsnorm_quantize_f32_i8 (%s build)', async (variant) => {
   const b = await kernelBench(variant)
-  const rne = (v: number) => {
-    const f = Math.floor(v), d = v - f
-    return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f
-  }
   const EPS = Math.fround(1e-5)
-  // The float64 definition (spec §1.2–1.3), which the kernel follows exactly.
-  const reference = (x: Float32Array, w?: Float32Array) => {
-    let inv = 1
-    if (w) inv = 1 / Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length + EPS)
-    const v = Array.from(x, (xi, i) => xi * inv * (w ? w[i] : 1))
-    const amax = v.reduce((m, e) => Math.max(m, Math.abs(e)), 0)
-    const s = 127 / Math.max(amax, 1e-5)
-    return { s, q: v.map((e) => Math.max(-128, Math.min(127, rne(e * s)))) }
-  }
-  const run = (x: Float32Array, w?: Float32Array) => {
+  const reference = (x: Float32Array, w?: Float32Array, w0?: Float32Array) => normQuantizeF64(x, EPS, w, w0)
+  const run = (x: Float32Array, w?: Float32Array, w0?: Float32Array) => {
     const n = x.length, np = Math.ceil(n / 128) * 128
-    const xp = b.alloc(n * 4), wp = w ? b.alloc(n * 4) : 0, qp = b.alloc(np), meta = b.alloc(8)
+    const xp = b.alloc(n * 4), wp = w ? b.alloc(n * 4) : 0, w0p = w0 ? b.alloc(n * 4) : 0, qp = b.alloc(np), meta = b.alloc(8)
     b.f32(xp, n).set(x)
     if (w) b.f32(wp, n).set(w)
+    if (w0) b.f32(w0p, n).set(w0)
     b.i8(qp, np).fill(99)
-    b.k.rmsnorm_quantize_f32_i8(xp, wp, n, EPS, np, qp, meta)
+    b.k.rmsnorm_quantize_f32_i8(xp, w0p, wp, n, EPS, np, qp, meta)
     const dv = new DataView(b.heap.buffer)
     return { s: dv.getFloat32(meta, true), sum: dv.getInt32(meta + 4, true), q: Array.from(b.i8(qp, n)), pad: Array.from(b.i8(qp + n, np - n)) }
   }
 
   for (const n of [1, 3, 4, 8, 17, 128, 130, 384, 2560]) {
-    for (const norm of [false, true]) {
-      it(`n=${n}${norm ? ' with RMSNorm' : ''}: absmax scale, RNE in f64, zero padding, Σq`, () => {
+    for (const norm of [0, 1, 2]) {
+      it(`n=${n}${['', ' with RMSNorm', ' with two RMSNorms'][norm]}: absmax scale, RNE in f64, zero padding, Σq`, () => {
         const rand = rng(n)
         const x = Float32Array.from({ length: n }, () => (rand() - 0.5) * 7.3)
         const w = norm ? Float32Array.from({ length: n }, () => 0.5 + rand()) : undefined
-        const want = reference(x, w)
-        const got = run(x, w)
+        const w0 = norm === 2 ? Float32Array.from({ length: n }, () => 0.5 + rand()) : undefined
+        const want = reference(x, w, w0)
+        const got = run(x, w, w0)
         expect(got.q).toEqual(want.q)
         expect(got.s).toBe(Math.fround(want.s))
         expect(got.sum).toBe(want.q.reduce((a, v) => a + v, 0))

@@ -5,9 +5,9 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/index.js'
 import { InvalidArgumentError } from '../src/errors.js'
-import { MAX_BATCH } from '../src/model/transformer.js'
+import { KV_AUTO_F16_BYTES, MAX_BATCH, resolveKvType } from '../src/model/transformer.js'
 import { TINY_GGUF } from './helpers/golden.js'
-import type { BitnetModel } from '../src/bitnet-model.js'
+import type { BitnetModel } from '../src/api/bitnet-model.js'
 
 // q8: the byte-per-weight output copy, whose batch product is one pass for all rows
 describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV caches and batches (%s kernel, %s output, 2 threads)', async (kernel, outputType) => {
@@ -21,10 +21,13 @@ describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV cache
   const oneByOne = (ids: number[]) => ids.map((tok, pos) => t.forward(tok, pos, true)!.slice())
 
   it.runIf(outputType === 'f16')('a prompt in batches of MAX_BATCH equals one token at a time, bit for bit', () => {
-    expect(a.length).toBeGreaterThan(MAX_BATCH) // a full chunk and a partial one
-    const want = oneByOne(a)
-    const got = t.prefill(a, 0, t.kv, 'all')
-    expect(got.length).toBe(a.length)
+    const long = model.tokenize('In the beginning God created the heaven and the earth. And the earth was without form, and void; ' +
+      'and darkness was upon the face of the deep. And God said, Let there be light.')
+    expect(long.length).toBeGreaterThan(MAX_BATCH) // a full chunk and a partial one
+    expect(long.length % MAX_BATCH).not.toBe(0)
+    const want = oneByOne(long)
+    const got = t.prefill(long, 0, t.kv, 'all')
+    expect(got.length).toBe(long.length)
     got.forEach((l, i) => expect(l).toEqual(want[i]))
   })
 
@@ -58,11 +61,20 @@ describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV cache
     const bad = bytes.slice(); bad[0] ^= 1
     expect(() => k2.restore(bad)).toThrow(/bad magic/)
     k2.dispose()
-    expect(t.kvType).toBe('f32') // the default
+    expect(t.kvType).toBe('f32') // the default ('auto') for a small cache
     const f16 = await loadModel(TINY_GGUF, { kernel, outputType, threads: 1, contextSize: 64, kvType: 'f16' })
     expect(() => f16.transformer.kv.restore(bytes)).toThrow(InvalidArgumentError)
     expect(() => f16.transformer.kv.restore(bytes)).toThrow(/f32 KV cache, this one is f16/)
     await f16.dispose()
+  })
+
+  // 'auto' (the default): f32 while the f32 cache of the context stays under 64 MiB, f16 from there
+  it.runIf(kernel === 'i2s' && outputType === 'f16')('the default KV type follows the size of the f32 cache', async () => {
+    const perToken = 2048 // tiny-dev: 2 (k, v) × 8 layers × 32 dims × 4 bytes
+    expect(resolveKvType(model.config, KV_AUTO_F16_BYTES / perToken - 1, 'auto')).toBe('f32')
+    expect(resolveKvType(model.config, KV_AUTO_F16_BYTES / perToken, 'auto')).toBe('f16')
+    expect(resolveKvType(model.config, KV_AUTO_F16_BYTES / perToken, 'f32')).toBe('f32')
+    await expect(loadModel(TINY_GGUF, { kvType: 'f8' as 'f16' })).rejects.toThrow(/kvType must be one of auto, f16, f32/)
   })
 
   it('bad batches are typed errors', () => {
@@ -71,3 +83,4 @@ describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV cache
     expect(() => t.forward(1, 64)).toThrow(/context/i)
   })
 })
+

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { InvalidArgumentError, NumericalError } from '../src/errors.js'
-import { argmax, DEFAULT_SAMPLER_OPTIONS, Sampler } from '../src/sampler.js'
+import { argmax, DEFAULT_SAMPLER_OPTIONS, Sampler } from '../src/generation/sampler.js'
 
 const OFF = { topK: 0, topP: 1, minP: 0 } // all truncation disabled
 

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel, openModelContents } from '../src/index.js'
 import { loadWeights } from '../src/model/load.js'
 import { stateSize, Transformer } from '../src/model/transformer.js'
-import type { PoolOptions } from '../src/thread-pool.js'
-import { ThreadGovernor, type RoundSample } from '../src/threads/governor.js'
+import type { PoolOptions } from '../src/runtime/thread-pool.js'
+import { ThreadGovernor, type RoundSample } from '../src/runtime/governor.js'
 import { loadGolden, TINY_GGUF } from './helpers/golden.js'
 
 const CTX = 96

@@ -16,7 +16,7 @@ import { ModelFormatError } from '../src/errors.js'
 import { parseGguf } from '../src/gguf/reader.js'
 import { GgufType, type GgufMetadata } from '../src/gguf/types.js'
 import { metaArr, metaBool, metaStr, metaU32, writeGguf } from '../src/gguf/writer.js'
-import { type BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer.js'
+import { type BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer/tokenizer.js'
 
 const ref = llamaTokenizer
 
@@ -157,19 +157,14 @@ describe('SPM tokenizer: ids equal llama-tokenizer-js', () => {
     const unit = STRINGS.slice(0, 30).join(' ')
     const long = Array.from({ length: 12 }, (_, i) => `${i}: ${unit}`).join('\n')
     expect(long.length).toBeGreaterThan(5_000)
-    const t0 = performance.now()
     const ids = tok.encode(long)
-    const ms = performance.now() - t0
-    console.log(`SPM encode of ${long.length} chars: ${ms.toFixed(0)} ms`)
     expect(ids).toEqual(ref.encode(long, true, true))
     expect(tok.decode(ids, { skipSpecial: true })).toBe(long)
   })
 
-  it('a long run of one character stays fast', () => {
+  it('a long run of one character encodes (its time: bench/tokenizer.mjs)', () => {
     const s = 'a'.repeat(20_000) + ' '.repeat(20_000) // quadratic merging would take minutes
-    const t0 = performance.now()
     const ids = tok.encode(s, { addBos: false })
-    expect(performance.now() - t0).toBeLessThan(5000)
     expect(tok.decode(ids)).toBe(s)
   })
 

@@ -9,7 +9,7 @@ import { ModelFormatError, UnsupportedFeatureError } from '../src/errors.js'
 import { readGguf } from '../src/gguf/reader.js'
 import { GgufType, type GgufMetadata } from '../src/gguf/types.js'
 import { fileSource } from '../src/io/file.js'
-import { BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer.js'
+import { BitnetTokenizer, tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer/tokenizer.js'
 
 const DIR = new URL('./fixtures/tiny-dev/', import.meta.url)
 const readJson = (name: string) => JSON.parse(readFileSync(new URL(name, DIR), 'utf8'))
@@ -53,7 +53,6 @@ const STRINGS = [
 
 let hf: BitnetTokenizer
 let gguf: BitnetTokenizer
-let ggufBuildMs = 0
 let metadata: GgufMetadata
 
 beforeAll(async () => {
@@ -64,17 +63,10 @@ beforeAll(async () => {
   } finally {
     await source.close?.()
   }
-  const t0 = performance.now()
-  gguf = tokenizerFromGguf(metadata, 'ggml-model-i2_s.gguf')
-  ggufBuildMs = performance.now() - t0
+  gguf = tokenizerFromGguf(metadata, 'ggml-model-i2_s.gguf') // build time: bench/tokenizer.mjs
 }, 60_000)
 
 describe('tokenizer: GGUF-built equals HF-built', () => {
-  it('builds from 128256 tokens + 280147 merges in well under a few seconds', () => {
-    console.log(`tokenizerFromGguf build: ${ggufBuildMs.toFixed(0)} ms`)
-    expect(ggufBuildMs).toBeLessThan(5000)
-  })
-
   it('has the same vocabulary facts', () => {
     for (const t of [hf, gguf]) {
       expect(t.vocabSize).toBe(128256)
@@ -82,7 +74,7 @@ describe('tokenizer: GGUF-built equals HF-built', () => {
       expect(t.bosToken).toBe('<|begin_of_text|>')
       expect(t.eosToken).toBe('<|end_of_text|>')
       expect(t.addBos).toBe(true)
-      // 2B4T GGUF declares only eos 128001; <|eot_id|> is added by name (spec §0.6).
+      // 2B4T GGUF declares only eos 128001; <|eot_id|> is added by name (docs/formats.md, GGUF metadata).
       expect(t.eosIds).toEqual([128001, 128009])
       expect(t.isEog(128009)).toBe(true)
       expect(t.isEog(9906)).toBe(false)
@@ -204,8 +196,8 @@ describe('tokenizer: GGUF validation', () => {
   it('accepts tokenizer.ggml.pre = llama-bpe and rejects others by name', () => {
     const pre = (v: string) => withKey('tokenizer.ggml.pre', { type: GgufType.STRING, value: v })
     expect(tokenizerFromGguf(pre('llama-bpe')).encode('Hello world', { addBos: false })).toEqual([9906, 1917])
-    expect(() => tokenizerFromGguf(pre('qwen2'))).toThrow(UnsupportedFeatureError)
-    expect(() => tokenizerFromGguf(pre('qwen2'))).toThrow(/qwen2/)
+    expect(() => tokenizerFromGguf(pre('deepseek-llm'))).toThrow(UnsupportedFeatureError)
+    expect(() => tokenizerFromGguf(pre('deepseek-llm'))).toThrow(/'deepseek-llm' is not supported \(supported: .*qwen2\)/)
   })
 
   it('rejects unknown tokenizer models; a SentencePiece llama vocab without scores names the key', () => {

@@ -1,10 +1,11 @@
 // Kernel build choice and the single-thread fallback, as a page without cross-origin
 // isolation gets them; the wasm override; typed errors across the engine Worker boundary.
 import { readFileSync } from 'node:fs'
+import { inspect, types } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { loadModel, ModelFormatError, WasmFeatureError } from '../src/index.js'
+import { DownloadError, loadModel, ModelFormatError, NotFoundError, WasmFeatureError } from '../src/index.js'
 import { postError, revivedError } from '../src/engine-worker/protocol.js'
-import { availableVariants } from '../src/wasm.js'
+import { availableVariants } from '../src/runtime/wasm.js'
 import { loadGolden, TINY_GGUF } from './helpers/golden.js'
 
 const golden = loadGolden().prompts[0]
@@ -60,12 +61,39 @@ describe('kernel builds', () => {
 })
 
 describe('engine Worker protocol', () => {
-  it('a typed error crosses as the same class with its code and fields', () => {
+  /** `e` posted to the caller as the engine worker posts it (structured clone), and revived. */
+  const crossed = (e: unknown) => revivedError(structuredClone(postError(e)))
+
+  it('a typed error crosses as the same class with its code, fields, message and stack', () => {
     const e = new ModelFormatError('bad magic', { file: 'm.gguf', offset: 0, expected: 'GGUF', found: 'GGML' })
-    const back = revivedError(structuredClone(postError(e)))
+    const back = crossed(e)
     expect(back).toBeInstanceOf(ModelFormatError)
     expect(back).toMatchObject({ name: 'ModelFormatError', code: 'MODEL_FORMAT', file: 'm.gguf', offset: 0, expected: 'GGUF', found: 'GGML' })
-    expect(back.message).toBe(e.message)
-    expect(revivedError(postError(new TypeError('x')))).toBeInstanceOf(Error)
+    expect([back.message, back.stack]).toEqual([e.message, e.stack])
+    // The same own properties as the thrown error (message and stack not enumerable).
+    expect(Object.keys(back).sort()).toEqual(Object.keys(e).sort())
+  })
+
+  it('renders as the thrown error does: util.inspect (console.error) shows name, message, stack, code; once each', () => {
+    const cause = new TypeError('fetch failed')
+    const e = new DownloadError('https://x/m.gguf', 'network error', { cause })
+    const back = crossed(e)
+    // A native error object (not a plain object with Error's prototype), as consoles detect errors.
+    expect(types.isNativeError(back)).toBe(true)
+    expect(inspect(back)).toBe(inspect(e))
+    const shown = inspect(back)
+    expect(shown.startsWith(`DownloadError: https://x/m.gguf: network error\n    at `)).toBe(true)
+    expect(shown).toContain("code: 'DOWNLOAD'")
+    expect(shown).toContain('[cause]: TypeError: fetch failed')
+    expect(shown.match(/network error/g)).toHaveLength(1)
+    expect(back.cause).toBeInstanceOf(TypeError)
+  })
+
+  it('built-in and foreign errors keep their class or name; a thrown non-error becomes an Error', () => {
+    expect(crossed(new RangeError('r'))).toBeInstanceOf(RangeError)
+    const dom = crossed(new DOMException('gone', 'NotFoundError'))
+    expect([dom instanceof Error, dom instanceof NotFoundError, dom.name, dom.message]).toEqual([true, false, 'NotFoundError', 'gone'])
+    const odd = crossed('a string')
+    expect([odd.name, odd.message]).toEqual(['Error', 'a string'])
   })
 })

@@ -17,7 +17,7 @@
 //   └─────┴─────┴─────┴─────┘
 //
 // Each group of 4 rows is one sequential stream, and the 4 rows share every activation
-// load. y[r] = (Σ c·q − Σ q) / s · γ   (spec §1.3: dot of codes, minus Σq, over scale).
+// load. y[r] = (Σ c·q − Σ q) / s · γ   (docs/architecture.md#bitlinear: dot of codes, minus Σq, over scale).
 //
 // Arguments shared by both kernels:
 //   w     i2s_x4 weights, (M4/4) · KP bytes
@@ -116,8 +116,8 @@ export function matvec_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y
  * Relaxed build: `i16x8.relaxed_dot_i8x16_i7x16_s` (one pmaddubsw on x64; codes 0..2 fit
  * its 7-bit operand) into i16 accumulators, widened to i32 every 8 blocks: a lane gains at
  * most 8 dots × |2·(−128)·2| = 4096 per block, so 8 blocks reach −32768 at worst: no overflow.
- * Baseline build: `extmul` products widened every block (wasm-kernels.md measures this
- * ~2× slower than the LUT kernel in tl.ts; it stays as the simplest exact SIMD path).
+ * Baseline build: `extmul` products widened every block (~2× slower than the LUT kernel in
+ * tl.ts, docs/kernels.md#which-ternary-kernel; it stays as the simplest exact SIMD path).
  */
 export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
                               rows: i32, kp: i32, ith: i32, nth: i32): void {
@@ -125,7 +125,7 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
   const sumq = load<i32>(meta, 4)
   const range = share((rows + 3) >> 2, ith, nth) // 4-row groups
   // Built from a runtime value so neither binaryen nor V8 turns it into a constant
-  // re-materialised at every use (wasm-kernels.md pitfall 6).
+  // re-materialised at every use (docs/kernels.md#v128-constants-in-hot-loops).
   const m3 = i8x16.splat(<i8>((kp >>> 31) | 3))
   const nblocks = kp / BLOCK_ELEMS
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
@@ -193,13 +193,21 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
 // Activations of T tokens: q [T][KP] int8, meta [T] × 8 bytes (f32 s, i32 Σq),
 // y [T][M] f32. The kernel walks each 4-row group once and, while its KP bytes sit in
 // L1, runs every token of the batch over them: DRAM traffic is one weight pass per
-// batch, and each unpacked code vector serves 4 tokens instead of one.
+// batch (prompts come in batches of 32 tokens).
 //
-// Register tile: 2 rows × 4 tokens = 8 i16 accumulators (+ 2 code vectors, 1
-// activation): fits x64's 16 vector registers; a 4 × 4 tile would spill every step.
-// The i16 bound is matvec's: ≤ 4096 per lane per block, widened every 8 blocks.
+// Register tile: 2 rows × 4 tokens = 8 i32x4 accumulators, 2 code vectors (one per row),
+// one activation vector and the mask: 12 of x64's 16 vector registers, no spills. Each
+// unpacked code vector serves 4 tokens and each activation load 2 rows, so a dot costs
+// 0.56 loads instead of 1.06 (1 row × 4 tokens): bench/ceiling measures one load per
+// dot as the limit of the i8 dot forms, not the dot itself.
+//   relaxed: a step is 16 columns of one code group (16 packed bytes per row, 4 groups);
+//            `i32x4.relaxed_dot_i8x16_i7x16_add_s`, the codes 0..2 as the 7-bit operand
+//            (one vpdpbusd with AVX-VNNI, one sdot on ARM): 16 MACs, i32 sums, no overflow.
+//   baseline: a step is 8 columns: `v128.load8x8_u/_s` widen 8 packed bytes / 8 activations
+//            to i16 as they load, then `i32x4.dot_i16x8_s` (pmaddwd): 8 MACs, i32 sums.
+//            Measured (bench/ceiling) ~1.5× the i8 extmul form the kernel used before.
 // A batch whose size is not a multiple of 4 runs its last quad with the missing tokens
-// pointing at the last real one (computed, not stored).
+// pointing at the last real one (computed, not stored); row pairs of padding rows likewise.
 
 /** Scalar reference: T independent matvecs. */
 export function matmul_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
@@ -209,11 +217,27 @@ export function matmul_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y
   }
 }
 
-// acc + Σ pairs of x·c into i16 lanes: one pmaddubsw (relaxed) or two extmuls (baseline).
+// Packed bytes per row and step: 16 (relaxed, i8 lanes) or 8 (baseline, i16 lanes).
+const STEP: i32 = ASC_FEATURE_RELAXED_SIMD ? 16 : 8
+
+// A step's packed bytes of one row: as bytes (relaxed) or widened to i16 lanes (baseline).
+// Either way `(v >> shift) & 3` per lane (i16 shifts, byte mask) gives that code group.
+// @ts-ignore: decorator
+@inline function loadPacked(p: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? v128.load(p) : v128.load8x8_u(p)
+}
+
+// The step's activations of one token, in the lanes the codes use.
+// @ts-ignore: decorator
+@inline function loadAct(p: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? v128.load(p) : v128.load8x8_s(p)
+}
+
+// acc + Σ x·c into i32 lanes (4 products per lane relaxed, 2 baseline).
 // @ts-ignore: decorator
 @inline function dotAcc(acc: v128, x: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x, c))
-  return i16x8.add(acc, i16x8.add(i16x8.extmul_low_i8x16_s(c, x), i16x8.extmul_high_i8x16_s(c, x)))
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, c, acc)
+  return i32x4.add(acc, i32x4.dot_i16x8_s(x, c))
 }
 
 /** SIMD kernel, bit-identical to the reference (integer sums, same final expression). */
@@ -221,71 +245,47 @@ export function matmul_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
                               rows: i32, kp: i32, ntok: i32, ith: i32, nth: i32): void {
   const range = share((rows + 3) >> 2, ith, nth)
   const m3 = i8x16.splat(<i8>((kp >>> 31) | 3)) // runtime-built constant (see matvec_i2s_i8)
-  const nblocks = kp / BLOCK_ELEMS
   const last = ntok - 1
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
-    const wg = w + <usize>g * kp
-    for (let t0 = 0; t0 < ntok; t0 += 4) {
-      const x0 = q + <usize>(t0 * kp)
-      const x1 = q + <usize>(min(t0 + 1, last) * kp)
-      const x2 = q + <usize>(min(t0 + 2, last) * kp)
-      const x3 = q + <usize>(min(t0 + 3, last) * kp)
-      for (let j = 0; j < 4; j++) {
-        // i32 sums of row 4g+j × tokens t0…t0+3, in scalars: the vector registers hold the tile
-        let a0 = 0, a1 = 0, a2 = 0, a3 = 0
-        for (let k0 = 0; k0 < nblocks; k0 += 8) {
-          let h0 = i16x8.splat(0), h1 = h0, h2 = h0, h3 = h0
-          const kend = min(nblocks, k0 + 8)
-          for (let k = k0; k < kend; k++) {
-            for (let hb = 0; hb < 32; hb += 16) {
-            const v = v128.load(wg + <usize>(k * 4 * BLOCK_BYTES + j * BLOCK_BYTES + hb))
-            const xo = <usize>(k * BLOCK_ELEMS + hb)
-            let c: v128
-            // code group 0: bits 7:6 of each byte = columns +0
-            c = v128.and(i16x8.shr_u(v, 6), m3)
-            h0 = dotAcc(h0, v128.load(x0 + xo), c)
-            h1 = dotAcc(h1, v128.load(x1 + xo), c)
-            h2 = dotAcc(h2, v128.load(x2 + xo), c)
-            h3 = dotAcc(h3, v128.load(x3 + xo), c)
-            // code group 1: bits 5:4 of each byte = columns +32
-            c = v128.and(i16x8.shr_u(v, 4), m3)
-            h0 = dotAcc(h0, v128.load(x0 + xo, 32), c)
-            h1 = dotAcc(h1, v128.load(x1 + xo, 32), c)
-            h2 = dotAcc(h2, v128.load(x2 + xo, 32), c)
-            h3 = dotAcc(h3, v128.load(x3 + xo, 32), c)
-            // code group 2: bits 3:2 of each byte = columns +64
-            c = v128.and(i16x8.shr_u(v, 2), m3)
-            h0 = dotAcc(h0, v128.load(x0 + xo, 64), c)
-            h1 = dotAcc(h1, v128.load(x1 + xo, 64), c)
-            h2 = dotAcc(h2, v128.load(x2 + xo, 64), c)
-            h3 = dotAcc(h3, v128.load(x3 + xo, 64), c)
-            // code group 3: bits 1:0 of each byte = columns +96
-            c = v128.and(v, m3)
-            h0 = dotAcc(h0, v128.load(x0 + xo, 96), c)
-            h1 = dotAcc(h1, v128.load(x1 + xo, 96), c)
-            h2 = dotAcc(h2, v128.load(x2 + xo, 96), c)
-            h3 = dotAcc(h3, v128.load(x3 + xo, 96), c)
+    for (let j = 0; j < 4; j += 2) {
+      // rows 4g+j and 4g+j+1: 32 bytes apart in every 128-byte block, which starts at the
+      // group's byte b for column b (4 rows × 32 bytes per 128 columns)
+      const wr = w + <usize>g * kp + <usize>(j * BLOCK_BYTES)
+      for (let t0 = 0; t0 < ntok; t0 += 4) {
+        const x0 = q + <usize>(t0 * kp)
+        const x1 = q + <usize>(min(t0 + 1, last) * kp)
+        const x2 = q + <usize>(min(t0 + 2, last) * kp)
+        const x3 = q + <usize>(min(t0 + 3, last) * kp)
+        // a<row><token>
+        let a00 = i32x4.splat(0), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00
+        for (let b = 0; b < kp; b += BLOCK_ELEMS) {
+          for (let h = 0; h < BLOCK_BYTES; h += STEP) {
+            const o = <usize>(b + h) // byte of the packed block = column of code group 0
+            let v0 = loadPacked(wr + o), v1 = loadPacked(wr + o + BLOCK_BYTES)
+            // code groups 0..3 = bits 7:6, 5:4, 3:2, 1:0 = columns +0, +32, +64, +96. A loop,
+            // not unrolled: V8 would compute all 8 code vectors first and spill the accumulators.
+            for (let xo = o; xo < o + BLOCK_ELEMS; xo += 32) {
+              const c0 = v128.and(i16x8.shr_u(v0, 6), m3), c1 = v128.and(i16x8.shr_u(v1, 6), m3)
+              let x = loadAct(x0 + xo); a00 = dotAcc(a00, x, c0); a10 = dotAcc(a10, x, c1)
+              x = loadAct(x1 + xo); a01 = dotAcc(a01, x, c0); a11 = dotAcc(a11, x, c1)
+              x = loadAct(x2 + xo); a02 = dotAcc(a02, x, c0); a12 = dotAcc(a12, x, c1)
+              x = loadAct(x3 + xo); a03 = dotAcc(a03, x, c0); a13 = dotAcc(a13, x, c1)
+              v0 = i16x8.shl(v0, 2); v1 = i16x8.shl(v1, 2) // next group into bits 7:6
             }
           }
-          a0 += hsum16(h0)
-          a1 += hsum16(h1)
-          a2 += hsum16(h2)
-          a3 += hsum16(h3)
         }
         const r = g * 4 + j
-        storeTok(y, meta, t0, ntok, rows, r, a0, gamma)
-        storeTok(y, meta, t0 + 1, ntok, rows, r, a1, gamma)
-        storeTok(y, meta, t0 + 2, ntok, rows, r, a2, gamma)
-        storeTok(y, meta, t0 + 3, ntok, rows, r, a3, gamma)
+        storeTok(y, meta, t0, ntok, rows, r, hsum(a00), gamma)
+        storeTok(y, meta, t0 + 1, ntok, rows, r, hsum(a01), gamma)
+        storeTok(y, meta, t0 + 2, ntok, rows, r, hsum(a02), gamma)
+        storeTok(y, meta, t0 + 3, ntok, rows, r, hsum(a03), gamma)
+        storeTok(y, meta, t0, ntok, rows, r + 1, hsum(a10), gamma)
+        storeTok(y, meta, t0 + 1, ntok, rows, r + 1, hsum(a11), gamma)
+        storeTok(y, meta, t0 + 2, ntok, rows, r + 1, hsum(a12), gamma)
+        storeTok(y, meta, t0 + 3, ntok, rows, r + 1, hsum(a13), gamma)
       }
     }
   }
-}
-
-// Σ of the 8 i16 lanes, in i32.
-// @ts-ignore: decorator
-@inline function hsum16(v: v128): i32 {
-  return hsum(i32x4.extadd_pairwise_i16x8_s(v))
 }
 
 // Row r of token t (if it is a real token of the batch).

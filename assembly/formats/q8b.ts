@@ -1,6 +1,7 @@
 // Q8B: the byte-per-weight copy of the output projection (the tied embedding, 128256 × 2560
 // in 2B4T), made at load. Half the bytes of F16 per token: the projection is the largest
-// single read of a decode step (spec §0.3), a third of its time before this layout.
+// single read of a decode step (docs/architecture.md#output-projection), a third of its
+// time before this layout.
 //
 // Each weight is one byte c = w + 64 with w ∈ [−63, 63] (127 levels, scale max|w|/63 per
 // 128-block), so that c ∈ [1, 127] is the unsigned 7-bit operand of
@@ -10,7 +11,7 @@
 //   weights  u8  [R/4][KP/128][4][128]   R = rows padded to 4, KP = K padded to 128;
 //            group g = rows 4g..4g+3, block b: the 4 rows' 128 bytes adjacent, so the
 //            4-row pass is one sequential stream (four row streams cost DRAM throughput,
-//            wasm-kernels.md pitfall 14: +25–40 % measured here)
+//            docs/kernels.md#weight-streams: +25–40 % measured here)
 //   wscale   f32 [R/4][KP/128][4]        per row and block: max|w| / 63
 //   x        i8  [T][KP]                 activations per 128-block, −127..127, T tokens
 //   xscale   f32 [T][KP/128]             (quantize_blocks_f32_i8, shared with Q4B)
@@ -18,7 +19,7 @@
 //
 //   y[t][r] = Σ_b (wscale[r][b] · xscale[t][b]) · (Σ_{i∈b} c[r][i]·x[t][i] − 64·Σ_{i∈b} x[t][i])
 //   summed in f32 in block order; block dots are exact integers. Blocks of 128 like ggml's
-//   Q8_0 × Q8_0 (blocks of 32; +0.06 % PPL on 2B4T, spec §3.1): per-block activation scales
+//   Q8_0 × Q8_0 (blocks of 32; bitnet.cpp's Q8_0 output: +0.06 % PPL on 2B4T): per-block activation scales
 //   keep the error far below per-token scaling.
 
 import { f16ToF32 } from '../ops/half'

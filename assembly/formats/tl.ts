@@ -1,5 +1,5 @@
 // TL ternary weights × int8 activations: lookup-table matrix-vector product (g = 2).
-// The baseline-SIMD128 kernel ("kernel B", `tlt` in wasm-kernels.md §3, §6.3) for
+// The baseline-SIMD128 kernel (column-tiled LUT, docs/kernels.md#which-ternary-kernel) for
 // engines without relaxed SIMD (Safari, Node 20): it gives bit for bit the outputs of
 // the I2_S kernel (i2s.ts) on the same weights and activations.
 //
@@ -18,7 +18,7 @@
 // The split keeps both halves small enough to be summed as bytes: over 8 pairs Σhi ∈
 // [−128, 120] fits i8 and Σlo ≤ 128 fits u8, so the kernel adds 8 lookups per byte lane
 // before widening once (instead of widening every lookup: fewer shuffles, ~15 % faster
-// than the plain low/high-byte table of wasm-kernels.md on V8 11.3). Over a tile of 512
+// than a plain low/high-byte table, measured on V8 11.3). Over a tile of 512
 // pairs the i16 sums stay within ±512·16 = ±8192.
 //
 // Kernel layout "tl16" (what this file reads), 4 bits per pair = 2 bits per weight:
@@ -59,7 +59,8 @@ const TL_LUT_BYTES: i32 = 32 // table bytes per pair (16 hi + 16 lo)
 const BYTE_PAIRS: i32 = 8 // lookups summed in byte lanes before widening (bounds above)
 
 // Constants of lut_build_i8 as read-only static data (below HEAP_BASE): loaded once
-// before the loop, where v128 constants would be re-materialised in it (pitfall 6) and
+// before the loop, where v128 constants would be re-materialised in it
+// (docs/kernels.md#v128-constants-in-hot-loops) and
 // replace_lane chains from a runtime value were recomputed in every iteration by V8 11.3.
 const LUT_CONSTS = memory.data<i16>([
   -1, -1, -1, 0, 0, 0, 1, 1, // w0 of entries 0..7
@@ -117,7 +118,8 @@ export function matvec_tl_i8_ref(w: usize, lut: usize, meta: usize, gamma: f32, 
 }
 
 // Table lookup of 16 rows. Indices are masked to 0..15, so the relaxed swizzle (one pshufb
-// on x64, where baseline swizzle adds a saturating fix-up: pitfall 7) is exact here too.
+// on x64, where baseline swizzle adds a saturating fix-up: docs/kernels.md#baseline-swizzle-on-x64)
+// is exact here too.
 // @ts-ignore: decorator
 @inline function look(table: v128, idx: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i8x16.relaxed_swizzle(table, idx)
@@ -162,7 +164,7 @@ export function matvec_tl_i8(w: usize, lut: usize, meta: usize, gamma: f32, y: u
   const groups = (rows + 15) >> 4
   const np = kp >> 1
   const ntiles = (np + TL_TILE_PAIRS - 1) / TL_TILE_PAIRS
-  // Loaded, not a v128 constant (pitfall 6), and not a splat of a runtime value either:
+  // Loaded, not a v128 constant (docs/kernels.md#v128-constants-in-hot-loops), nor a splat of a runtime value:
   // V8 11.3 re-materialised that splat in every iteration. Few values live across the
   // loops (s and the f32x4 splats only where used): V8 otherwise spills table vectors.
   const m15 = v128.load(LUT_CONSTS, 64)

@@ -15,7 +15,7 @@ export function add_f32(y: usize, x: usize, n: i32): void {
   }
 }
 
-/** g[i] = relu(g[i])² · u[i]  (2B4T FFN: ReLU² gate, spec §1.2). */
+/** g[i] = relu(g[i])² · u[i]  (2B4T FFN: ReLU² gate, docs/architecture.md#ffn-activation). */
 export function relu2_mul_f32(g: usize, u: usize, n: i32): void {
   const zero = f32x4.splat(0)
   let i = 0
@@ -37,6 +37,33 @@ export function silu_mul_f32(g: usize, u: usize, n: i32): void {
     const o = <usize>i << 2
     const v = load<f32>(g + o)
     store<f32>(g + o, v / (<f32>1 + Mathf.exp(-v)) * load<f32>(u + o))
+  }
+}
+
+/**
+ * g[i] = gelu(g[i]) · u[i] with GELU's tanh form, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+ * (Gemma's `gelu_pytorch_tanh`, ggml_gelu).
+ */
+export function gelu_mul_f32(g: usize, u: usize, n: i32): void {
+  const c: f32 = <f32>0.7978845608028654 // √(2/π)
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i << 2
+    const v = load<f32>(g + o)
+    store<f32>(g + o, <f32>0.5 * v * (<f32>1 + Mathf.tanh(c * (v + <f32>0.044715 * v * v * v))) * load<f32>(u + o))
+  }
+}
+
+/** x[i] *= s (Gemma's embedding scale √n_embd). */
+export function scale_f32(x: usize, n: i32, s: f32): void {
+  const vs = f32x4.splat(s)
+  let i = 0
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2
+    v128.store(x + o, f32x4.mul(v128.load(x + o), vs))
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2
+    store<f32>(x + o, load<f32>(x + o) * s)
   }
 }
 

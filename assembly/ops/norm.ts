@@ -1,4 +1,4 @@
-// RMSNorm: y = x / sqrt(mean(x²) + eps) · w   (spec §1.2; all five norm sites).
+// RMSNorm: y = x / sqrt(mean(x²) + eps) · w   (docs/architecture.md#rmsnorm; the output norm, in f32).
 
 /** y[0..n) = rmsnorm(x) ⊙ w. y may alias x. */
 export function rmsnorm_f32(x: usize, w: usize, y: usize, n: i32, eps: f32): void {

@@ -1,10 +1,11 @@
-// Per-token int8 absmax activation quantization (spec §1.3):
+// Per-token int8 absmax activation quantization (docs/architecture.md#bitlinear):
 //   s = 127 / max(max|x|, 1e-5),  q_i = clamp(RNE(x_i · s), −128, 127)
 // RNE = round half to even (f64.nearest), as torch.round and bitnet.cpp's nearest_int;
 // JS Math.round (half up) would differ on exact .5 cases.
 //
-// Every BitLinear input except o_proj's is an RMSNorm output, so the norm is fused in
-// and computed in f64 from the f32 input: the normed values never round to f32 before
+// BitLinear inputs are RMSNorm outputs (all four in the BitNet families; the Llama family
+// has no sub-norms, so its o and down inputs are quantized as they are), so the norm is
+// fused in and computed in f64 from the f32 input: the normed values never round to f32 before
 // being scaled. That matters at near-ties: on tiny-dev a layer-0 value has x·s =
 // 58.50000000000001 in f64 but exactly 58.5 after f32 rounding, and the int8 that flips
 // (59 vs 58) moves a logit by 0.03 — enough to leave golden prompt 4's greedy path at a
@@ -16,41 +17,34 @@ import { lut_build_i8 } from '../formats/tl'
 /**
  * q[0..np) = quantize(rmsnorm(x[0..n)) ⊙ w), zero-filled beyond n so padded columns
  * contribute nothing; meta: f32 s at +0, i32 Σq at +4. `w = 0` skips the norm
- * (quantizes x itself, for o_proj when there is no attn_sub_norm).
- * Vectorized with f64x2; the normed value of every element is computed as (x·inv)·w in
- * both passes that need it, so the result equals the scalar f64 definition exactly.
+ * (quantizes x itself, for o and down when the model has no sub-norms).
+ * `w0 ≠ 0`: x is first normed with w0, x ← rmsnorm(x) ⊙ w0, also in f64 (the BitNet
+ * embedding models' per-projection norm applied to the block's input norm).
+ * Vectorized with f64x2; the normed value of every element is computed as ((x·inv0)·w0·inv)·w
+ * in every pass that needs it, so the result equals the scalar f64 definition exactly.
  */
-export function rmsnorm_quantize_f32_i8(x: usize, w: usize, n: i32, eps: f32, np: i32, q: usize, meta: usize): void {
+export function rmsnorm_quantize_f32_i8(x: usize, w0: usize, w: usize, n: i32, eps: f32, np: i32, q: usize, meta: usize): void {
   const n4 = n & ~3
-  // inv = 1/sqrt(mean(x²) + eps), or 1 with no norm
-  let inv: f64 = 1
-  if (w != 0) {
-    let acc = f64x2.splat(0)
-    for (let i = 0; i < n4; i += 4) {
-      const v = v128.load(x + (<usize>i << 2))
-      const lo = f64x2.promote_low_f32x4(v), hi = f64x2.promote_low_f32x4(i64x2.shuffle(v, v, 1, 1))
-      acc = f64x2.add(acc, f64x2.add(f64x2.mul(lo, lo), f64x2.mul(hi, hi)))
-    }
-    let ss = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1)
-    for (let i = n4; i < n; i++) { const v = <f64>load<f32>(x + (<usize>i << 2)); ss += v * v }
-    inv = 1.0 / Math.sqrt(ss / <f64>n + <f64>eps)
-  }
+  // inv0 = 1/sqrt(mean(x²) + eps) when there is a first norm; inv likewise of its output, or 1 with no norm
+  const inv0: f64 = w0 != 0 ? invRms(x, 0, 1, n, eps) : 1
+  const inv: f64 = w != 0 ? invRms(x, w0, inv0, n, eps) : 1
   const vinv = f64x2.splat(inv)
+  const vinv0 = f64x2.splat(inv0)
   // absmax of the normed vector
   let vmax = f64x2.splat(0)
   for (let i = 0; i < n4; i += 4) {
-    vmax = f64x2.max(vmax, f64x2.abs(normed2(x, w, i, vinv, false)))
-    vmax = f64x2.max(vmax, f64x2.abs(normed2(x, w, i, vinv, true)))
+    vmax = f64x2.max(vmax, f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, false)))
+    vmax = f64x2.max(vmax, f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, true)))
   }
   let amax = max(f64x2.extract_lane(vmax, 0), f64x2.extract_lane(vmax, 1))
-  for (let i = n4; i < n; i++) amax = max(amax, Math.abs(normed(x, w, i, inv)))
+  for (let i = n4; i < n; i++) amax = max(amax, Math.abs(normed(x, w0, inv0, w, i, inv)))
   const s: f64 = 127.0 / max(amax, 1e-5)
   // q = clamp(RNE(v·s)), four at a time
   const vs = f64x2.splat(s), lo = f64x2.splat(-128), hi = f64x2.splat(127)
   let vsum = i32x4.splat(0)
   for (let i = 0; i < n4; i += 4) {
-    const a = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(hi, f64x2.max(lo, f64x2.nearest(f64x2.mul(normed2(x, w, i, vinv, false), vs)))))
-    const b = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(hi, f64x2.max(lo, f64x2.nearest(f64x2.mul(normed2(x, w, i, vinv, true), vs)))))
+    const a = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(hi, f64x2.max(lo, f64x2.nearest(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, false), vs)))))
+    const b = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(hi, f64x2.max(lo, f64x2.nearest(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, true), vs)))))
     const q4 = i64x2.shuffle(a, b, 0, 2) // [q0 q1 q2 q3]
     vsum = i32x4.add(vsum, q4)
     const h = i16x8.narrow_i32x4_s(q4, q4)
@@ -58,7 +52,7 @@ export function rmsnorm_quantize_f32_i8(x: usize, w: usize, n: i32, eps: f32, np
   }
   let sum = i32x4.extract_lane(vsum, 0) + i32x4.extract_lane(vsum, 1) + i32x4.extract_lane(vsum, 2) + i32x4.extract_lane(vsum, 3)
   for (let i = n4; i < n; i++) {
-    const v = <i32>min(127.0, max(-128.0, nearest<f64>(normed(x, w, i, inv) * s)))
+    const v = <i32>min(127.0, max(-128.0, nearest<f64>(normed(x, w0, inv0, w, i, inv) * s)))
     store<i8>(q + <usize>i, <i8>v)
     sum += v
   }
@@ -67,32 +61,51 @@ export function rmsnorm_quantize_f32_i8(x: usize, w: usize, n: i32, eps: f32, np
   store<i32>(meta, sum, 4)
 }
 
-// x[i]·inv·w[i] in f64 (w = 0: no norm weight)
-// @ts-ignore: decorator
-@inline function normed(x: usize, w: usize, i: i32, inv: f64): f64 {
-  const v = <f64>load<f32>(x + (<usize>i << 2)) * inv
-  return w != 0 ? v * <f64>load<f32>(w + (<usize>i << 2)) : v
-}
-
-// The same for elements i, i+1 (high = false) or i+2, i+3 (high = true), as f64x2.
-// @ts-ignore: decorator
-@inline function normed2(x: usize, w: usize, i: i32, vinv: v128, high: bool): v128 {
-  const o = (<usize>i << 2) + (high ? 8 : 0)
-  const v = f64x2.mul(f64x2.promote_low_f32x4(v128.load64_zero(x + o)), vinv)
-  return w != 0 ? f64x2.mul(v, f64x2.promote_low_f32x4(v128.load64_zero(w + o))) : v
-}
-
 /**
  * The rows [share of `rows`] of a batch: x [rows][n] → q [rows][np], meta [rows] × 8 B, and
  * with `lut` ≠ 0 each row's TL lookup tables into lut [rows][np·16] (assembly/formats/tl.ts).
  * Thread-split by rows, so a batch's norms run on every thread instead of the leader alone.
  */
-export function rmsnorm_quantize_rows_f32_i8(x: usize, w: usize, n: i32, eps: f32, np: i32, q: usize, meta: usize,
+export function rmsnorm_quantize_rows_f32_i8(x: usize, w0: usize, w: usize, n: i32, eps: f32, np: i32, q: usize, meta: usize,
                                              lut: usize, rows: i32, ith: i32, nth: i32): void {
   const range = share(rows, ith, nth)
   for (let t = <i32>(range >> 32); t < <i32>range; t++) {
     const qt = q + <usize>(t * np)
-    rmsnorm_quantize_f32_i8(x + (<usize>(t * n) << 2), w, n, eps, np, qt, meta + (<usize>t << 3))
+    rmsnorm_quantize_f32_i8(x + (<usize>(t * n) << 2), w0, w, n, eps, np, qt, meta + (<usize>t << 3))
     if (lut != 0) lut_build_i8(qt, np, lut + (<usize>(t * np) << 4))
   }
+}
+
+// 1/sqrt(mean(v²) + eps) of v = x·inv0·w0 (w0 = 0: v = x), in f64.
+function invRms(x: usize, w0: usize, inv0: f64, n: i32, eps: f32): f64 {
+  const n4 = n & ~3
+  const vinv0 = f64x2.splat(inv0), one = f64x2.splat(1)
+  let acc = f64x2.splat(0)
+  for (let i = 0; i < n4; i += 4) {
+    const lo = normed2(x, w0, vinv0, 0, i, one, false), hi = normed2(x, w0, vinv0, 0, i, one, true)
+    acc = f64x2.add(acc, f64x2.add(f64x2.mul(lo, lo), f64x2.mul(hi, hi)))
+  }
+  let ss = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1)
+  for (let i = n4; i < n; i++) { const v = normed(x, w0, inv0, 0, i, 1); ss += v * v }
+  return 1.0 / Math.sqrt(ss / <f64>n + <f64>eps)
+}
+
+// ((x[i]·inv0)·w0[i]·inv)·w[i] in f64 (w0 = 0: no first norm; w = 0: no norm weight)
+// @ts-ignore: decorator
+@inline function normed(x: usize, w0: usize, inv0: f64, w: usize, i: i32, inv: f64): f64 {
+  const o = <usize>i << 2
+  let v = <f64>load<f32>(x + o)
+  if (w0 != 0) v = v * inv0 * <f64>load<f32>(w0 + o)
+  v *= inv
+  return w != 0 ? v * <f64>load<f32>(w + o) : v
+}
+
+// The same for elements i, i+1 (high = false) or i+2, i+3 (high = true), as f64x2.
+// @ts-ignore: decorator
+@inline function normed2(x: usize, w0: usize, vinv0: v128, w: usize, i: i32, vinv: v128, high: bool): v128 {
+  const o = (<usize>i << 2) + (high ? 8 : 0)
+  let v = f64x2.promote_low_f32x4(v128.load64_zero(x + o))
+  if (w0 != 0) v = f64x2.mul(f64x2.mul(v, vinv0), f64x2.promote_low_f32x4(v128.load64_zero(w0 + o)))
+  v = f64x2.mul(v, vinv)
+  return w != 0 ? f64x2.mul(v, f64x2.promote_low_f32x4(v128.load64_zero(w + o))) : v
 }

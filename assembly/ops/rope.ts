@@ -1,5 +1,5 @@
 // Rotary position embedding, NEOX style (rotate halves): within each head, dimension i
-// pairs with i + n_rot/2 (spec §0.8: q/k are never permuted by the BitNet converters).
+// pairs with i + n_rot/2 (docs/architecture.md#rope: the loader un-permutes NORM files' q/k rows).
 // The host computes cos/sin for the position once per token (shared by q, k and all
 // layers) into cs = [cos 0..n_rot/2) , sin 0..n_rot/2)].
 

@@ -4,10 +4,11 @@
  * streamed the matrix), at an L2-resident size (the matrix is re-read hot) and a DRAM-resident one
  * (larger than L3), on 1 thread and on N (ggml test-quantize-perf style).
  */
-import { ThreadPool } from '../thread-pool.js'
-import { CTL_BYTES, type Job } from '../threads/protocol.js'
-import { availableVariants, compileKernels, isSharedVariant, createMemory, instantiateKernels, type KernelVariant } from '../wasm.js'
+import { ThreadPool } from '../runtime/thread-pool.js'
+import { CTL_BYTES, type Job } from '../runtime/protocol.js'
+import { availableVariants, compileKernels, isSharedVariant, createMemory, instantiateKernels, type KernelVariant } from '../runtime/wasm.js'
 import { Arena } from '../model/arena.js'
+import { MAX_BATCH } from '../model/transformer.js'
 
 interface KernelCase {
   name: string
@@ -24,7 +25,7 @@ interface KernelCase {
 interface Buffers { w: number; q: number; meta: number; lut: number; xq: number; xs: number; xsum: number; ws: number; x: number; y: number }
 
 const K = 2560
-const BATCH = 8
+const BATCH = MAX_BATCH // a prompt pass
 const CASES: KernelCase[] = [
   { name: 'i2s (ternary MAD)', rowBytes: K / 4, job: (b, rows) => ['matvec_i2s_i8', b.w, b.q, b.meta, 1, b.y, rows, K] },
   {
@@ -49,7 +50,7 @@ export async function benchKernels(threads: number, variant?: KernelVariant, log
   const results: KernelResult[] = []
   for (const v of variant ? [variant] : await availableVariants()) {
     const { module } = await compileKernels({ variant: v })
-    const memory = createMemory(DRAM_BYTES + (16 << 20), v)
+    const memory = createMemory(DRAM_BYTES + (48 << 20), v)
     const k = instantiateKernels(module, memory)
     const a = new Arena()
     const b: Buffers = {
@@ -60,8 +61,9 @@ export async function benchKernels(threads: number, variant?: KernelVariant, log
     b.w = a.alloc(DRAM_BYTES)
     const heap = new Uint8Array(memory.buffer)
     // Random weights and activations: every byte pattern is a valid weight in each layout.
-    for (let i = 0; i < DRAM_BYTES; i += 4096) crypto.getRandomValues(heap.subarray(b.w + i, b.w + i + 4096))
-    crypto.getRandomValues(heap.subarray(b.q, b.q + BATCH * K))
+    const random = (p: number, n: number) => { for (let i = 0; i < n; i += 4096) crypto.getRandomValues(heap.subarray(p + i, p + Math.min(n, i + 4096))) }
+    random(b.w, DRAM_BYTES)
+    random(b.q, BATCH * K)
     for (let t = 0; t < BATCH; t++) new Float32Array(memory.buffer, b.meta + 8 * t, 1)[0] = 1
     new Float32Array(memory.buffer, b.x, K).fill(0.5)
     for (const n of [...new Set([1, isSharedVariant(v) ? threads : 1])]) {

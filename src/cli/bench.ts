@@ -5,10 +5,10 @@
  */
 import { InvalidArgumentError } from '../errors.js'
 import { convertToGguf, type ConvertTarget } from '../convert/index.js'
-import { openModelContents } from '../load-model.js'
+import { openModelContents } from '../api/load-model.js'
 import { cachedTempFile } from '../io/file.js'
 import { SHAPES, syntheticChunks } from '../model/synthetic.js'
-import type { KernelVariant } from '../wasm.js'
+import type { KernelVariant } from '../runtime/wasm.js'
 import { MODEL_OPTIONS, intOpt, oneOf, openModel, parse, printJson } from './common.js'
 import { formatBytes, ProgressBar } from './progress.js'
 import { kvBytesPerToken } from '../model/transformer.js'
@@ -16,7 +16,7 @@ import { benchKernels } from './bench-kernels.js'
 import type { Transformer } from '../model/transformer.js'
 import { hardwareConcurrency } from '../env.js'
 
-export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b|20b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd|single] [--kv-type f16|f32] [--profile] [--chunk-cost N] [--json]
+export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b|20b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd|single] [--kv-type auto|f16|f32] [--profile] [--chunk-cost N] [--json]
   prints prompt tokens/s, decode tokens/s, time to first token, peak RSS, kernel, variant, threads;
   --profile adds time per op and rounds per forward pass with their fixed cost; --chunk-cost sets
   the multiply-adds per chunk of a round (bench/chunks.mjs measures it)

@@ -4,7 +4,7 @@
  * program; Ctrl-D or /exit quits.
  */
 import { createInterface } from 'node:readline'
-import type { ChatMessage } from '../chat-template.js'
+import type { ChatMessage } from '../tokenizer/chat-template.js'
 import { MODEL_OPTIONS, intOpt, numOpt, openModel, parse } from './common.js'
 
 export const CHAT_HELP = `bitnet chat [-m MODEL] [options]      interactive chat in the terminal

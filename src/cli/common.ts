@@ -4,10 +4,10 @@
  * stderr with --json).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import type { BitnetModel } from '../bitnet-model.js'
+import type { BitnetModel } from '../api/bitnet-model.js'
 import { BitnetError, InvalidArgumentError } from '../errors.js'
-import { loadModel } from '../load-model.js'
-import type { KernelVariant } from '../wasm.js'
+import { loadModel } from '../api/load-model.js'
+import type { KernelVariant } from '../runtime/wasm.js'
 import { KV_TYPES } from '../model/transformer.js'
 import { DEFAULT_MODEL } from '../io/hub.js'
 import { progressHandler, ProgressBar } from './progress.js'
@@ -68,7 +68,7 @@ export async function openModel(values: { model?: string; ctx?: string; threads?
       threads: intOpt(values.threads, 'threads', 1),
       variant,
       outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8', 'q4'] as const),
-      kvType: oneOf(values['kv-type'], 'kv-type', KV_TYPES),
+      kvType: oneOf(values['kv-type'], 'kv-type', ['auto', ...KV_TYPES]),
       signal,
       onProgress: progressHandler(bar),
     })

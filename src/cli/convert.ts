@@ -2,7 +2,7 @@
 import { convertToGguf, FILE_TYPES, type ConvertTarget, type MatrixTarget } from '../convert/index.js'
 import { InvalidArgumentError } from '../errors.js'
 import { writeChunksToFile } from '../io/file.js'
-import { openModelContents } from '../load-model.js'
+import { openModelContents } from '../api/load-model.js'
 import { oneOf, parse, printJson } from './common.js'
 import { formatBytes, ProgressBar } from './progress.js'
 
@@ -28,23 +28,16 @@ export async function convertCommand(argv: string[], signal: AbortSignal): Promi
   const outputType = oneOf(values['output-type'], 'output-type', ['f16', 'q8_0', 'q6_k'] as MatrixTarget[])!
   const contents = await openModelContents(input)
   const bar = new ProgressBar('converting')
-  // Written under a temporary name and renamed at the end: an interrupted run leaves no OUT.
-  const partial = `${output}.${process.pid}.partial`
-  const { rename, rm, stat } = await import('node:fs/promises')
+  let bytes: number
   try {
-    await writeChunksToFile(partial, convertToGguf(contents, {
+    bytes = await writeChunksToFile(output, convertToGguf(contents, {
       to, outputType, signal,
       onProgress: (p) => bar.update(p.loaded, p.total, `${formatBytes(p.loaded)} / ${formatBytes(p.total)}`),
     }))
-    await rename(partial, output)
-  } catch (e) {
-    await rm(partial, { force: true })
-    throw e
   } finally {
     bar.done()
     await contents.close?.()
   }
-  const bytes = (await stat(output)).size
   if (values.json) printJson({ file: output, bytes, to, output_type: outputType })
   else process.stderr.write(`wrote ${output} (${formatBytes(bytes)}, ${to}, embedding ${outputType})\n`)
   return 0

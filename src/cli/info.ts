@@ -1,11 +1,11 @@
 /** `bitnet info MODEL`: architecture, shapes, tensor types and sizes, tokenizer, template. */
-import { resolveChatTemplate, isPlaceholderTemplate } from '../chat-template.js'
+import { resolveChatTemplate, isPlaceholderTemplate } from '../tokenizer/chat-template.js'
 import { InvalidArgumentError } from '../errors.js'
 import { metaNumberOpt, metaStringOpt } from '../gguf/reader.js'
-import { openModelContents } from '../load-model.js'
+import { openModelContents } from '../api/load-model.js'
 import { parse, printJson } from './common.js'
 import { formatBytes } from './progress.js'
-import { kvBytesPerToken } from '../model/transformer.js'
+import { KV_AUTO_F16_BYTES, kvBytesPerToken } from '../model/transformer.js'
 
 export const INFO_HELP = `bitnet info MODEL [--json]
   prints architecture, shapes, tensor types and sizes, tokenizer and chat template
@@ -42,6 +42,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
       tensor_count: contents.tensors.length,
       tensor_types: types,
       kv_bytes_per_token: { f16: kvBytesPerToken(config, 'f16'), f32: kvBytesPerToken(config, 'f32') },
+      kv_auto_f16_from: Math.ceil(KV_AUTO_F16_BYTES / kvBytesPerToken(config, 'f32')),
       tokenizer: {
         model: m ? metaStringOpt(m, 'tokenizer.ggml.model') : 'tokenizer.json',
         pre: m ? metaStringOpt(m, 'tokenizer.ggml.pre') ?? '(missing: llama-bpe assumed)' : 'tokenizer.json',
@@ -65,8 +66,9 @@ export async function infoCommand(argv: string[]): Promise<number> {
       `  attention     ${c.nHead} heads × ${c.headDim}, ${c.nHeadKv} kv heads, RoPE NEOX θ=${c.ropeTheta} on ${c.nRot} dims` +
         (c.rope === 'norm' ? ' (q/k rows stored permuted for NORM RoPE, un-permuted at load)' : ''),
       `  context       ${c.contextLength}, vocab ${c.vocabSize}, rms eps ${c.normEps}`,
-      `  KV cache      ${formatBytes(info.kv_bytes_per_token.f32)} per token in f32 (default), ${formatBytes(info.kv_bytes_per_token.f16)} in f16 (--kv-type f16); ` +
-        `${formatBytes(info.kv_bytes_per_token.f32 * c.contextLength)} / ${formatBytes(info.kv_bytes_per_token.f16 * c.contextLength)} at ${c.contextLength} tokens`,
+      `  KV cache      ${formatBytes(info.kv_bytes_per_token.f32)} per token in f32, ${formatBytes(info.kv_bytes_per_token.f16)} in f16; ` +
+        `${formatBytes(info.kv_bytes_per_token.f32 * c.contextLength)} / ${formatBytes(info.kv_bytes_per_token.f16 * c.contextLength)} at ${c.contextLength} tokens; ` +
+        `default (auto) f16 from ${info.kv_auto_f16_from} tokens of context`,
       `  tensors       ${contents.tensors.length}: ` +
         Object.entries(types).map(([k, v]) => `${v.count} ${k} (${formatBytes(v.bytes)})`).join(', '),
       `  tokenizer     ${info.tokenizer.model}, pre ${info.tokenizer.pre}, bos ${info.tokenizer.bos}, eos ${info.tokenizer.eos}`,

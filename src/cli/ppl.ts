@@ -4,7 +4,7 @@ import { readFileText } from '../io/file.js'
 import { MODEL_OPTIONS, intOpt, openModel, parse, printJson } from './common.js'
 import { ProgressBar } from './progress.js'
 
-export const PPL_HELP = `bitnet ppl -m MODEL (-f TEXT_FILE | --tokens IDS_JSON_FILE) [--ctx 512] [--kv-type f16|f32] [--json]
+export const PPL_HELP = `bitnet ppl -m MODEL (-f TEXT_FILE | --tokens IDS_JSON_FILE) [--ctx 512] [--kv-type auto|f16|f32] [--json]
   cuts the tokens into chunks of --ctx, evaluates each as [BOS] + chunk[:-1],
   predicts all its tokens; ppl = exp(mean NLL). --json: {"ppl", "tokens"}`
 

@@ -17,7 +17,7 @@ export const RUN_HELP = `bitnet run [-m MODEL] -p PROMPT [options]
       --no-bos             do not prepend BOS
       --ignore-eos         keep generating past end-of-generation tokens
   -c, --ctx N              context size (KV cache tokens)
-      --kv-type f16|f32    KV cache storage (default f32; f16: half the memory)
+      --kv-type auto|f16|f32 KV cache storage (default auto: f16, half the memory, once f32 takes ≥ 64 MiB)
   -t, --threads N          threads
       --json               print {"text","tokens","prompt_tokens","timings"}`
 

@@ -16,10 +16,10 @@ export const SERVE_HELP = `bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 80
       --max-body BYTES     largest request body (default 1048576)
       --cors               allow cross-origin requests from browsers
       --quiet              no request log on stderr
-      --pooling mean|last  how /v1/embeddings pools (default mean; always L2-normalised)
-      --eos                /v1/embeddings appends EOS first (last-token pooled embedding models)
+      --pooling mean|last  how /v1/embeddings pools (default: the model's, else mean; always L2-normalised)
+      --eos                /v1/embeddings appends EOS (default: the tokenizer's add_eos_token)
   -c, --ctx N              context size per sequence
-      --kv-type f16|f32    KV cache storage (default f32; f16: half the memory)
+      --kv-type auto|f16|f32 KV cache storage (default auto: f16, half the memory, once f32 takes ≥ 64 MiB)
   -t, --threads N          threads`
 
 export async function serveCommand(argv: string[], signal: AbortSignal): Promise<number> {

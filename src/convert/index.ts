@@ -10,15 +10,10 @@
  * model's q/k rows permuted for NORM RoPE when they come in HF order); the embedding / output
  * matrix in `outputType`.
  */
+import { familyNorms } from '../model/config.js'
 import { InvalidArgumentError } from '../errors.js'
-import { quantizeBf16, quantizeF16, quantizeF32 } from '../formats/float.js'
-import { encodeI2s } from '../formats/i2s.js'
-import { decodeTernary, dequantizeRows, FORMATS, tensorByteSize, type FormatName } from '../formats/index.js'
-import { quantizeQ6_K } from '../formats/q6_k.js'
-import { quantizeQ8_0 } from '../formats/q8_0.js'
-import { defaultTlTiling, encodeTl, TL_TILING_KEY } from '../formats/tl.js'
-import { encodeTq1_0 } from '../formats/tq1_0.js'
-import { encodeTq2_0 } from '../formats/tq2_0.js'
+import { decodeTernary, dequantizeRows, encodeTernary, FORMATS, quantizeRows, tensorByteSize, type FormatName } from '../formats/index.js'
+import { defaultTlTiling, TL_TILING_KEY } from '../formats/tl.js'
 import { GgufType, type GgufValue } from '../gguf/types.js'
 import { ggufHeader, metaArr } from '../gguf/writer.js'
 import type { ModelContents, ModelTensor } from '../model/contents.js'
@@ -121,6 +116,8 @@ function planOutput(contents: ModelContents, ternary: FormatName, matrix: Format
   add('token_embd.weight', 'matrix')
   for (let l = 0; l < contents.config.nLayer; l++) {
     for (const n of LAYER_ORDER) add(`blk.${l}.${n}.weight`, TERNARY.includes(n) ? 'ternary' : 'norm')
+    // the embedding families' per-projection, head and post norms
+    for (const n of familyNorms(contents.config)) if (!LAYER_ORDER.includes(n.name)) add(`blk.${l}.${n.name}.weight`, 'norm')
   }
   add('output_norm.weight', 'norm')
   add('output.weight', 'matrix')
@@ -140,7 +137,7 @@ async function* convertTensor(t: OutTensor): AsyncGenerator<Uint8Array> {
   const { src } = t
   const [cols, rows = 1] = t.dims
   if (t.kind === 'norm') {
-    yield quantizeF32(dequantizeRows(src.format, await readAll(src), cols * rows))
+    yield quantizeRows('F32', dequantizeRows(src.format, await readAll(src), cols * rows))
     return
   }
   if (t.kind === 'matrix') {
@@ -150,21 +147,12 @@ async function* convertTensor(t: OutTensor): AsyncGenerator<Uint8Array> {
       const bytes = await readAll(src, r0 * rowBytes, n * rowBytes)
       if (src.format === t.format) { yield bytes; continue }
       const values = dequantizeRows(src.format, bytes, n * cols)
-      yield t.format === 'F16' ? quantizeF16(values) : t.format === 'Q8_0' ? quantizeQ8_0(values) : quantizeQ6_K(values)
+      yield quantizeRows(t.format, values)
     }
     return
   }
   const { codes, scale: gamma } = decodeTernary(src.format, await readAll(src), rows, cols, { file: src.file, offset: src.offset }, src.decode)
   if (t.permuteHeads) permuteQkRows(codes, t.permuteHeads, cols)
   const scale = t.scale ? gamma * dequantizeRows(t.scale.format, await readAll(t.scale), 1)[0] : gamma
-  switch (t.format) {
-    case 'I2_S': yield encodeI2s(codes, rows, cols, scale); return
-    case 'TQ2_0': yield encodeTq2_0(codes, rows, cols, scale); return
-    case 'TQ1_0': yield encodeTq1_0(codes, rows, cols, scale); return
-    case 'TL1': case 'TL2': yield encodeTl(t.format, codes, rows, cols, scale, t.tiling!, t.byteSize); return
-    default: {
-      const values = Float32Array.from(codes, (c) => c * scale)
-      yield t.format === 'F32' ? quantizeF32(values) : t.format === 'F16' ? quantizeF16(values) : quantizeBf16(values)
-    }
-  }
+  yield encodeTernary(t.format, codes, rows, cols, scale, { tiling: t.tiling, byteSize: t.byteSize })
 }

@@ -1,7 +1,7 @@
 /**
  * GGUF metadata for `bitnet convert`: copied from a GGUF source, or built from a Hugging Face
  * folder's config.json / tokenizer.json / tokenizer_config.json with the keys, order and
- * types of the official 2B4T I2_S file (spec §2a), then adjusted for the target:
+ * types of the official 2B4T I2_S file (docs/formats.md#metadata-keys), then adjusted for the target:
  * - a Llama-family model (arch 'llama') stays 'llama' for every target, with q/k rows permuted
  *   for NORM RoPE as bitnet.cpp's and upstream's converters write them (./index.ts);
  * - TQ1_0 / TQ2_0 are for upstream llama.cpp, which knows the BitNet graph as 'bitnet' only:
@@ -10,12 +10,12 @@
  *   'llama-bpe' for Llama 3 vocabularies;
  * - `<arch>.hidden_activation` is written whenever the activation is not the arch's default.
  */
-import { ModelFormatError } from '../errors.js'
+import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
 import { GgufType, type GgufMetadata, type GgufValue } from '../gguf/types.js'
 import { metaArr, metaBool, metaF32, metaStr, metaU32 } from '../gguf/writer.js'
 import { ARCH_FAMILIES, type ModelConfig } from '../model/config.js'
 import type { ModelContents } from '../model/contents.js'
-import { spmMetadataFromHf } from '../tokenizer.js'
+import { spmMetadataFromHf } from '../tokenizer/tokenizer.js'
 
 /** llama.h `llama_ftype` per target (bitnet.cpp's fork for TL1/TL2/I2_S). */
 export const FILE_TYPES = { f32: 0, f16: 1, bf16: 32, tq1_0: 36, tq2_0: 37, tl1: 38, tl2: 39, i2s: 40 } as const
@@ -25,8 +25,15 @@ export type ConvertTarget = keyof typeof FILE_TYPES
 /** The output file's metadata (a new map; the source's is not modified). */
 export function convertMetadata(contents: ModelContents, to: ConvertTarget, extra: [string, GgufValue][]): GgufMetadata {
   const c = contents.config
-  const src = contents.gguf ? contents.gguf.metadata : hfMetadata(contents)
   const upstream = to === 'tq1_0' || to === 'tq2_0'
+  if (ARCH_FAMILIES[c.arch].projNorms && (upstream || !contents.gguf)) {
+    // upstream llama.cpp has no per-projection norms; a folder's pooling, EOS, window and
+    // Gemma tokenizer keys are what bitnet.cpp's own embedding converter writes
+    throw new UnsupportedFeatureError(`${contents.name}: converting a ${ARCH_FAMILIES[c.arch].family} model ` +
+      `${upstream ? `to ${to} (upstream llama.cpp has no per-projection norms)` : 'from a Hugging Face folder'} is not supported; ` +
+      'load the folder directly, or convert it with bitnet.cpp\'s utils/convert-bitnet-embedding-to-gguf.py')
+  }
+  const src = contents.gguf ? contents.gguf.metadata : hfMetadata(contents)
   const arch = outputArch(c.arch, upstream)
   const out: GgufMetadata = new Map()
   for (const [k, v] of src) {
@@ -57,22 +64,14 @@ function hfMetadata(contents: ModelContents): GgufMetadata {
   const hf = contents.hf
   if (!hf) throw new ModelFormatError('model has neither GGUF metadata nor Hugging Face files', { file: contents.name })
   const c: ModelConfig = contents.config
-  const a = (k: string) => `${c.arch}.${k}`
   const m: GgufMetadata = new Map()
   m.set('general.architecture', metaStr(c.arch))
   m.set('general.name', metaStr(String(hf.config._name_or_path ?? contents.name.split(/[\\/]/).filter(Boolean).pop() ?? 'model')))
-  m.set(a('vocab_size'), metaU32(c.vocabSize))
-  m.set(a('context_length'), metaU32(c.contextLength))
-  m.set(a('embedding_length'), metaU32(c.nEmbd))
-  m.set(a('block_count'), metaU32(c.nLayer))
-  m.set(a('feed_forward_length'), metaU32(c.nFf))
-  m.set(a('rope.dimension_count'), metaU32(c.nRot))
-  m.set(a('attention.head_count'), metaU32(c.nHead))
-  m.set(a('attention.head_count_kv'), metaU32(c.nHeadKv))
-  if (c.headDim !== c.nEmbd / c.nHead) m.set(a('attention.key_length'), metaU32(c.headDim))
-  m.set('tokenizer.ggml.add_bos_token', metaBool(contents.tokenizer.addBos))
-  m.set(a('attention.layer_norm_rms_epsilon'), metaF32(c.normEps))
-  m.set(a('rope.freq_base'), metaF32(c.ropeTheta))
+  for (const [k, v] of configMetadata(c)) {
+    // bitnet.cpp's converter writes add_bos_token between the attention and the norm keys.
+    if (k.endsWith('.attention.layer_norm_rms_epsilon')) m.set('tokenizer.ggml.add_bos_token', metaBool(contents.tokenizer.addBos))
+    m.set(k, v)
+  }
   m.set('general.file_type', metaU32(0))
   for (const [k, v] of tokenizerMetadata(hf.tokenizer, hf.tokenizerConfig, contents.name)) m.set(k, v)
   const template = hf.tokenizerConfig.chat_template
@@ -118,4 +117,27 @@ function tokenizerMetadata(tok: Record<string, any>, cfg: Record<string, any>, f
   if (bos !== undefined && bos >= 0) out.push(['tokenizer.ggml.bos_token_id', metaU32(bos)])
   if (eos !== undefined && eos >= 0) out.push(['tokenizer.ggml.eos_token_id', metaU32(eos)])
   return out
+}
+
+/**
+ * The GGUF hyperparameter keys of `c` (`<arch>.*`, what configFromGguf reads back), for the
+ * writers of new files (convert) and of changed ones (model/pad.ts). `attention.key_length`
+ * only when the head width is not n_embd / n_head.
+ */
+export function configMetadata(c: ModelConfig): GgufMetadata {
+  const a = (k: string) => `${c.arch}.${k}`
+  const m: GgufMetadata = new Map([
+    [a('vocab_size'), metaU32(c.vocabSize)],
+    [a('context_length'), metaU32(c.contextLength)],
+    [a('embedding_length'), metaU32(c.nEmbd)],
+    [a('block_count'), metaU32(c.nLayer)],
+    [a('feed_forward_length'), metaU32(c.nFf)],
+    [a('rope.dimension_count'), metaU32(c.nRot)],
+    [a('attention.head_count'), metaU32(c.nHead)],
+    [a('attention.head_count_kv'), metaU32(c.nHeadKv)],
+    ...(c.headDim !== c.nEmbd / c.nHead ? [[a('attention.key_length'), metaU32(c.headDim)] as const] : []),
+    [a('attention.layer_norm_rms_epsilon'), metaF32(c.normEps)],
+    [a('rope.freq_base'), metaF32(c.ropeTheta)],
+  ])
+  return m
 }

@@ -3,9 +3,9 @@
  * requests of src/worker.ts over ./protocol.ts. Compute threads, when there are any,
  * are this worker's own workers; the caller's thread only posts and receives messages.
  */
-import type { BitnetModel } from '../bitnet-model.js'
+import type { BitnetModel } from '../api/bitnet-model.js'
 import { InvalidArgumentError } from '../errors.js'
-import { loadModel } from '../load-model.js'
+import { loadModel } from '../api/load-model.js'
 import { postError, type Reply, type Request, type Results } from './protocol.js'
 
 const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<Request>) => void) | null; postMessage(m: Reply): void }

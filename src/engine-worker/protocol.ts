@@ -10,13 +10,13 @@
  * cannot cross threads: they stay with the caller, which turns an abort into an `abort`
  * request naming the generation's id.
  */
-import type { ModelOptions } from '../bitnet-model.js'
-import type { ChatMessage } from '../chat-template.js'
+import type { ModelOptions } from '../api/options.js'
+import type { ChatMessage } from '../tokenizer/chat-template.js'
 import * as errors from '../errors.js'
-import type { GenerateOptions, GenerationChunk, GenerationResult } from '../generation.js'
+import type { GenerateOptions, GenerationChunk, GenerationResult } from '../generation/generation.js'
 import type { ModelConfig } from '../model/config.js'
 import type { LoadProgress } from '../model/load.js'
-import type { KernelVariant } from '../wasm.js'
+import type { KernelVariant } from '../runtime/wasm.js'
 
 /**
  * Model sources that can be posted to a Worker: bytes, a Blob/File, or a string as
@@ -63,8 +63,12 @@ export interface Results {
   dispose: undefined
 }
 
-/** An error as posted: its class name, code and fields (file, offset, expected, found, …). */
-export interface PostedError { name: string; message: string; stack?: string; [field: string]: unknown }
+/**
+ * An error as posted: its class name (`typed`: one of the package's, not a foreign error of the
+ * same name, such as a DOMException 'NotFoundError'), message, stack, cause, code and fields
+ * (file, offset, expected, found, …).
+ */
+export interface PostedError { name: string; typed?: boolean; message: string; stack?: string; cause?: PostedError; [field: string]: unknown }
 
 export type Reply =
   | { id: number; type: 'progress'; progress: LoadProgress }
@@ -73,20 +77,32 @@ export type Reply =
   | { id: number; type: 'done'; value: Results[Op] }
   | { id: number; type: 'error'; error: PostedError }
 
-/** An error's name, message and primitive fields, for postMessage. */
+/** An error's name, message, stack, cause and primitive fields, for postMessage. */
 export function postError(e: unknown): PostedError {
   if (!(e instanceof Error)) return { name: 'Error', message: String(e) }
-  const out: PostedError = { name: e.name, message: e.message, stack: e.stack }
+  const out: PostedError = { name: e.name, typed: e instanceof errors.BitnetError, message: e.message, stack: e.stack }
+  if (e.cause !== undefined) out.cause = postError(e.cause)
   for (const [k, v] of Object.entries(e)) if (v === null || typeof v !== 'object') out[k] = v
   return out
 }
 
+/** The language's own error classes, revived as themselves (`TypeError` stays a TypeError). */
+const BUILTIN: Record<string, ErrorConstructor> = { EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError }
+
 /**
- * The error back on the caller's side, an instance of the same class when it is one of
- * the package's typed errors (so `instanceof ModelFormatError` and `.code` work).
+ * The error back on the caller's side: an instance of the same class when it is one of the
+ * package's typed errors or a built-in one (so `instanceof ModelFormatError` and `.code` work),
+ * with the worker's message, stack (where it was thrown) and cause. Built by `Error` itself
+ * with the class as new.target: a native error object, as consoles and `util.inspect` render
+ * errors (name, message, stack), and no class constructor runs with arguments it does not take.
  */
 export function revivedError(p: PostedError): Error {
-  const cls = (errors as Record<string, unknown>)[p.name]
-  const proto = typeof cls === 'function' && cls.prototype instanceof Error ? cls.prototype : Error.prototype
-  return Object.assign(Object.create(proto) as Error, p)
+  const { name, typed, message, stack, cause, ...fields } = p
+  const own = (errors as Record<string, unknown>)[name]
+  const cls = typed && typeof own === 'function' && own.prototype instanceof Error ? own : BUILTIN[name] ?? Error
+  const e = Reflect.construct(Error, cause ? [message, { cause: revivedError(cause) }] : [message], cls) as Error
+  if (e.name !== name) e.name = name // the package's classes set their own name, as these do
+  Object.assign(e, fields)
+  if (stack !== undefined) Object.defineProperty(e, 'stack', { value: stack, writable: true, configurable: true })
+  return e
 }

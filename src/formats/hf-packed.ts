@@ -1,6 +1,7 @@
 /**
  * Hugging Face packed ternary weights (2B4T `model.safetensors`, Falcon3-1.58bit,
- * Llama3-8B-1.58; transformers `integrations/bitnet.py`): U8 tensor [out/4, in], spec §2c.
+ * Llama3-8B-1.58; transformers `integrations/bitnet.py`): U8 tensor [out/4, in]
+ * (docs/formats.md#hugging-face-folders).
  *
  * ```
  *  packed row r (0 ≤ r < out/4), column c:  byte = f3 << 6 | f2 << 4 | f1 << 2 | f0

@@ -1,7 +1,7 @@
 /**
  * I2_S: bitnet.cpp's per-tensor ternary format (GGUF type id 36 in the BitNet fork).
  * Canonical on-disk layout = the x86 / published-GGUF one, 128 weights in 32 bytes
- * (spec §0.2, §2a; the ARM-only 64/16 variant is not supported).
+ * (docs/formats.md#i2_s; the ARM-only 64/16 variant is not supported).
  *
  * ```
  *  code per weight (2 bits):  -1 → 00   0 → 01   +1 → 10   (11 unused, decodes to 0)
@@ -45,7 +45,7 @@ export interface TernaryTensor {
   scale: number
 }
 
-// 2-bit code → weight; code 3 is unused and decodes to 0 (spec §2a).
+// 2-bit code → weight; code 3 is unused and decodes to 0, as bitnet.cpp's dequantizer does.
 const CODE_VALUE = new Int8Array([-1, 0, 1, 0])
 
 function elementCount(rows: number, cols: number, what: string, ctx?: TensorContext): number {
@@ -58,7 +58,7 @@ function elementCount(rows: number, cols: number, what: string, ctx?: TensorCont
   return n
 }
 
-/** Byte size of an I2_S tensor with `n` elements (spec §2a: n/4 + 32). */
+/** Byte size of an I2_S tensor with `n` elements: n/4 + 32 (the fork's `ggml_nbytes`). */
 export function i2sByteSize(n: number): number {
   return Math.floor(n / 4) + TRAILER_BYTES
 }

@@ -1,20 +1,20 @@
 /**
  * The weight-format traits table, ggml style: one row per tensor type this engine knows,
  * plus the type-id resolution that copes with the id collisions between bitnet.cpp's fork of
- * ggml and upstream ggml (spec §0.5, §2a, §5). The GGUF reader, the converter and the model
+ * ggml and upstream ggml (docs/formats.md#tensor-types). The GGUF reader, the converter and the model
  * loader all go through here.
  */
 
 import { InvalidArgumentError, ModelFormatError, UnsupportedFeatureError } from '../errors.js'
-import { dequantizeBf16, dequantizeF16, dequantizeF32 } from './float.js'
-import { decodeI2s, i2sByteSize, type TensorContext, type TernaryTensor } from './i2s.js'
+import { dequantizeBf16, dequantizeF16, dequantizeF32, quantizeBf16, quantizeF16, quantizeF32 } from './float.js'
+import { decodeI2s, encodeI2s, i2sByteSize, type TensorContext, type TernaryTensor } from './i2s.js'
 import { decodeHfPacked } from './hf-packed.js'
-import { dequantizeQ6_K } from './q6_k.js'
-import { dequantizeQ8_0 } from './q8_0.js'
-import { decodeTq1_0 } from './tq1_0.js'
-import { decodeTq2_0 } from './tq2_0.js'
+import { dequantizeQ6_K, quantizeQ6_K } from './q6_k.js'
+import { dequantizeQ8_0, quantizeQ8_0 } from './q8_0.js'
+import { decodeTq1_0, encodeTq1_0 } from './tq1_0.js'
+import { decodeTq2_0, encodeTq2_0 } from './tq2_0.js'
 import { ternarize } from './ternarize.js'
-import { decodeTl, type TlTiling } from './tl.js'
+import { decodeTl, encodeTl, type TlTiling } from './tl.js'
 
 export type { TensorContext, TernaryTensor } from './i2s.js'
 
@@ -39,25 +39,71 @@ export interface FormatTraits {
    * (I2_S, TL1, TL2: the fork's `ggml_nbytes` special cases); see {@link tensorByteSize}.
    */
   tensorSized: boolean
+  /** Float-like formats: `n` weights → f32. */
+  dequantize?: (bytes: Uint8Array, n: number) => Float32Array
+  /** Float-like formats: f32 → the format's bytes (the converter's writer). */
+  quantize?: (values: Float32Array) => Uint8Array
+  /** Formats that hold ternary weights (or full-precision ones, ternarized): tensor bytes → codes + scale. */
+  decode?: (bytes: Uint8Array, rows: number, cols: number, ctx: TensorContext | undefined, opts: TernaryCodecOptions) => TernaryTensor
+  /** Ternary formats a file can be written in: codes + scale → tensor bytes. */
+  encode?: (codes: ArrayLike<number>, rows: number, cols: number, scale: number, opts: TernaryCodecOptions) => Uint8Array
+}
+
+/** What some ternary formats need beyond the bytes: TL tiling and size, the HF packed tensor's scale. */
+export interface TernaryCodecOptions {
+  /** TL1/TL2 tiling (see findTlTiling in ./tl.ts). */
+  tiling?: TlTiling
+  /** TL1/TL2 encode: the tensor's byte size (tensorByteSize). */
+  byteSize?: number
+  /** HF_PACKED decode: the weight scale as a multiplier. */
+  scale?: number
+}
+
+/** The codec of a format that dequantizes (F32, F16, BF16, Q8_0, Q6_K). */
+const floatCodec = (dequantize: (bytes: Uint8Array, n: number) => Float32Array, quantize: (values: Float32Array) => Uint8Array) => ({ dequantize, quantize })
+
+/** Full precision: a ternary projection stored in it is ternarized at load (./ternarize.ts). */
+const fullPrecision = (dequantize: (bytes: Uint8Array, n: number) => Float32Array, quantize: (values: Float32Array) => Uint8Array) => ({
+  ...floatCodec(dequantize, quantize),
+  decode: (bytes: Uint8Array, rows: number, cols: number) => ternarize(dequantize(bytes, rows * cols)),
+  encode: (codes: ArrayLike<number>, _rows: number, _cols: number, scale: number) => quantize(Float32Array.from(codes, (c) => c * scale)),
+})
+
+function tlCodec(format: 'TL1' | 'TL2') {
+  const tiling = (opts: TernaryCodecOptions, what: string): TlTiling => {
+    if (!opts.tiling) throw new InvalidArgumentError(`${what}: ${format} needs a tiling`)
+    return opts.tiling
+  }
+  return {
+    decode: (bytes: Uint8Array, rows: number, cols: number, ctx: TensorContext | undefined, opts: TernaryCodecOptions) =>
+      decodeTl(format, bytes, rows, cols, tiling(opts, 'decodeTernary'), bytes.byteLength, ctx),
+    encode: (codes: ArrayLike<number>, rows: number, cols: number, scale: number, opts: TernaryCodecOptions) =>
+      encodeTl(format, codes, rows, cols, scale, tiling(opts, 'encodeTernary'), opts.byteSize ?? tensorByteSize(format, [cols, rows])),
+  }
+}
+
+const decodeHf = (bytes: Uint8Array, rows: number, cols: number, ctx: TensorContext | undefined, opts: TernaryCodecOptions) => {
+  if (opts.scale === undefined) throw new InvalidArgumentError('decodeTernary: HF_PACKED needs the scale')
+  return decodeHfPacked(bytes, rows, cols, opts.scale, ctx)
 }
 
 /** The traits table. */
 export const FORMATS: Record<FormatName, FormatTraits> = {
-  F32: { name: 'F32', typeId: 0, origin: 'ggml', blockElems: 1, blockBytes: 4, ternary: false, tensorSized: false },
-  F16: { name: 'F16', typeId: 1, origin: 'ggml', blockElems: 1, blockBytes: 2, ternary: false, tensorSized: false },
-  Q8_0: { name: 'Q8_0', typeId: 8, origin: 'ggml', blockElems: 32, blockBytes: 34, ternary: false, tensorSized: false },
-  Q6_K: { name: 'Q6_K', typeId: 14, origin: 'ggml', blockElems: 256, blockBytes: 210, ternary: false, tensorSized: false },
-  BF16: { name: 'BF16', typeId: 30, origin: 'ggml', blockElems: 1, blockBytes: 2, ternary: false, tensorSized: false },
-  TQ1_0: { name: 'TQ1_0', typeId: 34, origin: 'ggml', blockElems: 256, blockBytes: 54, ternary: true, tensorSized: false },
-  TQ2_0: { name: 'TQ2_0', typeId: 35, origin: 'ggml', blockElems: 256, blockBytes: 66, ternary: true, tensorSized: false },
+  F32: { name: 'F32', typeId: 0, origin: 'ggml', blockElems: 1, blockBytes: 4, ternary: false, tensorSized: false, ...fullPrecision(dequantizeF32, quantizeF32) },
+  F16: { name: 'F16', typeId: 1, origin: 'ggml', blockElems: 1, blockBytes: 2, ternary: false, tensorSized: false, ...fullPrecision(dequantizeF16, quantizeF16) },
+  Q8_0: { name: 'Q8_0', typeId: 8, origin: 'ggml', blockElems: 32, blockBytes: 34, ternary: false, tensorSized: false, ...floatCodec(dequantizeQ8_0, quantizeQ8_0) },
+  Q6_K: { name: 'Q6_K', typeId: 14, origin: 'ggml', blockElems: 256, blockBytes: 210, ternary: false, tensorSized: false, ...floatCodec(dequantizeQ6_K, quantizeQ6_K) },
+  BF16: { name: 'BF16', typeId: 30, origin: 'ggml', blockElems: 1, blockBytes: 2, ternary: false, tensorSized: false, ...fullPrecision(dequantizeBf16, quantizeBf16) },
+  TQ1_0: { name: 'TQ1_0', typeId: 34, origin: 'ggml', blockElems: 256, blockBytes: 54, ternary: true, tensorSized: false, decode: decodeTq1_0, encode: encodeTq1_0 },
+  TQ2_0: { name: 'TQ2_0', typeId: 35, origin: 'ggml', blockElems: 256, blockBytes: 66, ternary: true, tensorSized: false, decode: decodeTq2_0, encode: encodeTq2_0 },
   // 128 weights / 32 bytes, plus a 32-byte trailer (f32 scale + pad) per tensor.
-  I2_S: { name: 'I2_S', typeId: 36, origin: 'bitnet.cpp', blockElems: 128, blockBytes: 32, ternary: true, tensorSized: true },
+  I2_S: { name: 'I2_S', typeId: 36, origin: 'bitnet.cpp', blockElems: 128, blockBytes: 32, ternary: true, tensorSized: true, decode: decodeI2s, encode: encodeI2s },
   // Two weights per 4-bit LUT index: 4 weights / byte, plus a 32-byte trailer.
-  TL1: { name: 'TL1', typeId: 38, origin: 'bitnet.cpp', blockElems: 4, blockBytes: 1, ternary: true, tensorSized: true },
+  TL1: { name: 'TL1', typeId: 38, origin: 'bitnet.cpp', blockElems: 4, blockBytes: 1, ternary: true, tensorSized: true, ...tlCodec('TL1') },
   // Three weights per 5 bits (4-bit index + sign) in the main part: 24 weights / 5 bytes.
-  TL2: { name: 'TL2', typeId: 39, origin: 'bitnet.cpp', blockElems: 24, blockBytes: 5, ternary: true, tensorSized: true },
+  TL2: { name: 'TL2', typeId: 39, origin: 'bitnet.cpp', blockElems: 24, blockBytes: 5, ternary: true, tensorSized: true, ...tlCodec('TL2') },
   // HF packed U8 [out/4, in] (src/formats/hf-packed.ts): 4 weights / byte, scale in a separate tensor.
-  HF_PACKED: { name: 'HF_PACKED', typeId: -1, origin: 'safetensors', blockElems: 4, blockBytes: 1, ternary: true, tensorSized: true },
+  HF_PACKED: { name: 'HF_PACKED', typeId: -1, origin: 'safetensors', blockElems: 4, blockBytes: 1, ternary: true, tensorSized: true, decode: decodeHf },
 }
 
 /**
@@ -72,7 +118,7 @@ export const GGML_TYPE_NAMES: readonly string[] = [
   'IQ4_NL_4_4 (removed)', 'IQ4_NL_4_8 (removed)', 'IQ4_NL_8_8 (removed)', 'MXFP4', 'NVFP4', 'Q1_0', 'Q2_0',
 ]
 
-/** Architectures written by bitnet.cpp's converters (spec §2a); they own type ids 36–39. */
+/** Architectures written by bitnet.cpp's converters (docs/formats.md#tensor-types); they own type ids 36–39. */
 export const BITNET_ARCHS: readonly string[] = ['bitnet', 'bitnet-25', 'bitnet-b1.58']
 
 const GGUF_FORMATS = Object.values(FORMATS).filter((t) => t.typeId >= 0)
@@ -174,26 +220,23 @@ export function tensorByteSize(format: FormatName, dims: readonly number[], ctx:
  * @throws InvalidArgumentError for ternary formats (use {@link decodeTernary}).
  */
 export function dequantizeRows(format: FormatName, bytes: Uint8Array, n: number): Float32Array {
-  switch (format) {
-    case 'F32': return dequantizeF32(bytes, n)
-    case 'F16': return dequantizeF16(bytes, n)
-    case 'BF16': return dequantizeBf16(bytes, n)
-    case 'Q8_0': return dequantizeQ8_0(bytes, n)
-    case 'Q6_K': return dequantizeQ6_K(bytes, n)
-    default: throw new InvalidArgumentError(`dequantizeRows: ${format} is a ternary format; use decodeTernary`)
-  }
+  const dequantize = FORMATS[format].dequantize
+  if (!dequantize) throw new InvalidArgumentError(`dequantizeRows: ${format} is a ternary format; use decodeTernary`)
+  return dequantize(bytes, n)
+}
+
+/**
+ * Quantizes f32 values to a float-like format's bytes (F32, F16, BF16, Q8_0, Q6_K).
+ * @example quantizeRows('Q8_0', new Float32Array(64)) // 68 bytes
+ */
+export function quantizeRows(format: FormatName, values: Float32Array): Uint8Array {
+  const quantize = FORMATS[format].quantize
+  if (!quantize) throw new InvalidArgumentError(`quantizeRows: ${format} is a ternary format; use encodeTernary`)
+  return quantize(values)
 }
 
 /** Full-precision formats that may hold ternary projections: ternarized at load (./ternarize.ts). */
-export const TERNARIZABLE: readonly FormatName[] = ['F32', 'F16', 'BF16']
-
-/** What some formats need beyond the bytes: TL tiling, the HF packed tensor's scale. */
-export interface TernaryDecodeOptions {
-  /** TL1/TL2 tiling (see findTlTiling in ./tl.ts). */
-  tiling?: TlTiling
-  /** HF_PACKED: the weight scale as a multiplier. */
-  scale?: number
-}
+export const TERNARIZABLE: readonly FormatName[] = Object.values(FORMATS).filter((t) => !t.ternary && t.decode).map((t) => t.name)
 
 /**
  * Decodes a per-tensor ternary weight of `rows` × `cols` (cols = ne0) into codes and a scale.
@@ -205,20 +248,20 @@ export interface TernaryDecodeOptions {
  * const { codes, scale } = decodeTernary('I2_S', bytes, info.dims[1], info.dims[0])
  */
 export function decodeTernary(format: FormatName, bytes: Uint8Array, rows: number, cols: number, ctx?: TensorContext,
-  opts: TernaryDecodeOptions = {}): TernaryTensor {
-  switch (format) {
-    case 'I2_S': return decodeI2s(bytes, rows, cols, ctx)
-    case 'TQ2_0': return decodeTq2_0(bytes, rows, cols, ctx)
-    case 'TQ1_0': return decodeTq1_0(bytes, rows, cols, ctx)
-    case 'TL1':
-    case 'TL2':
-      if (!opts.tiling) throw new InvalidArgumentError(`decodeTernary: ${format} needs a tiling`)
-      return decodeTl(format, bytes, rows, cols, opts.tiling, bytes.byteLength, ctx)
-    case 'HF_PACKED':
-      if (opts.scale === undefined) throw new InvalidArgumentError('decodeTernary: HF_PACKED needs the scale')
-      return decodeHfPacked(bytes, rows, cols, opts.scale, ctx)
-    case 'F32': case 'F16': case 'BF16':
-      return ternarize(dequantizeRows(format, bytes, rows * cols))
-    default: throw new InvalidArgumentError(`decodeTernary: ${format} cannot hold ternary weights`)
-  }
+  opts: TernaryCodecOptions = {}): TernaryTensor {
+  const decode = FORMATS[format].decode
+  if (!decode) throw new InvalidArgumentError(`decodeTernary: ${format} cannot hold ternary weights`)
+  return decode(bytes, rows, cols, ctx, opts)
+}
+
+/**
+ * Encodes ternary codes × `scale` as a `rows` × `cols` tensor of `format` (full-precision
+ * formats get the values codes·scale). TL1/TL2 need `opts.tiling`.
+ * @example const bytes = encodeTernary('TQ2_0', codes, 64, 256, 0.5)
+ */
+export function encodeTernary(format: FormatName, codes: ArrayLike<number>, rows: number, cols: number, scale: number,
+  opts: TernaryCodecOptions = {}): Uint8Array {
+  const encode = FORMATS[format].encode
+  if (!encode) throw new InvalidArgumentError(`encodeTernary: ${format} cannot be written from ternary codes`)
+  return encode(codes, rows, cols, scale, opts)
 }

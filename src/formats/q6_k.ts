@@ -1,7 +1,7 @@
 /**
  * Q6_K: ggml's 6-bit k-quant (type id 14), 256 weights per 210-byte super-block (6.5625 bits
  * per weight). Layout per ggml-common.h `block_q6_K`; bitnet.cpp's Jan-2026 models use it for
- * the tied output projection (spec §0.3).
+ * the tied output projection (docs/formats.md#q6_k).
  *
  * ```
  *  super-block (210 bytes):
@@ -20,7 +20,7 @@
  * ```
  */
 
-import { InvalidArgumentError } from '../errors.js'
+import { blockCount } from './block-count.js'
 import { f16ToF32, f32ToF16 } from './float.js'
 
 /** Weights per super-block (ggml QK_K). */
@@ -28,19 +28,9 @@ export const BLOCK_ELEMS = 256
 /** Bytes per super-block: ql[128] + qh[64] + scales[16] + fp16 d. */
 export const BLOCK_BYTES = 210
 
-function blockCount(n: number, what: string): number {
-  if (!Number.isSafeInteger(n) || n < 0 || n % BLOCK_ELEMS !== 0) {
-    throw new InvalidArgumentError(`Q6_K ${what}: element count must be a multiple of ${BLOCK_ELEMS}, got ${n}`)
-  }
-  return n / BLOCK_ELEMS
-}
-
 /** Decodes `n` Q6_K weights (bit-exact with ggml's `dequantize_row_q6_K`). */
 export function dequantizeQ6_K(bytes: Uint8Array, n: number): Float32Array {
-  const blocks = blockCount(n, 'dequantize')
-  if (bytes.byteLength < blocks * BLOCK_BYTES) {
-    throw new InvalidArgumentError(`Q6_K dequantize: need ${blocks * BLOCK_BYTES} bytes for ${n} elements, got ${bytes.byteLength}`)
-  }
+  const blocks = blockCount('Q6_K', 'dequantize', n, BLOCK_ELEMS, { byteLength: bytes.byteLength, blockBytes: BLOCK_BYTES })
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const out = new Float32Array(n)
   for (let b = 0; b < blocks; b++) {
@@ -109,7 +99,7 @@ function subBlockScale(x: Float32Array, base: number): number {
  * ggml's `quantize_row_q6_K_ref` does). Not bit-identical to ggml's search, but decodable by it.
  */
 export function quantizeQ6_K(x: Float32Array): Uint8Array {
-  const blocks = blockCount(x.length, 'quantize')
+  const blocks = blockCount('Q6_K', 'quantize', x.length, BLOCK_ELEMS)
   const out = new Uint8Array(blocks * BLOCK_BYTES)
   const dv = new DataView(out.buffer)
   const scales = new Float64Array(16)

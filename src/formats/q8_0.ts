@@ -1,7 +1,7 @@
 /**
  * Q8_0: ggml's 8-bit block format (type id 8), 32 weights per 34-byte block (8.5 bits per
  * weight). Layout per ggml-common.h `block_q8_0`. Used here for the output projection
- * (a smaller copy of the tied F16 embedding, spec §5).
+ * (a smaller copy of the tied F16 embedding, docs/formats.md#q8_0).
  *
  * ```
  *  block (34 bytes):  ┌─ d (fp16 LE) ─┬────────── qs[32] (int8) ──────────┐
@@ -10,7 +10,7 @@
  * ```
  */
 
-import { InvalidArgumentError } from '../errors.js'
+import { blockCount } from './block-count.js'
 import { f16ToF32, f32ToF16 } from './float.js'
 
 /** Weights per block (ggml QK8_0). */
@@ -18,19 +18,9 @@ export const BLOCK_ELEMS = 32
 /** Bytes per block: fp16 d + 32 int8. */
 export const BLOCK_BYTES = 34
 
-function blockCount(n: number, what: string): number {
-  if (!Number.isSafeInteger(n) || n < 0 || n % BLOCK_ELEMS !== 0) {
-    throw new InvalidArgumentError(`Q8_0 ${what}: element count must be a multiple of ${BLOCK_ELEMS}, got ${n}`)
-  }
-  return n / BLOCK_ELEMS
-}
-
 /** Decodes `n` Q8_0 weights (exactly as ggml's `dequantize_row_q8_0`). */
 export function dequantizeQ8_0(bytes: Uint8Array, n: number): Float32Array {
-  const blocks = blockCount(n, 'dequantize')
-  if (bytes.byteLength < blocks * BLOCK_BYTES) {
-    throw new InvalidArgumentError(`Q8_0 dequantize: need ${blocks * BLOCK_BYTES} bytes for ${n} elements, got ${bytes.byteLength}`)
-  }
+  const blocks = blockCount('Q8_0', 'dequantize', n, BLOCK_ELEMS, { byteLength: bytes.byteLength, blockBytes: BLOCK_BYTES })
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const out = new Float32Array(n)
   for (let b = 0; b < blocks; b++) {
@@ -46,7 +36,7 @@ export function dequantizeQ8_0(bytes: Uint8Array, n: number): Float32Array {
  * d = absmax/127, q = roundf(x/d) with ties away from zero).
  */
 export function quantizeQ8_0(x: Float32Array): Uint8Array {
-  const blocks = blockCount(x.length, 'quantize')
+  const blocks = blockCount('Q8_0', 'quantize', x.length, BLOCK_ELEMS)
   const out = new Uint8Array(blocks * BLOCK_BYTES)
   const dv = new DataView(out.buffer)
   for (let b = 0; b < blocks; b++) {

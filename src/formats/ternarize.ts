@@ -1,6 +1,6 @@
 /**
  * Full-precision weights (F32 / F16 / BF16 tensors, HF bf16 masters, 1bitLLM fp16 latents)
- * → per-tensor ternary codes and scale, as BitNet b1.58 defines its weights (spec §1.3):
+ * → per-tensor ternary codes and scale, as BitNet b1.58 defines its weights (docs/architecture.md#bitlinear):
  * γ = max(mean|W|, 1e-5), code = clip(round(W/γ), −1, 1), computed in f32 like
  * `weight_quant` in the HF / bitnet.cpp converters (round half to even).
  *

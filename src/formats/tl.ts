@@ -1,5 +1,5 @@
 /**
- * TL1 and TL2: bitnet.cpp's lookup-table layouts (fork type ids 38 and 39; spec §2a), decoded
+ * TL1 and TL2: bitnet.cpp's lookup-table layouts (fork type ids 38 and 39; docs/formats.md#tl1-and-tl2), decoded
  * and encoded for ANY shape from the tiling parameters, not from the codegen's fixed shapes.
  *
  * A weight matrix M × K (rows × cols = ne1 × ne0) is tiled by (BM, BK, bm): M/BM row tiles,

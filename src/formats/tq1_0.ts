@@ -1,6 +1,6 @@
 /**
  * TQ1_0: upstream ggml's base-3 ternary format (type id 34), 256 weights per 54-byte block
- * (1.6875 bits per weight). Layout per ggml-common.h `block_tq1_0` (spec §2b).
+ * (1.6875 bits per weight). Layout per ggml-common.h `block_tq1_0` (docs/formats.md#tq1_0).
  *
  * ```
  *  trit per weight: t = w + 1 ∈ {0, 1, 2}
@@ -23,12 +23,10 @@
  * decoding requires all non-zero blocks to share one d (per-tensor ternary weights).
  */
 
-import { ModelFormatError } from '../errors.js'
-import { checkCodes, type TensorContext, type TernaryTensor } from './i2s.js'
-import { BlockScaleCheck, tqElementCount, tqScaleBits } from './tq2_0.js'
+import type { TensorContext, TernaryTensor } from './i2s.js'
+import { decodeTqBlocks, encodeTqBlocks, type TqBlock } from './tq-blocks.js'
 
-/** Weights per block (ggml QK_K). */
-export const BLOCK_ELEMS = 256
+export { BLOCK_ELEMS } from './tq-blocks.js'
 /** Bytes per block: qs[48] + qh[4] + fp16 d. */
 export const BLOCK_BYTES = 54
 
@@ -56,22 +54,11 @@ const ELEMENT_OF = (() => {
   return table
 })()
 
-/**
- * Decodes a TQ1_0 tensor of `rows` × `cols` into codes and its per-tensor scale.
- * Throws UnsupportedFeatureError if non-zero blocks have different scales.
- */
-export function decodeTq1_0(bytes: Uint8Array, rows: number, cols: number, ctx?: TensorContext): TernaryTensor {
-  const n = tqElementCount('TQ1_0', rows, cols, 'decode', ctx)
-  const blocks = n / BLOCK_ELEMS
-  if (bytes.byteLength < blocks * BLOCK_BYTES) {
-    throw new ModelFormatError('TQ1_0 tensor is too short', { ...ctx, expected: `${blocks * BLOCK_BYTES} bytes`, found: `${bytes.byteLength} bytes` })
-  }
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const codes = new Int8Array(n)
-  const scales = new BlockScaleCheck('TQ1_0', ctx)
-  for (let b = 0; b < blocks; b++) {
-    const src = b * BLOCK_BYTES
-    const dst = b * BLOCK_ELEMS
+const TQ1_0_BLOCK: TqBlock = {
+  name: 'TQ1_0',
+  bytes: BLOCK_BYTES,
+  scaleAt: 52,
+  decode(bytes, src, codes, dst) {
     let anyNonZero = false
     for (let i = 0; i < 52; i++) {
       const byte = bytes[src + i]
@@ -82,26 +69,9 @@ export function decodeTq1_0(bytes: Uint8Array, rows: number, cols: number, ctx?:
         anyNonZero ||= code !== 0
       }
     }
-    // A block whose d is ±0 holds zero weights whatever its trits say: keep codes·scale exact.
-    if (!scales.add(dv.getUint16(src + 52, true), b, BLOCK_BYTES, 52, anyNonZero)) codes.fill(0, dst, dst + BLOCK_ELEMS)
-  }
-  return { codes, scale: scales.scale }
-}
-
-/**
- * Packs row-major ternary codes into TQ1_0. Every block with a non-zero code gets d = fp16(scale);
- * all-zero blocks get d = 0 (their absmax, as ggml's `quantize_row_tq1_0_ref` would write).
- */
-export function encodeTq1_0(codes: ArrayLike<number>, rows: number, cols: number, scale: number): Uint8Array {
-  const n = tqElementCount('TQ1_0', rows, cols, 'encode')
-  checkCodes(codes, n, 'TQ1_0')
-  const d = tqScaleBits('TQ1_0', scale)
-  const blocks = n / BLOCK_ELEMS
-  const out = new Uint8Array(blocks * BLOCK_BYTES)
-  const dv = new DataView(out.buffer)
-  for (let b = 0; b < blocks; b++) {
-    const src = b * BLOCK_ELEMS
-    const dst = b * BLOCK_BYTES
+    return anyNonZero
+  },
+  encode(codes, src, out, dst) {
     let anyNonZero = false
     for (let i = 0; i < 52; i++) {
       const elems = ELEMENT_OF[i]
@@ -114,7 +84,17 @@ export function encodeTq1_0(codes: ArrayLike<number>, rows: number, cols: number
       if (elems.length === 4) q *= 3 // qh: shift the first trit to the most significant position
       out[dst + i] = packTrits(q)
     }
-    dv.setUint16(dst + 52, anyNonZero ? d : 0, true)
-  }
-  return out
+    return anyNonZero
+  },
 }
+
+/**
+ * Decodes a TQ1_0 tensor of `rows` × `cols` into codes and its per-tensor scale.
+ * Throws UnsupportedFeatureError if non-zero blocks have different scales.
+ */
+export const decodeTq1_0 = (bytes: Uint8Array, rows: number, cols: number, ctx?: TensorContext): TernaryTensor =>
+  decodeTqBlocks(TQ1_0_BLOCK, bytes, rows, cols, ctx)
+
+/** Packs row-major ternary codes into TQ1_0 (d = fp16(scale) in blocks with a non-zero code, else 0). */
+export const encodeTq1_0 = (codes: ArrayLike<number>, rows: number, cols: number, scale: number): Uint8Array =>
+  encodeTqBlocks(TQ1_0_BLOCK, codes, rows, cols, scale)

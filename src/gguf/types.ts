@@ -1,6 +1,6 @@
 /**
  * GGUF value and tensor-info types shared by the reader and the writer.
- * See reader.ts for the byte-level spec.
+ * The byte layout: docs/formats.md#gguf (and the head of reader.ts).
  */
 
 import type { FormatName } from '../formats/index.js'

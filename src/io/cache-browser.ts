@@ -14,7 +14,7 @@
  * write in Chromium's in-memory OPFS (incognito; Chromium 156), so it cannot vouch for the bytes
  * (test/runtimes/browser-cache.test.ts overwrites an entry in place and must see it re-fetched).
  */
-import { parseMeta, type EntryMeta, type Store } from './cache.js'
+import { parseMeta, type EntryMeta, type Store } from './store.js'
 import { MemorySink, type Sink } from './download.js'
 import { blobSource } from './blob.js'
 import type { ByteSource } from './source.js'

@@ -1,5 +1,6 @@
-import { open, readFile, stat } from 'node:fs/promises'
+import { open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import process from 'node:process'
 import { InvalidArgumentError } from '../errors.js'
 import type { ModelFolder } from '../model/load-hf.js'
 import type { ByteSource } from './source.js'
@@ -64,35 +65,41 @@ export async function readFileText(path: string | URL): Promise<string> {
   return readFile(path, 'utf8')
 }
 
-/** Streams `chunks` (e.g. from ggufChunks or convertToGguf) into a file at `path`. */
-export async function writeChunksToFile(path: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<void> {
-  const handle = await open(path, 'w')
+/**
+ * Streams `chunks` (e.g. from ggufChunks or convertToGguf) into a file at `path`; returns its
+ * size. Written under a temporary name and renamed at the end, so a failed or interrupted run
+ * never leaves a partial file at `path`.
+ */
+export async function writeChunksToFile(path: string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<number> {
+  const partial = `${path}.${process.pid}.partial`
+  let bytes = 0
   try {
-    for await (const c of chunks) {
-      let done = 0
-      while (done < c.byteLength) done += (await handle.write(c, done, c.byteLength - done)).bytesWritten
+    const handle = await open(partial, 'w')
+    try {
+      for await (const c of chunks) {
+        for (let done = 0; done < c.byteLength;) done += (await handle.write(c, done, c.byteLength - done)).bytesWritten
+        bytes += c.byteLength
+      }
+    } finally {
+      await handle.close()
     }
-  } finally {
-    await handle.close()
+    await rename(partial, path)
+    return bytes
+  } catch (e) {
+    await rm(partial, { force: true })
+    throw e
   }
 }
 
-/**
- * A file in the OS temp folder made once by `make` and reused after (benchmark models).
- * Written to a temporary name and renamed, so an interrupted run never leaves a partial file.
- */
+/** A file in the OS temp folder made once by `make` and reused after (benchmark models). */
 export async function cachedTempFile(name: string, make: () => Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<string> {
   const { tmpdir } = await import('node:os')
   const { join } = await import('node:path')
-  const { rename, stat } = await import('node:fs/promises')
   const path = join(tmpdir(), name)
   try {
     await stat(path)
-    return path
   } catch {
-    const partial = `${path}.${process.pid}.partial`
-    await writeChunksToFile(partial, make())
-    await rename(partial, path)
-    return path
+    await writeChunksToFile(path, make())
   }
+  return path
 }

@@ -1,9 +1,11 @@
 /**
- * A bump allocator over the engine's wasm memory. The whole model (weights, KV cache,
- * activation buffers) is planned before the memory is created, so the memory is sized
- * once and never grows (growing a shared memory invalidates every thread's views).
+ * A bump allocator over the engine's wasm memory. The whole model (weights, the model's
+ * own KV cache, activation buffers) is planned before the memory is created, so loading
+ * sizes it once. It grows later only for extra KV caches (`Transformer.createKvCache`),
+ * past every planned address: a grown shared memory gets a new buffer, so the host
+ * re-takes its views after a call that may grow.
  */
-import { HEAP_BASE } from '../wasm.js'
+import { HEAP_BASE } from '../runtime/wasm.js'
 
 export class Arena {
   /** Next free byte offset. */

@@ -5,13 +5,13 @@
  * with logical dims and a byte reader each (nothing read yet), the tokenizer and the chat
  * template source.
  */
-import type { ChatTemplateSources } from '../chat-template.js'
-import type { FormatName, TernaryDecodeOptions } from '../formats/index.js'
+import type { ChatTemplateSources } from '../tokenizer/chat-template.js'
+import type { FormatName, TernaryCodecOptions } from '../formats/index.js'
 import { findTlTiling, TL_TILING_KEY } from '../formats/tl.js'
 import { metaArrayOpt, metaStringOpt, readGguf } from '../gguf/reader.js'
 import type { GgufFile } from '../gguf/types.js'
 import type { ByteSource } from '../io/source.js'
-import { tokenizerFromGguf, type BitnetTokenizer } from '../tokenizer.js'
+import { tokenizerFromGguf, type BitnetTokenizer } from '../tokenizer/tokenizer.js'
 import { configFromGguf, type ModelConfig } from './config.js'
 
 /** One tensor, not yet read. */
@@ -26,7 +26,7 @@ export interface ModelTensor {
   /** Reads `length` bytes at `offset` within the tensor's data (`into`: see ByteSource.read). */
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>
   /** What decoding a ternary tensor needs besides its bytes (TL tiling, HF scale). */
-  decode?: TernaryDecodeOptions
+  decode?: TernaryCodecOptions
   /** For error messages: the file and the absolute offset of the data. */
   file: string
   offset: number

@@ -2,7 +2,7 @@
  * Which ternary kernel (and so which weight layout) a model uses: the I2_S multiply-add
  * kernel (i2s.ts, layout i2s_x4) or the lookup-table kernel (tl.ts, layout tl16).
  *
- * Engines rank them differently (wasm-kernels.md §3b, §6: with relaxed SIMD the MAD kernel
+ * Engines rank them differently (docs/kernels.md#which-ternary-kernel: with relaxed SIMD the MAD kernel
  * wins on V8; without it the LUT is ~2× faster; JSC orders the LUT variants differently),
  * so 'auto' decides by feature first: with relaxed SIMD (V8, SpiderMonkey; never JSC) the
  * MAD kernel, which also has the matrix-matrix twin for prompts; without it, a race of both
@@ -10,7 +10,7 @@
  * machine can pick wrong, so it runs only where the ranking is really unknown. Both give
  * bit-identical outputs, so the choice changes speed only.
  */
-import { createMemory, instantiateKernels, type KernelVariant, type WasmModule } from '../wasm.js'
+import { createMemory, instantiateKernels, type KernelVariant, type WasmModule } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
 import { tlShape } from './repack-tl.js'
 import { x4Shape } from './repack.js'

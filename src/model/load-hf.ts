@@ -1,12 +1,12 @@
 /**
- * A Hugging Face model folder → ModelContents (spec §2c): `config.json`, `model.safetensors`
+ * A Hugging Face model folder → ModelContents (docs/formats.md#hugging-face-folders): `config.json`, `model.safetensors`
  * or shards listed in `model.safetensors.index.json`, `tokenizer.json`, and optionally
  * `tokenizer_config.json` (BOS/EOS, chat template) and `generation_config.json` (stop ids).
  *
  * Weights, by dtype of the projections:
  * - U8 [out/4, in] + `weight_scale` (2B4T, Falcon3-1.58bit, Llama3-8B-1.58): HF_PACKED; the
  *   scale multiplies for `linear_class: autobitlinear` (2B4T), divides otherwise ("bitlinear"
- *   class, transformers' default), spec §0.7;
+ *   class, transformers' default);
  * - BF16 / F16 / F32 (2B4T-bf16 masters, 1bitLLM fp16 latents): ternarized per tensor at load.
  * Nothing but headers and the small JSON files is read here.
  */
@@ -14,8 +14,8 @@ import { ModelFormatError, UnsupportedFeatureError } from '../errors.js'
 import { dequantizeRows, tensorByteSize, type FormatName } from '../formats/index.js'
 import type { ByteSource } from '../io/source.js'
 import { readSafetensors, type SafetensorsTensor } from '../safetensors/reader.js'
-import { tokenizerFromHf } from '../tokenizer.js'
-import { configFromHf } from './config.js'
+import { tokenizerFromHf } from '../tokenizer/tokenizer.js'
+import { ARCH_FAMILIES, configFromHf } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
 
 /**
@@ -40,6 +40,16 @@ const GLOBAL_NAMES: Record<string, string> = {
 const LAYER_NAMES: Record<string, string> = {
   'input_layernorm.weight': 'attn_norm.weight',
   'post_attention_layernorm.weight': 'ffn_norm.weight',
+  // BitNet-embedding (bitnet.cpp's embedding converter): q/k head norms, each projection's input norm
+  'self_attn.q_norm.weight': 'attn_q_norm.weight',
+  'self_attn.k_norm.weight': 'attn_k_norm.weight',
+  'self_attn.q_proj.norm.weight': 'attn_q_norm_in.weight',
+  'self_attn.k_proj.norm.weight': 'attn_k_norm_in.weight',
+  'self_attn.v_proj.norm.weight': 'attn_v_norm_in.weight',
+  'self_attn.o_proj.norm.weight': 'attn_output_norm_in.weight',
+  'mlp.gate_proj.norm.weight': 'ffn_gate_norm_in.weight',
+  'mlp.up_proj.norm.weight': 'ffn_up_norm_in.weight',
+  'mlp.down_proj.norm.weight': 'ffn_down_norm_in.weight',
   'self_attn.q_proj.weight': 'attn_q.weight',
   'self_attn.k_proj.weight': 'attn_k.weight',
   'self_attn.v_proj.weight': 'attn_v.weight',
@@ -53,12 +63,43 @@ const LAYER_NAMES: Record<string, string> = {
   'mlp.ffn_layernorm.weight': 'ffn_sub_norm.weight',
 }
 
-/** HF name → GGUF name, or undefined for tensors the graph does not use. */
-export function ggufTensorName(hfName: string): string | undefined {
-  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hfName)
-  if (!m) return GLOBAL_NAMES[hfName]
-  const n = LAYER_NAMES[m[2]]
+/**
+ * Gemma3's four block norms: `post_attention_layernorm` is the post-norm of the attention
+ * output there, not the FFN's input norm (that is `pre_feedforward_layernorm`).
+ */
+const GEMMA3_LAYER_NAMES: Record<string, string> = {
+  ...LAYER_NAMES,
+  'post_attention_layernorm.weight': 'post_attention_norm.weight',
+  'pre_feedforward_layernorm.weight': 'ffn_norm.weight',
+  'post_feedforward_layernorm.weight': 'post_ffw_norm.weight',
+}
+
+/**
+ * HF name → GGUF name, or undefined for tensors the graph does not use. Base-model
+ * checkpoints (`Qwen3Model`, `Gemma3TextModel`) name tensors without the `model.` prefix.
+ */
+export function ggufTensorName(hfName: string, arch?: string): string | undefined {
+  const name = hfName.startsWith('model.') || hfName === 'lm_head.weight' ? hfName : `model.${hfName}`
+  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name)
+  if (!m) return GLOBAL_NAMES[name]
+  const n = (arch === 'gemma3' ? GEMMA3_LAYER_NAMES : LAYER_NAMES)[m[2]]
   return n && `blk.${m[1]}.${n}`
+}
+
+/**
+ * A norm a family's HF checkpoint stores as w − 1 (ArchFamily.hfNormOffset: Gemma's (1 + w)
+ * RMSNorm), presented as the F32 tensor of w that a GGUF conversion holds (bitnet.cpp's
+ * converter adds the 1 the same way): the block and head norms, not the per-projection ones.
+ */
+function offsetNorm(t: ModelTensor, offset: number): ModelTensor {
+  if (!offset || !/norm\.weight$/.test(t.name) || t.name.endsWith('_norm_in.weight')) return t
+  const n = t.dims.reduce((a, b) => a * b, 1)
+  let values: Promise<Uint8Array> | undefined
+  const read = () => (values ??= t.read(0, t.byteSize).then((b) => {
+    const f = Float32Array.from(dequantizeRows(t.format, b, n), (v) => v + offset)
+    return new Uint8Array(f.buffer)
+  }))
+  return { ...t, format: 'F32', byteSize: n * 4, read: async (at, length) => (await read()).slice(at, at + length) }
 }
 
 /** HF tensors that carry nothing the graph lacks: packed weights' scales (read with them), RoPE tables (recomputed). */
@@ -109,14 +150,14 @@ export async function hfContents(folder: ModelFolder): Promise<ModelContents> {
     }
 
     const tensors: ModelTensor[] = []
-    const unmapped = [...all.keys()].filter((n) => !ggufTensorName(n) && !HF_REDUNDANT.test(n))
+    const unmapped = [...all.keys()].filter((n) => !ggufTensorName(n, config.arch) && !HF_REDUNDANT.test(n))
     if (unmapped.length) {
       throw new UnsupportedFeatureError(`${folder.name}: tensors this engine's graph has no place for: ${unmapped.slice(0, 6).join(', ')}` +
         `${unmapped.length > 6 ? `, … (${unmapped.length} in all)` : ''}. Running without them (attention biases, extra norms) ` +
         'would compute a different model; use an engine that supports this architecture')
     }
     for (const [hfName, { src, t }] of all) {
-      const name = ggufTensorName(hfName)
+      const name = ggufTensorName(hfName, config.arch)
       if (!name || (name === 'output.weight' && configJson.tie_word_embeddings === true)) continue
       const where = { file: src.name, offset: t.offset }
       const read = (at: number, length: number, into?: Uint8Array) => src.read(t.offset + at, length, into)
@@ -130,8 +171,13 @@ export async function hfContents(folder: ModelFolder): Promise<ModelContents> {
       }
       const format = FLOAT_DTYPES[t.dtype]
       if (!format) throw new UnsupportedFeatureError(`${src.name}: tensor '${hfName}' has dtype ${t.dtype} (supported: U8 packed ternary, BF16, F16, F32)`)
-      tensors.push({ name, dims, format, byteSize: tensorByteSize(format, dims, where), read, file: src.name, offset: t.offset })
+      tensors.push(offsetNorm({ name, dims, format, byteSize: tensorByteSize(format, dims, where), read, file: src.name, offset: t.offset },
+        ARCH_FAMILIES[config.arch].hfNormOffset ?? 0))
     }
+    // sentence-transformers' pooling of an embedding model
+    const pooling = await json('1_Pooling/config.json', false)
+    if (pooling?.pooling_mode_lasttoken === true) config.pooling = 'last'
+    else if (pooling?.pooling_mode_mean_tokens === true) config.pooling = 'mean'
     const tokenizerJson = await json('tokenizer.json', true)
     const tokenizerConfig = await json('tokenizer_config.json', false) ?? {}
     const generationConfig = await json('generation_config.json', false) ?? {}

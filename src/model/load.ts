@@ -11,8 +11,8 @@ import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows, type FormatName }
 import { isTernaryValued, ternarize } from '../formats/ternarize.js'
 import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
-import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmModule, type WasmSource } from '../wasm.js'
-import { ARCH_FAMILIES, type ModelConfig } from './config.js'
+import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmModule, type WasmSource } from '../runtime/wasm.js'
+import { ARCH_FAMILIES, familyNorms, type ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
 import { assertFiniteTensor, nonFiniteWeight } from './numerics.js'
 import { unpermuteQkRows } from './qk-permute.js'
@@ -90,16 +90,27 @@ export const AUTO_Q8_ELEMENTS = 1 << 26
 
 export interface LayerWeights {
   attnNorm: number // f32 [n_embd]
+  /** Per-projection input norms of q, k, v (ArchFamily.projNorms), f32 [n_embd] each. */
+  qNormIn?: number
+  kNormIn?: number
+  vNormIn?: number
   wq: TernaryWeight // [n_head·head_dim, n_embd]
   wk: TernaryWeight // [kv_dim, n_embd]
   wv: TernaryWeight // [kv_dim, n_embd]
-  attnSubNorm?: number // f32 [n_head·head_dim]
+  /** Head norms of q and k (ArchFamily.qkNorm), f32 [head_dim]. */
+  qHeadNorm?: number
+  kHeadNorm?: number
+  attnSubNorm?: number // f32 [n_head·head_dim]  (or attn_output_norm_in: the same place)
   wo: TernaryWeight // [n_embd, n_head·head_dim]
+  postAttnNorm?: number // f32 [n_embd]  (ArchFamily.postNorms)
   ffnNorm: number // f32 [n_embd]
+  gateNormIn?: number // f32 [n_embd]
+  upNormIn?: number // f32 [n_embd]
   wGate: TernaryWeight // [n_ff, n_embd]
   wUp: TernaryWeight // [n_ff, n_embd]
-  ffnSubNorm?: number // f32 [n_ff]
+  ffnSubNorm?: number // f32 [n_ff]  (or ffn_down_norm_in)
   wDown: TernaryWeight // [n_embd, n_ff]
+  postFfnNorm?: number // f32 [n_embd]
 }
 
 export interface ModelWeights {
@@ -281,13 +292,12 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
     add(b + 'attn_q.weight', 'ternary', qDim, c.nEmbd)
     add(b + 'attn_k.weight', 'ternary', kvDim, c.nEmbd)
     add(b + 'attn_v.weight', 'ternary', kvDim, c.nEmbd)
-    if (family.subNorms) add(b + 'attn_sub_norm.weight', 'norm', 1, qDim, true)
     add(b + 'attn_output.weight', 'ternary', c.nEmbd, qDim)
     add(b + 'ffn_norm.weight', 'norm', 1, c.nEmbd)
     add(b + 'ffn_gate.weight', 'ternary', c.nFf, c.nEmbd)
     add(b + 'ffn_up.weight', 'ternary', c.nFf, c.nEmbd)
-    if (family.subNorms) add(b + 'ffn_sub_norm.weight', 'norm', 1, c.nFf, true)
     add(b + 'ffn_down.weight', 'ternary', c.nEmbd, c.nFf)
+    for (const n of familyNorms(c)) add(`${b}${n.name}.weight`, 'norm', 1, n.width, n.optional)
     // 1bitLLM conversions may carry 1-element `.scale` tensors multiplied after the matmul.
     for (const w of ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down']) {
       add(`${b}${w}.scale`, 'scale', 1, 1, true)
@@ -518,19 +528,19 @@ function assemble(plan: Planned[], c: ModelConfig, kernel: TernaryKernel): Model
     output: matrix(out ?? embd),
     layers: Array.from({ length: c.nLayer }, (_, l): LayerWeights => {
       const b = `blk.${l}.`
-      return {
+      const layer: LayerWeights = {
         attnNorm: get(b + 'attn_norm.weight').ptr,
         wq: ternary(b + 'attn_q'),
         wk: ternary(b + 'attn_k'),
         wv: ternary(b + 'attn_v'),
-        attnSubNorm: opt(b + 'attn_sub_norm.weight'),
         wo: ternary(b + 'attn_output'),
         ffnNorm: get(b + 'ffn_norm.weight').ptr,
         wGate: ternary(b + 'ffn_gate'),
         wUp: ternary(b + 'ffn_up'),
-        ffnSubNorm: opt(b + 'ffn_sub_norm.weight'),
         wDown: ternary(b + 'ffn_down'),
       }
+      for (const n of familyNorms(c)) (layer as unknown as Record<string, number | undefined>)[n.field] = opt(`${b}${n.name}.weight`)
+      return layer
     }),
   }
 }

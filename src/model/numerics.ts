@@ -9,7 +9,6 @@
  * and the per-layer walk only after a step has already failed.
  */
 import { NumericalError } from '../errors.js'
-import type { KvCache, Transformer } from './transformer.js'
 
 /** Index of the first NaN or ±Inf in `values`, or -1. */
 export function firstNonFinite(values: ArrayLike<number>): number {
@@ -39,7 +38,7 @@ export function nonFiniteWeight(tensor: string, file: string, index: number, val
  * Throws a NumericalError if a step's logits hold a NaN or ±Inf. `locate` re-runs the step
  * with a per-layer check and returns the first layer whose residual is non-finite (or
  * undefined when only the output projection overflowed), so the error names it.
- * @example assertFiniteLogits(logits, pos, () => transformer.locateNonFinite(token, pos))
+ * @example assertFiniteLogits(logits, pos, () => transformer.locateNonFinite(token, pos, kv))
  */
 export function assertFiniteLogits(logits: Float32Array, pos: number, locate: () => number | undefined): void {
   const i = firstNonFinite(logits)
@@ -48,22 +47,4 @@ export function assertFiniteLogits(logits: Float32Array, pos: number, locate: ()
   const where = layer === undefined ? 'the output projection (output_norm.weight / output.weight)' : `layer ${layer} (blk.${layer}.*)`
   throw new NumericalError(`non-finite activations at position ${pos}: logit ${i} is ${logits[i]}; first non-finite in ${where}`,
     { layer, tensor: layer === undefined ? 'output.weight' : undefined })
-}
-
-/**
- * Re-runs the step of `token` at `pos` of `kv` (rewriting the same KV rows with the same values) with a
- * check of the residual stream after every layer; returns the first layer where it holds a NaN
- * or ±Inf, or undefined if all layers stay finite.
- */
-export function locateNonFinite(t: Transformer, token: number, pos: number, kv?: KvCache): number | undefined {
-  let found: number | undefined
-  t.onLayer = (layer, x) => {
-    if (found === undefined && firstNonFinite(x) >= 0) found = layer
-  }
-  try {
-    t.forward(token, pos, false, kv)
-  } finally {
-    t.onLayer = undefined
-  }
-  return found
 }

@@ -24,7 +24,8 @@ import { quantizeBf16, quantizeF16, quantizeF32 } from '../formats/float.js'
 import { encodeI2s } from '../formats/i2s.js'
 import { decodeTernary, dequantizeRows, FORMATS, tensorByteSize, type FormatName } from '../formats/index.js'
 import type { GgufMetadata } from '../gguf/types.js'
-import { metaF32, metaStr, metaU32 } from '../gguf/writer.js'
+import { metaStr } from '../gguf/writer.js'
+import { configMetadata } from '../convert/metadata.js'
 import type { Activation, ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
 
@@ -82,13 +83,8 @@ export function padModelContents(contents: ModelContents, opts: PadOptions): Mod
 function paddedMetadata(src: GgufMetadata, c: ModelConfig): GgufMetadata {
   const m: GgufMetadata = new Map(src)
   const a = (k: string) => `${c.arch}.${k}`
-  m.set(a('embedding_length'), metaU32(c.nEmbd))
-  m.set(a('feed_forward_length'), metaU32(c.nFf))
-  m.set(a('attention.head_count'), metaU32(c.nHead))
-  m.set(a('attention.head_count_kv'), metaU32(c.nHeadKv))
-  m.set(a('attention.layer_norm_rms_epsilon'), metaF32(c.normEps))
-  if (c.headDim !== c.nEmbd / c.nHead) m.set(a('attention.key_length'), metaU32(c.headDim))
-  else m.delete(a('attention.key_length'))
+  m.delete(a('attention.key_length'))
+  for (const [k, v] of configMetadata(c)) m.set(k, v)
   m.set(a('hidden_activation'), metaStr(c.activation))
   return m
 }

@@ -1,23 +1,30 @@
 /**
  * A plain-TypeScript reference forward pass in float64: no wasm, no SIMD, no layouts,
- * slow and obvious, in the order of spec §1.2–1.3. Tests hold the wasm engine against
- * it on models of any shape (written by the GGUF writer), and `bitnet logits --reference`
- * uses it to tell an engine bug from a model problem.
+ * slow and obvious, in the order of docs/architecture.md#the-forward-pass. Tests hold the
+ * wasm engine against it on models of any shape (written by the GGUF writer), and so tell
+ * an engine bug from a model problem.
  */
 import { decodeTernary, dequantizeRows } from '../formats/index.js'
 import { readGguf } from '../gguf/reader.js'
 import type { ByteSource } from '../io/source.js'
-import { configFromGguf, type ModelConfig } from './config.js'
+import { ARCH_FAMILIES, configFromGguf, type ModelConfig } from './config.js'
 
 interface RefTernary { codes: Int8Array; rows: number; cols: number; gamma: number }
 
 interface RefLayer {
   attnNorm: Float32Array
   wq: RefTernary; wk: RefTernary; wv: RefTernary; wo: RefTernary
+  /** Input norms of o and down: 2B4T's sub-norms, or the embedding models' attn_output / ffn_down `_norm_in`. */
   attnSubNorm?: Float32Array
   ffnNorm: Float32Array
   wGate: RefTernary; wUp: RefTernary; wDown: RefTernary
   ffnSubNorm?: Float32Array
+  /** BitNet-embedding per-projection input norms of q, k, v, gate, up. */
+  normIn?: { q: Float32Array; k: Float32Array; v: Float32Array; gate: Float32Array; up: Float32Array }
+  /** Qwen3 / Gemma3 head norms of q and k [head_dim]. */
+  qHeadNorm?: Float32Array; kHeadNorm?: Float32Array
+  /** Gemma3 norms of the attention and FFN outputs. */
+  postAttnNorm?: Float32Array; postFfnNorm?: Float32Array
 }
 
 export interface ReferenceModel {
@@ -50,21 +57,30 @@ export async function loadReferenceModel(source: ByteSource): Promise<ReferenceM
     return { codes, rows, cols, gamma: scale * extra }
   }
   const tokenEmbd = await float('token_embd.weight')
+  const fam = ARCH_FAMILIES[config.arch]
   const layers: RefLayer[] = []
   for (let l = 0; l < config.nLayer; l++) {
     const b = `blk.${l}.`
+    const n = (name: string) => float(`${b}${name}.weight`)
     layers.push({
-      attnNorm: await float(b + 'attn_norm.weight'),
+      attnNorm: await n('attn_norm'),
       wq: await ternary(b + 'attn_q'),
       wk: await ternary(b + 'attn_k'),
       wv: await ternary(b + 'attn_v'),
       wo: await ternary(b + 'attn_output'),
-      attnSubNorm: await optFloat(b + 'attn_sub_norm.weight'),
-      ffnNorm: await float(b + 'ffn_norm.weight'),
+      attnSubNorm: fam.projNorms ? await n('attn_output_norm_in') : await optFloat(b + 'attn_sub_norm.weight'),
+      ffnNorm: await n('ffn_norm'),
       wGate: await ternary(b + 'ffn_gate'),
       wUp: await ternary(b + 'ffn_up'),
       wDown: await ternary(b + 'ffn_down'),
-      ffnSubNorm: await optFloat(b + 'ffn_sub_norm.weight'),
+      ffnSubNorm: fam.projNorms ? await n('ffn_down_norm_in') : await optFloat(b + 'ffn_sub_norm.weight'),
+      normIn: fam.projNorms
+        ? { q: await n('attn_q_norm_in'), k: await n('attn_k_norm_in'), v: await n('attn_v_norm_in'), gate: await n('ffn_gate_norm_in'), up: await n('ffn_up_norm_in') }
+        : undefined,
+      qHeadNorm: fam.qkNorm ? await n('attn_q_norm') : undefined,
+      kHeadNorm: fam.qkNorm ? await n('attn_k_norm') : undefined,
+      postAttnNorm: fam.postNorms ? await n('post_attention_norm') : undefined,
+      postFfnNorm: fam.postNorms ? await n('post_ffw_norm') : undefined,
     })
   }
   return {
@@ -83,14 +99,26 @@ const rmsnorm = (x: Float64Array, w: Float32Array, eps: number): Float64Array<Ar
   return x.map((v, i) => v * inv * w[i])
 }
 
-/** Round half to even (torch.round; spec §0.9). */
+/** RMSNorm of each head_dim slice of x (q/k head norms), in place. */
+const headNorm = (x: Float64Array, w: Float32Array | undefined, hd: number, eps: number): void => {
+  if (w) for (let h = 0; h < x.length / hd; h++) x.set(rmsnorm(x.subarray(h * hd, (h + 1) * hd), w, eps), h * hd)
+}
+
+/** FFN gate activations. GELU in its tanh form (Gemma's gelu_pytorch_tanh). */
+const ACTIVATIONS: Record<ModelConfig['activation'], (x: number) => number> = {
+  relu2: (x) => Math.max(x, 0) ** 2,
+  silu: (x) => x / (1 + Math.exp(-x)),
+  gelu: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+}
+
+/** Round half to even (torch.round; docs/architecture.md#bitlinear). */
 const roundHalfEven = (v: number): number => {
   const f = Math.floor(v)
   const d = v - f
   return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f
 }
 
-/** W1.58·A8 BitLinear: y = γ/s · Σ Wt·q with per-token absmax int8 q (spec §1.3). */
+/** W1.58·A8 BitLinear: y = γ/s · Σ Wt·q with per-token absmax int8 q (docs/architecture.md#bitlinear). */
 const bitlinear = (W: RefTernary, x: Float64Array): Float64Array<ArrayBuffer> => {
   let amax = 0
   for (const v of x) amax = Math.max(amax, Math.abs(v))
@@ -109,6 +137,8 @@ const bitlinear = (W: RefTernary, x: Float64Array): Float64Array<ArrayBuffer> =>
 export class ReferenceTransformer {
   private readonly kCache: Float64Array[][] = []
   private readonly vCache: Float64Array[][] = []
+  /** RMSNorm(h, output_norm) of the last forward() (the embedding models' output). */
+  hidden?: Float64Array
 
   constructor(readonly model: ReferenceModel) {
     for (let l = 0; l < model.config.nLayer; l++) {
@@ -122,14 +152,21 @@ export class ReferenceTransformer {
     const { config: c, layers } = this.model
     const hd = c.headDim
     const group = c.nHead / c.nHeadKv
-    let h = Float64Array.from(this.model.tokenEmbd.subarray(token * c.nEmbd, (token + 1) * c.nEmbd))
+    const fam = ARCH_FAMILIES[c.arch]
+    const embedScale = fam.embedScale ? Math.sqrt(c.nEmbd) : 1 // Gemma3
+    let h = Float64Array.from(this.model.tokenEmbd.subarray(token * c.nEmbd, (token + 1) * c.nEmbd), (v) => v * embedScale)
+    // Norms only some families have: BitNet-embedding's per-projection input norms (each
+    // projection norms its input once more), Gemma3's post-norms of attention and FFN outputs
+    const optNorm = (x: Float64Array, w: Float32Array | undefined) => (w ? rmsnorm(x, w, c.normEps) : x)
 
     for (let l = 0; l < c.nLayer; l++) {
       const L = layers[l]
       const a = rmsnorm(h, L.attnNorm, c.normEps)
-      const q = bitlinear(L.wq, a)
-      const k = bitlinear(L.wk, a)
-      const v = bitlinear(L.wv, a)
+      const q = bitlinear(L.wq, optNorm(a, L.normIn?.q))
+      const k = bitlinear(L.wk, optNorm(a, L.normIn?.k))
+      const v = bitlinear(L.wv, optNorm(a, L.normIn?.v))
+      headNorm(q, L.qHeadNorm, hd, c.normEps)
+      headNorm(k, L.kHeadNorm, hd, c.normEps)
       for (let head = 0; head < c.nHead; head++) rope(q, head * hd, c, pos)
       for (let head = 0; head < c.nHeadKv; head++) rope(k, head * hd, c, pos)
       this.kCache[l][pos] = k
@@ -142,7 +179,7 @@ export class ReferenceTransformer {
         for (let t = 0; t <= pos; t++) {
           let dot = 0
           for (let i = 0; i < hd; i++) dot += q[head * hd + i] * this.kCache[l][t][kv + i]
-          scores[t] = dot / Math.sqrt(hd)
+          scores[t] = dot * c.attnScale
         }
         const mx = Math.max(...scores)
         let sum = 0
@@ -152,19 +189,19 @@ export class ReferenceTransformer {
         }
       }
       if (L.attnSubNorm) o = rmsnorm(o, L.attnSubNorm, c.normEps)
-      const ao = bitlinear(L.wo, o)
+      const ao = optNorm(bitlinear(L.wo, o), L.postAttnNorm)
       h = h.map((x, i) => x + ao[i])
 
       const f = rmsnorm(h, L.ffnNorm, c.normEps)
-      const gate = bitlinear(L.wGate, f)
-      const up = bitlinear(L.wUp, f)
-      let g = gate.map((x, i) => (c.activation === 'relu2' ? Math.max(x, 0) ** 2 : x / (1 + Math.exp(-x))) * up[i])
+      const gate = bitlinear(L.wGate, optNorm(f, L.normIn?.gate))
+      const up = bitlinear(L.wUp, optNorm(f, L.normIn?.up))
+      let g = gate.map((x, i) => ACTIVATIONS[c.activation](x) * up[i])
       if (L.ffnSubNorm) g = rmsnorm(g, L.ffnSubNorm, c.normEps)
-      const down = bitlinear(L.wDown, g)
+      const down = optNorm(bitlinear(L.wDown, g), L.postFfnNorm)
       h = h.map((x, i) => x + down[i])
     }
 
-    const hn = rmsnorm(h, this.model.outputNorm, c.normEps)
+    const hn = this.hidden = rmsnorm(h, this.model.outputNorm, c.normEps)
     const logits = new Float64Array(c.vocabSize)
     for (let r = 0; r < c.vocabSize; r++) {
       let dot = 0

@@ -4,7 +4,7 @@
  * Each segment is a WebAssembly.Memory of its own, holding whole layers: their weights, their
  * rows of every KV cache, and a copy of the activation buffers (RunState), so a layer's
  * kernels only ever address one memory. Every thread instantiates the same kernel module
- * once per segment, and a round names the segment its pointers address (threads/protocol.ts).
+ * once per segment, and a round names the segment its pointers address (runtime/protocol.ts).
  * Between layers of different segments the forward pass copies the residual stream (and the
  * RoPE table): n_embd floats per row, a few KB per token. Segment 0 also holds the output
  * projection and the thread pool's control block. A model that fits one memory has one
@@ -14,7 +14,7 @@
  *   segment 1: [layers a..b)[buffers][KV of layers a..b)   …
  */
 import { ResourceLimitError } from '../errors.js'
-import { MAX_PAGES, type Kernels, type WasmMemory } from '../wasm.js'
+import { MAX_PAGES, type Kernels, type WasmMemory } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
 
 /** wasm32's limit: the default (and largest) segment. */

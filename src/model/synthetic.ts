@@ -5,14 +5,11 @@
  * to hold the engine against the reference forward pass.
  */
 import { f32ToF16 } from '../formats/float.js'
-import { encodeI2s } from '../formats/i2s.js'
-import { FORMATS, tensorByteSize, type FormatName } from '../formats/index.js'
-import { encodeTq1_0 } from '../formats/tq1_0.js'
-import { encodeTq2_0 } from '../formats/tq2_0.js'
+import { encodeTernary, FORMATS, tensorByteSize, type FormatName } from '../formats/index.js'
 import { ggufHeader, metaArr, metaBool, metaF32, metaStr, metaU32, type GgufHeaderTensor, type GgufWriteInput } from '../gguf/writer.js'
 import { GgufType, type GgufMetadata } from '../gguf/types.js'
-import { BYTE_SYMBOLS } from '../tokenizer.js'
-import { ARCH_FAMILIES, type Activation } from './config.js'
+import { BYTE_SYMBOLS } from '../tokenizer/tokenizer.js'
+import { ARCH_FAMILIES, familyNorms, type Activation } from './config.js'
 import { permuteQkRows } from './qk-permute.js'
 
 export interface SyntheticShape {
@@ -21,7 +18,7 @@ export interface SyntheticShape {
    * (Falcon3-1.58bit, Falcon-E, Llama3-8B-1.58): q/k rows permuted for NORM RoPE, no sub-norms,
    * a separate F16 `output.weight`, no hidden_activation key (SiLU).
    */
-  arch?: 'bitnet-b1.58' | 'bitnet-25' | 'bitnet' | 'llama'
+  arch?: 'bitnet-b1.58' | 'bitnet-25' | 'bitnet' | 'llama' | 'qwen3' | 'gemma3'
   nEmbd: number
   nFf: number
   nLayer: number
@@ -39,11 +36,11 @@ export interface SyntheticShape {
   subNorms?: boolean
   /** A separate `output.weight` (untied lm_head); default: only for llama. */
   untiedOutput?: boolean
-  /** `tokenizer.ggml.pre` (e.g. 'falcon3', 'falcon_e'); default none (as the official 2B4T file). */
+  /** `tokenizer.ggml.pre` (e.g. 'falcon3', 'falcon_e'); default none (as the official 2B4T file), 'qwen2' for qwen3. */
   tokenizerPre?: string
 }
 
-/** Published shapes (spec §1.1, §1.4). */
+/** Published shapes (docs/architecture.md#hyperparameters; 1bitLLM and Llama3-8B-1.58 from their config.json). */
 export const SHAPES = {
   '2b4t': { arch: 'bitnet-b1.58', nEmbd: 2560, nFf: 6912, nLayer: 30, nHead: 20, nHeadKv: 5, vocab: 128256, contextLength: 4096, ropeTheta: 500000, activation: 'relu2' },
   '0.7b': { arch: 'bitnet', nEmbd: 1536, nFf: 4096, nLayer: 24, nHead: 16, nHeadKv: 16, vocab: 32002, contextLength: 2048, ropeTheta: 10000, activation: 'silu' },
@@ -51,6 +48,9 @@ export const SHAPES = {
   // A 20B-class ternary model (the scale past one wasm32 memory; no published checkpoint).
   '20b': { arch: 'bitnet-b1.58', nEmbd: 5120, nFf: 13824, nLayer: 60, nHead: 40, nHeadKv: 8, vocab: 128256, contextLength: 4096, ropeTheta: 500000, activation: 'relu2' },
   '8b': { arch: 'bitnet-b1.58', nEmbd: 4096, nFf: 14336, nLayer: 32, nHead: 32, nHeadKv: 8, vocab: 128256, contextLength: 8192, ropeTheta: 500000, activation: 'silu' },
+  // BitNet-embedding-0.6B and -270M (bitnet.cpp's embedding guide: head_dim ≠ n_embd / n_head)
+  'embed-0.6b': { arch: 'qwen3', nEmbd: 1024, nFf: 3072, nLayer: 28, nHead: 16, nHeadKv: 8, headDim: 128, vocab: 151936, contextLength: 32768, ropeTheta: 1000000 },
+  'embed-270m': { arch: 'gemma3', nEmbd: 640, nFf: 2048, nLayer: 18, nHead: 4, nHeadKv: 1, headDim: 256, vocab: 262144, contextLength: 32768, ropeTheta: 10000 },
 } satisfies Record<string, SyntheticShape>
 
 export interface SyntheticOptions {
@@ -91,7 +91,7 @@ type LazyTensor = GgufHeaderTensor & { make: () => Uint8Array }
 function syntheticTensors(shape: SyntheticShape, opts: SyntheticOptions): { metadata: GgufMetadata; tensors: LazyTensor[] } {
   const arch = shape.arch ?? 'bitnet-b1.58'
   const family = ARCH_FAMILIES[arch]
-  const s = { arch, subNorms: family.subNorms, untiedOutput: arch === 'llama', ...shape }
+  const s = { arch, subNorms: family.subNorms, untiedOutput: arch === 'llama', tokenizerPre: arch === 'qwen3' ? 'qwen2' : undefined, ...shape }
   const format = opts.format ?? 'I2_S'
   const headDim = s.headDim ?? s.nEmbd / s.nHead
   const qDim = s.nHead * headDim
@@ -118,8 +118,7 @@ function syntheticTensors(shape: SyntheticShape, opts: SyntheticOptions): { meta
     for (let i = 0; i < codes.length; i++) codes[i] = Math.floor(rand() * 3) - 1
     if (heads && family.rope === 'norm') permuteQkRows(codes, heads, cols)
     const gamma = 0.5 + rand()
-    const encode = format === 'I2_S' ? encodeI2s : format === 'TQ2_0' ? encodeTq2_0 : encodeTq1_0
-    return encode(codes, rows, cols, gamma)
+    return encodeTernary(format, codes, rows, cols, gamma)
   })
 
   floats('token_embd.weight', [s.nEmbd, s.vocab], () => normal() * 0.5, opts.embedding ?? 'F16')
@@ -137,6 +136,8 @@ function syntheticTensors(shape: SyntheticShape, opts: SyntheticOptions): { meta
     ternary(b + 'ffn_up.weight', s.nFf, s.nEmbd)
     if (s.subNorms) norm(b + 'ffn_sub_norm.weight', s.nFf)
     ternary(b + 'ffn_down.weight', s.nEmbd, s.nFf)
+    // the embedding families' norms (per-projection, head, post)
+    for (const n of familyNorms({ ...s, headDim })) if (!n.optional) norm(`${b}${n.name}.weight`, n.width)
   }
   if (s.untiedOutput) floats('output.weight', [s.nEmbd, s.vocab], () => normal() * 0.5, 'F16')
   return { metadata: syntheticMetadata(s, headDim), tensors }
@@ -159,6 +160,13 @@ function syntheticMetadata(s: SyntheticShape & { arch: string }, headDim: number
   m.set(a('rope.freq_base'), metaF32(s.ropeTheta ?? 500000))
   m.set(a('attention.layer_norm_rms_epsilon'), metaF32(1e-5))
   if (s.activation) m.set(a('hidden_activation'), metaStr(s.activation))
+  if (ARCH_FAMILIES[s.arch].projNorms) {
+    // as bitnet.cpp's embedding converter: last-token pooling (sentence-transformers' config),
+    // key_length always, and (Qwen3) EOS appended to every input
+    m.set(a('pooling_type'), metaU32(3))
+    m.set(a('attention.key_length'), metaU32(headDim))
+    if (s.arch === 'qwen3') m.set('tokenizer.ggml.add_eos_token', metaBool(true))
+  }
   // Tokenizer: the 256 byte-level symbols (so any text encodes), filler tokens, and the
   // Llama 3 specials at the end. No merges: every byte is its own token.
   const specials = ['<|begin_of_text|>', '<|end_of_text|>', '<|eot_id|>']

@@ -1,23 +1,28 @@
 /**
  * The BitNet b1.58 transformer: runtime state and the forward pass, read top to bottom
- * like llama2.c's run.c. Every step names the line of the spec (§1.2 / §1.3 of
- * docs/bitnet-b158.md, = HF `modeling_bitnet`) it mirrors. All arithmetic happens in the
- * wasm kernels; this file only sequences them over pointers into the shared memory.
+ * like llama2.c's run.c. Every step of forwardBatch names the line of the pseudo-code in
+ * docs/architecture.md#the-forward-pass (= HF `modeling_bitnet`) it mirrors. All arithmetic
+ * happens in the wasm kernels; this file only sequences them over pointers into the shared
+ * memory.
  */
 import { ContextFullError, InvalidArgumentError } from '../errors.js'
-import { ThreadPool, type PoolOptions } from '../thread-pool.js'
-import { CTL_BYTES, type Job } from '../threads/protocol.js'
-import { growMemory, type Kernels, type WasmMemory, type WasmModule } from '../wasm.js'
+import { ThreadPool, type PoolOptions } from '../runtime/thread-pool.js'
+import { CTL_BYTES, MAX_JOBS, type Job } from '../runtime/protocol.js'
+import { growMemory, type Kernels, type WasmMemory, type WasmModule } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
 import { dequantizeRows } from '../formats/index.js'
-import { assertFiniteLogits, locateNonFinite } from './numerics.js'
-import type { ModelConfig } from './config.js'
+import { assertFiniteLogits, firstNonFinite } from './numerics.js'
+import { ARCH_FAMILIES, type ModelConfig } from './config.js'
 import type { LoadedModel, ModelWeights, TernaryWeight } from './load.js'
 import type { Segment, StateSize } from './segments.js'
 import type { TernaryKernel } from './kernel-select.js'
 
-/** Rows a forward pass evaluates at once: prompt chunks, or one step of several sessions. */
-export const MAX_BATCH = 8
+/**
+ * Rows a forward pass evaluates at once: prompt chunks, or one step of several sessions.
+ * 32: the batched I2_S kernel reads each weight once per pass, and at 32 tokens that
+ * pass costs 1/32 of a token's matvec in weight traffic (bench/README.md: prompt speed).
+ */
+export const MAX_BATCH = 32
 
 /** Positions per attention work item (assembly/ops/attention.ts): split-K granularity. */
 export const ATT_BLOCK = 128
@@ -28,10 +33,28 @@ const ATTENTION_PARTIAL = {
   f16: { simd: 'attention_partial_f16', ref: 'attention_partial_f16_ref' },
 } as const
 
-/** Storage of the KV cache: f32 (default) or IEEE half. */
+/** The FFN activation kernel per activation: g = act(g) ⊙ u. */
+const ACTIVATION_KERNEL = { relu2: 'relu2_mul_f32', silu: 'silu_mul_f32', gelu: 'gelu_mul_f32' } as const
+
+/** Storage of the KV cache: f32 or IEEE half. */
 export type KvType = 'f16' | 'f32'
 export const KV_TYPES: readonly KvType[] = ['f16', 'f32']
 const KV_ELEM: Record<KvType, number> = { f16: 2, f32: 4 }
+
+/**
+ * 'auto' keeps f32 while the f32 cache of the context stays under this, f16 from there on.
+ * Why both: f16 keys and values cost nothing measurable in perplexity (tiny-dev −0.04 %) but,
+ * even computed in float64, they move 3 % of tiny-dev's golden top-20 logits by more than
+ * 0.05 (any 16-bit storage does: int16 with a scale per head still 0.7 %), where a small cache
+ * saves nothing worth that; 2B4T's cache is 64 MiB at ~440 tokens of f32.
+ */
+export const KV_AUTO_F16_BYTES = 64 * 2 ** 20
+
+/** The KV type `kvType` means for a context of `ctx` tokens of model `c` ('auto': see KV_AUTO_F16_BYTES). */
+export function resolveKvType(c: ModelConfig, ctx: number, kvType: KvType | 'auto'): KvType {
+  if (kvType !== 'auto') return kvType
+  return ctx * kvBytesPerToken(c, 'f32') >= KV_AUTO_F16_BYTES ? 'f16' : 'f32'
+}
 
 /**
  * Activation buffers for a batch of up to MAX_BATCH token rows (B): pointers into the
@@ -46,9 +69,10 @@ interface RunState {
   ao: number // f32 [B][q_dim]          attention output
   hb: number // f32 [B][n_ff]           FFN gate, then activation
   hb2: number // f32 [B][n_ff]          FFN up
-  qa: number // i8  [B][K padded]       quantized activations (row stride = the K padded), shared by q/k/v and gate/up
-  qaMeta: number // [B] × {f32 s, i32 Σq}  their scales and sums
-  lut: number // [B][K padded / 2][32 B]  lookup tables of qa (TL kernel only)
+  qa: number // i8  [QA_SLOTS][B][K padded]  quantized activations (row stride = the K padded): slot 0 shared
+  //            by q/k/v and gate/up, or with per-projection norms one slot per projection of a round
+  qaMeta: number // [QA_SLOTS][B] × {f32 s, i32 Σq}  their scales and sums
+  lut: number // [QA_SLOTS][B][K padded / 2][32 B]  lookup tables of qa (TL kernel only)
   att: number // f32 [B][n_head][ctx blocks · ATT_BLOCK]   attention scores, one slice per work item
   part: number // f32 [B][n_head][ctx blocks][4 + head_dim]  per-block softmax partials (m, l, acc)
   rope: number // f32 [B][n_rot]        cos (n_rot/2), then sin (n_rot/2), of each row's position
@@ -56,7 +80,7 @@ interface RunState {
   oq: number // i8 [B][n_embd padded to 128]  output-norm vectors quantized per 128-block (Q8B, Q4B)
   oqScales: number // f32 [B][n_embd padded / 128]
   oqSums: number // i32 [B][n_embd padded / 32]     8·Σ per 32-block (the weights' offsets)
-  ctl: number // thread-pool control block (threads/protocol.ts)
+  ctl: number // thread-pool control block (runtime/protocol.ts)
 }
 
 /**
@@ -161,6 +185,9 @@ export interface BatchRow {
 
 const f32 = 4
 
+/** Quantized-activation slots: q, k and v each have their own input with per-projection norms. */
+const QA_SLOTS = 3
+
 /**
  * Runtime state for a context of `ctx` tokens: the activation buffers (a dry run of their
  * allocation, plus alignment), in every memory segment, and each layer's KV cache rows.
@@ -208,12 +235,18 @@ export class Transformer {
   private readonly freeKv: KvCache[] = []
   /** @internal The compute threads (benchmarks tune and read it). */
   pool!: ThreadPool
-  /** Called after each layer with the residual rows [n][n_embd] (numerics.ts locates a NaN with it). */
+  /** Called after each layer with the residual rows [n][n_embd] (locateNonFinite finds a NaN with it). */
   onLayer?: (layer: number, x: Float32Array) => void
   /** Forward passes so far (profiles divide the pool's round count by it). */
   passes = 0
   /** Time per op label since profiling was enabled (`bitnet bench --profile`). */
   profile?: Map<string, { ms: number; calls: number }>
+  /** Row stride of a qa slot. */
+  private readonly kMax: number
+  /** Factor of the token embedding (Gemma3: √n_embd in f32), else 1. */
+  private readonly embedScale: number
+  /** Factor of q making the kernels' 1/√head_dim the model's attention scale, else 1. */
+  private readonly qScale: number
 
   private constructor(model: LoadedModel, contextSize: number, kvType: KvType) {
     this.config = model.config
@@ -222,6 +255,10 @@ export class Transformer {
     this.module = model.module
     this.kernel = model.kernel
     this.w = model.weights
+    this.kMax = kMaxOf(model.config)
+    this.embedScale = ARCH_FAMILIES[model.config.arch].embedScale ? Math.fround(Math.sqrt(model.config.nEmbd)) : 1
+    this.qScale = model.config.attnScale * Math.sqrt(model.config.headDim)
+    if (Math.abs(this.qScale - 1) < 1e-12) this.qScale = 1
     this.segs = model.segments.map((g) => {
       // The state area served as scratch during loading: its dirty start goes back to zeros
       // (the rest of a fresh memory is zero, and stays untouched: no pages of an unused KV cache).
@@ -239,7 +276,7 @@ export class Transformer {
    * included), with KV caches of `kvType` (its memory must have been planned with the same
    * type); `pool.adaptive` lets the pool use fewer threads while that is faster.
    */
-  static async create(model: LoadedModel, contextSize: number, threads: number, kvType: KvType = 'f32', pool: PoolOptions = {}): Promise<Transformer> {
+  static async create(model: LoadedModel, contextSize: number, threads: number, kvType: KvType, pool: PoolOptions = {}): Promise<Transformer> {
     const t = new Transformer(model, contextSize, kvType)
     t.pool = await ThreadPool.create(model.module, t.segs.map((g) => g.memory), t.segs.map((g) => g.k), t.s.ctl, threads, pool)
     return t
@@ -320,6 +357,24 @@ export class Transformer {
   }
 
   /**
+   * Re-runs the step of `token` at `pos` of `kv` (rewriting the same KV rows with the same values) with a
+   * check of the residual stream after every layer; returns the first layer where it holds a NaN
+   * or ±Inf, or undefined if all layers stay finite.
+   */
+  locateNonFinite(token: number, pos: number, kv: KvCache = this.kv): number | undefined {
+    let found: number | undefined
+    this.onLayer = (layer, x) => {
+      if (found === undefined && firstNonFinite(x) >= 0) found = layer
+    }
+    try {
+      this.forward(token, pos, false, kv)
+    } finally {
+      this.onLayer = undefined
+    }
+    return found
+  }
+
+  /**
    * Evaluates `tokens` at positions pos0, pos0+1, … of `kv`, MAX_BATCH tokens per weight
    * pass. Returns the logits of every token (`'all'`, copies) or of the last one
    * (`'last'`, a view valid until the next call), or none.
@@ -365,18 +420,24 @@ export class Transformer {
       this.embed(r.token, row(s0.x, t, c.nEmbd), t)
       this.ropeTable(r.pos, row(s0.rope, t, c.nRot))
     })
+    // h0 ·= √n_embd  (Gemma3; f32, as bitnet.cpp scales)
+    if (this.embedScale !== 1) this.k.scale_f32(s0.x, n * c.nEmbd, this.embedScale)
 
     for (let l = 0; l < c.nLayer; l++) {
       // The layer's weights, KV rows and buffers are in its segment: bring the residual there.
       this.carry(this.layerSeg[l], n)
       const L = w.layers[l], k = this.k, s = this.s
 
-      // a = RMSNorm(h, attn_norm), quantized per row (fused, in f64), shared by q, k and v
-      this.normQuantize(s.x, L.attnNorm, c.nEmbd, n)
+      // a = RMSNorm(h, attn_norm), quantized per row (fused, in f64), shared by q, k and v;
+      // with per-projection norms each of q, k, v quantizes RMSNorm(a, *_norm_in) of its own
       // q, k, v = BitLinear_q/k/v(a)                        q: [n][q_dim], k, v: [n][kv_dim]
-      this.round('attn_qkv', [...this.bitlinear(L.wq, s.q, n), ...this.bitlinear(L.wk, s.k, n), ...this.bitlinear(L.wv, s.v, n)])
+      this.round('attn_qkv', this.projections(L.attnNorm, c.nEmbd, n, [[L.wq, s.q, L.qNormIn], [L.wk, s.k, L.kNormIn], [L.wv, s.v, L.vNormIn]]))
       rows.forEach((r, t) => {
         const kv = r.kv ?? this.kv
+        // q, k = RMSNorm per head (Qwen3, Gemma3); q ·= attention scale ≠ 1/√head_dim (Gemma3's query_pre_attn_scalar)
+        this.headNorm(row(s.q, t, qDim), L.qHeadNorm, c.nHead)
+        this.headNorm(row(s.k, t, kvDim), L.kHeadNorm, c.nHeadKv)
+        if (this.qScale !== 1) k.scale_f32(row(s.q, t, qDim), qDim, this.qScale)
         // q, k = RoPE_neox(q, k, pos); k, v appended to the row's cache at pos
         k.rope_neox_f32(row(s.q, t, qDim), c.nHead, c.headDim, c.nRot, row(s.rope, t, c.nRot))
         k.rope_neox_f32(row(s.k, t, kvDim), c.nHeadKv, c.headDim, c.nRot, row(s.rope, t, c.nRot))
@@ -385,24 +446,23 @@ export class Transformer {
       })
       // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
       this.attention(rows, l)
-      // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj; absent in llama)
+      // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj, or o_proj's own input
+      // norm; absent in llama)
       this.normQuantize(s.ao, L.attnSubNorm, qDim, n)
-      // h = h + BitLinear_o(o)                              xb: [n][n_embd]
+      // h = h + PostNorm(BitLinear_o(o))                    xb: [n][n_embd]   (post-norm: Gemma3)
       this.round('attn_output', this.bitlinear(L.wo, s.xb, n))
-      k.add_f32(s.x, s.xb, n * c.nEmbd)
+      this.residual(L.postAttnNorm, n)
 
-      // f = RMSNorm(h, ffn_norm), quantized once per row, shared by gate and up
-      this.normQuantize(s.x, L.ffnNorm, c.nEmbd, n)
+      // f = RMSNorm(h, ffn_norm), quantized once per row, shared by gate and up (or per projection)
       //                                                     hb, hb2: [n][n_ff]
-      this.round('ffn_gate_up', [...this.bitlinear(L.wGate, s.hb, n), ...this.bitlinear(L.wUp, s.hb2, n)])
-      // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM; kept in f32)
-      if (c.activation === 'relu2') k.relu2_mul_f32(s.hb, s.hb2, n * c.nFf)
-      else k.silu_mul_f32(s.hb, s.hb2, n * c.nFf)
+      this.round('ffn_gate_up', this.projections(L.ffnNorm, c.nEmbd, n, [[L.wGate, s.hb, L.gateNormIn], [L.wUp, s.hb2, L.upNormIn]]))
+      // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM / Qwen3, GELU-tanh for Gemma3; kept in f32)
+      k[ACTIVATION_KERNEL[c.activation]](s.hb, s.hb2, n * c.nFf)
       // g = RMSNorm(g, ffn_sub_norm)
       this.normQuantize(s.hb, L.ffnSubNorm, c.nFf, n)
-      // h = h + BitLinear_down(g)
+      // h = h + PostNorm(BitLinear_down(g))
       this.round('ffn_down', this.bitlinear(L.wDown, s.xb, n))
-      k.add_f32(s.x, s.xb, n * c.nEmbd)
+      this.residual(L.postFfnNorm, n)
       this.onLayer?.(l, new Float32Array(this.mem.buffer, s.x, n * c.nEmbd))
     }
     this.carry(0, n)
@@ -436,7 +496,7 @@ export class Transformer {
     const logits: (Float32Array | undefined)[] = rows.map(() => undefined)
     slotRow.forEach((t, i) => {
       const l = logits[t] = heap.subarray(row(s.logits, i, c.vocabSize) / f32, row(s.logits, i, c.vocabSize) / f32 + c.vocabSize)
-      assertFiniteLogits(l, rows[t].pos, () => locateNonFinite(this, rows[t].token, rows[t].pos, rows[t].kv ?? this.kv))
+      assertFiniteLogits(l, rows[t].pos, () => this.locateNonFinite(rows[t].token, rows[t].pos, rows[t].kv ?? this.kv))
     })
     return logits
   }
@@ -457,17 +517,53 @@ export class Transformer {
     })
   }
 
-  // RMSNorm(x_t)·w (no norm when w is undefined) → int8 with per-token absmax scale, K
-  // zero-padded to the kernel block, for rows t < n: qa [n][kp], meta [n] (+ the TL
-  // kernel's tables); every BitLinear of the step reads these. One row runs here, a batch
-  // is a round split by rows.
-  private normQuantize(x: number, w: number | undefined, dim: number, n: number): void {
-    const s = this.s, eps = this.config.normEps, kp = Math.ceil(dim / 128) * 128
-    const lut = this.kernel === 'tl' ? s.lut : 0
-    if (n > 1) return this.round('norm_quantize', [['rmsnorm_quantize_rows_f32_i8', x, w ?? 0, dim, eps, kp, s.qa, s.qaMeta, lut, n]])
+  // RMSNorm(x_t)·w (no norm when w is undefined; normed with w0 first when given) → int8
+  // with per-token absmax scale, K zero-padded to the kernel block, for rows t < n, into
+  // qa slot `slot`: [n][kp], meta [n] (+ the TL kernel's tables); the BitLinears of the
+  // step read these. One row runs here, a batch is a round split by rows.
+  private normQuantize(x: number, w: number | undefined, dim: number, n: number, slot = 0, w0 = 0): void {
+    const eps = this.config.normEps, kp = Math.ceil(dim / 128) * 128
+    const { qa, meta, lut } = this.slot(slot)
+    if (n > 1) return this.round('norm_quantize', [['rmsnorm_quantize_rows_f32_i8', x, w0, w ?? 0, dim, eps, kp, qa, meta, lut, n]])
     const t0 = this.profile ? performance.now() : 0
-    this.k.rmsnorm_quantize_rows_f32_i8(x, w ?? 0, dim, eps, kp, s.qa, s.qaMeta, lut, 1, 0, 1)
+    this.k.rmsnorm_quantize_rows_f32_i8(x, w0, w ?? 0, dim, eps, kp, qa, meta, lut, 1, 0, 1)
     if (this.profile) this.addTime('norm_quantize', performance.now() - t0)
+  }
+
+  // Pointers of quantized-activation slot i (TL tables only with the TL kernel).
+  private slot(i: number): { qa: number; meta: number; lut: number } {
+    const s = this.s, kMax = this.kMax
+    return { qa: s.qa + i * MAX_BATCH * kMax, meta: s.qaMeta + i * MAX_BATCH * 8, lut: this.kernel === 'tl' ? s.lut + i * MAX_BATCH * kMax * 16 : 0 }
+  }
+
+  // The jobs of projections sharing one input x (normed with `norm`): one quantized input for
+  // all of them, or, where each has its own input norm (ArchFamily.projNorms), one per
+  // projection, RMSNorm(RMSNorm(x, norm), normIn) fused in f64.
+  private projections(norm: number, dim: number, n: number, projs: [W: TernaryWeight, y: number, normIn?: number][]): Job[] {
+    if (projs[0][2] === undefined) {
+      this.normQuantize(this.s.x, norm, dim, n)
+      return projs.flatMap(([W, y]) => this.bitlinear(W, y, n))
+    }
+    return projs.flatMap(([W, y, normIn], i) => {
+      this.normQuantize(this.s.x, normIn, dim, n, i, norm)
+      return this.bitlinear(W, y, n, i)
+    })
+  }
+
+  // RMSNorm of each head of one row's q or k [heads][head_dim] in place, if the layer has head norms.
+  private headNorm(x: number, w: number | undefined, heads: number): void {
+    if (w === undefined) return
+    const hd = this.config.headDim
+    for (let h = 0; h < heads; h++) this.k.rmsnorm_f32(x + h * hd * f32, w, x + h * hd * f32, hd, this.config.normEps)
+  }
+
+  // h += PostNorm(xb) per row (post-norm: Gemma3), else h += xb.
+  private residual(postNorm: number | undefined, n: number): void {
+    const c = this.config, s = this.s
+    if (postNorm !== undefined) {
+      for (let t = 0; t < n; t++) this.k.rmsnorm_f32(s.xb + t * c.nEmbd * f32, postNorm, s.xb + t * c.nEmbd * f32, c.nEmbd, c.normEps)
+    }
+    this.k.add_f32(s.x, s.xb, n * c.nEmbd)
   }
 
   // Attention of every row, in two rounds (assembly/ops/attention.ts): partial softmax
@@ -499,12 +595,12 @@ export class Transformer {
     if (combine.length) this.round('attention_combine', combine)
   }
 
-  // One round of independent jobs on every thread, timed per label when profiling.
+  // Independent jobs on every thread, timed per label when profiling: one round, or several
+  // when there are more jobs than a round holds (the TL kernel's one job per row).
   private round(label: string, jobs: Job[]): void {
-    if (!this.profile) return this.pool.run(jobs, this.seg)
-    const t0 = performance.now()
-    this.pool.run(jobs, this.seg)
-    this.addTime(label, performance.now() - t0)
+    const t0 = this.profile ? performance.now() : 0
+    for (let i = 0; i < jobs.length; i += MAX_JOBS) this.pool.run(jobs.length <= MAX_JOBS ? jobs : jobs.slice(i, i + MAX_JOBS), this.seg)
+    if (this.profile) this.addTime(label, performance.now() - t0)
   }
 
   private addTime(label: string, ms: number): void {
@@ -512,18 +608,18 @@ export class Transformer {
     if (e) { e.ms += ms; e.calls++ } else this.profile!.set(label, { ms, calls: 1 })
   }
 
-  // The jobs y_t = (W_codes · q_t − Σq_t) / s_t · γ for the n quantized rows, y: [n][rows].
-  // i2s: one matrix-matrix job (several tokens per weight pass), or the matvec for one
-  // row; tl: one job per row (each row has its own lookup tables).
-  private bitlinear(W: TernaryWeight, y: number, n: number): Job[] {
-    const s = this.s
+  // The jobs y_t = (W_codes · q_t − Σq_t) / s_t · γ for the n quantized rows of qa slot
+  // `slot`, y: [n][rows]. i2s: one matrix-matrix job (several tokens per weight pass), or
+  // the matvec for one row; tl: one job per row (each row has its own lookup tables).
+  private bitlinear(W: TernaryWeight, y: number, n: number, slot = 0): Job[] {
+    const { qa, meta, lut } = this.slot(slot)
     if (this.kernel === 'i2s') {
       return [n === 1
-        ? ['matvec_i2s_i8', W.ptr, s.qa, s.qaMeta, W.gamma, y, W.rows, W.kp]
-        : ['matmul_i2s_i8', W.ptr, s.qa, s.qaMeta, W.gamma, y, W.rows, W.kp, n]]
+        ? ['matvec_i2s_i8', W.ptr, qa, meta, W.gamma, y, W.rows, W.kp]
+        : ['matmul_i2s_i8', W.ptr, qa, meta, W.gamma, y, W.rows, W.kp, n]]
     }
     return Array.from({ length: n }, (_, t): Job =>
-      ['matvec_tl_i8', W.ptr, s.lut + t * W.kp * 16, s.qaMeta + t * 8, W.gamma, y + t * W.rows * f32, W.rows, W.kp])
+      ['matvec_tl_i8', W.ptr, lut + t * W.kp * 16, meta + t * 8, W.gamma, y + t * W.rows * f32, W.rows, W.kp])
   }
 
   // n keys or values (f32) into a cache row of the model's KV type.
@@ -581,11 +677,14 @@ export class Transformer {
   }
 }
 
+/** Row stride of a quantized-activation slot: the widest BitLinear input, padded to 128. */
+const kMaxOf = (c: ModelConfig) => Math.ceil(Math.max(c.nEmbd, c.nHead * c.headDim, c.nFf) / 128) * 128
+
 function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
   const B = MAX_BATCH
   const qDim = c.nHead * c.headDim
   const kvDim = c.nHeadKv * c.headDim
-  const kMax = Math.ceil(Math.max(c.nEmbd, qDim, c.nFf) / 128) * 128
+  const kMax = kMaxOf(c)
   const kpOut = Math.ceil(c.nEmbd / 128) * 128
   const maxBlocks = Math.ceil(ctx / ATT_BLOCK)
   return {
@@ -597,9 +696,9 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
     ao: a.alloc(B * qDim * f32),
     hb: a.alloc(B * c.nFf * f32),
     hb2: a.alloc(B * c.nFf * f32),
-    qa: a.alloc(B * kMax),
-    qaMeta: a.alloc(B * 8),
-    lut: a.alloc(B * kMax * 16),
+    qa: a.alloc(QA_SLOTS * B * kMax),
+    qaMeta: a.alloc(QA_SLOTS * B * 8),
+    lut: a.alloc(QA_SLOTS * B * kMax * 16),
     att: a.alloc(B * c.nHead * maxBlocks * ATT_BLOCK * f32),
     part: a.alloc(B * c.nHead * maxBlocks * (4 + c.headDim) * f32),
     rope: a.alloc(B * c.nRot * f32),

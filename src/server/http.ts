@@ -13,12 +13,13 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { BitnetModel, EmbedOptions } from '../bitnet-model.js'
+import type { BitnetModel } from '../api/bitnet-model.js'
+import type { EmbedOptions } from '../api/options.js'
 import { BitnetError, InvalidArgumentError, PayloadTooLargeError, RequestTimeoutError, TimeoutError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import {
   completion, DEFAULT_EMBEDDING, embeddingResponse, modelList, newMeta, parseEmbeddingRequest, parseRequest, preparePrompt, responseChunks, type CompletionRequest, type Kind,
-} from './openai.js'
+} from '../openai/wire.js'
 import { SlotPool } from './slots.js'
 
 export interface ServeOptions {

@@ -4,9 +4,9 @@
  * shares the longest prefix with its prompt (a client continuing a chat lands on the slot
  * that holds the conversation so far), ties to the least recently used.
  */
-import type { BitnetModel } from '../bitnet-model.js'
+import type { BitnetModel } from '../api/bitnet-model.js'
 import { QueueFullError } from '../errors.js'
-import { commonPrefix, type Session } from '../session.js'
+import { commonPrefix, type Session } from '../generation/session.js'
 
 export interface Slot {
   readonly id: number

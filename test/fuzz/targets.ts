@@ -2,16 +2,16 @@
 // whole loader). Inputs are bytes, so every target's crashing inputs are saved and replayed the
 // same way (test/fuzz/fixtures/<target>-<hash>.bin). A target returns normally or throws; the
 // harness accepts only BitnetError subclasses.
-import { applyChatTemplate, BITNET_2B4T_CHAT_TEMPLATE, resolveChatTemplate, type ChatMessage } from '../../src/chat-template.js'
+import { applyChatTemplate, BITNET_2B4T_CHAT_TEMPLATE, resolveChatTemplate, type ChatMessage } from '../../src/tokenizer/chat-template.js'
 import { readGguf, metaStringOpt } from '../../src/gguf/reader.js'
 import type { ByteSource } from '../../src/io/source.js'
 import { bytesSource } from '../../src/io/source.js'
-import { loadModel } from '../../src/load-model.js'
-import type { BitnetModel } from '../../src/bitnet-model.js'
+import { loadModel } from '../../src/api/load-model.js'
+import type { BitnetModel } from '../../src/api/bitnet-model.js'
 import { configFromGguf, configFromHf } from '../../src/model/config.js'
 import type { ModelFolder } from '../../src/model/load-hf.js'
 import { readSafetensors } from '../../src/safetensors/reader.js'
-import { tokenizerFromGguf, tokenizerFromHf, type BitnetTokenizer } from '../../src/tokenizer.js'
+import { tokenizerFromGguf, tokenizerFromHf, type BitnetTokenizer } from '../../src/tokenizer/tokenizer.js'
 import { byteSeed, mutateBytes, mutateJson, mutateTemplate, type ByteSeed, type Rng } from './mutate.js'
 import type { Seeds } from './seeds.js'
 

@@ -88,7 +88,13 @@ export function hfLlamaFolder(g: GgufWriteInput, projections: 'packed' | ((codes
     hidden_act: 'silu', tie_word_embeddings: false,
     ...(projections === 'packed' ? { quantization_config: { quant_method: 'bitnet', linear_class: 'bitlinear', quantization_mode: 'offline' } } : {}),
   }
-  // tiny-dev's Llama 3 tokenizer.json with the synthetic vocabulary (bytes, then control tokens)
+  return memoryFolder('synthetic-llama-hf', config, tensors, tokenizer ?? {
+    json: syntheticTokenizerJson(g), config: { bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' },
+  })
+}
+
+/** tiny-dev's Llama 3 tokenizer.json with a synthetic model's vocabulary (bytes, then control tokens). */
+function syntheticTokenizerJson(g: GgufWriteInput): Record<string, any> {
   const tok = JSON.parse(readFileSync(TINY_DIR + 'tokenizer.json', 'utf8'))
   const tokens = g.metadata.get('tokenizer.ggml.tokens')!.value as string[]
   const types = g.metadata.get('tokenizer.ggml.token_type')!.value as number[]
@@ -96,11 +102,58 @@ export function hfLlamaFolder(g: GgufWriteInput, projections: 'packed' | ((codes
   tok.model.merges = []
   tok.added_tokens = tokens.flatMap((content, id) => (types[id] === 3
     ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }] : []))
+  return tok
+}
+
+/** A Hugging Face folder in memory: config.json, one safetensors file, the tokenizer files. */
+function memoryFolder(name: string, config: object, tensors: StTensor[], tokenizer: { json: object; config: object }): ModelFolder {
   const files: Record<string, Uint8Array> = {
     'config.json': new TextEncoder().encode(JSON.stringify(config)),
     'model.safetensors': safetensors(tensors),
-    'tokenizer.json': new TextEncoder().encode(JSON.stringify(tokenizer?.json ?? tok)),
-    'tokenizer_config.json': new TextEncoder().encode(JSON.stringify(tokenizer?.config ?? { bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' })),
+    'tokenizer.json': new TextEncoder().encode(JSON.stringify(tokenizer.json)),
+    'tokenizer_config.json': new TextEncoder().encode(JSON.stringify(tokenizer.config)),
   }
-  return { name: 'synthetic-llama-hf', open: async (f) => files[f] && bytesSource(files[f], `synthetic-llama-hf/${f}`) }
+  return { name, open: async (f) => files[f] && bytesSource(files[f], `${name}/${f}`) }
+}
+
+/**
+ * A synthetic BitNet-embedding GGUF (arch 'qwen3' or 'gemma3') as the Hugging Face folder
+ * bitnet.cpp's embedding converter reads: `Qwen3Model` / `Gemma3TextModel` names without the
+ * `model.` prefix, per-projection norms as `<proj>.norm.weight`, float latents (γ·codes), and
+ * Gemma's block norms stored as w − 1.
+ */
+export function hfEmbeddingFolder(g: GgufWriteInput): ModelFolder {
+  const arch = g.metadata.get('general.architecture')!.value as 'qwen3' | 'gemma3'
+  const gemma = arch === 'gemma3'
+  const names: Record<string, string> = {
+    ...LAYER, attn_q_norm: 'self_attn.q_norm', attn_k_norm: 'self_attn.k_norm',
+    ...Object.fromEntries(['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down'].map((p) => [`${p}_norm_in`, `${LAYER[p]}.norm`])),
+    ...(gemma ? { post_attention_norm: 'post_attention_layernorm', ffn_norm: 'pre_feedforward_layernorm', post_ffw_norm: 'post_feedforward_layernorm' } : {}),
+  }
+  const tensors = g.tensors.map((t): StTensor => {
+    const m = /^(?:blk\.(\d+)\.)?(\w+)\.weight$/.exec(t.name)!
+    const name = `${m[1] === undefined ? GLOBAL[m[2]].replace('model.', '') : `layers.${m[1]}.${names[m[2]]}`}.weight`
+    const shape = [...t.dims].reverse()
+    if (t.typeId === FORMATS.F16.typeId) return { name, dtype: 'F16', shape, data: t.data }
+    if (t.typeId === FORMATS.F32.typeId) {
+      const offset = gemma && !m[2].endsWith('_norm_in') ? 1 : 0
+      return { name, dtype: 'F32', shape, data: new Uint8Array(Float32Array.from(new Float32Array(t.data.slice().buffer), (v) => v - offset).buffer) }
+    }
+    const [cols, rows] = t.dims
+    const { codes, scale } = decodeTernary('I2_S', t.data, rows, cols)
+    return { name, dtype: 'F32', shape, data: new Uint8Array(Float32Array.from(codes, (c) => c * scale).buffer) }
+  })
+  const meta = (key: string) => g.metadata.get(`${arch}.${key}`)?.value as number
+  const config = {
+    architectures: [gemma ? 'Gemma3TextModel' : 'Qwen3Model'], model_type: gemma ? 'gemma3_text' : 'qwen3',
+    hidden_size: meta('embedding_length'), intermediate_size: meta('feed_forward_length'), num_hidden_layers: meta('block_count'),
+    num_attention_heads: meta('attention.head_count'), num_key_value_heads: meta('attention.head_count_kv'), head_dim: meta('attention.key_length'),
+    rope_theta: meta('rope.freq_base'), rms_norm_eps: meta('attention.layer_norm_rms_epsilon'),
+    vocab_size: meta('vocab_size'), max_position_embeddings: meta('context_length'), tie_word_embeddings: true,
+    ...(gemma ? { hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: meta('attention.key_length'), rope_local_base_freq: meta('rope.freq_base'), sliding_window: 512, layer_types: ['sliding_attention', 'full_attention'] } : { hidden_act: 'silu' }),
+  }
+  return memoryFolder(`synthetic-${arch}-hf`, config, tensors, {
+    json: syntheticTokenizerJson(g),
+    config: { bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>', add_eos_token: g.metadata.get('tokenizer.ggml.add_eos_token')?.value === true },
+  })
 }

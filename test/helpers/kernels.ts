@@ -1,5 +1,5 @@
 // A kernel instance on a fresh memory, with a bump allocator, for kernel-level tests.
-import { availableVariants, compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../../src/wasm.js'
+import { availableVariants, compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../../src/runtime/wasm.js'
 import { Arena } from '../../src/model/arena.js'
 
 export interface KernelBench {
@@ -29,3 +29,26 @@ export async function kernelBench(variant: KernelVariant, bytes = 64 << 20): Pro
 
 /** Deterministic PRNG for test data. */
 export { mulberry32 as rng } from '../../src/model/synthetic.js'
+
+/** Round half to even, as f64.nearest / torch.round. */
+export const roundHalfEven = (v: number): number => {
+  const f = Math.floor(v), d = v - f
+  return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f
+}
+
+/**
+ * The float64 definition of a BitLinear input (docs/architecture.md, "Activation
+ * quantization"): RMSNorm (when w is given), then s = 127 / max(max|v|, 1e-5),
+ * q = clamp(RNE(v·s), −128, 127). The kernels follow it exactly.
+ */
+export function normQuantizeF64(x0: Float32Array, eps: number, w?: Float32Array, w0?: Float32Array): { s: number; q: number[] } {
+  const invRms = (v: ArrayLike<number>) => 1 / Math.sqrt(Array.prototype.reduce.call(v, (a: number, e: number) => a + e * e, 0) as number / v.length + eps)
+  // With w0 (the BitNet-embedding models' per-projection norm): x is first normed with w0, in f64 too.
+  const inv0 = w0 ? invRms(x0) : 1
+  const x = w0 ? Array.from(x0, (xi, i) => xi * inv0 * w0[i]) : Array.from(x0)
+  const inv = w ? invRms(x) : 1
+  const v = x.map((xi, i) => xi * inv * (w ? w[i] : 1))
+  const amax = v.reduce((m, e) => Math.max(m, Math.abs(e)), 0)
+  const s = 127 / Math.max(amax, 1e-5)
+  return { s, q: v.map((e) => Math.max(-128, Math.min(127, roundHalfEven(e * s)))) }
+}

@@ -8,7 +8,8 @@
 // generates tiny-dev's golden greedy tokens. One page per store (a fresh browser context: empty
 // storage), not cross-origin isolated: the single-thread build, nothing fetched after the first
 // load (the compiled kernels are kept per page), so the server can really stop. Also: typed
-// errors keep their names in the minified bundles, in the page and from the engine worker.
+// errors keep their names in the minified bundles, in the page and from the engine worker
+// (there as native error objects with the worker's stack).
 import { readFileSync } from 'node:fs'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -149,10 +150,16 @@ describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
         const fails = [g.bitnet.loadModel(url, { threads: 1 }), g.bitnetWorker.loadModelInWorker(url, { threads: 1 })]
         const classes = [g.bitnet.NotFoundError, g.bitnetWorker.NotFoundError] // each bundle's own, as users import them
         return Promise.all(fails.map((p, i) => p.then(() => undefined, (e: Error & { code?: string }) =>
-          ({ name: e.name, code: e.code, cls: Object.getPrototypeOf(e).constructor.name as string, instance: e instanceof classes[i] }))))
+          ({ name: e.name, code: e.code, cls: Object.getPrototypeOf(e).constructor.name as string, instance: e instanceof classes[i],
+            // A native error object (what DevTools shows as an error, stack expanded), and its stack.
+            native: Object.prototype.toString.call(e) === '[object Error]', stack: e.stack, message: e.message }))))
       }, missing)
-      const typed = { name: 'NotFoundError', code: 'NOT_FOUND', cls: 'NotFoundError', instance: true }
-      expect(caught).toEqual([typed, typed])
+      const typed = { name: 'NotFoundError', code: 'NOT_FOUND', cls: 'NotFoundError', instance: true, native: true }
+      expect(caught).toEqual([expect.objectContaining(typed), expect.objectContaining(typed)])
+      // The engine worker's error keeps the stack of where it was thrown, in the worker's bundle.
+      const [, fromWorker] = caught as { stack: string; message: string }[]
+      expect(fromWorker.stack.startsWith(`NotFoundError: ${fromWorker.message}\n`)).toBe(true)
+      expect(fromWorker.stack).toMatch(/\/dist\/engine-worker\.js:\d+:\d+/)
       expect(errors).toEqual([])
     } finally {
       await page.close()

@@ -1,16 +1,18 @@
 // The package in apps built for production by the bundlers users build with: Vite, webpack 5
-// (both with their default configs, plus only the two COOP/COEP headers the README names) and
-// esbuild (which does not follow `new URL(…, import.meta.url)`: the README's `wasm` and
-// `assets` options point at the package's files copied next to the bundle). Each app (the
-// packed tarball installed into it, test/runtimes/app/) is served as a static host would and
-// opened in Debian's Chromium: with COOP/COEP it must generate the golden text on 2 threads,
-// without them on 1 thread with the one warning; never a page error. And an Electron-style
-// page: the webpack build opened from file:// with a model the user picks (a File).
+// and Parcel (their default configs, plus only the two COOP/COEP headers the README names),
+// Rollup (node-resolve and import-meta-assets, the README's two plugins: Rollup alone neither
+// finds packages nor emits `new URL(…, import.meta.url)` files) and esbuild (which does not
+// follow `new URL(…, import.meta.url)`: the README's `wasm` and `assets` options point at the
+// package's files copied next to the bundle). Each app (the packed tarball installed into it,
+// test/runtimes/app/) is served as a static host would and opened in Debian's Chromium: with
+// COOP/COEP it must generate the golden text on 2 threads, without them on 1 thread with the
+// one warning; never a page error. And an Electron-style page: the webpack build opened from
+// file:// with a model the user picks (a File).
 import { execFile } from 'node:child_process'
-import { copyFileSync, cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import type { Browser, Page } from 'playwright-core'
@@ -25,6 +27,7 @@ const BIN = (pkg: string, file: string) => join(require.resolve(`${pkg}/package.
 const TMP = mkdtempSync(join(tmpdir(), 'bitnet-bundlers-'))
 const APP = join(TMP, 'app')
 const golden = loadGolden().prompts[0]
+const ROLLUP_PLUGINS = ['@rollup/plugin-node-resolve', '@web/rollup-plugin-import-meta-assets']
 
 const page = (script: string, module = true) =>
   `<!doctype html>\n<html><body><pre id="out"></pre><div id="status">loading</div><script ${module ? 'type="module" ' : ''}src="/${script}"></script></body></html>\n`
@@ -35,6 +38,15 @@ const BUILDS: Record<string, () => Promise<void>> = {
   webpack: async () => {
     await run(process.execPath, [BIN('webpack-cli', 'bin/cli.js'), '--config', 'webpack.config.js'], { cwd: APP })
     writeFileSync(join(APP, 'dist-webpack', 'index.html'), page('main.js', false))
+  },
+  rollup: async () => {
+    await run(process.execPath, [BIN('rollup', 'dist/bin/rollup'), '-c', '--silent'], { cwd: APP })
+    writeFileSync(join(APP, 'dist-rollup', 'index.html'), page('main.js'))
+  },
+  // Parcel builds from the page; --no-autoinstall: a Node built-in reached from the browser
+  // bundle fails the build instead of Parcel installing a polyfill into the app.
+  parcel: async () => {
+    await run(process.execPath, [BIN('parcel', 'lib/bin.js'), 'build', 'index.html', '--dist-dir', 'dist-parcel', '--no-autoinstall', '--log-level', 'warn'], { cwd: APP })
   },
   esbuild: async () => {
     const esbuild = await import('esbuild')
@@ -73,6 +85,11 @@ describe.runIf(HAVE_CHROMIUM)('production builds of an app', () => {
     cpSync(new URL('./app/', import.meta.url).pathname, APP, { recursive: true })
     writeFileSync(join(APP, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
     await run('npm', ['install', tarball, '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: APP })
+    // rollup.config.js imports its plugins: the app's devDependencies, linked from test/runtimes.
+    for (const plugin of ROLLUP_PLUGINS) {
+      mkdirSync(dirname(join(APP, 'node_modules', plugin)), { recursive: true })
+      symlinkSync(new URL(`./node_modules/${plugin}`, import.meta.url).pathname, join(APP, 'node_modules', plugin))
+    }
     await Promise.all([...Object.values(BUILDS), buildFilePage].map((build) => build()))
     // Lets a file:// page read the files beside it, as Electron's file:// pages do (see README).
     browser = await launchChromium(['--allow-file-access-from-files'])

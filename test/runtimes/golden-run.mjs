@@ -1,10 +1,11 @@
 // Runs in an empty folder where the packed tarball is installed, under Node, Deno or Bun
 // (test/runtimes/packaged.test.ts copies it there with args.mjs beside it). Prints one JSON
 // line per way of running: in this thread on 2 threads, then in a Worker (bitnet-wasm/worker)
-// from bytes, a path, a file: URL and a Blob, then what an error crossing the Worker looks like. Node has no
+// from bytes, a path, a file: URL and a Blob, then what an error crossing the Worker looks like (and how console.error shows it). Node has no
 // Web Worker: its line is the typed error loadModelInWorker throws.
 import { readFile } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
+import { inspect } from 'node:util'
 import { loadModel } from 'bitnet-wasm'
 import { loadModelInWorker, ModelFormatError, UnsupportedFeatureError } from 'bitnet-wasm/worker'
 import { MODEL, PROMPT, MAX_TOKENS } from './args.mjs'
@@ -20,10 +21,13 @@ async function report(how, model) {
   await model.dispose()
 }
 
-/** The rejection of `p` as a line: class, whether it is the package's own, message, stack. */
+/** How this runtime's console.error shows a value. */
+const shown = globalThis.Deno?.inspect ?? globalThis.Bun?.inspect ?? inspect
+
+/** The rejection of `p` as a line: class, whether it is the package's own, code, message, stack, console rendering. */
 async function reportError(how, p, cls) {
   const e = await p.then(() => undefined, (err) => err)
-  console.log(JSON.stringify({ how, name: e?.name, typed: e instanceof cls, message: e?.message, stack: e?.stack ?? '' }))
+  console.log(JSON.stringify({ how, name: e?.name, typed: e instanceof cls, code: e?.code, message: e?.message, stack: e?.stack ?? '', shown: shown(e) }))
 }
 
 await report('in-thread', await loadModel(MODEL, { threads: 2 }))

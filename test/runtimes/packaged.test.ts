@@ -110,14 +110,17 @@ describe('packed tarball', () => {
     }
     // Deno 2 and Bun have relaxed SIMD; Node 20 does not.
     expect(runs[0].variant).toBe(name === 'Node' && process.versions.node.startsWith('20.') ? 'simd' : 'relaxed')
-    // Errors keep their class (instanceof the package's own), message and stack across the Worker;
+    // Errors keep their class (instanceof the package's own), code, message and stack across the Worker;
     // Node's names the alternative.
-    const err = lines.at(-1) as unknown as { name: string; typed: boolean; message: string; stack: string }
+    const err = lines.at(-1) as unknown as { name: string; typed: boolean; code: string; message: string; stack: string; shown: string }
     expect(err.typed).toBe(true)
-    expect(err.name).toBe(name === 'Node' ? 'UnsupportedFeatureError' : 'ModelFormatError')
+    expect([err.name, err.code]).toEqual(name === 'Node' ? ['UnsupportedFeatureError', 'UNSUPPORTED'] : ['ModelFormatError', 'MODEL_FORMAT'])
     expect(err.message).toMatch(name === 'Node' ? /Node has none: .*loadModel from 'bitnet-wasm'/ : /\S/)
     expect(err.stack).toContain(`${err.name}: ${err.message}`)
-    if (name !== 'Node') expect(err.stack).toMatch(/engine-worker\.node\.js/)
+    // The console shows it as the error it is: name and message once, the stack's frames, the code.
+    expect(err.shown.split(`${err.name}: ${err.message}`)).toHaveLength(2)
+    expect(err.shown).toMatch(new RegExp(`code: ["']${err.code}["']`))
+    if (name !== 'Node') for (const s of [err.stack, err.shown]) expect(s).toMatch(/at .*parseGguf .*engine-worker\.node\.js/)
   }, 180_000)
 
   it('bun build --compile: a single-file executable (README recipe) generates the golden text on 2 threads', async () => {

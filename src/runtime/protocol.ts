@@ -36,7 +36,7 @@
  * leader rewrites them only after DONE = TOTAL. (Counting up against TOTAL would not do: a
  * late worker could read the next round's larger TOTAL and claim a chunk past the end.)
  */
-import type { Kernels, WasmMemory, WasmModule } from '../wasm.js'
+import type { Kernels, WasmMemory, WasmModule } from './wasm.js'
 
 export const CTL_GEN = 0
 export const CTL_NJOBS = 1
@@ -88,8 +88,8 @@ export const OPS = {
   matvec_q4b_i8: { kinds: 'iiiiiiii', work: ([, , , , , , rows, kp]: number[]): Work => ({ items: rows, cost: kp }) },
   matmul_i2s_i8: { kinds: 'iiifiiii', work: ([, , , , , rows, kp, ntok]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp * ntok }) },
   rmsnorm_quantize_rows_f32_i8: {
-    kinds: 'iiifiiiii',
-    work: ([, , dim, , , , , , rows]: number[]): Work => ({ items: rows, cost: 8 * dim }),
+    kinds: 'iiiifiiiii',
+    work: ([, , , dim, , , , , , rows]: number[]): Work => ({ items: rows, cost: 8 * dim }),
   },
   attention_partial_f32: ATTENTION_PARTIAL,
   attention_partial_f16: ATTENTION_PARTIAL,

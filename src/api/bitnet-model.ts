@@ -4,115 +4,22 @@
  * The public model object: tokenizer + chat template + transformer + sampler, with the
  * generation loop, logits and perplexity on top.
  */
-import { applyChatTemplate, resolveChatTemplate, type ChatMessage } from './chat-template.js'
-import { ContextFullError, InvalidArgumentError } from './errors.js'
-import type { GenerateOptions, Generation } from './generation.js'
-import type { ModelConfig } from './model/config.js'
-import type { ModelContents } from './model/contents.js'
-import { loadWeights, type LoadProgress, type OutputType } from './model/load.js'
-import type { TernaryKernel } from './model/kernel-select.js'
-import { KV_TYPES, MAX_BATCH, stateSize, Transformer, type KvType } from './model/transformer.js'
-import { MAX_SEGMENT_BYTES } from './model/segments.js'
-import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from './openai-facade.js'
-import { Session, type SessionOptions } from './session.js'
-import { StepScheduler } from './session-scheduler.js'
-import type { BitnetTokenizer } from './tokenizer.js'
-import { BASE_URL, defaultThreads } from './env.js'
-import type { KernelVariant, WasmSource } from './wasm.js'
-import type { Logger } from './logger.js'
-import { usableThreads } from './thread-pool.js'
-
-/** Default cap of the KV cache when the caller gives no `contextSize` (2B4T's own is 4096). */
-export const DEFAULT_MAX_CONTEXT = 4096
-
-export interface ModelOptions {
-  /** KV cache size in tokens. Default: the model's context length, capped at 4096. */
-  contextSize?: number
-  /**
-   * Compute threads, this one included; a number pins the count. Default: the cores this
-   * process may use (in a browser, one fewer, left to the page), and the count adapts at
-   * run time: when another process or tab keeps cores busy and fewer threads measure
-   * faster, fewer take part until the load goes (told once through `logger.info`).
-   */
-  threads?: number
-  /** Kernel build; default: the fastest this runtime runs ('relaxed', else 'simd'). */
-  variant?: KernelVariant
-  /**
-   * Output projection storage: 'q8' (8-bit copy, half the bytes of F16; perplexity cost
-   * on tiny-dev −0.01 %), 'q4' (4-bit copy, 0.6× the bytes of q8; perplexity +1.7 % on
-   * tiny-dev, over the 0.5 % budget, so never chosen by 'auto'), 'f16' (exact, as in the
-   * file) or 'auto' (default: q8 for matrices of ≥ 64 Mi weights such as 2B4T's, f16 below).
-   */
-  outputType?: OutputType
-  /**
-   * Storage of the KV cache: 'f32' (default, as computed) or 'f16' (half the memory, 2B4T:
-   * 75 KiB per token instead of 150; on tiny-dev perplexity −0.007 %, but up to 8 % of the
-   * golden top-20 logits move by more than 0.05, max 0.09: test/golden.test.ts).
-   */
-  kvType?: KvType
-  /** Ternary kernel: 'i2s' (multiply-add), 'tl' (lookup table) or 'auto' (default: the faster here). */
-  kernel?: TernaryKernel | 'auto'
-  /** Chat template override (Jinja). Default: the model's (with the 2B4T placeholder fixed). */
-  chatTemplate?: string
-  /** Structured progress while loading. */
-  onProgress?: (p: LoadProgress) => void
-  /** Cancels the load. */
-  signal?: AbortSignal
-  /**
-   * Largest wasm memory the model takes (default and at most 4 GiB, wasm32's limit). A model
-   * larger than that spreads whole layers over several memories with identical results; a
-   * lower cap helps where a runtime cannot reserve 4 GiB at once (32-bit browsers).
-   * @example loadModel(path, { maxMemoryBytes: 2 ** 31 })  // memories of ≤ 2 GiB
-   */
-  maxMemoryBytes?: number
-  /**
-   * Where the kernel binaries come from, for unusual hosting: a folder URL holding
-   * `bitnet-{relaxed,simd,single}.wasm`, or one build's bytes (with `variant`).
-   * Default: the package's own build/ folder, found relative to the module.
-   */
-  wasm?: WasmSource
-  /**
-   * Where the worker scripts are, for bundlers that do not follow `new URL(…, import.meta.url)`
-   * (esbuild) and apps that host the package's files themselves; with `wasm` this gives every
-   * asset location. Strings resolve against the page in a browser.
-   * - `computeWorker`: the package's `dist/bitnet-worker.browser.js` (browsers) or
-   *   `dist/bitnet-worker.js` (Node, Deno, Bun)
-   * - `engineWorker`: `dist/engine-worker.js` (`bitnet-wasm/worker` only)
-   *
-   * @example
-   * ```ts
-   * await loadModel(url, { wasm: '/static/bitnet/', assets: { computeWorker: '/static/bitnet/bitnet-worker.browser.js' } })
-   * ```
-   */
-  assets?: ModelAssets
-  /**
-   * Where to log KV-cache reuse, context shifts, … (`console` works); silent by default,
-   * except the single-thread fallback in a page that is not cross-origin isolated, which
-   * is said once through `console.warn` when no logger is given.
-   */
-  logger?: Logger
-}
-
-/**
- * Rejects invalid {@link ModelOptions} before any file is read.
- * @example checkModelOptions({ contextSize: 0 }) // throws InvalidArgumentError
- */
-/** Locations of the worker scripts (see {@link ModelOptions.assets}). */
-export interface ModelAssets { computeWorker?: string | URL; engineWorker?: string | URL }
-
-export function checkModelOptions(opts: ModelOptions): void {
-  const ctx = opts.contextSize
-  if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
-    throw new InvalidArgumentError(`contextSize must be a positive integer, got ${ctx}`)
-  }
-  if (opts.kvType !== undefined && !KV_TYPES.includes(opts.kvType)) {
-    throw new InvalidArgumentError(`kvType must be one of ${KV_TYPES.join(', ')}, got ${opts.kvType}`)
-  }
-  const max = opts.maxMemoryBytes
-  if (max !== undefined && (!Number.isInteger(max) || max < 65536 || max > MAX_SEGMENT_BYTES)) {
-    throw new InvalidArgumentError(`maxMemoryBytes must be an integer in 64 KiB..4 GiB, got ${max}`)
-  }
-}
+import { applyChatTemplate, resolveChatTemplate, type ChatMessage } from '../tokenizer/chat-template.js'
+import { ContextFullError, InvalidArgumentError } from '../errors.js'
+import type { GenerateOptions, Generation } from '../generation/generation.js'
+import type { ModelConfig } from '../model/config.js'
+import type { ModelContents } from '../model/contents.js'
+import { loadWeights } from '../model/load.js'
+import { MAX_BATCH, resolveKvType, stateSize, Transformer } from '../model/transformer.js'
+import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from '../openai/client.js'
+import { Session, type SessionOptions } from '../generation/session.js'
+import { StepScheduler } from '../generation/scheduler.js'
+import type { BitnetTokenizer } from '../tokenizer/tokenizer.js'
+import { BASE_URL, defaultThreads } from '../env.js'
+import type { KernelVariant } from '../runtime/wasm.js'
+import type { Logger } from '../logger.js'
+import { usableThreads } from '../runtime/thread-pool.js'
+import { checkModelOptions, DEFAULT_MAX_CONTEXT, type EmbedOptions, type ModelOptions } from './options.js'
 
 function assetUrl(u: string | URL | undefined, name: string): URL | undefined {
   if (u === undefined) return undefined
@@ -155,12 +62,13 @@ export class BitnetModel {
   static async load(contents: ModelContents, opts: ModelOptions = {}): Promise<BitnetModel> {
     checkModelOptions(opts)
     warnGuesses(contents, opts.logger ?? console)
-    const declared = contents.config.contextLength
-    const ctx = opts.contextSize ?? Math.min(declared, DEFAULT_MAX_CONTEXT)
-    const kvType = opts.kvType ?? 'f32'
+    const c = contents.config
+    const ctx = contextFor(c, opts.contextSize)
+    const kvType = resolveKvType(c, ctx, opts.kvType ?? 'auto')
+    const capped = c.slidingWindow === undefined ? `capped at ${DEFAULT_MAX_CONTEXT}` : `capped at ${DEFAULT_MAX_CONTEXT} and the sliding window`
     const model = await loadWeights(contents, {
-      state: (c) => stateSize(c, ctx, kvType),
-      stateLabel: `a ${ctx}-token context (${opts.contextSize ? 'the contextSize option' : `${contents.config.arch}.context_length ${declared}, capped at ${DEFAULT_MAX_CONTEXT}`})`,
+      state: (config) => stateSize(config, ctx, kvType),
+      stateLabel: `a ${ctx}-token context (${opts.contextSize !== undefined ? 'the contextSize option' : `${c.arch}.context_length ${c.contextLength}, ${capped}`})`,
       onProgress: opts.onProgress,
       signal: opts.signal,
       variant: opts.variant,
@@ -313,24 +221,27 @@ export class BitnetModel {
 
   /**
    * Text embedding: the final hidden states (after the output norm) of the tokens of `text`
-   * (BOS per `addBos`), pooled. Default: the mean over all tokens. Last-token (EOS) pooled
-   * embedding models want `{ pooling: 'last', appendEos: true, normalize: true }`, and a query
-   * instruction as `prefix`. Uses the model's own cache, not any session's.
+   * (BOS per `addBos`, EOS per `appendEos`), pooled. Defaults follow the model: an embedding
+   * model (BitNet-embedding-0.6B / -270M, or a file with a pooling type) pools as it declares
+   * (these: the last token) and L2-normalises; EOS is appended where its tokenizer says
+   * (`add_eos_token`: BitNet-embedding-0.6B). A language model defaults to the mean, unnormalised.
+   * Queries take a one-sentence task `instruction` (documents none). Uses the model's own
+   * cache, not any session's.
    *
    * @example
    * ```ts
-   * const [a, b] = [model.embed('the ark'), model.embed('the flood')]
-   * const q = model.embed('flood', { pooling: 'last', appendEos: true, normalize: true, prefix: 'Query: ' })
+   * const model = await loadModel('bitnet-embedding-0.6b/ggml-model-i2_s.gguf')
+   * const [doc] = model.embedBatch(['BitNet b1.58 stores weights in 1.58 bits.'])
+   * const q = model.embed('how small are BitNet weights?', { instruction: 'Given a question, retrieve passages that answer it' })
+   * const cosine = q.reduce((s, v, i) => s + v * doc[i], 0)
    * ```
    */
   embed(text: string | readonly number[], opts: EmbedOptions = {}): Float32Array {
-    const ids = typeof text === 'string' ? this.tokenize((opts.prefix ?? '') + text, opts) : [...text]
-    if (opts.appendEos) ids.push(this.tokenizer.eosIds[0])
-    if (ids.length === 0) throw new InvalidArgumentError('embed(): no tokens')
+    const ids = this.embeddingIds(text, opts)
     if (ids.length > this.contextSize) throw new ContextFullError(this.contextSize, ids.length)
     const t = this.transformer
     const pooled = new Float64Array(this.config.nEmbd)
-    const last = opts.pooling === 'last'
+    const last = (opts.pooling ?? this.config.pooling ?? 'mean') === 'last'
     for (let i = 0; i < ids.length; i += MAX_BATCH) {
       const rows = ids.slice(i, i + MAX_BATCH).map((token, j) => ({ token, pos: i + j }))
       t.forwardBatch(rows)
@@ -338,8 +249,22 @@ export class BitnetModel {
       for (const h of last ? states.slice(-1) : states) h.forEach((v, d) => { pooled[d] = last ? v : pooled[d] + v })
     }
     let scale = last ? 1 : 1 / ids.length
-    if (opts.normalize) scale = 1 / Math.hypot(...pooled)
+    if (opts.normalize ?? this.config.pooling !== undefined) scale = 1 / Math.hypot(...pooled)
     return Float32Array.from(pooled, (v) => v * scale)
+  }
+
+  /**
+   * The token ids {@link embed} evaluates for `text`: a string with its instruction or prefix,
+   * BOS per `addBos`, then EOS per `appendEos` (default: the tokenizer's `add_eos_token`);
+   * ids as given, plus that EOS.
+   */
+  embeddingIds(text: string | readonly number[], opts: EmbedOptions = {}): number[] {
+    const query = opts.instruction === undefined ? (opts.prefix ?? '') + text : `Instruct: ${opts.instruction}\nQuery: ${text}`
+    const ids = typeof text === 'string' ? this.tokenize(query, opts) : [...text]
+    const eos = this.tokenizer.eosId
+    if ((opts.appendEos ?? this.tokenizer.addEos) && eos !== undefined) ids.push(eos)
+    if (ids.length === 0) throw new InvalidArgumentError('embed(): no tokens')
+    return ids
   }
 
   /** {@link embed} for each text, with the same options. */
@@ -348,18 +273,18 @@ export class BitnetModel {
   }
 }
 
-/** Options of {@link BitnetModel.embed}. */
-export interface EmbedOptions {
-  /** Prepend BOS to a string input (default: the tokenizer's setting). */
-  addBos?: boolean
-  /** 'mean' (default): the average hidden state; 'last': the last token's. */
-  pooling?: 'mean' | 'last'
-  /** Append the EOS token first (last-token pooled embedding models end every input with it). */
-  appendEos?: boolean
-  /** Scale the result to unit L2 norm (then a dot product is the cosine similarity). */
-  normalize?: boolean
-  /** Text put before a string input (a query instruction). */
-  prefix?: string
+/**
+ * The KV capacity: the caller's, else the training context capped to DEFAULT_MAX_CONTEXT; never
+ * beyond a sliding window (every layer attends globally, which equals the windowed layers only
+ * while the context fits the window).
+ */
+function contextFor(c: ModelConfig, requested: number | undefined): number {
+  const window = c.slidingWindow ?? Infinity
+  if (requested !== undefined && requested > window) {
+    throw new InvalidArgumentError(`contextSize ${requested} exceeds the model's sliding attention window of ${window} tokens: ` +
+      `its windowed layers are computed exactly up to ${window} tokens; use contextSize ≤ ${window}`)
+  }
+  return requested ?? Math.min(c.contextLength, DEFAULT_MAX_CONTEXT, window)
 }
 
 /** A config value inferred from indirect clues (the FFN activation) is said once per load. */

@@ -16,7 +16,7 @@
  * render over budget throws {@link ResourceLimitError} instead of hanging or exhausting memory.
  */
 import { Environment, Interpreter, Template } from '@huggingface/jinja'
-import { InvalidArgumentError, ModelFormatError, ResourceLimitError } from './errors.js'
+import { InvalidArgumentError, ModelFormatError, ResourceLimitError } from '../errors.js'
 
 /**
  * The chat template of microsoft/bitnet-b1.58-2B-4T, copied verbatim from the `chat_template` field

@@ -4,15 +4,30 @@
  * and shapes follow the OpenAI API reference (llama-server's extras `top_k`, `min_p`,
  * `repeat_penalty`, `typical_p` are accepted too).
  */
-import type { BitnetModel, EmbedOptions } from '../bitnet-model.js'
-import type { ChatMessage } from '../chat-template.js'
+import type { EmbedOptions } from '../api/options.js'
+import type { ModelConfig } from '../model/config.js'
+import type { ChatMessage } from '../tokenizer/chat-template.js'
 import { InvalidArgumentError } from '../errors.js'
-import type { GenerateOptions, Generation, GenerationChunk, GenerationResult } from '../generation.js'
+import type { GenerateOptions, Generation, GenerationChunk, GenerationResult } from '../generation/generation.js'
 import type { JsonSchema } from '../grammar/json-schema.js'
 import { createResponseConstraint, type ResponseFormat } from '../grammar/response-format.js'
-import type { BitnetTokenizer } from '../tokenizer.js'
+import type { BitnetTokenizer } from '../tokenizer/tokenizer.js'
 
 export type Kind = 'chat' | 'text'
+
+/**
+ * What the wire format uses of a model. BitnetModel has it; declaring it here keeps the
+ * OpenAI layer from importing the model (which imports this layer for `model.openai()`).
+ */
+export interface OpenAIModel {
+  readonly config: Pick<ModelConfig, 'vocabSize' | 'nEmbd'>
+  readonly contextSize: number
+  readonly tokenizer: BitnetTokenizer
+  tokenize(text: string, opts?: { addBos?: boolean }): number[]
+  applyChatTemplate(messages: readonly ChatMessage[]): string
+  embed(text: string | readonly number[], opts?: EmbedOptions): Float32Array
+  embeddingIds(text: string | readonly number[], opts?: EmbedOptions): number[]
+}
 
 /** A parsed request: what to generate and how to answer. */
 export interface CompletionRequest {
@@ -237,7 +252,7 @@ export function finishReason(r: GenerationResult): string {
  * 400 naming the field (max_tokens, prompt, messages, response_format), not a clamp or an
  * engine error.
  */
-export function preparePrompt(model: BitnetModel, r: CompletionRequest): { tokens: number[]; maxTokens: number } {
+export function preparePrompt(model: OpenAIModel, r: CompletionRequest): { tokens: number[]; maxTokens: number } {
   if (r.maxTokens !== undefined && r.maxTokens >= model.contextSize) {
     bad('max_tokens', `max_tokens ${r.maxTokens} is larger than the context (${model.contextSize} tokens)`)
   }
@@ -316,12 +331,12 @@ export interface EmbeddingResponse {
 }
 
 /** The embeddings response: one vector per input, in order, and the tokens read. */
-export function embeddingResponse(model: BitnetModel, r: EmbeddingRequest, modelId: string, opts: EmbedOptions): EmbeddingResponse {
+export function embeddingResponse(model: OpenAIModel, r: EmbeddingRequest, modelId: string, opts: EmbedOptions): EmbeddingResponse {
   let tokens = 0
   const data = r.inputs.map((input, index) => {
-    const ids = typeof input === 'string' ? model.tokenize((opts.prefix ?? '') + input, opts) : input
-    tokens += ids.length + (opts.appendEos ? 1 : 0)
-    const v = model.embed(ids, { ...opts, prefix: undefined })
+    const ids = model.embeddingIds(input, opts)
+    tokens += ids.length
+    const v = model.embed(ids, { ...opts, appendEos: false })
     const embedding = r.base64 ? base64(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) : Array.from(v)
     return { object: 'embedding' as const, index, embedding }
   })

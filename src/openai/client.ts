@@ -2,14 +2,14 @@
  * The OpenAI client's shape, in process: `model.openai()` answers the request bodies that
  * `bitnet serve` (and api.openai.com) take with the same objects, without HTTP. Code written
  * against the `openai` package (`client.chat.completions.create(…)`) runs on a local model by
- * swapping the client. Requests go through the same parser as the server (src/server/openai.ts):
+ * swapping the client. Requests go through the same parser as the server (wire.ts):
  * an unknown or bad field is an InvalidArgumentError naming it (`param`).
  */
-import type { BitnetModel, EmbedOptions } from './bitnet-model.js'
-import type { Session } from './session.js'
+import type { EmbedOptions } from '../api/options.js'
+import type { Session } from '../generation/session.js'
 import {
-  completion, DEFAULT_EMBEDDING, embeddingResponse, modelList, newMeta, parseEmbeddingRequest, parseRequest, preparePrompt, responseChunks, type EmbeddingResponse, type Kind,
-} from './server/openai.js'
+  completion, DEFAULT_EMBEDDING, embeddingResponse, modelList, newMeta, parseEmbeddingRequest, parseRequest, preparePrompt, responseChunks, type EmbeddingResponse, type Kind, type OpenAIModel,
+} from './wire.js'
 
 /** Fields shared by both endpoints (OpenAI names; `top_k`, `min_p`, `repeat_penalty`, `typical_p` as in llama-server). */
 export interface CompletionCreateBase {
@@ -127,8 +127,8 @@ export interface EmbeddingCreateParams {
 
 export type CreateEmbeddingResponse = EmbeddingResponse
 
-/** See {@link BitnetModel.openai}. */
-export function openaiFacade(model: BitnetModel, opts: OpenAIFacadeOptions = {}): OpenAIFacade {
+/** What `model.openai()` returns (see BitnetModel.openai); `model` also has its default session. */
+export function openaiFacade(model: OpenAIModel & { readonly defaultSession: Session }, opts: OpenAIFacadeOptions = {}): OpenAIFacade {
   const modelId = opts.modelId ?? 'bitnet'
   const create = async (kind: Kind, body: unknown, ro: RequestOptions = {}): Promise<unknown> => {
     const r = parseRequest(kind, body)

@@ -5,7 +5,7 @@
  * Byte-level BPE encoding is done by `@huggingface/tokenizers`. It is built either from a Hugging
  * Face `tokenizer.json` ({@link tokenizerFromHf}) or from the `tokenizer.ggml.*` keys of a GGUF file
  * ({@link tokenizerFromGguf}), which we turn into an equivalent tokenizer.json object. SentencePiece
- * (GGUF `tokenizer.ggml.model = "llama"`) is ours, in ./tokenizer-spm.ts. Decoding is ours for
+ * (GGUF `tokenizer.ggml.model = "llama"`) is ours, in ./spm.ts. Decoding is ours for
  * both: every token maps to its raw bytes (GPT-2 byte-level alphabet, or SentencePiece '▁' and
  * `<0xXX>` byte tokens), so a streaming decoder can hold back incomplete UTF-8 sequences instead of
  * printing U+FFFD halfway through an emoji.
@@ -22,11 +22,12 @@
  * Llama 3 split is implied) and does not mark `<|eot_id|>` as end-of-generation.
  */
 import { Tokenizer } from '@huggingface/tokenizers'
-import { InvalidArgumentError, ModelFormatError, UnsupportedFeatureError } from './errors.js'
-import { metaArrayOpt, metaBoolOpt, metaNumberOpt, metaStringOpt } from './gguf/reader.js'
-import { GgufType, type GgufMetadata } from './gguf/types.js'
-import { metaArr, metaBool, metaStr, metaU32 } from './gguf/writer.js'
-import { SpmTokenizer } from './tokenizer-spm.js'
+import { InvalidArgumentError, ModelFormatError, UnsupportedFeatureError } from '../errors.js'
+import { metaArrayOpt, metaBoolOpt, metaNumberOpt, metaStringOpt } from '../gguf/reader.js'
+import { GgufType, type GgufMetadata } from '../gguf/types.js'
+import { metaArr, metaBool, metaStr, metaU32 } from '../gguf/writer.js'
+import type { TokenizerBackend } from './backend.js'
+import { SpmTokenizer } from './spm.js'
 
 /** Options for {@link BitnetTokenizer.encode}. */
 export interface EncodeOptions {
@@ -65,6 +66,13 @@ const MAX_TOKEN_CHARS = 1 << 16
 const LLAMA3_SPLIT_REGEX =
   String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 
+/**
+ * Qwen2 / Qwen3 pre-tokenizer split pattern: Llama 3's with single digits (`\p{N}`), as Qwen's
+ * tokenizer.json spells it (llama.cpp `LLAMA_VOCAB_PRE_TYPE_QWEN2`).
+ */
+const QWEN2_SPLIT_REGEX =
+  String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+
 /** GPT-2's pre-tokenizer split pattern, as tokenizer.json files spell it. */
 const GPT2_SPLIT_REGEX = String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 
@@ -73,7 +81,7 @@ const GPT2_SPLIT_REGEX = String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?
  * Replace patterns). A regex from a file runs on every prompt, and a crafted one backtracks for
  * hours on a short input (ReDoS), so only the patterns of the tokenizers BitNet models use run.
  */
-const KNOWN_REGEXES = new Set([LLAMA3_SPLIT_REGEX, GPT2_SPLIT_REGEX])
+const KNOWN_REGEXES = new Set([LLAMA3_SPLIT_REGEX, QWEN2_SPLIT_REGEX, GPT2_SPLIT_REGEX])
 
 /** Throws UnsupportedFeatureError for a `pattern: { Regex }` anywhere in `json` that is not a known one. */
 function checkRegexes(json: object, file: string): void {
@@ -86,7 +94,7 @@ function checkRegexes(json: object, file: string): void {
       const regex = key === 'pattern' ? (value as { Regex?: unknown } | null)?.Regex : undefined
       if (regex !== undefined && !KNOWN_REGEXES.has(regex as string)) {
         throw new UnsupportedFeatureError(`${file}: regex pattern ${JSON.stringify(String(regex).slice(0, 80))} is not one of the known ` +
-          'pre-tokenizer patterns (Llama 3, GPT-2); regexes from files are not run (catastrophic backtracking)')
+          'pre-tokenizer patterns (Llama 3, Qwen2, GPT-2); regexes from files are not run (catastrophic backtracking)')
       }
       stack.push(value)
     }
@@ -95,12 +103,23 @@ function checkRegexes(json: object, file: string): void {
 
 /**
  * `tokenizer.ggml.pre` values that mean the Llama 3 split (llama.cpp `llama-vocab.cpp` maps these to
- * `LLAMA_VOCAB_PRE_TYPE_LLAMA3`). The official 2B4T GGUF has no key at all (spec §0.6), which we
+ * `LLAMA_VOCAB_PRE_TYPE_LLAMA3`). The official 2B4T GGUF has no key at all (docs/formats.md#metadata-keys), which we
  * also read as Llama 3 since its vocabulary is Llama 3's. 'falcon3' (Falcon3-1.58bit) and
  * 'falcon_e' (Falcon-E; written by bitnet.cpp's converter from the tokenizer's hash) are mapped to
  * the Llama 3 pre-type by bitnet.cpp's llama.cpp fork too, with ignore_merges.
  */
-const LLAMA3_PRE_NAMES = new Set(['llama-bpe', 'llama3', 'llama-v3', 'falcon3', 'falcon_e'])
+const LLAMA3_PRE_NAMES = ['llama-bpe', 'llama3', 'llama-v3', 'falcon3', 'falcon_e']
+
+/**
+ * Byte-level BPE pre-tokenizers by `tokenizer.ggml.pre`: the split pattern, and whether a
+ * pre-token that is itself in the vocabulary is taken whole without merging (HF
+ * `ignore_merges`; llama.cpp sets it for the LLAMA3 pre-type only). 'qwen2' is what bitnet.cpp's
+ * embedding converter writes for BitNet-embedding-0.6B (Qwen3's tokenizer).
+ */
+const BPE_PRE: Record<string, { regex: string; ignoreMerges: boolean }> = {
+  ...Object.fromEntries(LLAMA3_PRE_NAMES.map((n) => [n, { regex: LLAMA3_SPLIT_REGEX, ignoreMerges: true }])),
+  qwen2: { regex: QWEN2_SPLIT_REGEX, ignoreMerges: false },
+}
 
 /** Texts of tokens that end a turn in Llama-3-family vocabularies (2B4T's metadata omits eot). */
 const EOG_TOKEN_TEXTS = ['<|eot_id|>', '<|end_of_text|>', '<|eom_id|>']
@@ -143,25 +162,6 @@ interface TokenTable {
    * parsed in text); 2 added special/control token (parsed in text, dropped by `skipSpecial`).
    */
   kinds: Uint8Array
-}
-
-/**
- * @internal The vocabulary-specific half of a tokenizer, implemented by the byte-level BPE
- * (`@huggingface/tokenizers`) and SentencePiece ({@link SpmTokenizer}) backends.
- */
-export interface TokenizerBackend {
-  /** Non-empty text -> ids, without BOS; added/special tokens written in the text are single tokens. */
-  encode(text: string): number[]
-  /** Id of a vocabulary string (or an added token's text), if present. */
-  tokenToId(token: string): number | undefined
-  /** Raw bytes of a vocabulary token (kind 0 in {@link TokenTable}). */
-  pieceBytes(id: number): Uint8Array
-  /**
-   * SentencePiece `add_space_prefix`: encode puts a space before text that starts the input or
-   * follows an added token, so decoding removes one leading space there (see
-   * {@link BitnetTokenizer.decode}). False for byte-level BPE.
-   */
-  readonly addSpacePrefix: boolean
 }
 
 /**
@@ -227,6 +227,15 @@ export class BitnetTokenizer {
   readonly eosIds: readonly number[]
   /** Whether {@link encode} prepends BOS by default (`add_bos_token`). */
   readonly addBos: boolean
+  /**
+   * The model wants EOS after every input (GGUF `tokenizer.ggml.add_eos_token`, tokenizer_config
+   * `add_eos_token`): last-token pooled embedding models; {@link BitnetModel.embed} follows it.
+   */
+  readonly addEos: boolean
+  /** The EOS token id, if the vocabulary has one. */
+  get eosId(): number | undefined {
+    return this.#eosId
+  }
 
   readonly #backend: TokenizerBackend
   readonly #table: TokenTable
@@ -239,7 +248,7 @@ export class BitnetTokenizer {
   constructor(
     backend: TokenizerBackend,
     table: TokenTable,
-    ids: { bos: number | undefined, eos: number | undefined, extraEog: number[], addBos: boolean },
+    ids: { bos: number | undefined, eos: number | undefined, extraEog: number[], addBos: boolean, addEos?: boolean },
   ) {
     this.#backend = backend
     this.#table = table
@@ -247,6 +256,7 @@ export class BitnetTokenizer {
     this.bosId = ids.bos
     this.#eosId = ids.eos
     this.addBos = ids.addBos && ids.bos !== undefined
+    this.addEos = ids.addEos === true && ids.eos !== undefined
     const eog = new Set<number>(ids.extraEog)
     if (ids.eos !== undefined) eog.add(ids.eos)
     for (const text of EOG_TOKEN_TEXTS) {
@@ -438,7 +448,7 @@ function byteLevelToBytes(piece: string): Uint8Array {
  *
  * BOS is `bos_token` from the config (else `<|begin_of_text|>` if present); `addBos` defaults to
  * the config's `add_bos_token`, else true when a BOS exists (2B4T's config has no such key but
- * the model expects BOS, spec §2c).
+ * the model expects BOS, docs/architecture.md#tokens-in-and-out).
  *
  * @example
  * ```ts
@@ -499,35 +509,12 @@ export function tokenizerFromHf(tokenizerJson: object, tokenizerConfig: object =
   const extraEog = (Array.isArray(genEos) ? genEos : genEos === undefined ? [] : [genEos])
     .filter((x): x is number => Number.isInteger(x) && x >= 0 && x < pieces.length)
   const addBos = typeof config.add_bos_token === 'boolean' ? config.add_bos_token : true
-  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds: Uint8Array.from(kinds) }, { bos, eos, extraEog, addBos })
+  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds: Uint8Array.from(kinds) }, { bos, eos, extraEog, addBos, addEos: config.add_eos_token === true })
 }
 
 // ------------------------------------------------------------------------------------------------
 // From GGUF metadata
 
-/**
- * Builds the tokenizer from GGUF metadata (`tokenizer.ggml.*`): a tokenizer.json-equivalent object
- * (BPE vocab + merges, Llama 3 split + ByteLevel pre-tokenizer, ByteLevel decoder, control and
- * user-defined tokens as added tokens) handed to `@huggingface/tokenizers`.
- *
- * Supported: `tokenizer.ggml.model` = `gpt2` with `tokenizer.ggml.pre` missing (official 2B4T
- * file), `llama-bpe`, `llama3`, `llama-v3` or `falcon3`. Control tokens (type 3) are special;
- * user-defined tokens (type 4, HF added tokens with `special: false`) are parsed in text too but
- * kept by `skipSpecial`, as in llama.cpp.
- *
- * Also `tokenizer.ggml.model` = `llama`: SentencePiece BPE by `tokenizer.ggml.scores` (LLaMA-2
- * vocabulary of the 1bitLLM `bitnet_b1_58-*` models), see ./tokenizer-spm.ts; `<unk>` (type 2)
- * is special too, and decoding removes the `add_space_prefix` space (see
- * {@link BitnetTokenizer.decode}).
- *
- * @param fileName used in error messages.
- * @example
- * ```ts
- * const gguf = await readGguf(await fileSource('ggml-model-i2_s.gguf'))
- * const tok = tokenizerFromGguf(gguf.metadata, 'ggml-model-i2_s.gguf')
- * tok.eosIds   // [128001, 128009]: eos + <|eot_id|> found by name
- * ```
- */
 /**
  * GGUF `llama` tokenizer metadata from a SentencePiece `tokenizer.json` (BPE + byte fallback), as
  * llama.cpp's converter writes it: types <unk> 2, special added tokens 3, <0xXX> 6, others 1; the
@@ -559,9 +546,10 @@ export function spmMetadataFromHf(json: Record<string, any>, tokenizerConfig: ob
     if (!firstMerge.has(merged)) firstMerge.set(merged, rank)
   })
   const special = new Set(added.filter((t) => t?.special).map((t) => t.id as number))
+  const userDefined = new Set(added.filter((t) => !t?.special).map((t) => t.id as number))
   const unk = typeof model.unk_token === 'string' && Object.hasOwn(vocab, model.unk_token) ? vocab[model.unk_token] : undefined
   const unkId = Number.isInteger(unk) ? unk as number : undefined
-  const types = tokens.map((t, id) => id === unkId ? 2 : special.has(id) ? 3 : /^<0x[0-9A-F]{2}>$/.test(t) ? 6 : 1)
+  const types = tokens.map((t, id) => id === unkId ? 2 : special.has(id) ? 3 : userDefined.has(id) ? 4 : /^<0x[0-9A-F]{2}>$/.test(t) ? 6 : 1)
   const scores = tokens.map((t, id) => types[id] !== 1 ? 0 : -(firstMerge.get(t) ?? 1e6 + id))
   const config = tokenizerConfig as Record<string, any>
   const idOf = (v: unknown): number | undefined => {
@@ -576,6 +564,7 @@ export function spmMetadataFromHf(json: Record<string, any>, tokenizerConfig: ob
     ['tokenizer.ggml.token_type', metaArr(GgufType.INT32, types)],
     ['tokenizer.ggml.add_bos_token', metaBool(config.add_bos_token !== false)],
     ['tokenizer.ggml.add_eos_token', metaBool(config.add_eos_token === true)],
+    ['tokenizer.ggml.add_space_prefix', metaBool(spacePrefix(json))],
   ])
   const ids: [string, number | undefined][] = [
     ['bos', idOf(config.bos_token ?? '<s>')], ['eos', idOf(config.eos_token ?? '</s>')], ['unknown', unkId],
@@ -584,6 +573,39 @@ export function spmMetadataFromHf(json: Record<string, any>, tokenizerConfig: ob
   return md
 }
 
+/**
+ * Whether a SentencePiece tokenizer.json puts '▁' before the text: LLaMA-2's normalizer
+ * prepends it (or a Metaspace pre-tokenizer with prepend_scheme 'first' / 'always'); Gemma's
+ * only replaces spaces (bitnet.cpp's embedding converter writes add_space_prefix false for it).
+ */
+function spacePrefix(json: Record<string, any>): boolean {
+  const spec = JSON.stringify([json.normalizer ?? null, json.pre_tokenizer ?? null])
+  return /"Prepend"|"prepend_scheme":"(first|always)"|"add_prefix_space":true/.test(spec) || !/"Replace"/.test(spec)
+}
+
+/**
+ * Builds the tokenizer from GGUF metadata (`tokenizer.ggml.*`): a tokenizer.json-equivalent object
+ * (BPE vocab + merges, Llama 3 split + ByteLevel pre-tokenizer, ByteLevel decoder, control and
+ * user-defined tokens as added tokens) handed to `@huggingface/tokenizers`.
+ *
+ * Supported: `tokenizer.ggml.model` = `gpt2` with `tokenizer.ggml.pre` missing (official 2B4T
+ * file), `llama-bpe`, `llama3`, `llama-v3`, `falcon3`, `falcon_e`, or `qwen2` (BitNet-embedding-0.6B). Control tokens (type 3) are special;
+ * user-defined tokens (type 4, HF added tokens with `special: false`) are parsed in text too but
+ * kept by `skipSpecial`, as in llama.cpp.
+ *
+ * Also `tokenizer.ggml.model` = `llama`: SentencePiece BPE by `tokenizer.ggml.scores` (LLaMA-2
+ * vocabulary of the 1bitLLM `bitnet_b1_58-*` models), see ./spm.ts; `<unk>` (type 2)
+ * is special too, and decoding removes the `add_space_prefix` space (see
+ * {@link BitnetTokenizer.decode}).
+ *
+ * @param fileName used in error messages.
+ * @example
+ * ```ts
+ * const gguf = await readGguf(await fileSource('ggml-model-i2_s.gguf'))
+ * const tok = tokenizerFromGguf(gguf.metadata, 'ggml-model-i2_s.gguf')
+ * tok.eosIds   // [128001, 128009]: eos + <|eot_id|> found by name
+ * ```
+ */
 export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): BitnetTokenizer {
   const file = fileName
   const md = metadata
@@ -595,9 +617,11 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
   }
   // SentencePiece ignores tokenizer.ggml.pre, as llama.cpp does.
   const pre = modelName === 'gpt2' ? metaStringOpt(md, 'tokenizer.ggml.pre', file) : undefined
-  if (pre !== undefined && !LLAMA3_PRE_NAMES.has(pre)) {
-    throw new UnsupportedFeatureError(`tokenizer.ggml.pre '${pre}' is not supported (only Llama 3: ${[...LLAMA3_PRE_NAMES].join(', ')})`)
+  if (pre !== undefined && !Object.hasOwn(BPE_PRE, pre)) {
+    throw new UnsupportedFeatureError(`tokenizer.ggml.pre '${pre}' is not supported (supported: ${Object.keys(BPE_PRE).join(', ')}); ` +
+      'a file converted for another model family needs an engine that supports it')
   }
+  const split = BPE_PRE[pre ?? 'llama-bpe']
 
   const tokens = typedArray(md, 'tokenizer.ggml.tokens', GgufType.STRING, MAX_VOCAB, file) as string[] | undefined
   if (tokens === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.tokens', { file })
@@ -645,7 +669,7 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
     pre_tokenizer: {
       type: 'Sequence',
       pretokenizers: [
-        { type: 'Split', pattern: { Regex: LLAMA3_SPLIT_REGEX }, behavior: 'Isolated', invert: false },
+        { type: 'Split', pattern: { Regex: split.regex }, behavior: 'Isolated', invert: false },
         { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
       ],
     },
@@ -659,9 +683,7 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
       end_of_word_suffix: null,
       fuse_unk: false,
       byte_fallback: false,
-      // Llama 3: a pre-token that is itself in the vocab is taken whole, without merging
-      // (HF tokenizer.json `ignore_merges: true`; llama.cpp sets it for the LLAMA3 pre-type).
-      ignore_merges: true,
+      ignore_merges: split.ignoreMerges,
       vocab,
       merges,
     },
@@ -671,9 +693,10 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
   const extraEog = [tokenId(md, 'tokenizer.ggml.eot_token_id', n, file), tokenId(md, 'tokenizer.ggml.eom_token_id', n, file)]
     .filter((x): x is number => x !== undefined)
   const addBos = metaBoolOpt(md, 'tokenizer.ggml.add_bos_token', file) ?? true
+  const addEos = metaBoolOpt(md, 'tokenizer.ggml.add_eos_token', file) ?? false
   const hf = newHfTokenizer(tokenizerJson, { clean_up_tokenization_spaces: false }, file)
   const pieces = tokens.slice()
-  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds }, { bos, eos, extraEog, addBos })
+  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds }, { bos, eos, extraEog, addBos, addEos })
 }
 
 /**
@@ -707,7 +730,8 @@ function spmFromGguf(md: GgufMetadata, tokens: string[], types: number[] | undef
   const extraEog = [tokenId(md, 'tokenizer.ggml.eot_token_id', n, file), tokenId(md, 'tokenizer.ggml.eom_token_id', n, file)]
     .filter((x): x is number => x !== undefined)
   const addBos = metaBoolOpt(md, 'tokenizer.ggml.add_bos_token', file) ?? true
-  return new BitnetTokenizer(spm, { pieces, kinds }, { bos, eos, extraEog, addBos })
+  const addEos = metaBoolOpt(md, 'tokenizer.ggml.add_eos_token', file) ?? false
+  return new BitnetTokenizer(spm, { pieces, kinds }, { bos, eos, extraEog, addBos, addEos })
 }
 
 /** An array of `itemType` with at most `maxLength` items, or undefined if absent; errors name the key. */

@@ -1,13 +1,13 @@
 /**
  * A compute worker: instantiates the kernel module on the shared memory, then loops
  * forever: wait for a new round (GEN changes), claim and run chunks of it until none are
- * left (threads/protocol.ts), wait again. One source for every runtime: a Node
+ * left (protocol.ts), wait again. One source for every runtime: a Node
  * `worker_threads` worker gets its WorkerInit as workerData, a module Web Worker
  * (browsers, Deno, Bun) as its first message.
  * Bundled to dist/bitnet-worker.js (Node, Deno, Bun) and dist/bitnet-worker.browser.js.
  */
 import { IS_NODE } from '../env.js'
-import { instantiateKernels } from '../wasm.js'
+import { instantiateKernels } from './wasm.js'
 import { CTL_ACTIVE, CTL_EXIT, CTL_GEN, CTL_SEGMENT, CTL_SPIN_US, readJobs, runChunks, waitChange, type WorkerInit } from './protocol.js'
 
 function computeLoop({ module, memories, ctl, ith }: WorkerInit, post: (m: unknown) => void): void {

@@ -5,10 +5,11 @@
  * This file sits directly under src/ on purpose: `../build/…` resolves to the package's
  * build/ folder both from src/ (tests) and from dist/ (the published bundle).
  */
-import { ResourceLimitError, WasmFeatureError } from './errors.js'
-import { WASM_URL } from './assets.js'
-import { BASE_URL } from './env.js'
-import { readUrlBytes } from './io/url.js'
+import { ResourceLimitError, WasmFeatureError } from '../errors.js'
+import { WASM_URL } from '../assets.js'
+import type { KernelVariant } from './kernel-variant.js'
+import { BASE_URL } from '../env.js'
+import { readUrlBytes } from '../io/url.js'
 import { relaxedSimd, simd, threads } from 'wasm-feature-detect'
 
 type Ptr = number
@@ -33,12 +34,14 @@ export interface Kernels {
   lut_build_i8(q: Ptr, kp: number, lut: Ptr): void
   matvec_tl_i8(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
   matvec_tl_i8_ref(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
-  rmsnorm_quantize_f32_i8(x: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr): void
-  rmsnorm_quantize_rows_f32_i8(x: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr, lut: Ptr, rows: number, ith: number, nth: number): void
+  rmsnorm_quantize_f32_i8(x: Ptr, w0: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr): void
+  rmsnorm_quantize_rows_f32_i8(x: Ptr, w0: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr, lut: Ptr, rows: number, ith: number, nth: number): void
   rmsnorm_f32(x: Ptr, w: Ptr, y: Ptr, n: number, eps: number): void
   add_f32(y: Ptr, x: Ptr, n: number): void
   relu2_mul_f32(g: Ptr, u: Ptr, n: number): void
   silu_mul_f32(g: Ptr, u: Ptr, n: number): void
+  gelu_mul_f32(g: Ptr, u: Ptr, n: number): void
+  scale_f32(x: Ptr, n: number, s: number): void
   f16_to_f32(src: Ptr, dst: Ptr, n: number): void
   rope_neox_f32(x: Ptr, nHeads: number, headDim: number, nRot: number, cs: Ptr): void
   f32_to_f16(src: Ptr, dst: Ptr, n: number): void
@@ -70,15 +73,7 @@ export const HEAP_BASE = 1 << 16
 /** The module's declared maximum (asconfig.json maximumMemory), in 64 KiB pages. */
 export const MAX_PAGES = 65536
 
-/**
- * Build variants (asconfig.json targets), fastest first. All export the same ABI; they
- * differ in the instructions the kernels use and in whether their memory is shared:
- * - `relaxed`: SIMD128 + threads + relaxed SIMD (Node ≥ 22, Deno, Bun, Chrome/Edge ≥ 114, Firefox ≥ 146)
- * - `simd`: SIMD128 + threads (e.g. Safari, Node 20)
- * - `single`: SIMD128 on a non-shared memory, one thread: pages without cross-origin
- *   isolation, where SharedArrayBuffer (and so a memory shared with workers) is missing
- */
-export type KernelVariant = 'relaxed' | 'simd' | 'single'
+export type { KernelVariant }
 export const KERNEL_VARIANTS: readonly KernelVariant[] = ['relaxed', 'simd', 'single']
 
 /** Whether a variant imports a shared memory (and so can run on several threads). */

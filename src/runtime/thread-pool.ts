@@ -3,24 +3,22 @@
  * chunks of every round like the workers instead of only orchestrating (an idle
  * orchestrator on 2 cores costs 30–50 %). Workers are spawned once per model; a round's
  * work is cut into chunks that every thread claims from a shared counter
- * (threads/protocol.ts), and how many threads take part is decided from measured rounds
- * (threads/governor.ts).
+ * (protocol.ts), and how many threads take part is decided from measured rounds
+ * (governor.ts).
  *
  * Workers are Node `worker_threads` in Node, module Web Workers elsewhere (browsers, Deno,
- * Bun); both run threads/worker.ts and share the one WebAssembly.Memory.
- *
- * This file sits directly under src/ on purpose: `../dist/bitnet-worker*.js` resolves to
- * the bundled worker both from src/ (tests) and from dist/ (the published package).
+ * Bun); both run compute-worker.ts and share the one WebAssembly.Memory.
+ * Where the worker script is: src/assets.ts.
  */
-import { computeWorkerUrl, startComputeWorker } from './assets.js'
-import { CAN_BLOCK, IS_NODE } from './env.js'
-import { DisposedError, InvalidArgumentError, WorkerError } from './errors.js'
-import type { Logger } from './logger.js'
-import { ThreadGovernor } from './threads/governor.js'
+import { computeWorkerUrl, startComputeWorker } from '../assets.js'
+import { CAN_BLOCK, IS_NODE } from '../env.js'
+import { DisposedError, InvalidArgumentError, WorkerError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { ThreadGovernor } from './governor.js'
 import {
   claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SEGMENT, CTL_SPIN_US,
   jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type Job, type WorkerInit, writeJobs,
-} from './threads/protocol.js'
+} from './protocol.js'
 import { isSharedVariant, type KernelVariant, type Kernels, type WasmMemory, type WasmModule } from './wasm.js'
 
 /** Upper bound for a worker to start (instantiate the module on the shared memory). */
@@ -102,7 +100,7 @@ export interface PoolOptions {
   roundTimeoutMs?: number
   /**
    * Adapt the number of threads taking part to what the machine gives (default false:
-   * always all of them). See threads/governor.ts.
+   * always all of them). See governor.ts.
    */
   adaptive?: boolean
   /**

@@ -6,7 +6,7 @@
  * releases `"\nb"`; pushing `"\n"` instead would complete the stop string: `stopped` becomes
  * true and nothing after `"a"` is ever released.
  */
-import { InvalidArgumentError } from './errors.js'
+import { InvalidArgumentError } from '../errors.js'
 
 /**
  * Streaming stop-string matcher.

@@ -15,7 +15,7 @@
  * candidate list is ever sorted: top-k selects with a size-k heap, and without top-k the list is the
  * tokens above a logit floor that provably contains the top-p nucleus / min-p survivors.
  */
-import { InvalidArgumentError, NumericalError } from './errors.js'
+import { InvalidArgumentError, NumericalError } from '../errors.js'
 
 /** Sampler settings. Each filter has a value that disables it (noted per field). */
 export interface SamplerOptions {

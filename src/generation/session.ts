@@ -10,24 +10,30 @@
  *   u32 magic 'BNSS' · u32 version 1 · u32 n_layer · u32 vocab · u32 n_tokens ·
  *   i32[n_tokens] token ids · u32 kv_len · u8[kv_len] KvCache.save(n_tokens)
  */
-import type { ChatMessage } from './chat-template.js'
-import { AbortError, BusyError, ContextFullError, InvalidArgumentError, ModelFormatError } from './errors.js'
+import type { ChatMessage } from '../tokenizer/chat-template.js'
+import { AbortError, BusyError, ContextFullError, InvalidArgumentError, ModelFormatError } from '../errors.js'
 import { Generation, type GenerateOptions, type GenerationChunk, type GenerationResult, type GenerationRun } from './generation.js'
-import type { Logger } from './logger.js'
-import type { KvCache, Transformer } from './model/transformer.js'
-import { createResponseConstraint } from './grammar/response-format.js'
+import type { Logger } from '../logger.js'
+import { MAX_BATCH, type KvCache, type Transformer } from '../model/transformer.js'
+import { createResponseConstraint } from '../grammar/response-format.js'
+import { PromptLookup } from './prompt-lookup.js'
 import { Sampler, type SampledToken } from './sampler.js'
-import type { StepScheduler } from './session-scheduler.js'
+import type { StepScheduler } from './scheduler.js'
 import { StopStrings } from './stop-strings.js'
-import type { BitnetTokenizer } from './tokenizer.js'
+import type { BitnetTokenizer } from '../tokenizer/tokenizer.js'
 
 /**
  * Prompt tokens evaluated per scheduler step (prefill runs them MAX_BATCH at a time): a long
  * prompt delays other streams by at most one such step.
  */
+// Rows of a draft-verifying pass: 8, as measured for prompt lookup (a pass may hold MAX_BATCH).
+const DRAFT_ROWS = Math.min(8, MAX_BATCH)
 const PROMPT_CHUNK = 32
 const MAGIC = 0x53534e42 // 'BNSS'
 const VERSION = 1
+
+/** A sampled token (with its log-probabilities when they were asked for). */
+type Sampled = Pick<SampledToken, 'token'> & Partial<SampledToken>
 
 /** What a session needs from its model (BitnetModel implements it). */
 export interface SessionHost {
@@ -235,6 +241,9 @@ export class Session {
     const maxTokens = opts.maxTokens ?? 128
     if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new InvalidArgumentError(`maxTokens must be a non-negative integer, got ${maxTokens}`)
     if (prompt.length === 0) throw new InvalidArgumentError('the prompt is empty (no tokens)')
+    if (opts.draft !== undefined && opts.draft !== false && opts.draft !== 'prompt-lookup') {
+      throw new InvalidArgumentError(`draft must be 'prompt-lookup' or false, got ${JSON.stringify(opts.draft)}`)
+    }
     const sampler = new Sampler(opts)
     const stops = new StopStrings(opts.stop)
     const release = await this.#acquire()
@@ -246,7 +255,7 @@ export class Session {
   }
 
   async *#generate(prompt: number[], keep: number, maxTokens: number, sampler: Sampler, stops: StopStrings, opts: GenerateOptions): GenerationRun {
-    const { tokenizer, scheduler } = this.#host
+    const { tokenizer } = this.#host
     const { signal } = opts
     const stopIds = new Set([...(opts.ignoreEos ? [] : tokenizer.eosIds), ...(opts.stopTokens ?? [])])
     const stream = tokenizer.createStreamDecoder()
@@ -261,40 +270,59 @@ export class Session {
     const topLogprobs = opts.topLogprobs ?? 0
     const wantLogprobs = opts.logprobs === true || topLogprobs > 0
     const logprobs: GenerationChunk[] = []
-    const sample = (logits: Float32Array): Pick<SampledToken, 'token'> & Partial<SampledToken> => {
+    // Samples a token and commits it to what later samples see (grammar state, penalty
+    // history), unless it ends the generation.
+    const pick = (logits: Float32Array): Sampled => {
       if (constraint) constraint.mask(logits = logits.slice())
-      return wantLogprobs ? sampler.sampleDetailed(logits, history, topLogprobs) : { token: sampler.sample(logits, history) }
+      const s = wantLogprobs ? sampler.sampleDetailed(logits, history, topLogprobs) : { token: sampler.sample(logits, history) }
+      if (!stopIds.has(s.token)) { constraint?.accept(s.token); history.push(s.token) }
+      return s
     }
-    const fed = this.#stopped(signal) ? undefined : await this.#feed(this.#fit([...prompt], keep), signal, sample)
+    const lookup = opts.draft === 'prompt-lookup' ? new PromptLookup(DRAFT_ROWS - 1) : undefined
+    const drafts = { proposed: 0, accepted: 0 }
+    const fed = this.#stopped(signal) ? undefined : await this.#feed(this.#fit([...prompt], keep), signal, pick)
     const tPrompt = performance.now()
-    let next = fed?.result
+    // Sampled tokens not yet emitted (several after a verified draft), in order.
+    let queue: Sampled[] = fed && maxTokens > 0 ? [fed.result] : []
     if (!fed) finishReason = 'abort'
-    else if (maxTokens === 0) next = undefined
-    while (next !== undefined) {
-      const tok = next.token
-      if (stopIds.has(tok)) { finishReason = 'stop'; break }
-      constraint?.accept(tok)
-      tokens.push(tok)
-      history.push(tok)
-      const piece = stops.push(stream.push(tok))
-      text += piece
-      const chunk: GenerationChunk = { text: piece, tokenId: tok }
-      if (wantLogprobs) logprobs.push(Object.assign(chunk, { logprob: next.logprob }, next.top && { topLogprobs: next.top }))
-      yield chunk
-      if (stops.stopped || constraint?.isComplete()) { finishReason = 'stop'; break }
-      if (tokens.length >= maxTokens) break
-      if (this.#stopped(signal)) { finishReason = 'abort'; break }
-      if (this.#tokens.length + 1 < this.#host.contextSize) {
-        next = await scheduler.decode({ token: tok, pos: this.#tokens.length, kv: this.#kv }, (logits) => {
-          this.#tokens.push(tok)
-          return sample(logits)
-        }, () => !this.#disposed)
-        if (next === undefined) { finishReason = 'abort'; break }
-      } else {
-        const r = await this.#feed(this.#fit([...this.#tokens, tok], keep), signal, sample)
-        if (!r) { finishReason = 'abort'; break }
-        next = r.result
+    try {
+      while (queue.length > 0) {
+        const next = queue.shift()!
+        const tok = next.token
+        if (stopIds.has(tok)) { finishReason = 'stop'; break }
+        tokens.push(tok)
+        const piece = stops.push(stream.push(tok))
+        text += piece
+        const chunk: GenerationChunk = { text: piece, tokenId: tok }
+        if (wantLogprobs) logprobs.push(Object.assign(chunk, { logprob: next.logprob }, next.top && { topLogprobs: next.top }))
+        yield chunk
+        if (stops.stopped || constraint?.isComplete()) { finishReason = 'stop'; break }
+        if (tokens.length >= maxTokens) break
+        if (this.#stopped(signal)) { finishReason = 'abort'; break }
+        if (queue.length > 0) continue
+        const pos = this.#tokens.length
+        if (pos + 1 < this.#host.contextSize) {
+          // Drafts fill the pass up to the tokens still allowed and the context left.
+          const draft = lookup?.draft(history, Math.min(maxTokens - tokens.length, this.#host.contextSize - 1 - pos) - 1) ?? []
+          const sampled = await this.#verify(tok, draft, pick, (s) => stopIds.has(s.token) || constraint?.isComplete() === true)
+          if (sampled === undefined) { finishReason = 'abort'; break }
+          if (draft.length > 0) {
+            const accepted = sampled.length - (sampled[sampled.length - 1].token === draft[sampled.length - 1] ? 0 : 1)
+            lookup!.record(draft.length, accepted)
+            drafts.proposed += draft.length
+            drafts.accepted += accepted
+          }
+          queue = sampled
+        } else {
+          const r = await this.#feed(this.#fit([...this.#tokens, tok], keep), signal, pick)
+          if (!r) { finishReason = 'abort'; break }
+          queue = [r.result]
+        }
       }
+    } finally {
+      // Verified tokens left unemitted (the generation ended before them) leave the cache, so
+      // it holds what plain decoding would have fed.
+      this.#tokens.length = Math.max(0, this.#tokens.length - queue.length)
     }
     // Bytes of a character the last token left incomplete, then held-back text (tokenId −1: no new token).
     const tail = stops.push(stream.flush()) + stops.flush()
@@ -318,8 +346,41 @@ export class Session {
         decodeMs,
         promptTokensPerSecond: evaluated / ((tPrompt - t0) / 1000),
         decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / (decodeMs / 1000) : 0,
+        draftTokens: drafts.proposed,
+        draftAccepted: drafts.accepted,
       },
     }
+  }
+
+  /**
+   * Evaluates `tok` at the cache's next position and the drafted tokens after it in one pass,
+   * and samples row by row (each sample sees the ones before it: penalties, grammar): row i's
+   * token is the model's next one after `tok, draft[0..i)`, so the draft holds up to the first
+   * row whose token differs from it. Returns the sampled tokens (the accepted drafts, then the
+   * model's own next token), or undefined if the session was disposed. The cache keeps
+   * positions of `tok` and of the accepted drafts; rejected drafts' keys/values stay beyond
+   * the cached tokens, where the next pass overwrites them before any row can attend to them.
+   *
+   * Exactness: a sampled token equals what plain decoding samples from the same logits with
+   * the same sampler state, and one draw is made per emitted token, so greedy output, and
+   * seeded sampled output, are identical to plain decoding. This is standard speculative
+   * sampling with a deterministic draft q (one-hot): the draft token d is accepted with
+   * probability p(d) (= min(1, p/q)), and on a rejection the token drawn is distributed as p
+   * without d, renormalised.
+   */
+  async #verify(tok: number, draft: number[], pick: (logits: Float32Array) => Sampled, ends: (s: Sampled) => boolean): Promise<Sampled[] | undefined> {
+    const pos = this.#tokens.length
+    const rows = [tok, ...draft].map((token, i) => ({ token, pos: pos + i, kv: this.#kv }))
+    return this.#host.scheduler.decode(rows, (logits) => {
+      const out: Sampled[] = []
+      for (let i = 0; i < rows.length; i++) {
+        this.#tokens.push(rows[i].token)
+        const s = pick(logits[i])
+        out.push(s)
+        if (i === draft.length || s.token !== draft[i] || ends(s)) break
+      }
+      return out
+    }, () => !this.#disposed)
   }
 
   /**

@@ -18,8 +18,8 @@
  * Decoding of a single token: `'▁'` → `' '` for ordinary tokens, the raw byte for byte tokens
  * (so an emoji split over `<0xF0><0x9F>…` is reassembled by the UTF-8 decoder).
  */
-import { ModelFormatError } from './errors.js'
-import type { TokenizerBackend } from './tokenizer.js'
+import { ModelFormatError } from '../errors.js'
+import type { TokenizerBackend } from './backend.js'
 
 /** GGUF `tokenizer.ggml.token_type` values used here (llama.cpp `llama_token_type`). */
 const TYPE_UNKNOWN = 2

@@ -1,0 +1,67 @@
+/**
+ * `loadModel()`: the package's entry point from a model source to a ready model.
+ * Sources: a local path, a URL, an `hf:` id, a Blob/File, bytes, or any ByteSource/ModelFolder.
+ */
+import { BitnetModel } from './bitnet-model.js'
+import { checkModelOptions, type ModelOptions } from './options.js'
+import { DEFAULT_MODEL } from '../io/hub.js'
+import { openSource, type ModelSource } from '../io/open.js'
+import type { RemoteOptions } from '../io/remote.js'
+import { ggufContents, type ModelContents } from '../model/contents.js'
+import { hfContents } from '../model/load-hf.js'
+
+export type { ModelSource }
+
+/** Options of {@link loadModel}: the model's, plus where remote files come from and are cached. */
+export interface LoadModelOptions extends ModelOptions, RemoteOptions {}
+
+/**
+ * Loads a BitNet b1.58 model: GGUF (I2_S, TQ1_0, TQ2_0, TL1, TL2, or F16/BF16/F32 weights
+ * ternarized at load) or a Hugging Face folder (packed 2B4T / Falcon3 weights, bf16 masters).
+ * Remote models are downloaded into the cache first (resumable, verified) and read from
+ * there; without a source, the official 2B4T GGUF ({@link DEFAULT_MODEL}).
+ *
+ * @example
+ * ```ts
+ * import { loadModel } from 'bitnet-wasm'
+ * const model = await loadModel('hf:microsoft/bitnet-b1.58-2B-4T-gguf/ggml-model-i2_s.gguf', {
+ *   onProgress: (p) => console.log(p.phase, p.file, p.loaded, p.total),
+ * })
+ * const { text } = await model.generate('In the beginning', { maxTokens: 32, temperature: 0 })
+ * const hf = await loadModel('models/bitnet-b1.58-2B-4T')   // config.json + model.safetensors + tokenizer.json
+ * ```
+ */
+export async function loadModel(source: ModelSource = DEFAULT_MODEL, opts: LoadModelOptions = {}): Promise<BitnetModel> {
+  checkModelOptions(opts)
+  const contents = await openModelContents(source, opts)
+  try {
+    return await BitnetModel.load(contents, opts)
+  } finally {
+    await contents.close?.()
+  }
+}
+
+/**
+ * Opens a model source (as {@link loadModel} takes) without loading its weights: config,
+ * tensor directory, tokenizer. Remote sources are fetched into the cache first.
+ * `close()` releases what was opened.
+ * @example
+ * const contents = await openModelContents('models/bitnet-b1.58-2B-4T')
+ * console.log(contents.config.nLayer, contents.tensors.length)
+ * await contents.close?.()
+ */
+export async function openModelContents(source: ModelSource, opts: RemoteOptions = {}): Promise<ModelContents> {
+  const src = await openSource(source, opts)
+  try {
+    const contents = 'open' in src ? await hfContents(src) : await ggufContents(src)
+    const close = contents.close
+    contents.close = async () => {
+      await close?.()
+      if ('read' in src) await src.close?.()
+    }
+    return contents
+  } catch (e) {
+    if ('read' in src) await src.close?.()
+    throw e
+  }
+}
