@@ -14,9 +14,8 @@ import { convertToGguf } from '../src/convert/index.js'
 import { tokenizerFromGguf, tokenizerFromHf } from '../src/tokenizer/tokenizer.js'
 import { hfEmbeddingFolder } from './helpers/hf-folder.js'
 import { bytesSource } from '../src/io/source.js'
-import { loadReferenceModel, ReferenceTransformer } from '../src/model/reference.js'
 import { syntheticGguf, type SyntheticOptions, type SyntheticShape } from '../src/model/synthetic.js'
-import { rng } from './helpers/kernels.js'
+import { engineAndReference } from './helpers/reference-pair.js'
 
 const CASES: [string, SyntheticShape, SyntheticOptions][] = [
   ['Qwen3-style: head_dim ≠ n_embd/n_head, GQA 2:1', { arch: 'qwen3', nEmbd: 128, nFf: 384, nLayer: 2, nHead: 4, nHeadKv: 2, headDim: 64, vocab: 300, ropeTheta: 1000000 }, { seed: 46 }],
@@ -29,11 +28,7 @@ const CASES: [string, SyntheticShape, SyntheticOptions][] = [
 describe.each(['i2s', 'tl'] as const)('embedding families (%s kernel) vs the float64 reference', (kernel) => {
   for (const [name, shape, opts] of CASES) {
     it(name, async () => {
-      const bytes = writeGguf(syntheticGguf(shape, opts))
-      const model = await loadModel(bytes, { kernel, threads: 1 })
-      const ref = new ReferenceTransformer(await loadReferenceModel(bytesSource(bytes)))
-      const rand = rng(opts.seed! + 100)
-      const tokens = Array.from({ length: 11 }, () => Math.floor(rand() * shape.vocab))
+      const { model, ref, tokens } = await engineAndReference(shape, opts, kernel, 11)
       const ours = model.logits(tokens)
       // the reference one position at a time: its logits and final normed state
       const refs = tokens.map((tok, pos) => ({ logits: ref.forward(tok, pos), hidden: ref.hidden! }))

@@ -3,12 +3,8 @@
 // odd widths (K not a multiple of 128), GQA and MHA, partial RoPE, SiLU and ReLU²,
 // no sub-norms, and each ternary format.
 import { describe, expect, it } from 'vitest'
-import { loadModel } from '../src/index.js'
-import { writeGguf } from '../src/gguf/writer.js'
-import { bytesSource } from '../src/io/source.js'
-import { loadReferenceModel, ReferenceTransformer } from '../src/model/reference.js'
-import { syntheticGguf, type SyntheticOptions, type SyntheticShape } from '../src/model/synthetic.js'
-import { rng } from './helpers/kernels.js'
+import type { SyntheticOptions, SyntheticShape } from '../src/model/synthetic.js'
+import { engineAndReference } from './helpers/reference-pair.js'
 
 const CASES: [string, SyntheticShape, SyntheticOptions][] = [
   ['odd widths, GQA 3:1, relu2', { nEmbd: 96, nFf: 200, nLayer: 2, nHead: 3, nHeadKv: 1, vocab: 300 }, { seed: 1 }],
@@ -24,11 +20,7 @@ const CASES: [string, SyntheticShape, SyntheticOptions][] = [
 describe.each(['i2s', 'tl'] as const)('engine (%s kernel) vs float64 reference on random models', (kernel) => {
   for (const [name, shape, opts] of CASES) {
     it(name, async () => {
-      const bytes = writeGguf(syntheticGguf(shape, opts))
-      const model = await loadModel(bytes, { kernel, threads: 1 })
-      const ref = new ReferenceTransformer(await loadReferenceModel(bytesSource(bytes)))
-      const rand = rng(opts.seed! + 100)
-      const tokens = Array.from({ length: 12 }, () => Math.floor(rand() * shape.vocab))
+      const { model, ref, tokens } = await engineAndReference(shape, opts, kernel, 12)
       const ours = model.logits(tokens)
       let maxDiff = 0, maxLogit = 0
       tokens.forEach((tok, pos) => {
