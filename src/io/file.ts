@@ -1,4 +1,5 @@
 import { open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import process from 'node:process'
 import { InvalidArgumentError } from '../errors.js'
@@ -93,8 +94,6 @@ export async function writeChunksToFile(path: string, chunks: Iterable<Uint8Arra
 
 /** A file in the OS temp folder made once by `make` and reused after (benchmark models). */
 export async function cachedTempFile(name: string, make: () => Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<string> {
-  const { tmpdir } = await import('node:os')
-  const { join } = await import('node:path')
   const path = join(tmpdir(), name)
   try {
     await stat(path)
