@@ -1,24 +1,26 @@
 // Causal multi-head attention over one layer's KV cache, split over kv heads AND positions
-// (flash-decoding), in two thread rounds. For n queries of n consecutive positions of one
-// cache (a decode step: n = 1; a prompt chunk: n ≤ 8):
+// (flash-decoding), in one thread round. For n queries of n consecutive positions of one
+// cache (a decode step: n = 1; a prompt chunk: n ≤ 32):
 //
 //   q      [n][n_head][head_dim]          f32, after RoPE; row r sees positions 0..n_pos + r)
 //   kc, vc [ctx][n_head_kv][head_dim]     the layer's cache, f32 or IEEE half (T = f32 | u16)
 //   att    [items][n·group][block] f32    scratch: scores, then weights; one slice per item
-//   part   [n][n_head][n_blocks][4 + head_dim] f32   per (row, head, block): m, l, –, –, acc
+//   part   [n][n_head][n_blocks][4 + head_dim] f32   per (row, head, block): m, l, w, –, acc
+//   count  [n_head_kv] i32                blocks done per kv head: zero before the round
 //   out    [n][n_head][head_dim]          f32
 //
-// Round 1, attention_partial_*: items = n_head_kv × n_blocks, item (g, b) = kv head g over
-// positions [b·block, (b+1)·block). It reads each key row of its block once for the n·group
-// queries sharing kv head g (GQA: query head h uses kv head h / group; the row stays in L1
-// while 4 heads at a time use it), each value row once per query row and 4 heads, and writes,
+// Items = n_head_kv × n_blocks, item (g, b) = kv head g over positions [b·block, (b+1)·block).
+// It reads each key row of its block once for the n·group queries sharing kv head g (GQA:
+// query head h uses kv head h / group), each value row once per 8 dims, query row and 4
+// heads, a tile of TILE positions at a time (the tile stays in L1 for every row), and writes,
 // s_t = q·k_t / √head_dim over the positions t of the block that the query sees:
 //   m = max s_t,   l = Σ e^(s_t − m),   acc = Σ e^(s_t − m) · v_t
-// Round 2, attention_combine_f32: items = n × n_head, exact combine of the blocks:
+// The item that finishes the last block of kv head g (count[g]) then combines its heads exactly:
 //   out = Σ_b e^(m_b − M) · acc_b / Σ_b e^(m_b − M) · l_b,   M = max_b m_b
-// With one block (n_pos + n − 1 ≤ block), round 1 writes out = acc / l and round 2 is not run.
-// An item writes only its own att slice and part slots, and the blocks are fixed by `block`,
-// not by the thread count: results do not depend on (ith, nth) nor on the order of parts.
+// With one block (n_pos + n − 1 ≤ block), the item writes out = acc / l itself.
+// The blocks are fixed by `block`, not by the thread count, and the combine adds them in
+// block order whichever item runs it: results do not depend on (ith, nth) nor on the order
+// of parts.
 //
 // The SIMD kernels need head_dim % 8 == 0 (8 dims = 16 bytes of halves per load); the
 // scalar _ref twins take any head_dim and agree with them to float rounding (dot products
@@ -28,58 +30,82 @@ import { f16ToF32 } from './half'
 import { share } from './split'
 
 /** Round 1 on an f32 cache (SIMD): per (query, head, block) m, l, acc; see the file comment. */
-export function attention_partial_f32(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+export function attention_partial_f32(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                                       n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
                                       ith: i32, nth: i32): void {
-  partial<f32>(q, kc, vc, att, part, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+  partial<f32>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
 }
 
 /** Round 1 on an f16 cache (SIMD). */
-export function attention_partial_f16(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+export function attention_partial_f16(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                                       n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
                                       ith: i32, nth: i32): void {
-  partial<u16>(q, kc, vc, att, part, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+  partial<u16>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
 }
 
 /** Scalar twin of attention_partial_f32 (any head_dim). */
-export function attention_partial_f32_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+export function attention_partial_f32_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                                           n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
                                           ith: i32, nth: i32): void {
-  partial_ref<f32>(q, kc, vc, att, part, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+  partial_ref<f32>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
 }
 
 /** Scalar twin of attention_partial_f16 (any head_dim). */
-export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                                           n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
                                           ith: i32, nth: i32): void {
-  partial_ref<u16>(q, kc, vc, att, part, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+  partial_ref<u16>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
 }
 
-/** Round 2: out[r][h] from the n_blocks partial results of (r, h); items = n × n_head. */
-export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i32, head_dim: i32, n_blocks: i32,
-                                      ith: i32, nth: i32): void {
+// A finished item's block of kv head g counted; true for the item that finishes the last
+// block of g, which then combines them. count[g] is zero before the round; the atomic add
+// orders every other block's slot stores before this item's reads of them.
+// @ts-ignore: decorator
+@inline function lastBlock(count: usize, g: i32, n_blocks: i32): bool {
+  const c = count + (<usize>g << 2)
+  if (ASC_FEATURE_THREADS) return atomic.add<i32>(c, 1) == n_blocks - 1
+  const done = load<i32>(c) + 1 // one thread: no other item runs meanwhile
+  store<i32>(c, done)
+  return done == n_blocks
+}
+
+// out[r][h] for the heads h0..h0+heads of every row from their n_blocks partial results,
+// the blocks in order whoever runs it: out = Σ_b e^(m_b − M)·acc_b / Σ_b e^(m_b − M)·l_b.
+// 4 dims per vector, each lane summing over b as a scalar loop would (the same bytes).
+// @ts-ignore: decorator
+@inline function combine(part: usize, out: usize, n: i32, n_head: i32, h0: i32, heads: i32, head_dim: i32, n_blocks: i32): void {
   const slot = <usize>(4 + head_dim) << 2
-  const items = share(n * n_head, ith, nth)
-  for (let it = <i32>(items >> 32); it < <i32>items; it++) {
-    const p = part + <usize>(it * n_blocks) * slot
-    let mx: f32 = -Infinity
-    for (let b = 0; b < n_blocks; b++) mx = max(mx, load<f32>(p + <usize>b * slot))
-    let l: f32 = 0
-    for (let b = 0; b < n_blocks; b++) {
-      const s = p + <usize>b * slot
-      const w = Mathf.exp(load<f32>(s) - mx) // a block the query does not see: m = −∞, w = 0
-      store<f32>(s + 8, w)
-      l += w * load<f32>(s, 4)
-    }
-    const inv: f32 = <f32>1 / l
-    const o = out + (<usize>(it * head_dim) << 2)
-    for (let i = 0; i < head_dim; i++) {
-      let acc: f32 = 0
+  for (let r = 0; r < n; r++) {
+    for (let h = h0; h < h0 + heads; h++) {
+      const p = slotPtr(part, r, h, 0, n_head, n_blocks, head_dim)
+      let mx: f32 = -Infinity
+      for (let b = 0; b < n_blocks; b++) mx = max(mx, load<f32>(p + <usize>b * slot))
+      let l: f32 = 0
       for (let b = 0; b < n_blocks; b++) {
         const s = p + <usize>b * slot
-        acc += load<f32>(s, 8) * load<f32>(s + 16 + (<usize>i << 2))
+        const w = Mathf.exp(load<f32>(s) - mx) // a block the query does not see: m = −∞, w = 0
+        store<f32>(s + 8, w)
+        l += w * load<f32>(s, 4)
       }
-      store<f32>(o + (<usize>i << 2), acc * inv)
+      const inv: f32 = <f32>1 / l
+      const o = out + (<usize>((r * n_head + h) * head_dim) << 2)
+      let i = 0
+      for (; i + 4 <= head_dim; i += 4) {
+        let acc = f32x4.splat(0)
+        for (let b = 0; b < n_blocks; b++) {
+          const s = p + <usize>b * slot
+          acc = f32x4.add(acc, f32x4.mul(v128.load32_splat(s + 8), v128.load(s + 16 + (<usize>i << 2))))
+        }
+        v128.store(o + (<usize>i << 2), f32x4.mul(acc, f32x4.splat(inv)))
+      }
+      for (; i < head_dim; i++) {
+        let acc: f32 = 0
+        for (let b = 0; b < n_blocks; b++) {
+          const s = p + <usize>b * slot
+          acc += load<f32>(s, 8) * load<f32>(s + 16 + (<usize>i << 2))
+        }
+        store<f32>(o + (<usize>i << 2), acc * inv)
+      }
     }
   }
 }
@@ -114,27 +140,28 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
 }
 
 // softmaxBlock in SIMD: max and Σ 4 lanes at a time, e^x by exp4; the tail (cnt % 4) scalar.
-// Nothing depends on the block's length, so a query gets the same bytes in a batch or alone.
+// The weights are stored × wscale (l is their plain sum). Nothing depends on the block's
+// length, so a query gets the same bytes in a batch or alone.
 // @ts-ignore: decorator
-@inline function softmaxBlock4(s: usize, cnt: i32, slot: usize): f32 {
+@inline function softmaxBlock4(s: usize, cnt: i32, slot: usize, wscale: f32): f32 {
   let vmx = f32x4.splat(-Infinity)
   let t = 0
   for (; t + 4 <= cnt; t += 4) vmx = f32x4.max(vmx, v128.load(s + (<usize>t << 2)))
   let mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)))
   for (; t < cnt; t++) mx = max(mx, load<f32>(s + (<usize>t << 2)))
-  const vm = f32x4.splat(mx)
+  const vm = f32x4.splat(mx), vw = f32x4.splat(wscale)
   let vl = f32x4.splat(0)
   for (t = 0; t + 4 <= cnt; t += 4) {
     const p = s + (<usize>t << 2)
     const e = exp4(f32x4.sub(v128.load(p), vm))
-    v128.store(p, e)
+    v128.store(p, f32x4.mul(e, vw))
     vl = f32x4.add(vl, e)
   }
   let l = hsum(vl)
   for (; t < cnt; t++) {
     const p = s + (<usize>t << 2)
     const e = Mathf.exp(load<f32>(p) - mx)
-    store<f32>(p, e)
+    store<f32>(p, e * wscale)
     l += e
   }
   store<f32>(slot, mx)
@@ -160,19 +187,31 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
   return f32x4.mul(y, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23))
 }
 
+// Positions per tile: the phases run over the block a tile at a time, all rows of the batch
+// per tile, so the tile's key and value rows (32 × head_dim halves: 8 KB at head_dim 128) and
+// a row's queries stay in L1 while every row of a prompt chunk uses them.
+const TILE = 32
+// An f16 cache widens to k·2^−112 (lo8, hi8); the queries are taken ×2^100 (score × 2^−12, undone
+// in the scale) and the weights ×2^112, so that every product is that of the true values.
+const Q_SCALE: f32 = 1.2676506002282294e30 // 2^100
+const W_SCALE: f32 = 5.192296858534828e33 // 2^112
+
 // The partial kernels' item loop: item (g, b), its n·group queries, three phases (scores,
-// block softmax, weighted values). `score` and `values` are the SIMD or scalar inner parts.
+// block softmax, weighted values), the first and last a tile of positions at a time.
 // @ts-ignore: decorator
-@inline function partial<T>(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+@inline function partial<T>(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                             n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
                             ith: i32, nth: i32): void {
+  const half = sizeof<T>() == 2
   const group = n_head / n_head_kv
   const kv_dim = n_head_kv * head_dim
-  const scale: f32 = <f32>1 / sqrt<f32>(<f32>head_dim)
+  const scale: f32 = <f32>1 / sqrt<f32>(<f32>head_dim) * (half ? <f32>4096 : 1) // × 2^12 with Q_SCALE
   const n_blocks = (n_pos + n - 1 + block - 1) / block
   const items = share(n_head_kv * n_blocks, ith, nth)
-  // 2^112 for half → float, from a runtime value (V8 ≥ 14 re-materialises v128 constants per use)
-  const magic = f32x4.splat(reinterpret<f32>(0x77800000 | (<u32>head_dim >>> 31)))
+  // 0x8fffffff for half → float, from a runtime value (V8 ≥ 14 re-materialises v128 constants per use)
+  const mask = i32x4.splat(0x8fffffff | (<u32>head_dim >>> 31))
+  const ss = <usize>(n_blocks * (4 + head_dim)) << 2 // from a head's slot to the next head's
+  const ws = <usize>block << 2
   for (let it = <i32>(items >> 32); it < <i32>items; it++) {
     const g = it / n_blocks, b = it % n_blocks
     const t0 = b * block, len = min(block, n_pos + n - 1 - t0)
@@ -180,55 +219,81 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
     const kb = kc + <usize>(t0 * kv_dim + g * head_dim) * sizeof<T>()
     const vb = vc + <usize>(t0 * kv_dim + g * head_dim) * sizeof<T>()
     const rowStride = <usize>kv_dim * sizeof<T>()
-    // scores: every key row once, for every row that sees it, 4 heads of the group at a time
-    for (let t = 0; t < len; t++) {
-      const k = kb + <usize>t * rowStride
-      for (let r = max(0, t0 + t + 1 - n_pos); r < n; r++) {
-        let j = 0
-        for (; j + 4 <= group; j += 4) {
-          score4<T>(k, qPtr(q, r, g, j, n_head, group, head_dim), head_dim, scale,
-                    sc + (<usize>(((r * group + j) * block) + t) << 2), <usize>block << 2, magic)
-        }
-        for (; j < group; j++) {
-          store<f32>(sc + (<usize>(((r * group + j) * block) + t) << 2),
-                     dot8<T>(k, qPtr(q, r, g, j, n_head, group, head_dim), head_dim, magic) * scale)
+    // the item's queries: q itself, or (f16) q × 2^100 in the acc of the item's slots, which
+    // the values phase overwrites only after the last score
+    let qb = qPtr(q, 0, g, 0, n_head, group, head_dim), qs = <usize>head_dim << 2, qr = <usize>(n_head * head_dim) << 2
+    if (half) {
+      qb = slotPtr(part, 0, g * group, b, n_head, n_blocks, head_dim) + 16
+      qr = <usize>n_head * ss
+      for (let r = 0; r < n; r++) {
+        for (let j = 0; j < group; j++) scaleRow(qPtr(q, r, g, j, n_head, group, head_dim), qb + <usize>r * qr + <usize>j * ss, head_dim)
+      }
+      qs = ss
+    }
+    // scores: each key row of a tile once per row that sees it, 4 heads of the group at a time
+    for (let tt = 0; tt < len; tt += TILE) {
+      for (let r = 0; r < n; r++) {
+        const q0 = qb + <usize>r * qr, s0 = sc + (<usize>(r * group * block) << 2)
+        for (let t = tt, te = min(min(len, tt + TILE), n_pos + r - t0); t < te; t++) {
+          const k = kb + <usize>t * rowStride
+          let j = 0
+          for (; j + 4 <= group; j += 4) score4<T>(k, q0 + <usize>j * qs, qs, head_dim, scale, s0 + (<usize>(j * block + t) << 2), ws, mask)
+          for (; j < group; j++) store<f32>(s0 + (<usize>(j * block + t) << 2), dot8<T>(k, q0 + <usize>j * qs, head_dim, mask) * scale)
         }
       }
     }
+    // weights, and what each head's sum is multiplied by: 1, or with one block 1 / l (into out)
     for (let r = 0; r < n; r++) {
       const cnt = max(0, min(len, n_pos + r - t0)) // positions of the block row r sees
-      // weights, and where each head's result goes: its slot (acc) or, with one block, out (acc / l)
       for (let j = 0; j < group; j++) {
         const slot = slotPtr(part, r, g * group + j, b, n_head, n_blocks, head_dim)
-        const l = softmaxBlock4(sc + (<usize>((r * group + j) * block) << 2), cnt, slot)
-        store<f32>(slot, n_blocks == 1 ? <f32>1 / l : 1, 8) // multiplier of acc, read by values*
+        const l = softmaxBlock4(sc + (<usize>((r * group + j) * block) << 2), cnt, slot, half ? W_SCALE : 1)
+        store<f32>(slot, n_blocks == 1 ? <f32>1 / l : 1, 8)
       }
-      // values: every value row it sees once per 8 dims, for 4 heads at a time
-      let j = 0
-      for (; j + 4 <= group; j += 4) values4<T>(vb, rowStride, cnt, sc + (<usize>((r * group + j) * block) << 2), <usize>block << 2,
-                                                 part, out, r, g * group + j, b, n_head, n_blocks, head_dim, magic)
-      for (; j < group; j++) values1<T>(vb, rowStride, cnt, sc + (<usize>((r * group + j) * block) << 2),
-                                         part, out, r, g * group + j, b, n_head, n_blocks, head_dim, magic)
     }
+    // values: each value row of a tile once per 8 dims, row and 4 heads; the sums go on from
+    // tile to tile in their destination, so they add the positions in order as in one pass
+    for (let tt = 0; tt == 0 || tt < len; tt += TILE) {
+      for (let r = 0; r < n; r++) {
+        const cnt = max(0, min(len, n_pos + r - t0))
+        if (tt > 0 && tt >= cnt) continue
+        const te = min(cnt, tt + TILE), w = sc + (<usize>(r * group * block) << 2)
+        const span = <i32>(tt == 0) | <i32>(te == cnt) << 1 // first tile: sums from 0; last: × multiplier
+        let j = 0
+        for (; j + 4 <= group; j += 4) values4<T>(vb, rowStride, tt, te, span, w + (<usize>(j * block) << 2), ws, part, out, r, g * group + j, b, n_head, n_blocks, head_dim, mask)
+        for (; j < group; j++) values1<T>(vb, rowStride, tt, te, span, w + (<usize>(j * block) << 2), part, out, r, g * group + j, b, n_head, n_blocks, head_dim, mask)
+      }
+    }
+    if (n_blocks > 1 && lastBlock(count, g, n_blocks)) combine(part, out, n, n_head, g * group, group, head_dim, n_blocks)
   }
 }
 
-// Dims i..i+4 (lo) and i+4..i+8 (hi) of a row as f32x4: loads of f32, or exact half → float
-// (magnitude bits << 13, × 2^112, sign bit moved to bit 31: the trick of half.ts in SIMD, by
-// shifts only, so that one constant register is all it takes next to 8 accumulators).
+// dst = src × 2^100 over head_dim (a multiple of 8) floats.
 // @ts-ignore: decorator
-@inline function lo8<T>(row: usize, i: i32, magic: v128): v128 {
+@inline function scaleRow(src: usize, dst: usize, head_dim: i32): void {
+  const f = f32x4.splat(Q_SCALE)
+  for (let i = 0; i < head_dim; i += 4) v128.store(dst + (<usize>i << 2), f32x4.mul(v128.load(src + (<usize>i << 2)), f))
+}
+
+// Dims i..i+4 (lo) and i+4..i+8 (hi) of a row as f32x4: loads of f32, or half → float × 2^−112
+// exactly (sign-extended bits << 13, the three copies of the sign above the exponent cleared:
+// three integer ops and one constant register, no float multiply).
+// @ts-ignore: decorator
+@inline function lo8<T>(row: usize, i: i32, mask: v128): v128 {
   if (sizeof<T>() == 4) return v128.load(row + (<usize>i << 2))
-  return h2f(i32x4.extend_low_i16x8_u(v128.load(row + (<usize>i << 1))), magic)
+  return v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(v128.load(row + (<usize>i << 1))), 13), mask)
 }
 // @ts-ignore: decorator
-@inline function hi8<T>(row: usize, i: i32, magic: v128): v128 {
+@inline function hi8<T>(row: usize, i: i32, mask: v128): v128 {
   if (sizeof<T>() == 4) return v128.load(row + (<usize>i << 2), 16)
-  return h2f(i32x4.extend_high_i16x8_u(v128.load(row + (<usize>i << 1))), magic)
+  return v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(v128.load(row + (<usize>i << 1))), 13), mask)
 }
+// a·b + c: one fused multiply-add (relaxed build; x64 FMA3, arm64) or two operations. The
+// rounding differs between builds, never between threads or runs of one build.
 // @ts-ignore: decorator
-@inline function h2f(x: v128, magic: v128): v128 { // x: halves zero-extended to 32 bits
-  return v128.or(f32x4.mul(i32x4.shr_u(i32x4.shl(x, 17), 4), magic), i32x4.shl(i32x4.shr_u(x, 15), 31))
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c)
+  return f32x4.add(f32x4.mul(a, b), c)
 }
 // @ts-ignore: decorator
 @inline function hsum(a: v128): f32 {
@@ -237,63 +302,65 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
 
 // q·k over head_dim (a multiple of 8) for one query.
 // @ts-ignore: decorator
-@inline function dot8<T>(k: usize, qh: usize, head_dim: i32, magic: v128): f32 {
+@inline function dot8<T>(k: usize, qh: usize, head_dim: i32, mask: v128): f32 {
   let a0 = f32x4.splat(0), a1 = a0
   for (let i = 0; i < head_dim; i += 8) {
     const p = qh + (<usize>i << 2)
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(p), lo8<T>(k, i, magic)))
-    a1 = f32x4.add(a1, f32x4.mul(v128.load(p, 16), hi8<T>(k, i, magic)))
+    a0 = madd(v128.load(p), lo8<T>(k, i, mask), a0)
+    a1 = madd(v128.load(p, 16), hi8<T>(k, i, mask), a1)
   }
   return hsum(f32x4.add(a0, a1))
 }
 
-// q_j·k · scale for 4 consecutive heads q_j = q0 + j·head_dim, one pass over k; score j at s + j·ss.
+// q_j·k · scale for 4 heads q_j = q0 + j·qs, one pass over k; score j at s + j·ss.
 // @ts-ignore: decorator
-@inline function score4<T>(k: usize, q0: usize, head_dim: i32, scale: f32, s: usize, ss: usize,
-                           magic: v128): void {
-  const qs = <usize>head_dim << 2
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0
+@inline function score4<T>(k: usize, q0: usize, qs: usize, head_dim: i32, scale: f32, s: usize, ss: usize,
+                           mask: v128): void {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0
   for (let i = 0; i < head_dim; i += 8) {
-    const x0 = lo8<T>(k, i, magic), x1 = hi8<T>(k, i, magic)
+    const x0 = lo8<T>(k, i, mask), x1 = hi8<T>(k, i, mask)
     const p = q0 + (<usize>i << 2)
-    a0 = f32x4.add(a0, f32x4.add(f32x4.mul(v128.load(p), x0), f32x4.mul(v128.load(p, 16), x1)))
-    a1 = f32x4.add(a1, f32x4.add(f32x4.mul(v128.load(p + qs), x0), f32x4.mul(v128.load(p + qs, 16), x1)))
-    a2 = f32x4.add(a2, f32x4.add(f32x4.mul(v128.load(p + 2 * qs), x0), f32x4.mul(v128.load(p + 2 * qs, 16), x1)))
-    a3 = f32x4.add(a3, f32x4.add(f32x4.mul(v128.load(p + 3 * qs), x0), f32x4.mul(v128.load(p + 3 * qs, 16), x1)))
+    a0 = madd(v128.load(p), x0, a0); c0 = madd(v128.load(p, 16), x1, c0)
+    a1 = madd(v128.load(p + qs), x0, a1); c1 = madd(v128.load(p + qs, 16), x1, c1)
+    a2 = madd(v128.load(p + 2 * qs), x0, a2); c2 = madd(v128.load(p + 2 * qs, 16), x1, c2)
+    a3 = madd(v128.load(p + 3 * qs), x0, a3); c3 = madd(v128.load(p + 3 * qs, 16), x1, c3)
   }
-  store<f32>(s, hsum(a0) * scale)
-  store<f32>(s + ss, hsum(a1) * scale)
-  store<f32>(s + 2 * ss, hsum(a2) * scale)
-  store<f32>(s + 3 * ss, hsum(a3) * scale)
+  store<f32>(s, hsum(f32x4.add(a0, c0)) * scale)
+  store<f32>(s + ss, hsum(f32x4.add(a1, c1)) * scale)
+  store<f32>(s + 2 * ss, hsum(f32x4.add(a2, c2)) * scale)
+  store<f32>(s + 3 * ss, hsum(f32x4.add(a3, c3)) * scale)
 }
 
-// Σ_t<cnt w_j[t] · v_t for heads h..h+4 (weights w_j = w + j·ws), 8 dims at a time in registers,
-// then × the multiplier in the slot (1, or 1/l with one block) into the slot or out.
+// Σ_{t0≤t<t1} w_j[t] · v_t for heads h..h+4 (weights w_j = w + j·ws), 8 dims at a time in
+// registers, into the slot or out (dest): span bit 0 (first tile) starts the sums at 0, else
+// they go on from dest; bit 1 (last tile) multiplies them by the slot's multiplier.
 // @ts-ignore: decorator
-@inline function values4<T>(vb: usize, rowStride: usize, cnt: i32, w: usize, ws: usize,
+@inline function values4<T>(vb: usize, rowStride: usize, t0: i32, t1: i32, span: i32, w: usize, ws: usize,
                             part: usize, out: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32,
-                            magic: v128): void {
+                            mask: v128): void {
   const s0 = slotPtr(part, r, h, b, n_head, n_blocks, head_dim), ss = <usize>(n_blocks * (4 + head_dim)) << 2 // next head's slot
   const d0 = dest(s0, out, r, h, n_head, n_blocks, head_dim), ds = n_blocks == 1 ? <usize>head_dim << 2 : ss
-  const m0 = f32x4.splat(load<f32>(s0, 8)), m1 = f32x4.splat(load<f32>(s0 + ss, 8))
-  const m2 = f32x4.splat(load<f32>(s0 + 2 * ss, 8)), m3 = f32x4.splat(load<f32>(s0 + 3 * ss, 8))
+  const m0 = multiplier(s0, span), m1 = multiplier(s0 + ss, span)
+  const m2 = multiplier(s0 + 2 * ss, span), m3 = multiplier(s0 + 3 * ss, span)
   for (let i = 0; i < head_dim; i += 8) {
-    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0
-    for (let t = 0; t < cnt; t++) {
-      const v = vb + <usize>t * rowStride
-      const x0 = lo8<T>(v, i, magic), x1 = hi8<T>(v, i, magic)
-      const wt = w + (<usize>t << 2)
-      // one weight splat live at a time: 8 accumulators + 2 values + 1 weight + 2^112 fit the registers
-      let p = v128.load32_splat(wt)
-      a0 = f32x4.add(a0, f32x4.mul(p, x0)); c0 = f32x4.add(c0, f32x4.mul(p, x1))
-      p = v128.load32_splat(wt + ws)
-      a1 = f32x4.add(a1, f32x4.mul(p, x0)); c1 = f32x4.add(c1, f32x4.mul(p, x1))
-      p = v128.load32_splat(wt + 2 * ws)
-      a2 = f32x4.add(a2, f32x4.mul(p, x0)); c2 = f32x4.add(c2, f32x4.mul(p, x1))
-      p = v128.load32_splat(wt + 3 * ws)
-      a3 = f32x4.add(a3, f32x4.mul(p, x0)); c3 = f32x4.add(c3, f32x4.mul(p, x1))
-    }
     const o = <usize>i << 2
+    let a0 = sum(d0 + o, span), c0 = sum(d0 + o + 16, span), a1 = sum(d0 + ds + o, span), c1 = sum(d0 + ds + o + 16, span)
+    let a2 = sum(d0 + 2 * ds + o, span), c2 = sum(d0 + 2 * ds + o + 16, span)
+    let a3 = sum(d0 + 3 * ds + o, span), c3 = sum(d0 + 3 * ds + o + 16, span)
+    for (let t = t0; t < t1; t++) {
+      const v = vb + <usize>t * rowStride
+      const x0 = lo8<T>(v, i, mask), x1 = hi8<T>(v, i, mask)
+      const wt = w + (<usize>t << 2)
+      // one weight splat live at a time: 8 accumulators + 2 values + 1 weight + the mask fit the registers
+      let p = v128.load32_splat(wt)
+      a0 = madd(p, x0, a0); c0 = madd(p, x1, c0)
+      p = v128.load32_splat(wt + ws)
+      a1 = madd(p, x0, a1); c1 = madd(p, x1, c1)
+      p = v128.load32_splat(wt + 2 * ws)
+      a2 = madd(p, x0, a2); c2 = madd(p, x1, c2)
+      p = v128.load32_splat(wt + 3 * ws)
+      a3 = madd(p, x0, a3); c3 = madd(p, x1, c3)
+    }
     v128.store(d0 + o, f32x4.mul(a0, m0)); v128.store(d0 + o, f32x4.mul(c0, m0), 16)
     v128.store(d0 + ds + o, f32x4.mul(a1, m1)); v128.store(d0 + ds + o, f32x4.mul(c1, m1), 16)
     v128.store(d0 + 2 * ds + o, f32x4.mul(a2, m2)); v128.store(d0 + 2 * ds + o, f32x4.mul(c2, m2), 16)
@@ -303,23 +370,34 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
 
 // values4 for one head.
 // @ts-ignore: decorator
-@inline function values1<T>(vb: usize, rowStride: usize, cnt: i32, w: usize,
+@inline function values1<T>(vb: usize, rowStride: usize, t0: i32, t1: i32, span: i32, w: usize,
                             part: usize, out: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32,
-                            magic: v128): void {
+                            mask: v128): void {
   const s0 = slotPtr(part, r, h, b, n_head, n_blocks, head_dim)
   const d0 = dest(s0, out, r, h, n_head, n_blocks, head_dim)
-  const m0 = f32x4.splat(load<f32>(s0, 8))
+  const m0 = multiplier(s0, span)
   for (let i = 0; i < head_dim; i += 8) {
-    let a0 = f32x4.splat(0), c0 = a0
-    for (let t = 0; t < cnt; t++) {
+    const o = <usize>i << 2
+    let a0 = sum(d0 + o, span), c0 = sum(d0 + o + 16, span)
+    for (let t = t0; t < t1; t++) {
       const v = vb + <usize>t * rowStride
       const p0 = v128.load32_splat(w + (<usize>t << 2))
-      a0 = f32x4.add(a0, f32x4.mul(p0, lo8<T>(v, i, magic)))
-      c0 = f32x4.add(c0, f32x4.mul(p0, hi8<T>(v, i, magic)))
+      a0 = madd(p0, lo8<T>(v, i, mask), a0)
+      c0 = madd(p0, hi8<T>(v, i, mask), c0)
     }
-    const o = <usize>i << 2
     v128.store(d0 + o, f32x4.mul(a0, m0)); v128.store(d0 + o, f32x4.mul(c0, m0), 16)
   }
+}
+
+// A tile's starting sums: 0 on the first tile, else those the previous tile left at p.
+// @ts-ignore: decorator
+@inline function sum(p: usize, span: i32): v128 {
+  return span & 1 ? f32x4.splat(0) : v128.load(p)
+}
+// What a tile's sums are stored × : the slot's multiplier on the last tile, else 1.
+// @ts-ignore: decorator
+@inline function multiplier(slot: usize, span: i32): v128 {
+  return f32x4.splat(span & 2 ? load<f32>(slot, 8) : 1)
 }
 
 // Where head h's weighted values go: its slot's acc, or with a single block out[r][h].
@@ -330,7 +408,7 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
 
 // The scalar twin: same items, same outputs, plain loops, one query head at a time.
 // @ts-ignore: decorator
-@inline function partial_ref<T>(q: usize, kc: usize, vc: usize, att: usize, part: usize, out: usize,
+@inline function partial_ref<T>(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                                 n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
                                 ith: i32, nth: i32): void {
   const group = n_head / n_head_kv
@@ -366,6 +444,7 @@ export function attention_combine_f32(part: usize, out: usize, n: i32, n_head: i
         }
       }
     }
+    if (n_blocks > 1 && lastBlock(count, g, n_blocks)) combine(part, out, n, n_head, g * group, group, head_dim, n_blocks)
   }
 }
 

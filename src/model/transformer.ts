@@ -75,6 +75,7 @@ interface RunState {
   lut: number // [QA_SLOTS][B][K padded / 2][32 B]  lookup tables of qa (TL kernel only)
   att: number // f32 [B][n_head][ctx blocks · ATT_BLOCK]   attention scores, one slice per work item
   part: number // f32 [B][n_head][ctx blocks][4 + head_dim]  per-block softmax partials (m, l, acc)
+  count: number // i32 [B][n_head_kv]   blocks done per kv head of a job's first row (attention's combine)
   rope: number // f32 [B][n_rot]        cos (n_rot/2), then sin (n_rot/2), of each row's position
   logits: number // f32 [B][vocab]
   oq: number // i8 [B][n_embd padded to 128]  output-norm vectors quantized per 128-block (Q8B, Q4B)
@@ -566,8 +567,9 @@ export class Transformer {
     this.k.add_f32(s.x, s.xb, n * c.nEmbd)
   }
 
-  // Attention of every row, in two rounds (assembly/ops/attention.ts): partial softmax
-  // results per (kv head, block of ATT_BLOCK positions), then their combine per query head.
+  // Attention of every row, in one round (assembly/ops/attention.ts): partial softmax
+  // results per (kv head, block of ATT_BLOCK positions), combined per query head by the item
+  // that finishes a kv head's last block (counted in `count`, zeroed here before the round).
   // Consecutive rows of one cache at consecutive positions (a prompt chunk) form one job,
   // which reads each key and value once for all of them. A job's scratch is that of its
   // first row, so jobs of one round never share any.
@@ -576,7 +578,8 @@ export class Transformer {
     const qDim = c.nHead * c.headDim
     const maxBlocks = Math.ceil(this.contextSize / ATT_BLOCK)
     const simd = c.headDim % 8 === 0 ? 'simd' : 'ref'
-    const partial: Job[] = [], combine: Job[] = []
+    const jobs: Job[] = []
+    new Int32Array(this.mem.buffer, s.count, rows.length * c.nHeadKv).fill(0)
     for (let t = 0; t < rows.length;) {
       const kv = rows[t].kv ?? this.kv
       let n = 1
@@ -585,14 +588,11 @@ export class Transformer {
       const q = s.q + t * qDim * f32, out = s.ao + t * qDim * f32
       const att = s.att + t * c.nHead * maxBlocks * ATT_BLOCK * f32
       const part = s.part + t * c.nHead * maxBlocks * (4 + c.headDim) * f32
-      partial.push([ATTENTION_PARTIAL[this.kvType][simd], q, kv.kAt(l), kv.vAt(l), att, part, out,
+      jobs.push([ATTENTION_PARTIAL[this.kvType][simd], q, kv.kAt(l), kv.vAt(l), att, part, s.count + t * c.nHeadKv * 4, out,
         n, c.nHead, c.nHeadKv, c.headDim, nPos, ATT_BLOCK])
-      const blocks = Math.ceil((nPos + n - 1) / ATT_BLOCK)
-      if (blocks > 1) combine.push(['attention_combine_f32', part, out, n, c.nHead, c.headDim, blocks])
       t += n
     }
-    this.round('attention', partial)
-    if (combine.length) this.round('attention_combine', combine)
+    this.round('attention', jobs)
   }
 
   // Independent jobs on every thread, timed per label when profiling: one round, or several
@@ -701,6 +701,7 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
     lut: a.alloc(QA_SLOTS * B * kMax * 16),
     att: a.alloc(B * c.nHead * maxBlocks * ATT_BLOCK * f32),
     part: a.alloc(B * c.nHead * maxBlocks * (4 + c.headDim) * f32),
+    count: a.alloc(B * c.nHeadKv * 4),
     rope: a.alloc(B * c.nRot * f32),
     logits: a.alloc(B * c.vocabSize * f32),
     oq: a.alloc(B * kpOut),

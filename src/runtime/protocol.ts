@@ -64,12 +64,13 @@ export interface Work { items: number; cost: number }
 const groups = (rows: number, size: number) => Math.ceil(rows / size)
 
 /**
- * Attention round 1 (assembly/ops/attention.ts): items are (kv head × block of `block`
- * positions); each reads `block` keys and values for the n rows of its group of query heads.
+ * Attention (assembly/ops/attention.ts), one round: items are (kv head × block of `block`
+ * positions); each reads `block` keys and values for the n rows of its group of query heads
+ * (the item finishing a kv head's last block also combines its blocks: n·group·blocks·head_dim).
  */
 const ATTENTION_PARTIAL = {
-  kinds: 'iiiiiiiiiiii',
-  work: ([, , , , , , n, nHead, nHeadKv, headDim, nPos, block]: number[]): Work =>
+  kinds: 'iiiiiiiiiiiii',
+  work: ([, , , , , , , n, nHead, nHeadKv, headDim, nPos, block]: number[]): Work =>
     ({ items: nHeadKv * Math.ceil((nPos + n - 1) / block), cost: 8 * block * headDim * n * (nHead / nHeadKv) }),
 } as const
 
@@ -95,10 +96,6 @@ export const OPS = {
   attention_partial_f16: ATTENTION_PARTIAL,
   attention_partial_f32_ref: ATTENTION_PARTIAL,
   attention_partial_f16_ref: ATTENTION_PARTIAL,
-  attention_combine_f32: {
-    kinds: 'iiiiii',
-    work: ([, , n, nHead, headDim, nBlocks]: number[]): Work => ({ items: n * nHead, cost: 8 * nBlocks * headDim }),
-  },
 } as const
 
 export type OpName = keyof typeof OPS

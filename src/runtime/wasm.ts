@@ -50,7 +50,6 @@ export interface Kernels {
   attention_partial_f16: AttentionPartial
   attention_partial_f32_ref: AttentionPartial
   attention_partial_f16_ref: AttentionPartial
-  attention_combine_f32(part: Ptr, out: Ptr, n: number, nHead: number, headDim: number, nBlocks: number, ith: number, nth: number): void
   matvec_f16_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
   matvec_f32_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
   matmul_q8b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
@@ -65,7 +64,7 @@ export interface Kernels {
 }
 
 /** Round 1 of attention (assembly/ops/attention.ts): partial softmax results per (kv head, block). */
-type AttentionPartial = (q: Ptr, kc: Ptr, vc: Ptr, att: Ptr, part: Ptr, out: Ptr, n: number, nHead: number, nHeadKv: number,
+type AttentionPartial = (q: Ptr, kc: Ptr, vc: Ptr, att: Ptr, part: Ptr, count: Ptr, out: Ptr, n: number, nHead: number, nHeadKv: number,
   headDim: number, nPos: number, block: number, ith: number, nth: number) => void
 
 /** First byte the host may allocate: below it sit the module's read-only data segments. */
