@@ -38,7 +38,7 @@ function raceKernels(module: WasmModule, variant: KernelVariant): TernaryKernel 
   const k = instantiateKernels(module, memory)
   // Any byte pattern is a weight in both layouts and the kernels' speed does not depend
   // on the values, so the race runs on pseudo-random words instead of packed codes.
-  const words = new Uint32Array(memory.buffer, x4, (a.top - x4) >> 2)
+  const words = new Uint32Array(memory.buffer, x4, (a.top - x4) >>> 2)
   for (let i = 0, v = 0x9e3779b9; i < words.length; i++) words[i] = v = (Math.imul(v ^ (v >>> 15), 0x2c1b3c6d) + i) | 0
   new Float32Array(memory.buffer, meta, 1)[0] = 1
   const runs: Record<TernaryKernel, () => void> = {

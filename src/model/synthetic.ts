@@ -47,6 +47,10 @@ export const SHAPES = {
   '3b': { arch: 'bitnet', nEmbd: 3200, nFf: 8640, nLayer: 26, nHead: 32, nHeadKv: 32, vocab: 32002, contextLength: 2048, ropeTheta: 10000, activation: 'silu' },
   // A 20B-class ternary model (the scale past one wasm32 memory; no published checkpoint).
   '20b': { arch: 'bitnet-b1.58', nEmbd: 5120, nFf: 13824, nLayer: 60, nHead: 40, nHeadKv: 8, vocab: 128256, contextLength: 4096, ropeTheta: 500000, activation: 'relu2' },
+  // A 30B-class ternary model (LLaMA-30B widths, GQA 8:1; 27.6e9 ternary weights).
+  '30b': { arch: 'bitnet-b1.58', nEmbd: 6656, nFf: 17920, nLayer: 60, nHead: 52, nHeadKv: 4, vocab: 128256, contextLength: 4096, ropeTheta: 500000, activation: 'relu2' },
+  // Falcon3-10B-1.58bit (its config.json: head_dim 256, untied 131072-token embedding and output)
+  'falcon3-10b': { arch: 'llama', nEmbd: 3072, nFf: 23040, nLayer: 40, nHead: 12, nHeadKv: 4, vocab: 131072, contextLength: 32768, ropeTheta: 1000042, tokenizerPre: 'falcon3' },
   '8b': { arch: 'bitnet-b1.58', nEmbd: 4096, nFf: 14336, nLayer: 32, nHead: 32, nHeadKv: 8, vocab: 128256, contextLength: 8192, ropeTheta: 500000, activation: 'silu' },
   // BitNet-embedding-0.6B and -270M (bitnet.cpp's embedding guide: head_dim ≠ n_embd / n_head)
   'embed-0.6b': { arch: 'qwen3', nEmbd: 1024, nFf: 3072, nLayer: 28, nHead: 16, nHeadKv: 8, headDim: 128, vocab: 151936, contextLength: 32768, ropeTheta: 1000000 },

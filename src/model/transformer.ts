@@ -86,7 +86,7 @@ interface RunState {
 /**
  * One sequence's keys and values: [n_layer][capacity][kv_dim] each, f16 or f32 (the
  * model's `kvType`), in the shared memory: each segment's layers in that segment
- * (segments.ts). The model owns one (`transformer.kv`); sessions create more. Positions are
+ * (segments.ts). The model owns one (`transformer.kv`, made when first used); sessions create more. Positions are
  * the caller's business: row `pos` holds the token evaluated at `pos`.
  */
 export class KvCache {
@@ -113,7 +113,7 @@ export class KvCache {
 
   /** Gives the memory back to the model for the next cache (the model's own cache is kept). */
   dispose(): void {
-    if (this.disposed || this === this.t.kv) return
+    if (this.disposed || this.t.isOwnKv(this)) return
     this.disposed = true
     this.t.releaseKv(this)
   }
@@ -230,8 +230,9 @@ export class Transformer {
   private k: Kernels
   private s: RunState
   private mem: WasmMemory
-  /** The model's own KV cache (what `forward` uses when given none). */
-  readonly kv: KvCache
+  #ownKv?: KvCache
+  // Caches ready to hand out: at first the one the memory plan holds (segments.ts), so the
+  // first cache made (a session's, or the model's own) costs no memory beyond the plan.
   private readonly freeKv: KvCache[] = []
   /** @internal The compute threads (benchmarks tune and read it). */
   pool!: ThreadPool
@@ -268,7 +269,17 @@ export class Transformer {
     this.layerSeg = Array.from({ length: model.config.nLayer }, (_, l) => this.segs.findIndex((g) => l >= g.first && l < g.end))
     ;({ memory: this.memory, k: this.k, s: this.s } = this.segs[0])
     this.mem = this.memory
-    this.kv = this.newKv(model.segments.map((g, i) => g.arena.alloc(this.segmentKvBytes(i))))
+    this.freeKv.push(this.newKv(model.segments.map((g, i) => g.arena.alloc(this.segmentKvBytes(i)))))
+  }
+
+  /** The model's own KV cache (what `forward` and `prefill` use when given none), made on first use. */
+  get kv(): KvCache {
+    return this.#ownKv ??= this.createKvCache()
+  }
+
+  /** @internal Whether `kv` is the model's own cache (which is never given back). */
+  isOwnKv(kv: KvCache): boolean {
+    return kv === this.#ownKv
   }
 
   /**
