@@ -9,7 +9,8 @@ import { encodeTernary, FORMATS, tensorByteSize, type FormatName } from '../form
 import { ggufHeader, metaArr, metaBool, metaF32, metaStr, metaU32, type GgufHeaderTensor, type GgufWriteInput } from '../gguf/writer.js'
 import { GgufType, type GgufMetadata } from '../gguf/types.js'
 import { BYTE_SYMBOLS } from '../tokenizer/tokenizer.js'
-import { ARCH_FAMILIES, familyNorms, type Activation } from './config.js'
+import { ARCH_FAMILIES, type Activation } from './config.js'
+import { allTensors } from './tensors.js'
 import { permuteQkRows } from './qk-permute.js'
 
 export interface SyntheticShape {
@@ -98,8 +99,6 @@ function syntheticTensors(shape: SyntheticShape, opts: SyntheticOptions): { meta
   const s = { arch, subNorms: family.subNorms, untiedOutput: arch === 'llama', tokenizerPre: arch === 'qwen3' ? 'qwen2' : undefined, ...shape }
   const format = opts.format ?? 'I2_S'
   const headDim = s.headDim ?? s.nEmbd / s.nHead
-  const qDim = s.nHead * headDim
-  const kvDim = s.nHeadKv * headDim
   const rand = mulberry32(opts.seed ?? 1)
   const tensors: LazyTensor[] = []
   const push = (name: string, dims: number[], format: FormatName, make: () => Uint8Array) =>
@@ -125,25 +124,14 @@ function syntheticTensors(shape: SyntheticShape, opts: SyntheticOptions): { meta
     return encodeTernary(format, codes, rows, cols, gamma)
   })
 
-  floats('token_embd.weight', [s.nEmbd, s.vocab], () => normal() * 0.5, opts.embedding ?? 'F16')
-  norm('output_norm.weight', s.nEmbd)
-  for (let l = 0; l < s.nLayer; l++) {
-    const b = `blk.${l}.`
-    norm(b + 'attn_norm.weight', s.nEmbd)
-    ternary(b + 'attn_q.weight', qDim, s.nEmbd, s.nHead)
-    ternary(b + 'attn_k.weight', kvDim, s.nEmbd, s.nHeadKv)
-    ternary(b + 'attn_v.weight', kvDim, s.nEmbd)
-    if (s.subNorms) norm(b + 'attn_sub_norm.weight', qDim)
-    ternary(b + 'attn_output.weight', s.nEmbd, qDim)
-    norm(b + 'ffn_norm.weight', s.nEmbd)
-    ternary(b + 'ffn_gate.weight', s.nFf, s.nEmbd)
-    ternary(b + 'ffn_up.weight', s.nFf, s.nEmbd)
-    if (s.subNorms) norm(b + 'ffn_sub_norm.weight', s.nFf)
-    ternary(b + 'ffn_down.weight', s.nEmbd, s.nFf)
-    // the embedding families' norms (per-projection, head, post)
-    for (const n of familyNorms({ ...s, headDim })) if (!n.optional) norm(`${b}${n.name}.weight`, n.width)
+  // Every tensor of the model in file order (tensors.ts); sub-norms as the shape asks
+  for (const t of allTensors({ ...s, headDim, vocabSize: s.vocab }, { ...family, subNorms: s.subNorms })) {
+    const [cols, rows] = t.dims
+    if (t.role === 'ternary') ternary(t.name, rows, cols, t.heads)
+    else if (t.role === 'norm') norm(t.name, cols)
+    else if (t.name === 'token_embd.weight') floats(t.name, t.dims, () => normal() * 0.5, opts.embedding ?? 'F16')
+    else if (s.untiedOutput) floats(t.name, t.dims, () => normal() * 0.5, 'F16')
   }
-  if (s.untiedOutput) floats('output.weight', [s.nEmbd, s.vocab], () => normal() * 0.5, 'F16')
   return { metadata: syntheticMetadata(s, headDim), tensors }
 }
 
