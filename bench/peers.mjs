@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Peer comparison on the synthetic 2B4T-shape model (make-model.mjs): prompt and decode speed of
 //   llama.cpp  native llama.cpp, CPU backend, via node-llama-cpp's prebuilt binary
+//   bitnet.cpp native bitnet.cpp (microsoft/BitNet, I2_S kernels, Q6_K embedding) when a build is
+//              present (--bitnet-cpp DIR or $BITNET_CPP_DIR; build-bitnet-cpp.sh), via its llama-cli
 //   wllama     llama.cpp compiled to wasm (@wllama/wllama), run in Node (wllama-node.mjs)
 //   ours       bitnet-wasm (../dist), on the same TQ2_0 file
 //   ours-i2s   bitnet-wasm on the I2_S file (bitnet.cpp's format)
@@ -12,6 +14,7 @@
 // node peers.mjs [--threads 2] [--runs 3] [--pp 128] [--tg 64] [--json] [--engines a,b,..]
 //                [--dir DIR] [--ours-cmd CMD] [--ours-node-args ARGS] [--wllama-node 'NODE [FLAGS]']
 //                [--min-cpu 0.85] [--retries 2] [--kv-type auto|f32|f16] [--base DIR] [--verbose]
+//                [--bitnet-cpp DIR]
 //
 // Method (shared noisy VM, docs/kernels.md#measuring-on-a-shared-machine): every measurement is a fresh process
 // (isolates memory, no warm state shared between engines), in its own session with autogroup nice
@@ -27,6 +30,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { defaultDir, modelPaths } from './make-model.mjs'
+import { BITNET_CPP_HOW, bitnetCppBin, bitnetCppModelPath, runBitnetCpp } from './bitnet-cpp.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const RESULT = '@@RESULT '
@@ -36,6 +40,7 @@ const NODE24 = fs.existsSync(NODE24_BIN) ? [NODE24_BIN] : [process.execPath, '--
 
 const ENGINES = {
   'llama.cpp': { label: 'llama.cpp native CPU (node-llama-cpp)', file: 'tq2', run: runLlamaCpp },
+  'bitnet.cpp': { label: 'bitnet.cpp native CPU (llama-cli)', file: 'i2s-q6k', run: (m) => runBitnetCpp(bitnetCppBin(opt['bitnet-cpp']), m, { threads, pp, tg, text: promptText(pp - 1), contextSize }) },
   wllama: { label: 'llama.cpp wasm (wllama)', file: 'tq2', run: runWllama },
   ours: { label: 'bitnet-wasm', file: 'tq2', run: runOurs },
   'ours-i2s': { label: 'bitnet-wasm', file: 'i2s', run: runOurs },
@@ -48,6 +53,7 @@ const ENGINES = {
   'base-relaxed': { label: 'bitnet-wasm (--base)', file: 'i2s', run: (m) => runOurs(m, 'auto', baseEntry()), node: NODE24 },
 }
 const BASELINE = 'llama.cpp'
+const FILE_LABELS = { tq2: 'TQ2_0', i2s: 'I2_S', 'i2s-q6k': 'I2_S, Q6_K embedding' }
 
 const { values: opt } = parseArgs({
   options: {
@@ -64,6 +70,7 @@ const { values: opt } = parseArgs({
     'min-cpu': { type: 'string', default: '0.85' },
     'kv-type': { type: 'string', default: 'auto' }, // ours' KV cache (auto: f16 for 2B4T)
     base: { type: 'string' }, // the base-* engines' checkout
+    'bitnet-cpp': { type: 'string', default: process.env.BITNET_CPP_DIR }, // bitnet.cpp's build (or its bin/)
     retries: { type: 'string', default: '2' },
     verbose: { type: 'boolean', default: false },
     child: { type: 'string' }, // internal: run one engine once and print its result
@@ -213,7 +220,7 @@ async function measure(engine, modelPath) {
   const node = engine === 'wllama' && opt['wllama-node'] ? opt['wllama-node'].split(/\s+/).filter(Boolean)
     : [...(ENGINES[engine].node ?? [process.execPath]), ...(engine.startsWith('ours') ? opt['ours-node-args'].split(/\s+/).filter(Boolean) : [])]
   const { out, err } = await runNiced([...node, path.join(HERE, 'peers.mjs'), '--child', engine, '--model', modelPath,
-    '--threads', String(threads), '--pp', String(pp), '--tg', String(tg), '--kv-type', opt['kv-type'], ...(opt.base ? ['--base', path.resolve(opt.base)] : []), ...(opt.verbose ? ['--verbose'] : [])])
+    '--threads', String(threads), '--pp', String(pp), '--tg', String(tg), '--kv-type', opt['kv-type'], ...(opt.base ? ['--base', path.resolve(opt.base)] : []), ...(opt['bitnet-cpp'] ? ['--bitnet-cpp', path.resolve(opt['bitnet-cpp'])] : []), ...(opt.verbose ? ['--verbose'] : [])])
   const line = out.split('\n').find((l) => l.startsWith(RESULT))
   if (!line) return { error: `crashed: ${err.trim().split('\n').slice(-3).join(' | ') || 'no output'}` }
   return JSON.parse(line.slice(RESULT.length))
@@ -242,12 +249,18 @@ function versionOf(pkg) {
 }
 
 async function main() {
-  const files = modelPaths(opt.dir)
-  const engines = opt.engines.split(',').map((e) => e.trim()).filter(Boolean)
+  const files = { ...modelPaths(opt.dir), 'i2s-q6k': bitnetCppModelPath(opt.dir) }
+  let engines = opt.engines.split(',').map((e) => e.trim()).filter(Boolean)
   for (const e of engines) if (!ENGINES[e]) throw new Error(`unknown engine '${e}' (${Object.keys(ENGINES).join(', ')})`)
+  if (engines.includes('bitnet.cpp') && !bitnetCppBin(opt['bitnet-cpp'])) {
+    log(`bitnet.cpp skipped: no build${opt['bitnet-cpp'] ? ` in ${opt['bitnet-cpp']}` : ''}; ${BITNET_CPP_HOW}`)
+    engines = engines.filter((e) => e !== 'bitnet.cpp')
+  }
+  const dirArg = opt.dir === defaultDir() ? '' : ` --dir ${opt.dir}`
   for (const e of engines) {
     const f = files[ENGINES[e].file]
-    if (!fs.existsSync(f)) throw new Error(`${f} is missing: run node make-model.mjs ${opt.dir === defaultDir() ? '' : opt.dir}`.trim())
+    const make = e === 'bitnet.cpp' ? `node bitnet-cpp.mjs --bitnet-cpp ${bitnetCppBin(opt['bitnet-cpp'])}${dirArg}` : `node make-model.mjs ${opt.dir === defaultDir() ? '' : opt.dir}`.trim()
+    if (!fs.existsSync(f)) throw new Error(`${f} is missing: run ${make}`)
   }
   const minCpu = Number(opt['min-cpu'])
   const results = Object.fromEntries(engines.map((e) => [e, { runs: [], rejected: 0, error: undefined, info: undefined }]))
@@ -283,7 +296,7 @@ async function main() {
     nodeLlamaCpp: versionOf('node-llama-cpp'),
     wllama: versionOf('@wllama/wllama'),
     threads, pp, tg, runs: Number(opt.runs), minCpu,
-    models: { tq2: files.tq2, i2s: files.i2s },
+    models: files,
   }
   if (opt.json) {
     process.stdout.write(JSON.stringify({ meta, results }, null, 2) + '\n')
@@ -293,14 +306,14 @@ async function main() {
   const ratio = (x, b) => (x === undefined || b === undefined ? '—' : `${(x / b).toFixed(2)}×`)
   const lines = [
     `${meta.date} · ${meta.machine} · Node ${meta.node} · node-llama-cpp ${meta.nodeLlamaCpp} · wllama ${meta.wllama}`,
-    `synthetic 2B4T shape (2.08e9 ternary weights, F16 tied embedding), ${threads} threads, pp${pp} / tg${tg}, median of ${meta.runs} runs`,
+    `synthetic 2B4T shape (2.08e9 ternary weights, F16 tied embedding unless the file says otherwise), ${threads} threads, pp${pp} / tg${tg}, median of ${meta.runs} runs`,
     '',
     `| engine | file | details | prompt tok/s | decode tok/s | prompt vs llama.cpp | decode vs llama.cpp | runs pp / tg (CPU share) |`,
     `|---|---|---|---:|---:|---:|---:|---|`,
   ]
   for (const e of engines) {
     const r = results[e]
-    const file = ENGINES[e].file === 'tq2' ? 'TQ2_0' : 'I2_S'
+    const file = FILE_LABELS[ENGINES[e].file]
     if (!r.runs.length) {
       lines.push(`| ${ENGINES[e].label} | ${file} | not runnable: ${r.error} | — | — | — | — | |`)
       continue
