@@ -288,7 +288,8 @@ async function main() {
     r.pp = median(r.runs.map((m) => m.pp))
     r.tg = median(r.runs.map((m) => m.tg))
   }
-  const base = results[BASELINE]?.runs.length ? results[BASELINE] : undefined
+  // Ratios against each reference engine that ran: node-llama-cpp and, when built, bitnet.cpp.
+  const refs = [BASELINE, 'bitnet.cpp'].filter((e) => results[e]?.runs.length)
   const meta = {
     date: new Date().toISOString(),
     machine: `${os.cpus()[0]?.model} × ${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`,
@@ -308,19 +309,19 @@ async function main() {
     `${meta.date} · ${meta.machine} · Node ${meta.node} · node-llama-cpp ${meta.nodeLlamaCpp} · wllama ${meta.wllama}`,
     `synthetic 2B4T shape (2.08e9 ternary weights, F16 tied embedding unless the file says otherwise), ${threads} threads, pp${pp} / tg${tg}, median of ${meta.runs} runs`,
     '',
-    `| engine | file | details | prompt tok/s | decode tok/s | prompt vs llama.cpp | decode vs llama.cpp | runs pp / tg (CPU share) |`,
-    `|---|---|---|---:|---:|---:|---:|---|`,
+    `| engine | file | details | prompt tok/s | decode tok/s | ${refs.map((e) => `prompt vs ${e} | decode vs ${e} | `).join('')}runs pp / tg (CPU share) |`,
+    `|---|---|---|---:|---:|${refs.map(() => '---:|---:|').join('')}---|`,
   ]
   for (const e of engines) {
     const r = results[e]
     const file = FILE_LABELS[ENGINES[e].file]
     if (!r.runs.length) {
-      lines.push(`| ${ENGINES[e].label} | ${file} | not runnable: ${r.error} | — | — | — | — | |`)
+      lines.push(`| ${ENGINES[e].label} | ${file} | not runnable: ${r.error} | — | — | ${refs.map(() => '— | — | ').join('')}|`)
       continue
     }
     const details = Object.entries(r.info ?? {}).filter(([k, v]) => v !== undefined && k !== 'cmd').map(([k, v]) => `${k} ${v}`).join(', ')
     const runs = r.runs.map((m) => `${fmt(m.pp)} / ${fmt(m.tg)} (${m.cpuShare?.toFixed(2) ?? 'n/a'})`).join('; ') + (r.rejected ? `; ${r.rejected} starved run(s) retried` : '')
-    lines.push(`| ${ENGINES[e].label} | ${file} | ${details} | ${fmt(r.pp)} | ${fmt(r.tg)} | ${ratio(r.pp, base?.pp)} | ${ratio(r.tg, base?.tg)} | ${runs} |`)
+    lines.push(`| ${ENGINES[e].label} | ${file} | ${details} | ${fmt(r.pp)} | ${fmt(r.tg)} | ${refs.map((b) => `${ratio(r.pp, results[b].pp)} | ${ratio(r.tg, results[b].tg)} | `).join('')}${runs} |`)
   }
   process.stdout.write(lines.join('\n') + '\n')
 }
