@@ -22,7 +22,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { defaultDir, modelPaths } from './make-model.mjs'
-import { BITNET_CPP_HOW, bitnetCppBin, bitnetCppModelPath } from './bitnet-cpp.mjs'
+import { BITNET_CPP_HOW, bitnetCppBin, bitnetCppModelPath, makeBitnetCppModel } from './bitnet-cpp.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const RESULT = '@@RESULT '
@@ -89,8 +89,9 @@ async function main() {
     process.stderr.write(`bitnet.cpp skipped: no build; ${BITNET_CPP_HOW}\n`)
     names = names.filter((n) => CONFIGS[n].engine !== 'bitnet.cpp')
   }
+  if (names.some((n) => CONFIGS[n].engine === 'bitnet.cpp')) makeBitnetCppModel(bitnetBin, opt.dir, (s) => process.stderr.write(s + '\n'))
   const fileOf = (n) => ({ 'llama.cpp': files.tq2, 'bitnet.cpp': files['bitnet.cpp'] })[CONFIGS[n].engine] ?? files.i2s
-  for (const n of names) if (!fs.existsSync(fileOf(n))) throw new Error(`${fileOf(n)} is missing: run node ${CONFIGS[n].engine === 'bitnet.cpp' ? 'bitnet-cpp.mjs' : 'make-model.mjs'}`)
+  for (const n of names) if (!fs.existsSync(fileOf(n))) throw new Error(`${fileOf(n)} is missing: run node make-model.mjs`)
   const loads = opt.loads.split(',').map(Number)
   const res = {}
   for (let run = 1; run <= Number(opt.runs); run++) {
