@@ -13,7 +13,7 @@ set -eu
 
 usage() { echo "usage: $0 CHECKOUT [OUT_DIR]" >&2; exit 2; }
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
-src=$(cd "$1" && pwd)
+src=$(cd "$1" 2>/dev/null && pwd) || { echo "$1: not a directory" >&2; exit 1; }
 out=${2:-$src/build}
 ggml=$src/3rdparty/llama.cpp/ggml/src/ggml.c
 
@@ -31,7 +31,8 @@ pick_clang() {
   echo "no clang found: BitNet needs clang >= 18 (Debian: apt-get install clang-19 libomp-19-dev cmake)" >&2
   exit 1
 }
-set -- $(pick_clang)
+pair=$(pick_clang) || exit 1
+set -- $pair
 cc=${CC:-$1}
 cxx=${CXX:-$2}
 command -v cmake >/dev/null 2>&1 || { echo "cmake not found (apt-get install cmake)" >&2; exit 1; }
