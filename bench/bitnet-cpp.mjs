@@ -132,6 +132,9 @@ export function runBitnetCpp(bin, modelPath, { threads, pp, tg, text, contextSiz
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { values } = parseArgs({ options: { 'bitnet-cpp': { type: 'string' }, dir: { type: 'string', default: defaultDir() } } })
   const bin = bitnetCppBin(values['bitnet-cpp'])
-  if (!bin) throw new Error(`no bitnet.cpp build found: ${BITNET_CPP_HOW}`)
+  if (!bin) {
+    console.error(`no bitnet.cpp build found: ${BITNET_CPP_HOW}`)
+    process.exit(1)
+  }
   makeBitnetCppModel(bin, values.dir)
 }
