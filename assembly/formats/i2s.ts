@@ -1,7 +1,7 @@
 // I2_S ternary weights × int8 activations: matrix-vector product.
 //
 // Host-side layout, packing and the on-disk format: src/formats/i2s.ts (canonical
-// bitnet.cpp 128/32 layout) and src/model/repack.ts (this kernel's "x4" layout).
+// bitnet.cpp 128/32 layout) and src/formats/i2s-x4.ts (this kernel's "x4" layout).
 //
 // Kernel layout "i2s_x4" (what this file reads), K padded to KP = ⌈K/128⌉·128 and
 // rows padded to ⌈M/4⌉·4; zero-padding columns of the activation make padding free:
@@ -113,9 +113,10 @@ export function matvec_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y
 
 /**
  * SIMD kernel, 4 rows per pass sharing every activation load.
- * Relaxed build: `i16x8.relaxed_dot_i8x16_i7x16_s` (one pmaddubsw on x64; codes 0..2 fit
- * its 7-bit operand) into i16 accumulators, widened to i32 every 8 blocks: a lane gains at
- * most 8 dots × |2·(−128)·2| = 4096 per block, so 8 blocks reach −32768 at worst: no overflow.
+ * Relaxed build: `i32x4.relaxed_dot_i8x16_i7x16_add_s` (codes 0..2 as its 7-bit operand: one
+ * vpdpbusd with AVX-VNNI, one sdot on ARM, pmaddubsw + pmaddwd + add elsewhere, exact: a pair
+ * is at most 2·128·2) straight into i32 accumulators, two chains per row. Measured 1.16× the
+ * i16-accumulator form it replaced (bench/ceiling/kernel.mjs, Zen 5, 1 thread).
  * Baseline build: `extmul` products widened every block (~2× slower than the LUT kernel in
  * tl.ts, docs/kernels.md#which-ternary-kernel; it stays as the simplest exact SIMD path).
  */
@@ -133,27 +134,24 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
     let blk = w + <usize>g * kp
     let xb = q
     if (ASC_FEATURE_RELAXED_SIMD) {
-      for (let b0 = 0; b0 < nblocks; b0 += 8) {
-        let h0 = i16x8.splat(0), h1 = h0, h2 = h0, h3 = h0
-        const bend = min(nblocks, b0 + 8)
-        for (let b = b0; b < bend; b++) {
-          for (let h = 0; h < 2; h++) {
-            const xo = xb + (<usize>h << 4)
-            const x0 = v128.load(xo), x1 = v128.load(xo, 32), x2 = v128.load(xo, 64), x3 = v128.load(xo, 96)
-            const wo = blk + (<usize>h << 4)
-            h0 = i16x8.add(h0, halfDotRelaxed(v128.load(wo), m3, x0, x1, x2, x3))
-            h1 = i16x8.add(h1, halfDotRelaxed(v128.load(wo, 32), m3, x0, x1, x2, x3))
-            h2 = i16x8.add(h2, halfDotRelaxed(v128.load(wo, 64), m3, x0, x1, x2, x3))
-            h3 = i16x8.add(h3, halfDotRelaxed(v128.load(wo, 96), m3, x0, x1, x2, x3))
-          }
-          blk += 4 * BLOCK_BYTES
-          xb += BLOCK_ELEMS
-        }
-        a0 = i32x4.add(a0, i32x4.extadd_pairwise_i16x8_s(h0))
-        a1 = i32x4.add(a1, i32x4.extadd_pairwise_i16x8_s(h1))
-        a2 = i32x4.add(a2, i32x4.extadd_pairwise_i16x8_s(h2))
-        a3 = i32x4.add(a3, i32x4.extadd_pairwise_i16x8_s(h3))
+      // i32 dot-adds straight into the accumulators, the two 16-byte halves of a block in
+      // separate chains (8 in flight: one dot-add's latency is several cycles)
+      let e0 = a0, e1 = a0, e2 = a0, e3 = a0
+      for (let b = 0; b < nblocks; b++) {
+        let x0 = v128.load(xb), x1 = v128.load(xb, 32), x2 = v128.load(xb, 64), x3 = v128.load(xb, 96)
+        a0 = dotAdd4(a0, v128.load(blk), m3, x0, x1, x2, x3)
+        a1 = dotAdd4(a1, v128.load(blk, 32), m3, x0, x1, x2, x3)
+        a2 = dotAdd4(a2, v128.load(blk, 64), m3, x0, x1, x2, x3)
+        a3 = dotAdd4(a3, v128.load(blk, 96), m3, x0, x1, x2, x3)
+        x0 = v128.load(xb, 16); x1 = v128.load(xb, 48); x2 = v128.load(xb, 80); x3 = v128.load(xb, 112)
+        e0 = dotAdd4(e0, v128.load(blk, 16), m3, x0, x1, x2, x3)
+        e1 = dotAdd4(e1, v128.load(blk, 48), m3, x0, x1, x2, x3)
+        e2 = dotAdd4(e2, v128.load(blk, 80), m3, x0, x1, x2, x3)
+        e3 = dotAdd4(e3, v128.load(blk, 112), m3, x0, x1, x2, x3)
+        blk += 4 * BLOCK_BYTES
+        xb += BLOCK_ELEMS
       }
+      a0 = i32x4.add(a0, e0); a1 = i32x4.add(a1, e1); a2 = i32x4.add(a2, e2); a3 = i32x4.add(a3, e3)
     } else {
       for (let b = 0; b < nblocks; b++) {
         for (let h = 0; h < 2; h++) {
@@ -177,15 +175,15 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
   }
 }
 
-// Relaxed twin of halfDot: the four code groups of 16 bytes, each dotted pairwise with
-// its 16 activations straight into i16 lanes (|lane| ≤ 4·512 per call).
+// acc + the four code groups of 16 packed bytes dotted with their 16 activations each:
+// `i32x4.relaxed_dot_i8x16_i7x16_add_s` per group (codes 0..2 as the 7-bit operand).
 // @ts-ignore: decorator
-@inline function halfDotRelaxed(v: v128, m3: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
-  if (!ASC_FEATURE_RELAXED_SIMD) return v128.splat<i32>(0)
-  let acc = i16x8.relaxed_dot_i8x16_i7x16_s(x0, v128.and(i16x8.shr_u(v, 6), m3))
-  acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x1, v128.and(i16x8.shr_u(v, 4), m3)))
-  acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x2, v128.and(i16x8.shr_u(v, 2), m3)))
-  return i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x3, v128.and(v, m3)))
+@inline function dotAdd4(acc: v128, v: v128, m3: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  if (!ASC_FEATURE_RELAXED_SIMD) return acc
+  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x0, v128.and(i16x8.shr_u(v, 6), m3), acc)
+  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x1, v128.and(i16x8.shr_u(v, 4), m3), acc)
+  acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x2, v128.and(i16x8.shr_u(v, 2), m3), acc)
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x3, v128.and(v, m3), acc)
 }
 
 // ── Matrix × matrix: several tokens per pass over the weights (prompt, batched decode) ──
@@ -206,8 +204,8 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
 //   baseline: a step is 8 columns: `v128.load8x8_u/_s` widen 8 packed bytes / 8 activations
 //            to i16 as they load, then `i32x4.dot_i16x8_s` (pmaddwd): 8 MACs, i32 sums.
 //            Measured (bench/ceiling) ~1.5× the i8 extmul form the kernel used before.
-// A batch whose size is not a multiple of 4 runs its last quad with the missing tokens
-// pointing at the last real one (computed, not stored); row pairs of padding rows likewise.
+// A batch whose size is not a multiple of 4 ends with a smaller tile (see
+// `tile`); the padding rows of the last group are computed, not stored.
 
 /** Scalar reference: T independent matvecs. */
 export function matmul_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
@@ -245,53 +243,98 @@ export function matmul_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
                               rows: i32, kp: i32, ntok: i32, ith: i32, nth: i32): void {
   const range = share((rows + 3) >> 2, ith, nth)
   const m3 = i8x16.splat(<i8>((kp >>> 31) | 3)) // runtime-built constant (see matvec_i2s_i8)
-  const last = ntok - 1
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
-    for (let j = 0; j < 4; j += 2) {
-      // rows 4g+j and 4g+j+1: 32 bytes apart in every 128-byte block, which starts at the
-      // group's byte b for column b (4 rows × 32 bytes per 128 columns)
-      const wr = w + <usize>g * kp + <usize>(j * BLOCK_BYTES)
-      for (let t0 = 0; t0 < ntok; t0 += 4) {
-        const x0 = q + <usize>(t0 * kp)
-        const x1 = q + <usize>(min(t0 + 1, last) * kp)
-        const x2 = q + <usize>(min(t0 + 2, last) * kp)
-        const x3 = q + <usize>(min(t0 + 3, last) * kp)
-        // a<row><token>
-        let a00 = i32x4.splat(0), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00
-        for (let b = 0; b < kp; b += BLOCK_ELEMS) {
-          for (let h = 0; h < BLOCK_BYTES; h += STEP) {
-            const o = <usize>(b + h) // byte of the packed block = column of code group 0
-            let v0 = loadPacked(wr + o), v1 = loadPacked(wr + o + BLOCK_BYTES)
-            // code groups 0..3 = bits 7:6, 5:4, 3:2, 1:0 = columns +0, +32, +64, +96. A loop,
-            // not unrolled: V8 would compute all 8 code vectors first and spill the accumulators.
-            for (let xo = o; xo < o + BLOCK_ELEMS; xo += 32) {
-              const c0 = v128.and(i16x8.shr_u(v0, 6), m3), c1 = v128.and(i16x8.shr_u(v1, 6), m3)
-              let x = loadAct(x0 + xo); a00 = dotAcc(a00, x, c0); a10 = dotAcc(a10, x, c1)
-              x = loadAct(x1 + xo); a01 = dotAcc(a01, x, c0); a11 = dotAcc(a11, x, c1)
-              x = loadAct(x2 + xo); a02 = dotAcc(a02, x, c0); a12 = dotAcc(a12, x, c1)
-              x = loadAct(x3 + xo); a03 = dotAcc(a03, x, c0); a13 = dotAcc(a13, x, c1)
-              v0 = i16x8.shl(v0, 2); v1 = i16x8.shl(v1, 2) // next group into bits 7:6
-            }
-          }
-        }
-        const r = g * 4 + j
-        storeTok(y, meta, t0, ntok, rows, r, hsum(a00), gamma)
-        storeTok(y, meta, t0 + 1, ntok, rows, r, hsum(a01), gamma)
-        storeTok(y, meta, t0 + 2, ntok, rows, r, hsum(a02), gamma)
-        storeTok(y, meta, t0 + 3, ntok, rows, r, hsum(a03), gamma)
-        storeTok(y, meta, t0, ntok, rows, r + 1, hsum(a10), gamma)
-        storeTok(y, meta, t0 + 1, ntok, rows, r + 1, hsum(a11), gamma)
-        storeTok(y, meta, t0 + 2, ntok, rows, r + 1, hsum(a12), gamma)
-        storeTok(y, meta, t0 + 3, ntok, rows, r + 1, hsum(a13), gamma)
-      }
+    // rows 4g+j: 32 bytes apart in every 128-byte block, which starts at the group's byte b
+    // for column b (4 rows × 32 bytes per 128 columns)
+    const wg = w + <usize>g * kp, r = g * 4
+    let t0 = 0
+    for (; t0 + 4 <= ntok; t0 += 4) {
+      tile(wg, m3, q, meta, y, gamma, rows, kp, r, t0, 2, 4)
+      tile(wg + BLOCK_BYTES * 2, m3, q, meta, y, gamma, rows, kp, r + 2, t0, 2, 4)
+    }
+    const rest = ntok - t0
+    if (rest === 3) {
+      tile(wg, m3, q, meta, y, gamma, rows, kp, r, t0, 2, 3)
+      tile(wg + BLOCK_BYTES * 2, m3, q, meta, y, gamma, rows, kp, r + 2, t0, 2, 3)
+    } else if (rest === 2) {
+      tile(wg, m3, q, meta, y, gamma, rows, kp, r, t0, 2, 2)
+      tile(wg + BLOCK_BYTES * 2, m3, q, meta, y, gamma, rows, kp, r + 2, t0, 2, 2)
+    } else if (rest === 1) {
+      tile(wg, m3, q, meta, y, gamma, rows, kp, r, t0, 4, 1)
     }
   }
 }
 
-// Row r of token t (if it is a real token of the batch).
+// Rows r .. r+R (packed at wr, 32 bytes apart) × tokens t0 .. t0+T. A batch runs quads of
+// tokens 2 rows at a time (2 × 4: 8 accumulator chains, each unpacked code vector serving 4
+// tokens), then its last tokens: 3 as a quad whose fourth token repeats the third (computed,
+// not stored; measured faster than 2 + 1), 2 as 2 × 2 tiles (a 2-token batch, two sessions
+// or one draft: ~1.2× the quad-with-copies it replaced), 1 as one 4 × 1 tile over the group.
+// R and T are literals at every call: the branches on them fold away.
 // @ts-ignore: decorator
-@inline function storeTok(y: usize, meta: usize, t: i32, ntok: i32, rows: i32, r: i32, dot: i32, gamma: f32): void {
-  if (t >= ntok) return
+@inline function tile(wr: usize, m3: v128, q: usize, meta: usize, y: usize, gamma: f32,
+                      rows: i32, kp: i32, r: i32, t0: i32, R: i32, T: i32): void {
+  const x0 = q + <usize>(t0 * kp), x1 = x0 + <usize>kp, x2 = x1 + <usize>kp, x3 = T > 3 ? x2 + <usize>kp : x2
+  // a<row><token>
+  let a00 = i32x4.splat(0), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00
+  let a20 = a00, a21 = a00, a30 = a00, a31 = a00
+  for (let b = 0; b < kp; b += BLOCK_ELEMS) {
+    for (let h = 0; h < BLOCK_BYTES; h += STEP) {
+      const o = <usize>(b + h) // byte of the packed block = column of code group 0
+      let v0 = loadPacked(wr + o), v1 = loadPacked(wr + o + BLOCK_BYTES), v2 = v0, v3 = v0
+      if (R > 2) { v2 = loadPacked(wr + o + 2 * BLOCK_BYTES); v3 = loadPacked(wr + o + 3 * BLOCK_BYTES) }
+      // code groups 0..3 = bits 7:6, 5:4, 3:2, 1:0 = columns +0, +32, +64, +96. A loop,
+      // not unrolled: V8 would compute all 8 code vectors first and spill the accumulators.
+      for (let xo = o; xo < o + BLOCK_ELEMS; xo += 32) {
+        const c0 = v128.and(i16x8.shr_u(v0, 6), m3), c1 = v128.and(i16x8.shr_u(v1, 6), m3)
+        if (R > 2) {
+          const c2 = v128.and(i16x8.shr_u(v2, 6), m3), c3 = v128.and(i16x8.shr_u(v3, 6), m3)
+          let x = loadAct(x0 + xo)
+          a00 = dotAcc(a00, x, c0); a10 = dotAcc(a10, x, c1); a20 = dotAcc(a20, x, c2); a30 = dotAcc(a30, x, c3)
+          if (T > 1) {
+            x = loadAct(x1 + xo)
+            a01 = dotAcc(a01, x, c0); a11 = dotAcc(a11, x, c1); a21 = dotAcc(a21, x, c2); a31 = dotAcc(a31, x, c3)
+          }
+          v2 = i16x8.shl(v2, 2); v3 = i16x8.shl(v3, 2)
+        } else {
+          let x = loadAct(x0 + xo); a00 = dotAcc(a00, x, c0); a10 = dotAcc(a10, x, c1)
+          x = loadAct(x1 + xo); a01 = dotAcc(a01, x, c0); a11 = dotAcc(a11, x, c1)
+          if (T > 2) {
+            x = loadAct(x2 + xo); a02 = dotAcc(a02, x, c0); a12 = dotAcc(a12, x, c1)
+            x = loadAct(x3 + xo); a03 = dotAcc(a03, x, c0); a13 = dotAcc(a13, x, c1)
+          }
+        }
+        v0 = i16x8.shl(v0, 2); v1 = i16x8.shl(v1, 2) // next group into bits 7:6
+      }
+    }
+  }
+  storeTok(y, meta, t0, rows, r, hsum(a00), gamma)
+  storeTok(y, meta, t0, rows, r + 1, hsum(a10), gamma)
+  if (T > 1) {
+    storeTok(y, meta, t0 + 1, rows, r, hsum(a01), gamma)
+    storeTok(y, meta, t0 + 1, rows, r + 1, hsum(a11), gamma)
+  }
+  if (T > 2) {
+    storeTok(y, meta, t0 + 2, rows, r, hsum(a02), gamma)
+    storeTok(y, meta, t0 + 2, rows, r + 1, hsum(a12), gamma)
+  }
+  if (T > 3) {
+    storeTok(y, meta, t0 + 3, rows, r, hsum(a03), gamma)
+    storeTok(y, meta, t0 + 3, rows, r + 1, hsum(a13), gamma)
+  }
+  if (R > 2) {
+    storeTok(y, meta, t0, rows, r + 2, hsum(a20), gamma)
+    storeTok(y, meta, t0, rows, r + 3, hsum(a30), gamma)
+    if (T > 1) {
+      storeTok(y, meta, t0 + 1, rows, r + 2, hsum(a21), gamma)
+      storeTok(y, meta, t0 + 1, rows, r + 3, hsum(a31), gamma)
+    }
+  }
+}
+
+// Row r of token t.
+// @ts-ignore: decorator
+@inline function storeTok(y: usize, meta: usize, t: i32, rows: i32, r: i32, dot: i32, gamma: f32): void {
   const m = meta + <usize>(t << 3)
   storeRow(y + <usize>(t * rows << 2), r, rows, dot, load<i32>(m, 4), load<f32>(m), gamma)
 }

@@ -13,9 +13,9 @@ import { Arena } from './arena.js'
 import { dequantizeRows } from '../formats/index.js'
 import { assertFiniteLogits, firstNonFinite } from './numerics.js'
 import { ARCH_FAMILIES, type ModelConfig } from './config.js'
-import type { LoadedModel, ModelWeights, TernaryWeight } from './load.js'
+import type { LoadedModel, ModelWeights } from './load.js'
 import type { Segment, StateSize } from './segments.js'
-import type { TernaryKernel } from './kernel-select.js'
+import { OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type OutputRow, type QuantizedRows, type TernaryKernel, type TernaryWeight } from './layouts.js'
 
 /**
  * Rows a forward pass evaluates at once: prompt chunks, or one step of several sessions.
@@ -87,7 +87,7 @@ interface RunState {
 /**
  * One sequence's keys and values: [n_layer][capacity][kv_dim] each, f16 or f32 (the
  * model's `kvType`), in the shared memory: each segment's layers in that segment
- * (segments.ts). The model owns one (`transformer.kv`); sessions create more. Positions are
+ * (segments.ts). The model owns one (`transformer.kv`, made when first used); sessions create more. Positions are
  * the caller's business: row `pos` holds the token evaluated at `pos`.
  */
 export class KvCache {
@@ -114,7 +114,7 @@ export class KvCache {
 
   /** Gives the memory back to the model for the next cache (the model's own cache is kept). */
   dispose(): void {
-    if (this.disposed || this === this.t.kv) return
+    if (this.disposed || this.t.isOwnKv(this)) return
     this.disposed = true
     this.t.releaseKv(this)
   }
@@ -185,6 +185,8 @@ export interface BatchRow {
 }
 
 const f32 = 4
+/** Address of row t of a buffer of rows `width` floats wide. */
+const row = (buf: number, t: number, width: number): number => buf + t * width * f32
 
 /** Quantized-activation slots: q, k and v each have their own input with per-projection norms. */
 const QA_SLOTS = 3
@@ -231,8 +233,9 @@ export class Transformer {
   private k: Kernels
   private s: RunState
   private mem: WasmMemory
-  /** The model's own KV cache (what `forward` uses when given none). */
-  readonly kv: KvCache
+  #ownKv?: KvCache
+  // Caches ready to hand out: at first the one the memory plan holds (segments.ts), so the
+  // first cache made (a session's, or the model's own) costs no memory beyond the plan.
   private readonly freeKv: KvCache[] = []
   /** @internal The compute threads (benchmarks tune and read it). */
   pool!: ThreadPool
@@ -269,7 +272,17 @@ export class Transformer {
     this.layerSeg = Array.from({ length: model.config.nLayer }, (_, l) => this.segs.findIndex((g) => l >= g.first && l < g.end))
     ;({ memory: this.memory, k: this.k, s: this.s } = this.segs[0])
     this.mem = this.memory
-    this.kv = this.newKv(model.segments.map((g, i) => g.arena.alloc(this.segmentKvBytes(i))))
+    this.freeKv.push(this.newKv(model.segments.map((g, i) => g.arena.alloc(this.segmentKvBytes(i)))))
+  }
+
+  /** The model's own KV cache (what `forward` and `prefill` use when given none), made on first use. */
+  get kv(): KvCache {
+    return this.#ownKv ??= this.createKvCache()
+  }
+
+  /** @internal Whether `kv` is the model's own cache (which is never given back). */
+  isOwnKv(kv: KvCache): boolean {
+    return kv === this.#ownKv
   }
 
   /**
@@ -398,10 +411,24 @@ export class Transformer {
    * next call) or undefined.
    */
   forwardBatch(rows: readonly BatchRow[]): (Float32Array | undefined)[] {
-    const c = this.config, w = this.w
-    const n = rows.length
-    if (n < 1 || n > MAX_BATCH) throw new InvalidArgumentError(`a batch holds 1..${MAX_BATCH} rows, got ${n}`)
+    this.checkRows(rows)
     this.passes++
+    const n = rows.length
+    this.embedRows(rows)
+    for (let l = 0; l < this.config.nLayer; l++) {
+      // The layer's weights, KV rows and buffers are in its segment: bring the residual there.
+      this.carry(this.layerSeg[l], n)
+      this.attentionBlock(rows, l)
+      this.ffnBlock(n, l)
+      this.onLayer?.(l, new Float32Array(this.mem.buffer, this.s.x, n * this.config.nEmbd))
+    }
+    this.carry(0, n)
+    return this.logitsOf(rows)
+  }
+
+  private checkRows(rows: readonly BatchRow[]): void {
+    const c = this.config
+    if (rows.length < 1 || rows.length > MAX_BATCH) throw new InvalidArgumentError(`a batch holds 1..${MAX_BATCH} rows, got ${rows.length}`)
     for (const r of rows) {
       if (!Number.isInteger(r.token) || r.token < 0 || r.token >= c.vocabSize) {
         throw new InvalidArgumentError(`token id ${r.token} is out of range 0..${c.vocabSize - 1}`)
@@ -409,89 +436,92 @@ export class Transformer {
       if (!Number.isInteger(r.pos) || r.pos < 0) throw new InvalidArgumentError(`position ${r.pos} is not a non-negative integer`)
       if (r.pos >= this.contextSize) throw new ContextFullError(this.contextSize, r.pos + 1)
     }
-    const qDim = c.nHead * c.headDim
-    const kvDim = c.nHeadKv * c.headDim
-    const kvRow = kvDim * KV_ELEM[this.kvType]
-    const row = (buf: number, t: number, width: number) => buf + t * width * f32
+  }
 
-    // h0 = Embed[tok]                                        x: [n][n_embd]  (F16 row → f32)
+  // h0 = Embed[tok]                                          x: [n][n_embd]  (F16 row → f32)
+  // and each row's RoPE table at its position, in segment 0.
+  private embedRows(rows: readonly BatchRow[]): void {
+    const c = this.config
     this.carry(0, 0)
-    const s0 = this.s
+    const s = this.s
     rows.forEach((r, t) => {
-      this.embed(r.token, row(s0.x, t, c.nEmbd), t)
-      this.ropeTable(r.pos, row(s0.rope, t, c.nRot))
+      this.embed(r.token, row(s.x, t, c.nEmbd), t)
+      this.ropeTable(r.pos, row(s.rope, t, c.nRot))
     })
     // h0 ·= √n_embd  (Gemma3; f32, as bitnet.cpp scales)
-    if (this.embedScale !== 1) this.k.scale_f32(s0.x, n * c.nEmbd, this.embedScale)
+    if (this.embedScale !== 1) this.k.scale_f32(s.x, rows.length * c.nEmbd, this.embedScale)
+  }
 
-    for (let l = 0; l < c.nLayer; l++) {
-      // The layer's weights, KV rows and buffers are in its segment: bring the residual there.
-      this.carry(this.layerSeg[l], n)
-      const L = w.layers[l], k = this.k, s = this.s
+  // h = h + PostNorm(BitLinear_o(SubNorm(Attention(RMSNorm(h)))))   for layer l
+  private attentionBlock(rows: readonly BatchRow[], l: number): void {
+    const c = this.config, L = this.w.layers[l], s = this.s, n = rows.length
+    const qDim = c.nHead * c.headDim
+    // a = RMSNorm(h, attn_norm), quantized per row (fused, in f64), shared by q, k and v;
+    // with per-projection norms each of q, k, v quantizes RMSNorm(a, *_norm_in) of its own
+    // q, k, v = BitLinear_q/k/v(a)                        q: [n][q_dim], k, v: [n][kv_dim]
+    this.round('attn_qkv', this.projections(L.attnNorm, c.nEmbd, n, [[L.wq, s.q, L.qNormIn], [L.wk, s.k, L.kNormIn], [L.wv, s.v, L.vNormIn]]))
+    rows.forEach((r, t) => this.positionQk(r, t, l))
+    // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
+    this.attention(rows, l)
+    // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj, or o_proj's own input
+    // norm; absent in llama)
+    this.normQuantize(s.ao, L.attnSubNorm, qDim, n)
+    // h = h + PostNorm(BitLinear_o(o))                    xb: [n][n_embd]   (post-norm: Gemma3)
+    this.round('attn_output', this.bitlinear(L.wo, s.xb, n))
+    this.residual(L.postAttnNorm, n)
+  }
 
-      // a = RMSNorm(h, attn_norm), quantized per row (fused, in f64), shared by q, k and v;
-      // with per-projection norms each of q, k, v quantizes RMSNorm(a, *_norm_in) of its own
-      // q, k, v = BitLinear_q/k/v(a)                        q: [n][q_dim], k, v: [n][kv_dim]
-      this.round('attn_qkv', this.projections(L.attnNorm, c.nEmbd, n, [[L.wq, s.q, L.qNormIn], [L.wk, s.k, L.kNormIn], [L.wv, s.v, L.vNormIn]]))
-      rows.forEach((r, t) => {
-        const kv = r.kv ?? this.kv
-        // q, k = RMSNorm per head (Qwen3, Gemma3); q ·= attention scale ≠ 1/√head_dim (Gemma3's query_pre_attn_scalar)
-        this.headNorm(row(s.q, t, qDim), L.qHeadNorm, c.nHead)
-        this.headNorm(row(s.k, t, kvDim), L.kHeadNorm, c.nHeadKv)
-        if (this.qScale !== 1) k.scale_f32(row(s.q, t, qDim), qDim, this.qScale)
-        // q, k = RoPE_neox(q, k, pos); k, v appended to the row's cache at pos
-        k.rope_neox_f32(row(s.q, t, qDim), c.nHead, c.headDim, c.nRot, row(s.rope, t, c.nRot))
-        k.rope_neox_f32(row(s.k, t, kvDim), c.nHeadKv, c.headDim, c.nRot, row(s.rope, t, c.nRot))
-        this.storeKv(row(s.k, t, kvDim), kv.kAt(l) + r.pos * kvRow, kvDim)
-        this.storeKv(row(s.v, t, kvDim), kv.vAt(l) + r.pos * kvRow, kvDim)
-      })
-      // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
-      this.attention(rows, l)
-      // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj, or o_proj's own input
-      // norm; absent in llama)
-      this.normQuantize(s.ao, L.attnSubNorm, qDim, n)
-      // h = h + PostNorm(BitLinear_o(o))                    xb: [n][n_embd]   (post-norm: Gemma3)
-      this.round('attn_output', this.bitlinear(L.wo, s.xb, n))
-      this.residual(L.postAttnNorm, n)
+  // Row t's q and k at its position, k and v appended to its cache at pos.
+  private positionQk(r: BatchRow, t: number, l: number): void {
+    const c = this.config, L = this.w.layers[l], k = this.k, s = this.s, kv = r.kv ?? this.kv
+    const qDim = c.nHead * c.headDim, kvDim = c.nHeadKv * c.headDim
+    const kvRow = kvDim * KV_ELEM[this.kvType]
+    // q, k = RMSNorm per head (Qwen3, Gemma3); q ·= attention scale ≠ 1/√head_dim (Gemma3's query_pre_attn_scalar)
+    this.headNorm(row(s.q, t, qDim), L.qHeadNorm, c.nHead)
+    this.headNorm(row(s.k, t, kvDim), L.kHeadNorm, c.nHeadKv)
+    if (this.qScale !== 1) k.scale_f32(row(s.q, t, qDim), qDim, this.qScale)
+    // q, k = RoPE_neox(q, k, pos); k, v appended to the row's cache at pos
+    k.rope_neox_f32(row(s.q, t, qDim), c.nHead, c.headDim, c.nRot, row(s.rope, t, c.nRot))
+    k.rope_neox_f32(row(s.k, t, kvDim), c.nHeadKv, c.headDim, c.nRot, row(s.rope, t, c.nRot))
+    this.storeKv(row(s.k, t, kvDim), kv.kAt(l) + r.pos * kvRow, kvDim)
+    this.storeKv(row(s.v, t, kvDim), kv.vAt(l) + r.pos * kvRow, kvDim)
+  }
 
-      // f = RMSNorm(h, ffn_norm), quantized once per row, shared by gate and up (or per projection)
-      //                                                     hb, hb2: [n][n_ff]
-      this.round('ffn_gate_up', this.projections(L.ffnNorm, c.nEmbd, n, [[L.wGate, s.hb, L.gateNormIn], [L.wUp, s.hb2, L.upNormIn]]))
-      // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM / Qwen3, GELU-tanh for Gemma3; kept in f32)
-      k[ACTIVATION_KERNEL[c.activation]](s.hb, s.hb2, n * c.nFf)
-      // g = RMSNorm(g, ffn_sub_norm)
-      this.normQuantize(s.hb, L.ffnSubNorm, c.nFf, n)
-      // h = h + PostNorm(BitLinear_down(g))
-      this.round('ffn_down', this.bitlinear(L.wDown, s.xb, n))
-      this.residual(L.postFfnNorm, n)
-      this.onLayer?.(l, new Float32Array(this.mem.buffer, s.x, n * c.nEmbd))
-    }
-    this.carry(0, n)
-    const k = this.k, s = this.s
+  // h = h + PostNorm(BitLinear_down(SubNorm(act(gate) ⊙ up)))   for layer l, n rows
+  private ffnBlock(n: number, l: number): void {
+    const c = this.config, L = this.w.layers[l], s = this.s
+    // f = RMSNorm(h, ffn_norm), quantized once per row, shared by gate and up (or per projection)
+    //                                                     hb, hb2: [n][n_ff]
+    this.round('ffn_gate_up', this.projections(L.ffnNorm, c.nEmbd, n, [[L.wGate, s.hb, L.gateNormIn], [L.wUp, s.hb2, L.upNormIn]]))
+    // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM / Qwen3, GELU-tanh for Gemma3; kept in f32)
+    this.k[ACTIVATION_KERNEL[c.activation]](s.hb, s.hb2, n * c.nFf)
+    // g = RMSNorm(g, ffn_sub_norm)
+    this.normQuantize(s.hb, L.ffnSubNorm, c.nFf, n)
+    // h = h + PostNorm(BitLinear_down(g))
+    this.round('ffn_down', this.bitlinear(L.wDown, s.xb, n))
+    this.residual(L.postFfnNorm, n)
+  }
 
-    // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]
-    // (tied unless output.weight exists). Those rows take slots 0..m−1 of oq and logits, so
-    // the Q8B product is one pass over the matrix for the whole batch.
-    const out = w.output
+  // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]
+  // (tied unless output.weight exists). Those rows take slots 0..m−1 of oq and logits, so
+  // the Q8B product is one pass over the matrix for the whole batch.
+  private logitsOf(rows: readonly BatchRow[]): (Float32Array | undefined)[] {
+    const c = this.config, w = this.w, k = this.k, s = this.s
+    const out = w.output, layout = OUTPUT_LAYOUTS[out.type]
     const jobs: Job[] = []
     const kpOut = Math.ceil(c.nEmbd / 128) * 128
+    const input = (i: number, t: number): OutputRow =>
+      ({ x: row(s.xb, t, c.nEmbd), q: s.oq + i * kpOut, scales: row(s.oqScales, i, kpOut / 128), sums: row(s.oqSums, i, kpOut / 32) })
     const slotRow: number[] = [] // slot → row
     rows.forEach((r, t) => {
       if (!r.logits) return
       const i = slotRow.push(t) - 1
-      const xn = row(s.xb, t, c.nEmbd), y = row(s.logits, i, c.vocabSize)
-      k.rmsnorm_f32(row(s.x, t, c.nEmbd), w.outputNorm, xn, c.nEmbd, c.normEps)
-      if (out.type === 'q8b' || out.type === 'q4b') {
-        const oq = s.oq + i * kpOut, os = row(s.oqScales, i, kpOut / 128), sums = row(s.oqSums, i, kpOut / 32)
-        k.quantize_blocks_f32_i8(xn, c.nEmbd, out.kp, oq, os, sums)
-        if (out.type === 'q4b') jobs.push(['matvec_q4b_i8', out.ptr, out.scales, oq, os, sums, y, out.rows, out.kp])
-      } else {
-        jobs.push([out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, xn, y, out.rows, out.cols])
-      }
+      const a = input(i, t)
+      k.rmsnorm_f32(row(s.x, t, c.nEmbd), w.outputNorm, a.x, c.nEmbd, c.normEps)
+      if (layout.activation === 'i8') k.quantize_blocks_f32_i8(a.x, c.nEmbd, out.kp, a.q, a.scales, a.sums)
+      if (layout.matvec) jobs.push(layout.matvec(out, a, row(s.logits, i, c.vocabSize)))
     })
-    if (out.type === 'q8b' && slotRow.length) {
-      jobs.push(['matmul_q8b_i8', out.ptr, out.scales, s.oq, s.oqScales, s.oqSums, s.logits, out.rows, out.kp, slotRow.length])
-    }
+    if (layout.matmul && slotRow.length) jobs.push(layout.matmul(out, input(0, 0), s.logits, slotRow.length))
     if (jobs.length) this.round('output', jobs)
     const heap = new Float32Array(this.memory.buffer)
     const logits: (Float32Array | undefined)[] = rows.map(() => undefined)
@@ -532,9 +562,10 @@ export class Transformer {
   }
 
   // Pointers of quantized-activation slot i (TL tables only with the TL kernel).
-  private slot(i: number): { qa: number; meta: number; lut: number } {
+  private slot(i: number): QuantizedRows {
     const s = this.s, kMax = this.kMax
-    return { qa: s.qa + i * MAX_BATCH * kMax, meta: s.qaMeta + i * MAX_BATCH * 8, lut: this.kernel === 'tl' ? s.lut + i * MAX_BATCH * kMax * 16 : 0 }
+    const lut = TERNARY_LAYOUTS[this.kernel].activation === 'i8+lut' ? s.lut + i * MAX_BATCH * kMax * 16 : 0
+    return { qa: s.qa + i * MAX_BATCH * kMax, meta: s.qaMeta + i * MAX_BATCH * 8, lut }
   }
 
   // The jobs of projections sharing one input x (normed with `norm`): one quantized input for
@@ -609,17 +640,9 @@ export class Transformer {
   }
 
   // The jobs y_t = (W_codes · q_t − Σq_t) / s_t · γ for the n quantized rows of qa slot
-  // `slot`, y: [n][rows]. i2s: one matrix-matrix job (several tokens per weight pass), or
-  // the matvec for one row; tl: one job per row (each row has its own lookup tables).
+  // `slot`, y: [n][rows], as the weights' layout runs them (layouts.ts).
   private bitlinear(W: TernaryWeight, y: number, n: number, slot = 0): Job[] {
-    const { qa, meta, lut } = this.slot(slot)
-    if (this.kernel === 'i2s') {
-      return [n === 1
-        ? ['matvec_i2s_i8', W.ptr, qa, meta, W.gamma, y, W.rows, W.kp]
-        : ['matmul_i2s_i8', W.ptr, qa, meta, W.gamma, y, W.rows, W.kp, n]]
-    }
-    return Array.from({ length: n }, (_, t): Job =>
-      ['matvec_tl_i8', W.ptr, lut + t * W.kp * 16, meta + t * 8, W.gamma, y + t * W.rows * f32, W.rows, W.kp])
+    return TERNARY_LAYOUTS[this.kernel].jobs(W, this.slot(slot), y, n)
   }
 
   // n keys or values (f32) into a cache row of the model's KV type.
@@ -644,10 +667,7 @@ export class Transformer {
       new Uint8Array(this.mem.buffer).set(bytes, staged)
       return this.k.f16_to_f32(staged, dst, e.cols)
     }
-    if (e.type === 'f16') this.k.f16_to_f32(e.ptr + token * e.cols * 2, dst, e.cols)
-    else if (e.type === 'q8b') this.k.dequantize_row_q8b(e.ptr, e.scales, token, e.cols, e.kp, dst)
-    else if (e.type === 'q4b') this.k.dequantize_row_q4b(e.ptr, e.scales, token, e.cols, e.kp, dst)
-    else this.copyF32(e.ptr + token * e.cols * f32, dst, e.cols)
+    OUTPUT_LAYOUTS[e.type].embedRow(this.k, new Uint8Array(this.mem.buffer), e, token, dst)
   }
 
   // Moves the pass to segment g, copying the first n rows of the residual stream and of the

@@ -115,7 +115,7 @@ export function jobWork([name, ...args]: Job): Work {
 /** Writes the jobs of one round, job j cut into parts[j] chunks; returns the chunk total. */
 export function writeJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs: readonly Job[], parts: readonly number[]): number {
   if (jobs.length > MAX_JOBS) throw new RangeError(`a round holds at most ${MAX_JOBS} jobs, got ${jobs.length}`)
-  const base = ctl >> 2
+  const base = ctl >>> 2
   let first = 0
   jobs.forEach(([name, ...args], j) => {
     const o = base + CTL_JOBS + j * JOB_WORDS
@@ -140,7 +140,7 @@ export interface Bound { run: (part: number, parts: number) => void; parts: numb
 
 /** Reads the current round's jobs from the control block. */
 export function readJobs(kernels: object, i32: Int32Array, f32: Float32Array, ctl: number): Bound[] {
-  const base = ctl >> 2
+  const base = ctl >>> 2
   const k = kernels as Record<OpName, (...a: number[]) => void>
   const out: Bound[] = []
   for (let j = 0; j < i32[base + CTL_NJOBS]; j++) {
@@ -169,7 +169,7 @@ export interface ClaimStats { chunks: number; units: number; errors: unknown[] }
  * thread's index + 1 is put in ERROR. `units[c]` (leader only) is the work of job c.
  */
 export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: number, ith: number, units?: number[]): ClaimStats {
-  const base = ctl >> 2
+  const base = ctl >>> 2
   const total = i32[base + CTL_TOTAL]
   const stride = i32[base + CTL_ORDER]
   const stats: ClaimStats = { chunks: 0, units: 0, errors: [] }
