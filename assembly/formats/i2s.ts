@@ -206,8 +206,8 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
 //   baseline: a step is 8 columns: `v128.load8x8_u/_s` widen 8 packed bytes / 8 activations
 //            to i16 as they load, then `i32x4.dot_i16x8_s` (pmaddwd): 8 MACs, i32 sums.
 //            Measured (bench/ceiling) ~1.5× the i8 extmul form the kernel used before.
-// A batch whose size is not a multiple of 4 runs its last quad with the missing tokens
-// pointing at the last real one (computed, not stored); row pairs of padding rows likewise.
+// A batch whose size is not a multiple of 4 ends with a smaller tile (see
+// `tile`); the padding rows of the last group are computed, not stored.
 
 /** Scalar reference: T independent matvecs. */
 export function matmul_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
@@ -245,53 +245,98 @@ export function matmul_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
                               rows: i32, kp: i32, ntok: i32, first: i32, end: i32): void {
   const range = span((rows + 3) >> 2, first, end)
   const m3 = i8x16.splat(<i8>((kp >>> 31) | 3)) // runtime-built constant (see matvec_i2s_i8)
-  const last = ntok - 1
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
-    for (let j = 0; j < 4; j += 2) {
-      // rows 4g+j and 4g+j+1: 32 bytes apart in every 128-byte block, which starts at the
-      // group's byte b for column b (4 rows × 32 bytes per 128 columns)
-      const wr = w + <usize>g * kp + <usize>(j * BLOCK_BYTES)
-      for (let t0 = 0; t0 < ntok; t0 += 4) {
-        const x0 = q + <usize>(t0 * kp)
-        const x1 = q + <usize>(min(t0 + 1, last) * kp)
-        const x2 = q + <usize>(min(t0 + 2, last) * kp)
-        const x3 = q + <usize>(min(t0 + 3, last) * kp)
-        // a<row><token>
-        let a00 = i32x4.splat(0), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00
-        for (let b = 0; b < kp; b += BLOCK_ELEMS) {
-          for (let h = 0; h < BLOCK_BYTES; h += STEP) {
-            const o = <usize>(b + h) // byte of the packed block = column of code group 0
-            let v0 = loadPacked(wr + o), v1 = loadPacked(wr + o + BLOCK_BYTES)
-            // code groups 0..3 = bits 7:6, 5:4, 3:2, 1:0 = columns +0, +32, +64, +96. A loop,
-            // not unrolled: V8 would compute all 8 code vectors first and spill the accumulators.
-            for (let xo = o; xo < o + BLOCK_ELEMS; xo += 32) {
-              const c0 = v128.and(i16x8.shr_u(v0, 6), m3), c1 = v128.and(i16x8.shr_u(v1, 6), m3)
-              let x = loadAct(x0 + xo); a00 = dotAcc(a00, x, c0); a10 = dotAcc(a10, x, c1)
-              x = loadAct(x1 + xo); a01 = dotAcc(a01, x, c0); a11 = dotAcc(a11, x, c1)
-              x = loadAct(x2 + xo); a02 = dotAcc(a02, x, c0); a12 = dotAcc(a12, x, c1)
-              x = loadAct(x3 + xo); a03 = dotAcc(a03, x, c0); a13 = dotAcc(a13, x, c1)
-              v0 = i16x8.shl(v0, 2); v1 = i16x8.shl(v1, 2) // next group into bits 7:6
-            }
-          }
-        }
-        const r = g * 4 + j
-        storeTok(y, meta, t0, ntok, rows, r, hsum(a00), gamma)
-        storeTok(y, meta, t0 + 1, ntok, rows, r, hsum(a01), gamma)
-        storeTok(y, meta, t0 + 2, ntok, rows, r, hsum(a02), gamma)
-        storeTok(y, meta, t0 + 3, ntok, rows, r, hsum(a03), gamma)
-        storeTok(y, meta, t0, ntok, rows, r + 1, hsum(a10), gamma)
-        storeTok(y, meta, t0 + 1, ntok, rows, r + 1, hsum(a11), gamma)
-        storeTok(y, meta, t0 + 2, ntok, rows, r + 1, hsum(a12), gamma)
-        storeTok(y, meta, t0 + 3, ntok, rows, r + 1, hsum(a13), gamma)
-      }
+    // rows 4g+j: 32 bytes apart in every 128-byte block, which starts at the group's byte b
+    // for column b (4 rows × 32 bytes per 128 columns)
+    const wg = w + <usize>g * kp, r = g * 4
+    let t0 = 0
+    for (; t0 + 4 <= ntok; t0 += 4) {
+      tile(wg, m3, q, meta, y, gamma, rows, kp, r, t0, 2, 4)
+      tile(wg + BLOCK_BYTES * 2, m3, q, meta, y, gamma, rows, kp, r + 2, t0, 2, 4)
+    }
+    const rest = ntok - t0
+    if (rest === 3) {
+      tile(wg, m3, q, meta, y, gamma, rows, kp, r, t0, 2, 3)
+      tile(wg + BLOCK_BYTES * 2, m3, q, meta, y, gamma, rows, kp, r + 2, t0, 2, 3)
+    } else if (rest === 2) {
+      tile(wg, m3, q, meta, y, gamma, rows, kp, r, t0, 2, 2)
+      tile(wg + BLOCK_BYTES * 2, m3, q, meta, y, gamma, rows, kp, r + 2, t0, 2, 2)
+    } else if (rest === 1) {
+      tile(wg, m3, q, meta, y, gamma, rows, kp, r, t0, 4, 1)
     }
   }
 }
 
-// Row r of token t (if it is a real token of the batch).
+// Rows r .. r+R (packed at wr, 32 bytes apart) × tokens t0 .. t0+T. A batch runs quads of
+// tokens 2 rows at a time (2 × 4: 8 accumulator chains, each unpacked code vector serving 4
+// tokens), then its last tokens: 3 as a quad whose fourth token repeats the third (computed,
+// not stored; measured faster than 2 + 1), 2 as 2 × 2 tiles (a 2-token batch, two sessions
+// or one draft: ~1.2× the quad-with-copies it replaced), 1 as one 4 × 1 tile over the group.
+// R and T are literals at every call: the branches on them fold away.
 // @ts-ignore: decorator
-@inline function storeTok(y: usize, meta: usize, t: i32, ntok: i32, rows: i32, r: i32, dot: i32, gamma: f32): void {
-  if (t >= ntok) return
+@inline function tile(wr: usize, m3: v128, q: usize, meta: usize, y: usize, gamma: f32,
+                      rows: i32, kp: i32, r: i32, t0: i32, R: i32, T: i32): void {
+  const x0 = q + <usize>(t0 * kp), x1 = x0 + <usize>kp, x2 = x1 + <usize>kp, x3 = T > 3 ? x2 + <usize>kp : x2
+  // a<row><token>
+  let a00 = i32x4.splat(0), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00
+  let a20 = a00, a21 = a00, a30 = a00, a31 = a00
+  for (let b = 0; b < kp; b += BLOCK_ELEMS) {
+    for (let h = 0; h < BLOCK_BYTES; h += STEP) {
+      const o = <usize>(b + h) // byte of the packed block = column of code group 0
+      let v0 = loadPacked(wr + o), v1 = loadPacked(wr + o + BLOCK_BYTES), v2 = v0, v3 = v0
+      if (R > 2) { v2 = loadPacked(wr + o + 2 * BLOCK_BYTES); v3 = loadPacked(wr + o + 3 * BLOCK_BYTES) }
+      // code groups 0..3 = bits 7:6, 5:4, 3:2, 1:0 = columns +0, +32, +64, +96. A loop,
+      // not unrolled: V8 would compute all 8 code vectors first and spill the accumulators.
+      for (let xo = o; xo < o + BLOCK_ELEMS; xo += 32) {
+        const c0 = v128.and(i16x8.shr_u(v0, 6), m3), c1 = v128.and(i16x8.shr_u(v1, 6), m3)
+        if (R > 2) {
+          const c2 = v128.and(i16x8.shr_u(v2, 6), m3), c3 = v128.and(i16x8.shr_u(v3, 6), m3)
+          let x = loadAct(x0 + xo)
+          a00 = dotAcc(a00, x, c0); a10 = dotAcc(a10, x, c1); a20 = dotAcc(a20, x, c2); a30 = dotAcc(a30, x, c3)
+          if (T > 1) {
+            x = loadAct(x1 + xo)
+            a01 = dotAcc(a01, x, c0); a11 = dotAcc(a11, x, c1); a21 = dotAcc(a21, x, c2); a31 = dotAcc(a31, x, c3)
+          }
+          v2 = i16x8.shl(v2, 2); v3 = i16x8.shl(v3, 2)
+        } else {
+          let x = loadAct(x0 + xo); a00 = dotAcc(a00, x, c0); a10 = dotAcc(a10, x, c1)
+          x = loadAct(x1 + xo); a01 = dotAcc(a01, x, c0); a11 = dotAcc(a11, x, c1)
+          if (T > 2) {
+            x = loadAct(x2 + xo); a02 = dotAcc(a02, x, c0); a12 = dotAcc(a12, x, c1)
+            x = loadAct(x3 + xo); a03 = dotAcc(a03, x, c0); a13 = dotAcc(a13, x, c1)
+          }
+        }
+        v0 = i16x8.shl(v0, 2); v1 = i16x8.shl(v1, 2) // next group into bits 7:6
+      }
+    }
+  }
+  storeTok(y, meta, t0, rows, r, hsum(a00), gamma)
+  storeTok(y, meta, t0, rows, r + 1, hsum(a10), gamma)
+  if (T > 1) {
+    storeTok(y, meta, t0 + 1, rows, r, hsum(a01), gamma)
+    storeTok(y, meta, t0 + 1, rows, r + 1, hsum(a11), gamma)
+  }
+  if (T > 2) {
+    storeTok(y, meta, t0 + 2, rows, r, hsum(a02), gamma)
+    storeTok(y, meta, t0 + 2, rows, r + 1, hsum(a12), gamma)
+  }
+  if (T > 3) {
+    storeTok(y, meta, t0 + 3, rows, r, hsum(a03), gamma)
+    storeTok(y, meta, t0 + 3, rows, r + 1, hsum(a13), gamma)
+  }
+  if (R > 2) {
+    storeTok(y, meta, t0, rows, r + 2, hsum(a20), gamma)
+    storeTok(y, meta, t0, rows, r + 3, hsum(a30), gamma)
+    if (T > 1) {
+      storeTok(y, meta, t0 + 1, rows, r + 2, hsum(a21), gamma)
+      storeTok(y, meta, t0 + 1, rows, r + 3, hsum(a31), gamma)
+    }
+  }
+}
+
+// Row r of token t.
+// @ts-ignore: decorator
+@inline function storeTok(y: usize, meta: usize, t: i32, rows: i32, r: i32, dot: i32, gamma: f32): void {
   const m = meta + <usize>(t << 3)
   storeRow(y + <usize>(t * rows << 2), r, rows, dot, load<i32>(m, 4), load<f32>(m), gamma)
 }

@@ -75,61 +75,95 @@ export function matmul_q8b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsu
   }
 }
 
-// Σ of c·x over 16 columns as 4 i32 lanes: one pmaddubsw (relaxed; |pair| ≤ 2·127·127 fits
-// i16) widened by pairs, or the i16 multiply on widened operands (baseline).
+// acc + Σ of c·x over 16 columns as 4 i32 lanes: one `i32x4.relaxed_dot_i8x16_i7x16_add_s`
+// (relaxed; the codes 1..127 are its 7-bit operand: one vpdpbusd with AVX-VNNI, one sdot on
+// ARM, pmaddubsw + pmaddwd elsewhere, where |pair| ≤ 2·127·127 fits i16), or the i16
+// multiply on operands widened to i16 (baseline; xl, xh: x widened).
 // @ts-ignore: decorator
-@inline function dot16(c: v128, x: v128, xl: v128, xh: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x, c))
-  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(c), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(c), xh))
+@inline function dotAdd(acc: v128, c: v128, x: v128, xl: v128, xh: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, c, acc)
+  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(c), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(c), xh)))
 }
+
+// Tokens per pass over a group: 2 on the relaxed build (each weight load serves both; 8
+// accumulators + 4 weights + 2 activations fit x64's 16 vector registers), 1 on the
+// baseline, whose widened activations take 2 more registers per token.
+// @ts-ignore: decorator
+@inline const PAIR: i32 = ASC_FEATURE_RELAXED_SIMD ? 2 : 1
 
 /**
  * SIMD kernel: one 4-row group at a time, read as one stream; every token of the batch runs
  * over the group while its 4·KP bytes sit in L1 (one DRAM pass per batch: several sessions'
- * decode steps share it). Per token and block the 4 rows share every activation load, and
- * their dots are reduced together (one transpose) and scaled as one f32x4 in the _ref's order:
- * bit-exact with it.
+ * decode steps share it), in tiles of PAIR tokens. Per token and block the 4 rows share
+ * every activation load, and their dots are reduced together (one transpose) and scaled as
+ * one f32x4 in the _ref's order: bit-exact with it.
  */
 export function matmul_q8b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
                               rows: i32, kp: i32, ntok: i32, first: i32, end: i32): void {
-  const nb = kp / BLOCK
   const range = span((rows + 3) >> 2, first, end)
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
-    const wg = w + <usize>g * (<usize>kp << 2), sg = ws + ((<usize>g * <usize>nb) << 4)
-    for (let t = 0; t < ntok; t++) {
-      const xt = xq + <usize>(t * kp), st = xs + (<usize>(t * nb) << 2), ot = xsum8 + (<usize>(t * nb) << 4)
-      let acc = f32x4.splat(0)
-      let p = wg, sp = sg
-      for (let b = 0; b < nb; b++) {
-        let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0
-        const xb = xt + <usize>(b * BLOCK)
-        for (let j: usize = 0; j < <usize>BLOCK; j += 16) {
-          const x = v128.load(xb + j)
-          let xl = x, xh = x
-          if (!ASC_FEATURE_RELAXED_SIMD) {
-            xl = i16x8.extend_low_i8x16_s(x)
-            xh = i16x8.extend_high_i8x16_s(x)
-          }
-          d0 = i32x4.add(d0, dot16(v128.load(p + j), x, xl, xh))
-          d1 = i32x4.add(d1, dot16(v128.load(p + j, BLOCK), x, xl, xh))
-          d2 = i32x4.add(d2, dot16(v128.load(p + j, 2 * BLOCK), x, xl, xh))
-          d3 = i32x4.add(d3, dot16(v128.load(p + j, 3 * BLOCK), x, xl, xh))
-        }
-        // [Σd0, Σd1, Σd2, Σd3] − 64·Σx: pairwise sums of lanes, then of pairs (exact integers)
-        const t0 = i32x4.add(i32x4.shuffle(d0, d1, 0, 1, 4, 5), i32x4.shuffle(d0, d1, 2, 3, 6, 7))
-        const t1 = i32x4.add(i32x4.shuffle(d2, d3, 0, 1, 4, 5), i32x4.shuffle(d2, d3, 2, 3, 6, 7))
-        let dots = i32x4.add(i32x4.shuffle(t0, t1, 0, 2, 4, 6), i32x4.shuffle(t0, t1, 1, 3, 5, 7))
-        dots = i32x4.sub(dots, i32x4.splat(offsetSum(ot, b)))
-        // acc += (ws · xs) · dot, per row
-        acc = f32x4.add(acc, f32x4.mul(f32x4.mul(v128.load(sp), v128.load32_splat(st + (<usize>b << 2))), f32x4.convert_i32x4_s(dots)))
-        p += 4 * BLOCK
-        sp += 16
-      }
-      const r = g * 4, yt = y + (<usize>(t * rows) << 2)
-      if (r + 4 <= rows) v128.store(yt + (<usize>r << 2), acc)
-      else for (let j = 0; j < rows - r; j++) store<f32>(yt + (<usize>(r + j) << 2), lane(acc, j)) // last group
-    }
+    let t = 0
+    for (; t + PAIR <= ntok; t += PAIR) tile(w, ws, xq, xs, xsum8, y, rows, kp, g, t, PAIR)
+    if (t < ntok) tile(w, ws, xq, xs, xsum8, y, rows, kp, g, t, 1)
   }
+}
+
+// Group g × tokens t .. t+T (T = 1 or 2, a literal at each call: the branches on it fold).
+// @ts-ignore: decorator
+@inline function tile(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
+                      rows: i32, kp: i32, g: i32, t: i32, T: i32): void {
+  const nb = kp / BLOCK
+  const x0 = xq + <usize>(t * kp), x1 = x0 + <usize>kp
+  let acc0 = f32x4.splat(0), acc1 = acc0
+  let p = w + <usize>g * (<usize>kp << 2), sp = ws + ((<usize>g * <usize>nb) << 4)
+  for (let b = 0; b < nb; b++) {
+    // d<row> for token t, e<row> for token t + 1
+    let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0, e0 = d0, e1 = d0, e2 = d0, e3 = d0
+    for (let j: usize = 0; j < <usize>BLOCK; j += 16) {
+      const o = <usize>(b * BLOCK) + j
+      const x = v128.load(x0 + o), z = T > 1 ? v128.load(x1 + o) : x
+      let xl = x, xh = x
+      if (!ASC_FEATURE_RELAXED_SIMD) {
+        xl = i16x8.extend_low_i8x16_s(x)
+        xh = i16x8.extend_high_i8x16_s(x)
+      }
+      let c = v128.load(p + j)
+      d0 = dotAdd(d0, c, x, xl, xh); if (T > 1) e0 = dotAdd(e0, c, z, z, z)
+      c = v128.load(p + j, BLOCK)
+      d1 = dotAdd(d1, c, x, xl, xh); if (T > 1) e1 = dotAdd(e1, c, z, z, z)
+      c = v128.load(p + j, 2 * BLOCK)
+      d2 = dotAdd(d2, c, x, xl, xh); if (T > 1) e2 = dotAdd(e2, c, z, z, z)
+      c = v128.load(p + j, 3 * BLOCK)
+      d3 = dotAdd(d3, c, x, xl, xh); if (T > 1) e3 = dotAdd(e3, c, z, z, z)
+    }
+    acc0 = scaleBlock(acc0, d0, d1, d2, d3, sp, xs, xsum8, t, nb, b)
+    if (T > 1) acc1 = scaleBlock(acc1, e0, e1, e2, e3, sp, xs, xsum8, t + 1, nb, b)
+    p += 4 * BLOCK
+    sp += 16
+  }
+  storeGroup(y, rows, g, t, acc0)
+  if (T > 1) storeGroup(y, rows, g, t + 1, acc1)
+}
+
+// acc + (wscale · xscale) · ([Σd0, Σd1, Σd2, Σd3] − 64·Σx) for block b of token t: pairwise
+// sums of lanes, then of pairs (exact integers), scaled per row.
+// @ts-ignore: decorator
+@inline function scaleBlock(acc: v128, d0: v128, d1: v128, d2: v128, d3: v128, sp: usize,
+                            xs: usize, xsum8: usize, t: i32, nb: i32, b: i32): v128 {
+  const t0 = i32x4.add(i32x4.shuffle(d0, d1, 0, 1, 4, 5), i32x4.shuffle(d0, d1, 2, 3, 6, 7))
+  const t1 = i32x4.add(i32x4.shuffle(d2, d3, 0, 1, 4, 5), i32x4.shuffle(d2, d3, 2, 3, 6, 7))
+  let dots = i32x4.add(i32x4.shuffle(t0, t1, 0, 2, 4, 6), i32x4.shuffle(t0, t1, 1, 3, 5, 7))
+  dots = i32x4.sub(dots, i32x4.splat(offsetSum(xsum8 + (<usize>(t * nb) << 4), b)))
+  const st = xs + (<usize>(t * nb) << 2)
+  return f32x4.add(acc, f32x4.mul(f32x4.mul(v128.load(sp), v128.load32_splat(st + (<usize>b << 2))), f32x4.convert_i32x4_s(dots)))
+}
+
+// y[t][4g .. 4g+4) = acc (fewer in the last group).
+// @ts-ignore: decorator
+@inline function storeGroup(y: usize, rows: i32, g: i32, t: i32, acc: v128): void {
+  const r = g * 4, yt = y + (<usize>(t * rows) << 2)
+  if (r + 4 <= rows) v128.store(yt + (<usize>r << 2), acc)
+  else for (let j = 0; j < rows - r; j++) store<f32>(yt + (<usize>(r + j) << 2), lane(acc, j)) // last group
 }
 
 // Lane j of a f32x4 (j not constant).
