@@ -34,9 +34,10 @@
  * The generation and the count of chunks left, both inside CLAIM, make a late worker
  * harmless: one that read the jobs of an old round can no longer claim a chunk (its
  * compare-and-swap expects the old generation), and a claim that succeeds proves the round
- * was not over, so everything it read before (jobs, TOTAL, ORDER) was that round's: the
- * leader rewrites them only after DONE = TOTAL. (Counting up against TOTAL would not do: a
- * late worker could read the next round's larger TOTAL and claim a chunk past the end.)
+ * was not over, so what it read before (jobs, TOTAL, ORDER) and the chunk table it reads
+ * after were that round's: the leader rewrites them only after DONE = TOTAL. (Counting up
+ * against TOTAL would not do: a late worker could read the next round's larger TOTAL and
+ * claim a chunk past the end.)
  */
 import type { Chunk } from './schedule.js'
 import type { Kernels, WasmMemory, WasmModule } from './wasm.js'
