@@ -72,6 +72,19 @@ describe('layers split over several memories compute the same bits as one memory
     await expect(loadModel(bytes, { maxMemoryBytes: 2 ** 33 })).rejects.toThrow(/maxMemoryBytes must be an integer in 64 KiB..4 GiB, got 8589934592/)
   })
 
+  it('the first cache (a session\'s) is the one the plan holds: generating grows no memory; a second cache does', async () => {
+    const split = await loadModel(bytes, { threads: 1, contextSize: CTX, maxMemoryBytes: SEGMENT })
+    const t = split.transformer
+    const memories = [...new Set(Array.from({ length: SPLIT.nLayer }, (_, l) => t.layerMemory(l)))]
+    const sizes = () => memories.map((m) => m.buffer.byteLength)
+    const planned = sizes()
+    await split.generate(tokens.slice(0, 5), { maxTokens: 3, temperature: 0 })
+    expect(sizes()).toEqual(planned)
+    split.logits(tokens.slice(0, 4)) // the model's own cache: a second one, in grown memory
+    expect(sizes().every((n, i) => n > planned[i])).toBe(true)
+    await split.dispose()
+  })
+
   it('a layer larger than a memory is refused, naming the context', async () => {
     const err = await loadWeights(await ggufContents(bytesSource(bytes)), { state: (c) => stateSize(c, 1 << 16, 'f32'), segmentBytes: 64 << 20, stateLabel: 'a 65536-token context' }).catch((e) => e)
     expect(err).toBeInstanceOf(ResourceLimitError)

@@ -2,7 +2,7 @@
 // one-token kernel bit for bit, for every batch size (full quads and partial ones),
 // awkward row counts and thread splits.
 import { describe, expect, it } from 'vitest'
-import { packX4FromCodes, x4Shape } from '../src/model/repack.js'
+import { packX4FromCodes, x4Shape } from '../src/formats/i2s-x4.js'
 import { itemRanges, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
 const CASES: [rows: number, cols: number, ntok: number][] = [

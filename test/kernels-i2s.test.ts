@@ -2,7 +2,7 @@
 // exact integer definition y = Σ w·q / s · γ, on awkward shapes and thread splits.
 import { describe, expect, it } from 'vitest'
 import { encodeI2s } from '../src/formats/i2s.js'
-import { packX4FromCodes, x4Shape } from '../src/model/repack.js'
+import { packX4FromCodes, x4Shape } from '../src/formats/i2s-x4.js'
 import { itemRanges, kernelBench, normQuantizeF64, rng, VARIANTS } from './helpers/kernels.js'
 
 const SHAPES: [number, number][] = [

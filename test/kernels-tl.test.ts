@@ -2,8 +2,8 @@
 // bit, on awkward shapes and thread splits; its tables and both packers follow the layout.
 import { describe, expect, it } from 'vitest'
 import { encodeI2s } from '../src/formats/i2s.js'
-import { packX4FromCodes, x4Shape } from '../src/model/repack.js'
-import { packTlFromCodes, tlShape } from '../src/model/repack-tl.js'
+import { packX4FromCodes, x4Shape } from '../src/formats/i2s-x4.js'
+import { packTlFromCodes, tlShape } from '../src/formats/tl16.js'
 import { itemRanges, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
 const ROWS = [1, 3, 15, 16, 17, 33, 100]

@@ -32,7 +32,7 @@ async function vsReference(bytes: Uint8Array, vocab: number, seed: number, kerne
   let maxDiff = 0
   tokens.forEach((tok, pos) => {
     const want = ref.forward(tok, pos)
-    const argmax = (a: ArrayLike<number>) => Array.prototype.reduce.call(a, (b: number, v: number, i: number) => (v > a[b] ? i : b), 0)
+    const argmax = (a: ArrayLike<number>) => Array.from(a).reduce((b, v, i) => (v > a[b] ? i : b), 0)
     expect(argmax(ours[pos]), `top-1 at ${pos}`).toBe(argmax(want))
     for (let i = 0; i < want.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ours[pos][i] - want[i]))
   })

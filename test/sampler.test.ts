@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { InvalidArgumentError, NumericalError } from '../src/errors.js'
-import { argmax, DEFAULT_SAMPLER_OPTIONS, Sampler } from '../src/generation/sampler.js'
+import { argmax, DEFAULT_SAMPLER_OPTIONS, Sampler, type SamplerOptions } from '../src/generation/sampler.js'
 
 const OFF = { topK: 0, topP: 1, minP: 0 } // all truncation disabled
 
@@ -193,7 +193,7 @@ describe('sampler: options', () => {
     { logitBias: { 1: NaN } }, { logitBias: { 1: Infinity } }, { logitBias: { '-1': 2 } }, { logitBias: { x: 1 } },
     { logitBias: new Map([[1.5, 1]]) },
   ])('rejects %j', (opts) => {
-    expect(() => new Sampler(opts)).toThrow(InvalidArgumentError)
+    expect(() => new Sampler(opts as SamplerOptions)).toThrow(InvalidArgumentError)
   })
 
   it('rejects empty logits', () => {
@@ -260,7 +260,7 @@ describe('sampler: typical-p (llama.cpp semantics)', () => {
 })
 
 describe('sampler: logit bias', () => {
-  const greedy = (logitBias: object, logits: number[]) =>
+  const greedy = (logitBias: SamplerOptions['logitBias'], logits: number[]) =>
     new Sampler({ temperature: 0, logitBias }).sample(Float32Array.from(logits))
 
   it('adds to the logits before the penalties; -Infinity bans', () => {

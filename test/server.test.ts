@@ -18,7 +18,7 @@ beforeAll(async () => {
 afterAll(async () => { await srv?.close(); await model?.dispose() })
 
 const QUESTIONS = ['Who led the children of Israel out of Egypt?', 'Who built the ark?', 'What is the first book?', 'Who slew Goliath?']
-const chatOf = (q: string): ChatMessage[] => [{ role: 'user', content: q }]
+const chatOf = (q: string) => [{ role: 'user' as const, content: q }] satisfies ChatMessage[]
 const library = async (messages: ChatMessage[], maxTokens: number) =>
   (await model.createSession().chat(messages, { temperature: 0, maxTokens })).text
 

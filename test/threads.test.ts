@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel, openModelContents } from '../src/index.js'
 import { loadWeights } from '../src/model/load.js'
 import { stateSize, Transformer } from '../src/model/transformer.js'
-import type { PoolOptions } from '../src/runtime/thread-pool.js'
+import { ThreadPool, type PoolOptions } from '../src/runtime/thread-pool.js'
+import { compileKernels, createMemory, instantiateKernels } from '../src/runtime/wasm.js'
 import { ThreadGovernor, type RoundSample } from '../src/runtime/governor.js'
 import { MAX_CHUNKS, type Work } from '../src/runtime/protocol.js'
 import { guidedChunks } from '../src/runtime/schedule.js'
@@ -89,6 +90,30 @@ describe('oversubscribed model through the public API', () => {
     const r = await model.generate(p.ids, { maxTokens: 8, temperature: 0, ignoreEos: true })
     expect(r.tokens).toEqual(p.greedy32_ids.slice(0, 8))
     expect(model.threads).toBe(OVERSUBSCRIBED)
+  })
+})
+
+describe('a control block past 2 GiB', () => {
+  // A model over several memories fills the first one with its output projection and layers,
+  // so the pool's control block (and kernel pointers) can sit above 2^31: word indices must
+  // come from an unsigned shift. Untouched pages of the memory cost no RAM.
+  it('runs rounds on 2 threads and gets the product', async () => {
+    const { module } = await compileKernels({ variant: 'simd' })
+    const memory = createMemory(2 ** 31 + (1 << 20), 'simd')
+    const ctl = 2 ** 31 + 4096, w = ctl + 16384, x = w + 4096, y = x + 256
+    const f = new Float32Array(memory.buffer)
+    const rows = 8, k = 16
+    for (let i = 0; i < rows * k; i++) f[(w >>> 2) + i] = (i % 7) - 3
+    for (let i = 0; i < k; i++) f[(x >>> 2) + i] = i / 4
+    const pool = await ThreadPool.create(module, [memory], [instantiateKernels(module, memory)], ctl, 2, { chunkCost: 16 })
+    try {
+      pool.run([['matvec_f32_f32', w, x, y, rows, k]])
+      const want = Array.from({ length: rows }, (_, r) => Array.from({ length: k }, (_, i) => ((r * k + i) % 7 - 3) * (i / 4)).reduce((a, b) => a + b))
+      expect(Array.from(new Float32Array(memory.buffer, y, rows))).toEqual(want)
+      expect(pool.activeThreads).toBe(2) // the worker runs: not a fallback to the calling thread alone
+    } finally {
+      await pool.dispose()
+    }
   })
 })
 

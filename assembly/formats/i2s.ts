@@ -1,7 +1,7 @@
 // I2_S ternary weights × int8 activations: matrix-vector product.
 //
 // Host-side layout, packing and the on-disk format: src/formats/i2s.ts (canonical
-// bitnet.cpp 128/32 layout) and src/model/repack.ts (this kernel's "x4" layout).
+// bitnet.cpp 128/32 layout) and src/formats/i2s-x4.ts (this kernel's "x4" layout).
 //
 // Kernel layout "i2s_x4" (what this file reads), K padded to KP = ⌈K/128⌉·128 and
 // rows padded to ⌈M/4⌉·4; zero-padding columns of the activation make padding free:

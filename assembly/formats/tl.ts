@@ -3,7 +3,7 @@
 // engines without relaxed SIMD (Safari, Node 20): it gives bit for bit the outputs of
 // the I2_S kernel (i2s.ts) on the same weights and activations.
 //
-// Host-side packing: src/model/repack-tl.ts. K is padded to KP = ⌈K/128⌉·128, rows to
+// Host-side packing: src/formats/tl16.ts. K is padded to KP = ⌈K/128⌉·128, rows to
 // RP = ⌈M/16⌉·16 (G = RP/16 groups of 16 rows), NP = KP/2 column pairs.
 //
 // Pair index of weights (w0, w1) of columns 2p, 2p+1:  idx = 3·(w0+1) + (w1+1) ∈ 0..8

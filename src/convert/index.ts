@@ -10,7 +10,8 @@
  * model's q/k rows permuted for NORM RoPE when they come in HF order); the embedding / output
  * matrix in `outputType`.
  */
-import { familyNorms } from '../model/config.js'
+import { ARCH_FAMILIES } from '../model/config.js'
+import { allTensors, scaleTensorName } from '../model/tensors.js'
 import { InvalidArgumentError } from '../errors.js'
 import { decodeTernary, dequantizeRows, encodeTernary, FORMATS, quantizeRows, tensorByteSize, type FormatName } from '../formats/index.js'
 import { defaultTlTiling, TL_TILING_KEY } from '../formats/tl.js'
@@ -40,8 +41,6 @@ const TERNARY_FORMAT: Record<ConvertTarget, FormatName> = {
   i2s: 'I2_S', tq2_0: 'TQ2_0', tq1_0: 'TQ1_0', tl1: 'TL1', tl2: 'TL2', f32: 'F32', f16: 'F16', bf16: 'BF16',
 }
 const MATRIX_FORMAT: Record<MatrixTarget, FormatName> = { f16: 'F16', q8_0: 'Q8_0', q6_k: 'Q6_K' }
-const TERNARY = ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down']
-const LAYER_ORDER = ['attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'attn_sub_norm', 'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_down', 'ffn_sub_norm']
 
 interface OutTensor {
   src: ModelTensor
@@ -107,20 +106,14 @@ function planOutput(contents: ModelContents, ternary: FormatName, matrix: Format
     } catch (e) {
       throw new InvalidArgumentError(`convert: tensor '${name}' [${dims.join(', ')}] cannot be stored as ${format}: ${(e as Error).message}`)
     }
-    if (kind === 'ternary') t.scale = byName.get(name.replace(/\.weight$/, '.scale'))
+    if (kind === 'ternary') t.scale = byName.get(scaleTensorName(name))
     const c = contents.config
     // arch 'llama' files carry q/k rows in NORM-RoPE order (./metadata.ts outputArch keeps the arch)
     if (c.arch === 'llama' && c.rope === 'neox' && /\.attn_[qk]\.weight$/.test(name)) t.permuteHeads = dims[1] / c.headDim
     out.push(t)
   }
-  add('token_embd.weight', 'matrix')
-  for (let l = 0; l < contents.config.nLayer; l++) {
-    for (const n of LAYER_ORDER) add(`blk.${l}.${n}.weight`, TERNARY.includes(n) ? 'ternary' : 'norm')
-    // the embedding families' per-projection, head and post norms
-    for (const n of familyNorms(contents.config)) if (!LAYER_ORDER.includes(n.name)) add(`blk.${l}.${n.name}.weight`, 'norm')
-  }
-  add('output_norm.weight', 'norm')
-  add('output.weight', 'matrix')
+  // Sub-norms of any family: a file may carry them (a Llama file with them is refused at load, not here)
+  for (const t of allTensors(contents.config, { ...ARCH_FAMILIES[contents.config.arch], subNorms: true })) add(t.name, t.role)
   return out
 }
 

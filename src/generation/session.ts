@@ -264,22 +264,10 @@ export class Session {
     let text = ''
     let finishReason: GenerationResult['finishReason'] = 'length'
     const t0 = performance.now()
-
-    // Structured output masks a copy of the logits to the tokens its grammar allows.
-    const constraint = createResponseConstraint(opts.responseFormat, tokenizer)
-    const topLogprobs = opts.topLogprobs ?? 0
-    const wantLogprobs = opts.logprobs === true || topLogprobs > 0
+    const { pick, constraint, wantLogprobs } = picker(opts, tokenizer, sampler, history, stopIds)
+    const ends = (s: Sampled) => stopIds.has(s.token) || constraint?.isComplete() === true
     const logprobs: GenerationChunk[] = []
-    // Samples a token and commits it to what later samples see (grammar state, penalty
-    // history), unless it ends the generation.
-    const pick = (logits: Float32Array): Sampled => {
-      if (constraint) constraint.mask(logits = logits.slice())
-      const s = wantLogprobs ? sampler.sampleDetailed(logits, history, topLogprobs) : { token: sampler.sample(logits, history) }
-      if (!stopIds.has(s.token)) { constraint?.accept(s.token); history.push(s.token) }
-      return s
-    }
-    const lookup = opts.draft === 'prompt-lookup' ? new PromptLookup(DRAFT_ROWS - 1) : undefined
-    const drafts = { proposed: 0, accepted: 0 }
+    const drafting: Drafting = { lookup: opts.draft === 'prompt-lookup' ? new PromptLookup(DRAFT_ROWS - 1) : undefined, proposed: 0, accepted: 0 }
     const fed = this.#stopped(signal) ? undefined : await this.#feed(this.#fit([...prompt], keep), signal, pick)
     const tPrompt = performance.now()
     // Sampled tokens not yet emitted (several after a verified draft), in order.
@@ -300,24 +288,9 @@ export class Session {
         if (tokens.length >= maxTokens) break
         if (this.#stopped(signal)) { finishReason = 'abort'; break }
         if (queue.length > 0) continue
-        const pos = this.#tokens.length
-        if (pos + 1 < this.#host.contextSize) {
-          // Drafts fill the pass up to the tokens still allowed and the context left.
-          const draft = lookup?.draft(history, Math.min(maxTokens - tokens.length, this.#host.contextSize - 1 - pos) - 1) ?? []
-          const sampled = await this.#verify(tok, draft, pick, (s) => stopIds.has(s.token) || constraint?.isComplete() === true)
-          if (sampled === undefined) { finishReason = 'abort'; break }
-          if (draft.length > 0) {
-            const accepted = sampled.length - (sampled[sampled.length - 1].token === draft[sampled.length - 1] ? 0 : 1)
-            lookup!.record(draft.length, accepted)
-            drafts.proposed += draft.length
-            drafts.accepted += accepted
-          }
-          queue = sampled
-        } else {
-          const r = await this.#feed(this.#fit([...this.#tokens, tok], keep), signal, pick)
-          if (!r) { finishReason = 'abort'; break }
-          queue = [r.result]
-        }
+        const sampled = await this.#step(tok, maxTokens - tokens.length, { keep, signal, history, pick, ends, drafting })
+        if (sampled === undefined) { finishReason = 'abort'; break }
+        queue = sampled
       }
     } finally {
       // Verified tokens left unemitted (the generation ended before them) leave the cache, so
@@ -328,29 +301,31 @@ export class Session {
     const tail = stops.push(stream.flush()) + stops.flush()
     if (tail) { text += tail; yield { text: tail, tokenId: -1 } }
     if (finishReason === 'abort' && opts.throwOnAbort) throw new AbortError(text)
-    const tEnd = performance.now()
-    const tFirst = tPrompt
-    const evaluated = fed?.evaluated ?? 0
-    const decodeMs = tEnd - tFirst
-    return {
-      text,
-      tokens,
-      promptTokens: prompt,
-      ...(wantLogprobs && { logprobs }),
-      finishReason,
-      usage: { promptTokens: prompt.length, completionTokens: tokens.length, totalTokens: prompt.length + tokens.length, cachedTokens: prompt.length - evaluated },
-      timings: {
-        promptMs: tPrompt - t0,
-        promptEvaluated: evaluated,
-        timeToFirstTokenMs: tFirst - t0,
-        decodeMs,
-        promptTokensPerSecond: evaluated / ((tPrompt - t0) / 1000),
-        decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / (decodeMs / 1000) : 0,
-        draftTokens: drafts.proposed,
-        draftAccepted: drafts.accepted,
-      },
-    }
+    return generationResult(prompt, { text, tokens, logprobs: wantLogprobs ? logprobs : undefined, finishReason },
+      fed?.evaluated ?? 0, { t0, tPrompt, tEnd: performance.now() }, drafting)
   }
+
+  // The tokens sampled after `tok` (several when a draft holds), or undefined when aborted:
+  // one pass of tok + a draft of what followed the text's end before (up to the tokens still
+  // allowed, `left`, and the context), or, at the end of the context, tok fed after a shift.
+  async #step(tok: number, left: number, g: StepContext): Promise<Sampled[] | undefined> {
+    const pos = this.#tokens.length
+    if (pos + 1 >= this.#host.contextSize) {
+      const r = await this.#feed(this.#fit([...this.#tokens, tok], g.keep), g.signal, g.pick)
+      return r && [r.result]
+    }
+    const { drafting } = g
+    const draft = drafting.lookup?.draft(g.history, Math.min(left, this.#host.contextSize - 1 - pos) - 1) ?? []
+    const sampled = await this.#verify(tok, draft, g.pick, g.ends)
+    if (sampled !== undefined && draft.length > 0) {
+      const accepted = sampled.length - (sampled[sampled.length - 1].token === draft[sampled.length - 1] ? 0 : 1)
+      drafting.lookup!.record(draft.length, accepted)
+      drafting.proposed += draft.length
+      drafting.accepted += accepted
+    }
+    return sampled
+  }
+
 
   /**
    * Evaluates `tok` at the cache's next position and the drafted tokens after it in one pass,
@@ -435,4 +410,60 @@ export function commonPrefix(a: readonly number[], b: readonly number[]): number
   let i = 0
   while (i < n && a[i] === b[i]) i++
   return i
+}
+
+/** Speculative drafts of one generation: the lookup proposing them and the running counts. */
+interface Drafting { lookup?: PromptLookup; proposed: number; accepted: number }
+
+/** What a decode step needs of its generation. */
+interface StepContext {
+  keep: number
+  signal?: AbortSignal
+  history: number[]
+  pick: (logits: Float32Array) => Sampled
+  ends: (s: Sampled) => boolean
+  drafting: Drafting
+}
+
+/**
+ * How a generation samples: `pick` samples a token and commits it to what later samples see
+ * (grammar state, penalty history), unless it ends the generation. Structured output masks a
+ * copy of the logits to the tokens its grammar allows.
+ */
+function picker(opts: GenerateOptions, tokenizer: BitnetTokenizer, sampler: Sampler, history: number[], stopIds: Set<number>) {
+  const constraint = createResponseConstraint(opts.responseFormat, tokenizer)
+  const topLogprobs = opts.topLogprobs ?? 0
+  const wantLogprobs = opts.logprobs === true || topLogprobs > 0
+  const pick = (logits: Float32Array): Sampled => {
+    if (constraint) constraint.mask(logits = logits.slice())
+    const s = wantLogprobs ? sampler.sampleDetailed(logits, history, topLogprobs) : { token: sampler.sample(logits, history) }
+    if (!stopIds.has(s.token)) { constraint?.accept(s.token); history.push(s.token) }
+    return s
+  }
+  return { pick, constraint, wantLogprobs }
+}
+
+/** The result of a finished generation: its text and tokens, usage and timings (t0 start, tPrompt prompt evaluated, tEnd). */
+function generationResult(prompt: number[], out: Pick<GenerationResult, 'text' | 'tokens' | 'logprobs' | 'finishReason'>, evaluated: number,
+  t: { t0: number; tPrompt: number; tEnd: number }, drafting: Drafting): GenerationResult {
+  const { text, tokens, logprobs, finishReason } = out
+  const decodeMs = t.tEnd - t.tPrompt
+  return {
+    text,
+    tokens,
+    promptTokens: prompt,
+    ...(logprobs && { logprobs }),
+    finishReason,
+    usage: { promptTokens: prompt.length, completionTokens: tokens.length, totalTokens: prompt.length + tokens.length, cachedTokens: prompt.length - evaluated },
+    timings: {
+      promptMs: t.tPrompt - t.t0,
+      promptEvaluated: evaluated,
+      timeToFirstTokenMs: t.tPrompt - t.t0,
+      decodeMs,
+      promptTokensPerSecond: evaluated / ((t.tPrompt - t.t0) / 1000),
+      decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / (decodeMs / 1000) : 0,
+      draftTokens: drafting.proposed,
+      draftAccepted: drafting.accepted,
+    },
+  }
 }

@@ -1,6 +1,6 @@
 /**
- * A bump allocator over the engine's wasm memory. The whole model (weights, the model's
- * own KV cache, activation buffers) is planned before the memory is created, so loading
+ * A bump allocator over the engine's wasm memory. The whole model (weights, one KV cache,
+ * activation buffers) is planned before the memory is created, so loading
  * sizes it once. It grows later only for extra KV caches (`Transformer.createKvCache`),
  * past every planned address: a grown shared memory gets a new buffer, so the host
  * re-takes its views after a call that may grow.

@@ -38,6 +38,8 @@ export type RopeLayout = 'neox' | 'norm'
  * - embedScale: the token embedding is multiplied by √n_embd (in f32, as bitnet.cpp does);
  * - hfNormOffset: HF checkpoints store the block norms as w − 1 (Gemma's `(1 + w)` RMSNorm);
  *   GGUF files hold w (the converter adds the 1), so the HF loader adds it.
+ *
+ * The tensors each trait adds to a layer are rows of the tensor table (tensors.ts).
  */
 export interface ArchFamily {
   family: string
@@ -73,33 +75,6 @@ export const ARCH_FAMILIES: Record<string, ArchFamily> = {
 }
 
 export const SUPPORTED_ARCHS = Object.keys(ARCH_FAMILIES)
-
-/** The widths a layer's norms depend on. */
-type NormShape = Pick<ModelConfig, 'arch' | 'nEmbd' | 'nHead' | 'headDim' | 'nFf'>
-
-/**
- * The optional norm tensors of a layer per family trait: the LayerWeights field (load.ts) each fills,
- * its GGUF name (after `blk.N.`) and its width. `attn_output_norm_in` / `ffn_down_norm_in` norm
- * the inputs of o and down, where 2B4T's sub-norms sit, so they fill the same fields.
- */
-export const LAYER_NORMS: Record<'subNorms' | 'projNorms' | 'qkNorm' | 'postNorms',
-  [field: string, name: string, width: (c: NormShape) => number][]> = {
-  subNorms: [['attnSubNorm', 'attn_sub_norm', (c) => c.nHead * c.headDim], ['ffnSubNorm', 'ffn_sub_norm', (c) => c.nFf]],
-  projNorms: [
-    ['qNormIn', 'attn_q_norm_in', (c) => c.nEmbd], ['kNormIn', 'attn_k_norm_in', (c) => c.nEmbd], ['vNormIn', 'attn_v_norm_in', (c) => c.nEmbd],
-    ['attnSubNorm', 'attn_output_norm_in', (c) => c.nHead * c.headDim],
-    ['gateNormIn', 'ffn_gate_norm_in', (c) => c.nEmbd], ['upNormIn', 'ffn_up_norm_in', (c) => c.nEmbd], ['ffnSubNorm', 'ffn_down_norm_in', (c) => c.nFf],
-  ],
-  qkNorm: [['qHeadNorm', 'attn_q_norm', (c) => c.headDim], ['kHeadNorm', 'attn_k_norm', (c) => c.headDim]],
-  postNorms: [['postAttnNorm', 'post_attention_norm', (c) => c.nEmbd], ['postFfnNorm', 'post_ffw_norm', (c) => c.nEmbd]],
-}
-
-/** The optional norms a family's layers carry (sub-norms may be absent; the others are required). */
-export function familyNorms(c: NormShape): { field: string; name: string; width: number; optional: boolean }[] {
-  const fam = ARCH_FAMILIES[c.arch]
-  return (Object.keys(LAYER_NORMS) as (keyof typeof LAYER_NORMS)[]).filter((t) => fam[t])
-    .flatMap((t) => LAYER_NORMS[t].map(([field, name, width]) => ({ field, name, width: width(c), optional: t === 'subNorms' })))
-}
 
 /** Where a config value was decided, for `bitnet info` and warnings. */
 export interface ConfigProvenance {

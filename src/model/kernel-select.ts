@@ -12,10 +12,7 @@
  */
 import { createMemory, instantiateKernels, type KernelVariant, type WasmModule } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
-import { tlShape } from './repack-tl.js'
-import { x4Shape } from './repack.js'
-
-export type TernaryKernel = 'i2s' | 'tl'
+import { layoutSize, TERNARY_LAYOUTS, type TernaryKernel } from './layouts.js'
 
 const chosen = new Map<KernelVariant, TernaryKernel>()
 
@@ -33,12 +30,12 @@ function raceKernels(module: WasmModule, variant: KernelVariant): TernaryKernel 
   const M = 1024, K = 2560
   const a = new Arena()
   const q = a.alloc(K), meta = a.alloc(16), lut = a.alloc(K * 16), y = a.alloc(M * 4)
-  const x4 = a.alloc(x4Shape(M, K).bytes), tl = a.alloc(tlShape(M, K).bytes)
+  const x4 = a.alloc(layoutSize(TERNARY_LAYOUTS.i2s, M, K).bytes), tl = a.alloc(layoutSize(TERNARY_LAYOUTS.tl, M, K).bytes)
   const memory = createMemory(a.top, variant)
   const k = instantiateKernels(module, memory)
   // Any byte pattern is a weight in both layouts and the kernels' speed does not depend
   // on the values, so the race runs on pseudo-random words instead of packed codes.
-  const words = new Uint32Array(memory.buffer, x4, (a.top - x4) >> 2)
+  const words = new Uint32Array(memory.buffer, x4, (a.top - x4) >>> 2)
   for (let i = 0, v = 0x9e3779b9; i < words.length; i++) words[i] = v = (Math.imul(v ^ (v >>> 15), 0x2c1b3c6d) + i) | 0
   new Float32Array(memory.buffer, meta, 1)[0] = 1
   const runs: Record<TernaryKernel, () => void> = {

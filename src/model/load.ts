@@ -12,39 +12,14 @@ import { isTernaryValued, ternarize } from '../formats/ternarize.js'
 import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
 import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmModule, type WasmSource } from '../runtime/wasm.js'
-import { ARCH_FAMILIES, familyNorms, type ModelConfig } from './config.js'
+import { ARCH_FAMILIES, type ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
 import { assertFiniteTensor, nonFiniteWeight } from './numerics.js'
 import { unpermuteQkRows } from './qk-permute.js'
-import { packX4FromCodes, x4Shape } from './repack.js'
-import { packTlFromCodes, tlShape } from './repack-tl.js'
-import { selectTernaryKernel, type TernaryKernel } from './kernel-select.js'
+import { selectTernaryKernel } from './kernel-select.js'
+import { layoutSize, OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type FloatMatrix, type OutputLayoutName, type TernaryKernel, type TernaryWeight } from './layouts.js'
+import { layerTensors, modelTensors, scaleTensorName } from './tensors.js'
 import { MAX_SEGMENT_BYTES, planSegments, segmentBytes, type Placed, type Segment, type StateSize } from './segments.js'
-
-/** A ternary projection in the layout of the model's ternary kernel (i2s_x4 or tl16). */
-export interface TernaryWeight {
-  ptr: number
-  rows: number
-  cols: number
-  /** K padded to the kernel block (128). */
-  kp: number
-  /** Per-tensor weight scale γ (times an optional `.scale` tensor). */
-  gamma: number
-}
-
-/**
- * The embedding / output matrix [rows][cols]: an exact f16 copy of an F16 file, f32 (other
- * full-precision sources), or a quantized copy of the output matrix made at load (QUANTIZED:
- * Q8B bytes in 4-row groups or Q4B nibbles [rows][kp/2] at ptr, f32 block scales at `scales`).
- */
-export interface FloatMatrix {
-  ptr: number
-  rows: number
-  cols: number
-  type: 'f16' | 'f32' | QuantizedType
-  kp: number
-  scales: number
-}
 
 /**
  * The input embedding of an untied model, outside wasm memory: the file's bytes of
@@ -66,24 +41,6 @@ export interface HostMatrix {
  * 8B), exact f16 below (tiny models, 0.7B).
  */
 export type OutputType = 'auto' | 'f16' | 'q8' | 'q4'
-
-/**
- * The quantized copies of the output matrix (assembly/formats/q8b.ts, q4b.ts): weights per
- * scale, bytes per padded row, rows per interleaved group (rows are padded to it), and the
- * kernel that converts f16 rows.
- */
-export const QUANTIZED = {
-  q8b: { option: 'q8', block: 128, rowBytes: (kp: number) => kp, groupRows: 4, convert: 'quantize_rows_f16_q8b' },
-  q4b: { option: 'q4', block: 32, rowBytes: (kp: number) => kp / 2, groupRows: 1, convert: 'quantize_rows_f16_q4b' },
-} as const
-export type QuantizedType = keyof typeof QUANTIZED
-
-/** Bytes of a quantized copy [rows][kp], and where its f32 block scales start (after the weights). */
-function quantizedLayout(type: QuantizedType, rows: number, kp: number): { bytes: number; scalesAt: number } {
-  const q = QUANTIZED[type]
-  const stored = Math.ceil(rows / q.groupRows) * q.groupRows
-  return { scalesAt: stored * q.rowBytes(kp), bytes: stored * (q.rowBytes(kp) + (kp / q.block) * 4) }
-}
 
 /** 64 Mi elements = 128 MiB of f16. */
 export const AUTO_Q8_ELEMENTS = 1 << 26
@@ -175,7 +132,7 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   // tensor on its way to the x4 layout.
   for (const p of plan) {
     p.layer = Number(/^blk\.(\d+)\./.exec(p.info.name)?.[1] ?? -1)
-    p.scratch = p.matrixType! in QUANTIZED || p.role === 'rows' ? Math.min(p.rows, MATRIX_CHUNK_ROWS) * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0
+    p.scratch = (p.matrixType && OUTPUT_LAYOUTS[p.matrixType].convert) || p.role === 'rows' ? Math.min(p.rows, MATRIX_CHUNK_ROWS) * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0
   }
   const state = opts.state(config)
   const capacity = Math.min(opts.segmentBytes ?? MAX_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
@@ -219,10 +176,9 @@ interface Planned extends Placed {
   rows: number
   cols: number
   gamma: number
-  matrixType?: FloatMatrix['type']
-  /** Q8B: padded K and the offset of the block scales. */
+  matrixType?: OutputLayoutName
+  /** Padded K (of the output matrix's layout). */
   kp: number
-  scales: number
   /** q/k rows stored permuted for NORM RoPE: heads to un-permute (config.rope 'norm'). */
   permutedHeads?: number
   /** Full-precision projection that must already be ternary-valued (ArchFamily.latents false). */
@@ -231,77 +187,31 @@ interface Planned extends Placed {
   host?: Uint8Array
 }
 
-/** Finds every tensor the graph needs, checks its type and shape, and sizes its copy. */
+/**
+ * Finds every tensor the graph needs (tensors.ts: the embedding, output norm and matrix first,
+ * then the layers; each ternary projection's optional 1bitLLM `.scale`), checks it and sizes its copy.
+ */
 function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outputType: OutputType, kernel: TernaryKernel): Planned[] {
   const byName = new Map(tensors.map((t) => [t.name, t]))
-  const plan: Planned[] = []
-  const qDim = c.nHead * c.headDim
-  const kvDim = c.nHeadKv * c.headDim
-
-  const add = (name: string, role: Role, rows: number, cols: number, optional = false): void => {
-    const info = byName.get(name)
-    if (!info) {
-      if (optional) return
-      throw new ModelFormatError(`missing tensor '${name}'`, { file })
-    }
-    const found = `[${info.dims.join(', ')}] ${info.format}`
-    const n = info.dims.reduce((a, b) => a * b, 1)
-    if (role === 'matrix' && name === 'token_embd.weight' && byName.has('output.weight')) role = 'rows'
-    const shapeOk = role === 'norm' || role === 'scale'
-      ? n === rows * cols
-      : info.dims.length === 2 && info.dims[0] === cols && info.dims[1] === rows
-    if (!shapeOk) {
-      throw new ModelFormatError(`tensor '${name}' has the wrong shape`, { file, expected: `[${cols}, ${rows}]`, found })
-    }
-    const traits = FORMATS[info.format as keyof typeof FORMATS]
-    const p: Planned = { info, role, rows, cols, bytes: 0, ptr: 0, seg: 0, layer: -1, scratch: 0, gamma: 1, kp: cols, scales: 0 }
-    if (role === 'ternary') {
-      if (!traits?.ternary && !TERNARIZABLE.includes(info.format)) {
-        throw new UnsupportedFeatureError(`${file}: tensor '${name}' is ${info.format}; ternary projections must be ternary (I2_S, TQ1_0, TQ2_0, TL1, TL2) or full precision (${TERNARIZABLE.join(', ')})`)
-      }
-      p.bytes = (kernel === 'tl' ? tlShape : x4Shape)(rows, cols).bytes
-    } else if (role === 'rows') {
-      if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
-    } else if (role === 'matrix') {
-      if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
-      // The output matrix (token_embd when tied) gets the 8-bit copy, from F16 or BF16 (via f16).
-      const wanted = outputType === 'auto' ? (rows * cols >= AUTO_Q8_ELEMENTS ? 'q8' : 'f16') : outputType
-      const copy = (Object.keys(QUANTIZED) as QuantizedType[]).find((t) => QUANTIZED[t].option === wanted)
-      p.matrixType = !HALF.includes(info.format) ? 'f32' : copy ?? 'f16'
-      if (p.matrixType in QUANTIZED) {
-        p.kp = Math.ceil(cols / 128) * 128
-        p.bytes = quantizedLayout(p.matrixType as QuantizedType, rows, p.kp).bytes
-      } else {
-        p.bytes = rows * cols * (p.matrixType === 'f16' ? 2 : 4)
-      }
-    } else {
-      if (traits?.ternary) throw new ModelFormatError(`tensor '${name}' must be full precision`, { file, found })
-      p.bytes = rows * cols * 4
-    }
-    plan.push(p)
-  }
-
   checkDeclaredCounts(byName, c, file)
   const family = ARCH_FAMILIES[c.arch]
-  add('token_embd.weight', 'matrix', c.vocabSize, c.nEmbd)
-  add('output_norm.weight', 'norm', 1, c.nEmbd)
-  add('output.weight', 'matrix', c.vocabSize, c.nEmbd, true)
-  for (let l = 0; l < c.nLayer; l++) {
-    const b = `blk.${l}.`
-    add(b + 'attn_norm.weight', 'norm', 1, c.nEmbd)
-    add(b + 'attn_q.weight', 'ternary', qDim, c.nEmbd)
-    add(b + 'attn_k.weight', 'ternary', kvDim, c.nEmbd)
-    add(b + 'attn_v.weight', 'ternary', kvDim, c.nEmbd)
-    add(b + 'attn_output.weight', 'ternary', c.nEmbd, qDim)
-    add(b + 'ffn_norm.weight', 'norm', 1, c.nEmbd)
-    add(b + 'ffn_gate.weight', 'ternary', c.nFf, c.nEmbd)
-    add(b + 'ffn_up.weight', 'ternary', c.nFf, c.nEmbd)
-    add(b + 'ffn_down.weight', 'ternary', c.nEmbd, c.nFf)
-    for (const n of familyNorms(c)) add(`${b}${n.name}.weight`, 'norm', 1, n.width, n.optional)
-    // 1bitLLM conversions may carry 1-element `.scale` tensors multiplied after the matmul.
-    for (const w of ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down']) {
-      add(`${b}${w}.scale`, 'scale', 1, 1, true)
+  const specs = [...modelTensors(c, 'start'), ...modelTensors(c, 'end'), ...Array.from({ length: c.nLayer }, (_, l) => layerTensors(c, l)).flat()]
+  const plan: Planned[] = []
+  const add = (info: ModelTensor, role: Role, rows: number, cols: number): void => {
+    checkTensor(info, role, rows, cols, file)
+    plan.push(storagePlan(info, role, rows, cols, outputType, kernel))
+  }
+  for (const spec of specs) {
+    const info = byName.get(spec.name)
+    if (!info) {
+      if (spec.optional) continue
+      throw new ModelFormatError(`missing tensor '${spec.name}'`, { file })
     }
+    const [cols, rows = 1] = spec.dims
+    // An untied model's input embedding stays outside wasm memory.
+    add(info, spec.name === 'token_embd.weight' && byName.has('output.weight') ? 'rows' : spec.role, rows, cols)
+    const scale = spec.role === 'ternary' ? byName.get(scaleTensorName(spec.name)) : undefined
+    if (scale) add(scale, 'scale', 1, 1)
   }
   for (const p of plan) {
     if (p.role !== 'ternary') continue
@@ -310,6 +220,43 @@ function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outpu
   }
   rejectUnused(tensors, plan, file)
   return plan
+}
+
+/** A tensor's shape (`[cols, rows]`; a norm or scale: the element count) and type against its role. */
+function checkTensor(info: ModelTensor, role: Role, rows: number, cols: number, file: string): void {
+  const found = `[${info.dims.join(', ')}] ${info.format}`
+  const n = info.dims.reduce((a, b) => a * b, 1)
+  const shapeOk = role === 'norm' || role === 'scale'
+    ? n === rows * cols
+    : info.dims.length === 2 && info.dims[0] === cols && info.dims[1] === rows
+  if (!shapeOk) {
+    throw new ModelFormatError(`tensor '${info.name}' has the wrong shape`, { file, expected: `[${cols}, ${rows}]`, found })
+  }
+  const ternary = FORMATS[info.format as keyof typeof FORMATS]?.ternary
+  if (role !== 'ternary') {
+    if (ternary) throw new ModelFormatError(`tensor '${info.name}' must be full precision`, { file, found })
+  } else if (!ternary && !TERNARIZABLE.includes(info.format)) {
+    throw new UnsupportedFeatureError(`${file}: tensor '${info.name}' is ${info.format}; ternary projections must be ternary (I2_S, TQ1_0, TQ2_0, TL1, TL2) or full precision (${TERNARIZABLE.join(', ')})`)
+  }
+}
+
+/**
+ * How a tensor is stored (the storage policy): ternary projections in the kernel's layout; the
+ * output matrix (token_embd when tied) in the layout `outputType` picks, from F16 or BF16 (via
+ * f16), else f32; norms and scales as f32; the untied input embedding outside wasm memory.
+ */
+function storagePlan(info: ModelTensor, role: Role, rows: number, cols: number, outputType: OutputType, kernel: TernaryKernel): Planned {
+  const p: Planned = { info, role, rows, cols, bytes: 0, ptr: 0, seg: 0, layer: -1, scratch: 0, gamma: 1, kp: cols }
+  if (role === 'ternary') {
+    p.bytes = layoutSize(TERNARY_LAYOUTS[kernel], rows, cols).bytes
+  } else if (role === 'matrix') {
+    const wanted = outputType === 'auto' ? (rows * cols >= AUTO_Q8_ELEMENTS ? 'q8' : 'f16') : outputType
+    p.matrixType = !HALF.includes(info.format) ? 'f32' : (Object.keys(OUTPUT_LAYOUTS) as OutputLayoutName[]).find((t) => OUTPUT_LAYOUTS[t].option === wanted)!
+    ;({ kp: p.kp, bytes: p.bytes } = layoutSize(OUTPUT_LAYOUTS[p.matrixType], rows, cols))
+  } else if (role !== 'rows') {
+    p.bytes = rows * cols * 4
+  }
+  return p
 }
 
 /**
@@ -375,7 +322,7 @@ async function storeI2s(p: Planned, read: Reader, heap: Uint8Array, kernels: Ker
   if (!(gamma > 0 && Number.isFinite(gamma))) throw corruptI2s(p.info, p.rows, p.cols, gamma)
   // K is a multiple of 128, so each row is whole 32-byte blocks and rows move as bytes.
   if (p.permutedHeads) unpermuteQkRows(bytes.subarray(0, dataBytes), p.permutedHeads, p.cols / 4)
-  kernels[kernel === 'tl' ? 'repack_i2s_tl' : 'repack_i2s_x4'](scratch, p.rows, p.cols, p.ptr)
+  kernels[TERNARY_LAYOUTS[kernel].repack](scratch, p.rows, p.cols, p.ptr)
   return gamma
 }
 
@@ -404,7 +351,7 @@ function storeTensor(p: Planned, bytes: Uint8Array, heap: Uint8Array, kernel: Te
     const { codes, scale } = p.strictTernary ? ternaryValued(p, bytes)
       : decodeTernary(info.format, bytes, p.rows, p.cols, { file, offset: info.offset }, info.decode)
     if (p.permutedHeads) unpermuteQkRows(codes, p.permutedHeads, p.cols)
-    ;(kernel === 'tl' ? packTlFromCodes : packX4FromCodes)(codes, p.rows, p.cols, out)
+    TERNARY_LAYOUTS[kernel].pack(codes, p.rows, p.cols, out)
     if (info.format === 'I2_S' && !(scale > 0 && Number.isFinite(scale))) throw corruptI2s(info, p.rows, p.cols, scale)
     return checkScale(scale, info.name, file)
   }
@@ -447,8 +394,8 @@ function toF16(format: string, bytes: Uint8Array): Uint8Array {
  */
 async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
   const rowBytes = p.info.byteSize / p.rows
-  const q = p.matrixType! in QUANTIZED ? QUANTIZED[p.matrixType as QuantizedType] : undefined
-  const scales = q ? p.ptr + quantizedLayout(p.matrixType as QuantizedType, p.rows, p.kp).scalesAt : 0
+  const layout = OUTPUT_LAYOUTS[p.matrixType!], convert = layout.convert
+  const scales = p.ptr + layoutSize(layout, p.rows, p.cols).scalesAt
   for (let r0 = 0; r0 < p.rows; r0 += MATRIX_CHUNK_ROWS) {
     const n = Math.min(MATRIX_CHUNK_ROWS, p.rows - r0)
     if (p.matrixType === 'f32') {
@@ -457,7 +404,7 @@ async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: 
       new Float32Array(heap.buffer, p.ptr + r0 * p.cols * 4, n * p.cols).set(values)
       continue
     }
-    const at = q ? scratch : p.ptr + r0 * p.cols * 2
+    const at = convert ? scratch : p.ptr + r0 * p.cols * 2
     let f16: Uint8Array
     if (p.info.format === 'F16') {
       f16 = await readToHeap(read, r0 * rowBytes, n * rowBytes, heap, at)
@@ -467,7 +414,7 @@ async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: 
     }
     const bad = kernels.find_nonfinite_f16(at, n * p.cols)
     if (bad >= 0) throw nonFiniteWeight(p.info.name, p.info.file, r0 * p.cols + bad, 'NaN or Inf (F16)')
-    if (q) kernels[q.convert](scratch, n, p.cols, p.kp, p.ptr + r0 * q.rowBytes(p.kp), scales + r0 * (p.kp / q.block) * 4, 0, n)
+    if (convert) kernels[convert](scratch, n, p.cols, p.kp, p.ptr + r0 * layout.rowBytes(p.kp), scales + r0 * (p.kp / layout.scaleBlock!) * 4, 0, n)
   }
 }
 
@@ -504,20 +451,20 @@ function checkScale(gamma: number, name: string, file: string): number {
 /** Turns the filled plan into the typed weight tree the forward pass walks. */
 function assemble(plan: Planned[], c: ModelConfig, kernel: TernaryKernel): ModelWeights {
   const byName = new Map(plan.map((p) => [p.info.name, p]))
-  const matrix = (p: Planned): FloatMatrix => ({
-    ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp,
-    scales: p.matrixType! in QUANTIZED ? p.ptr + quantizedLayout(p.matrixType as QuantizedType, p.rows, p.kp).scalesAt : 0,
-  })
+  const matrix = (p: Planned): FloatMatrix => {
+    const layout = OUTPUT_LAYOUTS[p.matrixType!]
+    const scales = layout.scaleBlock ? p.ptr + layoutSize(layout, p.rows, p.cols).scalesAt : 0
+    return { ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp, scales }
+  }
   const get = (name: string) => byName.get(name)!
   const ternary = (name: string): TernaryWeight => {
-    const p = get(name + '.weight')
-    const scale = byName.get(name + '.scale')
+    const p = get(name)
+    const scale = byName.get(scaleTensorName(name))
     return {
-      ptr: p.ptr, rows: p.rows, cols: p.cols, kp: (kernel === 'tl' ? tlShape : x4Shape)(p.rows, p.cols).kp,
+      ptr: p.ptr, rows: p.rows, cols: p.cols, kp: layoutSize(TERNARY_LAYOUTS[kernel], p.rows, p.cols).kp,
       gamma: p.gamma * (scale ? scale.gamma : 1),
     }
   }
-  const opt = (name: string) => byName.get(name)?.ptr
   const embd = get('token_embd.weight')
   const out = byName.get('output.weight')
   return {
@@ -526,21 +473,11 @@ function assemble(plan: Planned[], c: ModelConfig, kernel: TernaryKernel): Model
       : matrix(embd),
     outputNorm: get('output_norm.weight').ptr,
     output: matrix(out ?? embd),
-    layers: Array.from({ length: c.nLayer }, (_, l): LayerWeights => {
-      const b = `blk.${l}.`
-      const layer: LayerWeights = {
-        attnNorm: get(b + 'attn_norm.weight').ptr,
-        wq: ternary(b + 'attn_q'),
-        wk: ternary(b + 'attn_k'),
-        wv: ternary(b + 'attn_v'),
-        wo: ternary(b + 'attn_output'),
-        ffnNorm: get(b + 'ffn_norm.weight').ptr,
-        wGate: ternary(b + 'ffn_gate'),
-        wUp: ternary(b + 'ffn_up'),
-        wDown: ternary(b + 'ffn_down'),
-      }
-      for (const n of familyNorms(c)) (layer as unknown as Record<string, number | undefined>)[n.field] = opt(`${b}${n.name}.weight`)
-      return layer
+    layers: Array.from({ length: c.nLayer }, (_, l) => {
+      // Each tensor fills its field (tensors.ts); an absent optional norm leaves it undefined.
+      const layer: Record<string, TernaryWeight | number | undefined> = {}
+      for (const t of layerTensors(c, l)) layer[t.field!] = t.role === 'ternary' ? ternary(t.name) : byName.get(t.name)?.ptr
+      return layer as unknown as LayerWeights
     }),
   }
 }

@@ -28,6 +28,7 @@ import { metaStr } from '../gguf/writer.js'
 import { configMetadata } from '../convert/metadata.js'
 import type { Activation, ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
+import { tensorKind } from './tensors.js'
 
 /** How to pad. */
 export interface PadOptions {
@@ -40,11 +41,14 @@ export interface PadOptions {
   activation?: Activation
 }
 
-// Which axes of a tensor ([ne0, ne1]) are widths (padded); false: the vocabulary (unchanged).
-const PADDED: Record<string, boolean[]> = {
-  token_embd: [true, false], output: [true, false], output_norm: [true],
-  attn_norm: [true], attn_q: [true, true], attn_k: [true, true], attn_v: [true, true], attn_output: [true, true], attn_sub_norm: [true],
-  ffn_norm: [true], ffn_gate: [true, true], ffn_up: [true, true], ffn_down: [true, true], ffn_sub_norm: [true],
+/**
+ * Which axes of a tensor ([ne0, ne1]) are padded: every width but the vocabulary. Tensors of the
+ * embedding families' traits (per-head norms, an embedding scale from n_embd) are not placed.
+ */
+function paddedAxes(name: string): boolean[] | undefined {
+  const kind = tensorKind(name)
+  if (!kind || (kind.trait && kind.trait !== 'subNorms')) return undefined
+  return kind.dims.map((w) => w !== 'vocab')
 }
 const FLOAT_FORMATS: readonly FormatName[] = ['F32', 'F16', 'BF16']
 
@@ -69,7 +73,7 @@ export function padModelContents(contents: ModelContents, opts: PadOptions): Mod
   }
   const tensors = contents.tensors.map((t) => {
     if (t.name.endsWith('.scale')) return t // 1bitLLM per-tensor scale: a scalar, folded by convert
-    const padded = PADDED[t.name.replace(/^blk\.\d+\./, '').replace(/\.weight$/, '')]
+    const padded = paddedAxes(t.name)
     if (!padded || padded.length !== t.dims.length) throw new UnsupportedFeatureError(`pad: cannot place tensor '${t.name}' [${t.dims.join(', ')}]`)
     const dims = t.dims.map((d, i) => (padded[i] ? d * f : d))
     if (FORMATS[t.format].ternary) return paddedTernary(t, dims)

@@ -8,6 +8,7 @@ import { decodeTernary, dequantizeRows } from '../formats/index.js'
 import { readGguf } from '../gguf/reader.js'
 import type { ByteSource } from '../io/source.js'
 import { ARCH_FAMILIES, configFromGguf, type ModelConfig } from './config.js'
+import { layerTensors, scaleTensorName } from './tensors.js'
 
 interface RefTernary { codes: Int8Array; rows: number; cols: number; gamma: number }
 
@@ -20,7 +21,7 @@ interface RefLayer {
   wGate: RefTernary; wUp: RefTernary; wDown: RefTernary
   ffnSubNorm?: Float32Array
   /** BitNet-embedding per-projection input norms of q, k, v, gate, up. */
-  normIn?: { q: Float32Array; k: Float32Array; v: Float32Array; gate: Float32Array; up: Float32Array }
+  qNormIn?: Float32Array; kNormIn?: Float32Array; vNormIn?: Float32Array; gateNormIn?: Float32Array; upNormIn?: Float32Array
   /** Qwen3 / Gemma3 head norms of q and k [head_dim]. */
   qHeadNorm?: Float32Array; kHeadNorm?: Float32Array
   /** Gemma3 norms of the attention and FFN outputs. */
@@ -50,38 +51,19 @@ export async function loadReferenceModel(source: ByteSource): Promise<ReferenceM
   }
   const optFloat = async (name: string) => (byName.has(name) ? float(name) : undefined)
   const ternary = async (name: string): Promise<RefTernary> => {
-    const { t, bytes } = await bytesOf(name + '.weight')
+    const { t, bytes } = await bytesOf(name)
     const [cols, rows] = t.dims
     const { codes, scale } = decodeTernary(t.format, bytes, rows, cols)
-    const extra = byName.has(name + '.scale') ? (await float(name + '.scale'))[0] : 1
+    const extra = byName.has(scaleTensorName(name)) ? (await float(scaleTensorName(name)))[0] : 1
     return { codes, rows, cols, gamma: scale * extra }
   }
   const tokenEmbd = await float('token_embd.weight')
-  const fam = ARCH_FAMILIES[config.arch]
   const layers: RefLayer[] = []
   for (let l = 0; l < config.nLayer; l++) {
-    const b = `blk.${l}.`
-    const n = (name: string) => float(`${b}${name}.weight`)
-    layers.push({
-      attnNorm: await n('attn_norm'),
-      wq: await ternary(b + 'attn_q'),
-      wk: await ternary(b + 'attn_k'),
-      wv: await ternary(b + 'attn_v'),
-      wo: await ternary(b + 'attn_output'),
-      attnSubNorm: fam.projNorms ? await n('attn_output_norm_in') : await optFloat(b + 'attn_sub_norm.weight'),
-      ffnNorm: await n('ffn_norm'),
-      wGate: await ternary(b + 'ffn_gate'),
-      wUp: await ternary(b + 'ffn_up'),
-      wDown: await ternary(b + 'ffn_down'),
-      ffnSubNorm: fam.projNorms ? await n('ffn_down_norm_in') : await optFloat(b + 'ffn_sub_norm.weight'),
-      normIn: fam.projNorms
-        ? { q: await n('attn_q_norm_in'), k: await n('attn_k_norm_in'), v: await n('attn_v_norm_in'), gate: await n('ffn_gate_norm_in'), up: await n('ffn_up_norm_in') }
-        : undefined,
-      qHeadNorm: fam.qkNorm ? await n('attn_q_norm') : undefined,
-      kHeadNorm: fam.qkNorm ? await n('attn_k_norm') : undefined,
-      postAttnNorm: fam.postNorms ? await n('post_attention_norm') : undefined,
-      postFfnNorm: fam.postNorms ? await n('post_ffw_norm') : undefined,
-    })
+    // Each tensor of the layer (tensors.ts) into its field; an absent sub-norm stays undefined.
+    const layer: Record<string, RefTernary | Float32Array | undefined> = {}
+    for (const t of layerTensors(config, l)) layer[t.field!] = t.role === 'ternary' ? await ternary(t.name) : t.optional ? await optFloat(t.name) : await float(t.name)
+    layers.push(layer as unknown as RefLayer)
   }
   return {
     config,
@@ -162,9 +144,9 @@ export class ReferenceTransformer {
     for (let l = 0; l < c.nLayer; l++) {
       const L = layers[l]
       const a = rmsnorm(h, L.attnNorm, c.normEps)
-      const q = bitlinear(L.wq, optNorm(a, L.normIn?.q))
-      const k = bitlinear(L.wk, optNorm(a, L.normIn?.k))
-      const v = bitlinear(L.wv, optNorm(a, L.normIn?.v))
+      const q = bitlinear(L.wq, optNorm(a, L.qNormIn))
+      const k = bitlinear(L.wk, optNorm(a, L.kNormIn))
+      const v = bitlinear(L.wv, optNorm(a, L.vNormIn))
       headNorm(q, L.qHeadNorm, hd, c.normEps)
       headNorm(k, L.kHeadNorm, hd, c.normEps)
       for (let head = 0; head < c.nHead; head++) rope(q, head * hd, c, pos)
@@ -193,8 +175,8 @@ export class ReferenceTransformer {
       h = h.map((x, i) => x + ao[i])
 
       const f = rmsnorm(h, L.ffnNorm, c.normEps)
-      const gate = bitlinear(L.wGate, optNorm(f, L.normIn?.gate))
-      const up = bitlinear(L.wUp, optNorm(f, L.normIn?.up))
+      const gate = bitlinear(L.wGate, optNorm(f, L.gateNormIn))
+      const up = bitlinear(L.wUp, optNorm(f, L.upNormIn))
       let g = gate.map((x, i) => ACTIVATIONS[c.activation](x) * up[i])
       if (L.ffnSubNorm) g = rmsnorm(g, L.ffnSubNorm, c.normEps)
       const down = optNorm(bitlinear(L.wDown, g), L.postFfnNorm)

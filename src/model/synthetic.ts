@@ -9,7 +9,8 @@ import { encodeTernary, FORMATS, tensorByteSize, type FormatName } from '../form
 import { ggufHeader, metaArr, metaBool, metaF32, metaStr, metaU32, type GgufHeaderTensor, type GgufWriteInput } from '../gguf/writer.js'
 import { GgufType, type GgufMetadata } from '../gguf/types.js'
 import { BYTE_SYMBOLS } from '../tokenizer/tokenizer.js'
-import { ARCH_FAMILIES, familyNorms, type Activation } from './config.js'
+import { ARCH_FAMILIES, type Activation } from './config.js'
+import { allTensors } from './tensors.js'
 import { permuteQkRows } from './qk-permute.js'
 
 export interface SyntheticShape {
@@ -47,6 +48,10 @@ export const SHAPES = {
   '3b': { arch: 'bitnet', nEmbd: 3200, nFf: 8640, nLayer: 26, nHead: 32, nHeadKv: 32, vocab: 32002, contextLength: 2048, ropeTheta: 10000, activation: 'silu' },
   // A 20B-class ternary model (the scale past one wasm32 memory; no published checkpoint).
   '20b': { arch: 'bitnet-b1.58', nEmbd: 5120, nFf: 13824, nLayer: 60, nHead: 40, nHeadKv: 8, vocab: 128256, contextLength: 4096, ropeTheta: 500000, activation: 'relu2' },
+  // A 30B-class ternary model (LLaMA-30B widths, GQA 8:1; 27.6e9 ternary weights).
+  '30b': { arch: 'bitnet-b1.58', nEmbd: 6656, nFf: 17920, nLayer: 60, nHead: 52, nHeadKv: 4, vocab: 128256, contextLength: 4096, ropeTheta: 500000, activation: 'relu2' },
+  // Falcon3-10B-1.58bit (its config.json: head_dim 256, untied 131072-token embedding and output)
+  'falcon3-10b': { arch: 'llama', nEmbd: 3072, nFf: 23040, nLayer: 40, nHead: 12, nHeadKv: 4, vocab: 131072, contextLength: 32768, ropeTheta: 1000042, tokenizerPre: 'falcon3' },
   '8b': { arch: 'bitnet-b1.58', nEmbd: 4096, nFf: 14336, nLayer: 32, nHead: 32, nHeadKv: 8, vocab: 128256, contextLength: 8192, ropeTheta: 500000, activation: 'silu' },
   // BitNet-embedding-0.6B and -270M (bitnet.cpp's embedding guide: head_dim ≠ n_embd / n_head)
   'embed-0.6b': { arch: 'qwen3', nEmbd: 1024, nFf: 3072, nLayer: 28, nHead: 16, nHeadKv: 8, headDim: 128, vocab: 151936, contextLength: 32768, ropeTheta: 1000000 },
@@ -94,8 +99,6 @@ function syntheticTensors(shape: SyntheticShape, opts: SyntheticOptions): { meta
   const s = { arch, subNorms: family.subNorms, untiedOutput: arch === 'llama', tokenizerPre: arch === 'qwen3' ? 'qwen2' : undefined, ...shape }
   const format = opts.format ?? 'I2_S'
   const headDim = s.headDim ?? s.nEmbd / s.nHead
-  const qDim = s.nHead * headDim
-  const kvDim = s.nHeadKv * headDim
   const rand = mulberry32(opts.seed ?? 1)
   const tensors: LazyTensor[] = []
   const push = (name: string, dims: number[], format: FormatName, make: () => Uint8Array) =>
@@ -121,25 +124,14 @@ function syntheticTensors(shape: SyntheticShape, opts: SyntheticOptions): { meta
     return encodeTernary(format, codes, rows, cols, gamma)
   })
 
-  floats('token_embd.weight', [s.nEmbd, s.vocab], () => normal() * 0.5, opts.embedding ?? 'F16')
-  norm('output_norm.weight', s.nEmbd)
-  for (let l = 0; l < s.nLayer; l++) {
-    const b = `blk.${l}.`
-    norm(b + 'attn_norm.weight', s.nEmbd)
-    ternary(b + 'attn_q.weight', qDim, s.nEmbd, s.nHead)
-    ternary(b + 'attn_k.weight', kvDim, s.nEmbd, s.nHeadKv)
-    ternary(b + 'attn_v.weight', kvDim, s.nEmbd)
-    if (s.subNorms) norm(b + 'attn_sub_norm.weight', qDim)
-    ternary(b + 'attn_output.weight', s.nEmbd, qDim)
-    norm(b + 'ffn_norm.weight', s.nEmbd)
-    ternary(b + 'ffn_gate.weight', s.nFf, s.nEmbd)
-    ternary(b + 'ffn_up.weight', s.nFf, s.nEmbd)
-    if (s.subNorms) norm(b + 'ffn_sub_norm.weight', s.nFf)
-    ternary(b + 'ffn_down.weight', s.nEmbd, s.nFf)
-    // the embedding families' norms (per-projection, head, post)
-    for (const n of familyNorms({ ...s, headDim })) if (!n.optional) norm(`${b}${n.name}.weight`, n.width)
+  // Every tensor of the model in file order (tensors.ts); sub-norms as the shape asks
+  for (const t of allTensors({ ...s, headDim, vocabSize: s.vocab }, { ...family, subNorms: s.subNorms })) {
+    const [cols, rows] = t.dims
+    if (t.role === 'ternary') ternary(t.name, rows, cols, t.heads)
+    else if (t.role === 'norm') norm(t.name, cols)
+    else if (t.name === 'token_embd.weight') floats(t.name, t.dims, () => normal() * 0.5, opts.embedding ?? 'F16')
+    else if (s.untiedOutput) floats(t.name, t.dims, () => normal() * 0.5, 'F16')
   }
-  if (s.untiedOutput) floats('output.weight', [s.nEmbd, s.vocab], () => normal() * 0.5, 'F16')
   return { metadata: syntheticMetadata(s, headDim), tensors }
 }
 

@@ -13,9 +13,9 @@ import { Arena } from './arena.js'
 import { dequantizeRows } from '../formats/index.js'
 import { assertFiniteLogits, firstNonFinite } from './numerics.js'
 import { ARCH_FAMILIES, type ModelConfig } from './config.js'
-import type { LoadedModel, ModelWeights, TernaryWeight } from './load.js'
+import type { LoadedModel, ModelWeights } from './load.js'
 import type { Segment, StateSize } from './segments.js'
-import type { TernaryKernel } from './kernel-select.js'
+import { OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type OutputRow, type QuantizedRows, type TernaryKernel, type TernaryWeight } from './layouts.js'
 
 /**
  * Rows a forward pass evaluates at once: prompt chunks, or one step of several sessions.
@@ -86,7 +86,7 @@ interface RunState {
 /**
  * One sequence's keys and values: [n_layer][capacity][kv_dim] each, f16 or f32 (the
  * model's `kvType`), in the shared memory: each segment's layers in that segment
- * (segments.ts). The model owns one (`transformer.kv`); sessions create more. Positions are
+ * (segments.ts). The model owns one (`transformer.kv`, made when first used); sessions create more. Positions are
  * the caller's business: row `pos` holds the token evaluated at `pos`.
  */
 export class KvCache {
@@ -113,7 +113,7 @@ export class KvCache {
 
   /** Gives the memory back to the model for the next cache (the model's own cache is kept). */
   dispose(): void {
-    if (this.disposed || this === this.t.kv) return
+    if (this.disposed || this.t.isOwnKv(this)) return
     this.disposed = true
     this.t.releaseKv(this)
   }
@@ -230,8 +230,9 @@ export class Transformer {
   private k: Kernels
   private s: RunState
   private mem: WasmMemory
-  /** The model's own KV cache (what `forward` uses when given none). */
-  readonly kv: KvCache
+  #ownKv?: KvCache
+  // Caches ready to hand out: at first the one the memory plan holds (segments.ts), so the
+  // first cache made (a session's, or the model's own) costs no memory beyond the plan.
   private readonly freeKv: KvCache[] = []
   /** @internal The compute threads (benchmarks tune and read it). */
   pool!: ThreadPool
@@ -268,7 +269,17 @@ export class Transformer {
     this.layerSeg = Array.from({ length: model.config.nLayer }, (_, l) => this.segs.findIndex((g) => l >= g.first && l < g.end))
     ;({ memory: this.memory, k: this.k, s: this.s } = this.segs[0])
     this.mem = this.memory
-    this.kv = this.newKv(model.segments.map((g, i) => g.arena.alloc(this.segmentKvBytes(i))))
+    this.freeKv.push(this.newKv(model.segments.map((g, i) => g.arena.alloc(this.segmentKvBytes(i)))))
+  }
+
+  /** The model's own KV cache (what `forward` and `prefill` use when given none), made on first use. */
+  get kv(): KvCache {
+    return this.#ownKv ??= this.createKvCache()
+  }
+
+  /** @internal Whether `kv` is the model's own cache (which is never given back). */
+  isOwnKv(kv: KvCache): boolean {
+    return kv === this.#ownKv
   }
 
   /**
@@ -471,26 +482,21 @@ export class Transformer {
     // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]
     // (tied unless output.weight exists). Those rows take slots 0..m−1 of oq and logits, so
     // the Q8B product is one pass over the matrix for the whole batch.
-    const out = w.output
+    const out = w.output, layout = OUTPUT_LAYOUTS[out.type]
     const jobs: Job[] = []
     const kpOut = Math.ceil(c.nEmbd / 128) * 128
+    const input = (i: number, t: number): OutputRow =>
+      ({ x: row(s.xb, t, c.nEmbd), q: s.oq + i * kpOut, scales: row(s.oqScales, i, kpOut / 128), sums: row(s.oqSums, i, kpOut / 32) })
     const slotRow: number[] = [] // slot → row
     rows.forEach((r, t) => {
       if (!r.logits) return
       const i = slotRow.push(t) - 1
-      const xn = row(s.xb, t, c.nEmbd), y = row(s.logits, i, c.vocabSize)
-      k.rmsnorm_f32(row(s.x, t, c.nEmbd), w.outputNorm, xn, c.nEmbd, c.normEps)
-      if (out.type === 'q8b' || out.type === 'q4b') {
-        const oq = s.oq + i * kpOut, os = row(s.oqScales, i, kpOut / 128), sums = row(s.oqSums, i, kpOut / 32)
-        k.quantize_blocks_f32_i8(xn, c.nEmbd, out.kp, oq, os, sums)
-        if (out.type === 'q4b') jobs.push(['matvec_q4b_i8', out.ptr, out.scales, oq, os, sums, y, out.rows, out.kp])
-      } else {
-        jobs.push([out.type === 'f16' ? 'matvec_f16_f32' : 'matvec_f32_f32', out.ptr, xn, y, out.rows, out.cols])
-      }
+      const a = input(i, t)
+      k.rmsnorm_f32(row(s.x, t, c.nEmbd), w.outputNorm, a.x, c.nEmbd, c.normEps)
+      if (layout.activation === 'i8') k.quantize_blocks_f32_i8(a.x, c.nEmbd, out.kp, a.q, a.scales, a.sums)
+      if (layout.matvec) jobs.push(layout.matvec(out, a, row(s.logits, i, c.vocabSize)))
     })
-    if (out.type === 'q8b' && slotRow.length) {
-      jobs.push(['matmul_q8b_i8', out.ptr, out.scales, s.oq, s.oqScales, s.oqSums, s.logits, out.rows, out.kp, slotRow.length])
-    }
+    if (layout.matmul && slotRow.length) jobs.push(layout.matmul(out, input(0, 0), s.logits, slotRow.length))
     if (jobs.length) this.round('output', jobs)
     const heap = new Float32Array(this.memory.buffer)
     const logits: (Float32Array | undefined)[] = rows.map(() => undefined)
@@ -531,9 +537,10 @@ export class Transformer {
   }
 
   // Pointers of quantized-activation slot i (TL tables only with the TL kernel).
-  private slot(i: number): { qa: number; meta: number; lut: number } {
+  private slot(i: number): QuantizedRows {
     const s = this.s, kMax = this.kMax
-    return { qa: s.qa + i * MAX_BATCH * kMax, meta: s.qaMeta + i * MAX_BATCH * 8, lut: this.kernel === 'tl' ? s.lut + i * MAX_BATCH * kMax * 16 : 0 }
+    const lut = TERNARY_LAYOUTS[this.kernel].activation === 'i8+lut' ? s.lut + i * MAX_BATCH * kMax * 16 : 0
+    return { qa: s.qa + i * MAX_BATCH * kMax, meta: s.qaMeta + i * MAX_BATCH * 8, lut }
   }
 
   // The jobs of projections sharing one input x (normed with `norm`): one quantized input for
@@ -609,17 +616,9 @@ export class Transformer {
   }
 
   // The jobs y_t = (W_codes · q_t − Σq_t) / s_t · γ for the n quantized rows of qa slot
-  // `slot`, y: [n][rows]. i2s: one matrix-matrix job (several tokens per weight pass), or
-  // the matvec for one row; tl: one job per row (each row has its own lookup tables).
+  // `slot`, y: [n][rows], as the weights' layout runs them (layouts.ts).
   private bitlinear(W: TernaryWeight, y: number, n: number, slot = 0): Job[] {
-    const { qa, meta, lut } = this.slot(slot)
-    if (this.kernel === 'i2s') {
-      return [n === 1
-        ? ['matvec_i2s_i8', W.ptr, qa, meta, W.gamma, y, W.rows, W.kp]
-        : ['matmul_i2s_i8', W.ptr, qa, meta, W.gamma, y, W.rows, W.kp, n]]
-    }
-    return Array.from({ length: n }, (_, t): Job =>
-      ['matvec_tl_i8', W.ptr, lut + t * W.kp * 16, meta + t * 8, W.gamma, y + t * W.rows * f32, W.rows, W.kp])
+    return TERNARY_LAYOUTS[this.kernel].jobs(W, this.slot(slot), y, n)
   }
 
   // n keys or values (f32) into a cache row of the model's KV type.
@@ -644,10 +643,7 @@ export class Transformer {
       new Uint8Array(this.mem.buffer).set(bytes, staged)
       return this.k.f16_to_f32(staged, dst, e.cols)
     }
-    if (e.type === 'f16') this.k.f16_to_f32(e.ptr + token * e.cols * 2, dst, e.cols)
-    else if (e.type === 'q8b') this.k.dequantize_row_q8b(e.ptr, e.scales, token, e.cols, e.kp, dst)
-    else if (e.type === 'q4b') this.k.dequantize_row_q4b(e.ptr, e.scales, token, e.cols, e.kp, dst)
-    else this.copyF32(e.ptr + token * e.cols * f32, dst, e.cols)
+    OUTPUT_LAYOUTS[e.type].embedRow(this.k, new Uint8Array(this.mem.buffer), e, token, dst)
   }
 
   // Moves the pass to segment g, copying the first n rows of the residual stream and of the

@@ -15,7 +15,7 @@ function computeLoop({ module, memories, ctl, ith }: WorkerInit, post: (m: unkno
   const kernels = memories.map((m) => instantiateKernels(module, m))
   const i32 = new Int32Array(memories[0].buffer)
   const f32 = new Float32Array(memories[0].buffer)
-  const base = ctl >> 2
+  const base = ctl >>> 2
   const spin = new AdaptiveSpin()
   // Read the generation before announcing readiness: the leader may publish its first round
   // as soon as it hears 'ready', and a worker that read GEN after that would sleep through it.

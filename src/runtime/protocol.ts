@@ -128,7 +128,7 @@ export function writeJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs:
   chunks: readonly Chunk[]): number {
   if (jobs.length > MAX_JOBS) throw new RangeError(`a round holds at most ${MAX_JOBS} jobs, got ${jobs.length}`)
   if (chunks.length > MAX_CHUNKS) throw new RangeError(`a round holds at most ${MAX_CHUNKS} chunks, got ${chunks.length}`)
-  const base = ctl >> 2
+  const base = ctl >>> 2
   jobs.forEach(([name, ...args], j) => {
     if (work[j].items > ITEM_MASK) throw new RangeError(`a job holds at most ${ITEM_MASK} items, got ${work[j].items}`)
     const o = base + CTL_JOBS + j * JOB_WORDS
@@ -151,7 +151,7 @@ export interface Bound { run: (first: number, end: number) => void; items: numbe
 
 /** Reads the current round's jobs from the control block. */
 export function readJobs(kernels: object, i32: Int32Array, f32: Float32Array, ctl: number): Bound[] {
-  const base = ctl >> 2
+  const base = ctl >>> 2
   const k = kernels as Record<OpName, (...a: number[]) => void>
   const out: Bound[] = []
   for (let j = 0; j < i32[base + CTL_NJOBS]; j++) {
@@ -180,7 +180,7 @@ export interface ClaimStats { chunks: number; units: number; errors: unknown[] }
  * thread's index + 1 is put in ERROR. `costs[j]` (leader only) is the work of one item of job j.
  */
 export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: number, ith: number, costs?: number[]): ClaimStats {
-  const base = ctl >> 2
+  const base = ctl >>> 2
   const total = i32[base + CTL_TOTAL]
   const stride = i32[base + CTL_ORDER]
   const stats: ClaimStats = { chunks: 0, units: 0, errors: [] }

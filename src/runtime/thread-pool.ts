@@ -161,7 +161,7 @@ export class ThreadPool {
   ) {
     this.i32 = new Int32Array(memories[0].buffer)
     this.f32 = new Float32Array(memories[0].buffer)
-    this.base = ctl >> 2
+    this.base = ctl >>> 2
     this.roundTimeoutMs = opts.roundTimeoutMs ?? ROUND_TIMEOUT_MS
     this.chunkCost = opts.chunkCost ?? CHUNK_COST
     this.scramble = opts.scrambleChunks ?? false

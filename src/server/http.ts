@@ -73,105 +73,125 @@ const STATUS: Record<string, number> = {
  */
 export async function serve(model: BitnetModel, opts: ServeOptions = {}): Promise<BitnetServer> {
   const parallel = opts.parallel ?? 1
-  const timeoutMs = opts.timeoutMs ?? 600_000
-  const pool = new SlotPool(model, { parallel, maxQueue: opts.maxQueue ?? 64 })
-  const modelId = opts.modelId ?? 'bitnet'
-  const running = new Set<AbortController>()
+  const ctx: Served = {
+    model, opts, modelId: opts.modelId ?? 'bitnet', timeoutMs: opts.timeoutMs ?? 600_000,
+    pool: new SlotPool(model, { parallel, maxQueue: opts.maxQueue ?? 64 }), running: new Set(),
+  }
   const log = opts.logger
-
   const server = createServer((req, res) => {
     const t0 = performance.now()
     res.on('finish', () => log?.info?.(`${req.method} ${req.url} ${res.statusCode}`, { ms: Math.round(performance.now() - t0) }))
-    handle(req, res).catch((e) => { if (!res.destroyed) sendError(res, e) })
+    handle(ctx, req, res).catch((e) => { if (!res.destroyed) sendError(res, e, log) })
   })
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (opts.cors) {
-      res.setHeader('Access-Control-Allow-Origin', '*')
-      if (req.method === 'OPTIONS') {
-        res.writeHead(204, { 'Access-Control-Allow-Methods': 'GET, POST, OPTIONS', 'Access-Control-Allow-Headers': 'Authorization, Content-Type', 'Access-Control-Max-Age': '600' })
-        return void res.end()
-      }
-    }
-    const path = (req.url ?? '/').split('?')[0]
-    if (req.method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok', slots: pool.stats })
-    if (opts.apiKey !== undefined && req.headers.authorization !== `Bearer ${opts.apiKey}`) {
-      return sendJson(res, 401, { error: { message: 'invalid or missing API key', type: 'authentication_error', param: null, code: 'invalid_api_key' } })
-    }
-    if (req.method === 'GET' && path === '/v1/models') {
-      return sendJson(res, 200, modelList(modelId))
-    }
-    if (path === '/v1/embeddings' && req.method === 'POST') {
-      const body = await readJson(req, opts.maxBodyBytes ?? 1 << 20, opts.bodyTimeoutMs ?? 10_000)
-      return sendJson(res, 200, embeddingResponse(model, parseEmbeddingRequest(body, model.config.nEmbd), modelId, opts.embedding ?? DEFAULT_EMBEDDING))
-    }
-    const kind: Kind | undefined = path === '/v1/chat/completions' ? 'chat' : path === '/v1/completions' ? 'text' : undefined
-    if (!kind) return sendJson(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'invalid_request_error', param: null, code: 'not_found' } })
-    if (req.method !== 'POST') return sendJson(res, 405, { error: { message: `use POST for ${path}`, type: 'invalid_request_error', param: null, code: 'method_not_allowed' } })
-    const body = await readJson(req, opts.maxBodyBytes ?? 1 << 20, opts.bodyTimeoutMs ?? 10_000)
-    await generate(parseRequest(kind, body), res)
+  const url = await listen(server, opts)
+  log?.info?.(`listening on ${url}`, { parallel, model: ctx.modelId })
+  return {
+    server,
+    url,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      for (const ac of ctx.running) ac.abort()
+      server.closeIdleConnections()
+      await closed
+      ctx.pool.dispose()
+    },
   }
+}
 
-  async function generate(r: CompletionRequest, res: ServerResponse): Promise<void> {
-    const { tokens, maxTokens } = preparePrompt(model, r)
-    // One controller per request: client gone, time limit, server closing.
-    const ac = new AbortController()
-    running.add(ac)
-    const onClose = () => { if (!res.writableFinished) ac.abort() }
-    res.on('close', onClose)
-    const timer = setTimeout(() => ac.abort(new TimeoutError(`the request took longer than ${timeoutMs} ms`)), timeoutMs)
-    try {
-      const slot = await pool.acquire(tokens, ac.signal)
-      try {
-        const gen = slot.session.generate(tokens, { ...r.options, maxTokens, signal: ac.signal })
-        const meta = newMeta(r.kind, modelId)
-        if (!r.stream) return sendJson(res, 200, completion(r.kind, meta, await gen, model.tokenizer))
-        res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
-        const send = (v: unknown) => { if (!res.destroyed) res.write(`data: ${JSON.stringify(v)}\n\n`) }
-        try {
-          for await (const c of responseChunks(r, meta, gen, model.tokenizer)) send(c)
-        } catch (e) {
-          send(errorBody(e))
-        }
-        res.end('data: [DONE]\n\n')
-      } finally {
-        pool.release(slot)
-      }
-    } finally {
-      clearTimeout(timer)
-      res.off('close', onClose)
-      running.delete(ac)
-    }
-  }
+/** What the request handlers of one server share. */
+interface Served {
+  model: BitnetModel
+  opts: ServeOptions
+  modelId: string
+  timeoutMs: number
+  pool: SlotPool
+  /** One controller per running generation: server close aborts them. */
+  running: Set<AbortController>
+}
 
-  function sendError(res: ServerResponse, e: unknown): void {
-    if (res.headersSent) return void res.end()
-    const status = e instanceof BitnetError ? STATUS[e.code] ?? 500 : 500
-    if (status === 500) log?.error?.('request failed', { error: e instanceof Error ? e.stack : String(e) })
-    if (status === 429) res.setHeader('Retry-After', '1')
-    if (status === 408 || status === 413) res.setHeader('Connection', 'close') // the rest of the body is not read
-    sendJson(res, status, errorBody(e))
-  }
-
+/** Binds the server; resolves with its URL. */
+async function listen(server: Server, opts: ServeOptions): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(opts.port ?? 8080, opts.host ?? '127.0.0.1', () => { server.off('error', reject); resolve() })
   })
   server.requestTimeout = 60_000 // to receive a whole request (headers + body)
   const addr = server.address() as AddressInfo
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
-  log?.info?.(`listening on ${url}`, { parallel, model: modelId })
-  return {
-    server,
-    url,
-    close: async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-      for (const ac of running) ac.abort()
-      server.closeIdleConnections()
-      await closed
-      pool.dispose()
-    },
+  return `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+}
+
+/** Routes one request: CORS preflight, health, API key, models, embeddings, completions. */
+async function handle(ctx: Served, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { opts, model, modelId } = ctx
+  if (opts.cors && cors(req, res)) return
+  const path = (req.url ?? '/').split('?')[0]
+  if (req.method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok', slots: ctx.pool.stats })
+  if (opts.apiKey !== undefined && req.headers.authorization !== `Bearer ${opts.apiKey}`) {
+    return sendJson(res, 401, { error: { message: 'invalid or missing API key', type: 'authentication_error', param: null, code: 'invalid_api_key' } })
   }
+  if (req.method === 'GET' && path === '/v1/models') {
+    return sendJson(res, 200, modelList(modelId))
+  }
+  if (path === '/v1/embeddings' && req.method === 'POST') {
+    const body = await readJson(req, opts.maxBodyBytes ?? 1 << 20, opts.bodyTimeoutMs ?? 10_000)
+    return sendJson(res, 200, embeddingResponse(model, parseEmbeddingRequest(body, model.config.nEmbd), modelId, opts.embedding ?? DEFAULT_EMBEDDING))
+  }
+  const kind: Kind | undefined = path === '/v1/chat/completions' ? 'chat' : path === '/v1/completions' ? 'text' : undefined
+  if (!kind) return sendJson(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'invalid_request_error', param: null, code: 'not_found' } })
+  if (req.method !== 'POST') return sendJson(res, 405, { error: { message: `use POST for ${path}`, type: 'invalid_request_error', param: null, code: 'method_not_allowed' } })
+  const body = await readJson(req, opts.maxBodyBytes ?? 1 << 20, opts.bodyTimeoutMs ?? 10_000)
+  await generate(ctx, parseRequest(kind, body), res)
+}
+
+/** Allows any origin; answers a preflight request (returns true: nothing more to do). */
+function cors(req: IncomingMessage, res: ServerResponse): boolean {
+  res.setHeader('Access-Control-Allow-Origin', '*')
+  if (req.method !== 'OPTIONS') return false
+  res.writeHead(204, { 'Access-Control-Allow-Methods': 'GET, POST, OPTIONS', 'Access-Control-Allow-Headers': 'Authorization, Content-Type', 'Access-Control-Max-Age': '600' })
+  res.end()
+  return true
+}
+
+/** A completion on a slot, cut by client disconnect, the time limit or server close. */
+async function generate(ctx: Served, r: CompletionRequest, res: ServerResponse): Promise<void> {
+  const { model, pool, running, timeoutMs } = ctx
+  const { tokens, maxTokens } = preparePrompt(model, r)
+  const ac = new AbortController()
+  running.add(ac)
+  const onClose = () => { if (!res.writableFinished) ac.abort() }
+  res.on('close', onClose)
+  const timer = setTimeout(() => ac.abort(new TimeoutError(`the request took longer than ${timeoutMs} ms`)), timeoutMs)
+  try {
+    const slot = await pool.acquire(tokens, ac.signal)
+    try {
+      const gen = slot.session.generate(tokens, { ...r.options, maxTokens, signal: ac.signal })
+      const meta = newMeta(r.kind, ctx.modelId)
+      if (!r.stream) return sendJson(res, 200, completion(r.kind, meta, await gen, model.tokenizer))
+      res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
+      const send = (v: unknown) => { if (!res.destroyed) res.write(`data: ${JSON.stringify(v)}\n\n`) }
+      try {
+        for await (const c of responseChunks(r, meta, gen, model.tokenizer)) send(c)
+      } catch (e) {
+        send(errorBody(e))
+      }
+      res.end('data: [DONE]\n\n')
+    } finally {
+      pool.release(slot)
+    }
+  } finally {
+    clearTimeout(timer)
+    res.off('close', onClose)
+    running.delete(ac)
+  }
+}
+
+function sendError(res: ServerResponse, e: unknown, log: Logger | undefined): void {
+  if (res.headersSent) return void res.end()
+  const status = e instanceof BitnetError ? STATUS[e.code] ?? 500 : 500
+  if (status === 500) log?.error?.('request failed', { error: e instanceof Error ? e.stack : String(e) })
+  if (status === 429) res.setHeader('Retry-After', '1')
+  if (status === 408 || status === 413) res.setHeader('Connection', 'close') // the rest of the body is not read
+  sendJson(res, status, errorBody(e))
 }
 
 function errorBody(e: unknown): { error: Record<string, unknown> } {

@@ -609,7 +609,30 @@ function spacePrefix(json: Record<string, any>): boolean {
 export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): BitnetTokenizer {
   const file = fileName
   const md = metadata
+  const { modelName, split } = tokenizerModel(md, file)
+  const { tokens, types } = ggufTokens(md, file)
+  if (modelName === 'llama') return spmFromGguf(md, tokens, types, file)
 
+  const merges = typedArray(md, 'tokenizer.ggml.merges', GgufType.STRING, MAX_MERGES, file) as string[] | undefined
+  if (merges === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.merges', { file })
+  const { vocab, added, kinds } = splitVocabulary(tokens, types)
+  checkMerges(merges, (s) => s in vocab, file, 'tokenizer.ggml.merges')
+  checkByteAlphabet((s) => s in vocab, file ?? 'tokenizer.ggml.tokens')
+
+  const n = tokens.length
+  const bos = tokenId(md, 'tokenizer.ggml.bos_token_id', n, file)
+  const eos = tokenId(md, 'tokenizer.ggml.eos_token_id', n, file)
+  const extraEog = [tokenId(md, 'tokenizer.ggml.eot_token_id', n, file), tokenId(md, 'tokenizer.ggml.eom_token_id', n, file)]
+    .filter((x): x is number => x !== undefined)
+  const addBos = metaBoolOpt(md, 'tokenizer.ggml.add_bos_token', file) ?? true
+  const addEos = metaBoolOpt(md, 'tokenizer.ggml.add_eos_token', file) ?? false
+  const hf = newHfTokenizer(byteLevelTokenizerJson(split, vocab, added, merges), { clean_up_tokenization_spaces: false }, file)
+  const pieces = tokens.slice()
+  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds }, { bos, eos, extraEog, addBos, addEos })
+}
+
+/** `tokenizer.ggml.model` ('gpt2' or 'llama') and, for byte-level BPE, the pre-tokenizer split `tokenizer.ggml.pre` names. */
+function tokenizerModel(md: GgufMetadata, file: string | undefined): { modelName: 'gpt2' | 'llama'; split: (typeof BPE_PRE)[string] } {
   const modelName = metaStringOpt(md, 'tokenizer.ggml.model', file)
   if (modelName === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.model', { file })
   if (modelName !== 'gpt2' && modelName !== 'llama') {
@@ -621,8 +644,11 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
     throw new UnsupportedFeatureError(`tokenizer.ggml.pre '${pre}' is not supported (supported: ${Object.keys(BPE_PRE).join(', ')}); ` +
       'a file converted for another model family needs an engine that supports it')
   }
-  const split = BPE_PRE[pre ?? 'llama-bpe']
+  return { modelName, split: BPE_PRE[pre ?? 'llama-bpe'] }
+}
 
+/** `tokenizer.ggml.tokens` and `token_type`, validated: non-empty, equal lengths, bounded texts, known types. */
+function ggufTokens(md: GgufMetadata, file: string | undefined): { tokens: string[]; types: number[] | undefined } {
   const tokens = typedArray(md, 'tokenizer.ggml.tokens', GgufType.STRING, MAX_VOCAB, file) as string[] | undefined
   if (tokens === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.tokens', { file })
   const n = tokens.length
@@ -637,16 +663,18 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
     const type = types?.[id] ?? TokenType.Normal
     if (!Number.isInteger(type) || type < 0 || type > 7) throw new ModelFormatError(`tokenizer.ggml.token_type[${id}] is invalid`, { file, found: String(type) })
   }
-  if (modelName === 'llama') return spmFromGguf(md, tokens, types, file)
+  return { tokens, types }
+}
 
-  const merges = typedArray(md, 'tokenizer.ggml.merges', GgufType.STRING, MAX_MERGES, file) as string[] | undefined
-  if (merges === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.merges', { file })
-
-  // Split the id space into BPE vocab and added tokens, mirroring tokenizer.json's layout.
+/**
+ * The id space split as tokenizer.json lays it out: BPE vocab (text → id) and added tokens
+ * (control tokens special, user-defined ones not), with each id's kind.
+ */
+function splitVocabulary(tokens: string[], types: number[] | undefined): { vocab: Record<string, number>; added: object[]; kinds: Uint8Array } {
   const vocab: Record<string, number> = Object.create(null) // null prototype: '__proto__' is a plain key
   const added: object[] = []
-  const kinds = new Uint8Array(n)
-  for (let id = 0; id < n; id++) {
+  const kinds = new Uint8Array(tokens.length)
+  for (let id = 0; id < tokens.length; id++) {
     const text = tokens[id]
     const type = types?.[id] ?? TokenType.Normal
     if (type === TokenType.Control || type === TokenType.UserDefined) {
@@ -657,10 +685,16 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
       vocab[text] = id // duplicates: last id wins, as in llama.cpp's token_to_id map
     }
   }
-  checkMerges(merges, (s) => s in vocab, file, 'tokenizer.ggml.merges')
-  checkByteAlphabet((s) => s in vocab, file ?? 'tokenizer.ggml.tokens')
+  return { vocab, added, kinds }
+}
 
-  const tokenizerJson = {
+/**
+ * The tokenizer.json of a GGUF byte-level BPE: vocab + merges, the family's split regex then the
+ * ByteLevel pre-tokenizer, ByteLevel decoder, no normalizer and no post-processor (BOS is added
+ * by BitnetTokenizer.encode).
+ */
+function byteLevelTokenizerJson(split: (typeof BPE_PRE)[string], vocab: Record<string, number>, added: object[], merges: string[]): object {
+  return {
     version: '1.0',
     truncation: null,
     padding: null,
@@ -673,7 +707,7 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
         { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
       ],
     },
-    post_processor: null, // BOS is added by BitnetTokenizer.encode
+    post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: 'BPE',
@@ -688,15 +722,6 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
       merges,
     },
   }
-  const bos = tokenId(md, 'tokenizer.ggml.bos_token_id', n, file)
-  const eos = tokenId(md, 'tokenizer.ggml.eos_token_id', n, file)
-  const extraEog = [tokenId(md, 'tokenizer.ggml.eot_token_id', n, file), tokenId(md, 'tokenizer.ggml.eom_token_id', n, file)]
-    .filter((x): x is number => x !== undefined)
-  const addBos = metaBoolOpt(md, 'tokenizer.ggml.add_bos_token', file) ?? true
-  const addEos = metaBoolOpt(md, 'tokenizer.ggml.add_eos_token', file) ?? false
-  const hf = newHfTokenizer(tokenizerJson, { clean_up_tokenization_spaces: false }, file)
-  const pieces = tokens.slice()
-  return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds }, { bos, eos, extraEog, addBos, addEos })
 }
 
 /**

@@ -43,7 +43,7 @@ export const roundHalfEven = (v: number): number => {
  * q = clamp(RNE(v·s), −128, 127). The kernels follow it exactly.
  */
 export function normQuantizeF64(x0: Float32Array, eps: number, w?: Float32Array, w0?: Float32Array): { s: number; q: number[] } {
-  const invRms = (v: ArrayLike<number>) => 1 / Math.sqrt(Array.prototype.reduce.call(v, (a: number, e: number) => a + e * e, 0) as number / v.length + eps)
+  const invRms = (v: ArrayLike<number>) => 1 / Math.sqrt(Array.from(v).reduce((a, e) => a + e * e, 0) / v.length + eps)
   // With w0 (the BitNet-embedding models' per-projection norm): x is first normed with w0, in f64 too.
   const inv0 = w0 ? invRms(x0) : 1
   const x = w0 ? Array.from(x0, (xi, i) => xi * inv0 * w0[i]) : Array.from(x0)

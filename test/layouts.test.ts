@@ -1,0 +1,43 @@
+// The in-memory layout table (src/model/layouts.ts) against the packers' own shapes and the
+// kernels: sizes from the table equal those the packers write, and every job a layout builds
+// names an op the thread pool can run with the table's argument count.
+import { describe, expect, it } from 'vitest'
+import { x4Shape } from '../src/formats/i2s-x4.js'
+import { tlShape } from '../src/formats/tl16.js'
+import { layoutSize, OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type FloatMatrix, type OutputLayoutName } from '../src/model/layouts.js'
+import { OPS } from '../src/runtime/protocol.js'
+
+const SHAPES = [[1, 1], [3, 127], [4, 128], [17, 129], [33, 1000], [64, 2560]]
+
+describe('layout table', () => {
+  it('sizes ternary layouts as their packers do', () => {
+    for (const [rows, cols] of SHAPES) {
+      const x4 = x4Shape(rows, cols), tl = tlShape(rows, cols)
+      expect(layoutSize(TERNARY_LAYOUTS.i2s, rows, cols)).toMatchObject({ kp: x4.kp, bytes: x4.bytes })
+      expect(layoutSize(TERNARY_LAYOUTS.tl, rows, cols)).toMatchObject({ kp: tl.kp, bytes: tl.bytes })
+    }
+  })
+
+  it('sizes the output layouts: rows, padding, scales after the rows', () => {
+    expect(layoutSize(OUTPUT_LAYOUTS.f16, 5, 130)).toEqual({ kp: 130, bytes: 5 * 130 * 2, scalesAt: 5 * 130 * 2 })
+    expect(layoutSize(OUTPUT_LAYOUTS.f32, 5, 130)).toEqual({ kp: 130, bytes: 5 * 130 * 4, scalesAt: 5 * 130 * 4 })
+    // q8b: 5 rows stored as 8 (groups of 4), K 130 → 256, a scale per 128
+    expect(layoutSize(OUTPUT_LAYOUTS.q8b, 5, 130)).toEqual({ kp: 256, scalesAt: 8 * 256, bytes: 8 * 256 + 8 * 2 * 4 })
+    // q4b: nibbles, a scale per 32
+    expect(layoutSize(OUTPUT_LAYOUTS.q4b, 5, 130)).toEqual({ kp: 256, scalesAt: 5 * 128, bytes: 5 * 128 + 5 * 8 * 4 })
+  })
+
+  it('builds jobs of ops the pool runs, with their argument counts', () => {
+    const jobs = [
+      ...Object.values(TERNARY_LAYOUTS).flatMap((l) => [1, 3].flatMap((n) => l.jobs({ ptr: 0, rows: 4, cols: 128, kp: 128, gamma: 1 }, { qa: 0, meta: 0, lut: 0 }, 0, n))),
+      ...(Object.keys(OUTPUT_LAYOUTS) as OutputLayoutName[]).flatMap((type) => {
+        const l = OUTPUT_LAYOUTS[type], m: FloatMatrix = { ptr: 0, rows: 4, cols: 128, kp: 128, scales: 0, type }
+        const a = { x: 0, q: 0, scales: 0, sums: 0 }
+        expect(!!l.matvec !== !!l.matmul, type).toBe(true) // exactly one way to run it
+        return [l.matvec?.(m, a, 0), l.matmul?.(m, a, 0, 2)].filter((j) => j !== undefined)
+      }),
+    ]
+    expect(jobs.length).toBe(2 + 4 + 4) // i2s: 1 + 1, tl: a job per row, output: one each
+    for (const [name, ...args] of jobs) expect(args.length, name).toBe(OPS[name].kinds.length)
+  })
+})
