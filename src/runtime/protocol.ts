@@ -57,8 +57,11 @@ export const CTL_JOBS = 48
 export const JOB_WORDS = 16
 export const JOB_HEADER = 2
 export const MAX_JOBS = 32
-/** Chunks of one round at most: the low 12 bits of CLAIM count them down. */
-export const MAX_CHUNKS = (1 << 12) - 1
+/**
+ * Chunks of one round at most: the chunk table's length (4 KiB), counted down in the low 12
+ * bits of CLAIM. The guided schedule needs tens for a decode round and a few hundred at most.
+ */
+export const MAX_CHUNKS = (1 << 10) - 1
 export const CTL_CHUNKS = CTL_JOBS + MAX_JOBS * JOB_WORDS
 export const CTL_BYTES = (CTL_CHUNKS + MAX_CHUNKS + 1) * 4
 /** A chunk-table word: job index above, first item in the low 24 bits. */
