@@ -2,9 +2,11 @@
 // Speed on a busy machine: decode and prompt tok/s of this engine at its default (thread count
 // adapting to the load), pinned at 1 and at 2 threads, and of native llama.cpp (node-llama-cpp) at
 // 1 and 2 threads, on the synthetic 2B4T-shape model (make-model.mjs), with 0, 1 and 2 competing
-// CPU-bound processes (`node -e 'for(;;){}'`) running beside it.
+// CPU-bound processes (`node -e 'for(;;){}'`) running beside it; and native bitnet.cpp at 1 and 2
+// threads when a build is present (bitnet-cpp.mjs).
 //
 // node contention.mjs [--loads 0,1,2] [--runs 3] [--pp 64] [--tg 48] [--engines a,b,..] [--json]
+//                     [--bitnet-cpp DIR]
 //
 // Method: every measurement is a fresh process (peers.mjs --child), at the same priority as the
 // competing processes and each in a session of its own (Linux gives every session its own
@@ -20,6 +22,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { defaultDir, modelPaths } from './make-model.mjs'
+import { BITNET_CPP_HOW, bitnetCppBin, bitnetCppModelPath, makeBitnetCppModel } from './bitnet-cpp.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const RESULT = '@@RESULT '
@@ -33,6 +36,8 @@ const CONFIGS = {
   'ours-t2': { label: 'bitnet-wasm, -t 2', engine: 'ours-relaxed', threads: '2', node: NODE24 },
   'llama.cpp-t1': { label: 'llama.cpp native (node-llama-cpp), 1 thread', engine: 'llama.cpp', threads: '1', node: [process.execPath] },
   'llama.cpp-t2': { label: 'llama.cpp native (node-llama-cpp), 2 threads', engine: 'llama.cpp', threads: '2', node: [process.execPath] },
+  'bitnet.cpp-t1': { label: 'bitnet.cpp native, 1 thread', engine: 'bitnet.cpp', threads: '1', node: [process.execPath] },
+  'bitnet.cpp-t2': { label: 'bitnet.cpp native, 2 threads', engine: 'bitnet.cpp', threads: '2', node: [process.execPath] },
 }
 
 const { values: opt } = parseArgs({
@@ -44,8 +49,11 @@ const { values: opt } = parseArgs({
     engines: { type: 'string', default: Object.keys(CONFIGS).join(',') },
     dir: { type: 'string', default: defaultDir() },
     json: { type: 'boolean', default: false },
+    'bitnet-cpp': { type: 'string', default: process.env.BITNET_CPP_DIR },
   },
 })
+
+const bitnetBin = bitnetCppBin(opt['bitnet-cpp'])
 
 /** Starts `n` CPU-bound processes, each in its own session; returns a function that stops them. */
 function startLoad(n) {
@@ -55,7 +63,7 @@ function startLoad(n) {
 
 function runChild(cfg, modelPath) {
   const args = [...cfg.node, path.join(HERE, 'peers.mjs'), '--child', cfg.engine, '--model', modelPath,
-    '--threads', cfg.threads, '--pp', opt.pp, '--tg', opt.tg]
+    '--threads', cfg.threads, '--pp', opt.pp, '--tg', opt.tg, ...(bitnetBin ? ['--bitnet-cpp', bitnetBin] : [])]
   return new Promise((resolve) => {
     const child = spawn(args[0], args.slice(1), { cwd: HERE, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = '', err = ''
@@ -74,10 +82,15 @@ const median = (xs) => {
 }
 
 async function main() {
-  const files = modelPaths(opt.dir)
-  const names = opt.engines.split(',').filter(Boolean)
+  const files = { ...modelPaths(opt.dir), 'bitnet.cpp': bitnetCppModelPath(opt.dir) }
+  let names = opt.engines.split(',').filter(Boolean)
   for (const n of names) if (!CONFIGS[n]) throw new Error(`unknown configuration '${n}' (${Object.keys(CONFIGS).join(', ')})`)
-  const fileOf = (n) => (CONFIGS[n].engine === 'llama.cpp' ? files.tq2 : files.i2s)
+  if (!bitnetBin && names.some((n) => CONFIGS[n].engine === 'bitnet.cpp')) {
+    process.stderr.write(`bitnet.cpp skipped: no build; ${BITNET_CPP_HOW}\n`)
+    names = names.filter((n) => CONFIGS[n].engine !== 'bitnet.cpp')
+  }
+  if (names.some((n) => CONFIGS[n].engine === 'bitnet.cpp')) makeBitnetCppModel(bitnetBin, opt.dir, (s) => process.stderr.write(s + '\n'))
+  const fileOf = (n) => ({ 'llama.cpp': files.tq2, 'bitnet.cpp': files['bitnet.cpp'] })[CONFIGS[n].engine] ?? files.i2s
   for (const n of names) if (!fs.existsSync(fileOf(n))) throw new Error(`${fileOf(n)} is missing: run node make-model.mjs`)
   const loads = opt.loads.split(',').map(Number)
   const res = {}

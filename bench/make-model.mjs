@@ -40,13 +40,13 @@ function peerMetadata(meta) {
   return out
 }
 
-/** Streams the file to `file` (via a temp name, so a half-written file is never cached); returns bytes. */
-function write(file, gguf) {
+/** Streams `chunks` to `file` (via a temp name, so a half-written file is never cached); returns bytes. */
+export function writeChunks(file, chunks) {
   const tmp = file + '.part'
   const fd = fs.openSync(tmp, 'w')
   let n = 0
   try {
-    for (const chunk of ggufChunks(gguf)) { fs.writeSync(fd, chunk); n += chunk.byteLength }
+    for (const chunk of chunks) { fs.writeSync(fd, chunk); n += chunk.byteLength }
   } finally { fs.closeSync(fd) }
   fs.renameSync(tmp, file)
   return n
@@ -66,7 +66,7 @@ export function makeModels(dir = defaultDir(), log = console.error) {
     const t0 = performance.now()
     const gguf = syntheticGguf(SHAPES['2b4t'], { format, seed: 1 })
     const t1 = performance.now()
-    const bytes = write(file, { ...gguf, metadata: meta(gguf.metadata) })
+    const bytes = writeChunks(file, ggufChunks({ ...gguf, metadata: meta(gguf.metadata) }))
     const t2 = performance.now()
     fs.writeFileSync(sidecar, String(bytes))
     log(`wrote ${file}: ${format}, ${(bytes / 1e9).toFixed(3)} GB; generate ${((t1 - t0) / 1000).toFixed(1)} s, write ${((t2 - t1) / 1000).toFixed(1)} s`)

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Peer comparison on the synthetic 2B4T-shape model (make-model.mjs): prompt and decode speed of
 //   llama.cpp  native llama.cpp, CPU backend, via node-llama-cpp's prebuilt binary
+//   bitnet.cpp native bitnet.cpp (microsoft/BitNet, I2_S kernels, Q6_K embedding) when a build is
+//              present (--bitnet-cpp DIR or $BITNET_CPP_DIR; build-bitnet-cpp.sh), via its llama-cli
 //   wllama     llama.cpp compiled to wasm (@wllama/wllama), run in Node (wllama-node.mjs)
 //   ours       bitnet-wasm (../dist), on the same TQ2_0 file
 //   ours-i2s   bitnet-wasm on the I2_S file (bitnet.cpp's format)
@@ -12,6 +14,7 @@
 // node peers.mjs [--threads 2] [--runs 3] [--pp 128] [--tg 64] [--json] [--engines a,b,..]
 //                [--dir DIR] [--ours-cmd CMD] [--ours-node-args ARGS] [--wllama-node 'NODE [FLAGS]']
 //                [--min-cpu 0.85] [--retries 2] [--kv-type auto|f32|f16] [--base DIR] [--verbose]
+//                [--bitnet-cpp DIR]
 //
 // Method (shared noisy VM, docs/kernels.md#measuring-on-a-shared-machine): every measurement is a fresh process
 // (isolates memory, no warm state shared between engines), in its own session with autogroup nice
@@ -27,6 +30,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { defaultDir, modelPaths } from './make-model.mjs'
+import { BITNET_CPP_HOW, bitnetCppBin, bitnetCppModelPath, makeBitnetCppModel, runBitnetCpp } from './bitnet-cpp.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const RESULT = '@@RESULT '
@@ -36,6 +40,7 @@ const NODE24 = fs.existsSync(NODE24_BIN) ? [NODE24_BIN] : [process.execPath, '--
 
 const ENGINES = {
   'llama.cpp': { label: 'llama.cpp native CPU (node-llama-cpp)', file: 'tq2', run: runLlamaCpp },
+  'bitnet.cpp': { label: 'bitnet.cpp native CPU (llama-cli)', file: 'i2s-q6k', run: (m) => runBitnetCpp(bitnetCppBin(opt['bitnet-cpp']), m, { threads, pp, tg, text: promptText(pp - 1), contextSize }) },
   wllama: { label: 'llama.cpp wasm (wllama)', file: 'tq2', run: runWllama },
   ours: { label: 'bitnet-wasm', file: 'tq2', run: runOurs },
   'ours-i2s': { label: 'bitnet-wasm', file: 'i2s', run: runOurs },
@@ -48,6 +53,7 @@ const ENGINES = {
   'base-relaxed': { label: 'bitnet-wasm (--base)', file: 'i2s', run: (m) => runOurs(m, 'auto', baseEntry()), node: NODE24 },
 }
 const BASELINE = 'llama.cpp'
+const FILE_LABELS = { tq2: 'TQ2_0', i2s: 'I2_S', 'i2s-q6k': 'I2_S, Q6_K embedding' }
 
 const { values: opt } = parseArgs({
   options: {
@@ -64,6 +70,7 @@ const { values: opt } = parseArgs({
     'min-cpu': { type: 'string', default: '0.85' },
     'kv-type': { type: 'string', default: 'auto' }, // ours' KV cache (auto: f16 for 2B4T)
     base: { type: 'string' }, // the base-* engines' checkout
+    'bitnet-cpp': { type: 'string', default: process.env.BITNET_CPP_DIR }, // bitnet.cpp's build (or its bin/)
     retries: { type: 'string', default: '2' },
     verbose: { type: 'boolean', default: false },
     child: { type: 'string' }, // internal: run one engine once and print its result
@@ -213,7 +220,7 @@ async function measure(engine, modelPath) {
   const node = engine === 'wllama' && opt['wllama-node'] ? opt['wllama-node'].split(/\s+/).filter(Boolean)
     : [...(ENGINES[engine].node ?? [process.execPath]), ...(engine.startsWith('ours') ? opt['ours-node-args'].split(/\s+/).filter(Boolean) : [])]
   const { out, err } = await runNiced([...node, path.join(HERE, 'peers.mjs'), '--child', engine, '--model', modelPath,
-    '--threads', String(threads), '--pp', String(pp), '--tg', String(tg), '--kv-type', opt['kv-type'], ...(opt.base ? ['--base', path.resolve(opt.base)] : []), ...(opt.verbose ? ['--verbose'] : [])])
+    '--threads', String(threads), '--pp', String(pp), '--tg', String(tg), '--kv-type', opt['kv-type'], ...(opt.base ? ['--base', path.resolve(opt.base)] : []), ...(opt['bitnet-cpp'] ? ['--bitnet-cpp', path.resolve(opt['bitnet-cpp'])] : []), ...(opt.verbose ? ['--verbose'] : [])])
   const line = out.split('\n').find((l) => l.startsWith(RESULT))
   if (!line) return { error: `crashed: ${err.trim().split('\n').slice(-3).join(' | ') || 'no output'}` }
   return JSON.parse(line.slice(RESULT.length))
@@ -242,9 +249,15 @@ function versionOf(pkg) {
 }
 
 async function main() {
-  const files = modelPaths(opt.dir)
-  const engines = opt.engines.split(',').map((e) => e.trim()).filter(Boolean)
+  const files = { ...modelPaths(opt.dir), 'i2s-q6k': bitnetCppModelPath(opt.dir) }
+  let engines = opt.engines.split(',').map((e) => e.trim()).filter(Boolean)
   for (const e of engines) if (!ENGINES[e]) throw new Error(`unknown engine '${e}' (${Object.keys(ENGINES).join(', ')})`)
+  if (engines.includes('bitnet.cpp') && !bitnetCppBin(opt['bitnet-cpp'])) {
+    log(`bitnet.cpp skipped: no build${opt['bitnet-cpp'] ? ` in ${opt['bitnet-cpp']}` : ''}; ${BITNET_CPP_HOW}`)
+    engines = engines.filter((e) => e !== 'bitnet.cpp')
+  }
+  // bitnet.cpp's file is made here with its own quantizer (~2 min), so `npm run bench:peers` runs it.
+  if (engines.includes('bitnet.cpp')) makeBitnetCppModel(bitnetCppBin(opt['bitnet-cpp']), opt.dir, log)
   for (const e of engines) {
     const f = files[ENGINES[e].file]
     if (!fs.existsSync(f)) throw new Error(`${f} is missing: run node make-model.mjs ${opt.dir === defaultDir() ? '' : opt.dir}`.trim())
@@ -275,7 +288,8 @@ async function main() {
     r.pp = median(r.runs.map((m) => m.pp))
     r.tg = median(r.runs.map((m) => m.tg))
   }
-  const base = results[BASELINE]?.runs.length ? results[BASELINE] : undefined
+  // Ratios against each reference engine that ran: node-llama-cpp and, when built, bitnet.cpp.
+  const refs = [BASELINE, 'bitnet.cpp'].filter((e) => results[e]?.runs.length)
   const meta = {
     date: new Date().toISOString(),
     machine: `${os.cpus()[0]?.model} × ${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`,
@@ -283,7 +297,7 @@ async function main() {
     nodeLlamaCpp: versionOf('node-llama-cpp'),
     wllama: versionOf('@wllama/wllama'),
     threads, pp, tg, runs: Number(opt.runs), minCpu,
-    models: { tq2: files.tq2, i2s: files.i2s },
+    models: files,
   }
   if (opt.json) {
     process.stdout.write(JSON.stringify({ meta, results }, null, 2) + '\n')
@@ -293,21 +307,21 @@ async function main() {
   const ratio = (x, b) => (x === undefined || b === undefined ? '—' : `${(x / b).toFixed(2)}×`)
   const lines = [
     `${meta.date} · ${meta.machine} · Node ${meta.node} · node-llama-cpp ${meta.nodeLlamaCpp} · wllama ${meta.wllama}`,
-    `synthetic 2B4T shape (2.08e9 ternary weights, F16 tied embedding), ${threads} threads, pp${pp} / tg${tg}, median of ${meta.runs} runs`,
+    `synthetic 2B4T shape (2.08e9 ternary weights, F16 tied embedding unless the file says otherwise), ${threads} threads, pp${pp} / tg${tg}, median of ${meta.runs} runs`,
     '',
-    `| engine | file | details | prompt tok/s | decode tok/s | prompt vs llama.cpp | decode vs llama.cpp | runs pp / tg (CPU share) |`,
-    `|---|---|---|---:|---:|---:|---:|---|`,
+    `| engine | file | details | prompt tok/s | decode tok/s | ${refs.map((e) => `prompt vs ${e} | decode vs ${e} | `).join('')}runs pp / tg (CPU share) |`,
+    `|---|---|---|---:|---:|${refs.map(() => '---:|---:|').join('')}---|`,
   ]
   for (const e of engines) {
     const r = results[e]
-    const file = ENGINES[e].file === 'tq2' ? 'TQ2_0' : 'I2_S'
+    const file = FILE_LABELS[ENGINES[e].file]
     if (!r.runs.length) {
-      lines.push(`| ${ENGINES[e].label} | ${file} | not runnable: ${r.error} | — | — | — | — | |`)
+      lines.push(`| ${ENGINES[e].label} | ${file} | not runnable: ${r.error} | — | — | ${refs.map(() => '— | — | ').join('')}|`)
       continue
     }
     const details = Object.entries(r.info ?? {}).filter(([k, v]) => v !== undefined && k !== 'cmd').map(([k, v]) => `${k} ${v}`).join(', ')
     const runs = r.runs.map((m) => `${fmt(m.pp)} / ${fmt(m.tg)} (${m.cpuShare?.toFixed(2) ?? 'n/a'})`).join('; ') + (r.rejected ? `; ${r.rejected} starved run(s) retried` : '')
-    lines.push(`| ${ENGINES[e].label} | ${file} | ${details} | ${fmt(r.pp)} | ${fmt(r.tg)} | ${ratio(r.pp, base?.pp)} | ${ratio(r.tg, base?.tg)} | ${runs} |`)
+    lines.push(`| ${ENGINES[e].label} | ${file} | ${details} | ${fmt(r.pp)} | ${fmt(r.tg)} | ${refs.map((b) => `${ratio(r.pp, results[b].pp)} | ${ratio(r.tg, results[b].tg)} | `).join('')}${runs} |`)
   }
   process.stdout.write(lines.join('\n') + '\n')
 }

@@ -184,6 +184,8 @@ export interface BatchRow {
 }
 
 const f32 = 4
+/** Address of row t of a buffer of rows `width` floats wide. */
+const row = (buf: number, t: number, width: number): number => buf + t * width * f32
 
 /** Quantized-activation slots: q, k and v each have their own input with per-projection norms. */
 const QA_SLOTS = 3
@@ -408,10 +410,24 @@ export class Transformer {
    * next call) or undefined.
    */
   forwardBatch(rows: readonly BatchRow[]): (Float32Array | undefined)[] {
-    const c = this.config, w = this.w
-    const n = rows.length
-    if (n < 1 || n > MAX_BATCH) throw new InvalidArgumentError(`a batch holds 1..${MAX_BATCH} rows, got ${n}`)
+    this.checkRows(rows)
     this.passes++
+    const n = rows.length
+    this.embedRows(rows)
+    for (let l = 0; l < this.config.nLayer; l++) {
+      // The layer's weights, KV rows and buffers are in its segment: bring the residual there.
+      this.carry(this.layerSeg[l], n)
+      this.attentionBlock(rows, l)
+      this.ffnBlock(n, l)
+      this.onLayer?.(l, new Float32Array(this.mem.buffer, this.s.x, n * this.config.nEmbd))
+    }
+    this.carry(0, n)
+    return this.logitsOf(rows)
+  }
+
+  private checkRows(rows: readonly BatchRow[]): void {
+    const c = this.config
+    if (rows.length < 1 || rows.length > MAX_BATCH) throw new InvalidArgumentError(`a batch holds 1..${MAX_BATCH} rows, got ${rows.length}`)
     for (const r of rows) {
       if (!Number.isInteger(r.token) || r.token < 0 || r.token >= c.vocabSize) {
         throw new InvalidArgumentError(`token id ${r.token} is out of range 0..${c.vocabSize - 1}`)
@@ -419,69 +435,77 @@ export class Transformer {
       if (!Number.isInteger(r.pos) || r.pos < 0) throw new InvalidArgumentError(`position ${r.pos} is not a non-negative integer`)
       if (r.pos >= this.contextSize) throw new ContextFullError(this.contextSize, r.pos + 1)
     }
-    const qDim = c.nHead * c.headDim
-    const kvDim = c.nHeadKv * c.headDim
-    const kvRow = kvDim * KV_ELEM[this.kvType]
-    const row = (buf: number, t: number, width: number) => buf + t * width * f32
+  }
 
-    // h0 = Embed[tok]                                        x: [n][n_embd]  (F16 row → f32)
+  // h0 = Embed[tok]                                          x: [n][n_embd]  (F16 row → f32)
+  // and each row's RoPE table at its position, in segment 0.
+  private embedRows(rows: readonly BatchRow[]): void {
+    const c = this.config
     this.carry(0, 0)
-    const s0 = this.s
+    const s = this.s
     rows.forEach((r, t) => {
-      this.embed(r.token, row(s0.x, t, c.nEmbd), t)
-      this.ropeTable(r.pos, row(s0.rope, t, c.nRot))
+      this.embed(r.token, row(s.x, t, c.nEmbd), t)
+      this.ropeTable(r.pos, row(s.rope, t, c.nRot))
     })
     // h0 ·= √n_embd  (Gemma3; f32, as bitnet.cpp scales)
-    if (this.embedScale !== 1) this.k.scale_f32(s0.x, n * c.nEmbd, this.embedScale)
+    if (this.embedScale !== 1) this.k.scale_f32(s.x, rows.length * c.nEmbd, this.embedScale)
+  }
 
-    for (let l = 0; l < c.nLayer; l++) {
-      // The layer's weights, KV rows and buffers are in its segment: bring the residual there.
-      this.carry(this.layerSeg[l], n)
-      const L = w.layers[l], k = this.k, s = this.s
+  // h = h + PostNorm(BitLinear_o(SubNorm(Attention(RMSNorm(h)))))   for layer l
+  private attentionBlock(rows: readonly BatchRow[], l: number): void {
+    const c = this.config, L = this.w.layers[l], s = this.s, n = rows.length
+    const qDim = c.nHead * c.headDim
+    // a = RMSNorm(h, attn_norm), quantized per row (fused, in f64), shared by q, k and v;
+    // with per-projection norms each of q, k, v quantizes RMSNorm(a, *_norm_in) of its own
+    // q, k, v = BitLinear_q/k/v(a)                        q: [n][q_dim], k, v: [n][kv_dim]
+    this.round('attn_qkv', this.projections(L.attnNorm, c.nEmbd, n, [[L.wq, s.q, L.qNormIn], [L.wk, s.k, L.kNormIn], [L.wv, s.v, L.vNormIn]]))
+    rows.forEach((r, t) => this.positionQk(r, t, l))
+    // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
+    this.attention(rows, l)
+    // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj, or o_proj's own input
+    // norm; absent in llama)
+    this.normQuantize(s.ao, L.attnSubNorm, qDim, n)
+    // h = h + PostNorm(BitLinear_o(o))                    xb: [n][n_embd]   (post-norm: Gemma3)
+    this.round('attn_output', this.bitlinear(L.wo, s.xb, n))
+    this.residual(L.postAttnNorm, n)
+  }
 
-      // a = RMSNorm(h, attn_norm), quantized per row (fused, in f64), shared by q, k and v;
-      // with per-projection norms each of q, k, v quantizes RMSNorm(a, *_norm_in) of its own
-      // q, k, v = BitLinear_q/k/v(a)                        q: [n][q_dim], k, v: [n][kv_dim]
-      this.round('attn_qkv', this.projections(L.attnNorm, c.nEmbd, n, [[L.wq, s.q, L.qNormIn], [L.wk, s.k, L.kNormIn], [L.wv, s.v, L.vNormIn]]))
-      rows.forEach((r, t) => {
-        const kv = r.kv ?? this.kv
-        // q, k = RMSNorm per head (Qwen3, Gemma3); q ·= attention scale ≠ 1/√head_dim (Gemma3's query_pre_attn_scalar)
-        this.headNorm(row(s.q, t, qDim), L.qHeadNorm, c.nHead)
-        this.headNorm(row(s.k, t, kvDim), L.kHeadNorm, c.nHeadKv)
-        if (this.qScale !== 1) k.scale_f32(row(s.q, t, qDim), qDim, this.qScale)
-        // q, k = RoPE_neox(q, k, pos); k, v appended to the row's cache at pos
-        k.rope_neox_f32(row(s.q, t, qDim), c.nHead, c.headDim, c.nRot, row(s.rope, t, c.nRot))
-        k.rope_neox_f32(row(s.k, t, kvDim), c.nHeadKv, c.headDim, c.nRot, row(s.rope, t, c.nRot))
-        this.storeKv(row(s.k, t, kvDim), kv.kAt(l) + r.pos * kvRow, kvDim)
-        this.storeKv(row(s.v, t, kvDim), kv.vAt(l) + r.pos * kvRow, kvDim)
-      })
-      // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
-      this.attention(rows, l)
-      // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj, or o_proj's own input
-      // norm; absent in llama)
-      this.normQuantize(s.ao, L.attnSubNorm, qDim, n)
-      // h = h + PostNorm(BitLinear_o(o))                    xb: [n][n_embd]   (post-norm: Gemma3)
-      this.round('attn_output', this.bitlinear(L.wo, s.xb, n))
-      this.residual(L.postAttnNorm, n)
+  // Row t's q and k at its position, k and v appended to its cache at pos.
+  private positionQk(r: BatchRow, t: number, l: number): void {
+    const c = this.config, L = this.w.layers[l], k = this.k, s = this.s, kv = r.kv ?? this.kv
+    const qDim = c.nHead * c.headDim, kvDim = c.nHeadKv * c.headDim
+    const kvRow = kvDim * KV_ELEM[this.kvType]
+    // q, k = RMSNorm per head (Qwen3, Gemma3); q ·= attention scale ≠ 1/√head_dim (Gemma3's query_pre_attn_scalar)
+    this.headNorm(row(s.q, t, qDim), L.qHeadNorm, c.nHead)
+    this.headNorm(row(s.k, t, kvDim), L.kHeadNorm, c.nHeadKv)
+    if (this.qScale !== 1) k.scale_f32(row(s.q, t, qDim), qDim, this.qScale)
+    // q, k = RoPE_neox(q, k, pos); k, v appended to the row's cache at pos
+    k.rope_neox_f32(row(s.q, t, qDim), c.nHead, c.headDim, c.nRot, row(s.rope, t, c.nRot))
+    k.rope_neox_f32(row(s.k, t, kvDim), c.nHeadKv, c.headDim, c.nRot, row(s.rope, t, c.nRot))
+    this.storeKv(row(s.k, t, kvDim), kv.kAt(l) + r.pos * kvRow, kvDim)
+    this.storeKv(row(s.v, t, kvDim), kv.vAt(l) + r.pos * kvRow, kvDim)
+  }
 
-      // f = RMSNorm(h, ffn_norm), quantized once per row, shared by gate and up (or per projection)
-      //                                                     hb, hb2: [n][n_ff]
-      this.round('ffn_gate_up', this.projections(L.ffnNorm, c.nEmbd, n, [[L.wGate, s.hb, L.gateNormIn], [L.wUp, s.hb2, L.upNormIn]]))
-      // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM / Qwen3, GELU-tanh for Gemma3; kept in f32)
-      k[ACTIVATION_KERNEL[c.activation]](s.hb, s.hb2, n * c.nFf)
-      // g = RMSNorm(g, ffn_sub_norm)
-      this.normQuantize(s.hb, L.ffnSubNorm, c.nFf, n)
-      // h = h + PostNorm(BitLinear_down(g))
-      this.round('ffn_down', this.bitlinear(L.wDown, s.xb, n))
-      this.residual(L.postFfnNorm, n)
-      this.onLayer?.(l, new Float32Array(this.mem.buffer, s.x, n * c.nEmbd))
-    }
-    this.carry(0, n)
-    const k = this.k, s = this.s
+  // h = h + PostNorm(BitLinear_down(SubNorm(act(gate) ⊙ up)))   for layer l, n rows
+  private ffnBlock(n: number, l: number): void {
+    const c = this.config, L = this.w.layers[l], s = this.s
+    // f = RMSNorm(h, ffn_norm), quantized once per row, shared by gate and up (or per projection)
+    //                                                     hb, hb2: [n][n_ff]
+    this.round('ffn_gate_up', this.projections(L.ffnNorm, c.nEmbd, n, [[L.wGate, s.hb, L.gateNormIn], [L.wUp, s.hb2, L.upNormIn]]))
+    // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM / Qwen3, GELU-tanh for Gemma3; kept in f32)
+    this.k[ACTIVATION_KERNEL[c.activation]](s.hb, s.hb2, n * c.nFf)
+    // g = RMSNorm(g, ffn_sub_norm)
+    this.normQuantize(s.hb, L.ffnSubNorm, c.nFf, n)
+    // h = h + PostNorm(BitLinear_down(g))
+    this.round('ffn_down', this.bitlinear(L.wDown, s.xb, n))
+    this.residual(L.postFfnNorm, n)
+  }
 
-    // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]
-    // (tied unless output.weight exists). Those rows take slots 0..m−1 of oq and logits, so
-    // the Q8B product is one pass over the matrix for the whole batch.
+  // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]
+  // (tied unless output.weight exists). Those rows take slots 0..m−1 of oq and logits, so
+  // the Q8B product is one pass over the matrix for the whole batch.
+  private logitsOf(rows: readonly BatchRow[]): (Float32Array | undefined)[] {
+    const c = this.config, w = this.w, k = this.k, s = this.s
     const out = w.output, layout = OUTPUT_LAYOUTS[out.type]
     const jobs: Job[] = []
     const kpOut = Math.ceil(c.nEmbd / 128) * 128
