@@ -38,6 +38,17 @@ export async function hardwareConcurrency(): Promise<number> {
   return 1
 }
 
+/**
+ * The machine's RAM in bytes (Node, Deno, Bun: `os.totalmem()`); undefined in a browser,
+ * which does not say (`navigator.deviceMemory` is rounded and capped at 8 GiB), and where the
+ * wasm memory allocation itself refuses what the tab cannot have.
+ */
+export async function machineMemoryBytes(): Promise<number | undefined> {
+  if (!HAS_FS) return undefined
+  const os = await import('node:os')
+  return os.totalmem()
+}
+
 /** An environment variable (Node/Deno/Bun `process.env`); undefined in browsers or when unset/empty. */
 export function readEnv(name: string): string | undefined {
   const v = (g.process as { env?: Record<string, string | undefined> } | undefined)?.env?.[name]

@@ -1,27 +1,36 @@
-// The batched I2_S kernel against the ceiling (ceiling.mjs), per thread, in CPU time:
-// `node bench/ceiling/kernel.mjs [--base DIR]` (Node 24: the relaxed build too). Times
-// matmul_i2s_i8 of this checkout's build/ (and of --base DIR's build/, interleaved) on the 2B4T
-// shapes (K = 2560 and 6912) with a matrix of 1 MiB (in L2) and 32 and 8 tokens per call.
+// The decode and batched kernels against the ceiling (ceiling.mjs), per thread, in CPU time:
+// `node bench/ceiling/kernel.mjs [--base DIR] [--tokens 1,2,4,8,32] [--matrix BYTES] [--kernel i2s|q8b]`
+// (Node 24: the relaxed build too). Times this checkout's build/ (and --base DIR's build/,
+// interleaved) on the 2B4T shapes (K = 2560 and 6912; q8b: the output head's K = 2560):
+//   i2s: matvec_i2s_i8 for 1 token (a decode step), matmul_i2s_i8 for more;
+//   q8b: matmul_q8b_i8 (the output projection; 1 token in decode, several in a batch).
+// --matrix sets the weight bytes per call: 1 MiB (default) sits in L2, 48 MiB streams from DRAM.
 import { readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const { values: opt } = parseArgs({ options: { base: { type: 'string' } } })
+const { values: opt } = parseArgs({ options: {
+  base: { type: 'string' }, tokens: { type: 'string', default: '8,32' }, matrix: { type: 'string', default: String(1 << 20) },
+  kernel: { type: 'string', default: 'i2s' },
+} })
 const builds = [['this', join(here, '../../build')], ...(opt.base ? [['base', resolve(opt.base, 'build')]] : [])]
 const relaxedOk = WebAssembly.validate(readFileSync(join(here, '../../build/bitnet-relaxed.wasm')))
 
 function cpuMs() { const u = process.cpuUsage(); return (u.user + u.system) / 1000 }
 
-const MATRIX = 1 << 20 // bytes of weights: 4096 rows × 2560 / 4
-const memory = new WebAssembly.Memory({ initial: 1024, maximum: 1024, shared: true }) // 64 MiB
+const MATRIX = Number(opt.matrix) // bytes of weights (i2s: 4 per byte; q8b: 1)
+const MAX_TOK = 32
+const memory = new WebAssembly.Memory({ initial: 2048 + (MATRIX >> 16), maximum: 2048 + (MATRIX >> 16), shared: true })
 const heap = new Uint8Array(memory.buffer)
-const W = 1 << 20, Q = W + MATRIX, META = Q + 32 * 8192, Y = META + 32 * 8
-for (let i = 0; i < Q - W + 32 * 8192; i += 4096) crypto.getRandomValues(heap.subarray(W + i, W + i + 4096))
-// activations within ±127 (what the quantizer writes), scale 1
-for (let i = Q; i < Q + 32 * 8192; i++) if (heap[i] === 128) heap[i] = 0
-for (let t = 0; t < 32; t++) new Float32Array(memory.buffer, META + 8 * t, 1)[0] = 1
+const W = 1 << 20, X = W + MATRIX, META = X + MAX_TOK * 8192, Y = META + MAX_TOK * 1024
+for (let i = 0; i < X - W + MAX_TOK * 8192; i += 4096) crypto.getRandomValues(heap.subarray(W + i, W + i + 4096))
+// activations within ±127 (what the quantizers write); q8b codes 1..127
+for (let i = X; i < X + MAX_TOK * 8192; i++) if (heap[i] === 128) heap[i] = 0
+if (opt.kernel === 'q8b') for (let i = W; i < X; i++) heap[i] = 1 + (heap[i] % 127)
+// scales 1 (i2s meta: f32 s; q8b: weight and activation block scales)
+new Float32Array(memory.buffer, META, MAX_TOK * 256).fill(1)
 
 const kernels = []
 for (const [name, dir] of builds) {
@@ -33,24 +42,37 @@ for (const [name, dir] of builds) {
 }
 
 // Builds since the item-range change take (…, first, end); older ones (…, ith, nth). Told apart by
-// whether (0, 1) computes the last row of an 8-row matrix: returns the (a, b) that covers every row.
+// whether (0, 1) computes the last row of an 8-row matrix: returns the (a, b) that covers `rows`
+// rows (4-row groups for both kernels).
 function allItems(k) {
   const y = new Float32Array(memory.buffer, Y, 8).fill(NaN)
-  k.matmul_i2s_i8(W, Q, META, 1, Y, 8, 128, 1, 0, 1)
+  k.matmul_i2s_i8(W, X, META, 1, Y, 8, 128, 1, 0, 1)
   return Number.isNaN(y[7]) ? (rows) => [0, rows / 4] : () => [0, 1]
 }
 
-console.log(`node ${process.version}, 1 thread, GMAC/s of CPU time (best of 5 interleaved rounds of ≥ 30 ms)`)
-for (const kp of [2560, 6912]) {
-  const rows = Math.floor(MATRIX * 4 / kp / 4) * 4
-  for (const ntok of [8, 32]) {
+// One call over `rows` × `kp` weights for `ntok` tokens.
+const CALLS = {
+  i2s: (k, rows, kp, ntok, [a, b]) => ntok === 1
+    ? k.matvec_i2s_i8(W, X, META, 1, Y, rows, kp, a, b)
+    : k.matmul_i2s_i8(W, X, META, 1, Y, rows, kp, ntok, a, b),
+  // weight scales share the meta area: q8b reads wscale [rows/4][kp/128][4], xscale and sums per token
+  q8b: (k, rows, kp, ntok, [a, b]) => k.matmul_q8b_i8(W, META, X, META, X, Y, rows, kp, ntok, a, b),
+}
+const call = CALLS[opt.kernel]
+if (!call) throw new Error(`--kernel must be one of ${Object.keys(CALLS).join(', ')}`)
+const weightsPerByte = opt.kernel === 'q8b' ? 1 : 4
+
+console.log(`node ${process.version}, ${opt.kernel}, ${MATRIX} bytes of weights, 1 thread, GMAC/s of CPU time (best of 5 interleaved rounds of ≥ 30 ms)`)
+for (const kp of opt.kernel === 'q8b' ? [2560] : [2560, 6912]) {
+  const rows = Math.floor(MATRIX * weightsPerByte / kp / 4) * 4
+  for (const ntok of opt.tokens.split(',').map(Number)) {
     const best = new Map()
     for (let round = 0; round < 5; round++) {
       for (const { name, variant, k, all } of kernels) {
-        const [a, b] = all(rows)
+        const range = all(rows)
         let calls = 0
         const t0 = cpuMs()
-        do { k.matmul_i2s_i8(W, Q, META, 1, Y, rows, kp, ntok, a, b); calls++ } while (cpuMs() - t0 < 30)
+        do { call(k, rows, kp, ntok, range); calls++ } while (cpuMs() - t0 < 30)
         const gmac = (rows * kp * ntok * calls) / ((cpuMs() - t0) * 1e6)
         const key = `${variant} ${name}`
         best.set(key, Math.max(best.get(key) ?? 0, gmac))

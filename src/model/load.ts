@@ -6,6 +6,7 @@
  * config's shapes and repacked straight into its final place, so peak memory stays near
  * the packed model size: the wasm memories plus one tensor in flight.
  */
+import { machineMemoryBytes } from '../env.js'
 import { ModelFormatError, NotTernaryError, UnsupportedFeatureError } from '../errors.js'
 import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows, type FormatName } from '../formats/index.js'
 import { isTernaryValued, ternarize } from '../formats/ternarize.js'
@@ -19,7 +20,7 @@ import { unpermuteQkRows } from './qk-permute.js'
 import { selectTernaryKernel } from './kernel-select.js'
 import { layoutSize, OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type FloatMatrix, type OutputLayoutName, type TernaryKernel, type TernaryWeight } from './layouts.js'
 import { layerTensors, modelTensors, scaleTensorName } from './tensors.js'
-import { MAX_SEGMENT_BYTES, planSegments, segmentBytes, type Placed, type Segment, type StateSize } from './segments.js'
+import { checkMachineMemory, MAX_SEGMENT_BYTES, planSegments, segmentBytes, type Placed, type Segment, type StateSize } from './segments.js'
 
 /**
  * The input embedding of an untied model, outside wasm memory: the file's bytes of
@@ -136,7 +137,10 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
   }
   const state = opts.state(config)
   const capacity = Math.min(opts.segmentBytes ?? MAX_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
-  const segments = planSegments(plan, state, capacity, opts.stateLabel ?? 'the requested context').map((g): Segment => {
+  const label = opts.stateLabel ?? 'the requested context'
+  const plans = planSegments(plan, state, capacity, label)
+  checkMachineMemory(plans, state, await machineMemoryBytes(), label)
+  const segments = plans.map((g): Segment => {
     const memory = createMemory(segmentBytes(g, state), variant)
     return { ...g, memory, kernels: instantiateKernels(module, memory) }
   })

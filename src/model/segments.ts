@@ -102,6 +102,18 @@ export function segmentBytes(g: SegmentPlan, state: StateSize): number {
   return g.arena.top + Math.max(state.buffers + state.kvPerLayer * (g.end - g.first), g.scratchBytes) + 1024
 }
 
+/**
+ * Refuses a plan whose memories add up to more than the machine's RAM (`ram`, when known)
+ * before any weight is read: loading would push the machine into swap or the OOM killer.
+ * @throws ResourceLimitError naming both sizes and what to ask for instead.
+ */
+export function checkMachineMemory(segs: SegmentPlan[], state: StateSize, ram: number | undefined, label: string): void {
+  const planned = segs.reduce((s, g) => s + segmentBytes(g, state), 0)
+  if (ram === undefined || planned <= ram) return
+  throw new ResourceLimitError('memory', ram, `the model with its buffers and KV cache for ${label} needs ${gib(planned)} of memory; ` +
+    `this machine has ${gib(ram)} of RAM: ask for a smaller contextSize or kvType 'f16', or use a smaller model`, planned)
+}
+
 const gib = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`)
 
 function layerTooLarge(layer: number, need: number, capacity: number, state: StateSize, label: string): ResourceLimitError {
