@@ -39,6 +39,17 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(out.timings.tg_tok_s).toBeGreaterThan(0)
   })
 
+  it('run --draft prompt-lookup: the same greedy text, drafts counted; an unknown drafter is refused', async () => {
+    const p = golden.prompts[0]
+    const r = await bitnet('run', '-m', TINY_GGUF, '-p', p.text, '-n', '32', '--temp', '0', '--ignore-eos', '--draft', 'prompt-lookup', '--json')
+    const out = JSON.parse(r.stdout)
+    expect(out.tokens).toEqual(p.greedy32_ids)
+    expect(out.timings.draft_accepted).toBeLessThanOrEqual(out.timings.draft_tokens)
+    const bad = await bitnet('run', '-m', TINY_GGUF, '-p', 'x', '--draft', 'eagle')
+    expect(bad.code).not.toBe(0)
+    expect(bad.stderr).toMatch(/--draft: the one drafter is 'prompt-lookup', got 'eagle'/)
+  })
+
   it('run: special tokens in the prompt are parsed, --no-bos', async () => {
     const p = golden.prompts[5] // the chat prompt, text starting with <|begin_of_text|>
     const r = await bitnet('run', '-m', TINY_GGUF, '-p', p.text, '-n', '4', '--temp', '0', '--no-bos', '--json')

@@ -132,6 +132,17 @@ describe('OpenAI client against bitnet serve', { timeout: 180_000 }, () => {
     expect(got).toEqual(want)
   })
 
+  it('draft: prompt-lookup answers the same as plain decoding', async () => {
+    const drafting = await serve(model, { port: 0, parallel: 2, draft: 'prompt-lookup' })
+    const c = new OpenAI({ baseURL: drafting.url + '/v1', apiKey: 'x', maxRetries: 0 })
+    try {
+      const r = await c.chat.completions.create({ model: 'm', messages: chatOf(QUESTIONS[3]), temperature: 0, max_tokens: 32 })
+      expect(r.choices[0].message.content).toBe(await library(chatOf(QUESTIONS[3]), 32))
+    } finally {
+      await drafting.close()
+    }
+  })
+
   it('a client that disconnects mid-stream frees its slot', async () => {
     const one = await serve(model, { port: 0, parallel: 1, maxQueue: 0 })
     const c1 = new OpenAI({ baseURL: one.url + '/v1', apiKey: 'x', maxRetries: 0 })

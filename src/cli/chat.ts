@@ -5,13 +5,14 @@
  */
 import { createInterface } from 'node:readline'
 import type { ChatMessage } from '../tokenizer/chat-template.js'
-import { MODEL_OPTIONS, intOpt, numOpt, openModel, parse } from './common.js'
+import { MODEL_OPTIONS, draftOpt, intOpt, numOpt, openModel, parse } from './common.js'
 
 export const CHAT_HELP = `bitnet chat [-m MODEL] [options]      interactive chat in the terminal
       --system TEXT        system prompt
   -n, --n-predict N        max tokens per answer (default 512)
       --temp T             temperature, 0 = greedy (default 0.8); --top-k/--top-p/--min-p, --seed N
       --ignore-eos         keep writing past end-of-generation tokens (until Ctrl-C or -n)
+      --draft prompt-lookup  speculative decoding from text the conversation repeats (same output)
   in the chat: /reset (forget the conversation), /system TEXT (new system prompt, resets), /exit
   Ctrl-C stops the current answer; Ctrl-D quits`
 
@@ -27,6 +28,7 @@ export async function chatCommand(argv: string[], signal: AbortSignal): Promise<
     'top-p': { type: 'string' },
     'min-p': { type: 'string' },
     seed: { type: 'string' },
+    draft: { type: 'string' },
     'ignore-eos': { type: 'boolean', default: false },
   })
   if (values.help) { process.stdout.write(CHAT_HELP + '\n'); return 0 }
@@ -39,6 +41,7 @@ export async function chatCommand(argv: string[], signal: AbortSignal): Promise<
     topP: numOpt(values['top-p'], 'top-p'),
     minP: numOpt(values['min-p'], 'min-p'),
     seed: intOpt(values.seed, 'seed', 0),
+    draft: draftOpt(values.draft),
     ignoreEos: values['ignore-eos'],
   }
   let system = values.system

@@ -51,6 +51,13 @@ export function oneOf<T extends string>(v: string | undefined, name: string, all
 }
 
 /** A number option, validated. */
+/** `--draft prompt-lookup` (GenerateOptions.draft); undefined when not given. */
+export function draftOpt(v: string | undefined): 'prompt-lookup' | undefined {
+  if (v === undefined) return undefined
+  if (v !== 'prompt-lookup') throw new InvalidArgumentError(`--draft: the one drafter is 'prompt-lookup', got '${v}'`)
+  return v
+}
+
 export function numOpt(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined
   const n = Number(v)

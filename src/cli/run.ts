@@ -1,7 +1,7 @@
 /** `bitnet run`: generate text after a prompt, streamed to stdout. */
 import { InvalidArgumentError } from '../errors.js'
 import type { ResponseFormat } from '../grammar/response-format.js'
-import { MODEL_OPTIONS, intOpt, numOpt, openModel, parse, printJson } from './common.js'
+import { MODEL_OPTIONS, draftOpt, intOpt, numOpt, openModel, parse, printJson } from './common.js'
 
 export const RUN_HELP = `bitnet run [-m MODEL] -p PROMPT [options]
   -m, --model MODEL        GGUF path, http(s) URL or hf:owner/repo[/file | :quant]; remote models
@@ -14,6 +14,8 @@ export const RUN_HELP = `bitnet run [-m MODEL] -p PROMPT [options]
       --logit-bias ID(+|-)B   add B to token ID's logit; repeatable; ID-inf bans it (llama.cpp syntax)
   -j, --json-schema SCHEMA output JSON valid against SCHEMA (inline JSON; '{}' = any JSON object)
       --seed N             sampling seed (reproducible)
+      --draft prompt-lookup  speculative decoding: drafts the tokens that followed a repeated
+                           n-gram of the prompt or output, verified in one pass (same output)
       --no-bos             do not prepend BOS
       --ignore-eos         keep generating past end-of-generation tokens
   -c, --ctx N              context size (KV cache tokens)
@@ -38,6 +40,7 @@ export async function runCommand(argv: string[], signal: AbortSignal): Promise<n
     'logit-bias': { type: 'string', multiple: true },
     'json-schema': { type: 'string', short: 'j' },
     seed: { type: 'string' },
+    draft: { type: 'string' },
     'no-bos': { type: 'boolean', default: false },
     'ignore-eos': { type: 'boolean', default: false },
   })
@@ -58,6 +61,7 @@ export async function runCommand(argv: string[], signal: AbortSignal): Promise<n
     logitBias: logitBiasOpt(values['logit-bias']),
     responseFormat: responseFormatOpt(values['json-schema']),
     seed: intOpt(values.seed, 'seed', 0),
+    draft: draftOpt(values.draft),
     addBos: values['no-bos'] ? false : undefined,
     ignoreEos: values['ignore-eos'],
     signal,
@@ -77,6 +81,7 @@ export async function runCommand(argv: string[], signal: AbortSignal): Promise<n
       timings: {
         prompt_ms: t.promptMs, ttft_ms: t.timeToFirstTokenMs, decode_ms: t.decodeMs,
         pp_tok_s: t.promptTokensPerSecond, tg_tok_s: t.decodeTokensPerSecond,
+        draft_tokens: t.draftTokens, draft_accepted: t.draftAccepted,
       },
     })
   } else {

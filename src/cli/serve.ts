@@ -3,7 +3,7 @@ import { basename } from 'node:path'
 import { DEFAULT_MODEL } from '../io/hub.js'
 import type { Logger } from '../logger.js'
 import { serve } from '../server/http.js'
-import { MODEL_OPTIONS, intOpt, openModel, parse } from './common.js'
+import { MODEL_OPTIONS, draftOpt, intOpt, openModel, parse } from './common.js'
 import { EMBED_OPTIONS, embedOptions } from './embed.js'
 
 export const SERVE_HELP = `bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [options]
@@ -15,6 +15,7 @@ export const SERVE_HELP = `bitnet serve [-m MODEL] [--host 127.0.0.1] [--port 80
       --timeout S          seconds a request may wait + run (default 600)
       --max-body BYTES     largest request body (default 1048576)
       --cors               allow cross-origin requests from browsers
+      --draft prompt-lookup  speculative decoding for every request (same responses; faster when answers quote the input)
       --quiet              no request log on stderr
       --pooling mean|last  how /v1/embeddings pools (default: the model's, else mean; always L2-normalised)
       --eos                /v1/embeddings appends EOS (default: the tokenizer's add_eos_token)
@@ -33,6 +34,7 @@ export async function serveCommand(argv: string[], signal: AbortSignal): Promise
     timeout: { type: 'string' },
     'max-body': { type: 'string' },
     cors: { type: 'boolean', default: false },
+    draft: { type: 'string' },
     quiet: { type: 'boolean', default: false },
     ...EMBED_OPTIONS,
   })
@@ -53,6 +55,7 @@ export async function serveCommand(argv: string[], signal: AbortSignal): Promise
     timeoutMs: (intOpt(values.timeout, 'timeout', 1) ?? 600) * 1000,
     maxBodyBytes: intOpt(values['max-body'], 'max-body', 1),
     cors: values.cors,
+    draft: draftOpt(values.draft),
     modelId: basename(values.model ?? DEFAULT_MODEL),
     embedding: embedOptions(values, true),
     logger,

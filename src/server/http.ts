@@ -43,6 +43,12 @@ export interface ServeOptions {
   cors?: boolean
   /** Name reported by /v1/models and in responses. */
   modelId?: string
+  /**
+   * Speculative decoding for every completion (GenerateOptions.draft): 'prompt-lookup' drafts
+   * the tokens that followed a repeated n-gram and verifies them in one pass; responses are
+   * the same, faster where answers quote their input. Default false.
+   */
+  draft?: 'prompt-lookup' | false
   /** How /v1/embeddings pools (see BitnetModel.embed). Default {@link DEFAULT_EMBEDDING}. */
   embedding?: EmbedOptions
   logger?: Logger
@@ -164,7 +170,7 @@ async function generate(ctx: Served, r: CompletionRequest, res: ServerResponse):
   try {
     const slot = await pool.acquire(tokens, ac.signal)
     try {
-      const gen = slot.session.generate(tokens, { ...r.options, maxTokens, signal: ac.signal })
+      const gen = slot.session.generate(tokens, { ...r.options, draft: ctx.opts.draft, maxTokens, signal: ac.signal })
       const meta = newMeta(r.kind, ctx.modelId)
       if (!r.stream) return sendJson(res, 200, completion(r.kind, meta, await gen, model.tokenizer))
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
