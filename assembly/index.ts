@@ -1,6 +1,6 @@
 // Kernel module entry: pure compute over the imported shared memory. No allocation, no
 // imports but memory (and abort, compiled out by --noAssert / --runtime stub).
-// Every export is `op_weight_act` or `op_type`; kernels that split work take (ith, nth).
+// Every export is `op_weight_act` or `op_type`; kernels that split work take an item range (first, end).
 export * from './formats/i2s'
 export * from './formats/tl'
 export * from './formats/q8b'

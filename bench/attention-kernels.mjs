@@ -7,8 +7,8 @@
 //                            [--rows 1,32] [--threads 1,2] [--reps 20] [--rounds 5]
 //
 // Each build runs every round of the host (one; or with a build of before the one-round
-// kernel, attention_combine_f32 as a second round) as parts ith = 0..nth−1, one per thread
-// (the main thread and nth − 1 workers on the same shared memory). Reported: median ms per call of one layer and GFLOP/s (2 flops per
+// kernel, attention_combine_f32 as a second round) cut into nth equal item ranges, one per
+// thread (the main thread and nth − 1 workers on the same shared memory). Reported: median ms per call of one layer and GFLOP/s (2 flops per
 // multiply-add of q·k and of w·v), rounds of every build interleaved.
 import fs from 'node:fs'
 import path from 'node:path'
@@ -33,14 +33,21 @@ function layout(depth) {
   }
 }
 
-// The calls of one attention of n rows ending at depth, as the host makes them: [export, args].
+// The calls of one attention of n rows ending at depth, as the host makes them: [export, args, items].
 function calls(exports, L, depth, n) {
   const nPos = depth - n + 1, blocks = Math.ceil(depth / BLOCK)
   const rest = [L.out, n, N_HEAD, N_HEAD_KV, HEAD_DIM, nPos, BLOCK]
-  if (!exports.attention_combine_f32) return [['attention_partial_f16', [L.q, L.kc, L.vc, L.att, L.part, L.count, ...rest]]]
-  const list = [['attention_partial_f16', [L.q, L.kc, L.vc, L.att, L.part, ...rest]]]
-  if (blocks > 1) list.push(['attention_combine_f32', [L.part, L.out, n, N_HEAD, HEAD_DIM, blocks]])
+  const items = N_HEAD_KV * blocks
+  if (!exports.attention_combine_f32) return [['attention_partial_f16', [L.q, L.kc, L.vc, L.att, L.part, L.count, ...rest], items]]
+  const list = [['attention_partial_f16', [L.q, L.kc, L.vc, L.att, L.part, ...rest], items]]
+  if (blocks > 1) list.push(['attention_combine_f32', [L.part, L.out, n, N_HEAD, HEAD_DIM, blocks], n * N_HEAD])
   return list
+}
+
+// Thread ith's items [first, end) of a call: nth equal ranges.
+function range(items, ith, nth) {
+  const per = Math.ceil(items / nth), first = Math.min(items, ith * per)
+  return [first, Math.min(items, first + per)]
 }
 
 if (!isMainThread) {
@@ -50,8 +57,8 @@ if (!isMainThread) {
   const L = layout(depth)
   for (let gen = 1; ; gen++) {
     Atomics.wait(c, 0, gen - 1) // c[0]: generation; c[1]: build; c[2]: rows; c[3]: nth; c[4]: call; c[5]: done count
-    const k = kernels[c[1]], [name, args] = calls(k, L, depth, c[2])[c[4]]
-    if (ith < c[3]) k[name](...args, ith, c[3])
+    const k = kernels[c[1]], [name, args, items] = calls(k, L, depth, c[2])[c[4]]
+    if (ith < c[3]) k[name](...args, ...range(items, ith, c[3]))
     Atomics.add(c, 5, 1)
     Atomics.notify(c, 5)
   }
@@ -97,8 +104,8 @@ if (!isMainThread) {
     new Int32Array(heap, L.count, N_HEAD_KV).fill(0)
     Atomics.store(c, 0, ++gen)
     Atomics.notify(c, 0)
-    const k = kernels[b], [name, args] = calls(k, L, depth, n)[ci]
-    k[name](...args, 0, nth)
+    const k = kernels[b], [name, args, items] = calls(k, L, depth, n)[ci]
+    k[name](...args, ...range(items, 0, nth))
     while (Atomics.load(c, 5) < maxT - 1) Atomics.wait(c, 5, Atomics.load(c, 5), 1)
   }
   const layer = (b, n, nth) => { for (let ci = 0; ci < calls(kernels[b], L, depth, n).length; ci++) runCall(b, n, nth, ci) }

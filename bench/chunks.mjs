@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Chunk size of the thread pool's rounds (src/runtime/thread-pool.ts CHUNK_COST), measured: decode and
 // prompt tok/s of the synthetic 2B4T-shape I2_S model on 2 pinned threads for several chunk costs
-// (multiply-adds per chunk), on a quiet machine and with one competing CPU-bound process.
+// (multiply-adds of the smallest chunks, those that end a round; the first ones are up to 16× that:
+// src/runtime/schedule.ts), on a quiet machine and with one competing CPU-bound process.
 //
 // node chunks.mjs [--costs 65536,131072,262144,524288,1048576,16777216] [--loads 0,1] [--runs 3] [--pp 32] [--tg 32]
 //
 // Each measurement is a fresh `bitnet bench` process (Node 24 from ../test/runtimes when present),
-// configurations interleaved per run; medians reported. The largest cost approximates the old
-// static split (one chunk per job and thread for every 2B4T matrix).
+// configurations interleaved per run; medians reported. The largest cost approximates a
+// static split (chunks are never larger than an even share of the round).
 import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'

@@ -1,10 +1,10 @@
 // The split-K attention kernels (assembly/ops/attention.ts) against a float64 computation
 // on awkward shapes: head_dim 64/80/128/256 (and 36 for the scalar twins), GQA ratios 1–8,
-// lengths and batches that are no multiple of the block, f32 and f16 caches; every part
-// split (nth = 1, 2, 3, 7, more parts than items) run in a shuffled order must give the
+// lengths and batches that are no multiple of the block, f32 and f16 caches; the items cut
+// into nth uneven ranges (1, 2, 3, 7, more ranges than items) run in a shuffled order must give the
 // same bytes. And the f32 → f16 conversion that fills an f16 cache.
 import { beforeAll, describe, expect, it } from 'vitest'
-import { kernelBench, rng, VARIANTS, type KernelBench } from './helpers/kernels.js'
+import { itemRanges, kernelBench, rng, VARIANTS, type KernelBench } from './helpers/kernels.js'
 
 interface Case { headDim: number; nHead: number; nHeadKv: number; nPos: number; n: number; block: number }
 
@@ -129,7 +129,7 @@ function reference(t: Setup, c: Case): Float64Array {
   return out
 }
 
-// The round as parts 0..nth−1 in a shuffled order, on outputs and scratch poisoned with NaN,
+// The round as nth item ranges in a shuffled order, on outputs and scratch poisoned with NaN,
 // the blocks-done counters zeroed as the host does.
 function run(b: KernelBench, t: Setup, c: Case, partial: string, nth: number): Float32Array {
   const qDim = c.nHead * c.headDim
@@ -137,23 +137,15 @@ function run(b: KernelBench, t: Setup, c: Case, partial: string, nth: number): F
   b.f32(t.part, c.n * c.nHead * t.nBlocks * (4 + c.headDim)).fill(NaN)
   b.f32(t.att, c.nHeadKv * t.nBlocks * c.n * (c.nHead / c.nHeadKv) * c.block).fill(NaN)
   new Int32Array(b.heap.buffer, t.count, c.nHeadKv).fill(0)
-  const order = shuffled(nth, nth * 31 + c.nPos)
   const k = b.k as unknown as Record<string, (...a: number[]) => void>
-  for (const ith of order) k[partial](t.q, t.kc, t.vc, t.att, t.part, t.count, t.out, c.n, c.nHead, c.nHeadKv, c.headDim, c.nPos, c.block, ith, nth)
+  for (const [first, end] of itemRanges(c.nHeadKv * t.nBlocks, nth, nth * 31 + c.nPos)) {
+    k[partial](t.q, t.kc, t.vc, t.att, t.part, t.count, t.out, c.n, c.nHead, c.nHeadKv, c.headDim, c.nPos, c.block, first, end)
+  }
   return b.f32(t.out, c.n * qDim).slice()
 }
 
 // Bytes equal (toEqual on a typed array of 10⁴ floats takes a second).
 const sameBytes = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
-
-function shuffled(n: number, seed: number): number[] {
-  const a = Array.from({ length: n }, (_, i) => i), rand = rng(seed)
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]]
-  }
-  return a
-}
 
 // IEEE half bits of x, round to nearest even, computed exactly in float64.
 function halfBits(x: number): number {

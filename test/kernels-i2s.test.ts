@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import { encodeI2s } from '../src/formats/i2s.js'
 import { packX4FromCodes, x4Shape } from '../src/formats/i2s-x4.js'
-import { kernelBench, normQuantizeF64, rng, VARIANTS } from './helpers/kernels.js'
+import { itemRanges, kernelBench, normQuantizeF64, rng, VARIANTS } from './helpers/kernels.js'
 
 const SHAPES: [number, number][] = [
   [1, 128], [3, 128], [4, 256], [5, 384], [7, 130], [13, 1], [17, 255], [64, 640], [33, 2560], [2, 6912],
@@ -18,7 +18,7 @@ describe.each(VARIANTS)('matvec_i2s_i8 (%s build)', async (variant) => {
       const codes = Int8Array.from({ length: rows * cols }, () => Math.floor(rand() * 3) - 1)
       // extreme activations too: all −128 or 127 stress the i16 accumulation
       const q = Int8Array.from({ length: cols }, (_, i) => (i % 7 === 0 ? -128 : i % 11 === 0 ? 127 : Math.floor(rand() * 256) - 128))
-      const { kp, bytes } = x4Shape(rows, cols)
+      const { kp, bytes } = x4Shape(rows, cols), groups = Math.ceil(rows / 4)
       const w = b.alloc(bytes), qp = b.alloc(kp), meta = b.alloc(8), y1 = b.alloc(rows * 4), y2 = b.alloc(rows * 4)
       packX4FromCodes(codes, rows, cols, b.heap.subarray(w, w + bytes))
       b.i8(qp, kp).fill(0).set(q)
@@ -27,8 +27,8 @@ describe.each(VARIANTS)('matvec_i2s_i8 (%s build)', async (variant) => {
       new DataView(b.heap.buffer).setFloat32(meta, s, true)
       new DataView(b.heap.buffer).setInt32(meta + 4, sumq, true)
 
-      b.k.matvec_i2s_i8(w, qp, meta, gamma, y1, rows, kp, 0, 1)
-      b.k.matvec_i2s_i8_ref(w, qp, meta, gamma, y2, rows, kp, 0, 1)
+      b.k.matvec_i2s_i8(w, qp, meta, gamma, y1, rows, kp, 0, groups)
+      b.k.matvec_i2s_i8_ref(w, qp, meta, gamma, y2, rows, kp, 0, groups)
       expect(Array.from(b.f32(y1, rows))).toEqual(Array.from(b.f32(y2, rows)))
 
       const sF = Math.fround(s)
@@ -39,10 +39,10 @@ describe.each(VARIANTS)('matvec_i2s_i8 (%s build)', async (variant) => {
         expect(b.f32(y1, rows)[r]).toBe(expected)
       }
 
-      // Any thread split computes the same rows.
-      for (const nth of [2, 3, 5]) {
+      // Any cut of the 4-row groups into ranges, in any order, computes the same rows.
+      for (const parts of [2, 3, 5, groups + 2]) {
         b.f32(y2, rows).fill(NaN)
-        for (let ith = 0; ith < nth; ith++) b.k.matvec_i2s_i8(w, qp, meta, gamma, y2, rows, kp, ith, nth)
+        for (const [first, end] of itemRanges(groups, parts, parts * rows)) b.k.matvec_i2s_i8(w, qp, meta, gamma, y2, rows, kp, first, end)
         expect(Array.from(b.f32(y2, rows))).toEqual(Array.from(b.f32(y1, rows)))
       }
     })

@@ -1,11 +1,11 @@
 // The f32 ops of the forward pass against float64 on awkward shapes: RoPE (NEOX as the
 // kernel computes it, and NORM-layout files through the loader's row un-permutation), the
 // full-precision output projections, and the batch norm + quantize split by rows over threads.
-// Thread splits run in a scrambled order and must give the same bytes.
+// Any cut of the rows into ranges, run in a scrambled order, must give the same bytes.
 import { describe, expect, it } from 'vitest'
 import { f16ToF32, f32ToF16 } from '../src/formats/float.js'
 import { unpermuteQkRows } from '../src/model/qk-permute.js'
-import { kernelBench, normQuantizeF64, rng, VARIANTS, type KernelBench } from './helpers/kernels.js'
+import { itemRanges, kernelBench, normQuantizeF64, rng, VARIANTS, type KernelBench } from './helpers/kernels.js'
 
 const U = 2 ** -24 // f32 unit roundoff
 
@@ -14,17 +14,6 @@ function firstDiff(a: Uint8Array, b: Uint8Array): number {
   if (a.length !== b.length) return Math.min(a.length, b.length)
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i
   return -1
-}
-
-/** The thread shares of a (…, ith, nth) kernel, called in a scrambled order. */
-function runSplit(nth: number, seed: number, call: (ith: number, nth: number) => void): void {
-  const order = Array.from({ length: nth }, (_, i) => i)
-  const rand = rng(seed)
-  for (let i = nth - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]]
-  }
-  for (const ith of order) call(ith, nth)
 }
 
 // ── RoPE ──────────────────────────────────────────────────────────────────────────────
@@ -146,17 +135,17 @@ describe.each(VARIANTS)('matvec_f16_f32 / matvec_f32_f32 (%s build)', async (var
         if (half) new Uint16Array(b.heap.buffer, wp, rows * k).set(bits)
         else b.f32(wp, rows * k).set(wf)
         b.f32(xp, k).set(x)
-        b.k[op](wp, xp, yp, rows, k, 0, 1)
+        b.k[op](wp, xp, yp, rows, k, 0, rows)
         const y = b.f32(yp, rows).slice()
         for (let r = 0; r < rows; r++) {
           let exact = 0, abs = 0
           for (let i = 0; i < k; i++) { exact += w[r * k + i] * x[i]; abs += Math.abs(w[r * k + i] * x[i]) }
           expect(Math.abs(y[r] - exact), `row ${r}`).toBeLessThanOrEqual(k * U * abs + 1e-30)
         }
-        for (const nth of [2, 3, rows + 2]) {
+        for (const parts of [2, 3, rows + 2]) {
           b.f32(yp, rows).fill(NaN)
-          runSplit(nth, nth * k, (ith, n) => b.k[op](wp, xp, yp, rows, k, ith, n))
-          expect(b.f32(yp, rows).slice(), `nth ${nth}`).toEqual(y)
+          for (const [first, end] of itemRanges(rows, parts, parts * k)) b.k[op](wp, xp, yp, rows, k, first, end)
+          expect(b.f32(yp, rows).slice(), `${parts} ranges`).toEqual(y)
         }
       })
     }
@@ -171,7 +160,7 @@ describe.each(VARIANTS)('matvec_f16_f32 / matvec_f32_f32 (%s build)', async (var
       const w = new Uint16Array(b.heap.buffer, wp, rows * k).fill(0)
       finite.forEach((h, r) => { w[r * k + (r % k)] = h })
       b.f32(xp, k).fill(1)
-      b.k.matvec_f16_f32(wp, xp, yp, rows, k, 0, 1)
+      b.k.matvec_f16_f32(wp, xp, yp, rows, k, 0, rows)
       const y = b.f32(yp, rows)
       for (let r = 0; r < rows; r++) {
         if (y[r] !== f16ToF32(finite[r])) expect.fail(`half 0x${finite[r].toString(16)} (lane ${r % k} of ${k}): ${y[r]}`)
@@ -200,7 +189,7 @@ describe.each(VARIANTS)('rmsnorm_quantize_rows_f32_i8 (%s build)', async (varian
         const out = () => ({ q: b.alloc(rows * np), meta: b.alloc(rows * 8), lut: b.alloc(rows * np * 16) })
         const first = out()
         b.heap.fill(0x5a, first.q, first.q + rows * np) // the padding must be written
-        b.k.rmsnorm_quantize_rows_f32_i8(xp, 0, wp, n, EPS, np, first.q, first.meta, first.lut, rows, 0, 1)
+        b.k.rmsnorm_quantize_rows_f32_i8(xp, 0, wp, n, EPS, np, first.q, first.meta, first.lut, rows, 0, rows)
         const dv = new DataView(b.heap.buffer)
         const lutOne = b.alloc(np * 16)
         for (let t = 0; t < rows; t++) {
@@ -220,15 +209,15 @@ describe.each(VARIANTS)('rmsnorm_quantize_rows_f32_i8 (%s build)', async (varian
           ...(lut ? b.heap.subarray(o.lut, o.lut + rows * np * 16) : []),
         ])
         const want = bytes(first)
-        for (const nth of [2, 3, rows + 3]) {
+        for (const parts of [2, 3, rows + 3]) {
           const o = out()
-          runSplit(nth, nth + n, (ith, m) => b.k.rmsnorm_quantize_rows_f32_i8(xp, 0, wp, n, EPS, np, o.q, o.meta, o.lut, rows, ith, m))
-          expect(firstDiff(bytes(o), want), `nth ${nth}`).toBe(-1)
+          for (const [lo, hi] of itemRanges(rows, parts, parts + n)) b.k.rmsnorm_quantize_rows_f32_i8(xp, 0, wp, n, EPS, np, o.q, o.meta, o.lut, rows, lo, hi)
+          expect(firstDiff(bytes(o), want), `${parts} ranges`).toBe(-1)
         }
         // lut = 0: no tables written, the same q and meta
         const noLut = out()
         b.heap.fill(0x77, noLut.lut, noLut.lut + rows * np * 16)
-        b.k.rmsnorm_quantize_rows_f32_i8(xp, 0, wp, n, EPS, np, noLut.q, noLut.meta, 0, rows, 0, 1)
+        b.k.rmsnorm_quantize_rows_f32_i8(xp, 0, wp, n, EPS, np, noLut.q, noLut.meta, 0, rows, 0, rows)
         expect(firstDiff(bytes(noLut, false), bytes(first, false))).toBe(-1)
         expect(b.heap.subarray(noLut.lut, noLut.lut + rows * np * 16).every((v) => v === 0x77)).toBe(true)
       })

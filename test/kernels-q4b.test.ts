@@ -3,7 +3,7 @@
 // definition, and the load-time F16 → Q4B conversion is within its error bound.
 import { describe, expect, it } from 'vitest'
 import { f32ToF16 } from '../src/formats/float.js'
-import { kernelBench, rng, VARIANTS } from './helpers/kernels.js'
+import { itemRanges, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
 describe.each(VARIANTS)('Q4B output projection (%s build)', async (variant) => {
   const b = await kernelBench(variant)
@@ -15,7 +15,7 @@ describe.each(VARIANTS)('Q4B output projection (%s build)', async (variant) => {
       const half = Uint16Array.from({ length: rows * k }, () => f32ToF16((rand() - 0.5) * 4))
       const src = b.alloc(rows * k * 2), w = b.alloc(rows * kp / 2), ws = b.alloc(rows * nb * 4)
       new Uint16Array(b.heap.buffer, src, rows * k).set(half)
-      b.k.quantize_rows_f16_q4b(src, rows, k, kp, w, ws, 0, 1)
+      b.k.quantize_rows_f16_q4b(src, rows, k, kp, w, ws, 0, rows)
 
       const x = Float32Array.from({ length: k }, (_, i) => (i % 13 === 0 ? 9.99 : (rand() - 0.5) * 10))
       const xp = b.alloc(k * 4), xq = b.alloc(kp), xs = b.alloc(kp / 128 * 4), xsum = b.alloc(nb * 4)
@@ -26,13 +26,13 @@ describe.each(VARIANTS)('Q4B output projection (%s build)', async (variant) => {
       for (let i = 0; i < k; i++) expect(Math.abs(q[i] * xsc[i >> 7] - x[i])).toBeLessThanOrEqual(xsc[i >> 7] / 2 + 1e-6)
 
       const y1 = b.alloc(rows * 4), y2 = b.alloc(rows * 4)
-      b.k.matvec_q4b_i8(w, ws, xq, xs, xsum, y1, rows, kp, 0, 1)
-      b.k.matvec_q4b_i8_ref(w, ws, xq, xs, xsum, y2, rows, kp, 0, 1)
+      b.k.matvec_q4b_i8(w, ws, xq, xs, xsum, y1, rows, kp, 0, rows)
+      b.k.matvec_q4b_i8_ref(w, ws, xq, xs, xsum, y2, rows, kp, 0, rows)
       const got = Array.from(b.f32(y1, rows))
       expect(got).toEqual(Array.from(b.f32(y2, rows)))
-      for (const nth of [2, 3]) {
+      for (const parts of [2, 3, rows + 1]) {
         b.f32(y2, rows).fill(NaN)
-        for (let ith = 0; ith < nth; ith++) b.k.matvec_q4b_i8(w, ws, xq, xs, xsum, y2, rows, kp, ith, nth)
+        for (const [first, end] of itemRanges(rows, parts, parts + k)) b.k.matvec_q4b_i8(w, ws, xq, xs, xsum, y2, rows, kp, first, end)
         expect(Array.from(b.f32(y2, rows))).toEqual(got)
       }
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { encodeI2s } from '../src/formats/i2s.js'
 import { packX4FromCodes, x4Shape } from '../src/formats/i2s-x4.js'
 import { packTlFromCodes, tlShape } from '../src/formats/tl16.js'
-import { kernelBench, rng, VARIANTS } from './helpers/kernels.js'
+import { itemRanges, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
 const ROWS = [1, 3, 15, 16, 17, 33, 100]
 const COLS = [1, 2, 127, 128, 130, 640, 2560, 6912]
@@ -34,9 +34,9 @@ describe.each(VARIANTS)('matvec_tl_i8 (%s build)', async (variant) => {
     // one guard float past y: rows ≥ M must not be stored; y's old contents must not matter
     const y = b.alloc(rows * 4 + 4), yr = b.alloc(rows * 4), yi = b.alloc(rows * 4)
     b.f32(y, rows + 1).fill(NaN)
-    b.k.matvec_tl_i8(wt, lut, meta, gamma, y, rows, tl.kp, 0, 1)
-    b.k.matvec_tl_i8_ref(wt, lut, meta, gamma, yr, rows, tl.kp, 0, 1)
-    b.k.matvec_i2s_i8(wx, qp, meta, gamma, yi, rows, x4.kp, 0, 1)
+    b.k.matvec_tl_i8(wt, lut, meta, gamma, y, rows, tl.kp, 0, Math.ceil(rows / 16))
+    b.k.matvec_tl_i8_ref(wt, lut, meta, gamma, yr, rows, tl.kp, 0, Math.ceil(rows / 16))
+    b.k.matvec_i2s_i8(wx, qp, meta, gamma, yi, rows, x4.kp, 0, Math.ceil(rows / 4))
     expect(Number.isNaN(b.f32(y + rows * 4, 1)[0])).toBe(true)
     return { wt, lut, meta, y, kp: tl.kp, simd: Array.from(b.f32(y, rows)), ref: Array.from(b.f32(yr, rows)), i2s: Array.from(b.f32(yi, rows)) }
   }
@@ -60,13 +60,14 @@ describe.each(VARIANTS)('matvec_tl_i8 (%s build)', async (variant) => {
           expect(out.simd[r]).toBe(Math.fround(Math.fround(Math.fround(dot) / sF) * Math.fround(gamma)))
         }
 
-        for (const nth of [2, 3, 5]) {
+        const groups = Math.ceil(rows / 16)
+        for (const parts of [2, 3, 5]) {
           const y2 = b.alloc(rows * 4)
           b.f32(y2, rows).fill(NaN)
-          for (let ith = 0; ith < nth; ith++) b.k.matvec_tl_i8(out.wt, out.lut, out.meta, gamma, y2, rows, out.kp, ith, nth)
+          for (const [first, end] of itemRanges(groups, parts, parts + cols)) b.k.matvec_tl_i8(out.wt, out.lut, out.meta, gamma, y2, rows, out.kp, first, end)
           expect(Array.from(b.f32(y2, rows))).toEqual(out.simd)
           b.f32(y2, rows).fill(NaN)
-          for (let ith = nth - 1; ith >= 0; ith--) b.k.matvec_tl_i8_ref(out.wt, out.lut, out.meta, gamma, y2, rows, out.kp, ith, nth)
+          for (const [first, end] of itemRanges(groups, parts, parts + rows)) b.k.matvec_tl_i8_ref(out.wt, out.lut, out.meta, gamma, y2, rows, out.kp, first, end)
           expect(Array.from(b.f32(y2, rows))).toEqual(out.simd)
         }
       })

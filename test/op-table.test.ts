@@ -1,6 +1,6 @@
 // The thread pool's op table (src/runtime/protocol.ts OPS) against the kernel module itself:
 // every op a round can run is a wasm export of every build, taking the table's arguments plus
-// the trailing (ith, nth). The TypeScript types check the host's calls against `Kernels`; this
+// the trailing item range (first, end). The TypeScript types check the host's calls against `Kernels`; this
 // checks `Kernels` and the table against what the binaries really export.
 import { describe, expect, it } from 'vitest'
 import { OPS, type OpName } from '../src/runtime/protocol.js'

@@ -1,6 +1,7 @@
 // The thread pool: results are bit-identical whatever the thread count (more threads than
 // cores included), chunk size and chunk order, since every output is an exact integer sum
-// computed by exactly one chunk; and the governor picks thread counts from measured rounds.
+// computed by exactly one chunk; the guided schedule cuts every item once into chunks that
+// shrink toward the round's end; and the governor picks thread counts from measured rounds.
 import { availableParallelism } from 'node:os'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel, openModelContents } from '../src/index.js'
@@ -9,6 +10,8 @@ import { stateSize, Transformer } from '../src/model/transformer.js'
 import { ThreadPool, type PoolOptions } from '../src/runtime/thread-pool.js'
 import { compileKernels, createMemory, instantiateKernels } from '../src/runtime/wasm.js'
 import { ThreadGovernor, type RoundSample } from '../src/runtime/governor.js'
+import { MAX_CHUNKS, type Work } from '../src/runtime/protocol.js'
+import { guidedChunks } from '../src/runtime/schedule.js'
 import { loadGolden, TINY_GGUF } from './helpers/golden.js'
 
 const CTX = 96
@@ -205,5 +208,44 @@ describe('ThreadGovernor', () => {
     window(1.2) // 3 threads at 0.4 efficiency, but no slower than 4 were (1.2): stays until the next gap
     expect(g.threads).toBe(3)
     expect(changes).toEqual([[4, 3]])
+  })
+})
+
+describe('guidedChunks', () => {
+  /** Each chunk as [job, first, end), in claim order. */
+  function ranges(work: Work[], threads: number, minCost: number): [number, number, number][] {
+    const chunks = guidedChunks(work, threads, minCost, MAX_CHUNKS)
+    return chunks.map(({ job, first }, c) => {
+      const next = chunks[c + 1]
+      return [job, first, next?.job === job ? next.first : work[job].items]
+    })
+  }
+
+  it('cuts every item of every job exactly once, in contiguous ranges', () => {
+    const work = [{ items: 640, cost: 10240 }, { items: 3, cost: 8 }, { items: 1728, cost: 10240 }, { items: 1, cost: 1 << 30 }]
+    for (const threads of [1, 2, 3, 16]) {
+      const seen = work.map((w) => new Uint8Array(w.items))
+      for (const [job, first, end] of ranges(work, threads, 256 * 1024)) {
+        expect(end).toBeGreaterThan(first)
+        for (let i = first; i < end; i++) seen[job][i]++
+      }
+      for (const s of seen) expect(s.every((v) => v === 1)).toBe(true)
+    }
+  })
+
+  it('opens a round with large chunks and closes it with chunks of about minCost', () => {
+    const work = [{ items: 1728, cost: 10240 }] // a 2B4T down projection: 17.7 M multiply-adds
+    const min = 256 * 1024
+    const costs = ranges(work, 2, min).map(([, first, end]) => (end - first) * 10240)
+    expect(costs[0]).toBeGreaterThanOrEqual(8 * min)
+    for (let c = 1; c < costs.length - 1; c++) expect(costs[c], `chunk ${c}`).toBeLessThanOrEqual(costs[c - 1])
+    expect(costs.at(-1)).toBeLessThanOrEqual(1.5 * min)
+    expect(costs.length).toBeLessThan(work[0].items * 10240 / min / 2) // far fewer claims than equal min-size chunks
+  })
+
+  it('gives every thread work, and stays within MAX_CHUNKS for any round', () => {
+    expect(ranges([{ items: 64, cost: 1000 }], 4, 1 << 20).length).toBeGreaterThanOrEqual(4)
+    const huge = Array.from({ length: 32 }, () => ({ items: 1 << 20, cost: 1 << 12 }))
+    expect(guidedChunks(huge, 256, 1, MAX_CHUNKS).length).toBeLessThanOrEqual(MAX_CHUNKS)
   })
 })

@@ -27,9 +27,9 @@
 //   y     f32 output [M]
 //   rows  M (output rows; rows ≥ M in the padded group are computed but not stored)
 //   kp    padded K (multiple of 128)
-//   ith, nth  this thread's index and the thread count: groups are split evenly.
+//   first, end  the 4-row groups [first, end) this call computes (a chunk of the thread pool).
 
-import { share } from '../ops/split'
+import { span } from '../ops/split'
 
 const BLOCK_ELEMS: i32 = 128 // weights per 32-byte block
 const BLOCK_BYTES: i32 = 32
@@ -67,10 +67,10 @@ export function repack_i2s_x4(src: usize, rows: i32, k: i32, dst: usize): void {
 
 /** Scalar reference: the definition the SIMD kernel must equal bit for bit. */
 export function matvec_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
-                                  rows: i32, kp: i32, ith: i32, nth: i32): void {
+                                  rows: i32, kp: i32, first: i32, end: i32): void {
   const s = load<f32>(meta)
   const sumq = load<i32>(meta, 4)
-  const range = share((rows + 3) >> 2, ith, nth) // 4-row groups
+  const range = span((rows + 3) >> 2, first, end) // 4-row groups
   const nblocks = kp / BLOCK_ELEMS
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
     for (let j = 0; j < 4; j++) {
@@ -121,10 +121,10 @@ export function matvec_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y
  * tl.ts, docs/kernels.md#which-ternary-kernel; it stays as the simplest exact SIMD path).
  */
 export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
-                              rows: i32, kp: i32, ith: i32, nth: i32): void {
+                              rows: i32, kp: i32, first: i32, end: i32): void {
   const s = load<f32>(meta)
   const sumq = load<i32>(meta, 4)
-  const range = share((rows + 3) >> 2, ith, nth) // 4-row groups
+  const range = span((rows + 3) >> 2, first, end) // 4-row groups
   // Built from a runtime value so neither binaryen nor V8 turns it into a constant
   // re-materialised at every use (docs/kernels.md#v128-constants-in-hot-loops).
   const m3 = i8x16.splat(<i8>((kp >>> 31) | 3))
@@ -209,9 +209,9 @@ export function matvec_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: us
 
 /** Scalar reference: T independent matvecs. */
 export function matmul_i2s_i8_ref(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
-                                  rows: i32, kp: i32, ntok: i32, ith: i32, nth: i32): void {
+                                  rows: i32, kp: i32, ntok: i32, first: i32, end: i32): void {
   for (let t = 0; t < ntok; t++) {
-    matvec_i2s_i8_ref(w, q + <usize>(t * kp), meta + <usize>(t << 3), gamma, y + <usize>(t * rows << 2), rows, kp, ith, nth)
+    matvec_i2s_i8_ref(w, q + <usize>(t * kp), meta + <usize>(t << 3), gamma, y + <usize>(t * rows << 2), rows, kp, first, end)
   }
 }
 
@@ -240,8 +240,8 @@ const STEP: i32 = ASC_FEATURE_RELAXED_SIMD ? 16 : 8
 
 /** SIMD kernel, bit-identical to the reference (integer sums, same final expression). */
 export function matmul_i2s_i8(w: usize, q: usize, meta: usize, gamma: f32, y: usize,
-                              rows: i32, kp: i32, ntok: i32, ith: i32, nth: i32): void {
-  const range = share((rows + 3) >> 2, ith, nth)
+                              rows: i32, kp: i32, ntok: i32, first: i32, end: i32): void {
+  const range = span((rows + 3) >> 2, first, end)
   const m3 = i8x16.splat(<i8>((kp >>> 31) | 3)) // runtime-built constant (see matvec_i2s_i8)
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
     // rows 4g+j: 32 bytes apart in every 128-byte block, which starts at the group's byte b

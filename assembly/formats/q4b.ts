@@ -17,7 +17,7 @@
 //   unsigned 7-bit operand of `i16x8.relaxed_dot_i8x16_i7x16_s`.
 
 import { f16ToF32 } from '../ops/half'
-import { share } from '../ops/split'
+import { span } from '../ops/split'
 
 const QBLOCK: i32 = 32 // weights per scale
 const XBLOCK: i32 = 128 // activations per scale
@@ -54,9 +54,9 @@ export function quantize_blocks_f32_i8(x: usize, n: i32, kp: i32, xq: usize, xs:
 
 /** Scalar reference of matvec_q4b_i8. */
 export function matvec_q4b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
-                                  rows: i32, kp: i32, ith: i32, nth: i32): void {
+                                  rows: i32, kp: i32, first: i32, end: i32): void {
   const nb = kp / QBLOCK
-  const range = share(rows, ith, nth)
+  const range = span(rows, first, end)
   for (let r = <i32>(range >> 32); r < <i32>range; r++) {
     let acc: f32 = 0
     for (let b = 0; b < nb; b++) {
@@ -91,10 +91,10 @@ export function matvec_q4b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsu
  * together (one transpose) and scaled as one f32x4 in the _ref's order: bit-exact with it.
  */
 export function matvec_q4b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
-                              rows: i32, kp: i32, ith: i32, nth: i32): void {
+                              rows: i32, kp: i32, first: i32, end: i32): void {
   const nb = kp / QBLOCK
   const rowBytes = <usize>(kp >> 1)
-  const range = share(rows, ith, nth)
+  const range = span(rows, first, end)
   const r1 = <i32>range
   const m15 = i8x16.splat(<i8>((kp >>> 31) | 15)) // runtime-built constant (see matvec_i2s_i8)
   let r = <i32>(range >> 32)
@@ -123,8 +123,8 @@ export function matvec_q4b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: 
     }
     v128.store(y + (<usize>r << 2), acc)
   }
-  // the last < 4 rows of this share: share(rows, r, rows) is exactly row r
-  for (; r < r1; r++) matvec_q4b_i8_ref(w, ws, xq, xs, xsum8, y, rows, kp, r, rows)
+  // the last < 4 rows of this range, one at a time
+  for (; r < r1; r++) matvec_q4b_i8_ref(w, ws, xq, xs, xsum8, y, rows, kp, r, r + 1)
 }
 
 /**
@@ -133,9 +133,9 @@ export function matvec_q4b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: 
  * few δ, that minimizes Σ(w − s·q)² with q = clamp(RNE(w/s), −8, 7) (a small version of
  * ggml's make_qx_quants search: plain max|w|/7 costs 3 % more perplexity on tiny-dev).
  */
-export function quantize_rows_f16_q4b(src: usize, rows: i32, k: i32, kp: i32, w: usize, ws: usize, ith: i32, nth: i32): void {
+export function quantize_rows_f16_q4b(src: usize, rows: i32, k: i32, kp: i32, w: usize, ws: usize, first: i32, end: i32): void {
   const nb = kp / QBLOCK
-  const range = share(rows, ith, nth)
+  const range = span(rows, first, end)
   for (let r = <i32>(range >> 32); r < <i32>range; r++) {
     const row = src + (<usize>r * k << 1)
     for (let b = 0; b < nb; b++) {

@@ -23,7 +23,7 @@
 //   keep the error far below per-token scaling.
 
 import { f16ToF32 } from '../ops/half'
-import { share } from '../ops/split'
+import { span } from '../ops/split'
 
 // @ts-ignore: decorator
 @inline const BLOCK: i32 = 128
@@ -56,9 +56,9 @@ import { share } from '../ops/split'
 
 /** Scalar reference of matmul_q8b_i8: 4-row groups split across threads, like the kernel. */
 export function matmul_q8b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
-                                  rows: i32, kp: i32, ntok: i32, ith: i32, nth: i32): void {
+                                  rows: i32, kp: i32, ntok: i32, first: i32, end: i32): void {
   const nb = kp / BLOCK
-  const range = share((rows + 3) >> 2, ith, nth)
+  const range = span((rows + 3) >> 2, first, end)
   for (let t = 0; t < ntok; t++) {
     const xt = xq + <usize>(t * kp), st = xs + (<usize>(t * nb) << 2), ot = xsum8 + (<usize>(t * nb) << 4)
     for (let r = <i32>(range >> 32) * 4; r < min(rows, <i32>range * 4); r++) {
@@ -99,8 +99,8 @@ export function matmul_q8b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsu
  * one f32x4 in the _ref's order: bit-exact with it.
  */
 export function matmul_q8b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
-                              rows: i32, kp: i32, ntok: i32, ith: i32, nth: i32): void {
-  const range = share((rows + 3) >> 2, ith, nth)
+                              rows: i32, kp: i32, ntok: i32, first: i32, end: i32): void {
+  const range = span((rows + 3) >> 2, first, end)
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
     let t = 0
     for (; t + PAIR <= ntok; t += PAIR) tile(w, ws, xq, xs, xsum8, y, rows, kp, g, t, PAIR)
@@ -197,9 +197,9 @@ export function matmul_q8b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: 
  * SIMD path with the scalar one's exact arithmetic). Rows are local to this call: a chunk
  * of a larger matrix starts at a multiple of 4 rows (its own groups).
  */
-export function quantize_rows_f16_q8b(src: usize, rows: i32, k: i32, kp: i32, w: usize, ws: usize, ith: i32, nth: i32): void {
+export function quantize_rows_f16_q8b(src: usize, rows: i32, k: i32, kp: i32, w: usize, ws: usize, first: i32, end: i32): void {
   const nb = kp / BLOCK
-  const range = share(rows, ith, nth)
+  const range = span(rows, first, end)
   const m15 = i32x4.splat(0x7fff), sign = i32x4.splat(0x8000), scale = f32x4.splat(reinterpret<f32>(0x77800000)) // 2^112
   const lim = i16x8.splat(<i16>LEVEL), off = i16x8.splat(<i16>OFFSET)
   for (let r = <i32>(range >> 32); r < <i32>range; r++) {

@@ -49,9 +49,9 @@
 //   y     f32 output [M]; also the i32 partial dots between tiles
 //   rows  M (rows ≥ M of the last group are computed but not stored)
 //   kp    padded K (multiple of 128)
-//   ith, nth  this thread's index and the thread count: 16-row groups are split evenly.
+//   first, end  the 16-row groups [first, end) this call computes (a chunk of the thread pool).
 
-import { share } from '../ops/split'
+import { span } from '../ops/split'
 
 const TL_ROWS: i32 = 16 // rows per group = lanes of a swizzle
 const TL_TILE_PAIRS: i32 = 512 // column pairs per tile (1024 columns, 16 KB of tables)
@@ -94,9 +94,9 @@ export function lut_build_i8(q: usize, kp: i32, lut: usize): void {
 
 /** Scalar reference: the definition the SIMD kernel must equal bit for bit. */
 export function matvec_tl_i8_ref(w: usize, lut: usize, meta: usize, gamma: f32, y: usize,
-                                 rows: i32, kp: i32, ith: i32, nth: i32): void {
+                                 rows: i32, kp: i32, first: i32, end: i32): void {
   const s = load<f32>(meta)
-  const range = share((rows + 15) >> 4, ith, nth) // 16-row groups
+  const range = span((rows + 15) >> 4, first, end) // 16-row groups
   const groups = (rows + 15) >> 4
   const np = kp >> 1
   for (let g = <i32>(range >> 32); g < <i32>range; g++) {
@@ -157,8 +157,8 @@ export function matvec_tl_i8_ref(w: usize, lut: usize, meta: usize, gamma: f32, 
  * Baseline build: `i8x16.swizzle`; relaxed build: `i8x16.relaxed_swizzle` (same results).
  */
 export function matvec_tl_i8(w: usize, lut: usize, meta: usize, gamma: f32, y: usize,
-                             rows: i32, kp: i32, ith: i32, nth: i32): void {
-  const range = share((rows + 15) >> 4, ith, nth) // 16-row groups
+                             rows: i32, kp: i32, first: i32, end: i32): void {
+  const range = span((rows + 15) >> 4, first, end) // 16-row groups
   const ga = <i32>(range >> 32), gb = <i32>range
   if (ga >= gb) return
   const groups = (rows + 15) >> 4

@@ -19,42 +19,42 @@
 //   out = Σ_b e^(m_b − M) · acc_b / Σ_b e^(m_b − M) · l_b,   M = max_b m_b
 // With one block (n_pos + n − 1 ≤ block), the item writes out = acc / l itself.
 // The blocks are fixed by `block`, not by the thread count, and the combine adds them in
-// block order whichever item runs it: results do not depend on (ith, nth) nor on the order
-// of parts.
+// block order whichever item runs it: results do not depend on how items are cut into chunks
+// nor on their order.
 //
 // The SIMD kernels need head_dim % 8 == 0 (8 dims = 16 bytes of halves per load); the
 // scalar _ref twins take any head_dim and agree with them to float rounding (dot products
 // and sums are accumulated in another order).
 
 import { f16ToF32 } from './half'
-import { share } from './split'
+import { span } from './split'
 
-/** Round 1 on an f32 cache (SIMD): per (query, head, block) m, l, acc; see the file comment. */
+/** Attention on an f32 cache (SIMD), items [first, end) of n_head_kv × n_blocks; see the file comment. */
 export function attention_partial_f32(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                                       n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
-                                      ith: i32, nth: i32): void {
-  partial<f32>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+                                      first: i32, end: i32): void {
+  partial<f32>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, first, end)
 }
 
-/** Round 1 on an f16 cache (SIMD). */
+/** Attention on an f16 cache (SIMD). */
 export function attention_partial_f16(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                                       n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
-                                      ith: i32, nth: i32): void {
-  partial<u16>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+                                      first: i32, end: i32): void {
+  partial<u16>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, first, end)
 }
 
 /** Scalar twin of attention_partial_f32 (any head_dim). */
 export function attention_partial_f32_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                                           n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
-                                          ith: i32, nth: i32): void {
-  partial_ref<f32>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+                                          first: i32, end: i32): void {
+  partial_ref<f32>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, first, end)
 }
 
 /** Scalar twin of attention_partial_f16 (any head_dim). */
 export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                                           n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
-                                          ith: i32, nth: i32): void {
-  partial_ref<u16>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, ith, nth)
+                                          first: i32, end: i32): void {
+  partial_ref<u16>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, first, end)
 }
 
 // A finished item's block of kv head g counted; true for the item that finishes the last
@@ -201,13 +201,13 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
 // @ts-ignore: decorator
 @inline function partial<T>(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                             n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
-                            ith: i32, nth: i32): void {
+                            first: i32, end: i32): void {
   const half = sizeof<T>() == 2
   const group = n_head / n_head_kv
   const kv_dim = n_head_kv * head_dim
   const scale: f32 = <f32>1 / sqrt<f32>(<f32>head_dim) * (half ? <f32>4096 : 1) // × 2^12 with Q_SCALE
   const n_blocks = (n_pos + n - 1 + block - 1) / block
-  const items = share(n_head_kv * n_blocks, ith, nth)
+  const items = span(n_head_kv * n_blocks, first, end)
   // 0x8fffffff for half → float, from a runtime value (V8 ≥ 14 re-materialises v128 constants per use)
   const mask = i32x4.splat(0x8fffffff | (<u32>head_dim >>> 31))
   const ss = <usize>(n_blocks * (4 + head_dim)) << 2 // from a head's slot to the next head's
@@ -410,12 +410,12 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
 // @ts-ignore: decorator
 @inline function partial_ref<T>(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
                                 n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
-                                ith: i32, nth: i32): void {
+                                first: i32, end: i32): void {
   const group = n_head / n_head_kv
   const kv_dim = n_head_kv * head_dim
   const scale: f32 = <f32>1 / sqrt<f32>(<f32>head_dim)
   const n_blocks = (n_pos + n - 1 + block - 1) / block
-  const items = share(n_head_kv * n_blocks, ith, nth)
+  const items = span(n_head_kv * n_blocks, first, end)
   for (let it = <i32>(items >> 32); it < <i32>items; it++) {
     const g = it / n_blocks, b = it % n_blocks
     const t0 = b * block, len = min(block, n_pos + n - 1 - t0)

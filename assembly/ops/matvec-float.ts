@@ -1,12 +1,12 @@
 // Full-precision matrix × f32 vector, for the output projection (logits = E · h with the
-// tied embedding E [vocab][n_embd]). Rows are split across threads by (ith, nth).
+// tied embedding E [vocab][n_embd]). Rows [first, end) are one chunk of the thread pool.
 
 import { f16ToF32 } from './half'
-import { share } from './split'
+import { span } from './split'
 
 /** y[r] = Σ_i f16(w[r·k + i]) · x[i]  (w: IEEE half, row-major [rows][k]). */
-export function matvec_f16_f32(w: usize, x: usize, y: usize, rows: i32, k: i32, ith: i32, nth: i32): void {
-  const range = share(rows, ith, nth)
+export function matvec_f16_f32(w: usize, x: usize, y: usize, rows: i32, k: i32, first: i32, end: i32): void {
+  const range = span(rows, first, end)
   // Exact half → float in SIMD, same trick as f16ToF32: magnitude bits << 13, × 2^112.
   const mmag = i32x4.splat(0x7fff | (k >>> 31)), msign = i32x4.splat(0x8000 | (k >>> 31))
   const magic = f32x4.splat(reinterpret<f32>(0x77800000))
@@ -30,8 +30,8 @@ export function matvec_f16_f32(w: usize, x: usize, y: usize, rows: i32, k: i32, 
 }
 
 /** y[r] = Σ_i w[r·k + i] · x[i]  (w: f32, row-major [rows][k]). */
-export function matvec_f32_f32(w: usize, x: usize, y: usize, rows: i32, k: i32, ith: i32, nth: i32): void {
-  const range = share(rows, ith, nth)
+export function matvec_f32_f32(w: usize, x: usize, y: usize, rows: i32, k: i32, first: i32, end: i32): void {
+  const range = span(rows, first, end)
   for (let r = <i32>(range >> 32); r < <i32>range; r++) {
     const row = w + (<usize>r * <usize>k << 2)
     let acc = f32x4.splat(0)

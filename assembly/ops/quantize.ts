@@ -11,7 +11,7 @@
 // (59 vs 58) moves a logit by 0.03 — enough to leave golden prompt 4's greedy path at a
 // 0.0204 margin. Cost: O(n) scalar work per token and site, next to O(n·m) matvecs.
 
-import { share } from './split'
+import { span } from './split'
 import { lut_build_i8 } from '../formats/tl'
 
 /**
@@ -62,13 +62,13 @@ export function rmsnorm_quantize_f32_i8(x: usize, w0: usize, w: usize, n: i32, e
 }
 
 /**
- * The rows [share of `rows`] of a batch: x [rows][n] → q [rows][np], meta [rows] × 8 B, and
+ * The rows [first, end) of `rows` of a batch: x [rows][n] → q [rows][np], meta [rows] × 8 B, and
  * with `lut` ≠ 0 each row's TL lookup tables into lut [rows][np·16] (assembly/formats/tl.ts).
  * Thread-split by rows, so a batch's norms run on every thread instead of the leader alone.
  */
 export function rmsnorm_quantize_rows_f32_i8(x: usize, w0: usize, w: usize, n: i32, eps: f32, np: i32, q: usize, meta: usize,
-                                             lut: usize, rows: i32, ith: i32, nth: i32): void {
-  const range = share(rows, ith, nth)
+                                             lut: usize, rows: i32, first: i32, end: i32): void {
+  const range = span(rows, first, end)
   for (let t = <i32>(range >> 32); t < <i32>range; t++) {
     const qt = q + <usize>(t * np)
     rmsnorm_quantize_f32_i8(x + (<usize>(t * n) << 2), w0, w, n, eps, np, qt, meta + (<usize>t << 3))

@@ -1,10 +1,10 @@
-// How a kernel taking (…, ith, nth) splits its work: n items (rows, 4- or 16-row groups,
-// heads) in contiguous, nearly equal shares, thread ith taking share ith.
+// How a kernel taking (…, first, end) splits its work: its n items (rows, 4- or 16-row
+// groups, heads × position blocks) are cut into chunks by the thread pool, and a call
+// computes items [first, end), clamped to n (callers outside the pool pass (0, n)).
 
-/** Thread ith's share [start, end) of n items, packed as start << 32 | end. */
+/** Items [first, end) of n, clamped to [0, n], packed as first << 32 | end. */
 // @ts-ignore: decorator
-@inline export function share(n: i32, ith: i32, nth: i32): u64 {
-  const per = (n + nth - 1) / nth
-  const start = min(n, ith * per)
-  return (<u64>start << 32) | <u64>min(n, start + per)
+@inline export function span(n: i32, first: i32, end: i32): u64 {
+  const stop = min(n, end)
+  return (<u64>min(max(0, first), stop) << 32) | <u64>max(0, stop)
 }

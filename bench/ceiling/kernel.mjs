@@ -37,17 +37,26 @@ for (const [name, dir] of builds) {
   for (const variant of ['simd', ...(relaxedOk ? ['relaxed'] : [])]) {
     const module = new WebAssembly.Module(readFileSync(join(dir, `bitnet-${variant}.wasm`)))
     const k = new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error('abort') } } }).exports
-    kernels.push({ name, variant, k })
+    kernels.push({ name, variant, k, all: allItems(k) })
   }
+}
+
+// Builds since the item-range change take (…, first, end); older ones (…, ith, nth). Told apart by
+// whether (0, 1) computes the last row of an 8-row matrix: returns the (a, b) that covers `rows`
+// rows (4-row groups for both kernels).
+function allItems(k) {
+  const y = new Float32Array(memory.buffer, Y, 8).fill(NaN)
+  k.matmul_i2s_i8(W, X, META, 1, Y, 8, 128, 1, 0, 1)
+  return Number.isNaN(y[7]) ? (rows) => [0, rows / 4] : () => [0, 1]
 }
 
 // One call over `rows` × `kp` weights for `ntok` tokens.
 const CALLS = {
-  i2s: (k, rows, kp, ntok) => ntok === 1
-    ? k.matvec_i2s_i8(W, X, META, 1, Y, rows, kp, 0, 1)
-    : k.matmul_i2s_i8(W, X, META, 1, Y, rows, kp, ntok, 0, 1),
+  i2s: (k, rows, kp, ntok, [a, b]) => ntok === 1
+    ? k.matvec_i2s_i8(W, X, META, 1, Y, rows, kp, a, b)
+    : k.matmul_i2s_i8(W, X, META, 1, Y, rows, kp, ntok, a, b),
   // weight scales share the meta area: q8b reads wscale [rows/4][kp/128][4], xscale and sums per token
-  q8b: (k, rows, kp, ntok) => k.matmul_q8b_i8(W, META, X, META, X, Y, rows, kp, ntok, 0, 1),
+  q8b: (k, rows, kp, ntok, [a, b]) => k.matmul_q8b_i8(W, META, X, META, X, Y, rows, kp, ntok, a, b),
 }
 const call = CALLS[opt.kernel]
 if (!call) throw new Error(`--kernel must be one of ${Object.keys(CALLS).join(', ')}`)
@@ -59,10 +68,11 @@ for (const kp of opt.kernel === 'q8b' ? [2560] : [2560, 6912]) {
   for (const ntok of opt.tokens.split(',').map(Number)) {
     const best = new Map()
     for (let round = 0; round < 5; round++) {
-      for (const { name, variant, k } of kernels) {
+      for (const { name, variant, k, all } of kernels) {
+        const range = all(rows)
         let calls = 0
         const t0 = cpuMs()
-        do { call(k, rows, kp, ntok); calls++ } while (cpuMs() - t0 < 30)
+        do { call(k, rows, kp, ntok, range); calls++ } while (cpuMs() - t0 < 30)
         const gmac = (rows * kp * ntok * calls) / ((cpuMs() - t0) * 1e6)
         const key = `${variant} ${name}`
         best.set(key, Math.max(best.get(key) ?? 0, gmac))

@@ -19,7 +19,7 @@ import { hardwareConcurrency } from '../env.js'
 export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b|20b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd|single] [--kv-type auto|f16|f32] [--profile] [--chunk-cost N] [--json]
   prints prompt tokens/s, decode tokens/s, time to first token, peak RSS, kernel, variant, threads;
   --profile adds time per op and rounds per forward pass with their fixed cost; --chunk-cost sets
-  the multiply-adds per chunk of a round (bench/chunks.mjs measures it)
+  the multiply-adds of a round's smallest chunks (bench/chunks.mjs measures it)
   --json: {"pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "kernel", "kv_type", "kv_bytes_per_token", "variant", "threads"}
 bitnet bench --kernels [-t N] [--variant relaxed|simd|single] [--json]
   matvec kernels in GB/s of weights per thread, L2- and DRAM-resident, 1 and N threads`

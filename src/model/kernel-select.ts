@@ -39,8 +39,8 @@ function raceKernels(module: WasmModule, variant: KernelVariant): TernaryKernel 
   for (let i = 0, v = 0x9e3779b9; i < words.length; i++) words[i] = v = (Math.imul(v ^ (v >>> 15), 0x2c1b3c6d) + i) | 0
   new Float32Array(memory.buffer, meta, 1)[0] = 1
   const runs: Record<TernaryKernel, () => void> = {
-    i2s: () => k.matvec_i2s_i8(x4, q, meta, 1, y, M, K, 0, 1),
-    tl: () => { k.lut_build_i8(q, K, lut); k.matvec_tl_i8(tl, lut, meta, 1, y, M, K, 0, 1) },
+    i2s: () => k.matvec_i2s_i8(x4, q, meta, 1, y, M, K, 0, Math.ceil(M / 4)),
+    tl: () => { k.lut_build_i8(q, K, lut); k.matvec_tl_i8(tl, lut, meta, 1, y, M, K, 0, Math.ceil(M / 16)) },
   }
   // Best of 5 rounds of 4 ms each, alternating, after a warm-up (tier-up to the optimizing compiler).
   const best: Record<TernaryKernel, number> = { i2s: Infinity, tl: Infinity }

@@ -418,7 +418,7 @@ async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: 
     }
     const bad = kernels.find_nonfinite_f16(at, n * p.cols)
     if (bad >= 0) throw nonFiniteWeight(p.info.name, p.info.file, r0 * p.cols + bad, 'NaN or Inf (F16)')
-    if (convert) kernels[convert](scratch, n, p.cols, p.kp, p.ptr + r0 * layout.rowBytes(p.kp), scales + r0 * (p.kp / layout.scaleBlock!) * 4, 0, 1)
+    if (convert) kernels[convert](scratch, n, p.cols, p.kp, p.ptr + r0 * layout.rowBytes(p.kp), scales + r0 * (p.kp / layout.scaleBlock!) * 4, 0, n)
   }
 }
 

@@ -16,26 +16,30 @@
  *        8   SEGMENT  which of the model's memories the round's pointers address (src/model/segments.ts)
  *   word 16  CLAIM    (GEN mod 2^20) << 12 | chunks left to claim, on its own 64-byte line
  *   word 32  DONE     chunks finished in this round, on its own line
- *   word 48  job 0 [16 words] job 1 …   job: [op code, parts, first chunk, arg 0 … arg 12]
+ *   word 48  job 0 [16 words] job 1 …   job: [op code, items, arg 0 … arg 13]
+ *   word 560 CHUNKS   chunk c: job << 24 | its first item (schedule.ts), MAX_CHUNKS words
  *
- * A round: the leader writes the jobs (job j is cut into `parts` chunks, numbered from
- * `first`), zeroes DONE, sets CLAIM to the new generation with every chunk left, bumps GEN
- * and notifies. Every thread taking part, the leader included, then claims chunks one at a
- * time with a compare-and-swap that counts CLAIM down, and runs the kernel on part (p, parts) of its
- * job, until none are left; each adds its count to DONE, and the leader waits for
- * DONE = TOTAL. So a thread that the OS preempts holds up at most the chunk it is in: the
- * others take every chunk it did not claim. Kernels take (ith, nth) and compute share ith
- * of nth (assembly/ops/split.ts): here that is (part, parts), in any thread and any order.
- * Their outputs are disjoint per part and integer-exact, so the result is bit for bit the
- * same whoever computes a part.
+ * A round: the leader writes the jobs and the chunk table (each chunk an item range
+ * [first, end) of one job; its end is the next chunk's first, or the job's item count),
+ * zeroes DONE, sets CLAIM to the new generation with every chunk left, bumps GEN and
+ * notifies. Every thread taking part, the leader included, then claims chunks one at a
+ * time with a compare-and-swap that counts CLAIM down, and runs the job's kernel on the
+ * chunk's items, until none are left; each adds its count to DONE, and the leader waits
+ * for DONE = TOTAL. So a thread that the OS preempts holds up at most the chunk it is in:
+ * the others take every chunk it did not claim. Kernels take (…, first, end) and compute
+ * items [first, end) of their work (assembly/ops/split.ts), in any thread and any order.
+ * Their outputs are disjoint per item and integer-exact, so the result is bit for bit the
+ * same whoever computes a chunk, however the items were cut.
  *
  * The generation and the count of chunks left, both inside CLAIM, make a late worker
  * harmless: one that read the jobs of an old round can no longer claim a chunk (its
  * compare-and-swap expects the old generation), and a claim that succeeds proves the round
- * was not over, so everything it read before (jobs, TOTAL, ORDER) was that round's: the
- * leader rewrites them only after DONE = TOTAL. (Counting up against TOTAL would not do: a
- * late worker could read the next round's larger TOTAL and claim a chunk past the end.)
+ * was not over, so what it read before (jobs, TOTAL, ORDER) and the chunk table it reads
+ * after were that round's: the leader rewrites them only after DONE = TOTAL. (Counting up
+ * against TOTAL would not do: a late worker could read the next round's larger TOTAL and
+ * claim a chunk past the end.)
  */
+import type { Chunk } from './schedule.js'
 import type { Kernels, WasmMemory, WasmModule } from './wasm.js'
 
 export const CTL_GEN = 0
@@ -51,11 +55,18 @@ export const CTL_CLAIM = 16
 export const CTL_DONE = 32
 export const CTL_JOBS = 48
 export const JOB_WORDS = 16
-export const JOB_HEADER = 3
+export const JOB_HEADER = 2
 export const MAX_JOBS = 32
-export const CTL_BYTES = (CTL_JOBS + MAX_JOBS * JOB_WORDS) * 4
-/** Chunks of one round at most: the low 12 bits of CLAIM count them down. */
-export const MAX_CHUNKS = (1 << 12) - 1
+/**
+ * Chunks of one round at most: the chunk table's length (4 KiB), counted down in the low 12
+ * bits of CLAIM. The guided schedule needs tens for a decode round and a few hundred at most.
+ */
+export const MAX_CHUNKS = (1 << 10) - 1
+export const CTL_CHUNKS = CTL_JOBS + MAX_JOBS * JOB_WORDS
+export const CTL_BYTES = (CTL_CHUNKS + MAX_CHUNKS + 1) * 4
+/** A chunk-table word: job index above, first item in the low 24 bits. */
+const ITEM_BITS = 24
+const ITEM_MASK = (1 << ITEM_BITS) - 1
 const GEN_MASK = (1 << 20) - 1
 
 /** How much a kernel call has to do: `items` units it can be split into, `cost` of each in multiply-adds. */
@@ -75,7 +86,7 @@ const ATTENTION_PARTIAL = {
 } as const
 
 /**
- * Kernels a round can run: their argument kinds before the trailing (ith, nth) (i =
+ * Kernels a round can run: their argument kinds before the trailing (first, end) (i =
  * int/pointer, f = f32) and the work of a call, from which the leader cuts chunks. The
  * index in this table is the op code. Costs are multiply-adds of the inner loop, scaled by
  * how much slower one is than a ternary one (f32 lanes are 4 per vector, not 16).
@@ -102,7 +113,7 @@ export type OpName = keyof typeof OPS
 const OP_NAMES = Object.keys(OPS) as OpName[]
 export const OP_CODE = Object.fromEntries(OP_NAMES.map((name, i) => [name, i])) as Record<OpName, number>
 
-/** A kernel's arguments without the trailing (ith, nth), as its signature in `Kernels` names them. */
+/** A kernel's arguments without the trailing (first, end), as its signature in `Kernels` names them. */
 type ArgsOf<K extends OpName> = Kernels[K] extends (...a: [...infer A, number, number]) => void ? A : never
 /** A job: a round kernel and its arguments, checked against the kernel's signature. */
 export type Job = { [K in OpName]: [K, ...ArgsOf<K>] }[OpName]
@@ -112,31 +123,31 @@ export function jobWork([name, ...args]: Job): Work {
   return OPS[name].work(args as number[])
 }
 
-/** Writes the jobs of one round, job j cut into parts[j] chunks; returns the chunk total. */
-export function writeJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs: readonly Job[], parts: readonly number[]): number {
+/** Writes the jobs of one round (`work[j]` is job j's) and its chunk table; returns the chunk total. */
+export function writeJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs: readonly Job[], work: readonly Work[],
+  chunks: readonly Chunk[]): number {
   if (jobs.length > MAX_JOBS) throw new RangeError(`a round holds at most ${MAX_JOBS} jobs, got ${jobs.length}`)
+  if (chunks.length > MAX_CHUNKS) throw new RangeError(`a round holds at most ${MAX_CHUNKS} chunks, got ${chunks.length}`)
   const base = ctl >>> 2
-  let first = 0
   jobs.forEach(([name, ...args], j) => {
+    if (work[j].items > ITEM_MASK) throw new RangeError(`a job holds at most ${ITEM_MASK} items, got ${work[j].items}`)
     const o = base + CTL_JOBS + j * JOB_WORDS
     const kinds = OPS[name].kinds
     i32[o] = OP_CODE[name]
-    i32[o + 1] = parts[j]
-    i32[o + 2] = first
+    i32[o + 1] = work[j].items
     for (let a = 0; a < args.length; a++) {
       if (kinds[a] === 'f') f32[o + JOB_HEADER + a] = args[a]
       else i32[o + JOB_HEADER + a] = args[a]
     }
-    first += parts[j]
   })
-  if (first > MAX_CHUNKS) throw new RangeError(`a round holds at most ${MAX_CHUNKS} chunks, got ${first}`)
+  chunks.forEach(({ job, first }, c) => { i32[base + CTL_CHUNKS + c] = (job << ITEM_BITS) | first })
   i32[base + CTL_NJOBS] = jobs.length
-  i32[base + CTL_TOTAL] = first
-  return first
+  i32[base + CTL_TOTAL] = chunks.length
+  return chunks.length
 }
 
-/** A decoded job: the kernel bound to its arguments (a bound call is cheaper than a spread), waiting for (part, parts). */
-export interface Bound { run: (part: number, parts: number) => void; parts: number; first: number }
+/** A decoded job: the kernel bound to its arguments (a bound call is cheaper than a spread), waiting for its item range. */
+export interface Bound { run: (first: number, end: number) => void; items: number }
 
 /** Reads the current round's jobs from the control block. */
 export function readJobs(kernels: object, i32: Int32Array, f32: Float32Array, ctl: number): Bound[] {
@@ -149,7 +160,7 @@ export function readJobs(kernels: object, i32: Int32Array, f32: Float32Array, ct
     const kinds = OPS[name].kinds
     const args: number[] = []
     for (let a = 0; a < kinds.length; a++) args.push(kinds[a] === 'f' ? f32[o + JOB_HEADER + a] : i32[o + JOB_HEADER + a])
-    out.push({ run: k[name].bind(null, ...args), parts: i32[o + 1], first: i32[o + 2] })
+    out.push({ run: k[name].bind(null, ...args), items: i32[o + 1] })
   }
   return out
 }
@@ -166,15 +177,14 @@ export interface ClaimStats { chunks: number; units: number; errors: unknown[] }
  * Claims and runs chunks of round `gen` until none are left (or the round is over), then
  * adds them to DONE (notifying the leader when that completes the round). A kernel that
  * traps still counts its chunk as done, so the round ends; the error is returned and the
- * thread's index + 1 is put in ERROR. `units[c]` (leader only) is the work of job c.
+ * thread's index + 1 is put in ERROR. `costs[j]` (leader only) is the work of one item of job j.
  */
-export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: number, ith: number, units?: number[]): ClaimStats {
+export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: number, ith: number, costs?: number[]): ClaimStats {
   const base = ctl >>> 2
   const total = i32[base + CTL_TOTAL]
   const stride = i32[base + CTL_ORDER]
   const stats: ClaimStats = { chunks: 0, units: 0, errors: [] }
   const want = gen & GEN_MASK
-  let j = 0
   for (;;) {
     const w = Atomics.load(i32, base + CTL_CLAIM)
     const left = w & MAX_CHUNKS
@@ -184,16 +194,18 @@ export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: numb
     // before it are this round's (the leader rewrites them only once every chunk is done).
     const claimed = total - left
     const c = stride ? (claimed * stride) % total : claimed
-    if (c < jobs[j].first) j = 0
-    while (c >= jobs[j].first + jobs[j].parts) j++
+    const word = i32[base + CTL_CHUNKS + c]
+    const j = word >>> ITEM_BITS, first = word & ITEM_MASK
+    const next = c + 1 < total ? i32[base + CTL_CHUNKS + c + 1] : -1
+    const end = next >>> ITEM_BITS === j ? next & ITEM_MASK : jobs[j].items
     try {
-      jobs[j].run(c - jobs[j].first, jobs[j].parts)
+      jobs[j].run(first, end)
     } catch (e) {
       stats.errors.push(e)
       Atomics.store(i32, base + CTL_ERROR, ith + 1)
     }
     stats.chunks++
-    if (units) stats.units += units[j]
+    if (costs) stats.units += (end - first) * costs[j]
   }
   if (stats.chunks && Atomics.add(i32, base + CTL_DONE, stats.chunks) + stats.chunks === total) {
     Atomics.notify(i32, base + CTL_DONE)

@@ -2,8 +2,8 @@
  * The leader side of the compute threads. The thread that drives decoding computes
  * chunks of every round like the workers instead of only orchestrating (an idle
  * orchestrator on 2 cores costs 30–50 %). Workers are spawned once per model; a round's
- * work is cut into chunks that every thread claims from a shared counter
- * (protocol.ts), and how many threads take part is decided from measured rounds
+ * work is cut into chunks that shrink toward its end (schedule.ts), which every thread
+ * claims from a shared counter (protocol.ts), and how many threads take part is decided from measured rounds
  * (governor.ts).
  *
  * Workers are Node `worker_threads` in Node, module Web Workers elsewhere (browsers, Deno,
@@ -17,8 +17,9 @@ import type { Logger } from '../logger.js'
 import { ThreadGovernor } from './governor.js'
 import {
   claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SEGMENT, CTL_SPIN_US,
-  jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type Job, type WorkerInit, writeJobs,
+  jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type Job, type Work, type WorkerInit, writeJobs,
 } from './protocol.js'
+import { guidedChunks, type Chunk } from './schedule.js'
 import { isSharedVariant, type KernelVariant, type Kernels, type WasmMemory, type WasmModule } from './wasm.js'
 
 /** Upper bound for a worker to start (instantiate the module on the shared memory). */
@@ -85,14 +86,14 @@ export function usableThreads(requested: number, variant: KernelVariant, logger:
 }
 
 /**
- * Work of one chunk, in multiply-adds of the OPS table (~25 µs of one thread's i2s kernel
- * on the project's machine). Smaller chunks leave less for a preempted thread to hold up
- * and balance the end of a round better, but each costs a compare-and-swap on a shared
- * line, a call, and a new weight stream for the prefetcher: measured with
- * `bench/chunks.mjs` and `bitnet bench --profile` (bench/README.md), 256 Ki cost ~0.6 µs
- * per chunk more than 1 Mi on a quiet machine (2B4T decode 24.4 vs 27.8 tok/s).
+ * Work of the smallest chunks, those that end a round, in multiply-adds of the OPS table
+ * (~6 µs of one thread's i2s kernel on the project's machine); chunks before them grow
+ * with the work left, up to 16× this (schedule.ts). Small chunks at the end of a round
+ * balance it: the first thread done waits for at most one of them. Each chunk costs a
+ * compare-and-swap on a shared line, a call, and a new weight stream for the prefetcher,
+ * which is why they are not all small: measured with `bench/chunks.mjs` (bench/README.md).
  */
-export const CHUNK_COST = 1024 * 1024
+export const CHUNK_COST = 256 * 1024
 
 /** Options of {@link ThreadPool.create}. */
 export interface PoolOptions {
@@ -108,7 +109,7 @@ export interface PoolOptions {
    * `warn` (else `console.warn`) when the workers cannot start and the pool runs on one thread.
    */
   logger?: Logger
-  /** Work per chunk (default CHUNK_COST); benchmarks vary it. */
+  /** Work of the smallest chunks (default CHUNK_COST); benchmarks vary it. */
   chunkCost?: number
   /** Claim chunks in a scrambled order (tests: results must not depend on it). */
   scrambleChunks?: boolean
@@ -139,7 +140,7 @@ export class ThreadPool {
   private disposed = false
   private gen = 0
   private readonly roundTimeoutMs: number
-  /** Work per chunk (CHUNK_COST unless PoolOptions say otherwise); benchmarks vary it. */
+  /** Work of the smallest chunks (CHUNK_COST unless PoolOptions say otherwise); benchmarks vary it. */
   chunkCost: number
   private readonly scramble: boolean
   private readonly workerUrl?: URL
@@ -263,23 +264,15 @@ export class ThreadPool {
     const n = this.roundThreads
     const t0 = performance.now()
     if (n === 1) {
-      for (const [name, ...args] of jobs) (kernels[name] as (...a: number[]) => void)(...args, 0, 1)
+      jobs.forEach(([name, ...args], j) => (kernels[name] as (...a: number[]) => void)(...args, 0, work[j].items))
       const ms = performance.now() - t0
       this.account({ threads: 1, units, leadUnits: units, leadMs: ms, roundMs: ms })
       return
     }
-    // At least one chunk per thread (a job of few chunks would leave threads idle), at most one per item.
-    const parts = work.map((w) => Math.max(1, Math.min(w.items, Math.max(n, Math.round((w.items * w.cost) / this.chunkCost)))))
-    this.fitChunks(parts)
-    const total = this.publish(jobs, parts, n, segment)
-    const perChunk = work.map((w, j) => (w.items * w.cost) / parts[j])
-    let first = 0
-    const bound = jobs.map(([name, ...args], j): Bound => {
-      const run = (kernels[name] as (...a: number[]) => void).bind(null, ...args)
-      first += parts[j]
-      return { run, parts: parts[j], first: first - parts[j] }
-    })
-    const mine = runChunks(bound, this.i32, this.ctl, this.gen, 0, perChunk)
+    const total = this.publish(jobs, work, guidedChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
+    const bound = jobs.map(([name, ...args], j): Bound =>
+      ({ run: (kernels[name] as (...a: number[]) => void).bind(null, ...args), items: work[j].items }))
+    const mine = runChunks(bound, this.i32, this.ctl, this.gen, 0, work.map((w) => w.cost))
     const leadMs = performance.now() - t0
     this.awaitChunks(total)
     this.account({ threads: n, units, leadUnits: mine.units, leadMs, roundMs: performance.now() - t0 })
@@ -292,17 +285,10 @@ export class ThreadPool {
     }
   }
 
-  /** Scales chunk counts down proportionally when a round would exceed MAX_CHUNKS. */
-  private fitChunks(parts: number[]): void {
-    const total = parts.reduce((a, b) => a + b, 0)
-    if (total <= MAX_CHUNKS) return
-    for (let j = 0; j < parts.length; j++) parts[j] = Math.max(1, Math.floor((parts[j] * (MAX_CHUNKS - parts.length)) / total))
-  }
-
   /** Writes the round into the control block and wakes the workers; returns its chunk count. */
-  private publish(jobs: readonly Job[], parts: number[], n: number, segment: number): number {
+  private publish(jobs: readonly Job[], work: readonly Work[], chunks: readonly Chunk[], n: number, segment: number): number {
     const { i32, base } = this
-    const total = writeJobs(i32, this.f32, this.ctl, jobs, parts)
+    const total = writeJobs(i32, this.f32, this.ctl, jobs, work, chunks)
     i32[base + CTL_SEGMENT] = segment
     const gen = ++this.gen
     i32[base + CTL_ORDER] = this.scramble ? scrambleStride(total, gen) : 0

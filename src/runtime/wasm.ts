@@ -24,18 +24,18 @@ export interface WasmMemory { readonly buffer: ArrayBuffer; grow(delta: number):
 
 /** Exports of build/bitnet-*.wasm. Pointers are byte offsets into the shared memory. */
 export interface Kernels {
-  matvec_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
-  matvec_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  matvec_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, first: number, end: number): void
+  matvec_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, first: number, end: number): void
   repack_i2s_x4(src: Ptr, rows: number, k: number, dst: Ptr): void
   repack_i2s_tl(src: Ptr, rows: number, k: number, dst: Ptr): void
   find_nonfinite_f16(src: Ptr, n: number): number
-  matmul_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
-  matmul_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
+  matmul_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, first: number, end: number): void
+  matmul_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, first: number, end: number): void
   lut_build_i8(q: Ptr, kp: number, lut: Ptr): void
-  matvec_tl_i8(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
-  matvec_tl_i8_ref(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
+  matvec_tl_i8(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, first: number, end: number): void
+  matvec_tl_i8_ref(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, first: number, end: number): void
   rmsnorm_quantize_f32_i8(x: Ptr, w0: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr): void
-  rmsnorm_quantize_rows_f32_i8(x: Ptr, w0: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr, lut: Ptr, rows: number, ith: number, nth: number): void
+  rmsnorm_quantize_rows_f32_i8(x: Ptr, w0: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr, lut: Ptr, rows: number, first: number, end: number): void
   rmsnorm_f32(x: Ptr, w: Ptr, y: Ptr, n: number, eps: number): void
   add_f32(y: Ptr, x: Ptr, n: number): void
   relu2_mul_f32(g: Ptr, u: Ptr, n: number): void
@@ -50,22 +50,22 @@ export interface Kernels {
   attention_partial_f16: AttentionPartial
   attention_partial_f32_ref: AttentionPartial
   attention_partial_f16_ref: AttentionPartial
-  matvec_f16_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
-  matvec_f32_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, ith: number, nth: number): void
-  matmul_q8b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
-  matmul_q8b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ntok: number, ith: number, nth: number): void
+  matvec_f16_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, first: number, end: number): void
+  matvec_f32_f32(w: Ptr, x: Ptr, y: Ptr, rows: number, k: number, first: number, end: number): void
+  matmul_q8b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ntok: number, first: number, end: number): void
+  matmul_q8b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ntok: number, first: number, end: number): void
   quantize_blocks_f32_i8(x: Ptr, n: number, kp: number, xq: Ptr, xs: Ptr, xsum8: Ptr): void
-  matvec_q4b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
-  matvec_q4b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ith: number, nth: number): void
-  quantize_rows_f16_q4b(src: Ptr, rows: number, k: number, kp: number, w: Ptr, ws: Ptr, ith: number, nth: number): void
+  matvec_q4b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, first: number, end: number): void
+  matvec_q4b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, first: number, end: number): void
+  quantize_rows_f16_q4b(src: Ptr, rows: number, k: number, kp: number, w: Ptr, ws: Ptr, first: number, end: number): void
   dequantize_row_q4b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
-  quantize_rows_f16_q8b(src: Ptr, rows: number, k: number, kp: number, w: Ptr, ws: Ptr, ith: number, nth: number): void
+  quantize_rows_f16_q8b(src: Ptr, rows: number, k: number, kp: number, w: Ptr, ws: Ptr, first: number, end: number): void
   dequantize_row_q8b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
 }
 
-/** Round 1 of attention (assembly/ops/attention.ts): partial softmax results per (kv head, block). */
+/** Attention (assembly/ops/attention.ts): partial softmax results per (kv head, block), combined by the last block of each kv head. */
 type AttentionPartial = (q: Ptr, kc: Ptr, vc: Ptr, att: Ptr, part: Ptr, count: Ptr, out: Ptr, n: number, nHead: number, nHeadKv: number,
-  headDim: number, nPos: number, block: number, ith: number, nth: number) => void
+  headDim: number, nPos: number, block: number, first: number, end: number) => void
 
 /** First byte the host may allocate: below it sit the module's read-only data segments. */
 export const HEAP_BASE = 1 << 16

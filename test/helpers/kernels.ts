@@ -1,6 +1,7 @@
 // A kernel instance on a fresh memory, with a bump allocator, for kernel-level tests.
 import { availableVariants, compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../../src/runtime/wasm.js'
 import { Arena } from '../../src/model/arena.js'
+import { mulberry32 } from '../../src/model/synthetic.js'
 
 export interface KernelBench {
   k: Kernels
@@ -51,4 +52,20 @@ export function normQuantizeF64(x0: Float32Array, eps: number, w?: Float32Array,
   const amax = v.reduce((m, e) => Math.max(m, Math.abs(e)), 0)
   const s = 127 / Math.max(amax, 1e-5)
   return { s, q: v.map((e) => Math.max(-128, Math.min(127, roundHalfEven(e * s)))) }
+}
+
+/**
+ * `items` cut into `parts` contiguous ranges [first, end) of uneven, seeded sizes (some
+ * empty when parts > items), in a shuffled order: how the thread pool may hand a kernel's
+ * items out, whatever its schedule.
+ */
+export function itemRanges(items: number, parts: number, seed: number): [number, number][] {
+  const rand = mulberry32(seed)
+  const cuts = [0, items, ...Array.from({ length: parts - 1 }, () => Math.floor(rand() * (items + 1)))].sort((a, b) => a - b)
+  const ranges = cuts.slice(1).map((end, i): [number, number] => [cuts[i], end])
+  for (let i = ranges.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [ranges[i], ranges[j]] = [ranges[j], ranges[i]]
+  }
+  return ranges
 }
