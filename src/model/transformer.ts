@@ -61,25 +61,25 @@ export function resolveKvType(c: ModelConfig, ctx: number, kvType: KvType | 'aut
  * shared memory ("the wave of activations"). Row t of a buffer [B][n] starts at t·n.
  */
 interface RunState {
-  x: number // f32 [B][n_embd]          residual stream
-  xb: number // f32 [B][n_embd]         projection output / output-normed input
-  q: number // f32 [B][q_dim]           queries
-  k: number // f32 [B][kv_dim]          keys of the batch, copied into each row's cache
-  v: number // f32 [B][kv_dim]          values, likewise
-  ao: number // f32 [B][q_dim]          attention output
-  hb: number // f32 [B][n_ff]           FFN gate, then activation
-  hb2: number // f32 [B][n_ff]          FFN up
+  x: number // F32_BYTES [B][n_embd]          residual stream
+  xb: number // F32_BYTES [B][n_embd]         projection output / output-normed input
+  q: number // F32_BYTES [B][q_dim]           queries
+  k: number // F32_BYTES [B][kv_dim]          keys of the batch, copied into each row's cache
+  v: number // F32_BYTES [B][kv_dim]          values, likewise
+  ao: number // F32_BYTES [B][q_dim]          attention output
+  hb: number // F32_BYTES [B][n_ff]           FFN gate, then activation
+  hb2: number // F32_BYTES [B][n_ff]          FFN up
   qa: number // i8  [QA_SLOTS][B][K padded]  quantized activations (row stride = the K padded): slot 0 shared
   //            by q/k/v and gate/up, or with per-projection norms one slot per projection of a round
   qaMeta: number // [QA_SLOTS][B] × {f32 s, i32 Σq}  their scales and sums
   lut: number // [QA_SLOTS][B][K padded / 2][32 B]  lookup tables of qa (TL kernel only)
-  att: number // f32 [B][n_head][ctx blocks · ATT_BLOCK]   attention scores, one slice per work item
-  part: number // f32 [B][n_head][ctx blocks][4 + head_dim]  per-block softmax partials (m, l, acc)
+  att: number // F32_BYTES [B][n_head][ctx blocks · ATT_BLOCK]   attention scores, one slice per work item
+  part: number // F32_BYTES [B][n_head][ctx blocks][4 + head_dim]  per-block softmax partials (m, l, acc)
   count: number // i32 [B][n_head_kv]   blocks done per kv head of a job's first row (attention's combine)
-  rope: number // f32 [B][n_rot]        cos (n_rot/2), then sin (n_rot/2), of each row's position
-  logits: number // f32 [B][vocab]
+  rope: number // F32_BYTES [B][n_rot]        cos (n_rot/2), then sin (n_rot/2), of each row's position
+  logits: number // F32_BYTES [B][vocab]
   oq: number // i8 [B][n_embd padded to 128]  output-norm vectors quantized per 128-block (Q8B, Q4B)
-  oqScales: number // f32 [B][n_embd padded / 128]
+  oqScales: number // F32_BYTES [B][n_embd padded / 128]
   oqSums: number // i32 [B][n_embd padded / 32]     8·Σ per 32-block (the weights' offsets)
   ctl: number // thread-pool control block (runtime/protocol.ts)
 }
@@ -184,9 +184,10 @@ export interface BatchRow {
   logits?: boolean
 }
 
-const f32 = 4
+/** Bytes of an f32: buffer offsets are in bytes. */
+const F32_BYTES = 4
 /** Address of row t of a buffer of rows `width` floats wide. */
-const row = (buf: number, t: number, width: number): number => buf + t * width * f32
+const row = (buf: number, t: number, width: number): number => buf + t * width * F32_BYTES
 
 /** Quantized-activation slots: q, k and v each have their own input with per-projection norms. */
 const QA_SLOTS = 3
@@ -225,12 +226,13 @@ export class Transformer {
   /** The ternary kernel the weights are laid out for. */
   readonly kernel: TernaryKernel
   /** The model's memories (segments.ts), each with its kernel instance and buffers. */
-  private readonly segs: (Pick<Segment, 'memory' | 'first' | 'end'> & { k: Kernels; s: RunState })[]
+  private readonly segs: (Pick<Segment, 'memory' | 'first' | 'end'> & { kern: Kernels; s: RunState })[]
   /** The segment of each layer. */
   private readonly layerSeg: number[]
   // The segment a pass is in (carry() moves it): its kernels, buffers and memory.
   private seg = 0
-  private k: Kernels
+  /** The kernels of the segment the pass is in (`s.k` is the batch's keys). */
+  private kern: Kernels
   private s: RunState
   private mem: WasmMemory
   #ownKv?: KvCache
@@ -267,10 +269,10 @@ export class Transformer {
       // The state area served as scratch during loading: its dirty start goes back to zeros
       // (the rest of a fresh memory is zero, and stays untouched: no pages of an unused KV cache).
       new Uint8Array(g.memory.buffer, g.arena.top, g.scratchBytes).fill(0)
-      return { memory: g.memory, first: g.first, end: g.end, k: g.kernels, s: allocState(g.arena, model.config, contextSize) }
+      return { memory: g.memory, first: g.first, end: g.end, kern: g.kernels, s: allocState(g.arena, model.config, contextSize) }
     })
     this.layerSeg = Array.from({ length: model.config.nLayer }, (_, l) => this.segs.findIndex((g) => l >= g.first && l < g.end))
-    ;({ memory: this.memory, k: this.k, s: this.s } = this.segs[0])
+    ;({ memory: this.memory, kern: this.kern, s: this.s } = this.segs[0])
     this.mem = this.memory
     this.freeKv.push(this.newKv(model.segments.map((g, i) => g.arena.alloc(this.segmentKvBytes(i)))))
   }
@@ -292,7 +294,7 @@ export class Transformer {
    */
   static async create(model: LoadedModel, contextSize: number, threads: number, kvType: KvType, pool: PoolOptions = {}): Promise<Transformer> {
     const t = new Transformer(model, contextSize, kvType)
-    t.pool = await ThreadPool.create(model.module, t.segs.map((g) => g.memory), t.segs.map((g) => g.k), t.s.ctl, threads, pool)
+    t.pool = await ThreadPool.create(model.module, t.segs.map((g) => g.memory), t.segs.map((g) => g.kern), t.s.ctl, threads, pool)
     return t
   }
 
@@ -449,7 +451,7 @@ export class Transformer {
       this.ropeTable(r.pos, row(s.rope, t, c.nRot))
     })
     // h0 ·= √n_embd  (Gemma3; f32, as bitnet.cpp scales)
-    if (this.embedScale !== 1) this.k.scale_f32(s.x, rows.length * c.nEmbd, this.embedScale)
+    if (this.embedScale !== 1) this.kern.scale_f32(s.x, rows.length * c.nEmbd, this.embedScale)
   }
 
   // h = h + PostNorm(BitLinear_o(SubNorm(Attention(RMSNorm(h)))))   for layer l
@@ -473,16 +475,16 @@ export class Transformer {
 
   // Row t's q and k at its position, k and v appended to its cache at pos.
   private positionQk(r: BatchRow, t: number, l: number): void {
-    const c = this.config, L = this.w.layers[l], k = this.k, s = this.s, kv = r.kv ?? this.kv
+    const c = this.config, L = this.w.layers[l], kern = this.kern, s = this.s, kv = r.kv ?? this.kv
     const qDim = c.nHead * c.headDim, kvDim = c.nHeadKv * c.headDim
     const kvRow = kvDim * KV_ELEM[this.kvType]
     // q, k = RMSNorm per head (Qwen3, Gemma3); q ·= attention scale ≠ 1/√head_dim (Gemma3's query_pre_attn_scalar)
     this.headNorm(row(s.q, t, qDim), L.qHeadNorm, c.nHead)
     this.headNorm(row(s.k, t, kvDim), L.kHeadNorm, c.nHeadKv)
-    if (this.qScale !== 1) k.scale_f32(row(s.q, t, qDim), qDim, this.qScale)
+    if (this.qScale !== 1) kern.scale_f32(row(s.q, t, qDim), qDim, this.qScale)
     // q, k = RoPE_neox(q, k, pos); k, v appended to the row's cache at pos
-    k.rope_neox_f32(row(s.q, t, qDim), c.nHead, c.headDim, c.nRot, row(s.rope, t, c.nRot))
-    k.rope_neox_f32(row(s.k, t, kvDim), c.nHeadKv, c.headDim, c.nRot, row(s.rope, t, c.nRot))
+    kern.rope_neox_f32(row(s.q, t, qDim), c.nHead, c.headDim, c.nRot, row(s.rope, t, c.nRot))
+    kern.rope_neox_f32(row(s.k, t, kvDim), c.nHeadKv, c.headDim, c.nRot, row(s.rope, t, c.nRot))
     this.storeKv(row(s.k, t, kvDim), kv.kAt(l) + r.pos * kvRow, kvDim)
     this.storeKv(row(s.v, t, kvDim), kv.vAt(l) + r.pos * kvRow, kvDim)
   }
@@ -494,7 +496,7 @@ export class Transformer {
     //                                                     hb, hb2: [n][n_ff]
     this.round('ffn_gate_up', this.projections(L.ffnNorm, c.nEmbd, n, [[L.wGate, s.hb, L.gateNormIn], [L.wUp, s.hb2, L.upNormIn]]))
     // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM / Qwen3, GELU-tanh for Gemma3; kept in f32)
-    this.k[ACTIVATION_KERNEL[c.activation]](s.hb, s.hb2, n * c.nFf)
+    this.kern[ACTIVATION_KERNEL[c.activation]](s.hb, s.hb2, n * c.nFf)
     // g = RMSNorm(g, ffn_sub_norm)
     this.normQuantize(s.hb, L.ffnSubNorm, c.nFf, n)
     // h = h + PostNorm(BitLinear_down(g))
@@ -506,7 +508,7 @@ export class Transformer {
   // (tied unless output.weight exists). Those rows take slots 0..m−1 of oq and logits, so
   // the Q8B product is one pass over the matrix for the whole batch.
   private logitsOf(rows: readonly BatchRow[]): (Float32Array | undefined)[] {
-    const c = this.config, w = this.w, k = this.k, s = this.s
+    const c = this.config, w = this.w, kern = this.kern, s = this.s
     const out = w.output, layout = OUTPUT_LAYOUTS[out.type]
     const jobs: Job[] = []
     const kpOut = Math.ceil(c.nEmbd / 128) * 128
@@ -517,8 +519,8 @@ export class Transformer {
       if (!r.logits) return
       const i = slotRow.push(t) - 1
       const a = input(i, t)
-      k.rmsnorm_f32(row(s.x, t, c.nEmbd), w.outputNorm, a.x, c.nEmbd, c.normEps)
-      if (layout.activation === 'i8') k.quantize_blocks_f32_i8(a.x, c.nEmbd, out.kp, a.q, a.scales, a.sums)
+      kern.rmsnorm_f32(row(s.x, t, c.nEmbd), w.outputNorm, a.x, c.nEmbd, c.normEps)
+      if (layout.activation === 'i8') kern.quantize_blocks_f32_i8(a.x, c.nEmbd, out.kp, a.q, a.scales, a.sums)
       if (layout.matvec) jobs.push(layout.matvec(out, a, row(s.logits, i, c.vocabSize)))
     })
     if (layout.matmul && slotRow.length) jobs.push(layout.matmul(out, input(0, 0), s.logits, slotRow.length))
@@ -526,7 +528,7 @@ export class Transformer {
     const heap = new Float32Array(this.memory.buffer)
     const logits: (Float32Array | undefined)[] = rows.map(() => undefined)
     slotRow.forEach((t, i) => {
-      const l = logits[t] = heap.subarray(row(s.logits, i, c.vocabSize) / f32, row(s.logits, i, c.vocabSize) / f32 + c.vocabSize)
+      const l = logits[t] = heap.subarray(row(s.logits, i, c.vocabSize) / F32_BYTES, row(s.logits, i, c.vocabSize) / F32_BYTES + c.vocabSize)
       assertFiniteLogits(l, rows[t].pos, () => this.locateNonFinite(rows[t].token, rows[t].pos, rows[t].kv ?? this.kv))
     })
     return logits
@@ -542,8 +544,8 @@ export class Transformer {
     if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH) throw new InvalidArgumentError(`hiddenStates: n must be in 1..${MAX_BATCH}, got ${n}`)
     if (this.seg !== 0) throw new InvalidArgumentError('hiddenStates: the last pass did not finish')
     return Array.from({ length: n }, (_, t) => {
-      const x = s.x + t * c.nEmbd * f32, xn = s.xb + t * c.nEmbd * f32
-      this.k.rmsnorm_f32(x, this.w.outputNorm, xn, c.nEmbd, c.normEps)
+      const x = s.x + t * c.nEmbd * F32_BYTES, xn = s.xb + t * c.nEmbd * F32_BYTES
+      this.kern.rmsnorm_f32(x, this.w.outputNorm, xn, c.nEmbd, c.normEps)
       return new Float32Array(this.memory.buffer, xn, c.nEmbd).slice()
     })
   }
@@ -557,7 +559,7 @@ export class Transformer {
     const { qa, meta, lut } = this.slot(slot)
     if (n > 1) return this.round('norm_quantize', [['rmsnorm_quantize_rows_f32_i8', x, w0, w ?? 0, dim, eps, kp, qa, meta, lut, n]])
     const t0 = this.profile ? performance.now() : 0
-    this.k.rmsnorm_quantize_rows_f32_i8(x, w0, w ?? 0, dim, eps, kp, qa, meta, lut, 1, 0, 1)
+    this.kern.rmsnorm_quantize_rows_f32_i8(x, w0, w ?? 0, dim, eps, kp, qa, meta, lut, 1, 0, 1)
     if (this.profile) this.addTime('norm_quantize', performance.now() - t0)
   }
 
@@ -586,16 +588,16 @@ export class Transformer {
   private headNorm(x: number, w: number | undefined, heads: number): void {
     if (w === undefined) return
     const hd = this.config.headDim
-    for (let h = 0; h < heads; h++) this.k.rmsnorm_f32(x + h * hd * f32, w, x + h * hd * f32, hd, this.config.normEps)
+    for (let h = 0; h < heads; h++) this.kern.rmsnorm_f32(x + h * hd * F32_BYTES, w, x + h * hd * F32_BYTES, hd, this.config.normEps)
   }
 
   // h += PostNorm(xb) per row (post-norm: Gemma3), else h += xb.
   private residual(postNorm: number | undefined, n: number): void {
     const c = this.config, s = this.s
     if (postNorm !== undefined) {
-      for (let t = 0; t < n; t++) this.k.rmsnorm_f32(s.xb + t * c.nEmbd * f32, postNorm, s.xb + t * c.nEmbd * f32, c.nEmbd, c.normEps)
+      for (let t = 0; t < n; t++) this.kern.rmsnorm_f32(s.xb + t * c.nEmbd * F32_BYTES, postNorm, s.xb + t * c.nEmbd * F32_BYTES, c.nEmbd, c.normEps)
     }
-    this.k.add_f32(s.x, s.xb, n * c.nEmbd)
+    this.kern.add_f32(s.x, s.xb, n * c.nEmbd)
   }
 
   // Attention of every row, in one round (assembly/ops/attention.ts): partial softmax
@@ -616,9 +618,9 @@ export class Transformer {
       let n = 1
       while (t + n < rows.length && (rows[t + n].kv ?? this.kv) === kv && rows[t + n].pos === rows[t].pos + n) n++
       const nPos = rows[t].pos + 1
-      const q = s.q + t * qDim * f32, out = s.ao + t * qDim * f32
-      const att = s.att + t * c.nHead * maxBlocks * ATT_BLOCK * f32
-      const part = s.part + t * c.nHead * maxBlocks * (4 + c.headDim) * f32
+      const q = s.q + t * qDim * F32_BYTES, out = s.ao + t * qDim * F32_BYTES
+      const att = s.att + t * c.nHead * maxBlocks * ATT_BLOCK * F32_BYTES
+      const part = s.part + t * c.nHead * maxBlocks * (4 + c.headDim) * F32_BYTES
       jobs.push([ATTENTION_PARTIAL[this.kvType][simd], q, kv.kAt(l), kv.vAt(l), att, part, s.count + t * c.nHeadKv * 4, out,
         n, c.nHead, c.nHeadKv, c.headDim, nPos, ATT_BLOCK])
       t += n
@@ -647,12 +649,12 @@ export class Transformer {
 
   // n keys or values (f32) into a cache row of the model's KV type.
   private storeKv(src: number, dst: number, n: number): void {
-    if (this.kvType === 'f16') this.k.f32_to_f16(src, dst, n)
+    if (this.kvType === 'f16') this.kern.f32_to_f16(src, dst, n)
     else this.copyF32(src, dst, n)
   }
 
   private copyF32(src: number, dst: number, n: number): void {
-    new Uint8Array(this.mem.buffer).copyWithin(dst, src, src + n * f32)
+    new Uint8Array(this.mem.buffer).copyWithin(dst, src, src + n * F32_BYTES)
   }
 
   // Row `token` of the embedding → f32 at dst. An untied model's embedding is the file's
@@ -663,11 +665,11 @@ export class Transformer {
     if ('host' in e) {
       const bytes = e.host.subarray(token * e.rowBytes, (token + 1) * e.rowBytes)
       if (e.format !== 'F16') return new Float32Array(this.mem.buffer, dst, e.cols).set(dequantizeRows(e.format, bytes, e.cols))
-      const staged = this.s.xb + t * e.cols * f32
+      const staged = this.s.xb + t * e.cols * F32_BYTES
       new Uint8Array(this.mem.buffer).set(bytes, staged)
-      return this.k.f16_to_f32(staged, dst, e.cols)
+      return this.kern.f16_to_f32(staged, dst, e.cols)
     }
-    OUTPUT_LAYOUTS[e.type].embedRow(this.k, new Uint8Array(this.mem.buffer), e, token, dst)
+    OUTPUT_LAYOUTS[e.type].embedRow(this.kern, new Uint8Array(this.mem.buffer), e, token, dst)
   }
 
   // Moves the pass to segment g, copying the first n rows of the residual stream and of the
@@ -676,10 +678,10 @@ export class Transformer {
     if (g === this.seg) return
     const from = this.segs[this.seg], to = this.segs[g], c = this.config
     const src = new Uint8Array(from.memory.buffer), dst = new Uint8Array(to.memory.buffer)
-    dst.set(src.subarray(from.s.x, from.s.x + n * c.nEmbd * f32), to.s.x)
-    dst.set(src.subarray(from.s.rope, from.s.rope + n * c.nRot * f32), to.s.rope)
+    dst.set(src.subarray(from.s.x, from.s.x + n * c.nEmbd * F32_BYTES), to.s.x)
+    dst.set(src.subarray(from.s.rope, from.s.rope + n * c.nRot * F32_BYTES), to.s.rope)
     this.seg = g
-    this.k = to.k
+    this.kern = to.kern
     this.s = to.s
     this.mem = to.memory
   }
@@ -708,24 +710,24 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
   const kpOut = Math.ceil(c.nEmbd / 128) * 128
   const maxBlocks = Math.ceil(ctx / ATT_BLOCK)
   return {
-    x: a.alloc(B * c.nEmbd * f32),
-    xb: a.alloc(B * c.nEmbd * f32),
-    q: a.alloc(B * qDim * f32),
-    k: a.alloc(B * kvDim * f32),
-    v: a.alloc(B * kvDim * f32),
-    ao: a.alloc(B * qDim * f32),
-    hb: a.alloc(B * c.nFf * f32),
-    hb2: a.alloc(B * c.nFf * f32),
+    x: a.alloc(B * c.nEmbd * F32_BYTES),
+    xb: a.alloc(B * c.nEmbd * F32_BYTES),
+    q: a.alloc(B * qDim * F32_BYTES),
+    k: a.alloc(B * kvDim * F32_BYTES),
+    v: a.alloc(B * kvDim * F32_BYTES),
+    ao: a.alloc(B * qDim * F32_BYTES),
+    hb: a.alloc(B * c.nFf * F32_BYTES),
+    hb2: a.alloc(B * c.nFf * F32_BYTES),
     qa: a.alloc(QA_SLOTS * B * kMax),
     qaMeta: a.alloc(QA_SLOTS * B * 8),
     lut: a.alloc(QA_SLOTS * B * kMax * 16),
-    att: a.alloc(B * c.nHead * maxBlocks * ATT_BLOCK * f32),
-    part: a.alloc(B * c.nHead * maxBlocks * (4 + c.headDim) * f32),
+    att: a.alloc(B * c.nHead * maxBlocks * ATT_BLOCK * F32_BYTES),
+    part: a.alloc(B * c.nHead * maxBlocks * (4 + c.headDim) * F32_BYTES),
     count: a.alloc(B * c.nHeadKv * 4),
-    rope: a.alloc(B * c.nRot * f32),
-    logits: a.alloc(B * c.vocabSize * f32),
+    rope: a.alloc(B * c.nRot * F32_BYTES),
+    logits: a.alloc(B * c.vocabSize * F32_BYTES),
     oq: a.alloc(B * kpOut),
-    oqScales: a.alloc(B * (kpOut / 128) * f32),
+    oqScales: a.alloc(B * (kpOut / 128) * F32_BYTES),
     oqSums: a.alloc(B * (kpOut / 32) * 4),
     ctl: a.alloc(CTL_BYTES),
   }
