@@ -39,14 +39,19 @@ export async function hardwareConcurrency(): Promise<number> {
 }
 
 /**
- * The machine's RAM in bytes (Node, Deno, Bun: `os.totalmem()`); undefined in a browser,
- * which does not say (`navigator.deviceMemory` is rounded and capped at 8 GiB), and where the
- * wasm memory allocation itself refuses what the tab cannot have.
+ * The machine's RAM in bytes (Node, Deno, Bun: `os.totalmem()`); undefined where it cannot be
+ * known: in a browser, which does not say (`navigator.deviceMemory` is rounded and capped at
+ * 8 GiB) and whose wasm memory allocation itself refuses what the tab cannot have, and in Deno
+ * without `--allow-sys` (the question is not worth a permission error).
  */
 export async function machineMemoryBytes(): Promise<number | undefined> {
   if (!HAS_FS) return undefined
-  const os = await import('node:os')
-  return os.totalmem()
+  try {
+    const os = await import('node:os')
+    return os.totalmem()
+  } catch {
+    return undefined
+  }
 }
 
 /** An environment variable (Node/Deno/Bun `process.env`); undefined in browsers or when unset/empty. */

@@ -10,8 +10,8 @@ import { stateSize, Transformer } from '../src/model/transformer.js'
 import { ThreadPool, type PoolOptions } from '../src/runtime/thread-pool.js'
 import { compileKernels, createMemory, instantiateKernels } from '../src/runtime/wasm.js'
 import { ThreadGovernor, type RoundSample } from '../src/runtime/governor.js'
-import { MAX_CHUNKS, type Work } from '../src/runtime/protocol.js'
-import { guidedChunks } from '../src/runtime/schedule.js'
+import { MAX_CHUNKS } from '../src/runtime/protocol.js'
+import { guidedChunks, type Work } from '../src/runtime/schedule.js'
 import { loadGolden, TINY_GGUF } from './helpers/golden.js'
 
 const CTX = 96

@@ -39,7 +39,7 @@
  * against TOTAL would not do: a late worker could read the next round's larger TOTAL and
  * claim a chunk past the end.)
  */
-import type { Chunk } from './schedule.js'
+import type { Chunk, Work } from './schedule.js'
 import type { Kernels, WasmMemory, WasmModule } from './wasm.js'
 
 export const CTL_GEN = 0
@@ -69,8 +69,6 @@ const ITEM_BITS = 24
 const ITEM_MASK = (1 << ITEM_BITS) - 1
 const GEN_MASK = (1 << 20) - 1
 
-/** How much a kernel call has to do: `items` units it can be split into, `cost` of each in multiply-adds. */
-export interface Work { items: number; cost: number }
 
 const groups = (rows: number, size: number) => Math.ceil(rows / size)
 

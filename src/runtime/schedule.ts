@@ -10,7 +10,8 @@
  * each chunk is a contiguous item range of one job: which thread runs which chunk, in
  * which order, does not change a single output byte (kernels write disjoint items).
  */
-import type { Work } from './protocol.js'
+/** How much a kernel call has to do: `items` units it can be split into, `cost` of each in multiply-adds. */
+export interface Work { items: number; cost: number }
 
 /** Chunks claim this fraction 1/(GUIDE · threads) of the work left. */
 const GUIDE = 2

@@ -17,9 +17,9 @@ import type { Logger } from '../logger.js'
 import { ThreadGovernor } from './governor.js'
 import {
   claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SEGMENT, CTL_SPIN_US,
-  jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type Job, type Work, type WorkerInit, writeJobs,
+  jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type Job, type WorkerInit, writeJobs,
 } from './protocol.js'
-import { guidedChunks, type Chunk } from './schedule.js'
+import { guidedChunks, type Chunk, type Work } from './schedule.js'
 import { isSharedVariant, type KernelVariant, type Kernels, type WasmMemory, type WasmModule } from './wasm.js'
 
 /** Upper bound for a worker to start (instantiate the module on the shared memory). */
