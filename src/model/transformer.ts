@@ -416,7 +416,7 @@ export class Transformer {
     this.checkRows(rows)
     this.passes++
     const n = rows.length
-    this.embedRows(rows)
+    this.timed('embed', () => this.embedRows(rows))
     for (let l = 0; l < this.config.nLayer; l++) {
       // The layer's weights, KV rows and buffers are in its segment: bring the residual there.
       this.carry(this.layerSeg[l], n)
@@ -462,7 +462,7 @@ export class Transformer {
     // with per-projection norms each of q, k, v quantizes RMSNorm(a, *_norm_in) of its own
     // q, k, v = BitLinear_q/k/v(a)                        q: [n][q_dim], k, v: [n][kv_dim]
     this.round('attn_qkv', this.projections(L.attnNorm, c.nEmbd, n, [[L.wq, s.q, L.qNormIn], [L.wk, s.k, L.kNormIn], [L.wv, s.v, L.vNormIn]]))
-    rows.forEach((r, t) => this.positionQk(r, t, l))
+    this.timed('rope_kv', () => rows.forEach((r, t) => this.positionQk(r, t, l)))
     // o = softmax(q·Kᵀ/√d + causal)·V over positions 0..pos (GQA: head h → kv head h/group)
     this.attention(rows, l)
     // o = RMSNorm(o, attn_sub_norm)   (2B4T's extra SubLN before o_proj, or o_proj's own input
@@ -470,7 +470,7 @@ export class Transformer {
     this.normQuantize(s.ao, L.attnSubNorm, qDim, n)
     // h = h + PostNorm(BitLinear_o(o))                    xb: [n][n_embd]   (post-norm: Gemma3)
     this.round('attn_output', this.bitlinear(L.wo, s.xb, n))
-    this.residual(L.postAttnNorm, n)
+    this.timed('residual', () => this.residual(L.postAttnNorm, n))
   }
 
   // Row t's q and k at its position, k and v appended to its cache at pos.
@@ -496,12 +496,12 @@ export class Transformer {
     //                                                     hb, hb2: [n][n_ff]
     this.round('ffn_gate_up', this.projections(L.ffnNorm, c.nEmbd, n, [[L.wGate, s.hb, L.gateNormIn], [L.wUp, s.hb2, L.upNormIn]]))
     // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM / Qwen3, GELU-tanh for Gemma3; kept in f32)
-    this.kern[ACTIVATION_KERNEL[c.activation]](s.hb, s.hb2, n * c.nFf)
+    this.timed('activation', () => this.kern[ACTIVATION_KERNEL[c.activation]](s.hb, s.hb2, n * c.nFf))
     // g = RMSNorm(g, ffn_sub_norm)
     this.normQuantize(s.hb, L.ffnSubNorm, c.nFf, n)
     // h = h + PostNorm(BitLinear_down(g))
     this.round('ffn_down', this.bitlinear(L.wDown, s.xb, n))
-    this.residual(L.postFfnNorm, n)
+    this.timed('residual', () => this.residual(L.postFfnNorm, n))
   }
 
   // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]
@@ -634,6 +634,14 @@ export class Transformer {
     const t0 = this.profile ? performance.now() : 0
     for (let i = 0; i < jobs.length; i += MAX_JOBS) this.pool.run(jobs.length <= MAX_JOBS ? jobs : jobs.slice(i, i + MAX_JOBS), this.seg)
     if (this.profile) this.addTime(label, performance.now() - t0)
+  }
+
+  // Host work on this thread alone between rounds, timed per label when profiling.
+  private timed(label: string, fn: () => void): void {
+    if (!this.profile) return fn()
+    const t0 = performance.now()
+    fn()
+    this.addTime(label, performance.now() - t0)
   }
 
   private addTime(label: string, ms: number): void {
