@@ -225,6 +225,42 @@ describe.each(VARIANTS)('rmsnorm_quantize_rows_f32_i8 (%s build)', async (varian
   }
 })
 
+describe.each(VARIANTS)('gated_rmsnorm_quantize_rows_f32_i8 (%s build)', async (variant) => {
+  const b = await kernelBench(variant)
+  const EPS = Math.fround(1e-5)
+  const ACTS = [['relu2', 0, 'relu2_mul_f32'], ['silu', 1, 'silu_mul_f32'], ['gelu', 2, 'gelu_mul_f32']] as const
+
+  for (const [rows, n] of [[1, 5], [3, 130], [6, 768]] as const) {
+    for (const [act, code, kernel] of ACTS) {
+      it(`${rows} rows × ${n}, ${act}: the activation kernel then the row norm + quantize, byte for byte, any split`, () => {
+        const np = Math.ceil(n / 128) * 128
+        const rand = rng(rows * 17 + n + code)
+        const g = Float32Array.from({ length: rows * n }, () => (rand() - 0.5) * 8)
+        const u = Float32Array.from({ length: rows * n }, () => (rand() - 0.5) * 3)
+        const w = Float32Array.from({ length: n }, () => 0.25 + rand())
+        const put = (v: Float32Array) => { const p = b.alloc(v.length * 4); b.f32(p, v.length).set(v); return p }
+        const up = put(u), wp = put(w)
+        // the two steps as the forward pass ran them before: activation over the batch, then the rows kernel
+        const g0 = put(g), q0 = b.alloc(rows * np), m0 = b.alloc(rows * 8), l0 = b.alloc(rows * np * 16)
+        b.k[kernel](g0, up, rows * n)
+        b.k.rmsnorm_quantize_rows_f32_i8(g0, 0, wp, n, EPS, np, q0, m0, l0, rows, 0, rows)
+        const bytes = (gp: number, q: number, m: number, l: number) => new Uint8Array([
+          ...b.heap.subarray(gp, gp + rows * n * 4), ...b.heap.subarray(q, q + rows * np), ...b.heap.subarray(m, m + rows * 8),
+          ...b.heap.subarray(l, l + rows * np * 16),
+        ])
+        const want = bytes(g0, q0, m0, l0)
+        for (const parts of [1, 2, rows + 2]) {
+          const g1 = put(g), q1 = b.alloc(rows * np), m1 = b.alloc(rows * 8), l1 = b.alloc(rows * np * 16)
+          for (const [lo, hi] of itemRanges(rows, parts, parts + n)) {
+            b.k.gated_rmsnorm_quantize_rows_f32_i8(code, g1, up, wp, n, EPS, np, q1, m1, l1, rows, lo, hi)
+          }
+          expect(firstDiff(bytes(g1, q1, m1, l1), want), `${parts} ranges`).toBe(-1)
+        }
+      })
+    }
+  }
+})
+
 // ── Output norm and element-wise ops ──────────────────────────────────────────────────
 
 describe.each(VARIANTS)('rmsnorm_f32 and the element-wise ops (%s build)', async (variant) => {

@@ -13,6 +13,7 @@
 
 import { span } from './split'
 import { lut_build_i8 } from '../formats/tl'
+import { gelu_mul_f32, relu2_mul_f32, silu_mul_f32 } from './elementwise'
 
 /**
  * q[0..np) = quantize(rmsnorm(x[0..n)) ⊙ w), zero-filled beyond n so padded columns
@@ -30,22 +31,27 @@ export function rmsnorm_quantize_f32_i8(x: usize, w0: usize, w: usize, n: i32, e
   const inv: f64 = w != 0 ? invRms(x, w0, inv0, n, eps) : 1
   const vinv = f64x2.splat(inv)
   const vinv0 = f64x2.splat(inv0)
-  // absmax of the normed vector
-  let vmax = f64x2.splat(0)
+  // absmax of the normed vector: |v| compared as the integers of its bits (non-negative doubles,
+  // NaN above +Inf, so a NaN stays the max as with f64 max), two instructions where V8's
+  // NaN-exact f64x2.max takes eight
+  let vmax = i64x2.splat(0)
   for (let i = 0; i < n4; i += 4) {
-    vmax = f64x2.max(vmax, f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, false)))
-    vmax = f64x2.max(vmax, f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, true)))
+    const a = f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, false)), b = f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, true))
+    vmax = v128.bitselect(a, vmax, i64x2.gt_s(a, vmax))
+    vmax = v128.bitselect(b, vmax, i64x2.gt_s(b, vmax))
   }
   let amax = max(f64x2.extract_lane(vmax, 0), f64x2.extract_lane(vmax, 1))
   for (let i = n4; i < n; i++) amax = max(amax, Math.abs(normed(x, w0, inv0, w, i, inv)))
   const s: f64 = 127.0 / max(amax, 1e-5)
-  // q = clamp(RNE(v·s)), four at a time
-  const vs = f64x2.splat(s), lo = f64x2.splat(-128), hi = f64x2.splat(127)
+  // q = clamp(RNE(v·s)), four at a time. Adding 1.5·2^52 rounds |v·s| < 2^51 to an integer,
+  // to nearest even (the default rounding, = f64.nearest), and leaves it in the low 32 bits of
+  // the sum as two's complement; NaN leaves 0 there, as trunc_sat does. Then an integer clamp.
+  const vs = f64x2.splat(s), magic = f64x2.splat(6755399441055744.0), lo = i32x4.splat(-128), hi = i32x4.splat(127)
   let vsum = i32x4.splat(0)
   for (let i = 0; i < n4; i += 4) {
-    const a = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(hi, f64x2.max(lo, f64x2.nearest(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, false), vs)))))
-    const b = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(hi, f64x2.max(lo, f64x2.nearest(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, true), vs)))))
-    const q4 = i64x2.shuffle(a, b, 0, 2) // [q0 q1 q2 q3]
+    const a = f64x2.add(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, false), vs), magic)
+    const b = f64x2.add(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, true), vs), magic)
+    const q4 = i32x4.max_s(lo, i32x4.min_s(hi, i32x4.shuffle(a, b, 0, 2, 4, 6))) // [q0 q1 q2 q3]
     vsum = i32x4.add(vsum, q4)
     const h = i16x8.narrow_i32x4_s(q4, q4)
     v128.store_lane<i32>(q + <usize>i, i8x16.narrow_i16x8_s(h, h), 0)
@@ -69,11 +75,38 @@ export function rmsnorm_quantize_f32_i8(x: usize, w0: usize, w: usize, n: i32, e
 export function rmsnorm_quantize_rows_f32_i8(x: usize, w0: usize, w: usize, n: i32, eps: f32, np: i32, q: usize, meta: usize,
                                              lut: usize, rows: i32, first: i32, end: i32): void {
   const range = span(rows, first, end)
+  for (let t = <i32>(range >> 32); t < <i32>range; t++) quantizeRow(x, w0, w, n, eps, np, q, meta, lut, t)
+}
+
+// FFN activations of gated_rmsnorm_quantize_rows_f32_i8 (the host's ACTIVATION_CODE).
+const ACT_RELU2: i32 = 0
+const ACT_SILU: i32 = 1
+
+/**
+ * The FFN's down-projection input, rows [first, end) of `rows`: g_t = act(g_t) ⊙ u_t in place
+ * (g, u [rows][n]; act 0: ReLU², 1: SiLU, 2: GELU-tanh, the same bytes as relu2_mul_f32 /
+ * silu_mul_f32 / gelu_mul_f32), then g_t normed with w and quantized as rmsnorm_quantize_rows_f32_i8 does.
+ * Row by row: each row's activation is still in L1 when it is normed, and a batch's
+ * activations run on every thread instead of the leader alone before the round.
+ */
+export function gated_rmsnorm_quantize_rows_f32_i8(act: i32, g: usize, u: usize, w: usize, n: i32, eps: f32, np: i32, q: usize,
+                                                   meta: usize, lut: usize, rows: i32, first: i32, end: i32): void {
+  const range = span(rows, first, end)
   for (let t = <i32>(range >> 32); t < <i32>range; t++) {
-    const qt = q + <usize>(t * np)
-    rmsnorm_quantize_f32_i8(x + (<usize>(t * n) << 2), w0, w, n, eps, np, qt, meta + (<usize>t << 3))
-    if (lut != 0) lut_build_i8(qt, np, lut + (<usize>(t * np) << 4))
+    const o = <usize>(t * n) << 2
+    if (act == ACT_RELU2) relu2_mul_f32(g + o, u + o, n)
+    else if (act == ACT_SILU) silu_mul_f32(g + o, u + o, n)
+    else gelu_mul_f32(g + o, u + o, n)
+    quantizeRow(g, 0, w, n, eps, np, q, meta, lut, t)
   }
+}
+
+// Row t of a batch: x [.][n] → q [.][np], meta [.] × 8 B, and its TL tables when lut ≠ 0.
+// @ts-ignore: decorator
+@inline function quantizeRow(x: usize, w0: usize, w: usize, n: i32, eps: f32, np: i32, q: usize, meta: usize, lut: usize, t: i32): void {
+  const qt = q + <usize>(t * np)
+  rmsnorm_quantize_f32_i8(x + (<usize>(t * n) << 2), w0, w, n, eps, np, qt, meta + (<usize>t << 3))
+  if (lut != 0) lut_build_i8(qt, np, lut + (<usize>(t * np) << 4))
 }
 
 // 1/sqrt(mean(v²) + eps) of v = x·inv0·w0 (w0 = 0: v = x), in f64.

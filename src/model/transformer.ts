@@ -33,8 +33,8 @@ const ATTENTION_PARTIAL = {
   f16: { simd: 'attention_partial_f16', ref: 'attention_partial_f16_ref' },
 } as const
 
-/** The FFN activation kernel per activation: g = act(g) ⊙ u. */
-const ACTIVATION_KERNEL = { relu2: 'relu2_mul_f32', silu: 'silu_mul_f32', gelu: 'gelu_mul_f32' } as const
+/** The FFN activation per activation name: `act` of gated_rmsnorm_quantize_rows_f32_i8 (g = act(g) ⊙ u). */
+const ACTIVATION_CODE = { relu2: 0, silu: 1, gelu: 2 } as const
 
 /** Storage of the KV cache: f32 or IEEE half. */
 export type KvType = 'f16' | 'f32'
@@ -496,9 +496,10 @@ export class Transformer {
     //                                                     hb, hb2: [n][n_ff]
     this.round('ffn_gate_up', this.projections(L.ffnNorm, c.nEmbd, n, [[L.wGate, s.hb, L.gateNormIn], [L.wUp, s.hb2, L.upNormIn]]))
     // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM / Qwen3, GELU-tanh for Gemma3; kept in f32)
-    this.timed('activation', () => this.kern[ACTIVATION_KERNEL[c.activation]](s.hb, s.hb2, n * c.nFf))
-    // g = RMSNorm(g, ffn_sub_norm)
-    this.normQuantize(s.hb, L.ffnSubNorm, c.nFf, n)
+    // g = RMSNorm(g, ffn_sub_norm)   (both row by row in one kernel)
+    const { qa, meta, lut } = this.slot(0)
+    this.rowJob(['gated_rmsnorm_quantize_rows_f32_i8', ACTIVATION_CODE[c.activation], s.hb, s.hb2, L.ffnSubNorm ?? 0, c.nFf, c.normEps,
+      kPad(c.nFf), qa, meta, lut, n])
     // h = h + PostNorm(BitLinear_down(g))
     this.round('ffn_down', this.bitlinear(L.wDown, s.xb, n))
     this.timed('residual', () => this.residual(L.postFfnNorm, n))
@@ -555,12 +556,16 @@ export class Transformer {
   // qa slot `slot`: [n][kp], meta [n] (+ the TL kernel's tables); the BitLinears of the
   // step read these. One row runs here, a batch is a round split by rows.
   private normQuantize(x: number, w: number | undefined, dim: number, n: number, slot = 0, w0 = 0): void {
-    const eps = this.config.normEps, kp = Math.ceil(dim / 128) * 128
     const { qa, meta, lut } = this.slot(slot)
-    if (n > 1) return this.round('norm_quantize', [['rmsnorm_quantize_rows_f32_i8', x, w0, w ?? 0, dim, eps, kp, qa, meta, lut, n]])
-    const t0 = this.profile ? performance.now() : 0
-    this.kern.rmsnorm_quantize_rows_f32_i8(x, w0, w ?? 0, dim, eps, kp, qa, meta, lut, 1, 0, 1)
-    if (this.profile) this.addTime('norm_quantize', performance.now() - t0)
+    this.rowJob(['rmsnorm_quantize_rows_f32_i8', x, w0, w ?? 0, dim, this.config.normEps, kPad(dim), qa, meta, lut, n])
+  }
+
+  // A norm + quantize job over the rows of a batch (its last argument is the row count): a
+  // round split by rows, or one row right here (a round would cost more than the row).
+  private rowJob(job: Job): void {
+    if ((job[job.length - 1] as number) > 1) return this.round('norm_quantize', [job])
+    const [name, ...args] = job
+    this.timed('norm_quantize', () => (this.kern[name] as (...a: number[]) => void)(...args, 0, 1))
   }
 
   // Pointers of quantized-activation slot i (TL tables only with the TL kernel).
@@ -707,8 +712,11 @@ export class Transformer {
   }
 }
 
+/** A BitLinear input width padded to the kernels' 128-column block. */
+const kPad = (k: number) => Math.ceil(k / 128) * 128
+
 /** Row stride of a quantized-activation slot: the widest BitLinear input, padded to 128. */
-const kMaxOf = (c: ModelConfig) => Math.ceil(Math.max(c.nEmbd, c.nHead * c.headDim, c.nFf) / 128) * 128
+const kMaxOf = (c: ModelConfig) => kPad(Math.max(c.nEmbd, c.nHead * c.headDim, c.nFf))
 
 function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
   const B = MAX_BATCH

@@ -36,6 +36,8 @@ export interface Kernels {
   matvec_tl_i8_ref(w: Ptr, lut: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, first: number, end: number): void
   rmsnorm_quantize_f32_i8(x: Ptr, w0: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr): void
   rmsnorm_quantize_rows_f32_i8(x: Ptr, w0: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr, lut: Ptr, rows: number, first: number, end: number): void
+  gated_rmsnorm_quantize_rows_f32_i8(act: number, g: Ptr, u: Ptr, w: Ptr, n: number, eps: number, np: number, q: Ptr, meta: Ptr, lut: Ptr, rows: number,
+    first: number, end: number): void
   rmsnorm_f32(x: Ptr, w: Ptr, y: Ptr, n: number, eps: number): void
   add_f32(y: Ptr, x: Ptr, n: number): void
   relu2_mul_f32(g: Ptr, u: Ptr, n: number): void
