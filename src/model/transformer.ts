@@ -27,6 +27,14 @@ export const MAX_BATCH = 32
 /** Positions per attention work item (assembly/ops/attention.ts): split-K granularity. */
 export const ATT_BLOCK = 128
 
+/**
+ * A round's attention items (kv head × block of positions) at least, where the rows allow:
+ * a prompt chunk's rows are one job (each key read once for all of them), but at 2B4T's 5 kv
+ * heads and a context under ATT_BLOCK that is 5 items, too few to share between threads, so
+ * such a chunk goes in several jobs of fewer rows (a row gets the same bytes in any job).
+ */
+const ATT_MIN_ITEMS = 16
+
 /** Attention round 1 per KV type; the SIMD kernels need head_dim % 8 == 0, else their scalar twins run. */
 const ATTENTION_PARTIAL = {
   f32: { simd: 'attention_partial_f32', ref: 'attention_partial_f32_ref' },
@@ -609,8 +617,9 @@ export class Transformer {
   // results per (kv head, block of ATT_BLOCK positions), combined per query head by the item
   // that finishes a kv head's last block (counted in `count`, zeroed here before the round).
   // Consecutive rows of one cache at consecutive positions (a prompt chunk) form one job,
-  // which reads each key and value once for all of them. A job's scratch is that of its
-  // first row, so jobs of one round never share any.
+  // which reads each key and value once for all of them (several when that leaves too few
+  // items: ATT_MIN_ITEMS). A job's scratch is that of its first row, so jobs of one round
+  // never share any.
   private attention(rows: readonly BatchRow[], l: number): void {
     const c = this.config, s = this.s
     const qDim = c.nHead * c.headDim
@@ -622,13 +631,16 @@ export class Transformer {
       const kv = rows[t].kv ?? this.kv
       let n = 1
       while (t + n < rows.length && (rows[t + n].kv ?? this.kv) === kv && rows[t + n].pos === rows[t].pos + n) n++
-      const nPos = rows[t].pos + 1
-      const q = s.q + t * qDim * F32_BYTES, out = s.ao + t * qDim * F32_BYTES
-      const att = s.att + t * c.nHead * maxBlocks * ATT_BLOCK * F32_BYTES
-      const part = s.part + t * c.nHead * maxBlocks * (4 + c.headDim) * F32_BYTES
-      jobs.push([ATTENTION_PARTIAL[this.kvType][simd], q, kv.kAt(l), kv.vAt(l), att, part, s.count + t * c.nHeadKv * 4, out,
-        n, c.nHead, c.nHeadKv, c.headDim, nPos, ATT_BLOCK])
-      t += n
+      // A short context has few items (kv heads × blocks): its rows go in several jobs.
+      const items = c.nHeadKv * Math.ceil((rows[t].pos + n) / ATT_BLOCK)
+      const per = Math.ceil(n / Math.min(n, Math.ceil(ATT_MIN_ITEMS / items)))
+      for (const end = t + n; t < end; t += per) {
+        const q = s.q + t * qDim * F32_BYTES, out = s.ao + t * qDim * F32_BYTES
+        const att = s.att + t * c.nHead * maxBlocks * ATT_BLOCK * F32_BYTES
+        const part = s.part + t * c.nHead * maxBlocks * (4 + c.headDim) * F32_BYTES
+        jobs.push([ATTENTION_PARTIAL[this.kvType][simd], q, kv.kAt(l), kv.vAt(l), att, part, s.count + t * c.nHeadKv * 4, out,
+          Math.min(per, end - t), c.nHead, c.nHeadKv, c.headDim, rows[t].pos + 1, ATT_BLOCK])
+      }
     }
     this.round('attention', jobs)
   }
