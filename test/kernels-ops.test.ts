@@ -1,6 +1,7 @@
 // The f32 ops of the forward pass against float64 on awkward shapes: RoPE (NEOX as the
 // kernel computes it, and NORM-layout files through the loader's row un-permutation), the
-// full-precision output projections, and the batch norm + quantize split by rows over threads.
+// full-precision output projections, and the batch norm + quantize split by rows over threads
+// (also with the FFN activation fused before it).
 // Any cut of the rows into ranges, run in a scrambled order, must give the same bytes.
 import { describe, expect, it } from 'vitest'
 import { f16ToF32, f32ToF16 } from '../src/formats/float.js'
