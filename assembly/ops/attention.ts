@@ -157,7 +157,7 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
 @inline function softmaxBlock4(s: usize, cnt: i32, slot: usize, wscale: f32): f32 {
   let vmx = f32x4.splat(-Infinity)
   let t = 0
-  for (; t + 4 <= cnt; t += 4) vmx = f32x4.max(vmx, v128.load(s + (<usize>t << 2)))
+  for (; t + 4 <= cnt; t += 4) vmx = f32x4.pmax(vmx, v128.load(s + (<usize>t << 2))) // one maxps (max() is a NaN-exact sequence)
   let mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)))
   for (; t < cnt; t++) mx = max(mx, load<f32>(s + (<usize>t << 2)))
   const vm = f32x4.splat(mx), vw = f32x4.splat(wscale)
@@ -182,10 +182,11 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
 
 // e^x for x ≤ 0 on 4 lanes (Cephes expf: x = n·ln2 + r, |r| ≤ ln2/2, degree-5 minimax
 // polynomial, × 2^n built in the exponent bits): ≤ 2 ulp; x < −87 (weights below 1e-38) is
-// clamped to e^−87.
+// clamped to e^−87. Single instructions on x64 only (pmax, no trunc_sat): the integer n + 127
+// is the low mantissa bits of n + 2^23 + 127, which << 23 puts in the exponent field.
 // @ts-ignore: decorator
 @inline function exp4(x: v128): v128 {
-  x = f32x4.max(x, f32x4.splat(-87))
+  x = f32x4.pmax(x, f32x4.splat(-87))
   const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)))
   const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375))), f32x4.mul(n, f32x4.splat(-2.12194440e-4)))
   let p = f32x4.splat(1.9875691500e-4)
@@ -195,7 +196,7 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1))
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1))
   const y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1))
-  return f32x4.mul(y, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23))
+  return f32x4.mul(y, i32x4.shl(f32x4.add(n, f32x4.splat(8388735)), 23)) // 2^23 + 127
 }
 
 // Positions per tile: scores and weighted values run over the block a tile at a time, all
