@@ -35,7 +35,7 @@ describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV cache
   // An f16 cache: a prompt chunk's attention reads rows widened once per tile into a slot,
   // a decode step widens them in registers; the bytes must not differ.
   it.runIf(kernel === 'i2s' && outputType === 'f16')('with an f16 cache too', async () => {
-    const f16 = await loadModel(TINY_GGUF, { kernel, outputType, threads: 2, contextSize: 64, kvType: 'f16' })
+    const f16 = await loadModel(TINY_GGUF, { kernel, outputType, threads: 1, contextSize: 64, kvType: 'f16' }) // threads: kernels-attention.test.ts
     const u = f16.transformer
     const want = long.map((tok, pos) => u.forward(tok, pos, true)!.slice())
     const got = u.prefill(long, 0, u.kv, 'all')
