@@ -74,7 +74,7 @@ const groups = (rows: number, size: number) => Math.ceil(rows / size)
 
 /**
  * Work of norm + quantize per element of a row, in ternary multiply-adds of the same time:
- * 4.5 µs for a row of 2560 against the batched kernel's ~80 G multiply-adds/s (relaxed build).
+ * ~4.5–5 µs for a row of 2560 against the batched kernel's ~80 G multiply-adds/s (relaxed build).
  */
 const NORM_ROW_COST = 128
 
