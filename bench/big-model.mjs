@@ -6,7 +6,8 @@
 // baseline: 2b4t, shape 1, 2b4t, shape 2, …, 2b4t.
 // Prints per run: file size, peak RSS, memories (segments), load time, decode tok/s, and
 // tok/s × GB of file (weights streamed per second: equal for all shapes when the split into
-// memories costs nothing per token). Deletes the big files afterwards unless --keep.
+// memories costs nothing per token), and the same per CPU-second of the process (steadier than
+// the wall clock when other work shares the machine; with --threads 1 there is no spinning). Deletes the big files afterwards unless --keep.
 // Usage: node bench/big-model.mjs [--shapes 20b,30b,falcon3-10b] [--tokens N] [--threads N] [--keep]
 //        [--runtime 'deno run -A' | bun | PATH-TO-NODE]   (run `npm run build` first)
 import { execFileSync } from 'node:child_process'
@@ -31,9 +32,13 @@ if (values.run) {
   const prompt = [1, 2, 3, 4, 5, 6, 7, 8]
   await model.generate(prompt, { maxTokens: 2, temperature: 0, ignoreEos: true }) // warm-up
   const t1 = performance.now()
+  const cpu0 = process.cpuUsage()
   const { tokens } = await model.generate(prompt, { maxTokens: Number(values.tokens), temperature: 0, ignoreEos: true })
   // The prompt is cached after the warm-up: the time is decode steps (+ one prompt token).
   const tokS = tokens.length / ((performance.now() - t1) / 1000)
+  // Tokens per CPU-second (every thread's): other processes' load changes the wall clock, not this.
+  const cpu = process.cpuUsage(cpu0)
+  const tokCpuS = tokens.length / ((cpu.user + cpu.system) / 1e6)
   const size = fs.statSync(file).size
   const segments = model.transformer.segmentCount
   await model.dispose()
@@ -42,7 +47,8 @@ if (values.run) {
   console.log(JSON.stringify({
     model: path.basename(file), runtime: runtimeName(), file_gb: gb(size), peak_rss_gb: gb(rss),
     rss_ratio: +(rss / size).toFixed(3), segments, load_s: +loadS.toFixed(1),
-    decode_tok_s: +tokS.toFixed(3), tok_s_x_gb: +(tokS * size / 1e9).toFixed(2), threads: Number(values.threads), ctx: Number(values.ctx),
+    decode_tok_s: +tokS.toFixed(3), tok_s_x_gb: +(tokS * size / 1e9).toFixed(2),
+    tok_cpu_s_x_gb: +(tokCpuS * size / 1e9).toFixed(2), threads: Number(values.threads), ctx: Number(values.ctx),
   }))
   process.exit(0)
 }

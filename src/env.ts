@@ -2,8 +2,10 @@
  * Runtime sniffing, in one place (transformers.js `env.js`). Nothing else in the
  * package inspects globals to decide which runtime it is in.
  */
+import { memory64 } from 'wasm-feature-detect'
+
 const g = globalThis as unknown as {
-  process?: { versions?: { node?: string; bun?: string } }
+  process?: { versions?: { node?: string; bun?: string }; arch?: string }
   Deno?: { version?: { deno?: string } }
   Bun?: unknown
 }
@@ -51,6 +53,58 @@ export async function machineMemoryBytes(): Promise<number | undefined> {
     return os.totalmem()
   } catch {
     return undefined
+  }
+}
+
+/**
+ * What this runtime tells about its memory before anything is allocated: the inputs of the
+ * memory checks a load makes before reserving (model/segments.ts), and of their errors.
+ */
+export interface MemoryLimits {
+  /** A browser (no `node:fs`): RAM unknown, the page's own limits apply. */
+  browser: boolean
+  /** The machine's RAM in bytes (machineMemoryBytes); undefined in browsers. */
+  ram?: number
+  /**
+   * `navigator.deviceMemory` in bytes (Chromium, secure contexts): the RAM rounded to the nearest
+   * power of two, so the RAM is at most 1.5× it; capped (8 GiB in the spec), so a value of 8 GiB
+   * or more bounds nothing.
+   */
+  deviceMemory?: number
+  /**
+   * The browser's or process's pointer width (`navigator.userAgentData` bitness in Chromium,
+   * `process.arch` elsewhere); undefined where nothing says. A 32-bit process has 4 GiB of
+   * address space in all, so it cannot reserve a 4 GiB memory.
+   */
+  bits?: 32 | 64
+  /**
+   * Whether WebAssembly memory64 validates here (V8: yes, capped at 16 GiB; Safari: no). Reported
+   * only: the engine's memories are wasm32 ones (segments), which every runtime has.
+   */
+  memory64: boolean
+}
+
+/**
+ * This runtime's {@link MemoryLimits}. `performance.memory.jsHeapSizeLimit` (Chromium) is not
+ * among them: it bounds the JS heap (4 GiB on 64-bit Chromium whatever the RAM), and wasm
+ * memories live outside it.
+ * @example
+ * const { ram, deviceMemory, bits, memory64 } = await memoryLimits()
+ */
+export async function memoryLimits(): Promise<MemoryLimits> {
+  const nav = (globalThis as {
+    navigator?: { deviceMemory?: number; userAgentData?: { getHighEntropyValues?(hints: string[]): Promise<{ bitness?: string }> } }
+  }).navigator
+  const bitness = HAS_FS
+    ? g.process?.arch
+    : await nav?.userAgentData?.getHighEntropyValues?.(['bitness']).then((v) => v.bitness, () => undefined)
+  const device = !HAS_FS && typeof nav?.deviceMemory === 'number' && nav.deviceMemory > 0 ? nav.deviceMemory * 2 ** 30 : undefined
+  return {
+    browser: !HAS_FS,
+    ram: await machineMemoryBytes(),
+    deviceMemory: device,
+    bits: bitness === undefined || bitness === '' ? undefined : /64/.test(bitness) ? 64 : 32,
+    memory64: await memory64(),
   }
 }
 

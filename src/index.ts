@@ -36,6 +36,7 @@ export type { GgufFile, GgufMetadata, GgufValue, GgufTensorInfo } from './gguf/t
 export { GgufType } from './gguf/types.js'
 export { bytesSource, type ByteSource } from './io/source.js'
 export * from './errors.js'
+export { memoryLimits, type MemoryLimits } from './env.js'
 export type { TemplateLimits } from './tokenizer/chat-template.js'
 // Sources, download and cache (src/io/).
 export { type LoadModelOptions } from './api/load-model.js'

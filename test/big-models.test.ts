@@ -8,8 +8,8 @@ import { ggufContents } from '../src/model/contents.js'
 import { loadWeights } from '../src/model/load.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
 import { stateSize, Transformer } from '../src/model/transformer.js'
-import { checkMachineMemory, planSegments, type Placed } from '../src/model/segments.js'
-import { machineMemoryBytes } from '../src/env.js'
+import { checkMemoryLimits, memorySizes, planSegments, type Placed } from '../src/model/segments.js'
+import { machineMemoryBytes, type MemoryLimits } from '../src/env.js'
 import { totalmem } from 'node:os'
 
 const SHAPE: SyntheticShape = { nEmbd: 256, nFf: 256, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 4096, contextLength: 16 }
@@ -99,12 +99,14 @@ describe('a model larger than the machine is refused before loading', () => {
   const state = { buffers: 1 << 20, kvPerLayer: 1 << 24 }
   const layers: Placed[] = Array.from({ length: 8 }, (_, layer) => ({ bytes: 1 << 28, layer, scratch: 0, ptr: 0, seg: 0 }))
   const plans = planSegments(layers, state, 2 ** 32, 'a 4096-token context')
+  const sizes = memorySizes(plans, state)
+  const limits = (ram?: number): MemoryLimits => ({ browser: ram === undefined, ram, memory64: false })
 
   it('sums every memory of the plan against the RAM, naming both sizes', () => {
     expect(plans.length).toBe(1)
-    expect(() => checkMachineMemory(plans, state, 2 ** 32, 'a 4096-token context')).not.toThrow()
-    expect(() => checkMachineMemory(plans, state, undefined, 'a 4096-token context')).not.toThrow() // a browser: unknown
-    const err = (() => { try { checkMachineMemory(plans, state, 2 ** 31, 'a 4096-token context') } catch (e) { return e } })()
+    expect(() => checkMemoryLimits(sizes, limits(2 ** 32), 'a 4096-token context')).not.toThrow()
+    expect(() => checkMemoryLimits(sizes, limits(undefined), 'a 4096-token context')).not.toThrow() // a browser: unknown
+    const err = (() => { try { checkMemoryLimits(sizes, limits(2 ** 31), 'a 4096-token context') } catch (e) { return e } })()
     expect(err).toBeInstanceOf(ResourceLimitError)
     expect((err as ResourceLimitError).limit).toBe('memory')
     expect((err as Error).message).toMatch(/for a 4096-token context needs 2\.1\d GiB of memory; this machine has 2\.00 GiB of RAM/)

@@ -85,7 +85,7 @@ describe.each(VARIANTS)('rmsnorm_quantize_f32_i8 (%s build)', async (variant) =>
     return { s: dv.getFloat32(meta, true), sum: dv.getInt32(meta + 4, true), q: Array.from(b.i8(qp, n)), pad: Array.from(b.i8(qp + n, np - n)) }
   }
 
-  for (const n of [1, 3, 4, 8, 17, 128, 130, 384, 2560]) {
+  for (const n of [1, 3, 4, 8, 17, 128, 130, 384, 2560, 6912]) {
     for (const norm of [0, 1, 2]) {
       it(`n=${n}${['', ' with RMSNorm', ' with two RMSNorms'][norm]}: absmax scale, RNE in f64, zero padding, Σq`, () => {
         const rand = rng(n)
@@ -106,6 +106,18 @@ describe.each(VARIANTS)('rmsnorm_quantize_f32_i8 (%s build)', async (variant) =>
     // absmax 127 makes s = 1 exactly, so x itself is the scaled value.
     const x = Float32Array.from([127, 2.5, -3.5, 0.5, -0.5, 1.5, -127, 126.5])
     expect(run(x).q).toEqual([127, 2, -4, 0, 0, 2, -127, 126])
+  })
+
+  it('a row holding NaN or ∞ quantizes to zeros, its scale not finite or 0', () => {
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      for (const w of [undefined, new Float32Array(130).fill(1)]) {
+        const x = Float32Array.from({ length: 130 }, (_, i) => (i === 7 ? bad : Math.sin(i) * 3))
+        const got = run(x, w)
+        expect(got.q.every((v) => v === 0)).toBe(true)
+        expect(got.sum).toBe(0)
+        expect(Number.isFinite(got.s) && got.s !== 0).toBe(false)
+      }
+    }
   })
 
   it('an all-zero vector quantizes to zeros (absmax floor 1e-5)', () => {

@@ -123,12 +123,18 @@ describe('ThreadGovernor', () => {
     let t = 0
     const changes: [number, number][] = []
     const g = new ThreadGovernor(max, adaptive, (from, to) => changes.push([from, to]), () => t)
-    /** Feeds one window (25 rounds of 1 ms) at the governor's count, at speed-up `s` over one thread. */
-    const window = (s: number) => {
+    /**
+     * Feeds one window (25 rounds of 1 ms) at the governor's count, at speed-up `s` over one
+     * unshared thread; at one thread, `solo` is the share of its core it gets: every fifth
+     * round is preempted for the time lost.
+     */
+    const window = (s: number, solo = 1) => {
       const n = g.threads
+      const lost = (25 / solo - 25) / 5
       for (let i = 0; i < 25; i++) {
+        const ms = i % 5 === 0 ? 1 + lost : 1
         const r: RoundSample = n === 1
-          ? { threads: 1, units: 1000, leadUnits: 1000, leadMs: 1, roundMs: 1 }
+          ? { threads: 1, units: 1000, leadUnits: 1000, leadMs: ms, roundMs: ms }
           : { threads: n, units: 1000 * s, leadUnits: 1000 / n, leadMs: 1 / n, roundMs: 1 }
         t += 1
         g.record(r)
@@ -148,14 +154,28 @@ describe('ThreadGovernor', () => {
   it('drops to one thread when two are slower, and stops workers spinning', () => {
     const { g, changes, window } = setup(2)
     window(0.4)
+    expect(g.spinUs).toBe(0)
+    expect(g.threads).toBe(1) // a probe: one thread's speed is not known yet
+    window(1)
     expect(g.threads).toBe(1)
     expect(changes).toEqual([[2, 1]])
-    expect(g.spinUs).toBe(0)
+  })
+
+  it('keeps two threads when one thread gets less of a core than two threads give (two busy processes)', () => {
+    const { g, changes, window } = setup(2)
+    window(0.75)
+    expect(g.threads).toBe(1) // the probe
+    window(1, 0.64) // one thread gets 0.64 of a core: slower than the 0.75 of two
+    expect(g.threads).toBe(2)
+    for (let i = 0; i < 20; i++) window(0.75) // 0.5 s: S(1) is still fresh, no new probe
+    expect(g.threads).toBe(2)
+    expect(changes).toEqual([])
   })
 
   it('keeps one thread inside the hysteresis band (0.95–1.1×)', () => {
     const { g, window, advance } = setup(2)
     window(0.5)
+    window(1) // the probe at one thread, kept
     expect(g.threads).toBe(1)
     for (let i = 0; i < 5; i++) {
       advance(5000)
@@ -168,6 +188,7 @@ describe('ThreadGovernor', () => {
   it('probes back up with a growing gap, and grows when the load goes', () => {
     const { g, changes, window, advance } = setup(2)
     window(0.4)
+    window(1) // the probe at one thread, kept
     expect(g.threads).toBe(1)
     // Busy: each probe fails; the gap doubles (250, 500, 1000 ms …), so a window right
     // after a failed probe starts none.

@@ -22,43 +22,60 @@ import { lut_build_i8 } from '../formats/tl'
  * embedding models' per-projection norm applied to the block's input norm).
  * Vectorized with f64x2; the normed value of every element is computed as ((x·inv0)·w0·inv)·w
  * in every pass that needs it, so the result equals the scalar f64 definition exactly.
+ * A non-finite absmax (NaN or ∞ in the row) gives all zeros, as clamp(RNE(NaN)) would.
  */
 export function rmsnorm_quantize_f32_i8(x: usize, w0: usize, w: usize, n: i32, eps: f32, np: i32, q: usize, meta: usize): void {
-  const n4 = n & ~3
   // inv0 = 1/sqrt(mean(x²) + eps) when there is a first norm; inv likewise of its output, or 1 with no norm
   const inv0: f64 = w0 != 0 ? invRms(x, 0, 1, n, eps) : 1
   const inv: f64 = w != 0 ? invRms(x, w0, inv0, n, eps) : 1
-  const vinv = f64x2.splat(inv)
-  const vinv0 = f64x2.splat(inv0)
-  // absmax of the normed vector
-  let vmax = f64x2.splat(0)
-  for (let i = 0; i < n4; i += 4) {
-    vmax = f64x2.max(vmax, f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, false)))
-    vmax = f64x2.max(vmax, f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, true)))
-  }
-  let amax = max(f64x2.extract_lane(vmax, 0), f64x2.extract_lane(vmax, 1))
-  for (let i = n4; i < n; i++) amax = max(amax, Math.abs(normed(x, w0, inv0, w, i, inv)))
+  const amax = absMax(x, w0, inv0, w, inv, n)
   const s: f64 = 127.0 / max(amax, 1e-5)
-  // q = clamp(RNE(v·s)), four at a time
-  const vs = f64x2.splat(s), lo = f64x2.splat(-128), hi = f64x2.splat(127)
+  const sum = isFinite(amax) ? quantizeNormed(x, w0, inv0, w, inv, n, s, q) : 0
+  if (!isFinite(amax)) memory.fill(q, 0, <usize>n)
+  memory.fill(q + <usize>n, 0, <usize>(np - n))
+  store<f32>(meta, <f32>s)
+  store<i32>(meta, sum, 4)
+}
+
+// max |normed| in f64 (NaN if any is NaN): two chains, since max is exact in any order.
+function absMax(x: usize, w0: usize, inv0: f64, w: usize, inv: f64, n: i32): f64 {
+  const n4 = n & ~3, vinv = f64x2.splat(inv), vinv0 = f64x2.splat(inv0)
+  let m0 = f64x2.splat(0), m1 = f64x2.splat(0)
+  for (let i = 0; i < n4; i += 4) {
+    m0 = f64x2.max(m0, f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, false)))
+    m1 = f64x2.max(m1, f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, true)))
+  }
+  const m = f64x2.max(m0, m1)
+  let amax = max(f64x2.extract_lane(m, 0), f64x2.extract_lane(m, 1))
+  for (let i = n4; i < n; i++) amax = max(amax, Math.abs(normed(x, w0, inv0, w, i, inv)))
+  return amax
+}
+
+// 1.5 · 2^52: v + ROUNDER rounds v to an integer, half to even (the f64 spacing there is 1), and
+// for |v| < 2^31 the low 32 bits of the sum are that integer in two's complement.
+const ROUNDER: f64 = 6755399441055744.0
+
+// q[i] = RNE(normed_i · s) for finite normed values, s = 127 / absmax: |normed · s| ≤ 127 up
+// to one rounding (< 127.5), so no clamp is needed and RNE happens in the add. Returns Σq.
+function quantizeNormed(x: usize, w0: usize, inv0: f64, w: usize, inv: f64, n: i32, s: f64, q: usize): i32 {
+  const n4 = n & ~3, vinv = f64x2.splat(inv), vinv0 = f64x2.splat(inv0)
+  const vs = f64x2.splat(s), round = f64x2.splat(ROUNDER)
   let vsum = i32x4.splat(0)
   for (let i = 0; i < n4; i += 4) {
-    const a = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(hi, f64x2.max(lo, f64x2.nearest(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, false), vs)))))
-    const b = i32x4.trunc_sat_f64x2_s_zero(f64x2.min(hi, f64x2.max(lo, f64x2.nearest(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, true), vs)))))
-    const q4 = i64x2.shuffle(a, b, 0, 2) // [q0 q1 q2 q3]
+    const a = f64x2.add(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, false), vs), round)
+    const b = f64x2.add(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, true), vs), round)
+    const q4 = i32x4.shuffle(a, b, 0, 2, 4, 6) // the low words: [q0 q1 q2 q3]
     vsum = i32x4.add(vsum, q4)
     const h = i16x8.narrow_i32x4_s(q4, q4)
     v128.store_lane<i32>(q + <usize>i, i8x16.narrow_i16x8_s(h, h), 0)
   }
   let sum = i32x4.extract_lane(vsum, 0) + i32x4.extract_lane(vsum, 1) + i32x4.extract_lane(vsum, 2) + i32x4.extract_lane(vsum, 3)
   for (let i = n4; i < n; i++) {
-    const v = <i32>min(127.0, max(-128.0, nearest<f64>(normed(x, w0, inv0, w, i, inv) * s)))
+    const v = <i32>nearest<f64>(normed(x, w0, inv0, w, i, inv) * s)
     store<i8>(q + <usize>i, <i8>v)
     sum += v
   }
-  memory.fill(q + <usize>n, 0, <usize>(np - n))
-  store<f32>(meta, <f32>s)
-  store<i32>(meta, sum, 4)
+  return sum
 }
 
 /**

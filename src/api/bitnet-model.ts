@@ -9,8 +9,8 @@ import { ContextFullError, InvalidArgumentError } from '../errors.js'
 import type { GenerateOptions, Generation } from '../generation/generation.js'
 import type { ModelConfig } from '../model/config.js'
 import type { ModelContents } from '../model/contents.js'
-import { loadWeights } from '../model/load.js'
-import { MAX_BATCH, resolveKvType, stateSize, Transformer } from '../model/transformer.js'
+import { checkWeightsFit, loadWeights, type LoadOptions } from '../model/load.js'
+import { MAX_BATCH, resolveKvType, stateSize, Transformer, type KvType } from '../model/transformer.js'
 import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from '../openai/client.js'
 import { Session, type SessionOptions } from '../generation/session.js'
 import { StepScheduler } from '../generation/scheduler.js'
@@ -62,21 +62,8 @@ export class BitnetModel {
   static async load(contents: ModelContents, opts: ModelOptions = {}): Promise<BitnetModel> {
     checkModelOptions(opts)
     warnGuesses(contents, opts.logger ?? console)
-    const c = contents.config
-    const ctx = contextFor(c, opts.contextSize)
-    const kvType = resolveKvType(c, ctx, opts.kvType ?? 'auto')
-    const capped = c.slidingWindow === undefined ? `capped at ${DEFAULT_MAX_CONTEXT}` : `capped at ${DEFAULT_MAX_CONTEXT} and the sliding window`
-    const model = await loadWeights(contents, {
-      state: (config) => stateSize(config, ctx, kvType),
-      stateLabel: `a ${ctx}-token context (${opts.contextSize !== undefined ? 'the contextSize option' : `${c.arch}.context_length ${c.contextLength}, ${capped}`})`,
-      onProgress: opts.onProgress,
-      signal: opts.signal,
-      variant: opts.variant,
-      outputType: opts.outputType,
-      kernel: opts.kernel,
-      wasm: opts.wasm,
-      segmentBytes: opts.maxMemoryBytes,
-    })
+    const { ctx, kvType, load } = weightOptions(contents.config, opts)
+    const model = await loadWeights(contents, load)
     const threads = usableThreads(opts.threads ?? await defaultThreads(), model.variant, opts.logger ?? console)
     const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })
     const pool = { adaptive: opts.threads === undefined, logger: opts.logger, workerUrl: assetUrl(opts.assets?.computeWorker, 'computeWorker') }
@@ -270,6 +257,37 @@ export class BitnetModel {
   /** {@link embed} for each text, with the same options. */
   embedBatch(texts: readonly (string | readonly number[])[], opts: EmbedOptions = {}): Float32Array[] {
     return texts.map((t) => this.embed(t, opts))
+  }
+}
+
+/**
+ * Checks that a model fits this runtime with `opts` from its tensor directory alone (a GGUF
+ * header read with Range requests is enough), as {@link BitnetModel.load} would place it.
+ * @throws ResourceLimitError naming what the model needs, the limit found and what to do.
+ */
+export async function checkModelFits(contents: ModelContents, opts: ModelOptions): Promise<void> {
+  await checkWeightsFit(contents, weightOptions(contents.config, opts).load)
+}
+
+/** The context, KV cache type and weight loading options `opts` give for a model of config `c`. */
+function weightOptions(c: ModelConfig, opts: ModelOptions): { ctx: number; kvType: KvType; load: LoadOptions } {
+  const ctx = contextFor(c, opts.contextSize)
+  const kvType = resolveKvType(c, ctx, opts.kvType ?? 'auto')
+  const capped = c.slidingWindow === undefined ? `capped at ${DEFAULT_MAX_CONTEXT}` : `capped at ${DEFAULT_MAX_CONTEXT} and the sliding window`
+  return {
+    ctx,
+    kvType,
+    load: {
+      state: (config) => stateSize(config, ctx, kvType),
+      stateLabel: `a ${ctx}-token context (${opts.contextSize !== undefined ? 'the contextSize option' : `${c.arch}.context_length ${c.contextLength}, ${capped}`})`,
+      onProgress: opts.onProgress,
+      signal: opts.signal,
+      variant: opts.variant,
+      outputType: opts.outputType,
+      kernel: opts.kernel,
+      wasm: opts.wasm,
+      segmentBytes: opts.maxMemoryBytes,
+    },
   }
 }
 

@@ -2,10 +2,12 @@
  * `loadModel()`: the package's entry point from a model source to a ready model.
  * Sources: a local path, a URL, an `hf:` id, a Blob/File, bytes, or any ByteSource/ModelFolder.
  */
-import { BitnetModel } from './bitnet-model.js'
+import { BitnetModel, checkModelFits } from './bitnet-model.js'
 import { checkModelOptions, type ModelOptions } from './options.js'
 import { DEFAULT_MODEL } from '../io/hub.js'
 import { openSource, type ModelSource } from '../io/open.js'
+import type { ByteSource } from '../io/source.js'
+import { isGguf } from '../gguf/reader.js'
 import type { RemoteOptions } from '../io/remote.js'
 import { ggufContents, type ModelContents } from '../model/contents.js'
 import { hfContents } from '../model/load-hf.js'
@@ -33,7 +35,7 @@ export interface LoadModelOptions extends ModelOptions, RemoteOptions {}
  */
 export async function loadModel(source: ModelSource = DEFAULT_MODEL, opts: LoadModelOptions = {}): Promise<BitnetModel> {
   checkModelOptions(opts)
-  const contents = await openModelContents(source, opts)
+  const contents = await openModelContents(source, { ...opts, beforeDownload: preflight(opts) })
   try {
     return await BitnetModel.load(contents, opts)
   } finally {
@@ -63,5 +65,26 @@ export async function openModelContents(source: ModelSource, opts: RemoteOptions
   } catch (e) {
     if ('read' in src) await src.close?.()
     throw e
+  }
+}
+
+/**
+ * Files smaller than this are downloaded without a look at their header first: it can be a good
+ * part of them (tiny-dev: 8 of 41 MB, a 128k-token vocabulary), and the check after the
+ * download then costs hardly more. Models that can exceed a page are gigabytes.
+ */
+const PREFLIGHT_MIN_BYTES = 256 << 20
+
+/**
+ * What runs before a remote file is downloaded: the caller's own hook, then for a GGUF its
+ * header (Range requests, no weight) planned as the load will plan it, so a model this runtime
+ * cannot hold is refused (ResourceLimitError) before its weights are fetched.
+ */
+function preflight(opts: LoadModelOptions): (file: ByteSource) => Promise<void> {
+  return async (file) => {
+    await opts.beforeDownload?.(file)
+    if (file.size < PREFLIGHT_MIN_BYTES || !isGguf(await file.read(0, 4))) return
+    const contents = await ggufContents(file)
+    await checkModelFits(contents, opts)
   }
 }

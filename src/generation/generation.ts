@@ -41,8 +41,8 @@ export interface GenerateOptions extends SamplerOptions {
    * extracted JSON) comes several tokens per pass. The output is the same as without drafts
    * (greedy, and sampled with the same seed; every sampler option and `responseFormat`
    * apply); `timings.draftTokens` / `draftAccepted` count the drafts. `false` (default): one
-   * token per pass. Off by default: a pass of 4 rows costs ~3 one-row steps with today's
-   * kernels, so the gain is bounded (≤ 1.36× at full acceptance) and only text that copies
+   * token per pass. Off by default: a pass of 4 rows costs ~2.5 one-row steps with today's
+   * kernels, so the gain is bounded (≤ 1.6× at full acceptance) and only text that copies
    * its input gains, while concurrent sessions lose batch room to drafts.
    *
    * @example

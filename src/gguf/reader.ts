@@ -359,6 +359,11 @@ function readAlignment(metadata: GgufMetadata, c: Cursor, at: number): number {
   return a
 }
 
+/** Whether `bytes` (a file's first four or more) begin with the GGUF magic. */
+export function isGguf(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]) === 'GGUF'
+}
+
 /**
  * Reads the header of a GGUF file through a ByteSource, reading a prefix that starts at
  * 1 MiB and grows only as far as the header needs (never the tensor data).

@@ -13,7 +13,7 @@
  */
 import { HAS_FS, HAS_SUBTLE } from '../env.js'
 import { DownloadError, IntegrityError } from '../errors.js'
-import { download, probe, type LoadProgress, type RemoteInfo } from './download.js'
+import { download, probe, rangeSource, type LoadProgress, type RemoteInfo } from './download.js'
 import { piecesMatch, sha256OfSource } from './hash.js'
 import { hubEndpoint, isHubId, parseHubId, resolveUrl, type HubOptions } from './hub.js'
 import type { ByteSource } from './source.js'
@@ -57,6 +57,13 @@ export interface FetchOptions {
   signal?: AbortSignal
   /** Download progress, and 'read' while a cached entry is re-hashed. */
   onProgress?: (p: LoadProgress) => void
+  /**
+   * Runs before a file is downloaded (not when a fresh cached copy is used), given the remote
+   * file as a ByteSource whose reads fetch only their own bytes (Range requests); a rejection
+   * stops the load before the download starts. Skipped when the server does not say the size.
+   * `loadModel` reads a GGUF's header this way and refuses a model this runtime cannot hold.
+   */
+  beforeDownload?: (file: ByteSource) => Promise<void>
 }
 
 /** Downloads running in this process, by store location + key (one download per file). */
@@ -197,6 +204,7 @@ export class ModelCache {
     const fresh = cached && (sha256 ? cached.sha256 === sha256 : remote.etag && cached.etag ? remote.etag === cached.etag : remote.size === undefined || remote.size === cached.size)
     if (fresh && await this.verify(key, cached, file, opts)) return this.entryOf(key, cached)
 
+    if (opts.beforeDownload && remote.size !== undefined) await opts.beforeDownload(rangeSource(url, remote.size, opts.headers, opts.signal))
     // Download, resuming a part left by the same remote file; a resumed download that fails
     // its hash (the file changed in between) starts once more from zero.
     const samePart = meta && !meta.complete && (!remote.etag || !meta.etag || remote.etag === meta.etag) && (remote.size === undefined || remote.size === meta.size)

@@ -6,6 +6,7 @@
  */
 import { DownloadError, IntegrityError, NotFoundError } from '../errors.js'
 import { createSha256, parseSha256, PieceHasher } from './hash.js'
+import type { ByteSource } from './source.js'
 
 /** What the server says about a file before downloading it. */
 export interface RemoteInfo {
@@ -127,6 +128,44 @@ export async function download(url: string, sink: Sink, opts: DownloadOptions = 
   const sha256 = hash.hex()
   if (opts.sha256 && sha256 !== opts.sha256) throw new IntegrityError(file, 'sha256', opts.sha256, sha256)
   return { size: offset, sha256, pieces: await pieces?.digests() }
+}
+
+/**
+ * A remote file of `size` bytes as a ByteSource: each read is one GET of just its bytes
+ * (`Range: bytes=a-b`), so reading a GGUF header fetches the header, not the file. A server
+ * that ignores Range (200) streams from the start: the bytes before the read are skipped and
+ * the body is cancelled after its last byte.
+ * @example
+ * const gguf = await readGguf(rangeSource(url, info.size!))   // the header only
+ */
+export function rangeSource(url: string, size: number, headers: Record<string, string> = {}, signal?: AbortSignal): ByteSource {
+  const read = async (offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> => {
+    const end = Math.min(size, offset + length)
+    const out = into && into.byteLength >= end - offset ? into.subarray(0, Math.max(0, end - offset)) : new Uint8Array(Math.max(0, end - offset))
+    if (end <= offset) return out
+    const res = await request(url, { headers: { ...headers, range: `bytes=${offset}-${end - 1}` }, signal })
+    check(res, url)
+    if (res.status === 206 && rangeStart(res) !== offset) {
+      await res.body?.cancel()
+      throw new DownloadError(url, `asked for bytes from ${offset}, the server sent ${res.headers.get('content-range')}`)
+    }
+    let skip = res.status === 206 ? 0 : offset, filled = 0
+    const reader = res.body!.getReader()
+    try {
+      while (filled < out.length) {
+        const { done, value } = await reader.read()
+        if (done) break
+        const part = value.subarray(Math.min(skip, value.length), Math.min(value.length, skip + out.length - filled))
+        skip = Math.max(0, skip - value.length)
+        out.set(part, filled)
+        filled += part.length
+      }
+    } finally {
+      await reader.cancel().catch(() => {})
+    }
+    return out.subarray(0, filled)
+  }
+  return { name: url, size, read }
 }
 
 /** fetch() with network failures as DownloadError (aborts pass through). */

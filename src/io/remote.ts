@@ -8,7 +8,7 @@
  */
 import { InvalidArgumentError } from '../errors.js'
 import { ModelCache, type CacheEntry, type CacheOptions, type FetchOptions } from './cache.js'
-import { download, MemorySink, probe } from './download.js'
+import { download, MemorySink, probe, rangeSource } from './download.js'
 import { hubHeaders, isHubId, resolveHubFiles, resolveUrl } from './hub.js'
 import type { ModelFolder } from '../model/load-hf.js'
 import { bytesSource, type ByteSource } from './source.js'
@@ -72,6 +72,7 @@ export async function openRemote(id: string, opts: RemoteOptions = {}): Promise<
     const { kind, urls, headers } = await resolveRemote(id, opts)
     if (kind !== 'gguf') throw new InvalidArgumentError(`${id} is an HF folder; folders need the cache (cache: true)`)
     const info = await probe(urls[0], headers, opts.signal)
+    if (opts.beforeDownload && info.size !== undefined) await opts.beforeDownload(rangeSource(urls[0], info.size, headers, opts.signal))
     const sink = new MemorySink(info.size)
     await download(urls[0], sink, { ...opts, headers, file: urls[0].split('/').pop(), size: info.size, sha256: opts.sha256 ?? info.sha256 })
     return bytesSource(sink.bytes(), urls[0])

@@ -6,13 +6,13 @@
  * config's shapes and repacked straight into its final place, so peak memory stays near
  * the packed model size: the wasm memories plus one tensor in flight.
  */
-import { machineMemoryBytes } from '../env.js'
+import { memoryLimits, type MemoryLimits } from '../env.js'
 import { ModelFormatError, NotTernaryError, UnsupportedFeatureError } from '../errors.js'
 import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows, type FormatName } from '../formats/index.js'
 import { isTernaryValued, ternarize } from '../formats/ternarize.js'
 import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
-import { compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels, type WasmModule, type WasmSource } from '../runtime/wasm.js'
+import { compileKernels, createMemories, instantiateKernels, largestMemory, type KernelVariant, type Kernels, type WasmMemory, type WasmModule, type WasmSource } from '../runtime/wasm.js'
 import { ARCH_FAMILIES, type ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
 import { assertFiniteTensor, nonFiniteWeight } from './numerics.js'
@@ -20,7 +20,7 @@ import { unpermuteQkRows } from './qk-permute.js'
 import { selectTernaryKernel } from './kernel-select.js'
 import { layoutSize, outputPassAt, OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type FloatMatrix, type OutputLayoutName, type TernaryKernel, type TernaryWeight } from './layouts.js'
 import { layerTensors, modelTensors, scaleTensorName } from './tensors.js'
-import { checkMachineMemory, MAX_SEGMENT_BYTES, planSegments, segmentBytes, type Placed, type Segment, type StateSize } from './segments.js'
+import { checkMemoryLimits, MAX_SEGMENT_BYTES, memorySizes, planSegments, reservationError, type Placed, type Segment, type SegmentPlan, type StateSize } from './segments.js'
 
 /**
  * The input embedding of an untied model, outside wasm memory: the file's bytes of
@@ -120,32 +120,13 @@ export interface LoadOptions {
  */
 export async function loadWeights(contents: ModelContents, opts: LoadOptions): Promise<LoadedModel> {
   const { config, name: file } = contents
-  opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
-  const { module, variant } = await compileKernels({ variant: opts.variant, wasm: opts.wasm })
-  const kernel = !opts.kernel || opts.kernel === 'auto' ? selectTernaryKernel(module, variant) : opts.kernel
-  const plan = planTensors(contents.tensors, config, file, opts.outputType ?? 'auto', kernel)
+  const planned = await planMemories(contents, opts)
+  const { module, variant, kernel, plan } = planned
   // A plain full-precision model is refused before the embedding streams in (it comes first).
   const probe = plan.find((p) => p.strictTernary)
   if (probe) ternaryValued(probe, await probe.info.read(0, probe.info.byteSize))
-
-  // Plan the memories: in each, weights first, then the caller's state. Tensors pass through
-  // a scratch area where the runtime state will live (unused until load ends): rows of an
-  // F16 matrix being converted to Q8B, never as a whole f16 copy, and each official I2_S
-  // tensor on its way to the x4 layout.
-  for (const p of plan) {
-    p.layer = Number(/^blk\.(\d+)\./.exec(p.info.name)?.[1] ?? -1)
-    p.scratch = (p.matrixType && OUTPUT_LAYOUTS[p.matrixType].convert) || p.role === 'rows' ? Math.min(p.rows, MATRIX_CHUNK_ROWS) * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0
-    if (p.pass) p.scratch = Math.max(p.scratch, 8 * config.nEmbd) // the bounds' two dequantized rows
-  }
-  const state = opts.state(config)
-  const capacity = Math.min(opts.segmentBytes ?? MAX_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
-  const label = opts.stateLabel ?? 'the requested context'
-  const plans = planSegments(plan, state, capacity, label)
-  checkMachineMemory(plans, state, await machineMemoryBytes(), label)
-  const segments = plans.map((g): Segment => {
-    const memory = createMemory(segmentBytes(g, state), variant)
-    return { ...g, memory, kernels: instantiateKernels(module, memory) }
-  })
+  const memories = reserveMemories(planned)
+  const segments = planned.segments.map((g, i): Segment => ({ ...g, memory: memories[i], kernels: instantiateKernels(module, memories[i]) }))
   const heaps = segments.map((g) => new Uint8Array(g.memory.buffer))
 
   const total = plan.reduce((s, p) => s + p.info.byteSize, 0)
@@ -170,6 +151,68 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
   }
   return { config, contents, segments, module, variant, kernel, weights: assemble(plan, config, kernel) }
+}
+
+/**
+ * Checks from its tensor directory alone (no weight is read: a GGUF header is enough) that a
+ * model fits this runtime with `opts`: its memories are planned as loadWeights plans them,
+ * checked against what the runtime tells (env.memoryLimits), then reserved once and let go.
+ * @throws ResourceLimitError naming what the model needs, the limit found and what to do.
+ * @example
+ * await checkWeightsFit(await ggufContents(rangeSource(url, size)), { state: (c) => stateSize(c, 4096, 'f16') })
+ */
+export async function checkWeightsFit(contents: ModelContents, opts: LoadOptions): Promise<void> {
+  reserveMemories(await planMemories(contents, { ...opts, onProgress: undefined }))
+}
+
+/** A model's memories, planned from its tensor directory and the options; nothing reserved yet. */
+interface MemoryPlan {
+  module: WasmModule
+  variant: KernelVariant
+  kernel: TernaryKernel
+  plan: Planned[]
+  segments: SegmentPlan[]
+  /** Bytes of each segment's memory. */
+  sizes: number[]
+  limits: MemoryLimits
+  /** The context the state is for, in errors. */
+  label: string
+}
+
+/**
+ * Plans every tensor's place and the memories holding them: in each, weights first, then the
+ * caller's state. Tensors pass through a scratch area where the runtime state will live
+ * (unused until load ends): rows of an F16 matrix being converted to Q8B, never as a whole f16
+ * copy, and each official I2_S tensor on its way to the x4 layout. A plan larger than the
+ * runtime says it has is refused here (segments.ts checkMemoryLimits).
+ */
+async function planMemories(contents: ModelContents, opts: LoadOptions): Promise<MemoryPlan> {
+  const { config, name: file } = contents
+  opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
+  const { module, variant } = await compileKernels({ variant: opts.variant, wasm: opts.wasm })
+  const kernel = !opts.kernel || opts.kernel === 'auto' ? selectTernaryKernel(module, variant) : opts.kernel
+  const plan = planTensors(contents.tensors, config, file, opts.outputType ?? 'auto', kernel)
+  for (const p of plan) {
+    p.layer = Number(/^blk\.(\d+)\./.exec(p.info.name)?.[1] ?? -1)
+    p.scratch = (p.matrixType && OUTPUT_LAYOUTS[p.matrixType].convert) || p.role === 'rows' ? Math.min(p.rows, MATRIX_CHUNK_ROWS) * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0
+    if (p.pass) p.scratch = Math.max(p.scratch, 8 * config.nEmbd) // the bounds' two dequantized rows
+  }
+  const state = opts.state(config)
+  const capacity = Math.min(opts.segmentBytes ?? MAX_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
+  const label = opts.stateLabel ?? 'the requested context'
+  const segments = planSegments(plan, state, capacity, label)
+  const sizes = memorySizes(segments, state)
+  const limits = await memoryLimits()
+  checkMemoryLimits(sizes, limits, label)
+  return { module, variant, kernel, plan, segments, sizes, limits, label }
+}
+
+/** The plan's memories, all held at once; one the runtime refuses becomes the error saying what would fit. */
+function reserveMemories(m: MemoryPlan): WasmMemory[] {
+  const r = createMemories(m.sizes, m.variant)
+  if ('memories' in r) return r.memories
+  const largest = r.refused === 0 ? largestMemory(m.sizes[0], m.variant) : 0
+  throw reservationError(m.sizes, r.refused, largest, m.limits, m.label)
 }
 
 /** 'rows': the untied input embedding, kept outside wasm memory (HostMatrix). */

@@ -13,6 +13,7 @@
  *   segment 0: [output norm, output matrix][layers 0..a)[buffers][KV of layers 0..a)
  *   segment 1: [layers a..b)[buffers][KV of layers a..b)   …
  */
+import type { MemoryLimits } from '../env.js'
 import { ResourceLimitError } from '../errors.js'
 import { MAX_PAGES, type Kernels, type WasmMemory } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
@@ -102,16 +103,70 @@ export function segmentBytes(g: SegmentPlan, state: StateSize): number {
   return g.arena.top + Math.max(state.buffers + state.kvPerLayer * (g.end - g.first), g.scratchBytes) + 1024
 }
 
+/** Bytes of every memory of a plan, in segment order. */
+export function memorySizes(segs: SegmentPlan[], state: StateSize): number[] {
+  return segs.map((g) => segmentBytes(g, state))
+}
+
+/** A browser's device has at most 1.5× `navigator.deviceMemory` of RAM (the nearest power of two). */
+const DEVICE_MEMORY_BOUND = 1.5
 /**
- * Refuses a plan whose memories add up to more than the machine's RAM (`ram`, when known)
- * before any weight is read: loading would push the machine into swap or the OOM killer.
- * @throws ResourceLimitError naming both sizes and what to ask for instead.
+ * `navigator.deviceMemory` from 8 GiB up bounds nothing: the spec caps it at 8 (8 means 8 or
+ * more), and browsers that report more (Chromium 156 says 16 on a 24 GiB machine) may cap higher.
  */
-export function checkMachineMemory(segs: SegmentPlan[], state: StateSize, ram: number | undefined, label: string): void {
-  const planned = segs.reduce((s, g) => s + segmentBytes(g, state), 0)
-  if (ram === undefined || planned <= ram) return
-  throw new ResourceLimitError('memory', ram, `the model with its buffers and KV cache for ${label} needs ${gib(planned)} of memory; ` +
-    `this machine has ${gib(ram)} of RAM: ask for a smaller contextSize or kvType 'f16', or use a smaller model`, planned)
+const DEVICE_MEMORY_CAP = 2 ** 33
+
+/**
+ * Refuses a plan of memories (`sizes`, bytes) larger than what the runtime says it has, before
+ * any is reserved or a weight is read: the machine's RAM (Node, Deno, Bun), or in a browser the
+ * most RAM its `navigator.deviceMemory` allows. Loading would push the machine into swap or the
+ * OOM killer, or crash the tab.
+ * @throws ResourceLimitError (limit 'memory') naming both sizes and what to ask for instead.
+ */
+export function checkMemoryLimits(sizes: readonly number[], limits: MemoryLimits, label: string): void {
+  const planned = sizes.reduce((s, n) => s + n, 0)
+  const device = limits.deviceMemory !== undefined && limits.deviceMemory < DEVICE_MEMORY_CAP ? limits.deviceMemory * DEVICE_MEMORY_BOUND : undefined
+  const bound = limits.ram ?? device
+  if (bound === undefined || planned <= bound) return
+  const has = limits.ram !== undefined ? `this machine has ${gib(bound)} of RAM`
+    : `this device has at most ${gib(bound)} of RAM (navigator.deviceMemory ${limits.deviceMemory! / 2 ** 30} GiB)`
+  throw new ResourceLimitError('memory', bound, `${needs(planned, sizes.length, label)}; ${has}: ${remedy(limits)}`, planned)
+}
+
+/**
+ * The error for a plan whose memory `refused` the runtime would not reserve (runtime/wasm.ts
+ * createMemories). The first memory alone: limit 'wasmMemory', `max` the largest size that could
+ * be reserved (`largest`, 0 if none), which `maxMemoryBytes` can ask for. A later one: limit
+ * 'memory', the page (process) holds fewer memories at once than the plan, `max` what it held.
+ */
+export function reservationError(sizes: readonly number[], refused: number, largest: number, limits: MemoryLimits, label: string): ResourceLimitError {
+  const planned = sizes.reduce((s, n) => s + n, 0)
+  const held = sizes.slice(0, refused).reduce((s, n) => s + n, 0)
+  const where = limits.browser ? 'this page' : 'this process'
+  const about = describeLimits(limits)
+  if (refused > 0) {
+    return new ResourceLimitError('memory', held, `${needs(planned, sizes.length, label)}; ${where} could reserve only ${refused} of them ` +
+      `(${gib(held)}) at once${about}: ${remedy(limits)}`, planned)
+  }
+  const only = largest > 0 ? `, only one of ${gib(largest)}` : ''
+  const options = [largest > 0 && `maxMemoryBytes: ${largest} spreads the model over smaller memories`,
+    limits.bits === 32 && 'use a 64-bit browser or runtime', remedy(limits)]
+  return new ResourceLimitError('wasmMemory', largest, `${needs(planned, sizes.length, label)}; ${where} cannot reserve a memory of ` +
+    `${gib(sizes[0])}${only}${about}: ${options.filter(Boolean).join(', or ')}`, sizes[0])
+}
+
+const needs = (planned: number, n: number, label: string) =>
+  `the model with its buffers and KV cache for ${label} needs ${gib(planned)} of memory${n > 1 ? ` in ${n} wasm memories` : ''}`
+
+/** What to ask for instead, for every limit: less memory, or a runtime with more. */
+const remedy = (limits: MemoryLimits) => `ask for a smaller contextSize or kvType 'f16', or use a smaller model` +
+  (limits.browser ? ', or run it in Node, Deno or Bun, where the machine\'s RAM is the limit' : '')
+
+/** The detected limits, for a user's report ('(64-bit, navigator.deviceMemory 8 GiB, memory64 yes)'). */
+function describeLimits(l: MemoryLimits): string {
+  const parts = [l.bits && `${l.bits}-bit`, l.deviceMemory !== undefined && `navigator.deviceMemory ${l.deviceMemory / 2 ** 30} GiB`,
+    l.ram !== undefined && `${gib(l.ram)} of RAM`, `memory64 ${l.memory64 ? 'yes' : 'no'}`]
+  return ` (${parts.filter(Boolean).join(', ')})`
 }
 
 const gib = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`)

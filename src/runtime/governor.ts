@@ -7,8 +7,12 @@
  * one thread, S = (time one thread would have taken) / (wall time of the rounds), where one
  * thread's time comes from the leader's own chunk rate (the leader computes chunks like
  * every thread, and its slowest quarter of rounds, preempted ones, is left out), or from
- * the rounds it ran alone just before when that is fresh. Then:
- *  - at n ≥ 2 threads, S below DOWN × (what n − 1 threads gave) → n − 1 (S of 1 thread is 1);
+ * the rounds it ran alone just before when that is fresh. One thread's own S is measured the
+ * same way: below 1 when the OS shares its core with other processes (with two busy processes
+ * on two cores, one thread gets ~2/3 of a core and two threads together ~1 core, so two can
+ * be faster although neither runs at full speed). Then:
+ *  - at n ≥ 2 threads, S below DOWN × (what n − 1 threads gave, measured recently) → n − 1;
+ *    at 2 threads with no recent S(1), S below DOWN (one thread's best) starts a probe at 1;
  *  - every `probeGap`, a probe window runs at n − 1 when n > 2 threads are oversubscribed
  *    (S / n below BUSY_EFFICIENCY), else at n + 1 below the maximum; a probe up is kept when
  *    S ≥ UP × S(n), a probe down unless S < DOWN × S(n); a probe that is not kept doubles
@@ -83,6 +87,7 @@ export class ThreadGovernor {
     if (!this.adaptive) return
     if (this.probeFrom) return this.endProbe(n, s)
     if (n > 1 && s < DOWN * this.fresh(n - 1)) return this.change(n - 1)
+    if (n === 2 && s < DOWN && !this.fresh(1)) return this.startProbe(2, 1)
     if (this.now() - this.lastProbe < this.probeGap) return
     if (n > 2 && s / n < BUSY_EFFICIENCY) this.startProbe(n, n - 1)
     else if (n < this.max) this.startProbe(n, n + 1)
@@ -94,21 +99,20 @@ export class ThreadGovernor {
     this.window = []
     this.windowMs = 0
     const rate = leaderRate(rounds)
+    const units = rounds.reduce((a, r) => a + r.units, 0)
+    const ms = rounds.reduce((a, r) => a + r.roundMs, 0)
     if (n === 1) {
       this.soloRate = rate
-      return 1
+      return rate > 0 && ms > 0 ? Math.min(1, units / rate / ms) : 1
     }
     // During a probe from one thread, the rate of the rounds just run alone is the truer
     // reference: it includes what the machine gives one thread right now.
     const solo = this.probeFrom === 1 && this.soloRate > 0 ? this.soloRate : rate
-    const units = rounds.reduce((a, r) => a + r.units, 0)
-    const ms = rounds.reduce((a, r) => a + r.roundMs, 0)
     return solo > 0 && ms > 0 ? units / solo / ms : n
   }
 
-  /** S(n) if measured recently; for n = 1 always 1; otherwise 0 (unknown: do not go down for it). */
+  /** S(n) if measured recently, else 0 (unknown: do not go down for it). */
   private fresh(n: number): number {
-    if (n === 1) return 1
     const m = this.speedup.get(n)
     return m && this.now() - m.at < FRESH_MS ? m.s : 0
   }

@@ -186,6 +186,38 @@ export function createMemory(bytes: number, variant: KernelVariant): WasmMemory 
 }
 
 /**
+ * Memories of `sizes` bytes (a model's segments), all held at once, as createMemory makes
+ * them; or the index of the first one the runtime refused (the ones before it are let go):
+ * its own size is too large here, or the page (process) cannot hold it next to the others.
+ */
+export function createMemories(sizes: readonly number[], variant: KernelVariant): { memories: WasmMemory[] } | { refused: number } {
+  const memories: WasmMemory[] = []
+  for (const bytes of sizes) {
+    try {
+      memories.push(createMemory(bytes, variant))
+    } catch (e) {
+      if (e instanceof ResourceLimitError) return { refused: memories.length }
+      throw e
+    }
+  }
+  return { memories }
+}
+
+/** Smallest size largestMemory tries: below it a model's segments would be too many to matter. */
+const LARGEST_MEMORY_FLOOR = 64 << 20
+
+/**
+ * The largest memory of a power of two below `bytes` (down to 64 MiB) that the runtime reserves,
+ * each let go right after; 0 when none. Says what `maxMemoryBytes` can ask for where `bytes` failed.
+ */
+export function largestMemory(bytes: number, variant: KernelVariant): number {
+  for (let n = 2 ** Math.floor(Math.log2(bytes - 1)); n >= LARGEST_MEMORY_FLOOR; n /= 2) {
+    if ('memories' in createMemories([n], variant)) return n
+  }
+  return 0
+}
+
+/**
  * Grows `memory` to at least `bytes`.
  * @throws ResourceLimitError naming the size (`needed` = bytes) when the memory cannot grow that far.
  */

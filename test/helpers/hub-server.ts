@@ -1,11 +1,15 @@
 // A local stand-in for the Hugging Face Hub and a CDN on 127.0.0.1, serving the tiny-dev
 // fixtures with the behaviours downloads must survive: Range requests, ETags, a hub
 // resolve URL that redirects with x-linked-etag/x-linked-size, the repo-listing API, and
-// faults switched on per test (a connection dropped mid-file, a slow body, a wrong hash).
+// faults switched on per test (a connection dropped mid-file, a slow body, a wrong hash);
+// and virtual files (a big model's real header, zeros behind it) that are never held whole.
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
+import { parseGguf } from '../../src/gguf/reader.js'
+import { syntheticChunks, type SyntheticShape } from '../../src/model/synthetic.js'
 import { TINY_DIR } from './golden.js'
 
 export interface LoggedRequest { method: string; path: string; range?: string; authorization?: string }
@@ -44,9 +48,21 @@ export function fixtureSha(file: string): string {
 /** Routes a test adds beside the hub's (e.g. a page and its scripts); false: not one of them. */
 export type ExtraRoutes = (path: string, req: IncomingMessage, res: ServerResponse) => boolean
 
+/** A file of `size` bytes whose first ones are `head` and the rest zeros: a big model's header with no weights behind it. */
+export interface VirtualFile { head: Uint8Array; size: number }
+
+/** `shape` as a GGUF (I2_S) VirtualFile: its real header (metadata, tensor directory) and zeros for weights. */
+export function virtualModel(shape: SyntheticShape): VirtualFile {
+  const head = syntheticChunks(shape).next().value as Uint8Array
+  const gguf = parseGguf(head, Number.MAX_SAFE_INTEGER, 'virtual')
+  return { head, size: Math.max(...gguf.tensors.map((t) => gguf.dataOffset + t.offset + t.byteSize)) }
+}
+
 export class HubServer {
   readonly log: LoggedRequest[] = []
   faults: Faults = {}
+  /** Files served at /virtual/{name}, with Range, as the CDN serves fixtures. */
+  readonly virtual = new Map<string, VirtualFile>()
   private constructor(private readonly server: Server, readonly url: string, private readonly extra?: ExtraRoutes) {}
 
   static async start(port = 0, extra?: ExtraRoutes): Promise<HubServer> {
@@ -65,6 +81,16 @@ export class HubServer {
   /** Requests for `path` (GET and HEAD) seen so far. */
   requests(pathEnd: string): LoggedRequest[] {
     return this.log.filter((r) => r.path.endsWith(pathEnd))
+  }
+
+  /**
+   * What the GETs of `pathEnd` fetched: `downloads` (no Range, or one open to the file's end:
+   * `bytes=N-`), `reads` (closed ranges `bytes=a-b`, such as a header's) and the last byte they reached.
+   */
+  fetched(pathEnd: string): { downloads: number; reads: number; lastByte: number } {
+    const ends = this.requests(pathEnd).filter((r) => r.method === 'GET').map((r) => Number(/^bytes=\d+-(\d+)$/.exec(r.range ?? '')?.[1] ?? NaN))
+    const reads = ends.filter((n) => !Number.isNaN(n))
+    return { downloads: ends.length - reads.length, reads: reads.length, lastByte: Math.max(-1, ...reads) }
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -99,28 +125,66 @@ export class HubServer {
       this.serveFile(req, res, m[1], path.startsWith('/cdn/') ? `"cdn-${fixtureBytes(m[1]).length}"` : `"${fixtureSha(m[1])}"`)
       return
     }
+    m = /^\/virtual\/(.+)$/.exec(path)
+    const virtual = m && this.virtual.get(m[1])
+    if (virtual) {
+      this.serveVirtual(req, res, virtual)
+      return
+    }
     if (this.extra?.(path, req, res)) return
     res.writeHead(404).end('not found')
   }
 
-  private serveFile(req: IncomingMessage, res: ServerResponse, file: string, etag: string): void {
-    const bytes = fixtureBytes(file)
-    let start = 0, end = bytes.length - 1
+  /**
+   * Answers the status and headers for a file of `size` bytes (Range honoured unless the
+   * noRange fault is on); returns the byte range [start, end] to send, or undefined when
+   * nothing follows (HEAD, 416).
+   */
+  private head(req: IncomingMessage, res: ServerResponse, size: number, etag: string, extra: Record<string, string> = {}): { start: number; end: number } | undefined {
+    let start = 0, end = size - 1
     const range = this.faults.noRange ? null : /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '')
-    const headers: Record<string, string> = { etag, 'content-type': 'application/octet-stream' }
+    const headers: Record<string, string> = { etag, 'content-type': 'application/octet-stream', ...extra }
     if (!this.faults.noRange) headers['accept-ranges'] = 'bytes'
     if (range) {
       start = Number(range[1])
       end = range[2] ? Math.min(end, Number(range[2])) : end
-      if (start >= bytes.length) {
-        res.writeHead(416, { 'content-range': `bytes */${bytes.length}` }).end()
-        return
+      if (start >= size) {
+        res.writeHead(416, { 'content-range': `bytes */${size}` }).end()
+        return undefined
       }
-      headers['content-range'] = `bytes ${start}-${end}/${bytes.length}`
+      headers['content-range'] = `bytes ${start}-${end}/${size}`
     }
     headers['content-length'] = String(end - start + 1)
     res.writeHead(range ? 206 : 200, headers)
-    if (req.method === 'HEAD') { res.end(); return }
+    if (req.method !== 'HEAD') return { start, end }
+    res.end()
+    return undefined
+  }
+
+  /**
+   * A virtual file: its head, then zeros, streamed 1 MiB at a time as the client reads (gigabytes
+   * are never held). Not stored by a browser's HTTP cache, which would otherwise answer part of a
+   * later request from the ranges read before, so the log shows every byte asked for.
+   */
+  private serveVirtual(req: IncomingMessage, res: ServerResponse, file: VirtualFile): void {
+    const span = this.head(req, res, file.size, `"virtual-${file.size}"`, { 'cache-control': 'no-store' })
+    if (!span) return
+    const { head } = file, zeros = new Uint8Array(1 << 20)
+    function* chunks({ start, end } = span!) {
+      for (let o = start; o <= end;) {
+        const stop = Math.min(end + 1, o < head.length ? head.length : o + zeros.length)
+        yield o < head.length ? head.subarray(o, stop) : zeros.subarray(0, stop - o)
+        o = stop
+      }
+    }
+    Readable.from(chunks()).pipe(res)
+  }
+
+  private serveFile(req: IncomingMessage, res: ServerResponse, file: string, etag: string): void {
+    const bytes = fixtureBytes(file)
+    const span = this.head(req, res, bytes.length, etag)
+    if (!span) return
+    const { start, end } = span
     const body = bytes.subarray(start, end + 1)
     const drop = start === 0 && this.faults.dropAt !== undefined ? this.faults.dropAt : undefined
     if (drop !== undefined) {

@@ -10,12 +10,11 @@
 // load (the compiled kernels are kept per page), so the server can really stop. Also: typed
 // errors keep their names in the minified bundles, in the page and from the engine worker
 // (there as native error objects with the worker's stack).
-import { readFileSync } from 'node:fs'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { greedyComparable, loadGolden } from '../helpers/golden.js'
-import { fixtureBytes, fixtureSha, HubServer, type ExtraRoutes } from '../helpers/hub-server.js'
-import { HAVE_CHROMIUM, launchChromium } from './helpers.js'
+import { fixtureBytes, fixtureSha, HubServer } from '../helpers/hub-server.js'
+import { bundlePage, HAVE_CHROMIUM, launchChromium } from './helpers.js'
 
 type Storage = 'cache-api' | 'opfs'
 type Bundle = typeof import('../../src/index.js')
@@ -23,25 +22,9 @@ type WorkerBundle = typeof import('../../src/worker.js')
 type Outcome = { tokens: number[]; text: string; phases: string[] } | { error: { name: string; code?: string; message: string } }
 
 const FILE = 'ggml-model-i2_s.gguf'
-const ROOT = new URL('../../', import.meta.url).pathname
 const golden = loadGolden().prompts[0]
 /** Greedy steps compared: those before the first golden top-1/top-2 margin under 0.02. */
 const STEPS = greedyComparable(golden)
-
-/** '/' loads the bundles into `window.bitnet(Worker)`; /dist/ and /build/ are the package's built files. */
-const pageRoutes: ExtraRoutes = (path, _req, res) => {
-  if (path === '/') {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
-    res.end('<!doctype html><script type="module">import * as b from "/dist/index.browser.js"; import * as w from "/dist/worker.js"; ' +
-      'window.bitnetWorker = w; window.bitnet = b</script>')
-    return true
-  }
-  const m = /^\/(dist\/[\w.-]+\.js|build\/[\w.-]+\.wasm)$/.exec(path)
-  if (!m) return false
-  res.writeHead(200, { 'content-type': m[1].endsWith('.js') ? 'text/javascript' : 'application/wasm' })
-  res.end(readFileSync(ROOT + m[1]))
-  return true
-}
 
 /**
  * loadModel(url) in the page with `storage`, then STEPS greedy tokens of the golden prompt;
@@ -130,7 +113,7 @@ describe.runIf(HAVE_CHROMIUM)('model cache in Chromium', () => {
 
   /** A fresh page (a new browser context: empty storage) on a new local hub with the bundles loaded. */
   async function openPage(): Promise<{ hub: HubServer; page: Page; errors: string[] }> {
-    const hub = await HubServer.start(0, pageRoutes)
+    const hub = await HubServer.start(0, bundlePage)
     const page = await browser.newPage()
     const errors: string[] = []
     page.on('pageerror', (e) => errors.push(e.message))

@@ -1,11 +1,12 @@
 // Shared by the runtime tests: the other runtimes' binaries (test/runtimes/package.json),
 // headless Chromium and the demo server.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { Browser } from 'playwright-core'
+import type { ExtraRoutes } from '../helpers/hub-server.js'
 
 const require = createRequire(new URL('./package.json', import.meta.url))
 
@@ -18,14 +19,37 @@ export const PLAYWRIGHT = require.resolve('playwright-core')
 export const CHROMIUM = '/usr/bin/chromium'
 export const HAVE_CHROMIUM = existsSync(CHROMIUM) || !!process.env.CI
 
-/** Launches headless Chromium through playwright-core, quiet (no background traffic); `extra` flags added. */
-export async function launchChromium(extra: string[] = []): Promise<Browser> {
+/**
+ * Launches headless Chromium through playwright-core, quiet (no background traffic); `extra`
+ * flags added; `executablePath`: a wrapper that starts CHROMIUM (e.g. under a ulimit).
+ */
+export async function launchChromium(extra: string[] = [], executablePath = CHROMIUM): Promise<Browser> {
   const { chromium } = await import(PLAYWRIGHT) as typeof import('playwright-core')
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
       '--no-first-run', '--disable-component-update', '--disable-sync', ...extra],
   })
+}
+
+const ROOT = new URL('../../', import.meta.url).pathname
+
+/**
+ * Hub stand-in routes of a page with the built bundles: '/' loads them into
+ * `window.bitnet(Worker)`; /dist/ and /build/ are the package's built files.
+ */
+export const bundlePage: ExtraRoutes = (path, _req, res) => {
+  if (path === '/') {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+    res.end('<!doctype html><script type="module">import * as b from "/dist/index.browser.js"; import * as w from "/dist/worker.js"; ' +
+      'window.bitnetWorker = w; window.bitnet = b</script>')
+    return true
+  }
+  const m = /^\/(dist\/[\w.-]+\.js|build\/[\w.-]+\.wasm)$/.exec(path)
+  if (!m) return false
+  res.writeHead(200, { 'content-type': m[1].endsWith('.js') ? 'text/javascript' : 'application/wasm' })
+  res.end(readFileSync(ROOT + m[1]))
+  return true
 }
 
 /** Starts demo/serve.mjs on a free port; resolves with its base URL and the process. */
