@@ -4,7 +4,7 @@
 // more kernel builds interleaved in one run, so a change is measured as a ratio against its base.
 //
 // node attention-kernels.mjs [--wasm ../build/bitnet-simd.wasm,/tmp/base.wasm] [--depth 4000]
-//                            [--rows 1,32] [--threads 1,2] [--reps 20] [--rounds 5]
+//                            [--rows 1,32] [--threads 1,2] [--reps 20] [--rounds 5] [--block 128]
 //
 // Each build runs every round of the host (one; or with a build of before the one-round
 // kernel, attention_combine_f32 as a second round) cut into nth equal item ranges, one per
@@ -17,7 +17,9 @@ import { parseArgs } from 'node:util'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
-const HEAD_DIM = 128, N_HEAD = 20, N_HEAD_KV = 5, BLOCK = 128, MAX_ROWS = 32
+const HEAD_DIM = 128, N_HEAD = 20, N_HEAD_KV = 5, MAX_ROWS = 32
+let BLOCK = 128 // positions per work item (--block; the host's ATT_BLOCK)
+const TILE_SLOTS = 32, TILE = 32 // the host's widened-tile slots (src/model/transformer.ts)
 
 // The layout of one case on the shared memory: q, the cache, scratch, out (see attention.ts).
 function layout(depth) {
@@ -28,7 +30,7 @@ function layout(depth) {
   return {
     q: take(MAX_ROWS * qDim * 4), kc: take(len * kvDim * 2), vc: take(len * kvDim * 2),
     att: take(N_HEAD * blocks * MAX_ROWS * BLOCK * 4 * 2), part: take(MAX_ROWS * N_HEAD * blocks * (4 + HEAD_DIM) * 4 + 4096),
-    count: take(N_HEAD_KV * 4),
+    count: take(N_HEAD_KV * 4), tiles: take(64 + TILE_SLOTS * (64 + TILE * HEAD_DIM * 4)),
     out: take(MAX_ROWS * qDim * 4), end: at,
   }
 }
@@ -38,7 +40,9 @@ function calls(exports, L, depth, n) {
   const nPos = depth - n + 1, blocks = Math.ceil(depth / BLOCK)
   const rest = [L.out, n, N_HEAD, N_HEAD_KV, HEAD_DIM, nPos, BLOCK]
   const items = N_HEAD_KV * blocks
-  if (!exports.attention_combine_f32) return [['attention_partial_f16', [L.q, L.kc, L.vc, L.att, L.part, L.count, ...rest], items]]
+  // builds with tile slots take them after count (16 parameters)
+  const tiles = exports.attention_partial_f16.length === 16 ? [L.tiles] : []
+  if (!exports.attention_combine_f32) return [['attention_partial_f16', [L.q, L.kc, L.vc, L.att, L.part, L.count, ...tiles, ...rest], items]]
   const list = [['attention_partial_f16', [L.q, L.kc, L.vc, L.att, L.part, ...rest], items]]
   if (blocks > 1) list.push(['attention_combine_f32', [L.part, L.out, n, N_HEAD, HEAD_DIM, blocks], n * N_HEAD])
   return list
@@ -52,6 +56,7 @@ function range(items, ith, nth) {
 
 if (!isMainThread) {
   const { memory, modules, depth, ith, ctl } = workerData
+  BLOCK = workerData.block
   const kernels = modules.map((m) => new WebAssembly.Instance(m, { env: { memory, abort() { throw new Error('abort') } } }).exports)
   const c = new Int32Array(ctl)
   const L = layout(depth)
@@ -71,9 +76,11 @@ if (!isMainThread) {
       threads: { type: 'string', default: '1,2' },
       reps: { type: 'string', default: '20' },
       rounds: { type: 'string', default: '5' },
+      block: { type: 'string', default: '128' },
     },
   })
   const files = opt.wasm.split(','), depth = Number(opt.depth)
+  BLOCK = Number(opt.block)
   const threads = opt.threads.split(',').map(Number), rowsList = opt.rows.split(',').map(Number)
   const L = layout(depth)
   const memory = new WebAssembly.Memory({ initial: Math.ceil(L.end / 65536), maximum: 65536, shared: true })
@@ -93,9 +100,10 @@ if (!isMainThread) {
       kernels[0].f32_to_f16(tmp, dst + o * 2, cnt)
     }
   }
+  new Int32Array(heap, L.tiles, 2).set([TILE_SLOTS, TILE * HEAD_DIM])
   const ctl = new SharedArrayBuffer(64), c = new Int32Array(ctl)
   const maxT = Math.max(...threads)
-  const workers = Array.from({ length: maxT - 1 }, (_, i) => new Worker(fileURLToPath(import.meta.url), { workerData: { memory, modules, depth, ith: i + 1, ctl } }))
+  const workers = Array.from({ length: maxT - 1 }, (_, i) => new Worker(fileURLToPath(import.meta.url), { workerData: { memory, modules, depth, ith: i + 1, ctl, block: BLOCK } }))
   await new Promise((r) => setTimeout(r, 300))
   let gen = 0
   // One call as parts 0..nth−1: this thread takes part 0, the workers the others.

@@ -1,8 +1,9 @@
 // The split-K attention kernels (assembly/ops/attention.ts) against a float64 computation
 // on awkward shapes: head_dim 64/80/128/256 (and 36 for the scalar twins), GQA ratios 1–8,
-// lengths and batches that are no multiple of the block, f32 and f16 caches; the items cut
-// into nth uneven ranges (1, 2, 3, 7, more ranges than items) run in a shuffled order must give the
-// same bytes. And the f32 → f16 conversion that fills an f16 cache.
+// lengths and batches that are no multiple of the block, the tile or the quad of queries, f32
+// and f16 caches; the items cut into nth uneven ranges (1, 2, 3, 7, more ranges than items)
+// run in a shuffled order must give the same bytes, with the widened-tile slots free, all held
+// by other calls, or absent. And the f32 → f16 conversion that fills an f16 cache.
 import { beforeAll, describe, expect, it } from 'vitest'
 import { itemRanges, kernelBench, rng, VARIANTS, type KernelBench } from './helpers/kernels.js'
 
@@ -18,6 +19,9 @@ const CASES: Case[] = [
   { headDim: 64, nHead: 7, nHeadKv: 7, nPos: 300, n: 2, block: 16 }, //      many small blocks
   { headDim: 128, nHead: 8, nHeadKv: 2, nPos: 90, n: 32, block: 128 }, //    a full prompt chunk, tiles cut by the causal edge
   { headDim: 80, nHead: 6, nHeadKv: 6, nPos: 150, n: 17, block: 64 }, //     MHA, 17 rows over 3 blocks
+  { headDim: 128, nHead: 12, nHeadKv: 4, nPos: 333, n: 5, block: 128 }, //   GQA 3: 15 queries, the last quad repeats one
+  { headDim: 256, nHead: 6, nHeadKv: 1, nPos: 41, n: 31, block: 128 }, //    GQA 6, 31 rows, an odd last tile
+  { headDim: 64, nHead: 16, nHeadKv: 2, nPos: 2, n: 1, block: 128 }, //      GQA 8 decode: two quads share each key
 ]
 const REF_ONLY: Case[] = [{ headDim: 36, nHead: 6, nHeadKv: 3, nPos: 50, n: 2, block: 16 }]
 
@@ -35,13 +39,13 @@ describe.each(VARIANTS)('attention kernels (%s build)', (variant) => {
           const want = reference(t, c)
           let first: Float32Array | undefined
           const items = c.nHeadKv * t.nBlocks
-          for (const nth of [1, 2, 3, 7, items + 5]) {
-            const got = run(b, t, c, `attention_partial_${kind}${simd}`, nth)
+          for (const [nth, tiles] of [[1, 'free'], [2, 'held'], [3, 'none'], [7, 'free'], [items + 5, 'free']] as const) {
+            const got = run(b, t, c, `attention_partial_${kind}${simd}`, nth, tiles)
             let maxDiff = 0
             got.forEach((v, i) => { maxDiff = Math.max(maxDiff, Math.abs(v - want[i])) })
             // f32 arithmetic on scores of a few units and values in ±1: measured ≤ 1e-6
             expect(maxDiff, `nth ${nth}`).toBeLessThan(1e-5)
-            if (first) expect(sameBytes(got, first), `nth ${nth} vs nth 1`).toBe(true)
+            if (first) expect(sameBytes(got, first), `nth ${nth}, tile slots ${tiles}, vs nth 1`).toBe(true)
             else first = got
           }
         })
@@ -51,10 +55,11 @@ describe.each(VARIANTS)('attention kernels (%s build)', (variant) => {
 
   // A prompt chunk is one job; each of its rows must get what a decode step at its position
   // gets (test/kv-batch.test.ts: prefill equals token by token, bit for bit).
+  // Quads of queries within a row (GQA 4) and across rows (GQA 3, 33 queries).
+  const BATCHES: Case[] = [{ headDim: 64, nHead: 8, nHeadKv: 2, nPos: 125, n: 8, block: 128 }, { headDim: 80, nHead: 6, nHeadKv: 2, nPos: 120, n: 11, block: 64 }]
   for (const kind of ['f32', 'f16'] as Kind[]) {
-    for (const simd of ['', '_ref']) {
-      it(`attention_partial_${kind}${simd}: a row of a batch gets the same bytes as alone (blocks edge inside the batch)`, () => {
-        const c: Case = { headDim: 64, nHead: 8, nHeadKv: 2, nPos: 125, n: 8, block: 128 }
+    for (const [simd, c] of ['', '_ref'].flatMap((x) => BATCHES.map((c) => [x, c] as const))) {
+      it(`attention_partial_${kind}${simd}: a row of a batch gets the same bytes as alone (blocks edge inside the batch; GQA ${c.nHead / c.nHeadKv})`, () => {
         const t = setup(b, c, kind)
         const batch = run(b, t, c, `attention_partial_${kind}${simd}`, 3)
         const qDim = c.nHead * c.headDim
@@ -83,7 +88,10 @@ describe.each(VARIANTS)('attention kernels (%s build)', (variant) => {
   })
 })
 
-interface Setup { q: number; kc: number; vc: number; att: number; part: number; count: number; out: number; nBlocks: number; kv: Float64Array[]; vv: Float64Array[]; qv: Float32Array }
+interface Setup { q: number; kc: number; vc: number; att: number; part: number; count: number; tiles: number; out: number; nBlocks: number; kv: Float64Array[]; vv: Float64Array[]; qv: Float32Array }
+
+/** The tile slots as the host lays them out (transformer.ts): 2 slots of 32 positions. */
+const TILE_SLOTS = 2, TILE = 32
 
 // Random q [n][n_head][d] and a cache [n_pos + n − 1][n_head_kv][d] of kind; kv/vv hold the
 // stored values as float64 (after f16 rounding), so the comparison sees kernel arithmetic only.
@@ -95,6 +103,8 @@ function setup(b: KernelBench, c: Case, kind: Kind): Setup {
   const q = b.alloc(c.n * qDim * 4), kc = b.alloc(len * kvDim * elem), vc = b.alloc(len * kvDim * elem)
   const att = b.alloc(c.nHeadKv * nBlocks * c.n * (c.nHead / c.nHeadKv) * c.block * 4)
   const part = b.alloc(c.n * c.nHead * nBlocks * (4 + c.headDim) * 4), out = b.alloc(c.n * qDim * 4), count = b.alloc(c.nHeadKv * 4)
+  const tiles = b.alloc(64 + TILE_SLOTS * (64 + TILE * c.headDim * 4))
+  new Int32Array(b.heap.buffer, tiles, 2).set([TILE_SLOTS, TILE * c.headDim])
   const qv = b.f32(q, c.n * qDim)
   // scores q·k/√d of a few units: q, k uniform in ±1.5
   for (let i = 0; i < qv.length; i++) qv[i] = (rand() - 0.5) * 3
@@ -107,7 +117,7 @@ function setup(b: KernelBench, c: Case, kind: Kind): Setup {
     } else b.heap.copyWithin(ptr, tmp, tmp + len * kvDim * 4)
     return Array.from({ length: len }, (_, t) => Float64Array.from(f.subarray(t * kvDim, (t + 1) * kvDim)))
   }
-  return { q, kc, vc, att, part, count, out, nBlocks, kv: fill(kc), vv: fill(vc), qv }
+  return { q, kc, vc, att, part, count, tiles, out, nBlocks, kv: fill(kc), vv: fill(vc), qv }
 }
 
 function reference(t: Setup, c: Case): Float64Array {
@@ -130,16 +140,26 @@ function reference(t: Setup, c: Case): Float64Array {
 }
 
 // The round as nth item ranges in a shuffled order, on outputs and scratch poisoned with NaN,
-// the blocks-done counters zeroed as the host does.
-function run(b: KernelBench, t: Setup, c: Case, partial: string, nth: number): Float32Array {
+// the blocks-done counters zeroed as the host does; the tile slots free (and poisoned), every
+// one held by another call, or none given.
+function run(b: KernelBench, t: Setup, c: Case, partial: string, nth: number, tiles: 'free' | 'held' | 'none' = 'free'): Float32Array {
   const qDim = c.nHead * c.headDim
   b.f32(t.out, c.n * qDim).fill(NaN)
   b.f32(t.part, c.n * c.nHead * t.nBlocks * (4 + c.headDim)).fill(NaN)
   b.f32(t.att, c.nHeadKv * t.nBlocks * c.n * (c.nHead / c.nHeadKv) * c.block).fill(NaN)
   new Int32Array(b.heap.buffer, t.count, c.nHeadKv).fill(0)
+  b.f32(t.tiles + 64 + TILE_SLOTS * 64, TILE_SLOTS * TILE * c.headDim).fill(NaN)
+  for (let i = 0; i < TILE_SLOTS; i++) new Int32Array(b.heap.buffer, t.tiles + 64 + i * 64, 1)[0] = tiles === 'held' ? 1 : 0
   const k = b.k as unknown as Record<string, (...a: number[]) => void>
   for (const [first, end] of itemRanges(c.nHeadKv * t.nBlocks, nth, nth * 31 + c.nPos)) {
-    k[partial](t.q, t.kc, t.vc, t.att, t.part, t.count, t.out, c.n, c.nHead, c.nHeadKv, c.headDim, c.nPos, c.block, first, end)
+    k[partial](t.q, t.kc, t.vc, t.att, t.part, t.count, tiles === 'none' ? 0 : t.tiles, t.out, c.n, c.nHead, c.nHeadKv, c.headDim, c.nPos, c.block, first, end)
+  }
+  if (tiles === 'free') {
+    const flags = Array.from({ length: TILE_SLOTS }, (_, i) => new Int32Array(b.heap.buffer, t.tiles + 64 + i * 64, 1)[0])
+    expect(flags, 'every claimed slot given back').toEqual(flags.map(() => 0))
+    // the SIMD f16 kernel widens a prompt chunk's rows (more than one quad of queries) into a slot
+    const widened = !Number.isNaN(b.f32(t.tiles + 64 + TILE_SLOTS * 64, 1)[0])
+    expect(widened, 'rows widened into a slot').toBe(partial === 'attention_partial_f16' && c.n * (c.nHead / c.nHeadKv) > 4)
   }
   return b.f32(t.out, c.n * qDim).slice()
 }

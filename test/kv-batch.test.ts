@@ -20,15 +20,27 @@ describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV cache
   // token-by-token reference on the model's own cache
   const oneByOne = (ids: number[]) => ids.map((tok, pos) => t.forward(tok, pos, true)!.slice())
 
+  const long = model.tokenize('In the beginning God created the heaven and the earth. And the earth was without form, and void; ' +
+    'and darkness was upon the face of the deep. And God said, Let there be light.')
+
   it.runIf(outputType === 'f16')('a prompt in batches of MAX_BATCH equals one token at a time, bit for bit', () => {
-    const long = model.tokenize('In the beginning God created the heaven and the earth. And the earth was without form, and void; ' +
-      'and darkness was upon the face of the deep. And God said, Let there be light.')
     expect(long.length).toBeGreaterThan(MAX_BATCH) // a full chunk and a partial one
     expect(long.length % MAX_BATCH).not.toBe(0)
     const want = oneByOne(long)
     const got = t.prefill(long, 0, t.kv, 'all')
     expect(got.length).toBe(long.length)
     got.forEach((l, i) => expect(l).toEqual(want[i]))
+  })
+
+  // An f16 cache: a prompt chunk's attention reads rows widened once per tile into a slot,
+  // a decode step widens them in registers; the bytes must not differ.
+  it.runIf(kernel === 'i2s' && outputType === 'f16')('with an f16 cache too', async () => {
+    const f16 = await loadModel(TINY_GGUF, { kernel, outputType, threads: 1, contextSize: 64, kvType: 'f16' }) // threads: kernels-attention.test.ts
+    const u = f16.transformer
+    const want = long.map((tok, pos) => u.forward(tok, pos, true)!.slice())
+    const got = u.prefill(long, 0, u.kv, 'all')
+    got.forEach((l, i) => expect(l, `position ${i}`).toEqual(want[i]))
+    await f16.dispose()
   })
 
   it('two sessions interleaved and batched together equal each run alone', () => {

@@ -7,51 +7,62 @@
 //   att    [items][n·group][block] f32    scratch: scores, then weights; one slice per item
 //   part   [n][n_head][n_blocks][4 + head_dim] f32   per (row, head, block): m, l, w, –, acc
 //   count  [n_head_kv] i32                blocks done per kv head: zero before the round
+//   tiles  slots for widened tiles (below), or 0
 //   out    [n][n_head][head_dim]          f32
 //
 // Items = n_head_kv × n_blocks, item (g, b) = kv head g over positions [b·block, (b+1)·block).
-// It reads each key row of its block once for the n·group queries sharing kv head g (GQA:
-// query head h uses kv head h / group), each value row once per 8 dims, query row and 4
-// heads, a tile of TILE positions at a time (the tile stays in L1 for every row), and writes,
-// s_t = q·k_t / √head_dim over the positions t of the block that the query sees:
-//   m = max s_t,   l = Σ e^(s_t − m),   acc = Σ e^(s_t − m) · v_t
-// The item that finishes the last block of kv head g (count[g]) then combines its heads exactly:
+// Its queries are the n·group pairs (row r, head j of the group) sharing kv head g (GQA: query
+// head h uses kv head h / group), taken 4 at a time in (r, j) order. A tile of TILE positions
+// at a time it computes scores 4 queries × 2 keys in registers (each key vector serves 4
+// queries, each query vector 2 keys), and weighted values 4 queries × 8 dims, per query
+//   s_t = q·k_t / √head_dim,   m = max s_t,   l = Σ e^(s_t − m),   acc = Σ e^(s_t − m) · v_t
+// over the positions t of the block that the query sees. The item that finishes the last
+// block of kv head g (count[g]) then combines its heads exactly:
 //   out = Σ_b e^(m_b − M) · acc_b / Σ_b e^(m_b − M) · l_b,   M = max_b m_b
 // With one block (n_pos + n − 1 ≤ block), the item writes out = acc / l itself.
 // The blocks are fixed by `block`, not by the thread count, and the combine adds them in
 // block order whichever item runs it: results do not depend on how items are cut into chunks
 // nor on their order.
 //
-// The SIMD kernels need head_dim % 8 == 0 (8 dims = 16 bytes of halves per load); the
-// scalar _ref twins take any head_dim and agree with them to float rounding (dot products
-// and sums are accumulated in another order).
+// An f16 cache is widened to f32 by integer ops (lo4, lo8). When its rows serve more than one
+// quad of queries (a prompt chunk), each tile of key rows, then of value rows, is widened once
+// into a slot of `tiles` that every quad then reads: tiles = [slots, floats per slot] (i32),
+// from byte 64 one claim flag per slot on its own 64-byte line, then the slots. A call claims a
+// free slot for its items; with none free (more calls in flight than slots) or none given it
+// widens in registers: the same values, so the same bytes.
+//
+// Every score is one f32x4 sum over head_dim in ascending order, reduced (s0 + s2) + (s1 + s3),
+// and every acc lane adds its positions in ascending order, whatever the quad: a query gets the
+// same bytes alone (a decode step) or in any batch. The SIMD kernels need head_dim % 8 == 0
+// (8 dims = 16 bytes of halves per load); the scalar _ref twins take any head_dim and agree
+// with them to float rounding (dot products and sums are accumulated in another order).
 
 import { f16ToF32 } from './half'
 import { span } from './split'
 
 /** Attention on an f32 cache (SIMD), items [first, end) of n_head_kv × n_blocks; see the file comment. */
-export function attention_partial_f32(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
+export function attention_partial_f32(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, tiles: usize, out: usize,
                                       n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
                                       first: i32, end: i32): void {
-  partial<f32>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, first, end)
+  partial<f32>(q, kc, vc, att, part, count, tiles, out, n, n_head, n_head_kv, head_dim, n_pos, block, first, end)
 }
 
 /** Attention on an f16 cache (SIMD). */
-export function attention_partial_f16(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
+export function attention_partial_f16(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, tiles: usize, out: usize,
                                       n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
                                       first: i32, end: i32): void {
-  partial<u16>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, first, end)
+  partial<u16>(q, kc, vc, att, part, count, tiles, out, n, n_head, n_head_kv, head_dim, n_pos, block, first, end)
 }
 
-/** Scalar twin of attention_partial_f32 (any head_dim). */
-export function attention_partial_f32_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
+/** Scalar twin of attention_partial_f32 (any head_dim; `tiles` unused). */
+export function attention_partial_f32_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, tiles: usize, out: usize,
                                           n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
                                           first: i32, end: i32): void {
   partial_ref<f32>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, first, end)
 }
 
-/** Scalar twin of attention_partial_f16 (any head_dim). */
-export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
+/** Scalar twin of attention_partial_f16 (any head_dim; `tiles` unused). */
+export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, tiles: usize, out: usize,
                                           n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
                                           first: i32, end: i32): void {
   partial_ref<u16>(q, kc, vc, att, part, count, out, n, n_head, n_head_kv, head_dim, n_pos, block, first, end)
@@ -146,7 +157,7 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
 @inline function softmaxBlock4(s: usize, cnt: i32, slot: usize, wscale: f32): f32 {
   let vmx = f32x4.splat(-Infinity)
   let t = 0
-  for (; t + 4 <= cnt; t += 4) vmx = f32x4.max(vmx, v128.load(s + (<usize>t << 2)))
+  for (; t + 4 <= cnt; t += 4) vmx = f32x4.pmax(vmx, v128.load(s + (<usize>t << 2))) // one maxps (max() is a NaN-exact sequence)
   let mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)))
   for (; t < cnt; t++) mx = max(mx, load<f32>(s + (<usize>t << 2)))
   const vm = f32x4.splat(mx), vw = f32x4.splat(wscale)
@@ -171,10 +182,11 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
 
 // e^x for x ≤ 0 on 4 lanes (Cephes expf: x = n·ln2 + r, |r| ≤ ln2/2, degree-5 minimax
 // polynomial, × 2^n built in the exponent bits): ≤ 2 ulp; x < −87 (weights below 1e-38) is
-// clamped to e^−87.
+// clamped to e^−87. Single instructions on x64 only (pmax, no trunc_sat): the integer n + 127
+// is the low mantissa bits of n + 2^23 + 127, which << 23 puts in the exponent field.
 // @ts-ignore: decorator
 @inline function exp4(x: v128): v128 {
-  x = f32x4.max(x, f32x4.splat(-87))
+  x = f32x4.pmax(x, f32x4.splat(-87))
   const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)))
   const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375))), f32x4.mul(n, f32x4.splat(-2.12194440e-4)))
   let p = f32x4.splat(1.9875691500e-4)
@@ -184,43 +196,73 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1))
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1))
   const y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1))
-  return f32x4.mul(y, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23))
+  return f32x4.mul(y, i32x4.shl(f32x4.add(n, f32x4.splat(8388735)), 23)) // 2^23 + 127
 }
 
-// Positions per tile: the phases run over the block a tile at a time, all rows of the batch
-// per tile, so the tile's key and value rows (32 × head_dim halves: 8 KB at head_dim 128) and
-// a row's queries stay in L1 while every row of a prompt chunk uses them.
+// Positions per tile: scores and weighted values run over the block a tile at a time, all
+// queries per tile, so the tile's key (then value) rows stay in L1 (32 × head_dim floats:
+// 16 KB at head_dim 128) while every quad of queries uses them.
 const TILE = 32
-// An f16 cache widens to k·2^−112 (lo8, hi8); the queries are taken ×2^100 (score × 2^−12, undone
+// An f16 cache widens to k·2^−112 (lo4, lo8); the queries are taken ×2^100 (score × 2^−12, undone
 // in the scale) and the weights ×2^112, so that every product is that of the true values.
 const Q_SCALE: f32 = 1.2676506002282294e30 // 2^100
 const W_SCALE: f32 = 5.192296858534828e33 // 2^112
 
+// A free slot of `tiles` claimed for a call (its index), or −1: none free, none given, or too
+// small for a tile of head_dim. The flag of a slot is 1 while a call holds it.
+// @ts-ignore: decorator
+@inline function claimTile(tiles: usize, head_dim: i32): i32 {
+  if (!tiles || TILE * head_dim > load<i32>(tiles, 4)) return -1
+  const slots = load<i32>(tiles)
+  for (let i = 0; i < slots; i++) {
+    const flag = tiles + 64 + (<usize>i << 6)
+    if (ASC_FEATURE_THREADS) {
+      if (atomic.cmpxchg<i32>(flag, 0, 1) == 0) return i
+    } else if (!load<i32>(flag)) { // one thread: no other call runs meanwhile
+      store<i32>(flag, 1)
+      return i
+    }
+  }
+  return -1
+}
+// @ts-ignore: decorator
+@inline function tileAt(tiles: usize, i: i32): usize {
+  return tiles + 64 + (<usize>load<i32>(tiles) << 6) + (<usize>(i * load<i32>(tiles, 4)) << 2)
+}
+// @ts-ignore: decorator
+@inline function releaseTile(tiles: usize, i: i32): void {
+  if (ASC_FEATURE_THREADS) atomic.store<i32>(tiles + 64 + (<usize>i << 6), 0)
+  else store<i32>(tiles + 64 + (<usize>i << 6), 0)
+}
+
 // The partial kernels' item loop: item (g, b), its n·group queries, three phases (scores,
 // block softmax, weighted values), the first and last a tile of positions at a time.
 // @ts-ignore: decorator
-@inline function partial<T>(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, out: usize,
+@inline function partial<T>(q: usize, kc: usize, vc: usize, att: usize, part: usize, count: usize, tiles: usize, out: usize,
                             n: i32, n_head: i32, n_head_kv: i32, head_dim: i32, n_pos: i32, block: i32,
                             first: i32, end: i32): void {
   const half = sizeof<T>() == 2
-  const group = n_head / n_head_kv
+  const group = n_head / n_head_kv, nq = n * group
   const kv_dim = n_head_kv * head_dim
-  const scale: f32 = <f32>1 / sqrt<f32>(<f32>head_dim) * (half ? <f32>4096 : 1) // × 2^12 with Q_SCALE
+  const scale = f32x4.splat(<f32>1 / sqrt<f32>(<f32>head_dim) * (half ? <f32>4096 : 1)) // × 2^12 with Q_SCALE
   const n_blocks = (n_pos + n - 1 + block - 1) / block
   const items = span(n_head_kv * n_blocks, first, end)
   // 0x8fffffff for half → float, from a runtime value (V8 ≥ 14 re-materialises v128 constants per use)
   const mask = i32x4.splat(0x8fffffff | (<u32>head_dim >>> 31))
   const ss = <usize>(n_blocks * (4 + head_dim)) << 2 // from a head's slot to the next head's
-  const ws = <usize>block << 2
+  const ws = <usize>block << 2 // from a query's scores to the next query's
+  const rowStride = <usize>kv_dim * sizeof<T>(), tileRow = <usize>head_dim << 2
+  // an f16 cache whose rows serve more than one quad of queries: widened once per tile into a slot
+  const held = half && nq > 4 ? claimTile(tiles, head_dim) : -1
+  const tiled = held >= 0, tile = tiled ? tileAt(tiles, held) : 0
   for (let it = <i32>(items >> 32); it < <i32>items; it++) {
     const g = it / n_blocks, b = it % n_blocks
     const t0 = b * block, len = min(block, n_pos + n - 1 - t0)
-    const sc = att + (<usize>(it * n * group * block) << 2)
+    const sc = att + (<usize>(it * nq * block) << 2)
     const kb = kc + <usize>(t0 * kv_dim + g * head_dim) * sizeof<T>()
     const vb = vc + <usize>(t0 * kv_dim + g * head_dim) * sizeof<T>()
-    const rowStride = <usize>kv_dim * sizeof<T>()
-    // the item's queries: q itself, or (f16) q × 2^100 in the acc of the item's slots, which
-    // the values phase overwrites only after the last score
+    // query (r, j) at qb + r·qr + j·qs: q itself, or (f16) q × 2^100 in the acc of the item's
+    // slots, which the values phase overwrites only after the last score
     let qb = qPtr(q, 0, g, 0, n_head, group, head_dim), qs = <usize>head_dim << 2, qr = <usize>(n_head * head_dim) << 2
     if (half) {
       qb = slotPtr(part, 0, g * group, b, n_head, n_blocks, head_dim) + 16
@@ -230,42 +272,67 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
       }
       qs = ss
     }
-    // scores: each key row of a tile once per row that sees it, 4 heads of the group at a time
+    // scores of every query over all len positions (a query reads only those it sees); the
+    // last quad repeats its last query where nq % 4 ≠ 0 (the same bytes stored twice)
     for (let tt = 0; tt < len; tt += TILE) {
-      for (let r = 0; r < n; r++) {
-        const q0 = qb + <usize>r * qr, s0 = sc + (<usize>(r * group * block) << 2)
-        for (let t = tt, te = min(min(len, tt + TILE), n_pos + r - t0); t < te; t++) {
-          const k = kb + <usize>t * rowStride
-          let j = 0
-          for (; j + 4 <= group; j += 4) score4<T>(k, q0 + <usize>j * qs, qs, head_dim, scale, s0 + (<usize>(j * block + t) << 2), ws, mask)
-          for (; j < group; j++) store<f32>(s0 + (<usize>(j * block + t) << 2), dot8<T>(k, q0 + <usize>j * qs, head_dim, mask) * scale)
-        }
+      const rows = min(len, tt + TILE) - tt, k = kb + <usize>tt * rowStride
+      if (tiled) widen(k, rowStride, rows, head_dim, tile, mask)
+      for (let Q = 0; Q < nq; Q += 4) {
+        const Q1 = min(Q + 1, nq - 1), Q2 = min(Q + 2, nq - 1), Q3 = min(Q + 3, nq - 1)
+        const p0 = queryAt(qb, qr, qs, Q, group), p1 = queryAt(qb, qr, qs, Q1, group)
+        const p2 = queryAt(qb, qr, qs, Q2, group), p3 = queryAt(qb, qr, qs, Q3, group)
+        const s0 = sc + <usize>Q * ws + (<usize>tt << 2)
+        const s1 = sc + <usize>Q1 * ws + (<usize>tt << 2), s2 = sc + <usize>Q2 * ws + (<usize>tt << 2), s3 = sc + <usize>Q3 * ws + (<usize>tt << 2)
+        if (tiled) scoreRows<f32>(tile, tileRow, rows, p0, p1, p2, p3, s0, s1, s2, s3, head_dim, scale, mask)
+        else scoreRows<T>(k, rowStride, rows, p0, p1, p2, p3, s0, s1, s2, s3, head_dim, scale, mask)
       }
     }
-    // weights, and what each head's sum is multiplied by: 1, or with one block 1 / l (into out)
+    // weights (0 past the positions a query sees), and what each query's sum is multiplied
+    // by: 1, or with one block 1 / l (into out)
     for (let r = 0; r < n; r++) {
       const cnt = max(0, min(len, n_pos + r - t0)) // positions of the block row r sees
       for (let j = 0; j < group; j++) {
-        const slot = slotPtr(part, r, g * group + j, b, n_head, n_blocks, head_dim)
-        const l = softmaxBlock4(sc + (<usize>((r * group + j) * block) << 2), cnt, slot, half ? W_SCALE : 1)
+        const slot = slotPtr(part, r, g * group + j, b, n_head, n_blocks, head_dim), w = sc + <usize>(r * group + j) * ws
+        const l = softmaxBlock4(w, cnt, slot, half ? W_SCALE : 1)
+        for (let t = cnt; t < len; t++) store<f32>(w + (<usize>t << 2), 0)
         store<f32>(slot, n_blocks == 1 ? <f32>1 / l : 1, 8)
       }
     }
-    // values: each value row of a tile once per 8 dims, row and 4 heads; the sums go on from
-    // tile to tile in their destination, so they add the positions in order as in one pass
-    for (let tt = 0; tt == 0 || tt < len; tt += TILE) {
-      for (let r = 0; r < n; r++) {
-        const cnt = max(0, min(len, n_pos + r - t0))
+    // values: each value row of a tile once per 8 dims and quad of queries, over the positions
+    // its last query sees (the others' weights past theirs are 0: exact zeros added); the sums
+    // go on from tile to tile in their destination, so they add the positions in order as in one pass
+    for (let tt = 0; tt < len; tt += TILE) {
+      const te = min(len, tt + TILE), v = vb + <usize>tt * rowStride
+      if (tiled) widen(v, rowStride, te - tt, head_dim, tile, mask)
+      for (let Q = 0; Q < nq; Q += 4) {
+        const Q1 = min(Q + 1, nq - 1), Q2 = min(Q + 2, nq - 1), Q3 = min(Q + 3, nq - 1)
+        const cnt = max(0, min(len, n_pos + Q3 / group - t0))
         if (tt > 0 && tt >= cnt) continue
-        const te = min(cnt, tt + TILE), w = sc + (<usize>(r * group * block) << 2)
-        const span = <i32>(tt == 0) | <i32>(te == cnt) << 1 // first tile: sums from 0; last: × multiplier
-        let j = 0
-        for (; j + 4 <= group; j += 4) values4<T>(vb, rowStride, tt, te, span, w + (<usize>(j * block) << 2), ws, part, out, r, g * group + j, b, n_head, n_blocks, head_dim, mask)
-        for (; j < group; j++) values1<T>(vb, rowStride, tt, te, span, w + (<usize>(j * block) << 2), part, out, r, g * group + j, b, n_head, n_blocks, head_dim, mask)
+        const e = min(cnt, te)
+        const span = <i32>(tt == 0) | <i32>(e == cnt) << 1 // first tile: sums from 0; last: × multiplier
+        const z0 = slotPtr(part, Q / group, g * group + Q % group, b, n_head, n_blocks, head_dim)
+        const z1 = slotPtr(part, Q1 / group, g * group + Q1 % group, b, n_head, n_blocks, head_dim)
+        const z2 = slotPtr(part, Q2 / group, g * group + Q2 % group, b, n_head, n_blocks, head_dim)
+        const z3 = slotPtr(part, Q3 / group, g * group + Q3 % group, b, n_head, n_blocks, head_dim)
+        const w0 = sc + <usize>Q * ws + (<usize>tt << 2)
+        const w1 = sc + <usize>Q1 * ws + (<usize>tt << 2), w2 = sc + <usize>Q2 * ws + (<usize>tt << 2), w3 = sc + <usize>Q3 * ws + (<usize>tt << 2)
+        const d0 = dest(z0, out, Q / group, g * group + Q % group, n_head, n_blocks, head_dim)
+        const d1 = dest(z1, out, Q1 / group, g * group + Q1 % group, n_head, n_blocks, head_dim)
+        const d2 = dest(z2, out, Q2 / group, g * group + Q2 % group, n_head, n_blocks, head_dim)
+        const d3 = dest(z3, out, Q3 / group, g * group + Q3 % group, n_head, n_blocks, head_dim)
+        if (tiled) valuesQuad<f32>(tile, tileRow, e - tt, w0, w1, w2, w3, z0, z1, z2, z3, d0, d1, d2, d3, span, head_dim, mask)
+        else valuesQuad<T>(v, rowStride, e - tt, w0, w1, w2, w3, z0, z1, z2, z3, d0, d1, d2, d3, span, head_dim, mask)
       }
     }
     if (n_blocks > 1 && lastBlock(count, g, n_blocks)) combine(part, out, n, n_head, g * group, group, head_dim, n_blocks)
   }
+  if (tiled) releaseTile(tiles, held)
+}
+
+// Query Q = (row Q / group, head Q % group of the group) of an item.
+// @ts-ignore: decorator
+@inline function queryAt(qb: usize, qr: usize, qs: usize, Q: i32, group: i32): usize {
+  return qb + <usize>(Q / group) * qr + <usize>(Q % group) * qs
 }
 
 // dst = src × 2^100 over head_dim (a multiple of 8) floats.
@@ -275,9 +342,27 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
   for (let i = 0; i < head_dim; i += 4) v128.store(dst + (<usize>i << 2), f32x4.mul(v128.load(src + (<usize>i << 2)), f))
 }
 
-// Dims i..i+4 (lo) and i+4..i+8 (hi) of a row as f32x4: loads of f32, or half → float × 2^−112
-// exactly (sign-extended bits << 13, the three copies of the sign above the exponent cleared:
-// three integer ops and one constant register, no float multiply).
+// Rows of halves (stride bytes apart) → rows of head_dim floats × 2^−112 at dst: a widened tile.
+// @ts-ignore: decorator
+@inline function widen(src: usize, stride: usize, rows: i32, head_dim: i32, dst: usize, mask: v128): void {
+  for (let t = 0; t < rows; t++) {
+    const s = src + <usize>t * stride, d = dst + (<usize>(t * head_dim) << 2)
+    for (let i = 0; i < head_dim; i += 8) {
+      v128.store(d + (<usize>i << 2), lo8<u16>(s, i, mask))
+      v128.store(d + (<usize>i << 2), hi8<u16>(s, i, mask), 16)
+    }
+  }
+}
+
+// Dims i..i+4 of a row as f32x4: a load of f32, or 4 halves → float × 2^−112 exactly (sign-extended
+// bits << 13, the three copies of the sign above the exponent cleared: one extending load, two
+// integer ops and one constant register, no float multiply).
+// @ts-ignore: decorator
+@inline function lo4<T>(row: usize, i: i32, mask: v128): v128 {
+  if (sizeof<T>() == 4) return v128.load(row + (<usize>i << 2))
+  return v128.and(i32x4.shl(v128.load16x4_s(row + (<usize>i << 1)), 13), mask)
+}
+// Dims i..i+4 (lo8) and i+4..i+8 (hi8) of a row, likewise from one 16-byte load of halves.
 // @ts-ignore: decorator
 @inline function lo8<T>(row: usize, i: i32, mask: v128): v128 {
   if (sizeof<T>() == 4) return v128.load(row + (<usize>i << 2))
@@ -299,93 +384,73 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
 @inline function hsum(a: v128): f32 {
   return f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3)
 }
-
-// q·k over head_dim (a multiple of 8) for one query.
+// [h(a), h(b), h(c), h(d)] with h(x) = (x0 + x2) + (x1 + x3): four dot products' lanes summed at once.
 // @ts-ignore: decorator
-@inline function dot8<T>(k: usize, qh: usize, head_dim: i32, mask: v128): f32 {
-  let a0 = f32x4.splat(0), a1 = a0
-  for (let i = 0; i < head_dim; i += 8) {
-    const p = qh + (<usize>i << 2)
-    a0 = madd(v128.load(p), lo8<T>(k, i, mask), a0)
-    a1 = madd(v128.load(p, 16), hi8<T>(k, i, mask), a1)
-  }
-  return hsum(f32x4.add(a0, a1))
+@inline function reduce4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(f32x4.shuffle(a, b, 0, 4, 1, 5), f32x4.shuffle(a, b, 2, 6, 3, 7)) // a0+a2, b0+b2, a1+a3, b1+b3
+  const cd = f32x4.add(f32x4.shuffle(c, d, 0, 4, 1, 5), f32x4.shuffle(c, d, 2, 6, 3, 7))
+  return f32x4.add(f32x4.shuffle(ab, cd, 0, 1, 4, 5), f32x4.shuffle(ab, cd, 2, 3, 6, 7))
 }
 
-// q_j·k · scale for 4 heads q_j = q0 + j·qs, one pass over k; score j at s + j·ss.
+// Scores q_j·k_t · scale of 4 queries (rows p0..p3) × `rows` keys (k + t·ks, K = f32 or half),
+// into s_j[t]: 2 keys at a time, 8 sums in registers; an odd last key is paired with itself.
 // @ts-ignore: decorator
-@inline function score4<T>(k: usize, q0: usize, qs: usize, head_dim: i32, scale: f32, s: usize, ss: usize,
-                           mask: v128): void {
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0
-  for (let i = 0; i < head_dim; i += 8) {
-    const x0 = lo8<T>(k, i, mask), x1 = hi8<T>(k, i, mask)
-    const p = q0 + (<usize>i << 2)
-    a0 = madd(v128.load(p), x0, a0); c0 = madd(v128.load(p, 16), x1, c0)
-    a1 = madd(v128.load(p + qs), x0, a1); c1 = madd(v128.load(p + qs, 16), x1, c1)
-    a2 = madd(v128.load(p + 2 * qs), x0, a2); c2 = madd(v128.load(p + 2 * qs, 16), x1, c2)
-    a3 = madd(v128.load(p + 3 * qs), x0, a3); c3 = madd(v128.load(p + 3 * qs, 16), x1, c3)
+@inline function scoreRows<K>(k: usize, ks: usize, rows: i32, p0: usize, p1: usize, p2: usize, p3: usize,
+                              s0: usize, s1: usize, s2: usize, s3: usize, head_dim: i32, scale: v128, mask: v128): void {
+  for (let t = 0; t < rows; t += 2) {
+    const u = min(t + 1, rows - 1)
+    const k0 = k + <usize>t * ks, k1 = k + <usize>u * ks
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
+    for (let i = 0; i < head_dim; i += 4) {
+      const x = lo4<K>(k0, i, mask), y = lo4<K>(k1, i, mask)
+      const o = <usize>i << 2
+      let p = v128.load(p0 + o)
+      a0 = madd(p, x, a0); b0 = madd(p, y, b0)
+      p = v128.load(p1 + o)
+      a1 = madd(p, x, a1); b1 = madd(p, y, b1)
+      p = v128.load(p2 + o)
+      a2 = madd(p, x, a2); b2 = madd(p, y, b2)
+      p = v128.load(p3 + o)
+      a3 = madd(p, x, a3); b3 = madd(p, y, b3)
+    }
+    const sx = f32x4.mul(reduce4(a0, a1, a2, a3), scale), sy = f32x4.mul(reduce4(b0, b1, b2, b3), scale)
+    const ot = <usize>t << 2, ou = <usize>u << 2
+    v128.store32_lane(s0 + ot, sx, 0); v128.store32_lane(s1 + ot, sx, 1); v128.store32_lane(s2 + ot, sx, 2); v128.store32_lane(s3 + ot, sx, 3)
+    v128.store32_lane(s0 + ou, sy, 0); v128.store32_lane(s1 + ou, sy, 1); v128.store32_lane(s2 + ou, sy, 2); v128.store32_lane(s3 + ou, sy, 3)
   }
-  store<f32>(s, hsum(f32x4.add(a0, c0)) * scale)
-  store<f32>(s + ss, hsum(f32x4.add(a1, c1)) * scale)
-  store<f32>(s + 2 * ss, hsum(f32x4.add(a2, c2)) * scale)
-  store<f32>(s + 3 * ss, hsum(f32x4.add(a3, c3)) * scale)
 }
 
-// Σ_{t0≤t<t1} w_j[t] · v_t for heads h..h+4 (weights w_j = w + j·ws), 8 dims at a time in
-// registers, into the slot or out (dest): span bit 0 (first tile) starts the sums at 0, else
-// they go on from dest; bit 1 (last tile) multiplies them by the slot's multiplier.
+// Σ_{t<cnt} w_j[t] · v_t for 4 queries (weights w0..w3, slots z0..z3, sums at d0..d3) over
+// value rows v + t·vs (K = f32 or half), 8 dims at a time in registers: span bit 0 (first
+// tile) starts the sums at 0, else they go on from d_j; bit 1 (last tile) multiplies them by
+// the slot's multiplier. A repeated query computes and stores the same bytes twice.
 // @ts-ignore: decorator
-@inline function values4<T>(vb: usize, rowStride: usize, t0: i32, t1: i32, span: i32, w: usize, ws: usize,
-                            part: usize, out: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32,
-                            mask: v128): void {
-  const s0 = slotPtr(part, r, h, b, n_head, n_blocks, head_dim), ss = <usize>(n_blocks * (4 + head_dim)) << 2 // next head's slot
-  const d0 = dest(s0, out, r, h, n_head, n_blocks, head_dim), ds = n_blocks == 1 ? <usize>head_dim << 2 : ss
-  const m0 = multiplier(s0, span), m1 = multiplier(s0 + ss, span)
-  const m2 = multiplier(s0 + 2 * ss, span), m3 = multiplier(s0 + 3 * ss, span)
+@inline function valuesQuad<K>(v: usize, vs: usize, cnt: i32, w0: usize, w1: usize, w2: usize, w3: usize,
+                               z0: usize, z1: usize, z2: usize, z3: usize, d0: usize, d1: usize, d2: usize, d3: usize,
+                               span: i32, head_dim: i32, mask: v128): void {
+  const m0 = multiplier(z0, span), m1 = multiplier(z1, span), m2 = multiplier(z2, span), m3 = multiplier(z3, span)
   for (let i = 0; i < head_dim; i += 8) {
     const o = <usize>i << 2
-    let a0 = sum(d0 + o, span), c0 = sum(d0 + o + 16, span), a1 = sum(d0 + ds + o, span), c1 = sum(d0 + ds + o + 16, span)
-    let a2 = sum(d0 + 2 * ds + o, span), c2 = sum(d0 + 2 * ds + o + 16, span)
-    let a3 = sum(d0 + 3 * ds + o, span), c3 = sum(d0 + 3 * ds + o + 16, span)
-    for (let t = t0; t < t1; t++) {
-      const v = vb + <usize>t * rowStride
-      const x0 = lo8<T>(v, i, mask), x1 = hi8<T>(v, i, mask)
-      const wt = w + (<usize>t << 2)
+    let a0 = sum(d0 + o, span), c0 = sum(d0 + o + 16, span), a1 = sum(d1 + o, span), c1 = sum(d1 + o + 16, span)
+    let a2 = sum(d2 + o, span), c2 = sum(d2 + o + 16, span), a3 = sum(d3 + o, span), c3 = sum(d3 + o + 16, span)
+    for (let t = 0; t < cnt; t++) {
+      const row = v + <usize>t * vs
+      const x0 = lo8<K>(row, i, mask), x1 = hi8<K>(row, i, mask)
+      const wt = <usize>t << 2
       // one weight splat live at a time: 8 accumulators + 2 values + 1 weight + the mask fit the registers
-      let p = v128.load32_splat(wt)
+      let p = v128.load32_splat(w0 + wt)
       a0 = madd(p, x0, a0); c0 = madd(p, x1, c0)
-      p = v128.load32_splat(wt + ws)
+      p = v128.load32_splat(w1 + wt)
       a1 = madd(p, x0, a1); c1 = madd(p, x1, c1)
-      p = v128.load32_splat(wt + 2 * ws)
+      p = v128.load32_splat(w2 + wt)
       a2 = madd(p, x0, a2); c2 = madd(p, x1, c2)
-      p = v128.load32_splat(wt + 3 * ws)
+      p = v128.load32_splat(w3 + wt)
       a3 = madd(p, x0, a3); c3 = madd(p, x1, c3)
     }
     v128.store(d0 + o, f32x4.mul(a0, m0)); v128.store(d0 + o, f32x4.mul(c0, m0), 16)
-    v128.store(d0 + ds + o, f32x4.mul(a1, m1)); v128.store(d0 + ds + o, f32x4.mul(c1, m1), 16)
-    v128.store(d0 + 2 * ds + o, f32x4.mul(a2, m2)); v128.store(d0 + 2 * ds + o, f32x4.mul(c2, m2), 16)
-    v128.store(d0 + 3 * ds + o, f32x4.mul(a3, m3)); v128.store(d0 + 3 * ds + o, f32x4.mul(c3, m3), 16)
-  }
-}
-
-// values4 for one head.
-// @ts-ignore: decorator
-@inline function values1<T>(vb: usize, rowStride: usize, t0: i32, t1: i32, span: i32, w: usize,
-                            part: usize, out: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32,
-                            mask: v128): void {
-  const s0 = slotPtr(part, r, h, b, n_head, n_blocks, head_dim)
-  const d0 = dest(s0, out, r, h, n_head, n_blocks, head_dim)
-  const m0 = multiplier(s0, span)
-  for (let i = 0; i < head_dim; i += 8) {
-    const o = <usize>i << 2
-    let a0 = sum(d0 + o, span), c0 = sum(d0 + o + 16, span)
-    for (let t = t0; t < t1; t++) {
-      const v = vb + <usize>t * rowStride
-      const p0 = v128.load32_splat(w + (<usize>t << 2))
-      a0 = madd(p0, lo8<T>(v, i, mask), a0)
-      c0 = madd(p0, hi8<T>(v, i, mask), c0)
-    }
-    v128.store(d0 + o, f32x4.mul(a0, m0)); v128.store(d0 + o, f32x4.mul(c0, m0), 16)
+    v128.store(d1 + o, f32x4.mul(a1, m1)); v128.store(d1 + o, f32x4.mul(c1, m1), 16)
+    v128.store(d2 + o, f32x4.mul(a2, m2)); v128.store(d2 + o, f32x4.mul(c2, m2), 16)
+    v128.store(d3 + o, f32x4.mul(a3, m3)); v128.store(d3 + o, f32x4.mul(c3, m3), 16)
   }
 }
 

@@ -28,6 +28,15 @@ export const MAX_BATCH = 32
 /** Positions per attention work item (assembly/ops/attention.ts): split-K granularity. */
 export const ATT_BLOCK = 128
 
+/**
+ * Slots for the attention's widened tiles (ATT_TILE positions × head_dim f32 each: 16 KiB for
+ * 2B4T): a call claims one while it runs, and with more threads than slots the calls that find
+ * none widen in registers (the same bytes, a little slower).
+ */
+const ATT_TILE_SLOTS = 32
+/** Positions per attention tile: TILE in assembly/ops/attention.ts (which checks a slot holds one). */
+const ATT_TILE = 32
+
 /** Attention round 1 per KV type; the SIMD kernels need head_dim % 8 == 0, else their scalar twins run. */
 const ATTENTION_PARTIAL = {
   f32: { simd: 'attention_partial_f32', ref: 'attention_partial_f32_ref' },
@@ -77,6 +86,7 @@ interface RunState {
   att: number // F32_BYTES [B][n_head][ctx blocks · ATT_BLOCK]   attention scores, one slice per work item
   part: number // F32_BYTES [B][n_head][ctx blocks][4 + head_dim]  per-block softmax partials (m, l, acc)
   count: number // i32 [B][n_head_kv]   blocks done per kv head of a job's first row (attention's combine)
+  tiles: number // attention's widened-tile slots: i32 [slots, floats a slot], a flag per 64 B line, the slots
   rope: number // F32_BYTES [B][n_rot]        cos (n_rot/2), then sin (n_rot/2), of each row's position
   logits: number // F32_BYTES [B][vocab]
   oq: number // i8 [B][n_embd padded to 128]  output-norm vectors quantized per 128-block (Q8B, Q4B)
@@ -282,7 +292,9 @@ export class Transformer {
       // The state area served as scratch during loading: its dirty start goes back to zeros
       // (the rest of a fresh memory is zero, and stays untouched: no pages of an unused KV cache).
       new Uint8Array(g.memory.buffer, g.arena.top, g.scratchBytes).fill(0)
-      return { memory: g.memory, first: g.first, end: g.end, kern: g.kernels, s: allocState(g.arena, model.config, contextSize) }
+      const s = allocState(g.arena, model.config, contextSize)
+      new Int32Array(g.memory.buffer, s.tiles, 2).set([ATT_TILE_SLOTS, ATT_TILE * model.config.headDim])
+      return { memory: g.memory, first: g.first, end: g.end, kern: g.kernels, s }
     })
     this.layerSeg = Array.from({ length: model.config.nLayer }, (_, l) => this.segs.findIndex((g) => l >= g.first && l < g.end))
     ;({ memory: this.memory, kern: this.kern, s: this.s } = this.segs[0])
@@ -644,7 +656,8 @@ export class Transformer {
   // that finishes a kv head's last block (counted in `count`, zeroed here before the round).
   // Consecutive rows of one cache at consecutive positions (a prompt chunk) form one job,
   // which reads each key and value once for all of them. A job's scratch is that of its
-  // first row, so jobs of one round never share any.
+  // first row, so jobs of one round never share any; the widened-tile slots (s.tiles) are
+  // claimed by each call that uses one.
   private attention(rows: readonly BatchRow[], l: number): void {
     const c = this.config, s = this.s
     const qDim = c.nHead * c.headDim
@@ -660,7 +673,7 @@ export class Transformer {
       const q = s.q + t * qDim * F32_BYTES, out = s.ao + t * qDim * F32_BYTES
       const att = s.att + t * c.nHead * maxBlocks * ATT_BLOCK * F32_BYTES
       const part = s.part + t * c.nHead * maxBlocks * (4 + c.headDim) * F32_BYTES
-      jobs.push([ATTENTION_PARTIAL[this.kvType][simd], q, kv.kAt(l), kv.vAt(l), att, part, s.count + t * c.nHeadKv * 4, out,
+      jobs.push([ATTENTION_PARTIAL[this.kvType][simd], q, kv.kAt(l), kv.vAt(l), att, part, s.count + t * c.nHeadKv * 4, s.tiles, out,
         n, c.nHead, c.nHeadKv, c.headDim, nPos, ATT_BLOCK])
       t += n
     }
@@ -763,6 +776,7 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
     att: a.alloc(B * c.nHead * maxBlocks * ATT_BLOCK * F32_BYTES),
     part: a.alloc(B * c.nHead * maxBlocks * (4 + c.headDim) * F32_BYTES),
     count: a.alloc(B * c.nHeadKv * 4),
+    tiles: a.alloc(64 + ATT_TILE_SLOTS * (64 + ATT_TILE * c.headDim * F32_BYTES)),
     rope: a.alloc(B * c.nRot * F32_BYTES),
     logits: a.alloc(B * c.vocabSize * F32_BYTES),
     oq: a.alloc(B * kpOut),

@@ -78,8 +78,8 @@ const groups = (rows: number, size: number) => Math.ceil(rows / size)
  * (the item finishing a kv head's last block also combines its blocks: n·group·blocks·head_dim).
  */
 const ATTENTION_PARTIAL = {
-  kinds: 'iiiiiiiiiiiii',
-  work: ([, , , , , , , n, nHead, nHeadKv, headDim, nPos, block]: number[]): Work =>
+  kinds: 'iiiiiiiiiiiiii',
+  work: ([, , , , , , , , n, nHead, nHeadKv, headDim, nPos, block]: number[]): Work =>
     ({ items: nHeadKv * Math.ceil((nPos + n - 1) / block), cost: 8 * block * headDim * n * (nHead / nHeadKv) }),
 } as const
 

@@ -69,7 +69,7 @@ export interface Kernels {
 }
 
 /** Attention (assembly/ops/attention.ts): partial softmax results per (kv head, block), combined by the last block of each kv head. */
-type AttentionPartial = (q: Ptr, kc: Ptr, vc: Ptr, att: Ptr, part: Ptr, count: Ptr, out: Ptr, n: number, nHead: number, nHeadKv: number,
+type AttentionPartial = (q: Ptr, kc: Ptr, vc: Ptr, att: Ptr, part: Ptr, count: Ptr, tiles: Ptr, out: Ptr, n: number, nHead: number, nHeadKv: number,
   headDim: number, nPos: number, block: number, first: number, end: number) => void
 
 /** First byte the host may allocate: below it sit the module's read-only data segments. */
