@@ -8,6 +8,7 @@
 //   ours-i2s   bitnet-wasm on the I2_S file (bitnet.cpp's format)
 //   ours-relaxed  the same with relaxed SIMD, on Node 24 from ../test/runtimes (else Node 20 + flag)
 //   ours-relaxed-q4  the same with the 4-bit output copy (--output-type q4)
+//   ours-relaxed-q4q8  the same with the bounded output head (--output-type q4+q8)
 //   base-i2s, base-relaxed  ours-i2s and ours-relaxed of another build of this repository
 //              (--base DIR: a checkout with its dist/ and build/ built), e.g. the commit before a change
 //
@@ -48,6 +49,9 @@ const ENGINES = {
   'ours-relaxed': { label: 'bitnet-wasm', file: 'i2s', run: runOurs, node: NODE24 },
   // The same with the 4-bit output copy (opt-in: +1.7 % perplexity on tiny-dev).
   'ours-relaxed-q4': { label: 'bitnet-wasm', file: 'i2s', run: (m) => runOurs(m, 'q4'), node: NODE24 },
+  // The same with the bounded head (--output-type q4+q8: the q8 head's tokens). On this untrained
+  // model's flat logits the candidates are too many and the full q8 pass follows the q4 one.
+  'ours-relaxed-q4q8': { label: 'bitnet-wasm', file: 'i2s', run: (m) => runOurs(m, 'q4+q8'), node: NODE24 },
   // Before/after pairs in one run: the same two engines from --base's build.
   'base-i2s': { label: 'bitnet-wasm (--base)', file: 'i2s', run: (m) => runOurs(m, 'auto', baseEntry()) },
   'base-relaxed': { label: 'bitnet-wasm (--base)', file: 'i2s', run: (m) => runOurs(m, 'auto', baseEntry()), node: NODE24 },

@@ -23,8 +23,8 @@ describe('layout table', () => {
     expect(layoutSize(OUTPUT_LAYOUTS.f32, 5, 130)).toEqual({ kp: 130, bytes: 5 * 130 * 4, scalesAt: 5 * 130 * 4 })
     // q8b: 5 rows stored as 8 (groups of 4), K 130 → 256, a scale per 128
     expect(layoutSize(OUTPUT_LAYOUTS.q8b, 5, 130)).toEqual({ kp: 256, scalesAt: 8 * 256, bytes: 8 * 256 + 8 * 2 * 4 })
-    // q4b: nibbles, a scale per 32
-    expect(layoutSize(OUTPUT_LAYOUTS.q4b, 5, 130)).toEqual({ kp: 256, scalesAt: 5 * 128, bytes: 5 * 128 + 5 * 8 * 4 })
+    // q4b: nibbles, a scale per 32, 5 rows stored as 8
+    expect(layoutSize(OUTPUT_LAYOUTS.q4b, 5, 130)).toEqual({ kp: 256, scalesAt: 8 * 128, bytes: 8 * 128 + 8 * 8 * 4 })
   })
 
   it('builds jobs of ops the pool runs, with their argument counts', () => {

@@ -61,18 +61,45 @@ export function matmul_q8b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsu
   const range = span((rows + 3) >> 2, first, end)
   for (let t = 0; t < ntok; t++) {
     const xt = xq + <usize>(t * kp), st = xs + (<usize>(t * nb) << 2), ot = xsum8 + (<usize>(t * nb) << 4)
-    for (let r = <i32>(range >> 32) * 4; r < min(rows, <i32>range * 4); r++) {
-      let acc: f32 = 0
-      for (let b = 0; b < nb; b++) {
-        const p = w + blockAt(r, b, kp)
-        let dot = 0
-        for (let i = 0; i < BLOCK; i++) dot += <i32>load<u8>(p + <usize>i) * <i32>load<i8>(xt + <usize>(b * BLOCK + i))
-        dot -= offsetSum(ot, b)
-        acc += load<f32>(ws + scaleAt(r, b, nb)) * load<f32>(st + (<usize>b << 2)) * <f32>dot
-      }
-      store<f32>(y + (<usize>(t * rows + r) << 2), acc)
-    }
+    for (let r = <i32>(range >> 32) * 4; r < min(rows, <i32>range * 4); r++) store<f32>(y + (<usize>(t * rows + r) << 2), rowRef(w, ws, xt, st, ot, r, kp))
   }
+}
+
+// Row r's logit for one token's activations (xt, st, ot), summed as the kernels sum it.
+// @ts-ignore: decorator
+@inline function rowRef(w: usize, ws: usize, xt: usize, st: usize, ot: usize, r: i32, kp: i32): f32 {
+  const nb = kp / BLOCK
+  let acc: f32 = 0
+  for (let b = 0; b < nb; b++) {
+    const p = w + blockAt(r, b, kp)
+    let dot = 0
+    for (let i = 0; i < BLOCK; i++) dot += <i32>load<u8>(p + <usize>i) * <i32>load<i8>(xt + <usize>(b * BLOCK + i))
+    dot -= offsetSum(ot, b)
+    acc += load<f32>(ws + scaleAt(r, b, nb)) * load<f32>(st + (<usize>b << 2)) * <f32>dot
+  }
+  return acc
+}
+
+/** Scalar reference of rescore_q8b_i8. */
+export function rescore_q8b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
+                                   rows: i32, kp: i32, groups: usize, count: i32, first: i32, end: i32): void {
+  const range = span(count, first, end)
+  for (let i = <i32>(range >> 32); i < <i32>range; i++) {
+    const g = load<i32>(groups + (<usize>i << 2))
+    for (let r = g * 4; r < min(rows, g * 4 + 4); r++) store<f32>(y + (<usize>r << 2), rowRef(w, ws, xq, xs, xsum8, r, kp))
+  }
+}
+
+/**
+ * One token's logits of the listed 4-row groups only (`count` i32 group indices at `groups`,
+ * items of the thread split): the exact rescoring of a bounded output head's candidates
+ * (src/model/output-head.ts). Each group is the tile matmul_q8b_i8 runs for it, so every
+ * logit is bit for bit the one the full pass gives.
+ */
+export function rescore_q8b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
+                               rows: i32, kp: i32, groups: usize, count: i32, first: i32, end: i32): void {
+  const range = span(count, first, end)
+  for (let i = <i32>(range >> 32); i < <i32>range; i++) tile(w, ws, xq, xs, xsum8, y, rows, kp, load<i32>(groups + (<usize>i << 2)), 0, 1)
 }
 
 // acc + Σ of c·x over 16 columns as 4 i32 lanes: one `i32x4.relaxed_dot_i8x16_i7x16_add_s`

@@ -29,8 +29,13 @@ export interface ModelOptions {
   /**
    * Output projection storage: 'q8' (8-bit copy, half the bytes of F16; perplexity cost
    * on tiny-dev −0.01 %), 'q4' (4-bit copy, 0.6× the bytes of q8; perplexity +1.7 % on
-   * tiny-dev, over the 0.5 % budget, so never chosen by 'auto'), 'f16' (exact, as in the
-   * file) or 'auto' (default: q8 for matrices of ≥ 64 Mi weights such as 2B4T's, f16 below).
+   * tiny-dev, over the 0.5 % budget, so never chosen by 'auto'), 'q4+q8' (both copies, 1.6×
+   * q8's memory: a decode step reads the q4 copy and rescores with the q8 one the tokens
+   * that can still be picked, so greedy and top-k sampling give exactly q8's tokens; logits(),
+   * log-probabilities, grammars and sampling without top-k read the q8 copy whole), 'f16'
+   * (exact, as in the file) or 'auto' (default: q8 for matrices of ≥ 64 Mi weights such as
+   * 2B4T's, f16 below).
+   * @example loadModel(path, { outputType: 'q4+q8' })
    */
   outputType?: OutputType
   /**

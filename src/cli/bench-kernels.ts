@@ -20,6 +20,8 @@ interface KernelCase {
   tokens?: number
   /** Work done once per input vector before the matvec (LUT build), if any. */
   prep?: (k: ReturnType<typeof instantiateKernels>, b: Buffers) => void
+  /** Bytes of a row's weights when f32 block scales follow the rows (the rest of rowBytes). */
+  scalesAfter?: number
 }
 
 interface Buffers { w: number; q: number; meta: number; lut: number; xq: number; xs: number; xsum: number; ws: number; x: number; y: number }
@@ -36,7 +38,11 @@ const CASES: KernelCase[] = [
     name: 'tl (ternary LUT)', rowBytes: K / 4, job: (b, rows) => ['matvec_tl_i8', b.w, b.lut, b.meta, 1, b.y, rows, K],
     prep: (k, b) => k.lut_build_i8(b.q, K, b.lut),
   },
-  { name: 'q8b (output)', rowBytes: K + (K / 128) * 4, job: (b, rows) => ['matmul_q8b_i8', b.w, b.ws, b.xq, b.xs, b.xsum, b.y, rows, K, 1] },
+  { name: 'q8b (output)', rowBytes: K + (K / 128) * 4, scalesAfter: K, job: (b, rows) => ['matmul_q8b_i8', b.w, b.ws, b.xq, b.xs, b.xsum, b.y, rows, K, 1] },
+  {
+    name: 'q4b (output, q4+q8 pass)', rowBytes: K / 2 + (K / 32) * 4, scalesAfter: K / 2,
+    job: (b, rows) => ['matvec_q4b_i8', b.w, b.ws, b.xq, b.xs, b.xsum, b.y, rows, K],
+  },
   { name: 'f16 (output)', rowBytes: K * 2, job: (b, rows) => ['matvec_f16_f32', b.w, b.x, b.y, rows, K] },
 ]
 
@@ -71,7 +77,9 @@ export async function benchKernels(threads: number, variant?: KernelVariant, log
       for (const c of CASES) {
         for (const [size, bytes] of [['L2', L2_BYTES], ['DRAM', DRAM_BYTES]] as const) {
           const rows = Math.floor(bytes / c.rowBytes / 16) * 16
-          b.ws = b.w + rows * K // q8b scales after its byte rows
+          // block scales after the weight rows, normal floats (random bits would hold denormals)
+          b.ws = b.w + rows * (c.scalesAfter ?? 0)
+          if (c.scalesAfter) new Float32Array(memory.buffer, b.ws, (rows * (c.rowBytes - c.scalesAfter)) / 4).fill(1 / 64)
           const job = c.job(b, rows)
           const us = timeMedian(() => { c.prep?.(k, b); pool.run([job]) })
           const r: KernelResult = { variant: v, kernel: c.name, size, threads: n, usPerCall: us, gbPerSecPerThread: (rows * c.rowBytes * (c.tokens ?? 1)) / (us * 1e3) / n }

@@ -6,6 +6,9 @@ import { openModelContents } from '../api/load-model.js'
 import { parse, printJson } from './common.js'
 import { formatBytes } from './progress.js'
 import { KV_AUTO_F16_BYTES, kvBytesPerToken } from '../model/transformer.js'
+import { layoutSize, outputPassAt, OUTPUT_LAYOUTS } from '../model/layouts.js'
+import { AUTO_Q8_ELEMENTS } from '../model/load.js'
+import type { ModelConfig } from '../model/config.js'
 
 export const INFO_HELP = `bitnet info MODEL [--json]
   prints architecture, shapes, tensor types and sizes, tokenizer and chat template
@@ -43,6 +46,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
       tensor_types: types,
       kv_bytes_per_token: { f16: kvBytesPerToken(config, 'f16'), f32: kvBytesPerToken(config, 'f32') },
       kv_auto_f16_from: Math.ceil(KV_AUTO_F16_BYTES / kvBytesPerToken(config, 'f32')),
+      output_head: outputHead(config),
       tokenizer: {
         model: m ? metaStringOpt(m, 'tokenizer.ggml.model') : 'tokenizer.json',
         pre: m ? metaStringOpt(m, 'tokenizer.ggml.pre') ?? '(missing: llama-bpe assumed)' : 'tokenizer.json',
@@ -69,6 +73,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
       `  KV cache      ${formatBytes(info.kv_bytes_per_token.f32)} per token in f32, ${formatBytes(info.kv_bytes_per_token.f16)} in f16; ` +
         `${formatBytes(info.kv_bytes_per_token.f32 * c.contextLength)} / ${formatBytes(info.kv_bytes_per_token.f16 * c.contextLength)} at ${c.contextLength} tokens; ` +
         `default (auto) f16 from ${info.kv_auto_f16_from} tokens of context`,
+      `  output head   ${formatOutputHead(info.output_head)}`,
       `  tensors       ${contents.tensors.length}: ` +
         Object.entries(types).map(([k, v]) => `${v.count} ${k} (${formatBytes(v.bytes)})`).join(', '),
       `  tokenizer     ${info.tokenizer.model}, pre ${info.tokenizer.pre}, bos ${info.tokenizer.bos}, eos ${info.tokenizer.eos}`,
@@ -79,4 +84,21 @@ export async function infoCommand(argv: string[]): Promise<number> {
   } finally {
     await contents.close?.()
   }
+}
+
+/** Bytes of the output projection per --output-type (read per token = held, but for q4+q8). */
+function outputHead(c: ModelConfig) {
+  const bytes = (t: keyof typeof OUTPUT_LAYOUTS) => layoutSize(OUTPUT_LAYOUTS[t], c.vocabSize, c.nEmbd).bytes
+  const pass = outputPassAt(0, c.vocabSize, c.nEmbd).bytes
+  return {
+    auto: c.vocabSize * c.nEmbd >= AUTO_Q8_ELEMENTS ? 'q8' : 'f16',
+    f16: bytes('f16'), q8: bytes('q8b'), q4: bytes('q4b'),
+    /** q4+q8 holds both copies and reads the q4 one (+ bounds) and the rescored rows per token. */
+    'q4+q8': { memory: bytes('q8b') + pass, pass },
+  }
+}
+
+function formatOutputHead(h: ReturnType<typeof outputHead>): string {
+  return `f16 ${formatBytes(h.f16)}, q8 ${formatBytes(h.q8)}, q4 ${formatBytes(h.q4)} per token (auto: ${h.auto}); ` +
+    `q4+q8 holds ${formatBytes(h['q4+q8'].memory)}, reads ${formatBytes(h['q4+q8'].pass)} + the rescored rows`
 }

@@ -16,6 +16,7 @@
  * tokens above a logit floor that provably contains the top-p nucleus / min-p survivors.
  */
 import { InvalidArgumentError, NumericalError } from '../errors.js'
+import type { LogitNeed } from '../model/output-head.js'
 
 /** Sampler settings. Each filter has a value that disables it (noted per field). */
 export interface SamplerOptions {
@@ -180,13 +181,41 @@ export class Sampler {
     return out
   }
 
+  /**
+   * What the next {@link sample} reads of the logits, for an output head that computes only
+   * that exactly (src/model/output-head.ts): the k largest (greedy: 1; top-k: k) with the tokens
+   * bias and penalties change, or undefined when it reads the whole distribution (temperature
+   * without top-k). {@link sampleDetailed}'s log-probabilities always need all logits.
+   *
+   * @example
+   * ```ts
+   * new Sampler({ temperature: 0 }).logitNeed([])  // { topK: 1, exactIds: [] }
+   * ```
+   */
+  logitNeed(history: ArrayLike<number>): LogitNeed | undefined {
+    const o = this.options
+    const topK = o.temperature === 0 ? 1 : o.topK
+    if (topK === 0) return undefined
+    const exactIds = Array.from(this.#biasIds)
+    if (this.#penalizes(history)) for (let i = Math.max(0, history.length - this.#penaltyWindow()); i < history.length; i++) exactIds.push(history[i])
+    return { topK, exactIds }
+  }
+
+  #penalizes(history: ArrayLike<number>): boolean {
+    const o = this.options
+    return (o.repeatPenalty !== 1 || o.frequencyPenalty !== 0 || o.presencePenalty !== 0) && o.penaltyLastN !== 0 && history.length > 0
+  }
+
+  /** How many of the last history ids the penalties look at (-1: all). */
+  #penaltyWindow(): number {
+    return this.options.penaltyLastN < 0 ? Infinity : this.options.penaltyLastN
+  }
+
   /** Checks the logits and applies bias and penalties (to a reused copy; the input is untouched). */
   #prepare(logits: Float32Array, history: ArrayLike<number>): Float32Array {
     const n = logits.length
     if (n === 0 || n > MAX_IDS) throw new InvalidArgumentError(`logits length ${n} is not in [1, 2^${ID_BITS}]`)
-    const o = this.options
-    const penalties = (o.repeatPenalty !== 1 || o.frequencyPenalty !== 0 || o.presencePenalty !== 0) &&
-      o.penaltyLastN !== 0 && history.length > 0
+    const penalties = this.#penalizes(history)
     if (this.#biasIds.length === 0 && !penalties) return logits
     if (this.#work.length !== n) this.#work = new Float32Array(n)
     const x = this.#work
@@ -306,7 +335,7 @@ export class Sampler {
   /** Applies repetition/frequency/presence penalties in place over the last penaltyLastN ids of history. */
   #penalize(x: Float32Array, history: ArrayLike<number>): void {
     const o = this.options
-    const start = o.penaltyLastN < 0 ? 0 : Math.max(0, history.length - o.penaltyLastN)
+    const start = Math.max(0, history.length - this.#penaltyWindow())
     const counts = new Map<number, number>()
     for (let i = start; i < history.length; i++) {
       const id = history[i]

@@ -15,6 +15,7 @@ import { AbortError, BusyError, ContextFullError, InvalidArgumentError, ModelFor
 import { Generation, type GenerateOptions, type GenerationChunk, type GenerationResult, type GenerationRun } from './generation.js'
 import type { Logger } from '../logger.js'
 import { MAX_BATCH, type KvCache, type Transformer } from '../model/transformer.js'
+import type { LogitNeed } from '../model/output-head.js'
 import { createResponseConstraint } from '../grammar/response-format.js'
 import { PromptLookup } from './prompt-lookup.js'
 import { Sampler, type SampledToken } from './sampler.js'
@@ -264,7 +265,7 @@ export class Session {
     let text = ''
     let finishReason: GenerationResult['finishReason'] = 'length'
     const t0 = performance.now()
-    const { pick, constraint, wantLogprobs } = picker(opts, tokenizer, sampler, history, stopIds)
+    const { pick, need, constraint, wantLogprobs } = picker(opts, tokenizer, sampler, history, stopIds)
     const ends = (s: Sampled) => stopIds.has(s.token) || constraint?.isComplete() === true
     const logprobs: GenerationChunk[] = []
     const drafting: Drafting = { lookup: opts.draft === 'prompt-lookup' ? new PromptLookup(DRAFT_ROWS - 1) : undefined, proposed: 0, accepted: 0 }
@@ -288,7 +289,7 @@ export class Session {
         if (tokens.length >= maxTokens) break
         if (this.#stopped(signal)) { finishReason = 'abort'; break }
         if (queue.length > 0) continue
-        const sampled = await this.#step(tok, maxTokens - tokens.length, { keep, signal, history, pick, ends, drafting })
+        const sampled = await this.#step(tok, maxTokens - tokens.length, { keep, signal, history, pick, need, ends, drafting })
         if (sampled === undefined) { finishReason = 'abort'; break }
         queue = sampled
       }
@@ -316,7 +317,7 @@ export class Session {
     }
     const { drafting } = g
     const draft = drafting.lookup?.draft(g.history, Math.min(left, this.#host.contextSize - 1 - pos) - 1) ?? []
-    const sampled = await this.#verify(tok, draft, g.pick, g.ends)
+    const sampled = await this.#verify(tok, draft, g)
     if (sampled !== undefined && draft.length > 0) {
       const accepted = sampled.length - (sampled[sampled.length - 1].token === draft[sampled.length - 1] ? 0 : 1)
       drafting.lookup!.record(draft.length, accepted)
@@ -343,9 +344,10 @@ export class Session {
    * probability p(d) (= min(1, p/q)), and on a rejection the token drawn is distributed as p
    * without d, renormalised.
    */
-  async #verify(tok: number, draft: number[], pick: (logits: Float32Array) => Sampled, ends: (s: Sampled) => boolean): Promise<Sampled[] | undefined> {
+  async #verify(tok: number, draft: number[], { pick, need, ends }: StepContext): Promise<Sampled[] | undefined> {
     const pos = this.#tokens.length
-    const rows = [tok, ...draft].map((token, i) => ({ token, pos: pos + i, kv: this.#kv }))
+    const rowNeed = need(draft)
+    const rows = [tok, ...draft].map((token, i) => ({ token, pos: pos + i, kv: this.#kv, need: rowNeed }))
     return this.#host.scheduler.decode(rows, (logits) => {
       const out: Sampled[] = []
       for (let i = 0; i < rows.length; i++) {
@@ -421,6 +423,7 @@ interface StepContext {
   signal?: AbortSignal
   history: number[]
   pick: (logits: Float32Array) => Sampled
+  need: (draft: readonly number[]) => LogitNeed | undefined
   ends: (s: Sampled) => boolean
   drafting: Drafting
 }
@@ -428,7 +431,10 @@ interface StepContext {
 /**
  * How a generation samples: `pick` samples a token and commits it to what later samples see
  * (grammar state, penalty history), unless it ends the generation. Structured output masks a
- * copy of the logits to the tokens its grammar allows.
+ * copy of the logits to the tokens its grammar allows. `need`: what the rows of a pass (the
+ * next token, then after each draft token) read of their logits (BatchRow.need): all of them
+ * with a grammar or log-probabilities, else the sampler's, with the draft tokens exact too
+ * (they join the penalty history of the rows after them).
  */
 function picker(opts: GenerateOptions, tokenizer: BitnetTokenizer, sampler: Sampler, history: number[], stopIds: Set<number>) {
   const constraint = createResponseConstraint(opts.responseFormat, tokenizer)
@@ -440,7 +446,11 @@ function picker(opts: GenerateOptions, tokenizer: BitnetTokenizer, sampler: Samp
     if (!stopIds.has(s.token)) { constraint?.accept(s.token); history.push(s.token) }
     return s
   }
-  return { pick, constraint, wantLogprobs }
+  const need = (draft: readonly number[]): LogitNeed | undefined => {
+    const n = constraint || wantLogprobs ? undefined : sampler.logitNeed(history)
+    return n && { topK: n.topK, exactIds: [...n.exactIds, ...draft] }
+  }
+  return { pick, need, constraint, wantLogprobs }
 }
 
 /** The result of a finished generation: its text and tokens, usage and timings (t0 start, tPrompt prompt evaluated, tEnd). */

@@ -7,7 +7,8 @@
  * Ternary projections take the layout of the model's ternary kernel: i2s_x4 (the multiply-add
  * kernel, assembly/formats/i2s.ts) or tl16 (the lookup-table kernel, assembly/formats/tl.ts). The
  * output projection (the embedding when tied) is f16, f32, or a quantized copy made at load: q8b
- * (a byte per weight, assembly/formats/q8b.ts) or q4b (4 bits, assembly/formats/q4b.ts).
+ * (a byte per weight, assembly/formats/q8b.ts) or q4b (4 bits, assembly/formats/q4b.ts), or q8b with a
+ * q4b pass copy (the bounded head, output-head.ts).
  */
 import { packX4FromCodes } from '../formats/i2s-x4.js'
 import { packTlFromCodes } from '../formats/tl16.js'
@@ -42,6 +43,22 @@ export interface FloatMatrix {
   type: OutputLayoutName
   kp: number
   scales: number
+  /** A q8b matrix's 4-bit pass copy and row bounds (outputType 'q4+q8', src/model/output-head.ts). */
+  pass?: OutputPass
+}
+
+/**
+ * The pass copy of a bounded output head, after the q8b matrix: the q4b copy of the same rows
+ * (weights at `ptr`, scales at `scales`) and per row the f32 bound e of |logit_q8 − logit_q4| ≤ e · ‖x̂‖₂
+ * (`bounds`, bound_rows_q4b_q8b).
+ */
+export interface OutputPass { ptr: number; scales: number; bounds: number }
+
+/** Where the pass copy of a rows × cols q8b matrix at `ptr` goes (right after it), and the bytes it adds. */
+export function outputPassAt(ptr: number, rows: number, cols: number): { pass: OutputPass; bytes: number } {
+  const at = ptr + layoutSize(OUTPUT_LAYOUTS.q8b, rows, cols).bytes
+  const q4 = layoutSize(OUTPUT_LAYOUTS.q4b, rows, cols)
+  return { pass: { ptr: at, scales: at + q4.scalesAt, bounds: at + q4.bytes }, bytes: q4.bytes + rows * 4 }
 }
 
 /** Where a layout's bytes go: rows in groups (rows padded to it), K padded to a block, optional f32 scales after the rows. */
@@ -134,9 +151,9 @@ export const OUTPUT_LAYOUTS: Record<OutputLayoutName, OutputLayout> = {
     matmul: (m, a, y, n) => ['matmul_q8b_i8', m.ptr, m.scales, a.q, a.scales, a.sums, y, m.rows, m.kp, n],
     embedRow: (k, _, m, token, dst) => k.dequantize_row_q8b(m.ptr, m.scales, token, m.cols, m.kp, dst),
   },
-  // Nibbles [rows][kp/2], an f32 scale per 32.
+  // Nibbles and an f32 scale per 32, rows in groups of 4 (one stream per group, as q8b).
   q4b: {
-    option: 'q4', groupRows: 1, kBlock: 128, rowBytes: (kp) => kp / 2, scaleBlock: 32, convert: 'quantize_rows_f16_q4b', activation: 'i8',
+    option: 'q4', groupRows: 4, kBlock: 128, rowBytes: (kp) => kp / 2, scaleBlock: 32, convert: 'quantize_rows_f16_q4b', activation: 'i8',
     matvec: (m, a, y) => ['matvec_q4b_i8', m.ptr, m.scales, a.q, a.scales, a.sums, y, m.rows, m.kp],
     embedRow: (k, _, m, token, dst) => k.dequantize_row_q4b(m.ptr, m.scales, token, m.cols, m.kp, dst),
   },

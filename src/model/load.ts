@@ -18,7 +18,7 @@ import type { ModelContents, ModelTensor } from './contents.js'
 import { assertFiniteTensor, nonFiniteWeight } from './numerics.js'
 import { unpermuteQkRows } from './qk-permute.js'
 import { selectTernaryKernel } from './kernel-select.js'
-import { layoutSize, OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type FloatMatrix, type OutputLayoutName, type TernaryKernel, type TernaryWeight } from './layouts.js'
+import { layoutSize, outputPassAt, OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type FloatMatrix, type OutputLayoutName, type TernaryKernel, type TernaryWeight } from './layouts.js'
 import { layerTensors, modelTensors, scaleTensorName } from './tensors.js'
 import { checkMemoryLimits, MAX_SEGMENT_BYTES, memorySizes, planSegments, reservationError, type Placed, type Segment, type SegmentPlan, type StateSize } from './segments.js'
 
@@ -37,11 +37,12 @@ export interface HostMatrix {
 
 /**
  * How the output projection is stored: 'f16' (exact, F16 files), 'q8' (a byte per weight,
- * half the bytes), 'q4' (4-bit copy, 5 bits per weight with scales), or 'auto': q8 when the
- * matrix is large enough to dominate a decode step's reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B,
- * 8B), exact f16 below (tiny models, 0.7B).
+ * half the bytes), 'q4' (4-bit copy, 5 bits per weight with scales), 'q4+q8' (both: decode
+ * steps read the q4 copy and rescore the tokens that can win with the q8 one, giving the q8
+ * head's tokens; output-head.ts), or 'auto': q8 when the matrix is large enough to dominate a
+ * decode step's reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B, 8B), exact f16 below (tiny models, 0.7B).
  */
-export type OutputType = 'auto' | 'f16' | 'q8' | 'q4'
+export type OutputType = 'auto' | 'f16' | 'q8' | 'q4' | 'q4+q8'
 
 /** 64 Mi elements = 128 MiB of f16. */
 export const AUTO_Q8_ELEMENTS = 1 << 26
@@ -194,6 +195,7 @@ async function planMemories(contents: ModelContents, opts: LoadOptions): Promise
   for (const p of plan) {
     p.layer = Number(/^blk\.(\d+)\./.exec(p.info.name)?.[1] ?? -1)
     p.scratch = (p.matrixType && OUTPUT_LAYOUTS[p.matrixType].convert) || p.role === 'rows' ? Math.min(p.rows, MATRIX_CHUNK_ROWS) * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0
+    if (p.pass) p.scratch = Math.max(p.scratch, 8 * config.nEmbd) // the bounds' two dequantized rows
   }
   const state = opts.state(config)
   const capacity = Math.min(opts.segmentBytes ?? MAX_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
@@ -224,6 +226,8 @@ interface Planned extends Placed {
   cols: number
   gamma: number
   matrixType?: OutputLayoutName
+  /** A q8b matrix followed by its q4b pass copy and row bounds (outputType 'q4+q8'). */
+  pass?: boolean
   /** Padded K (of the output matrix's layout). */
   kp: number
   /** q/k rows stored permuted for NORM RoPE: heads to un-permute (config.rope 'norm'). */
@@ -298,8 +302,10 @@ function storagePlan(info: ModelTensor, role: Role, rows: number, cols: number, 
     p.bytes = layoutSize(TERNARY_LAYOUTS[kernel], rows, cols).bytes
   } else if (role === 'matrix') {
     const wanted = outputType === 'auto' ? (rows * cols >= AUTO_Q8_ELEMENTS ? 'q8' : 'f16') : outputType
-    p.matrixType = !HALF.includes(info.format) ? 'f32' : (Object.keys(OUTPUT_LAYOUTS) as OutputLayoutName[]).find((t) => OUTPUT_LAYOUTS[t].option === wanted)!
+    p.pass = wanted === 'q4+q8' && HALF.includes(info.format)
+    p.matrixType = !HALF.includes(info.format) ? 'f32' : (Object.keys(OUTPUT_LAYOUTS) as OutputLayoutName[]).find((t) => OUTPUT_LAYOUTS[t].option === (p.pass ? 'q8' : wanted))!
     ;({ kp: p.kp, bytes: p.bytes } = layoutSize(OUTPUT_LAYOUTS[p.matrixType], rows, cols))
+    if (p.pass) p.bytes += outputPassAt(0, rows, cols).bytes
   } else if (role !== 'rows') {
     p.bytes = rows * cols * 4
   }
@@ -462,7 +468,20 @@ async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: 
     const bad = kernels.find_nonfinite_f16(at, n * p.cols)
     if (bad >= 0) throw nonFiniteWeight(p.info.name, p.info.file, r0 * p.cols + bad, 'NaN or Inf (F16)')
     if (convert) kernels[convert](scratch, n, p.cols, p.kp, p.ptr + r0 * layout.rowBytes(p.kp), scales + r0 * (p.kp / layout.scaleBlock!) * 4, 0, n)
+    if (p.pass) storePassRows(p, kernels, scratch, scales, r0, n)
   }
+}
+
+/**
+ * Rows r0 … r0+n of the bounded head's pass copy: the q4b rows from the f16 rows in the scratch
+ * area, then each row's bound from its q4b and q8b rows (the f16 rows are no longer needed, so
+ * the scratch area holds the dequantized pair).
+ */
+function storePassRows(p: Planned, kernels: Kernels, scratch: number, scales8: number, r0: number, n: number): void {
+  const { pass } = outputPassAt(p.ptr, p.rows, p.cols)
+  const w4 = pass.ptr + r0 * OUTPUT_LAYOUTS.q4b.rowBytes(p.kp), s4 = pass.scales + r0 * (p.kp / OUTPUT_LAYOUTS.q4b.scaleBlock!) * 4
+  kernels.quantize_rows_f16_q4b(scratch, n, p.cols, p.kp, w4, s4, 0, n)
+  kernels.bound_rows_q4b_q8b(w4, s4, p.ptr + r0 * p.kp, scales8 + r0 * (p.kp / 128) * 4, n, p.cols, p.kp, scratch, pass.bounds + r0 * 4, 0, n)
 }
 
 /**
@@ -501,7 +520,7 @@ function assemble(plan: Planned[], c: ModelConfig, kernel: TernaryKernel): Model
   const matrix = (p: Planned): FloatMatrix => {
     const layout = OUTPUT_LAYOUTS[p.matrixType!]
     const scales = layout.scaleBlock ? p.ptr + layoutSize(layout, p.rows, p.cols).scalesAt : 0
-    return { ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp, scales }
+    return { ptr: p.ptr, rows: p.rows, cols: p.cols, type: p.matrixType!, kp: p.kp, scales, pass: p.pass ? outputPassAt(p.ptr, p.rows, p.cols).pass : undefined }
   }
   const get = (name: string) => byName.get(name)!
   const ternary = (name: string): TernaryWeight => {

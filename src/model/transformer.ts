@@ -15,7 +15,8 @@ import { assertFiniteLogits, firstNonFinite } from './numerics.js'
 import { ARCH_FAMILIES, type ModelConfig } from './config.js'
 import type { LoadedModel, ModelWeights } from './load.js'
 import type { Segment, StateSize } from './segments.js'
-import { OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type OutputRow, type QuantizedRows, type TernaryKernel, type TernaryWeight } from './layouts.js'
+import { OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type FloatMatrix, type OutputRow, type QuantizedRows, type TernaryKernel, type TernaryWeight } from './layouts.js'
+import { activationNorm, MAX_GROUP_SHARE, selectCandidates, type LogitNeed } from './output-head.js'
 
 /**
  * Rows a forward pass evaluates at once: prompt chunks, or one step of several sessions.
@@ -99,6 +100,7 @@ interface RunState {
   oq: number // i8 [B][n_embd padded to 128]  output-norm vectors quantized per 128-block (Q8B, Q4B)
   oqScales: number // F32_BYTES [B][n_embd padded / 128]
   oqSums: number // i32 [B][n_embd padded / 32]     8·Σ per 32-block (the weights' offsets)
+  groups: number // i32 [vocab / 4]   4-row groups of the output matrix to rescore (output-head.ts)
   ctl: number // thread-pool control block (runtime/protocol.ts)
 }
 
@@ -200,6 +202,12 @@ export interface BatchRow {
   kv?: KvCache
   /** Compute this row's logits (default false). */
   logits?: boolean
+  /**
+   * What the row's sampler reads of the logits. With a bounded output head ('q4+q8') and this
+   * the only row wanting logits, only those are exact (the k largest, and `exactIds`); tokens
+   * that cannot be among them get −Infinity. Without it, every logit is exact.
+   */
+  need?: LogitNeed
 }
 
 /** Bytes of an f32: buffer offsets are in bytes. */
@@ -263,6 +271,11 @@ export class Transformer {
   onLayer?: (layer: number, x: Float32Array) => void
   /** Forward passes so far (profiles divide the pool's round count by it). */
   passes = 0
+  /**
+   * The bounded output head's work so far: rows it served, candidate tokens and rescored 4-row
+   * groups over them, and rows where the candidates were too many and the full q8 pass ran.
+   */
+  readonly headStats = { rows: 0, candidates: 0, groups: 0, full: 0 }
   /** Time per op label since profiling was enabled (`bitnet bench --profile`). */
   profile?: Map<string, { ms: number; calls: number }>
   /** Row stride of a qa slot. */
@@ -318,9 +331,9 @@ export class Transformer {
     return t
   }
 
-  /** Storage of the output projection in use ('f16', 'f32' or 'q8b'). */
+  /** Storage of the output projection in use ('f16', 'f32', 'q8b', 'q4b', or 'q4b+q8b': the bounded head). */
   get outputType(): string {
-    return this.w.output.type
+    return this.w.output.pass ? 'q4b+q8b' : this.w.output.type
   }
 
   /** Memories the model is spread over (1 unless it is larger than one wasm32 memory). */
@@ -527,7 +540,8 @@ export class Transformer {
 
   // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]
   // (tied unless output.weight exists). Those rows take slots 0..m−1 of oq and logits, so
-  // the Q8B product is one pass over the matrix for the whole batch.
+  // the Q8B product is one pass over the matrix for the whole batch; a lone row with a `need`
+  // goes through the bounded head when the model has one.
   private logitsOf(rows: readonly BatchRow[]): (Float32Array | undefined)[] {
     const c = this.config, w = this.w, kern = this.kern, s = this.s
     const out = w.output, layout = OUTPUT_LAYOUTS[out.type]
@@ -545,14 +559,39 @@ export class Transformer {
       if (layout.matvec) jobs.push(layout.matvec(out, a, row(s.logits, i, c.vocabSize)))
     })
     if (layout.matmul && slotRow.length) jobs.push(layout.matmul(out, input(0, 0), s.logits, slotRow.length))
-    if (jobs.length) this.round('output', jobs)
     const heap = new Float32Array(this.memory.buffer)
     const logits: (Float32Array | undefined)[] = rows.map(() => undefined)
-    slotRow.forEach((t, i) => {
-      const l = logits[t] = heap.subarray(row(s.logits, i, c.vocabSize) / F32_BYTES, row(s.logits, i, c.vocabSize) / F32_BYTES + c.vocabSize)
-      assertFiniteLogits(l, rows[t].pos, () => this.locateNonFinite(rows[t].token, rows[t].pos, rows[t].kv ?? this.kv))
-    })
+    const view = (i: number) => heap.subarray(row(s.logits, i, c.vocabSize) / F32_BYTES, row(s.logits, i, c.vocabSize) / F32_BYTES + c.vocabSize)
+    const check = (t: number, l: Float32Array) => assertFiniteLogits(l, rows[t].pos, () => this.locateNonFinite(rows[t].token, rows[t].pos, rows[t].kv ?? this.kv))
+    const need = slotRow.length === 1 ? rows[slotRow[0]].need : undefined
+    if (out.pass && need && need.topK < out.rows && this.boundedLogits(out, input(0, 0), need, view(0), (l) => check(slotRow[0], l))) {
+      logits[slotRow[0]] = view(0)
+      return logits
+    }
+    if (jobs.length) this.round('output', jobs)
+    slotRow.forEach((t, i) => check(t, logits[t] = view(i)))
     return logits
+  }
+
+  // The bounded head (output-head.ts) for one row into y: the q4 pass, its logits checked
+  // finite, the candidates rescored by the q8 kernel, the rest −Infinity. False when the
+  // candidates are too many: then y holds nothing usable and the caller runs the full pass.
+  private boundedLogits(out: FloatMatrix, a: OutputRow, need: LogitNeed, y: Float32Array, check: (l: Float32Array) => void): boolean {
+    const pass = out.pass!, s = this.s, buf = this.memory.buffer, st = this.headStats
+    this.round('output_pass', [['matvec_q4b_i8', pass.ptr, pass.scales, a.q, a.scales, a.sums, y.byteOffset, out.rows, out.kp]])
+    check(y)
+    const t0 = this.profile ? performance.now() : 0
+    const xnorm = activationNorm(new Int8Array(buf, a.q, out.kp), new Float32Array(buf, a.scales, out.kp / 128))
+    // scratch: logits slots 1 and 2, unused with one logits row
+    const at = { logits: y.byteOffset, bounds: pass.bounds, groups: s.groups, scratch: y.byteOffset + out.rows * F32_BYTES }
+    const picked = selectCandidates(this.kern, buf, at, out.rows, xnorm, need, Math.floor(Math.ceil(out.rows / 4) * MAX_GROUP_SHARE))
+    if (this.profile) this.addTime('output_select', performance.now() - t0)
+    st.rows++
+    if (!picked) { st.full++; return false }
+    st.candidates += picked.tokens
+    st.groups += picked.count
+    this.round('output_rescore', [['rescore_q8b_i8', out.ptr, out.scales, a.q, a.scales, a.sums, y.byteOffset, out.rows, out.kp, s.groups, picked.count]])
+    return true
   }
 
   /**
@@ -770,6 +809,7 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
     oq: a.alloc(B * kpOut),
     oqScales: a.alloc(B * (kpOut / 128) * F32_BYTES),
     oqSums: a.alloc(B * (kpOut / 32) * 4),
+    groups: a.alloc(Math.ceil(c.vocabSize / 4) * 4),
     ctl: a.alloc(CTL_BYTES),
   }
 }

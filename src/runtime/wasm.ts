@@ -62,6 +62,11 @@ export interface Kernels {
   quantize_rows_f16_q4b(src: Ptr, rows: number, k: number, kp: number, w: Ptr, ws: Ptr, first: number, end: number): void
   dequantize_row_q4b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
   quantize_rows_f16_q8b(src: Ptr, rows: number, k: number, kp: number, w: Ptr, ws: Ptr, first: number, end: number): void
+  rescore_q8b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, groups: Ptr, count: number, first: number, end: number): void
+  rescore_q8b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, groups: Ptr, count: number, first: number, end: number): void
+  kth_lower_bound_f32(y: Ptr, e: Ptr, n: number, xnorm: number, k: number, heap: Ptr): number
+  select_groups_f32(y: Ptr, e: Ptr, n: number, xnorm: number, t: number, groups: Ptr, maxGroups: number, rowsOut: Ptr): number
+  bound_rows_q4b_q8b(w4: Ptr, ws4: Ptr, w8: Ptr, ws8: Ptr, rows: number, k: number, kp: number, tmp: Ptr, e: Ptr, first: number, end: number): void
   dequantize_row_q8b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
 }
 
