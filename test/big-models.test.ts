@@ -29,9 +29,9 @@ describe('the input embedding is read where it lies', () => {
 
 describe('layers split over several memories compute the same bits as one memory', () => {
   const CTX = 64
-  // 5 layers of ~150 KiB of weights and 64 KiB of KV rows each, and ~1.2 MiB of buffers (32-row
-  // batches) in every segment: 1.75 MiB segments hold one or two layers.
-  const SEGMENT = 7 << 18
+  // 5 layers of ~150 KiB of weights and 64 KiB of KV rows each, and ~1.8 MiB of buffers (32-row
+  // batches, attention's 512 KiB of tiles) in every segment: 2.25 MiB segments hold one or two layers.
+  const SEGMENT = 9 << 18
   const SPLIT: SyntheticShape = { nEmbd: 256, nFf: 512, nLayer: 5, nHead: 2, nHeadKv: 1, vocab: 300, contextLength: CTX, untiedOutput: true }
   const bytes = writeGguf(syntheticGguf(SPLIT, { seed: 11 }))
   const open = async (threads: number, segmentBytes?: number) => {
