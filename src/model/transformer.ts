@@ -79,26 +79,26 @@ export function resolveKvType(c: ModelConfig, ctx: number, kvType: KvType | 'aut
  * shared memory ("the wave of activations"). Row t of a buffer [B][n] starts at t·n.
  */
 interface RunState {
-  x: number // F32_BYTES [B][n_embd]          residual stream
-  xb: number // F32_BYTES [B][n_embd]         projection output / output-normed input
-  q: number // F32_BYTES [B][q_dim]           queries
-  k: number // F32_BYTES [B][kv_dim]          keys of the batch, copied into each row's cache
-  v: number // F32_BYTES [B][kv_dim]          values, likewise
-  ao: number // F32_BYTES [B][q_dim]          attention output
-  hb: number // F32_BYTES [B][n_ff]           FFN gate, then activation
-  hb2: number // F32_BYTES [B][n_ff]          FFN up
+  x: number // f32 [B][n_embd]          residual stream
+  xb: number // f32 [B][n_embd]         projection output / output-normed input
+  q: number // f32 [B][q_dim]           queries
+  k: number // f32 [B][kv_dim]          keys of the batch, copied into each row's cache
+  v: number // f32 [B][kv_dim]          values, likewise
+  ao: number // f32 [B][q_dim]          attention output
+  hb: number // f32 [B][n_ff]           FFN gate, then activation
+  hb2: number // f32 [B][n_ff]          FFN up
   qa: number // i8  [QA_SLOTS][B][K padded]  quantized activations (row stride = the K padded): slot 0 shared
   //            by q/k/v and gate/up, or with per-projection norms one slot per projection of a round
   qaMeta: number // [QA_SLOTS][B] × {f32 s, i32 Σq}  their scales and sums
   lut: number // [QA_SLOTS][B][K padded / 2][32 B]  lookup tables of qa (TL kernel only)
-  att: number // F32_BYTES [B][n_head][ctx blocks · ATT_BLOCK]   attention scores, one slice per work item
-  part: number // F32_BYTES [B][n_head][ctx blocks][4 + head_dim]  per-block softmax partials (m, l, acc)
+  att: number // f32 [B][n_head][ctx blocks · ATT_BLOCK]   attention scores, one slice per work item
+  part: number // f32 [B][n_head][ctx blocks][4 + head_dim]  per-block softmax partials (m, l, acc)
   count: number // i32 [B][n_head_kv]   blocks done per kv head of a job's first row (attention's combine)
   tiles: number // attention's widened-tile slots: i32 [slots, floats a slot], a flag per 64 B line, the slots
-  rope: number // F32_BYTES [B][n_rot]        cos (n_rot/2), then sin (n_rot/2), of each row's position
-  logits: number // F32_BYTES [B][vocab]
+  rope: number // f32 [B][n_rot]        cos (n_rot/2), then sin (n_rot/2), of each row's position
+  logits: number // f32 [B][vocab]
   oq: number // i8 [B][n_embd padded to 128]  output-norm vectors quantized per 128-block (Q8B, Q4B)
-  oqScales: number // F32_BYTES [B][n_embd padded / 128]
+  oqScales: number // f32 [B][n_embd padded / 128]
   oqSums: number // i32 [B][n_embd padded / 32]     8·Σ per 32-block (the weights' offsets)
   groups: number // i32 [vocab / 4]   4-row groups of the output matrix to rescore (output-head.ts)
   ctl: number // thread-pool control block (runtime/protocol.ts)
@@ -546,7 +546,7 @@ export class Transformer {
     const c = this.config, w = this.w, kern = this.kern, s = this.s
     const out = w.output, layout = OUTPUT_LAYOUTS[out.type]
     const jobs: Job[] = []
-    const kpOut = Math.ceil(c.nEmbd / 128) * 128
+    const kpOut = kPad(c.nEmbd)
     const input = (i: number, t: number): OutputRow =>
       ({ x: row(s.xb, t, c.nEmbd), q: s.oq + i * kpOut, scales: row(s.oqScales, i, kpOut / 128), sums: row(s.oqSums, i, kpOut / 32) })
     const slotRow: number[] = [] // slot → row
@@ -786,7 +786,7 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
   const qDim = c.nHead * c.headDim
   const kvDim = c.nHeadKv * c.headDim
   const kMax = kMaxOf(c)
-  const kpOut = Math.ceil(c.nEmbd / 128) * 128
+  const kpOut = kPad(c.nEmbd)
   const maxBlocks = Math.ceil(ctx / ATT_BLOCK)
   return {
     x: a.alloc(B * c.nEmbd * F32_BYTES),
