@@ -150,19 +150,25 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
   return l
 }
 
-// softmaxBlock in SIMD: max and Σ 4 lanes at a time, e^x by exp4; the tail (cnt % 4) scalar.
-// The weights are stored × wscale (l is their plain sum). Nothing depends on the block's
-// length, so a query gets the same bytes in a batch or alone.
+// softmaxBlock in SIMD: Σ 4 lanes at a time, e^x by exp4; the tail (cnt % 4) scalar. The
+// max over the block is the one the scores phase kept in the slot (scoreRows) when the query
+// sees all len positions, else (a row before the last of a chunk, in the last block) taken
+// here: a max is exact in any order, so the query gets the same m, and the same bytes, in a
+// batch or alone. The weights are stored × wscale (l is their plain sum).
 // @ts-ignore: decorator
-@inline function softmaxBlock4(s: usize, cnt: i32, slot: usize, wscale: f32): f32 {
-  let vmx = f32x4.splat(-Infinity)
+@inline function softmaxBlock4(s: usize, cnt: i32, len: i32, slot: usize, wscale: f32): f32 {
+  let mx = load<f32>(slot)
+  if (cnt < len) {
+    let vmx = f32x4.splat(-Infinity)
+    let t = 0
+    for (; t + 4 <= cnt; t += 4) vmx = f32x4.pmax(vmx, v128.load(s + (<usize>t << 2))) // one maxps (max() is a NaN-exact sequence)
+    mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)))
+    for (; t < cnt; t++) mx = max(mx, load<f32>(s + (<usize>t << 2)))
+  }
   let t = 0
-  for (; t + 4 <= cnt; t += 4) vmx = f32x4.pmax(vmx, v128.load(s + (<usize>t << 2))) // one maxps (max() is a NaN-exact sequence)
-  let mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)))
-  for (; t < cnt; t++) mx = max(mx, load<f32>(s + (<usize>t << 2)))
   const vm = f32x4.splat(mx), vw = f32x4.splat(wscale)
   let vl = f32x4.splat(0)
-  for (t = 0; t + 4 <= cnt; t += 4) {
+  for (; t + 4 <= cnt; t += 4) {
     const p = s + (<usize>t << 2)
     const e = exp4(f32x4.sub(v128.load(p), vm))
     v128.store(p, f32x4.mul(e, vw))
@@ -272,8 +278,12 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
       }
       qs = ss
     }
-    // scores of every query over all len positions (a query reads only those it sees); the
-    // last quad repeats its last query where nq % 4 ≠ 0 (the same bytes stored twice)
+    // scores of every query over all len positions (a query reads only those it sees), and
+    // their max in each query's slot (m); the last quad repeats its last query where
+    // nq % 4 ≠ 0 (the same bytes stored twice)
+    for (let r = 0; r < n; r++) {
+      for (let j = 0; j < group; j++) store<f32>(slotPtr(part, r, g * group + j, b, n_head, n_blocks, head_dim), -Infinity)
+    }
     for (let tt = 0; tt < len; tt += TILE) {
       const rows = min(len, tt + TILE) - tt, k = kb + <usize>tt * rowStride
       if (tiled) widen(k, rowStride, rows, head_dim, tile, mask)
@@ -283,8 +293,12 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
         const p2 = queryAt(qb, qr, qs, Q2, group), p3 = queryAt(qb, qr, qs, Q3, group)
         const s0 = sc + <usize>Q * ws + (<usize>tt << 2)
         const s1 = sc + <usize>Q1 * ws + (<usize>tt << 2), s2 = sc + <usize>Q2 * ws + (<usize>tt << 2), s3 = sc + <usize>Q3 * ws + (<usize>tt << 2)
-        if (tiled) scoreRows<f32>(tile, tileRow, rows, p0, p1, p2, p3, s0, s1, s2, s3, head_dim, scale, mask)
-        else scoreRows<T>(k, rowStride, rows, p0, p1, p2, p3, s0, s1, s2, s3, head_dim, scale, mask)
+        const vmx = tiled ? scoreRows<f32>(tile, tileRow, rows, p0, p1, p2, p3, s0, s1, s2, s3, head_dim, scale, mask)
+          : scoreRows<T>(k, rowStride, rows, p0, p1, p2, p3, s0, s1, s2, s3, head_dim, scale, mask)
+        keepMax(slotPtr(part, Q / group, g * group + Q % group, b, n_head, n_blocks, head_dim), f32x4.extract_lane(vmx, 0))
+        keepMax(slotPtr(part, Q1 / group, g * group + Q1 % group, b, n_head, n_blocks, head_dim), f32x4.extract_lane(vmx, 1))
+        keepMax(slotPtr(part, Q2 / group, g * group + Q2 % group, b, n_head, n_blocks, head_dim), f32x4.extract_lane(vmx, 2))
+        keepMax(slotPtr(part, Q3 / group, g * group + Q3 % group, b, n_head, n_blocks, head_dim), f32x4.extract_lane(vmx, 3))
       }
     }
     // weights (0 past the positions a query sees), and what each query's sum is multiplied
@@ -293,7 +307,7 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
       const cnt = max(0, min(len, n_pos + r - t0)) // positions of the block row r sees
       for (let j = 0; j < group; j++) {
         const slot = slotPtr(part, r, g * group + j, b, n_head, n_blocks, head_dim), w = sc + <usize>(r * group + j) * ws
-        const l = softmaxBlock4(w, cnt, slot, half ? W_SCALE : 1)
+        const l = softmaxBlock4(w, cnt, len, slot, half ? W_SCALE : 1)
         for (let t = cnt; t < len; t++) store<f32>(w + (<usize>t << 2), 0)
         store<f32>(slot, n_blocks == 1 ? <f32>1 / l : 1, 8)
       }
@@ -392,11 +406,19 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
   return f32x4.add(f32x4.shuffle(ab, cd, 0, 1, 4, 5), f32x4.shuffle(ab, cd, 2, 3, 6, 7))
 }
 
+// The max m of a query's scores so far (its slot's first float) and mx.
+// @ts-ignore: decorator
+@inline function keepMax(slot: usize, mx: f32): void {
+  store<f32>(slot, max(load<f32>(slot), mx))
+}
+
 // Scores q_j·k_t · scale of 4 queries (rows p0..p3) × `rows` keys (k + t·ks, K = f32 or half),
 // into s_j[t]: 2 keys at a time, 8 sums in registers; an odd last key is paired with itself.
+// Returns lane j = max_t s_j[t], which saves softmaxBlock4 a pass over the scores.
 // @ts-ignore: decorator
 @inline function scoreRows<K>(k: usize, ks: usize, rows: i32, p0: usize, p1: usize, p2: usize, p3: usize,
-                              s0: usize, s1: usize, s2: usize, s3: usize, head_dim: i32, scale: v128, mask: v128): void {
+                              s0: usize, s1: usize, s2: usize, s3: usize, head_dim: i32, scale: v128, mask: v128): v128 {
+  let vmx = f32x4.splat(-Infinity)
   for (let t = 0; t < rows; t += 2) {
     const u = min(t + 1, rows - 1)
     const k0 = k + <usize>t * ks, k1 = k + <usize>u * ks
@@ -414,10 +436,12 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
       a3 = madd(p, x, a3); b3 = madd(p, y, b3)
     }
     const sx = f32x4.mul(reduce4(a0, a1, a2, a3), scale), sy = f32x4.mul(reduce4(b0, b1, b2, b3), scale)
+    vmx = f32x4.pmax(vmx, f32x4.pmax(sx, sy))
     const ot = <usize>t << 2, ou = <usize>u << 2
     v128.store32_lane(s0 + ot, sx, 0); v128.store32_lane(s1 + ot, sx, 1); v128.store32_lane(s2 + ot, sx, 2); v128.store32_lane(s3 + ot, sx, 3)
     v128.store32_lane(s0 + ou, sy, 0); v128.store32_lane(s1 + ou, sy, 1); v128.store32_lane(s2 + ou, sy, 2); v128.store32_lane(s3 + ou, sy, 3)
   }
+  return vmx
 }
 
 // Σ_{t<cnt} w_j[t] · v_t for 4 queries (weights w0..w3, slots z0..z3, sums at d0..d3) over
