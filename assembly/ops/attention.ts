@@ -261,6 +261,9 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
   // an f16 cache whose rows serve more than one quad of queries: widened once per tile into a slot
   const held = half && nq > 4 ? claimTile(tiles, head_dim) : -1
   const tiled = held >= 0, tile = tiled ? tileAt(tiles, held) : 0
+  // queries per key (value) load: 6 from an f32 tile (12 sums + 2 keys + 1 query: 15 of the
+  // 16 x64 vector registers), else 4 (the mask of halves takes a register)
+  const G = tiled ? 6 : 4
   for (let it = <i32>(items >> 32); it < <i32>items; it++) {
     const g = it / n_blocks, b = it % n_blocks
     const t0 = b * block, len = min(block, n_pos + n - 1 - t0)
@@ -279,26 +282,28 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
       qs = ss
     }
     // scores of every query over all len positions (a query reads only those it sees), and
-    // their max in each query's slot (m); the last quad repeats its last query where
-    // nq % 4 ≠ 0 (the same bytes stored twice)
+    // their max in each query's slot (m); the queries G at a time, the last group repeating
+    // its last query where nq % G ≠ 0 (the same bytes stored twice)
     for (let r = 0; r < n; r++) {
       for (let j = 0; j < group; j++) store<f32>(slotPtr(part, r, g * group + j, b, n_head, n_blocks, head_dim), -Infinity)
     }
     for (let tt = 0; tt < len; tt += TILE) {
       const rows = min(len, tt + TILE) - tt, k = kb + <usize>tt * rowStride
       if (tiled) widen(k, rowStride, rows, head_dim, tile, mask)
-      for (let Q = 0; Q < nq; Q += 4) {
-        const Q1 = min(Q + 1, nq - 1), Q2 = min(Q + 2, nq - 1), Q3 = min(Q + 3, nq - 1)
-        const p0 = queryAt(qb, qr, qs, Q, group), p1 = queryAt(qb, qr, qs, Q1, group)
-        const p2 = queryAt(qb, qr, qs, Q2, group), p3 = queryAt(qb, qr, qs, Q3, group)
-        const s0 = sc + <usize>Q * ws + (<usize>tt << 2)
-        const s1 = sc + <usize>Q1 * ws + (<usize>tt << 2), s2 = sc + <usize>Q2 * ws + (<usize>tt << 2), s3 = sc + <usize>Q3 * ws + (<usize>tt << 2)
-        const vmx = tiled ? scoreRows<f32>(tile, tileRow, rows, p0, p1, p2, p3, s0, s1, s2, s3, head_dim, scale, mask)
-          : scoreRows<T>(k, rowStride, rows, p0, p1, p2, p3, s0, s1, s2, s3, head_dim, scale, mask)
-        keepMax(slotPtr(part, Q / group, g * group + Q % group, b, n_head, n_blocks, head_dim), f32x4.extract_lane(vmx, 0))
-        keepMax(slotPtr(part, Q1 / group, g * group + Q1 % group, b, n_head, n_blocks, head_dim), f32x4.extract_lane(vmx, 1))
-        keepMax(slotPtr(part, Q2 / group, g * group + Q2 % group, b, n_head, n_blocks, head_dim), f32x4.extract_lane(vmx, 2))
-        keepMax(slotPtr(part, Q3 / group, g * group + Q3 % group, b, n_head, n_blocks, head_dim), f32x4.extract_lane(vmx, 3))
+      for (let Q = 0; Q < nq; Q += G) {
+        const Q1 = min(Q + 1, nq - 1), Q2 = min(Q + 2, nq - 1), Q3 = min(Q + 3, nq - 1), Q4 = min(Q + 4, nq - 1), Q5 = min(Q + 5, nq - 1)
+        const p0 = queryAt(qb, qr, qs, Q, group), p1 = queryAt(qb, qr, qs, Q1, group), p2 = queryAt(qb, qr, qs, Q2, group)
+        const p3 = queryAt(qb, qr, qs, Q3, group), p4 = queryAt(qb, qr, qs, Q4, group), p5 = queryAt(qb, qr, qs, Q5, group)
+        const s = sc + (<usize>tt << 2)
+        const s0 = s + <usize>Q * ws, s1 = s + <usize>Q1 * ws, s2 = s + <usize>Q2 * ws, s3 = s + <usize>Q3 * ws, s4 = s + <usize>Q4 * ws, s5 = s + <usize>Q5 * ws
+        const z0 = slotPtr(part, Q / group, g * group + Q % group, b, n_head, n_blocks, head_dim)
+        const z1 = slotPtr(part, Q1 / group, g * group + Q1 % group, b, n_head, n_blocks, head_dim)
+        const z2 = slotPtr(part, Q2 / group, g * group + Q2 % group, b, n_head, n_blocks, head_dim)
+        const z3 = slotPtr(part, Q3 / group, g * group + Q3 % group, b, n_head, n_blocks, head_dim)
+        const z4 = slotPtr(part, Q4 / group, g * group + Q4 % group, b, n_head, n_blocks, head_dim)
+        const z5 = slotPtr(part, Q5 / group, g * group + Q5 % group, b, n_head, n_blocks, head_dim)
+        if (tiled) scoreRows<f32>(tile, tileRow, rows, p0, p1, p2, p3, p4, p5, s0, s1, s2, s3, s4, s5, z0, z1, z2, z3, z4, z5, head_dim, scale, mask, true)
+        else scoreRows<T>(k, rowStride, rows, p0, p1, p2, p3, p4, p5, s0, s1, s2, s3, s4, s5, z0, z1, z2, z3, z4, z5, head_dim, scale, mask, false)
       }
     }
     // weights (0 past the positions a query sees), and what each query's sum is multiplied
@@ -312,15 +317,15 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
         store<f32>(slot, n_blocks == 1 ? <f32>1 / l : 1, 8)
       }
     }
-    // values: each value row of a tile once per 8 dims and quad of queries, over the positions
+    // values: each value row of a tile once per 8 dims and group of queries, over the positions
     // its last query sees (the others' weights past theirs are 0: exact zeros added); the sums
     // go on from tile to tile in their destination, so they add the positions in order as in one pass
     for (let tt = 0; tt < len; tt += TILE) {
       const te = min(len, tt + TILE), v = vb + <usize>tt * rowStride
       if (tiled) widen(v, rowStride, te - tt, head_dim, tile, mask)
-      for (let Q = 0; Q < nq; Q += 4) {
-        const Q1 = min(Q + 1, nq - 1), Q2 = min(Q + 2, nq - 1), Q3 = min(Q + 3, nq - 1)
-        const cnt = max(0, min(len, n_pos + Q3 / group - t0))
+      for (let Q = 0; Q < nq; Q += G) {
+        const Q1 = min(Q + 1, nq - 1), Q2 = min(Q + 2, nq - 1), Q3 = min(Q + 3, nq - 1), Q4 = min(Q + 4, nq - 1), Q5 = min(Q + 5, nq - 1)
+        const cnt = max(0, min(len, n_pos + min(Q + G - 1, nq - 1) / group - t0))
         if (tt > 0 && tt >= cnt) continue
         const e = min(cnt, te)
         const span = <i32>(tt == 0) | <i32>(e == cnt) << 1 // first tile: sums from 0; last: × multiplier
@@ -328,14 +333,18 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
         const z1 = slotPtr(part, Q1 / group, g * group + Q1 % group, b, n_head, n_blocks, head_dim)
         const z2 = slotPtr(part, Q2 / group, g * group + Q2 % group, b, n_head, n_blocks, head_dim)
         const z3 = slotPtr(part, Q3 / group, g * group + Q3 % group, b, n_head, n_blocks, head_dim)
-        const w0 = sc + <usize>Q * ws + (<usize>tt << 2)
-        const w1 = sc + <usize>Q1 * ws + (<usize>tt << 2), w2 = sc + <usize>Q2 * ws + (<usize>tt << 2), w3 = sc + <usize>Q3 * ws + (<usize>tt << 2)
+        const z4 = slotPtr(part, Q4 / group, g * group + Q4 % group, b, n_head, n_blocks, head_dim)
+        const z5 = slotPtr(part, Q5 / group, g * group + Q5 % group, b, n_head, n_blocks, head_dim)
+        const w = sc + (<usize>tt << 2)
+        const w0 = w + <usize>Q * ws, w1 = w + <usize>Q1 * ws, w2 = w + <usize>Q2 * ws, w3 = w + <usize>Q3 * ws, w4 = w + <usize>Q4 * ws, w5 = w + <usize>Q5 * ws
         const d0 = dest(z0, out, Q / group, g * group + Q % group, n_head, n_blocks, head_dim)
         const d1 = dest(z1, out, Q1 / group, g * group + Q1 % group, n_head, n_blocks, head_dim)
         const d2 = dest(z2, out, Q2 / group, g * group + Q2 % group, n_head, n_blocks, head_dim)
         const d3 = dest(z3, out, Q3 / group, g * group + Q3 % group, n_head, n_blocks, head_dim)
-        if (tiled) valuesQuad<f32>(tile, tileRow, e - tt, w0, w1, w2, w3, z0, z1, z2, z3, d0, d1, d2, d3, span, head_dim, mask)
-        else valuesQuad<T>(v, rowStride, e - tt, w0, w1, w2, w3, z0, z1, z2, z3, d0, d1, d2, d3, span, head_dim, mask)
+        const d4 = dest(z4, out, Q4 / group, g * group + Q4 % group, n_head, n_blocks, head_dim)
+        const d5 = dest(z5, out, Q5 / group, g * group + Q5 % group, n_head, n_blocks, head_dim)
+        if (tiled) valuesRows<f32>(tile, tileRow, e - tt, w0, w1, w2, w3, w4, w5, z0, z1, z2, z3, z4, z5, d0, d1, d2, d3, d4, d5, span, head_dim, mask, true)
+        else valuesRows<T>(v, rowStride, e - tt, w0, w1, w2, w3, w4, w5, z0, z1, z2, z3, z4, z5, d0, d1, d2, d3, d4, d5, span, head_dim, mask, false)
       }
     }
     if (n_blocks > 1 && lastBlock(count, g, n_blocks)) combine(part, out, n, n_head, g * group, group, head_dim, n_blocks)
@@ -412,17 +421,20 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
   store<f32>(slot, max(load<f32>(slot), mx))
 }
 
-// Scores q_j·k_t · scale of 4 queries (rows p0..p3) × `rows` keys (k + t·ks, K = f32 or half),
-// into s_j[t]: 2 keys at a time, 8 sums in registers; an odd last key is paired with itself.
-// Returns lane j = max_t s_j[t], which saves softmaxBlock4 a pass over the scores.
+// Scores q_j·k_t · scale of 4 queries, or with six 6 (rows p0..p5) × `rows` keys (k + t·ks,
+// K = f32 or half), into s_j[t]: 2 keys at a time, 8 or 12 sums in registers; an odd last key
+// is paired with itself. Each query's max over them goes into its slot's m (z_j), which saves
+// softmaxBlock4 a pass over the scores. Each score is reduced alike in either width.
 // @ts-ignore: decorator
-@inline function scoreRows<K>(k: usize, ks: usize, rows: i32, p0: usize, p1: usize, p2: usize, p3: usize,
-                              s0: usize, s1: usize, s2: usize, s3: usize, head_dim: i32, scale: v128, mask: v128): v128 {
-  let vmx = f32x4.splat(-Infinity)
+@inline function scoreRows<K>(k: usize, ks: usize, rows: i32, p0: usize, p1: usize, p2: usize, p3: usize, p4: usize, p5: usize,
+                              s0: usize, s1: usize, s2: usize, s3: usize, s4: usize, s5: usize,
+                              z0: usize, z1: usize, z2: usize, z3: usize, z4: usize, z5: usize,
+                              head_dim: i32, scale: v128, mask: v128, six: bool): void {
+  let vmx = f32x4.splat(-Infinity), vmy = vmx
   for (let t = 0; t < rows; t += 2) {
     const u = min(t + 1, rows - 1)
     const k0 = k + <usize>t * ks, k1 = k + <usize>u * ks
-    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0
     for (let i = 0; i < head_dim; i += 4) {
       const x = lo4<K>(k0, i, mask), y = lo4<K>(k1, i, mask)
       const o = <usize>i << 2
@@ -434,29 +446,49 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
       a2 = madd(p, x, a2); b2 = madd(p, y, b2)
       p = v128.load(p3 + o)
       a3 = madd(p, x, a3); b3 = madd(p, y, b3)
+      if (six) {
+        p = v128.load(p4 + o)
+        a4 = madd(p, x, a4); b4 = madd(p, y, b4)
+        p = v128.load(p5 + o)
+        a5 = madd(p, x, a5); b5 = madd(p, y, b5)
+      }
     }
     const sx = f32x4.mul(reduce4(a0, a1, a2, a3), scale), sy = f32x4.mul(reduce4(b0, b1, b2, b3), scale)
     vmx = f32x4.pmax(vmx, f32x4.pmax(sx, sy))
     const ot = <usize>t << 2, ou = <usize>u << 2
     v128.store32_lane(s0 + ot, sx, 0); v128.store32_lane(s1 + ot, sx, 1); v128.store32_lane(s2 + ot, sx, 2); v128.store32_lane(s3 + ot, sx, 3)
     v128.store32_lane(s0 + ou, sy, 0); v128.store32_lane(s1 + ou, sy, 1); v128.store32_lane(s2 + ou, sy, 2); v128.store32_lane(s3 + ou, sy, 3)
+    if (six) {
+      const sz = f32x4.mul(reduce4(a4, a5, b4, b5), scale) // s4(t), s5(t), s4(u), s5(u)
+      vmy = f32x4.pmax(vmy, sz)
+      v128.store32_lane(s4 + ot, sz, 0); v128.store32_lane(s5 + ot, sz, 1); v128.store32_lane(s4 + ou, sz, 2); v128.store32_lane(s5 + ou, sz, 3)
+    }
   }
-  return vmx
+  keepMax(z0, f32x4.extract_lane(vmx, 0)); keepMax(z1, f32x4.extract_lane(vmx, 1))
+  keepMax(z2, f32x4.extract_lane(vmx, 2)); keepMax(z3, f32x4.extract_lane(vmx, 3))
+  if (six) {
+    keepMax(z4, max(f32x4.extract_lane(vmy, 0), f32x4.extract_lane(vmy, 2)))
+    keepMax(z5, max(f32x4.extract_lane(vmy, 1), f32x4.extract_lane(vmy, 3)))
+  }
 }
 
-// Σ_{t<cnt} w_j[t] · v_t for 4 queries (weights w0..w3, slots z0..z3, sums at d0..d3) over
-// value rows v + t·vs (K = f32 or half), 8 dims at a time in registers: span bit 0 (first
-// tile) starts the sums at 0, else they go on from d_j; bit 1 (last tile) multiplies them by
-// the slot's multiplier. A repeated query computes and stores the same bytes twice.
+// Σ_{t<cnt} w_j[t] · v_t for 4 queries, or with six 6 (weights w0..w5, slots z0..z5, sums at
+// d0..d5) over value rows v + t·vs (K = f32 or half), 8 dims at a time in registers: span bit 0
+// (first tile) starts the sums at 0, else they go on from d_j; bit 1 (last tile) multiplies
+// them by the slot's multiplier. A repeated query computes and stores the same bytes twice.
 // @ts-ignore: decorator
-@inline function valuesQuad<K>(v: usize, vs: usize, cnt: i32, w0: usize, w1: usize, w2: usize, w3: usize,
-                               z0: usize, z1: usize, z2: usize, z3: usize, d0: usize, d1: usize, d2: usize, d3: usize,
-                               span: i32, head_dim: i32, mask: v128): void {
-  const m0 = multiplier(z0, span), m1 = multiplier(z1, span), m2 = multiplier(z2, span), m3 = multiplier(z3, span)
+@inline function valuesRows<K>(v: usize, vs: usize, cnt: i32, w0: usize, w1: usize, w2: usize, w3: usize, w4: usize, w5: usize,
+                               z0: usize, z1: usize, z2: usize, z3: usize, z4: usize, z5: usize,
+                               d0: usize, d1: usize, d2: usize, d3: usize, d4: usize, d5: usize,
+                               span: i32, head_dim: i32, mask: v128, six: bool): void {
   for (let i = 0; i < head_dim; i += 8) {
     const o = <usize>i << 2
     let a0 = sum(d0 + o, span), c0 = sum(d0 + o + 16, span), a1 = sum(d1 + o, span), c1 = sum(d1 + o + 16, span)
     let a2 = sum(d2 + o, span), c2 = sum(d2 + o + 16, span), a3 = sum(d3 + o, span), c3 = sum(d3 + o + 16, span)
+    let a4 = a0, c4 = a0, a5 = a0, c5 = a0
+    if (six) {
+      a4 = sum(d4 + o, span); c4 = sum(d4 + o + 16, span); a5 = sum(d5 + o, span); c5 = sum(d5 + o + 16, span)
+    }
     for (let t = 0; t < cnt; t++) {
       const row = v + <usize>t * vs
       const x0 = lo8<K>(row, i, mask), x1 = hi8<K>(row, i, mask)
@@ -470,12 +502,26 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
       a2 = madd(p, x0, a2); c2 = madd(p, x1, c2)
       p = v128.load32_splat(w3 + wt)
       a3 = madd(p, x0, a3); c3 = madd(p, x1, c3)
+      if (six) {
+        p = v128.load32_splat(w4 + wt)
+        a4 = madd(p, x0, a4); c4 = madd(p, x1, c4)
+        p = v128.load32_splat(w5 + wt)
+        a5 = madd(p, x0, a5); c5 = madd(p, x1, c5)
+      }
     }
-    v128.store(d0 + o, f32x4.mul(a0, m0)); v128.store(d0 + o, f32x4.mul(c0, m0), 16)
-    v128.store(d1 + o, f32x4.mul(a1, m1)); v128.store(d1 + o, f32x4.mul(c1, m1), 16)
-    v128.store(d2 + o, f32x4.mul(a2, m2)); v128.store(d2 + o, f32x4.mul(c2, m2), 16)
-    v128.store(d3 + o, f32x4.mul(a3, m3)); v128.store(d3 + o, f32x4.mul(c3, m3), 16)
+    // the multipliers after the loop: no register held through it
+    storeSums(d0 + o, a0, c0, z0, span); storeSums(d1 + o, a1, c1, z1, span)
+    storeSums(d2 + o, a2, c2, z2, span); storeSums(d3 + o, a3, c3, z3, span)
+    if (six) { storeSums(d4 + o, a4, c4, z4, span); storeSums(d5 + o, a5, c5, z5, span) }
   }
+}
+
+// 8 sums of a query (a: dims 0..3, c: 4..7) stored at d × what its slot z says (multiplier).
+// @ts-ignore: decorator
+@inline function storeSums(d: usize, a: v128, c: v128, z: usize, span: i32): void {
+  const m = multiplier(z, span)
+  v128.store(d, f32x4.mul(a, m))
+  v128.store(d, f32x4.mul(c, m), 16)
 }
 
 // A tile's starting sums: 0 on the first tile, else those the previous tile left at p.
