@@ -12,9 +12,10 @@
 //
 // Items = n_head_kv × n_blocks, item (g, b) = kv head g over positions [b·block, (b+1)·block).
 // Its queries are the n·group pairs (row r, head j of the group) sharing kv head g (GQA: query
-// head h uses kv head h / group), taken 4 at a time in (r, j) order. A tile of TILE positions
-// at a time it computes scores 4 queries × 2 keys in registers (each key vector serves 4
-// queries, each query vector 2 keys), and weighted values 4 queries × 8 dims, per query
+// head h uses kv head h / group), taken G at a time in (r, j) order: 6 from a widened tile (a
+// prompt chunk on an f16 cache) in the relaxed build, else 4. A tile of TILE positions at a time it computes scores
+// G queries × 2 keys in registers (each key vector serves G queries, each query vector 2 keys),
+// keeping each query's max as it goes, and weighted values G queries × 8 dims, per query
 //   s_t = q·k_t / √head_dim,   m = max s_t,   l = Σ e^(s_t − m),   acc = Σ e^(s_t − m) · v_t
 // over the positions t of the block that the query sees. The item that finishes the last
 // block of kv head g (count[g]) then combines its heads exactly:
@@ -25,15 +26,15 @@
 // nor on their order.
 //
 // An f16 cache is widened to f32 by integer ops (lo4, lo8). When its rows serve more than one
-// quad of queries (a prompt chunk), each tile of key rows, then of value rows, is widened once
-// into a slot of `tiles` that every quad then reads: tiles = [slots, floats per slot] (i32),
+// group of queries (a prompt chunk), each tile of key rows, then of value rows, is widened once
+// into a slot of `tiles` that every group then reads: tiles = [slots, floats per slot] (i32),
 // from byte 64 one claim flag per slot on its own 64-byte line, then the slots. A call claims a
 // free slot for its items; with none free (more calls in flight than slots) or none given it
 // widens in registers: the same values, so the same bytes.
 //
 // Every score is one f32x4 sum over head_dim in ascending order, reduced (s0 + s2) + (s1 + s3),
-// and every acc lane adds its positions in ascending order, whatever the quad: a query gets the
-// same bytes alone (a decode step) or in any batch. The SIMD kernels need head_dim % 8 == 0
+// every acc lane adds its positions in ascending order, and a max is exact in any order, whatever
+// the group: a query gets the same bytes alone (a decode step) or in any batch. The SIMD kernels need head_dim % 8 == 0
 // (8 dims = 16 bytes of halves per load); the scalar _ref twins take any head_dim and agree
 // with them to float rounding (dot products and sums are accumulated in another order).
 
@@ -207,7 +208,7 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
 
 // Positions per tile: scores and weighted values run over the block a tile at a time, all
 // queries per tile, so the tile's key (then value) rows stay in L1 (32 × head_dim floats:
-// 16 KB at head_dim 128) while every quad of queries uses them.
+// 16 KB at head_dim 128) while every group of queries uses them.
 const TILE = 32
 // An f16 cache widens to k·2^−112 (lo4, lo8); the queries are taken ×2^100 (score × 2^−12, undone
 // in the scale) and the weights ×2^112, so that every product is that of the true values.
@@ -258,12 +259,13 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
   const ss = <usize>(n_blocks * (4 + head_dim)) << 2 // from a head's slot to the next head's
   const ws = <usize>block << 2 // from a query's scores to the next query's
   const rowStride = <usize>kv_dim * sizeof<T>(), tileRow = <usize>head_dim << 2
-  // an f16 cache whose rows serve more than one quad of queries: widened once per tile into a slot
+  // an f16 cache whose rows serve more than 4 queries: widened once per tile into a slot
   const held = half && nq > 4 ? claimTile(tiles, head_dim) : -1
   const tiled = held >= 0, tile = tiled ? tileAt(tiles, held) : 0
-  // queries per key (value) load: 6 from an f32 tile (12 sums + 2 keys + 1 query: 15 of the
-  // 16 x64 vector registers), else 4 (the mask of halves takes a register)
-  const G = tiled ? 6 : 4
+  // queries per key (value) load: 6 from an f32 tile with fused multiply-adds (12 sums + 2
+  // keys + 1 query: 15 of the 16 x64 vector registers), else 4 (the mask of halves, or the
+  // product between multiply and add, takes a register: 6 would spill)
+  const six = tiled && ASC_FEATURE_RELAXED_SIMD, G = six ? 6 : 4
   for (let it = <i32>(items >> 32); it < <i32>items; it++) {
     const g = it / n_blocks, b = it % n_blocks
     const t0 = b * block, len = min(block, n_pos + n - 1 - t0)
@@ -302,7 +304,7 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
         const z3 = slotPtr(part, Q3 / group, g * group + Q3 % group, b, n_head, n_blocks, head_dim)
         const z4 = slotPtr(part, Q4 / group, g * group + Q4 % group, b, n_head, n_blocks, head_dim)
         const z5 = slotPtr(part, Q5 / group, g * group + Q5 % group, b, n_head, n_blocks, head_dim)
-        if (tiled) scoreRows<f32>(tile, tileRow, rows, p0, p1, p2, p3, p4, p5, s0, s1, s2, s3, s4, s5, z0, z1, z2, z3, z4, z5, head_dim, scale, mask, true)
+        if (tiled) scoreRows<f32>(tile, tileRow, rows, p0, p1, p2, p3, p4, p5, s0, s1, s2, s3, s4, s5, z0, z1, z2, z3, z4, z5, head_dim, scale, mask, ASC_FEATURE_RELAXED_SIMD)
         else scoreRows<T>(k, rowStride, rows, p0, p1, p2, p3, p4, p5, s0, s1, s2, s3, s4, s5, z0, z1, z2, z3, z4, z5, head_dim, scale, mask, false)
       }
     }
@@ -343,7 +345,7 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
         const d3 = dest(z3, out, Q3 / group, g * group + Q3 % group, n_head, n_blocks, head_dim)
         const d4 = dest(z4, out, Q4 / group, g * group + Q4 % group, n_head, n_blocks, head_dim)
         const d5 = dest(z5, out, Q5 / group, g * group + Q5 % group, n_head, n_blocks, head_dim)
-        if (tiled) valuesRows<f32>(tile, tileRow, e - tt, w0, w1, w2, w3, w4, w5, z0, z1, z2, z3, z4, z5, d0, d1, d2, d3, d4, d5, span, head_dim, mask, true)
+        if (tiled) valuesRows<f32>(tile, tileRow, e - tt, w0, w1, w2, w3, w4, w5, z0, z1, z2, z3, z4, z5, d0, d1, d2, d3, d4, d5, span, head_dim, mask, ASC_FEATURE_RELAXED_SIMD)
         else valuesRows<T>(v, rowStride, e - tt, w0, w1, w2, w3, w4, w5, z0, z1, z2, z3, z4, z5, d0, d1, d2, d3, d4, d5, span, head_dim, mask, false)
       }
     }
