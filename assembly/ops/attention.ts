@@ -127,6 +127,11 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
 @inline function qPtr(q: usize, r: i32, g: i32, j: i32, n_head: i32, group: i32, head_dim: i32): usize {
   return q + (<usize>((r * n_head + g * group + j) * head_dim) << 2)
 }
+// The slot of query Q (row Q / group, head g·group + Q % group) of item (g, b).
+// @ts-ignore: decorator
+@inline function slotOf(part: usize, Q: i32, g: i32, group: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32): usize {
+  return slotPtr(part, Q / group, g * group + Q % group, b, n_head, n_blocks, head_dim)
+}
 // @ts-ignore: decorator
 @inline function slotPtr(part: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32): usize {
   return part + (<usize>(((r * n_head + h) * n_blocks + b) * (4 + head_dim)) << 2)
@@ -298,12 +303,9 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
         const p3 = queryAt(qb, qr, qs, Q3, group), p4 = queryAt(qb, qr, qs, Q4, group), p5 = queryAt(qb, qr, qs, Q5, group)
         const s = sc + (<usize>tt << 2)
         const s0 = s + <usize>Q * ws, s1 = s + <usize>Q1 * ws, s2 = s + <usize>Q2 * ws, s3 = s + <usize>Q3 * ws, s4 = s + <usize>Q4 * ws, s5 = s + <usize>Q5 * ws
-        const z0 = slotPtr(part, Q / group, g * group + Q % group, b, n_head, n_blocks, head_dim)
-        const z1 = slotPtr(part, Q1 / group, g * group + Q1 % group, b, n_head, n_blocks, head_dim)
-        const z2 = slotPtr(part, Q2 / group, g * group + Q2 % group, b, n_head, n_blocks, head_dim)
-        const z3 = slotPtr(part, Q3 / group, g * group + Q3 % group, b, n_head, n_blocks, head_dim)
-        const z4 = slotPtr(part, Q4 / group, g * group + Q4 % group, b, n_head, n_blocks, head_dim)
-        const z5 = slotPtr(part, Q5 / group, g * group + Q5 % group, b, n_head, n_blocks, head_dim)
+        const z0 = slotOf(part, Q, g, group, b, n_head, n_blocks, head_dim), z1 = slotOf(part, Q1, g, group, b, n_head, n_blocks, head_dim)
+        const z2 = slotOf(part, Q2, g, group, b, n_head, n_blocks, head_dim), z3 = slotOf(part, Q3, g, group, b, n_head, n_blocks, head_dim)
+        const z4 = slotOf(part, Q4, g, group, b, n_head, n_blocks, head_dim), z5 = slotOf(part, Q5, g, group, b, n_head, n_blocks, head_dim)
         if (tiled) scoreRows<f32>(tile, tileRow, rows, p0, p1, p2, p3, p4, p5, s0, s1, s2, s3, s4, s5, z0, z1, z2, z3, z4, z5, head_dim, scale, mask, ASC_FEATURE_RELAXED_SIMD)
         else scoreRows<T>(k, rowStride, rows, p0, p1, p2, p3, p4, p5, s0, s1, s2, s3, s4, s5, z0, z1, z2, z3, z4, z5, head_dim, scale, mask, false)
       }
@@ -331,12 +333,9 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
         if (tt > 0 && tt >= cnt) continue
         const e = min(cnt, te)
         const span = <i32>(tt == 0) | <i32>(e == cnt) << 1 // first tile: sums from 0; last: × multiplier
-        const z0 = slotPtr(part, Q / group, g * group + Q % group, b, n_head, n_blocks, head_dim)
-        const z1 = slotPtr(part, Q1 / group, g * group + Q1 % group, b, n_head, n_blocks, head_dim)
-        const z2 = slotPtr(part, Q2 / group, g * group + Q2 % group, b, n_head, n_blocks, head_dim)
-        const z3 = slotPtr(part, Q3 / group, g * group + Q3 % group, b, n_head, n_blocks, head_dim)
-        const z4 = slotPtr(part, Q4 / group, g * group + Q4 % group, b, n_head, n_blocks, head_dim)
-        const z5 = slotPtr(part, Q5 / group, g * group + Q5 % group, b, n_head, n_blocks, head_dim)
+        const z0 = slotOf(part, Q, g, group, b, n_head, n_blocks, head_dim), z1 = slotOf(part, Q1, g, group, b, n_head, n_blocks, head_dim)
+        const z2 = slotOf(part, Q2, g, group, b, n_head, n_blocks, head_dim), z3 = slotOf(part, Q3, g, group, b, n_head, n_blocks, head_dim)
+        const z4 = slotOf(part, Q4, g, group, b, n_head, n_blocks, head_dim), z5 = slotOf(part, Q5, g, group, b, n_head, n_blocks, head_dim)
         const w = sc + (<usize>tt << 2)
         const w0 = w + <usize>Q * ws, w1 = w + <usize>Q1 * ws, w2 = w + <usize>Q2 * ws, w3 = w + <usize>Q3 * ws, w4 = w + <usize>Q4 * ws, w5 = w + <usize>Q5 * ws
         const d0 = dest(z0, out, Q / group, g * group + Q % group, n_head, n_blocks, head_dim)
