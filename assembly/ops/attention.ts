@@ -13,9 +13,10 @@
 // Items = n_head_kv × n_blocks, item (g, b) = kv head g over positions [b·block, (b+1)·block).
 // Its queries are the n·group pairs (row r, head j of the group) sharing kv head g (GQA: query
 // head h uses kv head h / group), taken G at a time in (r, j) order: 6 from a widened tile (a
-// prompt chunk on an f16 cache) in the relaxed build, else 4. A tile of TILE positions at a time it computes scores
-// G queries × 2 keys in registers (each key vector serves G queries, each query vector 2 keys),
-// keeping each query's max as it goes, and weighted values G queries × 8 dims, per query
+// prompt chunk on an f16 cache) in the relaxed build, else 4. A tile of TILE positions at a
+// time it computes scores G queries × 2 keys in registers (each key vector serves G queries,
+// each query vector 2 keys), keeping each query's max as it goes, and weighted values G
+// queries × 8 dims, per query
 //   s_t = q·k_t / √head_dim,   m = max s_t,   l = Σ e^(s_t − m),   acc = Σ e^(s_t − m) · v_t
 // over the positions t of the block that the query sees. The item that finishes the last
 // block of kv head g (count[g]) then combines its heads exactly:
@@ -33,10 +34,11 @@
 // widens in registers: the same values, so the same bytes.
 //
 // Every score is one f32x4 sum over head_dim in ascending order, reduced (s0 + s2) + (s1 + s3),
-// every acc lane adds its positions in ascending order, and a max is exact in any order, whatever
-// the group: a query gets the same bytes alone (a decode step) or in any batch. The SIMD kernels need head_dim % 8 == 0
-// (8 dims = 16 bytes of halves per load); the scalar _ref twins take any head_dim and agree
-// with them to float rounding (dot products and sums are accumulated in another order).
+// every acc lane adds its positions in ascending order, and a max is exact in any order,
+// whatever the group: a query gets the same bytes alone (a decode step) or in any batch. The
+// SIMD kernels need head_dim % 8 == 0 (8 dims = 16 bytes of halves per load); the scalar _ref
+// twins take any head_dim and agree with them to float rounding (dot products and sums are
+// accumulated in another order).
 
 import { f16ToF32 } from './half'
 import { span } from './split'
