@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { f16ToF32, f32ToF16 } from '../src/formats/float.js'
 import { itemRanges, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
-const SBLOCK = 64 // weights per scale
+const SBLOCK = 128 // weights per scale
 
 describe.each(VARIANTS)('Q6B output projection (%s build)', async (variant) => {
   const b = await kernelBench(variant)
@@ -16,8 +16,8 @@ describe.each(VARIANTS)('Q6B output projection (%s build)', async (variant) => {
     it(`${rows}×${k}: convert from F16, quantize 5 tokens, matmul SIMD == _ref == one token at a time == definition`, () => {
       const rand = rng(rows * 37 + k)
       const kp = Math.ceil(k / 128) * 128, nb = kp / SBLOCK, stored = Math.ceil(rows / 4) * 4, groups = stored / 4
-      // ±2 with exact extremes of both signs, a zero row segment (the first 64 of row 1)
-      const value = (i: number) => (i % 97 === 0 ? -2 : i % 89 === 0 ? 2 : i >= k && i < k + 64 ? 0 : (rand() - 0.5) * 4)
+      // ±2 with exact extremes of both signs, a zero block (the first 128 of row 1)
+      const value = (i: number) => (i % 97 === 0 ? -2 : i % 89 === 0 ? 2 : i >= k && i < k + 128 ? 0 : (rand() - 0.5) * 4)
       const half = Uint16Array.from({ length: rows * k }, (_, i) => f32ToF16(value(i)))
       const src = b.alloc(rows * k * 2), w = b.alloc(stored * kp * 3 / 4), ws = b.alloc(stored * nb * 4)
       new Uint16Array(b.heap.buffer, src, rows * k).set(half)
@@ -74,7 +74,7 @@ describe.each(VARIANTS)('Q6B output projection (%s build)', async (variant) => {
             dot += level * q[i]
             exact += h * x[i]; norm += Math.abs(h * x[i])
           }
-          want = Math.fround(want + Math.fround(Math.fround(d * xsc[bl >> 1]) * dot))
+          want = Math.fround(want + Math.fround(Math.fround(d * xsc[bl * SBLOCK / 128]) * dot))
         }
         expect(got[r]).toBe(want)
         expect(Math.abs(got[r] - exact)).toBeLessThan(0.05 * norm + 1e-6)

@@ -151,9 +151,9 @@ export const OUTPUT_LAYOUTS: Record<OutputLayoutName, OutputLayout> = {
     matmul: (m, a, y, n) => ['matmul_q8b_i8', m.ptr, m.scales, a.q, a.scales, a.sums, y, m.rows, m.kp, n],
     embedRow: (k, _, m, token, dst) => k.dequantize_row_q8b(m.ptr, m.scales, token, m.cols, m.kp, dst),
   },
-  // 6-bit codes in three 16-byte planes per 64 weights, an f32 scale per 64; rows in groups of 4, every row of a batch in one pass.
+  // 6-bit codes in three 16-byte planes per 64 weights, an f32 scale per 128; rows in groups of 4, every row of a batch in one pass.
   q6b: {
-    option: 'q6', groupRows: 4, kBlock: 128, rowBytes: (kp) => kp * 3 / 4, scaleBlock: 64, convert: 'quantize_rows_f16_q6b', activation: 'i8',
+    option: 'q6', groupRows: 4, kBlock: 128, rowBytes: (kp) => kp * 3 / 4, scaleBlock: 128, convert: 'quantize_rows_f16_q6b', activation: 'i8',
     matmul: (m, a, y, n) => ['matmul_q6b_i8', m.ptr, m.scales, a.q, a.scales, a.sums, y, m.rows, m.kp, n],
     embedRow: (k, _, m, token, dst) => k.dequantize_row_q6b(m.ptr, m.scales, token, m.cols, m.kp, dst),
   },

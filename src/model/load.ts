@@ -37,7 +37,7 @@ export interface HostMatrix {
 
 /**
  * How the output projection is stored: 'f16' (exact, F16 files), 'q8' (a byte per weight,
- * half the bytes), 'q6' (6-bit copy, 6.5 bits per weight with scales), 'q4' (4-bit copy, 5 bits per weight with scales), 'q4+q8' (both: decode
+ * half the bytes), 'q6' (6-bit copy, 6.25 bits per weight with scales), 'q4' (4-bit copy, 5 bits per weight with scales), 'q4+q8' (both: decode
  * steps read the q4 copy and rescore the tokens that can win with the q8 one, giving the q8
  * head's tokens; output-head.ts), or 'auto': q8 when the matrix is large enough to dominate a
  * decode step's reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B, 8B), exact f16 below (tiny models, 0.7B).
