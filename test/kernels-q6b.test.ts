@@ -5,7 +5,7 @@
 // for a row's last partial one) keeps every weight within half a step of its block's scale.
 import { describe, expect, it } from 'vitest'
 import { f16ToF32, f32ToF16 } from '../src/formats/float.js'
-import { itemRanges, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
+import { checkGroupMatmul, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
 const SBLOCK = 128 // weights per scale
 
@@ -15,7 +15,7 @@ describe.each(VARIANTS)('Q6B output projection (%s build)', async (variant) => {
   for (const [rows, k] of [[1, 128], [3, 130], [17, 256], [5, 1], [64, 2560], [9, 383], [4, 40], [6, 640]] as const) {
     it(`${rows}×${k}: convert from F16, quantize 5 tokens, matmul SIMD == _ref == one token at a time == definition`, () => {
       const rand = rng(rows * 37 + k)
-      const kp = Math.ceil(k / 128) * 128, nb = kp / SBLOCK, stored = Math.ceil(rows / 4) * 4, groups = stored / 4
+      const kp = Math.ceil(k / 128) * 128, nb = kp / SBLOCK, stored = Math.ceil(rows / 4) * 4
       // ±2 with exact extremes of both signs, a zero block (the first 128 of row 1)
       const value = (i: number) => (i % 97 === 0 ? -2 : i % 89 === 0 ? 2 : i >= k && i < k + 128 ? 0 : (rand() - 0.5) * 4)
       const half = Uint16Array.from({ length: rows * k }, (_, i) => f32ToF16(value(i)))
@@ -33,20 +33,7 @@ describe.each(VARIANTS)('Q6B output projection (%s build)', async (variant) => {
       }
       const q = b.i8(xq, kp), xsc = b.f32(xs, kp / 128)
 
-      const y1 = b.alloc(T * rows * 4), y2 = b.alloc(T * rows * 4)
-      b.k.matmul_q6b_i8(w, ws, xq, xs, xsum, y1, rows, kp, T, 0, groups)
-      b.k.matmul_q6b_i8_ref(w, ws, xq, xs, xsum, y2, rows, kp, T, 0, groups)
-      const all = Array.from(b.f32(y1, T * rows))
-      expect(all).toEqual(Array.from(b.f32(y2, T * rows)))
-      for (const parts of [2, 3, groups + 1]) {
-        b.f32(y2, T * rows).fill(NaN)
-        for (const [first, end] of itemRanges(groups, parts, parts + k)) b.k.matmul_q6b_i8(w, ws, xq, xs, xsum, y2, rows, kp, T, first, end)
-        expect(Array.from(b.f32(y2, T * rows))).toEqual(all)
-      }
-      for (let t = 0; t < T; t++) {
-        b.k.matmul_q6b_i8(w, ws, xq + t * kp, xs + t * kp / 32, xsum + t * kp / 8, y2, rows, kp, 1, 0, groups)
-        expect(Array.from(b.f32(y2, rows))).toEqual(all.slice(t * rows, (t + 1) * rows))
-      }
+      const all = checkGroupMatmul(b, 'matmul_q6b_i8', w, ws, { xq, xs, xsum }, rows, kp, T, k)
       const got = all.slice(0, rows)
 
       // The definition, from each row read back, its scales and the quantized activations.
