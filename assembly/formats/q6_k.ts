@@ -76,5 +76,5 @@ export function dequantize_rows_q6_k_f16(src: usize, rows: i32, k: i32, dst: usi
 // The 16 values L (bytes) of one scale → 16 halves at y: ds · (L − 32), rounded to f16.
 // @ts-ignore: decorator
 @inline function weights16(levels: v128, ds: f32, y: usize, off: v128, signBit: v128, one: v128): void {
-  storeScaledHalves16(i8x16.sub(levels, off), f32x4.splat(ds), y, signBit, one)
+  storeScaledHalves16(i8x16.sub(levels, off), ds, 32, y, signBit, one)
 }

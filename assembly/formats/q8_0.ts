@@ -33,8 +33,8 @@ export function dequantize_rows_q8_0_f16(src: usize, rows: i32, k: i32, dst: usi
   const z = k >>> 31, signBit = i32x4.splat(z | 0x80000000), one = i32x4.splat(z | 1) // runtime-built constants (see matvec_i2s_i8)
   for (let b = <i32>(range >> 32) * nb; b < <i32>range * nb; b++) {
     const blk = src + <usize>b * BLOCK_BYTES, y = dst + (<usize>b << 6)
-    const d = f32x4.splat(f16ScaleToF32(load<u16>(blk)))
-    storeScaledHalves16(v128.load(blk, 2), d, y, signBit, one)
-    storeScaledHalves16(v128.load(blk, 18), d, y + 32, signBit, one)
+    const d = f16ScaleToF32(load<u16>(blk))
+    storeScaledHalves16(v128.load(blk, 2), d, 128, y, signBit, one)
+    storeScaledHalves16(v128.load(blk, 18), d, 128, y + 32, signBit, one)
   }
 }
