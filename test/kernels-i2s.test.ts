@@ -49,6 +49,26 @@ describe.each(VARIANTS)('matvec_i2s_i8 (%s build)', async (variant) => {
   }
 })
 
+describe.each(VARIANTS)('matvec_i2s_i8 at the largest sums (%s build)', async (variant) => {
+  const b = await kernelBench(variant)
+  // rows 1 and 2 of a group sum 4 and 16 × their dot in i32: every weight +1 (code 2) against
+  // every activation −128 or 127 over K = 36864 (a 100B model's FFN width) must stay exact
+  for (const q of [-128, 127]) {
+    it(`4×36864, every weight +1, every activation ${q}`, () => {
+      const rows = 4, cols = 36864
+      const { kp, bytes } = c4Shape(rows, cols)
+      const wp = b.alloc(bytes), qp = b.alloc(kp), meta = b.alloc(8), y = b.alloc(rows * 4)
+      packC4FromCodes(new Int8Array(rows * cols).fill(1), rows, cols, b.heap.subarray(wp, wp + bytes))
+      b.i8(qp, kp).fill(q)
+      new DataView(b.heap.buffer).setFloat32(meta, 1, true)
+      new DataView(b.heap.buffer).setInt32(meta + 4, 0, true)
+      b.k.matvec_i2s_i8(wp, qp, meta, 1, y, rows, kp, 0, 1)
+      // Σq given as 0, so each row is Σ c·q = 2 · q · K (an integer below 2^24: exact in f32)
+      expect(Array.from(b.f32(y, rows))).toEqual(new Array(rows).fill(2 * q * cols))
+    })
+  }
+})
+
 describe.each(VARIANTS)('repack_i2s_c4 (%s build)', async (variant) => {
   const b = await kernelBench(variant)
   // the load-time move of official files' blocks == packing the decoded codes, padding rows too
