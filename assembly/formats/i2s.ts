@@ -44,11 +44,18 @@ const BLOCK_BYTES: i32 = 32
   return v128.and(moved, i8x16.splat(<i8>(<i32>3 << (2 * j))))
 }
 
+// The c4 bytes of column group s of 4 rows' canonical bytes r0..r3.
+// @ts-ignore: decorator
+@inline function columns(r0: v128, r1: v128, r2: v128, r3: v128, s: i32): v128 {
+  return v128.or(v128.or(field(r0, s, 0), field(r1, s, 1)), v128.or(field(r2, s, 2), field(r3, s, 3)))
+}
+
 /**
  * Canonical I2_S codes (bitnet.cpp's file: row r's 32-byte block b at (r·K/128 + b)·32, K a
  * multiple of 128; byte p holds columns p, p+32, p+64, p+96 in bits 7:6 … 1:0) → i2s_c4 at dst:
- * the load-time repack of official files, exact, 16 bytes of 4 rows at a time. Rows that pad
- * the last group get code 1 (weight 0) everywhere.
+ * the load-time repack of official files, exact, 16 bytes of 4 rows at a time (12 GB/s on
+ * Node 24 here, CPU time: ~45 ms of a 2B4T load, where moving 32-byte blocks for x4 took
+ * ~15). Rows that pad the last group get code 1 (weight 0) everywhere.
  */
 export function repack_i2s_c4(src: usize, rows: i32, k: i32, dst: usize): void {
   const nb = k / BLOCK_ELEMS
@@ -64,10 +71,12 @@ export function repack_i2s_c4(src: usize, rows: i32, k: i32, dst: usize): void {
         const r1 = g * 4 + 1 < rows ? v128.load(s0 + row) : one
         const r2 = g * 4 + 2 < rows ? v128.load(s0 + 2 * row) : one
         const r3 = g * 4 + 3 < rows ? v128.load(s0 + 3 * row) : one
-        for (let s = 0; s < 4; s++) {
-          const out = v128.or(v128.or(field(r0, s, 0), field(r1, s, 1)), v128.or(field(r2, s, 2), field(r3, s, 3)))
-          v128.store(d + <usize>(s * 32 + h), out)
-        }
+        // column groups s = 0..3 (bits 7:6 … 1:0 of the canonical byte) → columns 32s + h + p;
+        // literal s and j: every shift and mask folds to a constant
+        v128.store(d + <usize>h, columns(r0, r1, r2, r3, 0))
+        v128.store(d + <usize>h, columns(r0, r1, r2, r3, 1), 32)
+        v128.store(d + <usize>h, columns(r0, r1, r2, r3, 2), 64)
+        v128.store(d + <usize>h, columns(r0, r1, r2, r3, 3), 96)
       }
     }
   }
