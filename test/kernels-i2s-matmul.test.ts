@@ -1,5 +1,5 @@
 // The batched I2_S kernel (several tokens per weight pass) equals its scalar twin and the
-// one-token kernel bit for bit, for every batch size (full quads and partial ones),
+// one-token kernel bit for bit, for every batch size (token pairs and an odd last one),
 // awkward row counts and thread splits.
 import { describe, expect, it } from 'vitest'
 import { packC4FromCodes, c4Shape } from '../src/formats/i2s-c4.js'
