@@ -101,6 +101,7 @@ export const OPS = {
   matvec_f16_f32: { kinds: 'iiiii', work: ([, , , rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) },
   matvec_f32_f32: { kinds: 'iiiii', work: ([, , , rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) },
   matmul_q8b_i8: { kinds: 'iiiiiiiii', work: ([, , , , , , rows, kp, ntok]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp * ntok }) },
+  matmul_q6b_i8: { kinds: 'iiiiiiiii', work: ([, , , , , , rows, kp, ntok]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp * ntok }) },
   matvec_q4b_i8: { kinds: 'iiiiiiii', work: ([, , , , , , rows, kp]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp }) },
   // the listed 4-row groups of one token (a bounded output head's exact rows)
   rescore_q8b_i8: { kinds: 'iiiiiiiiii', work: ([, , , , , , , kp, , count]: number[]): Work => ({ items: count, cost: 4 * kp }) },
