@@ -22,8 +22,8 @@ const OVERSUBSCRIBED = availableParallelism() + 2
 async function tiny(threads: number, kernel: 'i2s' | 'tl', outputType: 'f16' | 'q8', pool: PoolOptions = {}): Promise<Transformer> {
   const contents = await openModelContents(TINY_GGUF)
   try {
-    const model = await loadWeights(contents, { state: (c) => stateSize(c, CTX, 'f32'), kernel, outputType, variant: 'simd' })
-    return await Transformer.create(model, CTX, threads, 'f32', pool)
+    const model = await loadWeights(contents, { state: (c) => stateSize(c, CTX, 'f32'), kernel, outputType, variant: 'simd', threads, pool })
+    return Transformer.create(model, CTX, 'f32')
   } finally {
     await contents.close?.()
   }

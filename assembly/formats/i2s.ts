@@ -38,12 +38,14 @@ const BLOCK_BYTES: i32 = 32
  * Canonical I2_S codes (bitnet.cpp's file: row r's 32-byte block b at (r·K/128 + b)·32, K a
  * multiple of 128) → i2s_x4 at dst: the load-time repack of official files. A canonical
  * block already has the kernel's in-block order, so this moves 32-byte blocks; rows that pad
- * the last group get code 1 (weight 0) everywhere.
+ * the last group get code 1 (weight 0) everywhere. Items: the 4-row groups [first, end) (a
+ * thread-pool round at load: mostly first touches of fresh pages, which threads share).
  */
-export function repack_i2s_x4(src: usize, rows: i32, k: i32, dst: usize): void {
+export function repack_i2s_x4(src: usize, rows: i32, k: i32, dst: usize, first: i32, end: i32): void {
   const nb = k / BLOCK_ELEMS
   const one = i8x16.splat(0x55)
-  for (let r = 0; r < ((rows + 3) & ~3); r++) {
+  const range = span((rows + 3) >> 2, first, end)
+  for (let r = <i32>(range >> 32) << 2; r < <i32>range << 2; r++) {
     let d = dst + <usize>(r >> 2) * <usize>k + <usize>((r & 3) * BLOCK_BYTES)
     let s = src + <usize>r * <usize>(nb * BLOCK_BYTES)
     for (let b = 0; b < nb; b++) {
