@@ -158,15 +158,18 @@ describe('bitnet CLI on tiny-dev', () => {
     expect(JSON.parse(bad.stderr).error.message).toMatch(/cannot be stored as TQ2_0/)
   })
 
-  it('bench --json: speed, RSS and what ran', async () => {
-    const out = JSON.parse((await bitnet('bench', '-m', TINY_GGUF, '-p', '8', '-n', '4', '-t', '1', '--kv-type', 'f16', '--json')).stdout)
-    expect(out).toMatchObject({ threads: 1, n_prompt: 8, n_gen: 4, kv_type: 'f16', kv_bytes_per_token: 1024 })
+  it('bench --json: speed, RSS and what ran, in the context -c asks for', async () => {
+    const out = JSON.parse((await bitnet('bench', '-m', TINY_GGUF, '-p', '8', '-n', '4', '-c', '300', '-t', '1', '--kv-type', 'f16', '--json')).stdout)
+    expect(out).toMatchObject({ threads: 1, n_prompt: 8, n_gen: 4, n_ctx: 300, kv_type: 'f16', kv_bytes_per_token: 1024 })
     expect(out.pp_tok_s).toBeGreaterThan(0)
     expect(out.tg_tok_s).toBeGreaterThan(0)
     expect(out.ttft_ms).toBeGreaterThan(0)
     expect(out.peak_rss_mb).toBeGreaterThan(0)
     expect(['i2s', 'tl']).toContain(out.kernel)
     expect(['relaxed', 'simd']).toContain(out.variant)
+    const small = await bitnet('bench', '-m', TINY_GGUF, '-p', '8', '-n', '4', '-c', '10', '--json')
+    expect(small.code).toBe(2)
+    expect(JSON.parse(small.stderr).error.message).toBe('-c 10 cannot hold the 8 prompt and 4 generated tokens: give -c 12 or more, or a smaller -p / -n')
   })
 
   it('errors: typed JSON on stderr and a non-zero exit', async () => {

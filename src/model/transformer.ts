@@ -5,7 +5,7 @@
  * happens in the wasm kernels; this file only sequences them over pointers into the shared
  * memory.
  */
-import { ContextFullError, InvalidArgumentError } from '../errors.js'
+import { ContextFullError, InvalidArgumentError, ResourceLimitError } from '../errors.js'
 import type { ThreadPool } from '../runtime/thread-pool.js'
 import { MAX_JOBS, type Job } from '../runtime/protocol.js'
 import { growMemory, type Kernels, type WasmMemory, type WasmModule } from '../runtime/wasm.js'
@@ -358,15 +358,24 @@ export class Transformer {
   /**
    * A new, independent KV cache of `contextSize` tokens (a session's). Memory of disposed
    * caches is reused; otherwise each memory segment grows by its layers' share.
+   * @throws ResourceLimitError when a memory cannot grow, saying what frees or saves room.
    */
   createKvCache(): KvCache {
     const reused = this.freeKv.pop()
     if (reused) return new KvCache(this, reused.k, reused.v, reused.capacity)
-    return this.newKv(this.segs.map((g, i) => {
-      const top = Math.ceil(g.memory.buffer.byteLength / 64) * 64
-      growMemory(g.memory, top + this.segmentKvBytes(i))
-      return top
-    }))
+    try {
+      return this.newKv(this.segs.map((g, i) => {
+        const top = Math.ceil(g.memory.buffer.byteLength / 64) * 64
+        growMemory(g.memory, top + this.segmentKvBytes(i))
+        return top
+      }))
+    } catch (e) {
+      if (!(e instanceof ResourceLimitError)) throw e
+      const mib = ((this.contextSize * kvBytesPerToken(this.config, this.kvType)) / 2 ** 20).toFixed(0)
+      throw new ResourceLimitError(e.limit, e.max, `${e.message}. A new session needs a KV cache of its own (${mib} MiB: ` +
+        `${this.contextSize} tokens of ${this.kvType} keys and values): dispose another session (session.dispose()) ` +
+        'to hand its cache on, or load the model with a smaller contextSize (or kvType \'f16\')', e.needed)
+    }
   }
 
   /** @internal Where layer l's rows start in a cache whose segments start at `bases`. */
