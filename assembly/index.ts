@@ -4,6 +4,7 @@
 export * from './formats/i2s'
 export * from './formats/tl'
 export * from './formats/q8b'
+export * from './formats/q6b'
 export * from './formats/q4b'
 export * from './ops/quantize'
 export * from './ops/norm'

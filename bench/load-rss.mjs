@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Peak RSS while loading a model, as a ratio to the file size (issue 7 target: ≤ 1.15×).
-// Usage: node bench/load-rss.mjs [MODEL] [--ctx N] [--output-type auto|f16|q8]
+// Usage: node bench/load-rss.mjs [MODEL] [--ctx N] [--output-type auto|f16|q8|q6]
 // Default MODEL: the synthetic 2B4T-shape I2_S GGUF that `bitnet bench --shape 2b4t` (or
 // `node bench/make-model.mjs`) writes; run `npm run build` first (this imports dist/).
 import fs from 'node:fs'

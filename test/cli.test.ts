@@ -111,10 +111,10 @@ describe('bitnet CLI on tiny-dev', () => {
     // 2 (k, v) × 8 layers × 1 kv head × 32 dims × 4 or 2 bytes
     expect(out.kv_bytes_per_token).toEqual({ f32: 2048, f16: 1024 })
     expect(out.kv_auto_f16_from).toBe(32768) // 'auto' turns f16 at 64 MiB of f32
-    // the output matrix (128256 × 128) per --output-type: q8 128 bytes + a scale per row, q4 64 + 4 scales;
-    // q4+q8 holds both and each row's bound, and reads the q4 copy with the bounds
-    const q8 = 128256 * (128 + 4), q4 = 128256 * (64 + 16)
-    expect(out.output_head).toEqual({ auto: 'f16', f16: 128256 * 256, q8, q4, 'q4+q8': { memory: q8 + q4 + 128256 * 4, pass: q4 + 128256 * 4 } })
+    // the output matrix (128256 × 128) per --output-type: q8 128 bytes + a scale per row, q6 96 + a scale,
+    // q4 64 + 4 scales; q4+q8 holds both and each row's bound, and reads the q4 copy with the bounds
+    const q8 = 128256 * (128 + 4), q6 = 128256 * (96 + 4), q4 = 128256 * (64 + 16)
+    expect(out.output_head).toEqual({ auto: 'f16', f16: 128256 * 256, q8, q6, q4, 'q4+q8': { memory: q8 + q4 + 128256 * 4, pass: q4 + 128256 * 4 } })
     expect(out.config.provenance).toMatchObject({ family: "BitNet b1.58 2B4T (general.architecture 'bitnet-b1.58')", activationGuessed: false })
   })
 

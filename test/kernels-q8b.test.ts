@@ -4,7 +4,7 @@
 // keeps every weight within half a step of 127 levels.
 import { describe, expect, it } from 'vitest'
 import { f32ToF16 } from '../src/formats/float.js'
-import { itemRanges, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
+import { checkGroupMatmul, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
 describe.each(VARIANTS)('Q8B output projection (%s build)', async (variant) => {
   const b = await kernelBench(variant)
@@ -12,7 +12,7 @@ describe.each(VARIANTS)('Q8B output projection (%s build)', async (variant) => {
   for (const [rows, k] of [[1, 128], [3, 130], [17, 256], [5, 1], [64, 2560], [9, 383], [4, 40], [6, 640]] as const) {
     it(`${rows}×${k}: convert from F16, quantize 5 tokens, matmul SIMD == _ref == one token at a time == definition`, () => {
       const rand = rng(rows * 31 + k)
-      const kp = Math.ceil(k / 128) * 128, nb = kp / 128, stored = Math.ceil(rows / 4) * 4, groups = stored / 4
+      const kp = Math.ceil(k / 128) * 128, nb = kp / 128, stored = Math.ceil(rows / 4) * 4
       // ±2 with a few exact extremes and zero blocks' worth of tiny values
       const half = Uint16Array.from({ length: rows * k }, (_, i) => f32ToF16(i % 97 === 0 ? -2 : (rand() - 0.5) * 4))
       const src = b.alloc(rows * k * 2), w = b.alloc(stored * kp), ws = b.alloc(stored * nb * 4)
@@ -30,21 +30,7 @@ describe.each(VARIANTS)('Q8B output projection (%s build)', async (variant) => {
       }
       const q = b.i8(xq, kp), xsc = b.f32(xs, nb)
 
-      const y1 = b.alloc(T * rows * 4), y2 = b.alloc(T * rows * 4)
-      b.k.matmul_q8b_i8(w, ws, xq, xs, xsum, y1, rows, kp, T, 0, groups)
-      b.k.matmul_q8b_i8_ref(w, ws, xq, xs, xsum, y2, rows, kp, T, 0, groups)
-      const all = Array.from(b.f32(y1, T * rows))
-      expect(all).toEqual(Array.from(b.f32(y2, T * rows)))
-      for (const parts of [2, 3, groups + 1]) {
-        b.f32(y2, T * rows).fill(NaN)
-        for (const [first, end] of itemRanges(groups, parts, parts + k)) b.k.matmul_q8b_i8(w, ws, xq, xs, xsum, y2, rows, kp, T, first, end)
-        expect(Array.from(b.f32(y2, T * rows))).toEqual(all)
-      }
-      // each token of the batch gives what it gives alone
-      for (let t = 0; t < T; t++) {
-        b.k.matmul_q8b_i8(w, ws, xq + t * kp, xs + t * nb * 4, xsum + t * kp / 8, y2, rows, kp, 1, 0, groups)
-        expect(Array.from(b.f32(y2, rows))).toEqual(all.slice(t * rows, (t + 1) * rows))
-      }
+      const all = checkGroupMatmul(b, 'matmul_q8b_i8', w, ws, { xq, xs, xsum }, rows, kp, T, k)
       const got = all.slice(0, rows)
 
       // The definition, from each row read back and the quantized activations.

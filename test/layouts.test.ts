@@ -23,6 +23,8 @@ describe('layout table', () => {
     expect(layoutSize(OUTPUT_LAYOUTS.f32, 5, 130)).toEqual({ kp: 130, bytes: 5 * 130 * 4, scalesAt: 5 * 130 * 4 })
     // q8b: 5 rows stored as 8 (groups of 4), K 130 → 256, a scale per 128
     expect(layoutSize(OUTPUT_LAYOUTS.q8b, 5, 130)).toEqual({ kp: 256, scalesAt: 8 * 256, bytes: 8 * 256 + 8 * 2 * 4 })
+    // q6b: 3 bytes per 4 weights, a scale per 128, 5 rows stored as 8
+    expect(layoutSize(OUTPUT_LAYOUTS.q6b, 5, 130)).toEqual({ kp: 256, scalesAt: 8 * 192, bytes: 8 * 192 + 8 * 2 * 4 })
     // q4b: nibbles, a scale per 32, 5 rows stored as 8
     expect(layoutSize(OUTPUT_LAYOUTS.q4b, 5, 130)).toEqual({ kp: 256, scalesAt: 8 * 128, bytes: 8 * 128 + 8 * 8 * 4 })
   })
@@ -37,7 +39,7 @@ describe('layout table', () => {
         return [l.matvec?.(m, a, 0), l.matmul?.(m, a, 0, 2)].filter((j) => j !== undefined)
       }),
     ]
-    expect(jobs.length).toBe(2 + 4 + 4) // i2s: 1 + 1, tl: a job per row, output: one each
+    expect(jobs.length).toBe(2 + 4 + 5) // i2s: 1 + 1, tl: a job per row, output: one each
     for (const [name, ...args] of jobs) expect(args.length, name).toBe(OPS[name].kinds.length)
   })
 })

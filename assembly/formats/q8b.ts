@@ -24,6 +24,7 @@
 
 import { f16ToF32 } from '../ops/half'
 import { span } from '../ops/split'
+import { codes16, dotAdd, halves4, rowSums, storeGroup } from './group4'
 
 // @ts-ignore: decorator
 @inline const BLOCK: i32 = 128
@@ -102,16 +103,6 @@ export function rescore_q8b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8:
   for (let i = <i32>(range >> 32); i < <i32>range; i++) tile(w, ws, xq, xs, xsum8, y, rows, kp, load<i32>(groups + (<usize>i << 2)), 0, 1)
 }
 
-// acc + Σ of c·x over 16 columns as 4 i32 lanes: one `i32x4.relaxed_dot_i8x16_i7x16_add_s`
-// (relaxed; the codes 1..127 are its 7-bit operand: one vpdpbusd with AVX-VNNI, one sdot on
-// ARM, pmaddubsw + pmaddwd elsewhere, where |pair| ≤ 2·127·127 fits i16), or the i16
-// multiply on operands widened to i16 (baseline; xl, xh: x widened).
-// @ts-ignore: decorator
-@inline function dotAdd(acc: v128, c: v128, x: v128, xl: v128, xh: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, c, acc)
-  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(c), xl), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(c), xh)))
-}
-
 // Tokens per pass over a group: 2 on the relaxed build (each weight load serves both; 8
 // accumulators + 4 weights + 2 activations fit x64's 16 vector registers), 1 on the
 // baseline, whose widened activations take 2 more registers per token.
@@ -172,50 +163,13 @@ export function matmul_q8b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: 
   if (T > 1) storeGroup(y, rows, g, t + 1, acc1)
 }
 
-// acc + (wscale · xscale) · ([Σd0, Σd1, Σd2, Σd3] − 64·Σx) for block b of token t: pairwise
-// sums of lanes, then of pairs (exact integers), scaled per row.
+// acc + (wscale · xscale) · ([Σd0, Σd1, Σd2, Σd3] − 64·Σx) for block b of token t, scaled per row.
 // @ts-ignore: decorator
 @inline function scaleBlock(acc: v128, d0: v128, d1: v128, d2: v128, d3: v128, sp: usize,
                             xs: usize, xsum8: usize, t: i32, nb: i32, b: i32): v128 {
-  const t0 = i32x4.add(i32x4.shuffle(d0, d1, 0, 1, 4, 5), i32x4.shuffle(d0, d1, 2, 3, 6, 7))
-  const t1 = i32x4.add(i32x4.shuffle(d2, d3, 0, 1, 4, 5), i32x4.shuffle(d2, d3, 2, 3, 6, 7))
-  let dots = i32x4.add(i32x4.shuffle(t0, t1, 0, 2, 4, 6), i32x4.shuffle(t0, t1, 1, 3, 5, 7))
-  dots = i32x4.sub(dots, i32x4.splat(offsetSum(xsum8 + (<usize>(t * nb) << 4), b)))
+  const dots = i32x4.sub(rowSums(d0, d1, d2, d3), i32x4.splat(offsetSum(xsum8 + (<usize>(t * nb) << 4), b)))
   const st = xs + (<usize>(t * nb) << 2)
   return f32x4.add(acc, f32x4.mul(f32x4.mul(v128.load(sp), v128.load32_splat(st + (<usize>b << 2))), f32x4.convert_i32x4_s(dots)))
-}
-
-// y[t][4g .. 4g+4) = acc (fewer in the last group).
-// @ts-ignore: decorator
-@inline function storeGroup(y: usize, rows: i32, g: i32, t: i32, acc: v128): void {
-  const r = g * 4, yt = y + (<usize>(t * rows) << 2)
-  if (r + 4 <= rows) v128.store(yt + (<usize>r << 2), acc)
-  else for (let j = 0; j < rows - r; j++) store<f32>(yt + (<usize>(r + j) << 2), lane(acc, j)) // last group
-}
-
-// Lane j of a f32x4 (j not constant).
-// @ts-ignore: decorator
-@inline function lane(v: v128, j: i32): f32 {
-  return j == 0 ? f32x4.extract_lane(v, 0) : j == 1 ? f32x4.extract_lane(v, 1) : f32x4.extract_lane(v, 2)
-}
-
-// 8 halves (lanes 0..3 or 4..7 of h) → 4 floats, exactly as f16ToF32 (ops/half.ts) does.
-// @ts-ignore: decorator
-@inline function halves4(h: v128, high: bool, m15: v128, sign: v128, scale: v128): v128 {
-  const u = high ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h)
-  const mag = f32x4.mul(i32x4.shl(v128.and(u, m15), 13), scale)
-  return v128.or(mag, i32x4.shl(v128.and(u, sign), 16))
-}
-
-// 16 floats → 16 bytes c = clamp(RNE(v·inv), ±LEVEL) + OFFSET.
-// @ts-ignore: decorator
-@inline function codes16(a: v128, b: v128, c: v128, d: v128, inv: v128, lim: v128, off: v128): v128 {
-  const qa = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(a, inv))), qb = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(b, inv)))
-  const qc = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(c, inv))), qd = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(d, inv)))
-  const lo = i16x8.narrow_i32x4_s(qa, qb), hi = i16x8.narrow_i32x4_s(qc, qd)
-  const q = i16x8.add(i16x8.min_s(i16x8.max_s(lo, i16x8.neg(lim)), lim), off)
-  const q2 = i16x8.add(i16x8.min_s(i16x8.max_s(hi, i16x8.neg(lim)), lim), off)
-  return i8x16.narrow_i16x8_u(q, q2)
 }
 
 /**
@@ -228,7 +182,7 @@ export function quantize_rows_f16_q8b(src: usize, rows: i32, k: i32, kp: i32, w:
   const nb = kp / BLOCK
   const range = span(rows, first, end)
   const m15 = i32x4.splat(0x7fff), sign = i32x4.splat(0x8000), scale = f32x4.splat(reinterpret<f32>(0x77800000)) // 2^112
-  const lim = i16x8.splat(<i16>LEVEL), off = i16x8.splat(<i16>OFFSET)
+  const hi = i16x8.splat(<i16>LEVEL), lo = i16x8.splat(<i16>-LEVEL), off = i16x8.splat(<i16>OFFSET)
   for (let r = <i32>(range >> 32); r < <i32>range; r++) {
     const row = src + (<usize>r * k << 1)
     for (let b = 0; b < nb; b++) {
@@ -248,7 +202,7 @@ export function quantize_rows_f16_q8b(src: usize, rows: i32, k: i32, kp: i32, w:
         for (let j = 0; j < BLOCK; j += 16) {
           const h0 = v128.load(hb + (<usize>j << 1)), h1 = v128.load(hb + (<usize>j << 1), 16)
           v128.store(p + <usize>j, codes16(halves4(h0, false, m15, sign, scale), halves4(h0, true, m15, sign, scale),
-            halves4(h1, false, m15, sign, scale), halves4(h1, true, m15, sign, scale), inv, lim, off))
+            halves4(h1, false, m15, sign, scale), halves4(h1, true, m15, sign, scale), inv, lo, hi, off))
         }
       } else { // the last, partial block of a row: scalar, zeros beyond k
         let amax: f32 = 0

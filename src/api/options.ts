@@ -28,7 +28,8 @@ export interface ModelOptions {
   variant?: KernelVariant
   /**
    * Output projection storage: 'q8' (8-bit copy, half the bytes of F16; perplexity cost
-   * on tiny-dev −0.01 %), 'q4' (4-bit copy, 0.6× the bytes of q8; perplexity +1.7 % on
+   * on tiny-dev +0.24 %), 'q6' (6-bit copy, 0.77× the bytes of q8; perplexity +0.19 % on
+   * tiny-dev), 'q4' (4-bit copy, 0.6× the bytes of q8; perplexity +1.7 % on
    * tiny-dev, over the 0.5 % budget, so never chosen by 'auto'), 'q4+q8' (both copies, 1.6×
    * q8's memory: a decode step reads the q4 copy and rescores with the q8 one the tokens
    * that can still be picked, so greedy and top-k sampling give exactly q8's tokens; logits(),

@@ -39,6 +39,7 @@ const CASES: KernelCase[] = [
     prep: (k, b) => k.lut_build_i8(b.q, K, b.lut),
   },
   { name: 'q8b (output)', rowBytes: K + (K / 128) * 4, scalesAfter: K, job: (b, rows) => ['matmul_q8b_i8', b.w, b.ws, b.xq, b.xs, b.xsum, b.y, rows, K, 1] },
+  { name: 'q6b (output)', rowBytes: K * 3 / 4 + (K / 64) * 4, scalesAfter: K * 3 / 4, job: (b, rows) => ['matmul_q6b_i8', b.w, b.ws, b.xq, b.xs, b.xsum, b.y, rows, K, 1] },
   {
     name: 'q4b (output, q4+q8 pass)', rowBytes: K / 2 + (K / 32) * 4, scalesAfter: K / 2,
     job: (b, rows) => ['matvec_q4b_i8', b.w, b.ws, b.xq, b.xs, b.xsum, b.y, rows, K],

@@ -74,7 +74,7 @@ export async function openModel(values: { model?: string; ctx?: string; threads?
       contextSize: intOpt(values.ctx, 'ctx', 1),
       threads: intOpt(values.threads, 'threads', 1),
       variant,
-      outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8', 'q4', 'q4+q8'] as const),
+      outputType: oneOf(values['output-type'], 'output-type', ['auto', 'f16', 'q8', 'q6', 'q4', 'q4+q8'] as const),
       kvType: oneOf(values['kv-type'], 'kv-type', ['auto', ...KV_TYPES]),
       signal,
       onProgress: progressHandler(bar),

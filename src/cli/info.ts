@@ -92,13 +92,13 @@ function outputHead(c: ModelConfig) {
   const pass = outputPassAt(0, c.vocabSize, c.nEmbd).bytes
   return {
     auto: c.vocabSize * c.nEmbd >= AUTO_Q8_ELEMENTS ? 'q8' : 'f16',
-    f16: bytes('f16'), q8: bytes('q8b'), q4: bytes('q4b'),
+    f16: bytes('f16'), q8: bytes('q8b'), q6: bytes('q6b'), q4: bytes('q4b'),
     /** q4+q8 holds both copies and reads the q4 one (+ bounds) and the rescored rows per token. */
     'q4+q8': { memory: bytes('q8b') + pass, pass },
   }
 }
 
 function formatOutputHead(h: ReturnType<typeof outputHead>): string {
-  return `f16 ${formatBytes(h.f16)}, q8 ${formatBytes(h.q8)}, q4 ${formatBytes(h.q4)} per token (auto: ${h.auto}); ` +
+  return `f16 ${formatBytes(h.f16)}, q8 ${formatBytes(h.q8)}, q6 ${formatBytes(h.q6)}, q4 ${formatBytes(h.q4)} per token (auto: ${h.auto}); ` +
     `q4+q8 holds ${formatBytes(h['q4+q8'].memory)}, reads ${formatBytes(h['q4+q8'].pass)} + the rescored rows`
 }

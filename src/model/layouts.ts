@@ -7,8 +7,8 @@
  * Ternary projections take the layout of the model's ternary kernel: i2s_x4 (the multiply-add
  * kernel, assembly/formats/i2s.ts) or tl16 (the lookup-table kernel, assembly/formats/tl.ts). The
  * output projection (the embedding when tied) is f16, f32, or a quantized copy made at load: q8b
- * (a byte per weight, assembly/formats/q8b.ts) or q4b (4 bits, assembly/formats/q4b.ts), or q8b with a
- * q4b pass copy (the bounded head, output-head.ts).
+ * (a byte per weight, assembly/formats/q8b.ts), q6b (6 bits, assembly/formats/q6b.ts) or q4b (4 bits,
+ * assembly/formats/q4b.ts), or q8b with a q4b pass copy (the bounded head, output-head.ts).
  */
 import { packX4FromCodes } from '../formats/i2s-x4.js'
 import { packTlFromCodes } from '../formats/tl16.js'
@@ -30,7 +30,7 @@ export interface TernaryWeight {
 }
 
 /** Storage of the output matrix: a key of OUTPUT_LAYOUTS. */
-export type OutputLayoutName = 'f16' | 'f32' | 'q8b' | 'q4b'
+export type OutputLayoutName = 'f16' | 'f32' | 'q8b' | 'q6b' | 'q4b'
 
 /**
  * The embedding / output matrix [rows][cols] in wasm memory: rows of `type` at ptr; for the
@@ -121,9 +121,9 @@ export interface OutputRow { x: number; q: number; scales: number; sums: number 
 
 export interface OutputLayout extends Layout {
   /** The ModelOptions.outputType that picks it for an F16 / BF16 matrix (f32 is for other sources). */
-  option?: 'f16' | 'q8' | 'q4'
+  option?: 'f16' | 'q8' | 'q6' | 'q4'
   /** Load: the kernel quantizing f16 rows into the layout (via the scratch area). */
-  convert?: 'quantize_rows_f16_q8b' | 'quantize_rows_f16_q4b'
+  convert?: 'quantize_rows_f16_q8b' | 'quantize_rows_f16_q6b' | 'quantize_rows_f16_q4b'
   /** What its kernels read: the f32 row, or its int8 blocks (quantize_blocks_f32_i8). */
   activation: 'f32' | 'i8'
   /** One row's logits job. */
@@ -150,6 +150,12 @@ export const OUTPUT_LAYOUTS: Record<OutputLayoutName, OutputLayout> = {
     option: 'q8', groupRows: 4, kBlock: 128, rowBytes: (kp) => kp, scaleBlock: 128, convert: 'quantize_rows_f16_q8b', activation: 'i8',
     matmul: (m, a, y, n) => ['matmul_q8b_i8', m.ptr, m.scales, a.q, a.scales, a.sums, y, m.rows, m.kp, n],
     embedRow: (k, _, m, token, dst) => k.dequantize_row_q8b(m.ptr, m.scales, token, m.cols, m.kp, dst),
+  },
+  // 6-bit codes in three 16-byte planes per 64 weights, an f32 scale per 128; rows in groups of 4, every row of a batch in one pass.
+  q6b: {
+    option: 'q6', groupRows: 4, kBlock: 128, rowBytes: (kp) => kp * 3 / 4, scaleBlock: 128, convert: 'quantize_rows_f16_q6b', activation: 'i8',
+    matmul: (m, a, y, n) => ['matmul_q6b_i8', m.ptr, m.scales, a.q, a.scales, a.sums, y, m.rows, m.kp, n],
+    embedRow: (k, _, m, token, dst) => k.dequantize_row_q6b(m.ptr, m.scales, token, m.cols, m.kp, dst),
   },
   // Nibbles and an f32 scale per 32, rows in groups of 4 (one stream per group, as q8b).
   q4b: {

@@ -39,12 +39,12 @@ export interface HostMatrix {
 
 /**
  * How the output projection is stored: 'f16' (exact, F16 files), 'q8' (a byte per weight,
- * half the bytes), 'q4' (4-bit copy, 5 bits per weight with scales), 'q4+q8' (both: decode
+ * half the bytes), 'q6' (6-bit copy, 6.25 bits per weight with scales), 'q4' (4-bit copy, 5 bits per weight with scales), 'q4+q8' (both: decode
  * steps read the q4 copy and rescore the tokens that can win with the q8 one, giving the q8
  * head's tokens; output-head.ts), or 'auto': q8 when the matrix is large enough to dominate a
  * decode step's reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B, 8B), exact f16 below (tiny models, 0.7B).
  */
-export type OutputType = 'auto' | 'f16' | 'q8' | 'q4' | 'q4+q8'
+export type OutputType = 'auto' | 'f16' | 'q8' | 'q6' | 'q4' | 'q4+q8'
 
 /** 64 Mi elements = 128 MiB of f16. */
 export const AUTO_Q8_ELEMENTS = 1 << 26
@@ -333,8 +333,10 @@ function storagePlan(info: ModelTensor, role: Role, rows: number, cols: number, 
     p.bytes = layoutSize(TERNARY_LAYOUTS[kernel], rows, cols).bytes
   } else if (role === 'matrix') {
     const wanted = outputType === 'auto' ? (rows * cols >= AUTO_Q8_ELEMENTS ? 'q8' : 'f16') : outputType
-    p.pass = wanted === 'q4+q8' && HALF.includes(info.format)
-    p.matrixType = !HALF.includes(info.format) ? 'f32' : (Object.keys(OUTPUT_LAYOUTS) as OutputLayoutName[]).find((t) => OUTPUT_LAYOUTS[t].option === (p.pass ? 'q8' : wanted))!
+    // a quantized copy comes from f16 rows: F16 and BF16 files, or Q8_0 / Q6_K ones dequantized
+    const viaF16 = HALF.includes(info.format) || (wanted !== 'f16' && REQUANTIZED.includes(info.format))
+    p.pass = wanted === 'q4+q8' && viaF16
+    p.matrixType = !viaF16 ? 'f32' : (Object.keys(OUTPUT_LAYOUTS) as OutputLayoutName[]).find((t) => OUTPUT_LAYOUTS[t].option === (p.pass ? 'q8' : wanted))!
     ;({ kp: p.kp, bytes: p.bytes } = layoutSize(OUTPUT_LAYOUTS[p.matrixType], rows, cols))
     if (p.pass) p.bytes += outputPassAt(0, rows, cols).bytes
   } else if (role !== 'rows') {
@@ -382,6 +384,13 @@ function rejectUnused(tensors: ModelTensor[], plan: Planned[], file: string): vo
 
 /** 16-bit formats kept as f16 (BF16 is converted: exact for |x| ≥ 2^-14, the f16 normal range). */
 const HALF: readonly string[] = ['F16', 'BF16']
+
+/**
+ * Quantized formats a quantized copy (q8, q6, q4) is made from, through f16 rows (their values
+ * are an f16 block scale times a small integer: f16 keeps them to 2^-11, far below the copy's
+ * step); with outputType 'f16' they are dequantized to f32 instead.
+ */
+const REQUANTIZED: readonly string[] = ['Q8_0', 'Q6_K']
 
 /** An official-layout I2_S projection (K a multiple of 128): its blocks move as they are. */
 function isCanonicalI2s(p: Planned): boolean {
@@ -461,10 +470,10 @@ function ternaryValued(p: Planned, bytes: Uint8Array) {
  */
 const MATRIX_CHUNK_ROWS = 4096
 
-/** F16 bytes as they are; BF16 converted to f16 bits (round to nearest even). */
-function toF16(format: string, bytes: Uint8Array): Uint8Array {
+/** F16 bytes as they are; BF16, Q8_0, Q6_K converted to f16 bits (round to nearest even). */
+function toF16(format: FormatName, bytes: Uint8Array, n: number): Uint8Array {
   if (format === 'F16') return bytes
-  const values = dequantizeRows('BF16', bytes, bytes.byteLength / 2)
+  const values = dequantizeRows(format, bytes, n)
   const out = new Uint16Array(values.length)
   for (let i = 0; i < values.length; i++) out[i] = f32ToF16(values[i])
   return new Uint8Array(out.buffer)
@@ -495,7 +504,7 @@ async function storeMatrix(p: Planned, read: Reader, at: Target): Promise<void> 
       f16 = await readToHeap(read, r0 * rowBytes, n * rowBytes, heap, rows)
     } else {
       f16 = heap.subarray(rows, rows + n * p.cols * 2)
-      f16.set(toF16(p.info.format, await read(r0 * rowBytes, n * rowBytes)))
+      f16.set(toF16(p.info.format, await read(r0 * rowBytes, n * rowBytes), n * p.cols))
     }
     const bad = kernels.find_nonfinite_f16(rows, n * p.cols)
     if (bad >= 0) throw nonFiniteWeight(p.info.name, p.info.file, r0 * p.cols + bad, 'NaN or Inf (F16)')

@@ -329,7 +329,7 @@ export class Transformer {
     return new Transformer(model, contextSize, kvType)
   }
 
-  /** Storage of the output projection in use ('f16', 'f32', 'q8b', 'q4b', or 'q4b+q8b': the bounded head). */
+  /** Storage of the output projection in use ('f16', 'f32', 'q8b', 'q6b', 'q4b', or 'q4b+q8b': the bounded head). */
   get outputType(): string {
     return this.w.output.pass ? 'q4b+q8b' : this.w.output.type
   }

@@ -89,6 +89,9 @@ const ATTENTION_PARTIAL = {
     ({ items: nHeadKv * Math.ceil((nPos + n - 1) / block), cost: 8 * block * headDim * n * (nHead / nHeadKv) }),
 } as const
 
+/** An F16 matrix's rows → a quantized output copy (load): items are rows. */
+const QUANTIZE_ROWS = { kinds: 'iiiiii', work: ([, rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) } as const
+
 /**
  * Kernels a round can run: their argument kinds before the trailing (first, end) (i =
  * int/pointer, f = f32) and the work of a call, from which the leader cuts chunks. The
@@ -101,6 +104,7 @@ export const OPS = {
   matvec_f16_f32: { kinds: 'iiiii', work: ([, , , rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) },
   matvec_f32_f32: { kinds: 'iiiii', work: ([, , , rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) },
   matmul_q8b_i8: { kinds: 'iiiiiiiii', work: ([, , , , , , rows, kp, ntok]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp * ntok }) },
+  matmul_q6b_i8: { kinds: 'iiiiiiiii', work: ([, , , , , , rows, kp, ntok]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp * ntok }) },
   matvec_q4b_i8: { kinds: 'iiiiiiii', work: ([, , , , , , rows, kp]: number[]): Work => ({ items: groups(rows, 4), cost: 4 * kp }) },
   // the listed 4-row groups of one token (a bounded output head's exact rows)
   rescore_q8b_i8: { kinds: 'iiiiiiiiii', work: ([, , , , , , , kp, , count]: number[]): Work => ({ items: count, cost: 4 * kp }) },
@@ -122,8 +126,9 @@ export const OPS = {
   // codes (first touches of fresh pages, mostly), a quantization converts a row of f16.
   repack_i2s_x4: { kinds: 'iiii', work: ([, rows, k]: number[]): Work => ({ items: groups(rows, 4), cost: k }) },
   repack_i2s_tl: { kinds: 'iiii', work: ([, rows, k]: number[]): Work => ({ items: groups(rows, 16), cost: 4 * k }) },
-  quantize_rows_f16_q8b: { kinds: 'iiiiii', work: ([, rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) },
-  quantize_rows_f16_q4b: { kinds: 'iiiiii', work: ([, rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) },
+  quantize_rows_f16_q8b: QUANTIZE_ROWS,
+  quantize_rows_f16_q6b: QUANTIZE_ROWS,
+  quantize_rows_f16_q4b: QUANTIZE_ROWS,
 } as const
 
 export type OpName = keyof typeof OPS

@@ -1,4 +1,5 @@
 // A kernel instance on a fresh memory, with a bump allocator, for kernel-level tests.
+import { expect } from 'vitest'
 import { availableVariants, compileKernels, createMemory, instantiateKernels, type KernelVariant, type Kernels } from '../../src/runtime/wasm.js'
 import { Arena } from '../../src/model/arena.js'
 import { mulberry32 } from '../../src/model/synthetic.js'
@@ -68,4 +69,31 @@ export function itemRanges(items: number, parts: number, seed: number): [number,
     [ranges[i], ranges[j]] = [ranges[j], ranges[i]]
   }
   return ranges
+}
+
+/** Token activations of the output kernels: int8 rows [T][kp], f32 scale per 128, 8·Σ per 32 (quantize_blocks_f32_i8). */
+export interface BlockActivations { xq: number; xs: number; xsum: number }
+
+/**
+ * A batched output kernel over 4-row groups (matmul_q8b_i8's arguments) on T tokens: SIMD ==
+ * _ref bit for bit, for every thread split, and each token alone gives what it gives in the
+ * batch. Returns the [T][rows] logits.
+ */
+export function checkGroupMatmul(b: KernelBench, kernel: 'matmul_q8b_i8' | 'matmul_q6b_i8', w: number, ws: number, a: BlockActivations,
+  rows: number, kp: number, T: number, seed: number): number[] {
+  const groups = Math.ceil(rows / 4), y1 = b.alloc(T * rows * 4), y2 = b.alloc(T * rows * 4)
+  b.k[kernel](w, ws, a.xq, a.xs, a.xsum, y1, rows, kp, T, 0, groups)
+  b.k[`${kernel}_ref`](w, ws, a.xq, a.xs, a.xsum, y2, rows, kp, T, 0, groups)
+  const all = Array.from(b.f32(y1, T * rows))
+  expect(all).toEqual(Array.from(b.f32(y2, T * rows)))
+  for (const parts of [2, 3, groups + 1]) {
+    b.f32(y2, T * rows).fill(NaN)
+    for (const [first, end] of itemRanges(groups, parts, parts + seed)) b.k[kernel](w, ws, a.xq, a.xs, a.xsum, y2, rows, kp, T, first, end)
+    expect(Array.from(b.f32(y2, T * rows))).toEqual(all)
+  }
+  for (let t = 0; t < T; t++) {
+    b.k[kernel](w, ws, a.xq + t * kp, a.xs + t * kp / 32, a.xsum + t * kp / 8, y2, rows, kp, 1, 0, groups)
+    expect(Array.from(b.f32(y2, rows))).toEqual(all.slice(t * rows, (t + 1) * rows))
+  }
+  return all
 }
