@@ -3,20 +3,26 @@
 // chunks (matrix-matrix kernels) equal token-by-token evaluation bit for bit, and a
 // cache survives save()/restore() into another cache.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/index.js'
+import { loadModel, openModelContents } from '../src/index.js'
+import { BitnetModel } from '../src/api/bitnet-model.js'
+import type { ModelContents } from '../src/model/contents.js'
 import { InvalidArgumentError } from '../src/errors.js'
 import { KV_AUTO_F16_BYTES, MAX_BATCH, resolveKvType } from '../src/model/transformer.js'
 import { firstDifference, TINY_GGUF } from './helpers/golden.js'
-import type { BitnetModel } from '../src/api/bitnet-model.js'
 import type { Transformer } from '../src/model/transformer.js'
 
 // q8: the byte-per-weight output copy, whose batch product is one pass for all rows
+// Opened once for the file's models (tiny-dev's 128k-token tokenizer takes seconds to build).
+let contents: ModelContents
+beforeAll(async () => { contents = await openModelContents(TINY_GGUF) })
+afterAll(() => contents.close?.())
+
 // Each block's model lives for its tests only (beforeAll/afterAll): models loaded while the
 // file is collected would all hold their memory and threads until the end.
 describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV caches and batches (%s kernel, %s output, 2 threads)', (kernel, outputType) => {
   let model: BitnetModel, t: Transformer, a: number[], b: number[], long: number[]
   beforeAll(async () => {
-    model = await loadModel(TINY_GGUF, { kernel, outputType, threads: 2, contextSize: 64 })
+    model = await BitnetModel.load(contents, { kernel, outputType, threads: 2, contextSize: 64 })
     t = model.transformer
     a = model.tokenize('In the beginning God created the heaven and the earth.')
     b = model.tokenize('And the LORD spake unto Moses, saying,')
@@ -40,7 +46,7 @@ describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV cache
   // An f16 cache: a prompt chunk's attention reads rows widened once per tile into a slot,
   // a decode step widens them in registers; the bytes must not differ.
   it.runIf(kernel === 'i2s' && outputType === 'f16')('with an f16 cache too', async () => {
-    const f16 = await loadModel(TINY_GGUF, { kernel, outputType, threads: 1, contextSize: 64, kvType: 'f16' }) // threads: kernels-attention.test.ts
+    const f16 = await BitnetModel.load(contents, { kernel, outputType, threads: 1, contextSize: 64, kvType: 'f16' }) // threads: kernels-attention.test.ts
     const u = f16.transformer
     const want = long.map((tok, pos) => u.forward(tok, pos, true)!.slice())
     const got = u.prefill(long, 0, u.kv, 'all')
@@ -79,7 +85,7 @@ describe.each([['i2s', 'f16'], ['tl', 'f16'], ['i2s', 'q8']] as const)('KV cache
     expect(() => k2.restore(bad)).toThrow(/bad magic/)
     k2.dispose()
     expect(t.kvType).toBe('f32') // the default ('auto') for a small cache
-    const f16 = await loadModel(TINY_GGUF, { kernel, outputType, threads: 1, contextSize: 64, kvType: 'f16' })
+    const f16 = await BitnetModel.load(contents, { kernel, outputType, threads: 1, contextSize: 64, kvType: 'f16' })
     expect(() => f16.transformer.kv.restore(bytes)).toThrow(InvalidArgumentError)
     expect(() => f16.transformer.kv.restore(bytes)).toThrow(/f32 KV cache, this one is f16/)
     await f16.dispose()
