@@ -1,8 +1,8 @@
 // The batched I2_S kernel (several tokens per weight pass) equals its scalar twin and the
-// one-token kernel bit for bit, for every batch size (full quads and partial ones),
+// one-token kernel bit for bit, for every batch size (token pairs and an odd last one),
 // awkward row counts and thread splits.
 import { describe, expect, it } from 'vitest'
-import { packX4FromCodes, x4Shape } from '../src/formats/i2s-x4.js'
+import { packC4FromCodes, c4Shape } from '../src/formats/i2s-c4.js'
 import { itemRanges, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
 const CASES: [rows: number, cols: number, ntok: number][] = [
@@ -16,10 +16,10 @@ describe.each(VARIANTS)('matmul_i2s_i8 (%s build)', async (variant) => {
     it(`${rows}×${cols} × ${ntok} tokens: SIMD == _ref == matvec per token`, () => {
       const rand = rng(rows * 7919 + cols * 31 + ntok)
       const codes = Int8Array.from({ length: rows * cols }, () => Math.floor(rand() * 3) - 1)
-      const { kp, bytes } = x4Shape(rows, cols)
+      const { kp, bytes } = c4Shape(rows, cols)
       const w = b.alloc(bytes), q = b.alloc(ntok * kp), meta = b.alloc(ntok * 8)
       const y = [b.alloc(ntok * rows * 4), b.alloc(ntok * rows * 4), b.alloc(ntok * rows * 4)]
-      packX4FromCodes(codes, rows, cols, b.heap.subarray(w, w + bytes))
+      packC4FromCodes(codes, rows, cols, b.heap.subarray(w, w + bytes))
       const dv = new DataView(b.heap.buffer)
       for (let t = 0; t < ntok; t++) {
         // extreme activations in some tokens: the largest sums a lane can hold

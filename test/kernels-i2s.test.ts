@@ -2,7 +2,7 @@
 // exact integer definition y = Σ w·q / s · γ, on awkward shapes and thread splits.
 import { describe, expect, it } from 'vitest'
 import { encodeI2s } from '../src/formats/i2s.js'
-import { packX4FromCodes, x4Shape } from '../src/formats/i2s-x4.js'
+import { packC4FromCodes, c4Shape } from '../src/formats/i2s-c4.js'
 import { itemRanges, kernelBench, normQuantizeF64, rng, VARIANTS } from './helpers/kernels.js'
 
 const SHAPES: [number, number][] = [
@@ -18,9 +18,9 @@ describe.each(VARIANTS)('matvec_i2s_i8 (%s build)', async (variant) => {
       const codes = Int8Array.from({ length: rows * cols }, () => Math.floor(rand() * 3) - 1)
       // extreme activations too: all −128 or 127 stress the i16 accumulation
       const q = Int8Array.from({ length: cols }, (_, i) => (i % 7 === 0 ? -128 : i % 11 === 0 ? 127 : Math.floor(rand() * 256) - 128))
-      const { kp, bytes } = x4Shape(rows, cols), groups = Math.ceil(rows / 4)
+      const { kp, bytes } = c4Shape(rows, cols), groups = Math.ceil(rows / 4)
       const w = b.alloc(bytes), qp = b.alloc(kp), meta = b.alloc(8), y1 = b.alloc(rows * 4), y2 = b.alloc(rows * 4)
-      packX4FromCodes(codes, rows, cols, b.heap.subarray(w, w + bytes))
+      packC4FromCodes(codes, rows, cols, b.heap.subarray(w, w + bytes))
       b.i8(qp, kp).fill(0).set(q)
       const sumq = q.reduce((a, v) => a + v, 0)
       const s = 127 / 3.25, gamma = 0.8125
@@ -49,22 +49,42 @@ describe.each(VARIANTS)('matvec_i2s_i8 (%s build)', async (variant) => {
   }
 })
 
-describe.each(VARIANTS)('repack_i2s_x4 (%s build)', async (variant) => {
+describe.each(VARIANTS)('matvec_i2s_i8 at the largest sums (%s build)', async (variant) => {
+  const b = await kernelBench(variant)
+  // rows 1 and 2 of a group sum 4 and 16 × their dot in i32: every weight +1 (code 2) against
+  // every activation −128 or 127 over K = 36864 (a 100B model's FFN width) must stay exact
+  for (const q of [-128, 127]) {
+    it(`4×36864, every weight +1, every activation ${q}`, () => {
+      const rows = 4, cols = 36864
+      const { kp, bytes } = c4Shape(rows, cols)
+      const wp = b.alloc(bytes), qp = b.alloc(kp), meta = b.alloc(8), y = b.alloc(rows * 4)
+      packC4FromCodes(new Int8Array(rows * cols).fill(1), rows, cols, b.heap.subarray(wp, wp + bytes))
+      b.i8(qp, kp).fill(q)
+      new DataView(b.heap.buffer).setFloat32(meta, 1, true)
+      new DataView(b.heap.buffer).setInt32(meta + 4, 0, true)
+      b.k.matvec_i2s_i8(wp, qp, meta, 1, y, rows, kp, 0, 1)
+      // Σq given as 0, so each row is Σ c·q = 2 · q · K (an integer below 2^24: exact in f32)
+      expect(Array.from(b.f32(y, rows))).toEqual(new Array(rows).fill(2 * q * cols))
+    })
+  }
+})
+
+describe.each(VARIANTS)('repack_i2s_c4 (%s build)', async (variant) => {
   const b = await kernelBench(variant)
   // the load-time move of official files' blocks == packing the decoded codes, padding rows too
   for (const [rows, cols] of [[1, 128], [4, 256], [5, 384], [13, 640], [8, 2560]] as const) {
-    it(`${rows}×${cols}: same bytes as packX4FromCodes, in 4-row groups cut in any order`, () => {
+    it(`${rows}×${cols}: same bytes as packC4FromCodes, in 4-row groups cut in any order`, () => {
       const rand = rng(rows * 7919 + cols)
       const codes = Int8Array.from({ length: rows * cols }, () => Math.floor(rand() * 3) - 1)
       const file = encodeI2s(codes, rows, cols, 1)
-      const { bytes } = x4Shape(rows, cols)
+      const { bytes } = c4Shape(rows, cols)
       const src = b.alloc(file.length), dst = b.alloc(bytes)
       b.heap.set(file, src)
       b.heap.fill(0xaa, dst, dst + bytes) // every byte must be written
       // the groups in 3 ranges, run out of order (a load-time round of the thread pool)
-      for (const [first, end] of itemRanges(Math.ceil(rows / 4), 3, rows + cols)) b.k.repack_i2s_x4(src, rows, cols, dst, first, end)
+      for (const [first, end] of itemRanges(Math.ceil(rows / 4), 3, rows + cols)) b.k.repack_i2s_c4(src, rows, cols, dst, first, end)
       const want = new Uint8Array(bytes)
-      packX4FromCodes(codes, rows, cols, want)
+      packC4FromCodes(codes, rows, cols, want)
       expect(b.heap.slice(dst, dst + bytes)).toEqual(want)
     })
   }

@@ -2,7 +2,7 @@
 // bit, on awkward shapes and thread splits; its tables and both packers follow the layout.
 import { describe, expect, it } from 'vitest'
 import { encodeI2s } from '../src/formats/i2s.js'
-import { packX4FromCodes, x4Shape } from '../src/formats/i2s-x4.js'
+import { packC4FromCodes, c4Shape } from '../src/formats/i2s-c4.js'
 import { packTlFromCodes, tlShape } from '../src/formats/tl16.js'
 import { itemRanges, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
 
@@ -25,18 +25,18 @@ describe.each(VARIANTS)('matvec_tl_i8 (%s build)', async (variant) => {
 
   // Runs TL (SIMD, ref) and I2_S on the same codes; returns the three outputs.
   const run = (codes: Int8Array, q: Int8Array, rows: number, cols: number, s: number, gamma: number) => {
-    const tl = tlShape(rows, cols), x4 = x4Shape(rows, cols)
-    expect(tl.kp).toBe(x4.kp)
+    const tl = tlShape(rows, cols), c4 = c4Shape(rows, cols)
+    expect(tl.kp).toBe(c4.kp)
     const { qp, meta, lut } = activations(q, tl.kp, s)
-    const wt = b.alloc(tl.bytes), wx = b.alloc(x4.bytes)
+    const wt = b.alloc(tl.bytes), wx = b.alloc(c4.bytes)
     packTlFromCodes(codes, rows, cols, b.heap.subarray(wt, wt + tl.bytes))
-    packX4FromCodes(codes, rows, cols, b.heap.subarray(wx, wx + x4.bytes))
+    packC4FromCodes(codes, rows, cols, b.heap.subarray(wx, wx + c4.bytes))
     // one guard float past y: rows ≥ M must not be stored; y's old contents must not matter
     const y = b.alloc(rows * 4 + 4), yr = b.alloc(rows * 4), yi = b.alloc(rows * 4)
     b.f32(y, rows + 1).fill(NaN)
     b.k.matvec_tl_i8(wt, lut, meta, gamma, y, rows, tl.kp, 0, Math.ceil(rows / 16))
     b.k.matvec_tl_i8_ref(wt, lut, meta, gamma, yr, rows, tl.kp, 0, Math.ceil(rows / 16))
-    b.k.matvec_i2s_i8(wx, qp, meta, gamma, yi, rows, x4.kp, 0, Math.ceil(rows / 4))
+    b.k.matvec_i2s_i8(wx, qp, meta, gamma, yi, rows, c4.kp, 0, Math.ceil(rows / 4))
     expect(Number.isNaN(b.f32(y + rows * 4, 1)[0])).toBe(true)
     return { wt, lut, meta, y, kp: tl.kp, simd: Array.from(b.f32(y, rows)), ref: Array.from(b.f32(yr, rows)), i2s: Array.from(b.f32(yi, rows)) }
   }

@@ -2,7 +2,7 @@
 // kernels: sizes from the table equal those the packers write, and every job a layout builds
 // names an op the thread pool can run with the table's argument count.
 import { describe, expect, it } from 'vitest'
-import { x4Shape } from '../src/formats/i2s-x4.js'
+import { c4Shape } from '../src/formats/i2s-c4.js'
 import { tlShape } from '../src/formats/tl16.js'
 import { layoutSize, OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type FloatMatrix, type OutputLayoutName } from '../src/model/layouts.js'
 import { OPS } from '../src/runtime/protocol.js'
@@ -12,8 +12,8 @@ const SHAPES = [[1, 1], [3, 127], [4, 128], [17, 129], [33, 1000], [64, 2560]]
 describe('layout table', () => {
   it('sizes ternary layouts as their packers do', () => {
     for (const [rows, cols] of SHAPES) {
-      const x4 = x4Shape(rows, cols), tl = tlShape(rows, cols)
-      expect(layoutSize(TERNARY_LAYOUTS.i2s, rows, cols)).toMatchObject({ kp: x4.kp, bytes: x4.bytes })
+      const c4 = c4Shape(rows, cols), tl = tlShape(rows, cols)
+      expect(layoutSize(TERNARY_LAYOUTS.i2s, rows, cols)).toMatchObject({ kp: c4.kp, bytes: c4.bytes })
       expect(layoutSize(TERNARY_LAYOUTS.tl, rows, cols)).toMatchObject({ kp: tl.kp, bytes: tl.bytes })
     }
   })

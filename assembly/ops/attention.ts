@@ -12,9 +12,11 @@
 //
 // Items = n_head_kv × n_blocks, item (g, b) = kv head g over positions [b·block, (b+1)·block).
 // Its queries are the n·group pairs (row r, head j of the group) sharing kv head g (GQA: query
-// head h uses kv head h / group), taken 4 at a time in (r, j) order. A tile of TILE positions
-// at a time it computes scores 4 queries × 2 keys in registers (each key vector serves 4
-// queries, each query vector 2 keys), and weighted values 4 queries × 8 dims, per query
+// head h uses kv head h / group), taken G at a time in (r, j) order: 6 from a widened tile (a
+// prompt chunk on an f16 cache) in the relaxed build, else 4. A tile of TILE positions at a
+// time it computes scores G queries × 2 keys in registers (each key vector serves G queries,
+// each query vector 2 keys), keeping each query's max as it goes, and weighted values G
+// queries × 8 dims, per query
 //   s_t = q·k_t / √head_dim,   m = max s_t,   l = Σ e^(s_t − m),   acc = Σ e^(s_t − m) · v_t
 // over the positions t of the block that the query sees. The item that finishes the last
 // block of kv head g (count[g]) then combines its heads exactly:
@@ -25,17 +27,18 @@
 // nor on their order.
 //
 // An f16 cache is widened to f32 by integer ops (lo4, lo8). When its rows serve more than one
-// quad of queries (a prompt chunk), each tile of key rows, then of value rows, is widened once
-// into a slot of `tiles` that every quad then reads: tiles = [slots, floats per slot] (i32),
+// group of queries (a prompt chunk), each tile of key rows, then of value rows, is widened once
+// into a slot of `tiles` that every group then reads: tiles = [slots, floats per slot] (i32),
 // from byte 64 one claim flag per slot on its own 64-byte line, then the slots. A call claims a
 // free slot for its items; with none free (more calls in flight than slots) or none given it
 // widens in registers: the same values, so the same bytes.
 //
 // Every score is one f32x4 sum over head_dim in ascending order, reduced (s0 + s2) + (s1 + s3),
-// and every acc lane adds its positions in ascending order, whatever the quad: a query gets the
-// same bytes alone (a decode step) or in any batch. The SIMD kernels need head_dim % 8 == 0
-// (8 dims = 16 bytes of halves per load); the scalar _ref twins take any head_dim and agree
-// with them to float rounding (dot products and sums are accumulated in another order).
+// every acc lane adds its positions in ascending order, and a max is exact in any order,
+// whatever the group: a query gets the same bytes alone (a decode step) or in any batch. The
+// SIMD kernels need head_dim % 8 == 0 (8 dims = 16 bytes of halves per load); the scalar _ref
+// twins take any head_dim and agree with them to float rounding (dot products and sums are
+// accumulated in another order).
 
 import { f16ToF32 } from './half'
 import { span } from './split'
@@ -126,6 +129,11 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
 @inline function qPtr(q: usize, r: i32, g: i32, j: i32, n_head: i32, group: i32, head_dim: i32): usize {
   return q + (<usize>((r * n_head + g * group + j) * head_dim) << 2)
 }
+// The slot of query Q (row Q / group, head g·group + Q % group) of item (g, b).
+// @ts-ignore: decorator
+@inline function slotOf(part: usize, Q: i32, g: i32, group: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32): usize {
+  return slotPtr(part, Q / group, g * group + Q % group, b, n_head, n_blocks, head_dim)
+}
 // @ts-ignore: decorator
 @inline function slotPtr(part: usize, r: i32, h: i32, b: i32, n_head: i32, n_blocks: i32, head_dim: i32): usize {
   return part + (<usize>(((r * n_head + h) * n_blocks + b) * (4 + head_dim)) << 2)
@@ -150,19 +158,25 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
   return l
 }
 
-// softmaxBlock in SIMD: max and Σ 4 lanes at a time, e^x by exp4; the tail (cnt % 4) scalar.
-// The weights are stored × wscale (l is their plain sum). Nothing depends on the block's
-// length, so a query gets the same bytes in a batch or alone.
+// softmaxBlock in SIMD: Σ 4 lanes at a time, e^x by exp4; the tail (cnt % 4) scalar. The
+// max over the block is the one the scores phase kept in the slot (scoreRows) when the query
+// sees all len positions, else (a row before the last of a chunk, in the last block) taken
+// here: a max is exact in any order, so the query gets the same m, and the same bytes, in a
+// batch or alone. The weights are stored × wscale (l is their plain sum).
 // @ts-ignore: decorator
-@inline function softmaxBlock4(s: usize, cnt: i32, slot: usize, wscale: f32): f32 {
-  let vmx = f32x4.splat(-Infinity)
+@inline function softmaxBlock4(s: usize, cnt: i32, len: i32, slot: usize, wscale: f32): f32 {
+  let mx = load<f32>(slot)
+  if (cnt < len) {
+    let vmx = f32x4.splat(-Infinity)
+    let t = 0
+    for (; t + 4 <= cnt; t += 4) vmx = f32x4.pmax(vmx, v128.load(s + (<usize>t << 2))) // one maxps (max() is a NaN-exact sequence)
+    mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)))
+    for (; t < cnt; t++) mx = max(mx, load<f32>(s + (<usize>t << 2)))
+  }
   let t = 0
-  for (; t + 4 <= cnt; t += 4) vmx = f32x4.pmax(vmx, v128.load(s + (<usize>t << 2))) // one maxps (max() is a NaN-exact sequence)
-  let mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)))
-  for (; t < cnt; t++) mx = max(mx, load<f32>(s + (<usize>t << 2)))
   const vm = f32x4.splat(mx), vw = f32x4.splat(wscale)
   let vl = f32x4.splat(0)
-  for (t = 0; t + 4 <= cnt; t += 4) {
+  for (; t + 4 <= cnt; t += 4) {
     const p = s + (<usize>t << 2)
     const e = exp4(f32x4.sub(v128.load(p), vm))
     v128.store(p, f32x4.mul(e, vw))
@@ -201,7 +215,7 @@ export function attention_partial_f16_ref(q: usize, kc: usize, vc: usize, att: u
 
 // Positions per tile: scores and weighted values run over the block a tile at a time, all
 // queries per tile, so the tile's key (then value) rows stay in L1 (32 × head_dim floats:
-// 16 KB at head_dim 128) while every quad of queries uses them.
+// 16 KB at head_dim 128) while every group of queries uses them.
 const TILE = 32
 // An f16 cache widens to k·2^−112 (lo4, lo8); the queries are taken ×2^100 (score × 2^−12, undone
 // in the scale) and the weights ×2^112, so that every product is that of the true values.
@@ -252,9 +266,13 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
   const ss = <usize>(n_blocks * (4 + head_dim)) << 2 // from a head's slot to the next head's
   const ws = <usize>block << 2 // from a query's scores to the next query's
   const rowStride = <usize>kv_dim * sizeof<T>(), tileRow = <usize>head_dim << 2
-  // an f16 cache whose rows serve more than one quad of queries: widened once per tile into a slot
+  // an f16 cache whose rows serve more than 4 queries: widened once per tile into a slot
   const held = half && nq > 4 ? claimTile(tiles, head_dim) : -1
   const tiled = held >= 0, tile = tiled ? tileAt(tiles, held) : 0
+  // queries per key (value) load: 6 from an f32 tile with fused multiply-adds (12 sums + 2
+  // keys + 1 query: 15 of the 16 x64 vector registers), else 4 (the mask of halves, or the
+  // product between multiply and add, takes a register: 6 would spill)
+  const six = tiled && ASC_FEATURE_RELAXED_SIMD, G = six ? 6 : 4
   for (let it = <i32>(items >> 32); it < <i32>items; it++) {
     const g = it / n_blocks, b = it % n_blocks
     const t0 = b * block, len = min(block, n_pos + n - 1 - t0)
@@ -272,19 +290,26 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
       }
       qs = ss
     }
-    // scores of every query over all len positions (a query reads only those it sees); the
-    // last quad repeats its last query where nq % 4 ≠ 0 (the same bytes stored twice)
+    // scores of every query over all len positions (a query reads only those it sees), and
+    // their max in each query's slot (m); the queries G at a time, the last group repeating
+    // its last query where nq % G ≠ 0 (the same bytes stored twice)
+    for (let r = 0; r < n; r++) {
+      for (let j = 0; j < group; j++) store<f32>(slotPtr(part, r, g * group + j, b, n_head, n_blocks, head_dim), -Infinity)
+    }
     for (let tt = 0; tt < len; tt += TILE) {
       const rows = min(len, tt + TILE) - tt, k = kb + <usize>tt * rowStride
       if (tiled) widen(k, rowStride, rows, head_dim, tile, mask)
-      for (let Q = 0; Q < nq; Q += 4) {
-        const Q1 = min(Q + 1, nq - 1), Q2 = min(Q + 2, nq - 1), Q3 = min(Q + 3, nq - 1)
-        const p0 = queryAt(qb, qr, qs, Q, group), p1 = queryAt(qb, qr, qs, Q1, group)
-        const p2 = queryAt(qb, qr, qs, Q2, group), p3 = queryAt(qb, qr, qs, Q3, group)
-        const s0 = sc + <usize>Q * ws + (<usize>tt << 2)
-        const s1 = sc + <usize>Q1 * ws + (<usize>tt << 2), s2 = sc + <usize>Q2 * ws + (<usize>tt << 2), s3 = sc + <usize>Q3 * ws + (<usize>tt << 2)
-        if (tiled) scoreRows<f32>(tile, tileRow, rows, p0, p1, p2, p3, s0, s1, s2, s3, head_dim, scale, mask)
-        else scoreRows<T>(k, rowStride, rows, p0, p1, p2, p3, s0, s1, s2, s3, head_dim, scale, mask)
+      for (let Q = 0; Q < nq; Q += G) {
+        const Q1 = min(Q + 1, nq - 1), Q2 = min(Q + 2, nq - 1), Q3 = min(Q + 3, nq - 1), Q4 = min(Q + 4, nq - 1), Q5 = min(Q + 5, nq - 1)
+        const p0 = queryAt(qb, qr, qs, Q, group), p1 = queryAt(qb, qr, qs, Q1, group), p2 = queryAt(qb, qr, qs, Q2, group)
+        const p3 = queryAt(qb, qr, qs, Q3, group), p4 = queryAt(qb, qr, qs, Q4, group), p5 = queryAt(qb, qr, qs, Q5, group)
+        const s = sc + (<usize>tt << 2)
+        const s0 = s + <usize>Q * ws, s1 = s + <usize>Q1 * ws, s2 = s + <usize>Q2 * ws, s3 = s + <usize>Q3 * ws, s4 = s + <usize>Q4 * ws, s5 = s + <usize>Q5 * ws
+        const z0 = slotOf(part, Q, g, group, b, n_head, n_blocks, head_dim), z1 = slotOf(part, Q1, g, group, b, n_head, n_blocks, head_dim)
+        const z2 = slotOf(part, Q2, g, group, b, n_head, n_blocks, head_dim), z3 = slotOf(part, Q3, g, group, b, n_head, n_blocks, head_dim)
+        const z4 = slotOf(part, Q4, g, group, b, n_head, n_blocks, head_dim), z5 = slotOf(part, Q5, g, group, b, n_head, n_blocks, head_dim)
+        if (tiled) scoreRows<f32>(tile, tileRow, rows, p0, p1, p2, p3, p4, p5, s0, s1, s2, s3, s4, s5, z0, z1, z2, z3, z4, z5, head_dim, scale, mask, ASC_FEATURE_RELAXED_SIMD)
+        else scoreRows<T>(k, rowStride, rows, p0, p1, p2, p3, p4, p5, s0, s1, s2, s3, s4, s5, z0, z1, z2, z3, z4, z5, head_dim, scale, mask, false)
       }
     }
     // weights (0 past the positions a query sees), and what each query's sum is multiplied
@@ -293,35 +318,36 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
       const cnt = max(0, min(len, n_pos + r - t0)) // positions of the block row r sees
       for (let j = 0; j < group; j++) {
         const slot = slotPtr(part, r, g * group + j, b, n_head, n_blocks, head_dim), w = sc + <usize>(r * group + j) * ws
-        const l = softmaxBlock4(w, cnt, slot, half ? W_SCALE : 1)
+        const l = softmaxBlock4(w, cnt, len, slot, half ? W_SCALE : 1)
         for (let t = cnt; t < len; t++) store<f32>(w + (<usize>t << 2), 0)
         store<f32>(slot, n_blocks == 1 ? <f32>1 / l : 1, 8)
       }
     }
-    // values: each value row of a tile once per 8 dims and quad of queries, over the positions
+    // values: each value row of a tile once per 8 dims and group of queries, over the positions
     // its last query sees (the others' weights past theirs are 0: exact zeros added); the sums
     // go on from tile to tile in their destination, so they add the positions in order as in one pass
     for (let tt = 0; tt < len; tt += TILE) {
       const te = min(len, tt + TILE), v = vb + <usize>tt * rowStride
       if (tiled) widen(v, rowStride, te - tt, head_dim, tile, mask)
-      for (let Q = 0; Q < nq; Q += 4) {
-        const Q1 = min(Q + 1, nq - 1), Q2 = min(Q + 2, nq - 1), Q3 = min(Q + 3, nq - 1)
-        const cnt = max(0, min(len, n_pos + Q3 / group - t0))
+      for (let Q = 0; Q < nq; Q += G) {
+        const Q1 = min(Q + 1, nq - 1), Q2 = min(Q + 2, nq - 1), Q3 = min(Q + 3, nq - 1), Q4 = min(Q + 4, nq - 1), Q5 = min(Q + 5, nq - 1)
+        const cnt = max(0, min(len, n_pos + min(Q + G - 1, nq - 1) / group - t0))
         if (tt > 0 && tt >= cnt) continue
         const e = min(cnt, te)
         const span = <i32>(tt == 0) | <i32>(e == cnt) << 1 // first tile: sums from 0; last: × multiplier
-        const z0 = slotPtr(part, Q / group, g * group + Q % group, b, n_head, n_blocks, head_dim)
-        const z1 = slotPtr(part, Q1 / group, g * group + Q1 % group, b, n_head, n_blocks, head_dim)
-        const z2 = slotPtr(part, Q2 / group, g * group + Q2 % group, b, n_head, n_blocks, head_dim)
-        const z3 = slotPtr(part, Q3 / group, g * group + Q3 % group, b, n_head, n_blocks, head_dim)
-        const w0 = sc + <usize>Q * ws + (<usize>tt << 2)
-        const w1 = sc + <usize>Q1 * ws + (<usize>tt << 2), w2 = sc + <usize>Q2 * ws + (<usize>tt << 2), w3 = sc + <usize>Q3 * ws + (<usize>tt << 2)
+        const z0 = slotOf(part, Q, g, group, b, n_head, n_blocks, head_dim), z1 = slotOf(part, Q1, g, group, b, n_head, n_blocks, head_dim)
+        const z2 = slotOf(part, Q2, g, group, b, n_head, n_blocks, head_dim), z3 = slotOf(part, Q3, g, group, b, n_head, n_blocks, head_dim)
+        const z4 = slotOf(part, Q4, g, group, b, n_head, n_blocks, head_dim), z5 = slotOf(part, Q5, g, group, b, n_head, n_blocks, head_dim)
+        const w = sc + (<usize>tt << 2)
+        const w0 = w + <usize>Q * ws, w1 = w + <usize>Q1 * ws, w2 = w + <usize>Q2 * ws, w3 = w + <usize>Q3 * ws, w4 = w + <usize>Q4 * ws, w5 = w + <usize>Q5 * ws
         const d0 = dest(z0, out, Q / group, g * group + Q % group, n_head, n_blocks, head_dim)
         const d1 = dest(z1, out, Q1 / group, g * group + Q1 % group, n_head, n_blocks, head_dim)
         const d2 = dest(z2, out, Q2 / group, g * group + Q2 % group, n_head, n_blocks, head_dim)
         const d3 = dest(z3, out, Q3 / group, g * group + Q3 % group, n_head, n_blocks, head_dim)
-        if (tiled) valuesQuad<f32>(tile, tileRow, e - tt, w0, w1, w2, w3, z0, z1, z2, z3, d0, d1, d2, d3, span, head_dim, mask)
-        else valuesQuad<T>(v, rowStride, e - tt, w0, w1, w2, w3, z0, z1, z2, z3, d0, d1, d2, d3, span, head_dim, mask)
+        const d4 = dest(z4, out, Q4 / group, g * group + Q4 % group, n_head, n_blocks, head_dim)
+        const d5 = dest(z5, out, Q5 / group, g * group + Q5 % group, n_head, n_blocks, head_dim)
+        if (tiled) valuesRows<f32>(tile, tileRow, e - tt, w0, w1, w2, w3, w4, w5, z0, z1, z2, z3, z4, z5, d0, d1, d2, d3, d4, d5, span, head_dim, mask, ASC_FEATURE_RELAXED_SIMD)
+        else valuesRows<T>(v, rowStride, e - tt, w0, w1, w2, w3, w4, w5, z0, z1, z2, z3, z4, z5, d0, d1, d2, d3, d4, d5, span, head_dim, mask, false)
       }
     }
     if (n_blocks > 1 && lastBlock(count, g, n_blocks)) combine(part, out, n, n_head, g * group, group, head_dim, n_blocks)
@@ -392,15 +418,26 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
   return f32x4.add(f32x4.shuffle(ab, cd, 0, 1, 4, 5), f32x4.shuffle(ab, cd, 2, 3, 6, 7))
 }
 
-// Scores q_j·k_t · scale of 4 queries (rows p0..p3) × `rows` keys (k + t·ks, K = f32 or half),
-// into s_j[t]: 2 keys at a time, 8 sums in registers; an odd last key is paired with itself.
+// The max m of a query's scores so far (its slot's first float) and mx.
 // @ts-ignore: decorator
-@inline function scoreRows<K>(k: usize, ks: usize, rows: i32, p0: usize, p1: usize, p2: usize, p3: usize,
-                              s0: usize, s1: usize, s2: usize, s3: usize, head_dim: i32, scale: v128, mask: v128): void {
+@inline function keepMax(slot: usize, mx: f32): void {
+  store<f32>(slot, max(load<f32>(slot), mx))
+}
+
+// Scores q_j·k_t · scale of 4 queries, or with six 6 (rows p0..p5) × `rows` keys (k + t·ks,
+// K = f32 or half), into s_j[t]: 2 keys at a time, 8 or 12 sums in registers; an odd last key
+// is paired with itself. Each query's max over them goes into its slot's m (z_j), which saves
+// softmaxBlock4 a pass over the scores. Each score is reduced alike in either width.
+// @ts-ignore: decorator
+@inline function scoreRows<K>(k: usize, ks: usize, rows: i32, p0: usize, p1: usize, p2: usize, p3: usize, p4: usize, p5: usize,
+                              s0: usize, s1: usize, s2: usize, s3: usize, s4: usize, s5: usize,
+                              z0: usize, z1: usize, z2: usize, z3: usize, z4: usize, z5: usize,
+                              head_dim: i32, scale: v128, mask: v128, six: bool): void {
+  let vmx = f32x4.splat(-Infinity), vmy = vmx
   for (let t = 0; t < rows; t += 2) {
     const u = min(t + 1, rows - 1)
     const k0 = k + <usize>t * ks, k1 = k + <usize>u * ks
-    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0
     for (let i = 0; i < head_dim; i += 4) {
       const x = lo4<K>(k0, i, mask), y = lo4<K>(k1, i, mask)
       const o = <usize>i << 2
@@ -412,27 +449,49 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
       a2 = madd(p, x, a2); b2 = madd(p, y, b2)
       p = v128.load(p3 + o)
       a3 = madd(p, x, a3); b3 = madd(p, y, b3)
+      if (six) {
+        p = v128.load(p4 + o)
+        a4 = madd(p, x, a4); b4 = madd(p, y, b4)
+        p = v128.load(p5 + o)
+        a5 = madd(p, x, a5); b5 = madd(p, y, b5)
+      }
     }
     const sx = f32x4.mul(reduce4(a0, a1, a2, a3), scale), sy = f32x4.mul(reduce4(b0, b1, b2, b3), scale)
+    vmx = f32x4.pmax(vmx, f32x4.pmax(sx, sy))
     const ot = <usize>t << 2, ou = <usize>u << 2
     v128.store32_lane(s0 + ot, sx, 0); v128.store32_lane(s1 + ot, sx, 1); v128.store32_lane(s2 + ot, sx, 2); v128.store32_lane(s3 + ot, sx, 3)
     v128.store32_lane(s0 + ou, sy, 0); v128.store32_lane(s1 + ou, sy, 1); v128.store32_lane(s2 + ou, sy, 2); v128.store32_lane(s3 + ou, sy, 3)
+    if (six) {
+      const sz = f32x4.mul(reduce4(a4, a5, b4, b5), scale) // s4(t), s5(t), s4(u), s5(u)
+      vmy = f32x4.pmax(vmy, sz)
+      v128.store32_lane(s4 + ot, sz, 0); v128.store32_lane(s5 + ot, sz, 1); v128.store32_lane(s4 + ou, sz, 2); v128.store32_lane(s5 + ou, sz, 3)
+    }
+  }
+  keepMax(z0, f32x4.extract_lane(vmx, 0)); keepMax(z1, f32x4.extract_lane(vmx, 1))
+  keepMax(z2, f32x4.extract_lane(vmx, 2)); keepMax(z3, f32x4.extract_lane(vmx, 3))
+  if (six) {
+    keepMax(z4, max(f32x4.extract_lane(vmy, 0), f32x4.extract_lane(vmy, 2)))
+    keepMax(z5, max(f32x4.extract_lane(vmy, 1), f32x4.extract_lane(vmy, 3)))
   }
 }
 
-// Σ_{t<cnt} w_j[t] · v_t for 4 queries (weights w0..w3, slots z0..z3, sums at d0..d3) over
-// value rows v + t·vs (K = f32 or half), 8 dims at a time in registers: span bit 0 (first
-// tile) starts the sums at 0, else they go on from d_j; bit 1 (last tile) multiplies them by
-// the slot's multiplier. A repeated query computes and stores the same bytes twice.
+// Σ_{t<cnt} w_j[t] · v_t for 4 queries, or with six 6 (weights w0..w5, slots z0..z5, sums at
+// d0..d5) over value rows v + t·vs (K = f32 or half), 8 dims at a time in registers: span bit 0
+// (first tile) starts the sums at 0, else they go on from d_j; bit 1 (last tile) multiplies
+// them by the slot's multiplier. A repeated query computes and stores the same bytes twice.
 // @ts-ignore: decorator
-@inline function valuesQuad<K>(v: usize, vs: usize, cnt: i32, w0: usize, w1: usize, w2: usize, w3: usize,
-                               z0: usize, z1: usize, z2: usize, z3: usize, d0: usize, d1: usize, d2: usize, d3: usize,
-                               span: i32, head_dim: i32, mask: v128): void {
-  const m0 = multiplier(z0, span), m1 = multiplier(z1, span), m2 = multiplier(z2, span), m3 = multiplier(z3, span)
+@inline function valuesRows<K>(v: usize, vs: usize, cnt: i32, w0: usize, w1: usize, w2: usize, w3: usize, w4: usize, w5: usize,
+                               z0: usize, z1: usize, z2: usize, z3: usize, z4: usize, z5: usize,
+                               d0: usize, d1: usize, d2: usize, d3: usize, d4: usize, d5: usize,
+                               span: i32, head_dim: i32, mask: v128, six: bool): void {
   for (let i = 0; i < head_dim; i += 8) {
     const o = <usize>i << 2
     let a0 = sum(d0 + o, span), c0 = sum(d0 + o + 16, span), a1 = sum(d1 + o, span), c1 = sum(d1 + o + 16, span)
     let a2 = sum(d2 + o, span), c2 = sum(d2 + o + 16, span), a3 = sum(d3 + o, span), c3 = sum(d3 + o + 16, span)
+    let a4 = a0, c4 = a0, a5 = a0, c5 = a0
+    if (six) {
+      a4 = sum(d4 + o, span); c4 = sum(d4 + o + 16, span); a5 = sum(d5 + o, span); c5 = sum(d5 + o + 16, span)
+    }
     for (let t = 0; t < cnt; t++) {
       const row = v + <usize>t * vs
       const x0 = lo8<K>(row, i, mask), x1 = hi8<K>(row, i, mask)
@@ -446,12 +505,26 @@ const W_SCALE: f32 = 5.192296858534828e33 // 2^112
       a2 = madd(p, x0, a2); c2 = madd(p, x1, c2)
       p = v128.load32_splat(w3 + wt)
       a3 = madd(p, x0, a3); c3 = madd(p, x1, c3)
+      if (six) {
+        p = v128.load32_splat(w4 + wt)
+        a4 = madd(p, x0, a4); c4 = madd(p, x1, c4)
+        p = v128.load32_splat(w5 + wt)
+        a5 = madd(p, x0, a5); c5 = madd(p, x1, c5)
+      }
     }
-    v128.store(d0 + o, f32x4.mul(a0, m0)); v128.store(d0 + o, f32x4.mul(c0, m0), 16)
-    v128.store(d1 + o, f32x4.mul(a1, m1)); v128.store(d1 + o, f32x4.mul(c1, m1), 16)
-    v128.store(d2 + o, f32x4.mul(a2, m2)); v128.store(d2 + o, f32x4.mul(c2, m2), 16)
-    v128.store(d3 + o, f32x4.mul(a3, m3)); v128.store(d3 + o, f32x4.mul(c3, m3), 16)
+    // the multipliers after the loop: no register held through it
+    storeSums(d0 + o, a0, c0, z0, span); storeSums(d1 + o, a1, c1, z1, span)
+    storeSums(d2 + o, a2, c2, z2, span); storeSums(d3 + o, a3, c3, z3, span)
+    if (six) { storeSums(d4 + o, a4, c4, z4, span); storeSums(d5 + o, a5, c5, z5, span) }
   }
+}
+
+// 8 sums of a query (a: dims 0..3, c: 4..7) stored at d × what its slot z says (multiplier).
+// @ts-ignore: decorator
+@inline function storeSums(d: usize, a: v128, c: v128, z: usize, span: i32): void {
+  const m = multiplier(z, span)
+  v128.store(d, f32x4.mul(a, m))
+  v128.store(d, f32x4.mul(c, m), 16)
 }
 
 // A tile's starting sums: 0 on the first tile, else those the previous tile left at p.

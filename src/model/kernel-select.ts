@@ -1,6 +1,6 @@
 /**
  * Which ternary kernel (and so which weight layout) a model uses: the I2_S multiply-add
- * kernel (i2s.ts, layout i2s_x4) or the lookup-table kernel (tl.ts, layout tl16).
+ * kernel (i2s.ts, layout i2s_c4) or the lookup-table kernel (tl.ts, layout tl16).
  *
  * Engines rank them differently (docs/kernels.md#which-ternary-kernel: with relaxed SIMD the MAD kernel
  * wins on V8; without it the LUT is ~2× faster; JSC orders the LUT variants differently),
@@ -30,16 +30,16 @@ function raceKernels(module: WasmModule, variant: KernelVariant): TernaryKernel 
   const M = 1024, K = 2560
   const a = new Arena()
   const q = a.alloc(K), meta = a.alloc(16), lut = a.alloc(K * 16), y = a.alloc(M * 4)
-  const x4 = a.alloc(layoutSize(TERNARY_LAYOUTS.i2s, M, K).bytes), tl = a.alloc(layoutSize(TERNARY_LAYOUTS.tl, M, K).bytes)
+  const c4 = a.alloc(layoutSize(TERNARY_LAYOUTS.i2s, M, K).bytes), tl = a.alloc(layoutSize(TERNARY_LAYOUTS.tl, M, K).bytes)
   const memory = createMemory(a.top, variant)
   const k = instantiateKernels(module, memory)
   // Any byte pattern is a weight in both layouts and the kernels' speed does not depend
   // on the values, so the race runs on pseudo-random words instead of packed codes.
-  const words = new Uint32Array(memory.buffer, x4, (a.top - x4) >>> 2)
+  const words = new Uint32Array(memory.buffer, c4, (a.top - c4) >>> 2)
   for (let i = 0, v = 0x9e3779b9; i < words.length; i++) words[i] = v = (Math.imul(v ^ (v >>> 15), 0x2c1b3c6d) + i) | 0
   new Float32Array(memory.buffer, meta, 1)[0] = 1
   const runs: Record<TernaryKernel, () => void> = {
-    i2s: () => k.matvec_i2s_i8(x4, q, meta, 1, y, M, K, 0, Math.ceil(M / 4)),
+    i2s: () => k.matvec_i2s_i8(c4, q, meta, 1, y, M, K, 0, Math.ceil(M / 4)),
     tl: () => { k.lut_build_i8(q, K, lut); k.matvec_tl_i8(tl, lut, meta, 1, y, M, K, 0, Math.ceil(M / 16)) },
   }
   // Best of 5 rounds of 4 ms each, alternating, after a warm-up (tier-up to the optimizing compiler).

@@ -4,13 +4,13 @@
  * activation they read. The loader sizes and fills weights from here and the forward pass builds
  * its jobs from here, so neither switches on a layout's name.
  *
- * Ternary projections take the layout of the model's ternary kernel: i2s_x4 (the multiply-add
+ * Ternary projections take the layout of the model's ternary kernel: i2s_c4 (the multiply-add
  * kernel, assembly/formats/i2s.ts) or tl16 (the lookup-table kernel, assembly/formats/tl.ts). The
  * output projection (the embedding when tied) is f16, f32, or a quantized copy made at load: q8b
  * (a byte per weight, assembly/formats/q8b.ts), q6b (6 bits, assembly/formats/q6b.ts) or q4b (4 bits,
  * assembly/formats/q4b.ts), or q8b with a q4b pass copy (the bounded head, output-head.ts).
  */
-import { packX4FromCodes } from '../formats/i2s-x4.js'
+import { packC4FromCodes } from '../formats/i2s-c4.js'
 import { packTlFromCodes } from '../formats/tl16.js'
 import type { Job } from '../runtime/protocol.js'
 import type { Kernels } from '../runtime/wasm.js'
@@ -85,11 +85,11 @@ export function layoutSize(l: Layout, rows: number, cols: number): { kp: number;
 export interface QuantizedRows { qa: number; meta: number; lut: number }
 
 export interface TernaryLayout extends Layout {
-  name: 'i2s_x4' | 'tl16'
+  name: 'i2s_c4' | 'tl16'
   /** Ternary codes (row-major, −1/0/+1) → the layout; any source format, any K. */
   pack: (codes: Int8Array, rows: number, cols: number, out: Uint8Array) => void
   /** The kernel moving an official I2_S tensor (K a multiple of 128) from the scratch area into the layout. */
-  repack: 'repack_i2s_x4' | 'repack_i2s_tl'
+  repack: 'repack_i2s_c4' | 'repack_i2s_tl'
   /** What the kernels read: the int8 rows, or also the lookup tables built from each row. */
   activation: 'i8' | 'i8+lut'
   /** The jobs y_t = (W_codes · q_t − Σq_t) / s_t · γ for n quantized rows, y: [n][W.rows]. */
@@ -97,11 +97,11 @@ export interface TernaryLayout extends Layout {
 }
 
 export const TERNARY_LAYOUTS: Record<TernaryKernel, TernaryLayout> = {
-  // Rows in groups of 4, each group's 32-byte blocks interleaved: one sequential read per group.
+  // Rows in groups of 4, a byte per column of the group: one sequential read per group.
   // A batch is one matrix-matrix job (each weight group read once for every row).
   i2s: {
-    name: 'i2s_x4', groupRows: 4, kBlock: 128, rowBytes: (kp) => kp / 4,
-    pack: packX4FromCodes, repack: 'repack_i2s_x4', activation: 'i8',
+    name: 'i2s_c4', groupRows: 4, kBlock: 128, rowBytes: (kp) => kp / 4,
+    pack: packC4FromCodes, repack: 'repack_i2s_c4', activation: 'i8',
     jobs: (W, a, y, n) => [n === 1
       ? ['matvec_i2s_i8', W.ptr, a.qa, a.meta, W.gamma, y, W.rows, W.kp]
       : ['matmul_i2s_i8', W.ptr, a.qa, a.meta, W.gamma, y, W.rows, W.kp, n]],

@@ -213,7 +213,7 @@ interface MemoryPlan {
  * Plans every tensor's place and the memories holding them: in each, weights first, then the
  * caller's state. Tensors pass through a scratch area where the runtime state will live
  * (unused until load ends): rows of an F16 matrix being converted to Q8B, never as a whole f16
- * copy, and each official I2_S tensor on its way to the x4 layout. A plan larger than the
+ * copy, and each official I2_S tensor on its way to the c4 layout. A plan larger than the
  * runtime says it has is refused here (segments.ts checkMemoryLimits).
  */
 async function planMemories(contents: ModelContents, opts: LoadOptions): Promise<MemoryPlan> {

@@ -124,7 +124,7 @@ export const OPS = {
   attention_partial_f16_ref: ATTENTION_PARTIAL,
   // Load-time conversions (model/load.ts), weighed by bytes written: a repack moves a group's
   // codes (first touches of fresh pages, mostly), a quantization converts a row of f16.
-  repack_i2s_x4: { kinds: 'iiii', work: ([, rows, k]: number[]): Work => ({ items: groups(rows, 4), cost: k }) },
+  repack_i2s_c4: { kinds: 'iiii', work: ([, rows, k]: number[]): Work => ({ items: groups(rows, 4), cost: k }) },
   repack_i2s_tl: { kinds: 'iiii', work: ([, rows, k]: number[]): Work => ({ items: groups(rows, 16), cost: 4 * k }) },
   quantize_rows_f16_q8b: QUANTIZE_ROWS,
   quantize_rows_f16_q6b: QUANTIZE_ROWS,
