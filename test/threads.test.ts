@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel, openModelContents } from '../src/index.js'
+import type { ModelContents } from '../src/model/contents.js'
 import { loadWeights } from '../src/model/load.js'
 import { stateSize, Transformer } from '../src/model/transformer.js'
 import { ThreadPool, type PoolOptions } from '../src/runtime/thread-pool.js'
@@ -12,21 +13,22 @@ import { compileKernels, createMemory, instantiateKernels } from '../src/runtime
 import { ThreadGovernor, type RoundSample } from '../src/runtime/governor.js'
 import { MAX_CHUNKS } from '../src/runtime/protocol.js'
 import { guidedChunks, type Work } from '../src/runtime/schedule.js'
-import { loadGolden, TINY_GGUF } from './helpers/golden.js'
+import { firstDifference, loadGolden, TINY_GGUF } from './helpers/golden.js'
 
 const CTX = 96
 const golden = loadGolden()
 /** More threads than this machine has cores: the OS must preempt them mid-round. */
 const OVERSUBSCRIBED = availableParallelism() + 2
 
+// Opened once for the file (the tokenizer of a 128k vocabulary takes seconds to build); each
+// test loads its own weights and threads from it.
+let contents: ModelContents
+beforeAll(async () => { contents = await openModelContents(TINY_GGUF) })
+afterAll(() => contents.close?.())
+
 async function tiny(threads: number, kernel: 'i2s' | 'tl', outputType: 'f16' | 'q8', pool: PoolOptions = {}): Promise<Transformer> {
-  const contents = await openModelContents(TINY_GGUF)
-  try {
-    const model = await loadWeights(contents, { state: (c) => stateSize(c, CTX, 'f32'), kernel, outputType, variant: 'simd' })
-    return await Transformer.create(model, CTX, threads, 'f32', pool)
-  } finally {
-    await contents.close?.()
-  }
+  const model = await loadWeights(contents, { state: (c) => stateSize(c, CTX, 'f32'), kernel, outputType, variant: 'simd', threads, pool })
+  return Transformer.create(model, CTX, 'f32')
 }
 
 /** Logits of every prompt position (prefill in batches of 8), then 12 greedy tokens with their logits. */
@@ -42,13 +44,6 @@ function run(t: Transformer, ids: number[]): { logits: Float32Array[]; tokens: n
     logits.push(last)
   }
   return { logits, tokens }
-}
-
-/** '' when a and b are bit-identical, else where and how they first differ. */
-function firstDifference(a: Float32Array, b: Float32Array): string {
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length)
-  const i = ua.findIndex((x, j) => x !== ub[j])
-  return i < 0 ? '' : `logit ${i}: ${a[i]} vs ${b[i]} (${ua.filter((x, j) => x !== ub[j]).length} differ)`
 }
 
 describe.each([

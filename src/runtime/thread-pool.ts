@@ -258,10 +258,11 @@ export class ThreadPool {
   /**
    * Runs one round: every job cut into chunks, computed by the threads taking part, this
    * one included. Jobs of a round must not depend on each other; their pointers address
-   * memory `segment`.
+   * memory `segment`. `measured` false keeps the round out of the stats and the governor
+   * (loading's conversions: page-fault-bound, they say nothing about inference rounds).
    * @throws WorkerError if a thread failed (the pool rebuilds itself), DisposedError after dispose().
    */
-  run(jobs: readonly Job[], segment = 0): void {
+  run(jobs: readonly Job[], segment = 0, measured = true): void {
     const kernels = this.kernels[segment]
     if (this.disposed) throw new DisposedError('the model was disposed; its compute threads are stopped')
     const work = jobs.map((j) => jobWork(j))
@@ -271,7 +272,7 @@ export class ThreadPool {
     if (n === 1) {
       runHere(kernels, jobs, work)
       const ms = performance.now() - t0
-      this.account({ threads: 1, units, leadUnits: units, leadMs: ms, roundMs: ms })
+      if (measured) this.account({ threads: 1, units, leadUnits: units, leadMs: ms, roundMs: ms })
       return
     }
     const total = this.publish(jobs, work, guidedChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
@@ -280,7 +281,7 @@ export class ThreadPool {
     const mine = runChunks(bound, this.i32, this.ctl, this.gen, 0, work.map((w) => w.cost))
     const leadMs = performance.now() - t0
     this.awaitChunks(total)
-    this.account({ threads: n, units, leadUnits: mine.units, leadMs, roundMs: performance.now() - t0 })
+    if (measured) this.account({ threads: n, units, leadUnits: mine.units, leadMs, roundMs: performance.now() - t0 })
     const failed = Atomics.load(this.i32, this.base + CTL_ERROR)
     if (failed) {
       const who = failed === 1 ? 'compute thread 0' : `compute worker ${failed - 1}`
