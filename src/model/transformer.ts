@@ -39,8 +39,10 @@ const ATT_MIN_ITEMS = 16
 /**
  * Positions attended by a pass's rows together (Σ pos + 1) up to which attention runs on this
  * thread alone, without a round: below it waking the workers and waiting for the last of a
- * few kv-head items costs more than the split saves (2B4T, 2 threads: a round costs ~5 µs
- * more than the leader alone, and one decode row's 5 items take ~0.3 µs per position).
+ * few kv-head items costs more than the split saves. Measured on 2B4T, 2 threads: a round
+ * costs ~5.5 µs more than the leader alone, one decode row's 5 items take ~0.23 µs per
+ * position, and a round splits them 3:2 at best, so it wins from ~60 positions on a quiet
+ * machine (on a loaded one the leader alone was faster up to 384).
  */
 const ATT_ALONE_POSITIONS = 48
 
