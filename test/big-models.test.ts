@@ -35,8 +35,8 @@ describe('layers split over several memories compute the same bits as one memory
   const SPLIT: SyntheticShape = { nEmbd: 256, nFf: 512, nLayer: 5, nHead: 2, nHeadKv: 1, vocab: 300, contextLength: CTX, untiedOutput: true }
   const bytes = writeGguf(syntheticGguf(SPLIT, { seed: 11 }))
   const open = async (threads: number, segmentBytes?: number) => {
-    const model = await loadWeights(await ggufContents(bytesSource(bytes)), { state: (c) => stateSize(c, CTX, 'f32'), segmentBytes })
-    return { segments: model.segments.length, t: await Transformer.create(model, CTX, threads, 'f32', { scrambleChunks: true }) }
+    const model = await loadWeights(await ggufContents(bytesSource(bytes)), { state: (c) => stateSize(c, CTX, 'f32'), segmentBytes, threads, pool: { scrambleChunks: true } })
+    return { segments: model.segments.length, t: Transformer.create(model, CTX, 'f32') }
   }
   const tokens = Array.from({ length: 45 }, (_, i) => (i * 37 + 5) % 300)
 

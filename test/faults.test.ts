@@ -216,6 +216,23 @@ describe('memory limits', () => {
     expect(() => growMemory(createMemory(65536, 'simd'), 2 ** 33)).toThrow(/cannot grow wasm memory to 8192 MiB: the limit is 4 GiB/)
   })
 
+  it('a session the memory cannot grow for: a ResourceLimitError saying to dispose another session or use a smaller context', async () => {
+    // 2^22 tokens: 1 GiB of f32 keys and values a cache and as much of attention buffers; the
+    // plan holds one cache, a second grows the memory past 3 GiB, a third would pass 4 GiB
+    const model = await loadModel(MODEL, { threads: 1, contextSize: 1 << 22, kvType: 'f32' })
+    try {
+      const sessions = [model.createSession(), model.createSession()]
+      const err = (() => { try { model.createSession() } catch (e) { return e } })() as ResourceLimitError
+      expect(err).toBeInstanceOf(ResourceLimitError)
+      expect(err.needed).toBeGreaterThan(2 ** 32)
+      expect(err.message).toMatch(/^cannot grow wasm memory to \d+ MiB: the limit is 4 GiB\. A new session needs a KV cache of its own \(1024 MiB: 4194304 tokens of f32 keys and values\): dispose another session \(session\.dispose\(\)\) to hand its cache on, or load the model with a smaller contextSize/)
+      sessions[1].dispose()
+      expect(() => model.createSession()).not.toThrow() // the disposed session's cache
+    } finally {
+      await model.dispose()
+    }
+  })
+
   it('a layer too large for one wasm memory is a ResourceLimitError with the needed size', async () => {
     // 2^23 tokens: 2.6 GiB of buffers (32-row attention scratch) fit one memory, with layer 0's 2 GiB of f32 keys and values they do not
     const err = await loadModel(MODEL, { threads: 1, contextSize: 1 << 23, kvType: 'f32' }).catch((e) => e)

@@ -2,12 +2,18 @@
 // correct float32 engine meets (issue "engine core"): ≤ 0.1 % of logits off by more than
 // 0.05, greedy continuations equal where the golden top-2 margin allows, perplexity within 0.3 %.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel, type BitnetModel } from '../src/index.js'
+import { openModelContents } from '../src/index.js'
+import { BitnetModel } from '../src/api/bitnet-model.js'
+import type { ModelContents } from '../src/model/contents.js'
 import { compareTop20, greedyComparable, loadGolden, promptAddsBos, TINY_GGUF } from './helpers/golden.js'
 import { VARIANTS } from './helpers/kernels.js'
 import { isSharedVariant } from '../src/runtime/wasm.js'
 
 const golden = loadGolden()
+// Opened once for the file's models (tiny-dev's 128k-token tokenizer takes seconds to build).
+let contents: ModelContents
+beforeAll(async () => { contents = await openModelContents(TINY_GGUF) })
+afterAll(() => contents.close?.())
 
 // Every kernel build this runtime runs × both ternary kernels, on one thread and on two
 // (workers + this thread) where the build has a shared memory.
@@ -17,7 +23,7 @@ const CONFIGS = VARIANTS.flatMap((variant) => (['i2s', 'tl'] as const).flatMap((
 describe.each(CONFIGS)('tiny-dev I2_S GGUF vs golden ($variant build, $kernel kernel, $threads threads)', ({ variant, kernel, threads }) => {
   let model: BitnetModel
   beforeAll(async () => {
-    model = await loadModel(TINY_GGUF, { variant, kernel, threads, outputType: 'f16' })
+    model = await BitnetModel.load(contents, { variant, kernel, threads, outputType: 'f16' })
     expect(model.variant).toBe(variant)
     expect(model.transformer.kernel).toBe(kernel)
     expect(model.threads).toBe(threads)
@@ -70,8 +76,8 @@ describe.each([
   ['q4', 'q4b', 0.0166, 0.025],
 ] as const)('%s output copy', (outputType, storage, measured, bound) => {
   it(`perplexity vs golden: ${(measured * 100).toFixed(2)} % measured, within ±${bound * 100} %`, async () => {
-    // two threads: the conversion's scratch area then hosts the pool's control block
-    const model = await loadModel(TINY_GGUF, { outputType, threads: 2 })
+    // two threads: the conversion runs as rounds of the pool
+    const model = await BitnetModel.load(contents, { outputType, threads: 2 })
     expect(model.transformer.outputType).toBe(storage)
     const { span_ids, chunk, ppl } = golden.val_ppl
     const r = model.perplexity(span_ids, chunk)
@@ -87,7 +93,7 @@ describe.each([
 // reference does with its cache rounded to f16, over the f32 bound of 0.1 %, so it is pinned
 // here (perplexity over the validation span: −0.04 % against f32, `bitnet ppl --kv-type`).
 it('f16 KV cache: logits near golden, every clear argmax kept', async () => {
-  const model = await loadModel(TINY_GGUF, { kvType: 'f16', outputType: 'f16', threads: 2 })
+  const model = await BitnetModel.load(contents, { kvType: 'f16', outputType: 'f16', threads: 2 })
   expect(model.transformer.kvType).toBe('f16')
   for (const p of golden.prompts) {
     const r = compareTop20(p, model.logits(p.ids))

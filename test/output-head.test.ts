@@ -4,7 +4,8 @@
 // thread and on two; its candidates' logits are the q8 head's, the others −Infinity; whatever
 // reads the whole distribution (logits()) gets q8's logits.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel, type BitnetModel } from '../src/index.js'
+import { openModelContents } from '../src/index.js'
+import { BitnetModel } from '../src/api/bitnet-model.js'
 import type { GenerateOptions } from '../src/generation/generation.js'
 import { f16ToF32, f32ToF16 } from '../src/formats/float.js'
 import { writeGguf } from '../src/gguf/writer.js'
@@ -48,9 +49,14 @@ describe.each(MODELS)('%s: q4+q8 head vs q8 head', (_, source, prompts) => {
   let q8: BitnetModel
   const bounded: BitnetModel[] = []
   beforeAll(async () => {
-    const src = source()
-    q8 = await loadModel(src, { outputType: 'q8', threads: 1 })
-    for (const threads of [1, 2]) bounded.push(await loadModel(src, { outputType: 'q4+q8', threads }))
+    // One open for the three models (tiny-dev's 128k-token tokenizer takes seconds to build).
+    const contents = await openModelContents(source())
+    try {
+      q8 = await BitnetModel.load(contents, { outputType: 'q8', threads: 1 })
+      for (const threads of [1, 2]) bounded.push(await BitnetModel.load(contents, { outputType: 'q4+q8', threads }))
+    } finally {
+      await contents.close?.()
+    }
     expect(bounded[0].transformer.outputType).toBe('q4b+q8b')
   })
   afterAll(async () => { await q8.dispose(); for (const m of bounded) await m.dispose() })

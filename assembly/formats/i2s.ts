@@ -55,12 +55,14 @@ const BLOCK_BYTES: i32 = 32
  * multiple of 128; byte p holds columns p, p+32, p+64, p+96 in bits 7:6 … 1:0) → i2s_c4 at dst:
  * the load-time repack of official files, exact, 16 bytes of 4 rows at a time (12 GB/s on
  * Node 24 here, CPU time: ~45 ms of a 2B4T load, where moving 32-byte blocks for x4 took
- * ~15). Rows that pad the last group get code 1 (weight 0) everywhere.
+ * ~15). Rows that pad the last group get code 1 (weight 0) everywhere. Items: the 4-row groups
+ * [first, end) (a thread-pool round at load: mostly first touches of fresh pages, which threads share).
  */
-export function repack_i2s_c4(src: usize, rows: i32, k: i32, dst: usize): void {
+export function repack_i2s_c4(src: usize, rows: i32, k: i32, dst: usize, first: i32, end: i32): void {
   const nb = k / BLOCK_ELEMS
   const one = i8x16.splat(0x55)
-  for (let g = 0; g < (rows + 3) >> 2; g++) {
+  const range = span((rows + 3) >> 2, first, end)
+  for (let g = <i32>(range >> 32); g < <i32>range; g++) {
     for (let b = 0; b < nb; b++) {
       const d = dst + <usize>g * <usize>k + <usize>(b * BLOCK_ELEMS)
       for (let h = 0; h < BLOCK_BYTES; h += 16) {

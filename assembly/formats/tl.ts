@@ -262,12 +262,14 @@ export function matvec_tl_i8(w: usize, lut: usize, meta: usize, gamma: f32, y: u
  * Canonical I2_S codes (row r's 32-byte block b at (r·K/128 + b)·32, K a multiple of 128) →
  * tl16 at dst, without decoding to one byte per weight: the load-time repack of official
  * files for this kernel. Rows that pad the last group get the index of the pair (0, 0).
+ * Items: the 16-row groups [first, end) (a thread-pool round at load).
  */
-export function repack_i2s_tl(src: usize, rows: i32, k: i32, dst: usize): void {
+export function repack_i2s_tl(src: usize, rows: i32, k: i32, dst: usize, first: i32, end: i32): void {
   const nb = k / 128, np = k >> 1
   const rowsPadded = (rows + TL_ROWS - 1) & ~(TL_ROWS - 1), groups = rowsPadded / TL_ROWS
   const m3 = i8x16.splat(3), m1 = i8x16.splat(1), lo4 = i16x8.splat(0x000f), hi4 = i16x8.splat(0x00f0)
-  for (let r = 0; r < rowsPadded; r++) {
+  const range = span(groups, first, end)
+  for (let r = <i32>(range >> 32) * TL_ROWS; r < <i32>range * TL_ROWS; r++) {
     const g = r / TL_ROWS, i = r % TL_ROWS
     for (let b = 0; b < nb; b++) {
       // tile of the block's first pair (a block never straddles a tile: 64 | 512)

@@ -18,7 +18,6 @@ import type { BitnetTokenizer } from '../tokenizer/tokenizer.js'
 import { BASE_URL, defaultThreads } from '../env.js'
 import type { KernelVariant } from '../runtime/wasm.js'
 import type { Logger } from '../logger.js'
-import { usableThreads } from '../runtime/thread-pool.js'
 import { checkModelOptions, DEFAULT_MAX_CONTEXT, type EmbedOptions, type ModelOptions } from './options.js'
 
 function assetUrl(u: string | URL | undefined, name: string): URL | undefined {
@@ -63,11 +62,10 @@ export class BitnetModel {
     checkModelOptions(opts)
     warnGuesses(contents, opts.logger ?? console)
     const { ctx, kvType, load } = weightOptions(contents.config, opts)
-    const model = await loadWeights(contents, load)
-    const threads = usableThreads(opts.threads ?? await defaultThreads(), model.variant, opts.logger ?? console)
     const template = resolveChatTemplate({ ...contents.chatTemplate, override: opts.chatTemplate })
     const pool = { adaptive: opts.threads === undefined, logger: opts.logger, workerUrl: assetUrl(opts.assets?.computeWorker, 'computeWorker') }
-    return new BitnetModel(await Transformer.create(model, ctx, threads, kvType, pool), contents.tokenizer, template, model.variant, opts.logger)
+    const model = await loadWeights(contents, { ...load, threads: opts.threads ?? await defaultThreads(), pool })
+    return new BitnetModel(Transformer.create(model, ctx, kvType), contents.tokenizer, template, model.variant, opts.logger)
   }
 
   /** Compute threads in use (this one included). */

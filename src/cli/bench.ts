@@ -16,11 +16,12 @@ import { benchKernels } from './bench-kernels.js'
 import type { Transformer } from '../model/transformer.js'
 import { hardwareConcurrency } from '../env.js'
 
-export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b|20b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-t N] [-r 1] [--variant relaxed|simd|single] [--kv-type auto|f16|f32] [--profile] [--chunk-cost N] [--json]
+export const BENCH_HELP = `bitnet bench (-m MODEL | --shape 2b4t|0.7b|3b|8b|20b) [--format i2s|tq2_0|tq1_0|tl1|tl2] [-p 128] [-n 64] [-c N] [-t N] [-r 1] [--variant relaxed|simd|single] [--kv-type auto|f16|f32] [--profile] [--chunk-cost N] [--json]
   prints prompt tokens/s, decode tokens/s, time to first token, peak RSS, kernel, variant, threads;
+  -c: the context the model is loaded with (its KV cache and attention buffers; default -p + -n + 8);
   --profile adds time per op and rounds per forward pass with their fixed cost; --chunk-cost sets
   the multiply-adds of a round's smallest chunks (bench/chunks.mjs measures it)
-  --json: {"pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "kernel", "kv_type", "kv_bytes_per_token", "variant", "threads"}
+  --json: {"pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "kernel", "kv_type", "kv_bytes_per_token", "n_ctx", "variant", "threads"}
 bitnet bench --kernels [-t N] [--variant relaxed|simd|single] [--json]
   matvec kernels in GB/s of weights per thread, L2- and DRAM-resident, 1 and N threads`
 
@@ -54,6 +55,8 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
   const pp = intOpt(values['n-prompt'], 'n-prompt', 1, 128)!
   const tg = intOpt(values['n-gen'], 'n-gen', 1, 64)!
   const reps = intOpt(values.repetitions, 'repetitions', 1, 1)!
+  const ctx = intOpt(values.ctx, 'ctx', 1, pp + tg + 8)!
+  if (ctx < pp + tg) throw new InvalidArgumentError(`-c ${ctx} cannot hold the ${pp} prompt and ${tg} generated tokens: give -c ${pp + tg} or more, or a smaller -p / -n`)
   let path = values.model
   if (values.shape !== undefined) {
     if (path) throw new InvalidArgumentError('give -m MODEL or --shape, not both')
@@ -78,7 +81,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     }
     bar.done()
   }
-  const model = await openModel({ ...values, model: path, ctx: String(pp + tg + 8) }, signal, variant)
+  const model = await openModel({ ...values, model: path, ctx: String(ctx) }, signal, variant)
   const vocab = model.config.vocabSize
   // Random prompt tokens (fixed seed): speed does not depend on which tokens they are.
   const prompt = Array.from({ length: pp }, (_, i) => (i * 7919 + 13) % vocab)
@@ -101,6 +104,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
     output: model.transformer.outputType,
     kv_type: model.transformer.kvType,
     kv_bytes_per_token: kvBytesPerToken(model.config, model.transformer.kvType),
+    n_ctx: model.contextSize,
     variant: model.variant as KernelVariant,
     threads: model.threads,
     n_prompt: pp,
@@ -113,7 +117,7 @@ export async function benchCommand(argv: string[], signal: AbortSignal): Promise
   if (values.json) { printJson(out); return 0 }
   process.stdout.write(
     `${path}\n  kernel ${out.kernel} (${out.variant} build), output ${out.output}, ${out.threads} threads\n` +
-    `  KV cache ${out.kv_type}, ${formatBytes(out.kv_bytes_per_token)} per token\n` +
+    `  KV cache ${out.kv_type}, ${formatBytes(out.kv_bytes_per_token)} per token, ${out.n_ctx} tokens of context\n` +
     `  prompt  ${out.pp_tok_s.toFixed(2)} tok/s (${pp} tokens)\n` +
     `  decode  ${out.tg_tok_s.toFixed(2)} tok/s (${tg} tokens)\n` +
     `  ttft    ${out.ttft_ms.toFixed(1)} ms\n  peak RSS ${out.peak_rss_mb.toFixed(0)} MB\n`)

@@ -12,6 +12,8 @@ import { FORMATS, TERNARIZABLE, decodeTernary, dequantizeRows, type FormatName }
 import { isTernaryValued, ternarize } from '../formats/ternarize.js'
 import { f32ToF16 } from '../formats/float.js'
 import type { LoadProgress } from '../io/download.js'
+import { CTL_BYTES } from '../runtime/protocol.js'
+import { ThreadPool, usableThreads, type PoolOptions } from '../runtime/thread-pool.js'
 import { compileKernels, createMemories, instantiateKernels, largestMemory, type KernelVariant, type Kernels, type WasmMemory, type WasmModule, type WasmSource } from '../runtime/wasm.js'
 import { ARCH_FAMILIES, type ModelConfig } from './config.js'
 import type { ModelContents, ModelTensor } from './contents.js'
@@ -92,6 +94,8 @@ export interface LoadedModel {
   /** Which ternary kernel the weights are laid out for. */
   kernel: TernaryKernel
   weights: ModelWeights
+  /** The compute threads (started before the weights, which their rounds convert); the caller disposes it. */
+  pool: ThreadPool
 }
 
 export interface LoadOptions {
@@ -111,24 +115,45 @@ export interface LoadOptions {
   outputType?: OutputType
   /** Kernel binaries override (unusual hosting). */
   wasm?: WasmSource
+  /**
+   * Compute threads, this one included (default 1): they convert the weights, then run the
+   * model. A build without shared memory runs on 1 (said through `pool.logger`).
+   */
+  threads?: number
+  /** Options of the thread pool. */
+  pool?: PoolOptions
 }
 
 /**
- * Loads a model's weights into fresh wasm memories (one unless the model is larger than 4 GiB).
+ * Loads a model's weights into fresh wasm memories (one unless the model is larger than 4 GiB)
+ * and starts its compute threads, which share the conversions (repacks, quantized copies).
  * @example
- * const model = await loadWeights(await ggufContents(source), { state: () => ({ buffers: 1 << 20, kvPerLayer: 1 << 16 }) })
+ * const model = await loadWeights(await ggufContents(source), { state: () => ({ buffers: 1 << 20, kvPerLayer: 1 << 16 }), threads: 2 })
  */
 export async function loadWeights(contents: ModelContents, opts: LoadOptions): Promise<LoadedModel> {
-  const { config, name: file } = contents
   const planned = await planMemories(contents, opts)
-  const { module, variant, kernel, plan } = planned
+  const { module, plan } = planned
   // A plain full-precision model is refused before the embedding streams in (it comes first).
   const probe = plan.find((p) => p.strictTernary)
   if (probe) ternaryValued(probe, await probe.info.read(0, probe.info.byteSize))
   const memories = reserveMemories(planned)
   const segments = planned.segments.map((g, i): Segment => ({ ...g, memory: memories[i], kernels: instantiateKernels(module, memories[i]) }))
-  const heaps = segments.map((g) => new Uint8Array(g.memory.buffer))
+  const threads = usableThreads(opts.threads ?? 1, planned.variant, opts.pool?.logger ?? console)
+  const pool = await ThreadPool.create(module, memories, segments.map((g) => g.kernels), planned.ctl, threads, opts.pool)
+  try {
+    await storeWeights(contents, planned, segments, pool, opts)
+  } catch (e) {
+    await pool.dispose()
+    throw e
+  }
+  const { variant, kernel } = planned
+  return { config: contents.config, contents, segments, module, variant, kernel, weights: assemble(plan, contents.config, kernel), pool }
+}
 
+/** Reads every tensor of the plan into its place, converting on the pool's threads. */
+async function storeWeights(contents: ModelContents, planned: MemoryPlan, segments: Segment[], pool: ThreadPool, opts: LoadOptions): Promise<void> {
+  const { plan, kernel } = planned, file = contents.name
+  const heaps = segments.map((g) => new Uint8Array(g.memory.buffer))
   const total = plan.reduce((s, p) => s + p.info.byteSize, 0)
   let loaded = 0
   for (const p of plan) {
@@ -143,15 +168,18 @@ export async function loadWeights(contents: ModelContents, opts: LoadOptions): P
       return bytes
     }
     const { kernels, arena } = segments[p.seg], heap = heaps[p.seg], scratch = arena.top
-    if (p.role === 'rows') p.host = await storeHostRows(p, read, heap, kernels, scratch)
-    else if (p.role === 'matrix') await storeMatrix(p, read, heap, kernels, scratch)
-    else if (isCanonicalI2s(p)) p.gamma = await storeI2s(p, read, heap, kernels, kernel, scratch)
+    const at: Target = { heap, kernels, pool, scratch }
+    if (p.role === 'rows') p.host = await storeHostRows(p, read, at)
+    else if (p.role === 'matrix') await storeMatrix(p, read, at)
+    else if (isCanonicalI2s(p)) p.gamma = await storeI2s(p, read, at, kernel)
     else p.gamma = storeTensor(p, await read(0, p.info.byteSize), heap, kernel)
     loaded += p.info.byteSize
     opts.onProgress?.({ phase: 'repack', file, loaded, total })
   }
-  return { config, contents, segments, module, variant, kernel, weights: assemble(plan, config, kernel) }
 }
+
+/** Where a tensor goes: its segment's memory and kernels, the pool converting it, the segment's scratch area. */
+interface Target { heap: Uint8Array; kernels: Kernels; pool: ThreadPool; scratch: number }
 
 /**
  * Checks from its tensor directory alone (no weight is read: a GGUF header is enough) that a
@@ -172,6 +200,8 @@ interface MemoryPlan {
   kernel: TernaryKernel
   plan: Planned[]
   segments: SegmentPlan[]
+  /** The thread pool's control block: first in segment 0, clear of the scratch area loading uses. */
+  ctl: number
   /** Bytes of each segment's memory. */
   sizes: number[]
   limits: MemoryLimits
@@ -200,11 +230,12 @@ async function planMemories(contents: ModelContents, opts: LoadOptions): Promise
   const state = opts.state(config)
   const capacity = Math.min(opts.segmentBytes ?? MAX_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
   const label = opts.stateLabel ?? 'the requested context'
-  const segments = planSegments(plan, state, capacity, label)
+  const ctl: Placed = { bytes: CTL_BYTES, layer: -1, scratch: 0, ptr: 0, seg: 0 }
+  const segments = planSegments([ctl, ...plan], state, capacity, label)
   const sizes = memorySizes(segments, state)
   const limits = await memoryLimits()
   checkMemoryLimits(sizes, limits, label)
-  return { module, variant, kernel, plan, segments, sizes, limits, label }
+  return { module, variant, kernel, plan, segments, ctl: ctl.ptr, sizes, limits, label }
 }
 
 /** The plan's memories, all held at once; one the runtime refuses becomes the error saying what would fit. */
@@ -376,15 +407,15 @@ async function readToHeap(read: Reader, offset: number, length: number, heap: Ui
   return view
 }
 
-/** An official I2_S tensor: read into the scratch area, repacked into place by a kernel. */
-async function storeI2s(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, kernel: TernaryKernel, scratch: number): Promise<number> {
+/** An official I2_S tensor: read into the scratch area, repacked into place by a round of the pool. */
+async function storeI2s(p: Planned, read: Reader, { heap, pool, scratch }: Target, kernel: TernaryKernel): Promise<number> {
   const bytes = await readToHeap(read, 0, p.info.byteSize, heap, scratch)
   const dataBytes = (p.rows * p.cols) / 4
   const gamma = new DataView(bytes.buffer, bytes.byteOffset + dataBytes, 4).getFloat32(0, true)
   if (!(gamma > 0 && Number.isFinite(gamma))) throw corruptI2s(p.info, p.rows, p.cols, gamma)
   // K is a multiple of 128, so each row is whole 32-byte blocks and rows move as bytes.
   if (p.permutedHeads) unpermuteQkRows(bytes.subarray(0, dataBytes), p.permutedHeads, p.cols / 4)
-  kernels[TERNARY_LAYOUTS[kernel].repack](scratch, p.rows, p.cols, p.ptr)
+  pool.run([[TERNARY_LAYOUTS[kernel].repack, scratch, p.rows, p.cols, p.ptr]], p.seg, false)
   return gamma
 }
 
@@ -454,7 +485,8 @@ function toF16(format: FormatName, bytes: Uint8Array, n: number): Uint8Array {
  * dequantized, or a quantized copy via the scratch area (f16 rows → its convert kernel).
  * F16 rows are read straight to where they go (their place, or the scratch area).
  */
-async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, scratch: number): Promise<void> {
+async function storeMatrix(p: Planned, read: Reader, at: Target): Promise<void> {
+  const { heap, kernels, pool, scratch } = at
   const rowBytes = p.info.byteSize / p.rows
   const layout = OUTPUT_LAYOUTS[p.matrixType!], convert = layout.convert
   const scales = p.ptr + layoutSize(layout, p.rows, p.cols).scalesAt
@@ -466,18 +498,18 @@ async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: 
       new Float32Array(heap.buffer, p.ptr + r0 * p.cols * 4, n * p.cols).set(values)
       continue
     }
-    const at = convert ? scratch : p.ptr + r0 * p.cols * 2
+    const rows = convert ? scratch : p.ptr + r0 * p.cols * 2
     let f16: Uint8Array
     if (p.info.format === 'F16') {
-      f16 = await readToHeap(read, r0 * rowBytes, n * rowBytes, heap, at)
+      f16 = await readToHeap(read, r0 * rowBytes, n * rowBytes, heap, rows)
     } else {
-      f16 = heap.subarray(at, at + n * p.cols * 2)
+      f16 = heap.subarray(rows, rows + n * p.cols * 2)
       f16.set(toF16(p.info.format, await read(r0 * rowBytes, n * rowBytes), n * p.cols))
     }
-    const bad = kernels.find_nonfinite_f16(at, n * p.cols)
+    const bad = kernels.find_nonfinite_f16(rows, n * p.cols)
     if (bad >= 0) throw nonFiniteWeight(p.info.name, p.info.file, r0 * p.cols + bad, 'NaN or Inf (F16)')
-    if (convert) kernels[convert](scratch, n, p.cols, p.kp, p.ptr + r0 * layout.rowBytes(p.kp), scales + r0 * (p.kp / layout.scaleBlock!) * 4, 0, n)
-    if (p.pass) storePassRows(p, kernels, scratch, scales, r0, n)
+    if (convert) pool.run([[convert, scratch, n, p.cols, p.kp, p.ptr + r0 * layout.rowBytes(p.kp), scales + r0 * (p.kp / layout.scaleBlock!) * 4]], p.seg, false)
+    if (p.pass) storePassRows(p, at, scales, r0, n)
   }
 }
 
@@ -486,10 +518,10 @@ async function storeMatrix(p: Planned, read: Reader, heap: Uint8Array, kernels: 
  * area, then each row's bound from its q4b and q8b rows (the f16 rows are no longer needed, so
  * the scratch area holds the dequantized pair).
  */
-function storePassRows(p: Planned, kernels: Kernels, scratch: number, scales8: number, r0: number, n: number): void {
+function storePassRows(p: Planned, { kernels, pool, scratch }: Target, scales8: number, r0: number, n: number): void {
   const { pass } = outputPassAt(p.ptr, p.rows, p.cols)
   const w4 = pass.ptr + r0 * OUTPUT_LAYOUTS.q4b.rowBytes(p.kp), s4 = pass.scales + r0 * (p.kp / OUTPUT_LAYOUTS.q4b.scaleBlock!) * 4
-  kernels.quantize_rows_f16_q4b(scratch, n, p.cols, p.kp, w4, s4, 0, n)
+  pool.run([['quantize_rows_f16_q4b', scratch, n, p.cols, p.kp, w4, s4]], p.seg, false)
   kernels.bound_rows_q4b_q8b(w4, s4, p.ptr + r0 * p.kp, scales8 + r0 * (p.kp / 128) * 4, n, p.cols, p.kp, scratch, pass.bounds + r0 * 4, 0, n)
 }
 
@@ -497,7 +529,7 @@ function storePassRows(p: Planned, kernels: Kernels, scratch: number, scales8: n
  * The untied input embedding, kept as the file's bytes outside wasm memory and checked for
  * NaN/Inf chunk by chunk as it streams (F16 rows by the kernel, in the scratch area).
  */
-async function storeHostRows(p: Planned, read: Reader, heap: Uint8Array, kernels: Kernels, scratch: number): Promise<Uint8Array> {
+async function storeHostRows(p: Planned, read: Reader, { heap, kernels, scratch }: Target): Promise<Uint8Array> {
   const host = new Uint8Array(p.info.byteSize)
   const rowBytes = p.info.byteSize / p.rows
   for (let r0 = 0; r0 < p.rows; r0 += MATRIX_CHUNK_ROWS) {

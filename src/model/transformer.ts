@@ -5,9 +5,9 @@
  * happens in the wasm kernels; this file only sequences them over pointers into the shared
  * memory.
  */
-import { ContextFullError, InvalidArgumentError } from '../errors.js'
-import { ThreadPool, type PoolOptions } from '../runtime/thread-pool.js'
-import { CTL_BYTES, MAX_JOBS, type Job } from '../runtime/protocol.js'
+import { ContextFullError, InvalidArgumentError, ResourceLimitError } from '../errors.js'
+import type { ThreadPool } from '../runtime/thread-pool.js'
+import { MAX_JOBS, type Job } from '../runtime/protocol.js'
 import { growMemory, type Kernels, type WasmMemory, type WasmModule } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
 import { dequantizeRows } from '../formats/index.js'
@@ -35,6 +35,16 @@ export const ATT_BLOCK = 128
  * such a chunk goes in several jobs of fewer rows (a row gets the same bytes in any job).
  */
 const ATT_MIN_ITEMS = 16
+
+/**
+ * Positions attended by a pass's rows together (Σ pos + 1) up to which attention runs on this
+ * thread alone, without a round: below it waking the workers and waiting for the last of a
+ * few kv-head items costs more than the split saves. Measured on 2B4T, 2 threads: a round
+ * costs ~5.5 µs more than the leader alone, one decode row's 5 items take ~0.23 µs per
+ * position, and a round splits them 3:2 at best, so it wins from ~60 positions on a quiet
+ * machine (on a loaded one the leader alone was faster up to 384).
+ */
+const ATT_ALONE_POSITIONS = 48
 
 /**
  * Slots for the attention's widened tiles (ATT_TILE positions × head_dim f32 each: 16 KiB for
@@ -101,7 +111,6 @@ interface RunState {
   oqScales: number // f32 [B][n_embd padded / 128]
   oqSums: number // i32 [B][n_embd padded / 32]     8·Σ per 32-block (the weights' offsets)
   groups: number // i32 [vocab / 4]   4-row groups of the output matrix to rescore (output-head.ts)
-  ctl: number // thread-pool control block (runtime/protocol.ts)
 }
 
 /**
@@ -266,7 +275,7 @@ export class Transformer {
   // first cache made (a session's, or the model's own) costs no memory beyond the plan.
   private readonly freeKv: KvCache[] = []
   /** @internal The compute threads (benchmarks tune and read it). */
-  pool!: ThreadPool
+  readonly pool: ThreadPool
   /** Called after each layer with the residual rows [n][n_embd] (locateNonFinite finds a NaN with it). */
   onLayer?: (layer: number, x: Float32Array) => void
   /** Forward passes so far (profiles divide the pool's round count by it). */
@@ -290,6 +299,7 @@ export class Transformer {
     this.contextSize = contextSize
     this.kvType = kvType
     this.module = model.module
+    this.pool = model.pool
     this.kernel = model.kernel
     this.w = model.weights
     this.kMax = kMaxOf(model.config)
@@ -321,14 +331,12 @@ export class Transformer {
   }
 
   /**
-   * A transformer over a loaded model, computing on up to `threads` threads (this one
-   * included), with KV caches of `kvType` (its memory must have been planned with the same
-   * type); `pool.adaptive` lets the pool use fewer threads while that is faster.
+   * A transformer over a loaded model, computing on the model's thread pool (loadWeights
+   * started it: LoadOptions `threads`, `pool`), with KV caches of `kvType` (its memory must
+   * have been planned with the same type).
    */
-  static async create(model: LoadedModel, contextSize: number, threads: number, kvType: KvType, pool: PoolOptions = {}): Promise<Transformer> {
-    const t = new Transformer(model, contextSize, kvType)
-    t.pool = await ThreadPool.create(model.module, t.segs.map((g) => g.memory), t.segs.map((g) => g.kern), t.s.ctl, threads, pool)
-    return t
+  static create(model: LoadedModel, contextSize: number, kvType: KvType): Transformer {
+    return new Transformer(model, contextSize, kvType)
   }
 
   /** Storage of the output projection in use ('f16', 'f32', 'q8b', 'q6b', 'q4b', or 'q4b+q8b': the bounded head). */
@@ -360,15 +368,24 @@ export class Transformer {
   /**
    * A new, independent KV cache of `contextSize` tokens (a session's). Memory of disposed
    * caches is reused; otherwise each memory segment grows by its layers' share.
+   * @throws ResourceLimitError when a memory cannot grow, saying what frees or saves room.
    */
   createKvCache(): KvCache {
     const reused = this.freeKv.pop()
     if (reused) return new KvCache(this, reused.k, reused.v, reused.capacity)
-    return this.newKv(this.segs.map((g, i) => {
-      const top = Math.ceil(g.memory.buffer.byteLength / 64) * 64
-      growMemory(g.memory, top + this.segmentKvBytes(i))
-      return top
-    }))
+    try {
+      return this.newKv(this.segs.map((g, i) => {
+        const top = Math.ceil(g.memory.buffer.byteLength / 64) * 64
+        growMemory(g.memory, top + this.segmentKvBytes(i))
+        return top
+      }))
+    } catch (e) {
+      if (!(e instanceof ResourceLimitError)) throw e
+      const mib = ((this.contextSize * kvBytesPerToken(this.config, this.kvType)) / 2 ** 20).toFixed(0)
+      throw new ResourceLimitError(e.limit, e.max, `${e.message}. A new session needs a KV cache of its own (${mib} MiB: ` +
+        `${this.contextSize} tokens of ${this.kvType} keys and values): dispose another session (session.dispose()) ` +
+        'to hand its cache on, or load the model with a smaller contextSize (or kvType \'f16\')', e.needed)
+    }
   }
 
   /** @internal Where layer l's rows start in a cache whose segments start at `bases`. */
@@ -664,7 +681,8 @@ export class Transformer {
     this.kern.add_f32(s.x, s.xb, n * c.nEmbd)
   }
 
-  // Attention of every row, in one round (assembly/ops/attention.ts): partial softmax
+  // Attention of every row, in one round (assembly/ops/attention.ts; on this thread alone
+  // while the rows attend few positions: ATT_ALONE_POSITIONS): partial softmax
   // results per (kv head, block of ATT_BLOCK positions), combined per query head by the item
   // that finishes a kv head's last block (counted in `count`, zeroed here before the round).
   // Consecutive rows of one cache at consecutive positions (a prompt chunk) form one job,
@@ -693,7 +711,9 @@ export class Transformer {
           Math.min(per, end - t), c.nHead, c.nHeadKv, c.headDim, rows[t].pos + 1, ATT_BLOCK])
       }
     }
-    this.round('attention', jobs)
+    const positions = rows.reduce((a, r) => a + r.pos + 1, 0)
+    if (positions > ATT_ALONE_POSITIONS) return this.round('attention', jobs)
+    this.timed('attention', () => this.pool.runAlone(jobs, this.seg))
   }
 
   // Independent jobs on every thread, timed per label when profiling: one round, or several
@@ -810,6 +830,5 @@ function allocState(a: Arena, c: ModelConfig, ctx: number): RunState {
     oqScales: a.alloc(B * (kpOut / 128) * F32_BYTES),
     oqSums: a.alloc(B * (kpOut / 32) * 4),
     groups: a.alloc(Math.ceil(c.vocabSize / 4) * 4),
-    ctl: a.alloc(CTL_BYTES),
   }
 }

@@ -89,6 +89,9 @@ const ATTENTION_PARTIAL = {
     ({ items: nHeadKv * Math.ceil((nPos + n - 1) / block), cost: 8 * block * headDim * n * (nHead / nHeadKv) }),
 } as const
 
+/** An F16 matrix's rows → a quantized output copy (load): items are rows. */
+const QUANTIZE_ROWS = { kinds: 'iiiiii', work: ([, rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) } as const
+
 /**
  * Kernels a round can run: their argument kinds before the trailing (first, end) (i =
  * int/pointer, f = f32) and the work of a call, from which the leader cuts chunks. The
@@ -119,6 +122,13 @@ export const OPS = {
   attention_partial_f16: ATTENTION_PARTIAL,
   attention_partial_f32_ref: ATTENTION_PARTIAL,
   attention_partial_f16_ref: ATTENTION_PARTIAL,
+  // Load-time conversions (model/load.ts), weighed by bytes written: a repack moves a group's
+  // codes (first touches of fresh pages, mostly), a quantization converts a row of f16.
+  repack_i2s_c4: { kinds: 'iiii', work: ([, rows, k]: number[]): Work => ({ items: groups(rows, 4), cost: k }) },
+  repack_i2s_tl: { kinds: 'iiii', work: ([, rows, k]: number[]): Work => ({ items: groups(rows, 16), cost: 4 * k }) },
+  quantize_rows_f16_q8b: QUANTIZE_ROWS,
+  quantize_rows_f16_q6b: QUANTIZE_ROWS,
+  quantize_rows_f16_q4b: QUANTIZE_ROWS,
 } as const
 
 export type OpName = keyof typeof OPS

@@ -117,6 +117,11 @@ export interface PoolOptions {
   workerUrl?: URL
 }
 
+/** Every item of each job (`work[j]` is job j's) in one call on this thread. */
+function runHere(kernels: Kernels, jobs: readonly Job[], work: readonly Work[]): void {
+  jobs.forEach(([name, ...args], j) => (kernels[name] as (...a: number[]) => void)(...args, 0, work[j].items))
+}
+
 /** Round-trip cost and count, for `bitnet bench --profile`. */
 export interface PoolStats { rounds: number; roundMs: number; leadMs: number }
 
@@ -253,10 +258,11 @@ export class ThreadPool {
   /**
    * Runs one round: every job cut into chunks, computed by the threads taking part, this
    * one included. Jobs of a round must not depend on each other; their pointers address
-   * memory `segment`.
+   * memory `segment`. `measured` false keeps the round out of the stats and the governor
+   * (loading's conversions: page-fault-bound, they say nothing about inference rounds).
    * @throws WorkerError if a thread failed (the pool rebuilds itself), DisposedError after dispose().
    */
-  run(jobs: readonly Job[], segment = 0): void {
+  run(jobs: readonly Job[], segment = 0, measured = true): void {
     const kernels = this.kernels[segment]
     if (this.disposed) throw new DisposedError('the model was disposed; its compute threads are stopped')
     const work = jobs.map((j) => jobWork(j))
@@ -264,9 +270,9 @@ export class ThreadPool {
     const n = this.roundThreads
     const t0 = performance.now()
     if (n === 1) {
-      jobs.forEach(([name, ...args], j) => (kernels[name] as (...a: number[]) => void)(...args, 0, work[j].items))
+      runHere(kernels, jobs, work)
       const ms = performance.now() - t0
-      this.account({ threads: 1, units, leadUnits: units, leadMs: ms, roundMs: ms })
+      if (measured) this.account({ threads: 1, units, leadUnits: units, leadMs: ms, roundMs: ms })
       return
     }
     const total = this.publish(jobs, work, guidedChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
@@ -275,7 +281,7 @@ export class ThreadPool {
     const mine = runChunks(bound, this.i32, this.ctl, this.gen, 0, work.map((w) => w.cost))
     const leadMs = performance.now() - t0
     this.awaitChunks(total)
-    this.account({ threads: n, units, leadUnits: mine.units, leadMs, roundMs: performance.now() - t0 })
+    if (measured) this.account({ threads: n, units, leadUnits: mine.units, leadMs, roundMs: performance.now() - t0 })
     const failed = Atomics.load(this.i32, this.base + CTL_ERROR)
     if (failed) {
       const who = failed === 1 ? 'compute thread 0' : `compute worker ${failed - 1}`
@@ -283,6 +289,17 @@ export class ThreadPool {
       this.fail()
       throw new WorkerError(message, { cause: mine.errors[0] })
     }
+  }
+
+  /**
+   * Runs the jobs on this thread alone, each in one call over all its items: work too small
+   * to pay for waking the workers and waiting for them. The same bytes as a round (a kernel's
+   * items do not depend on how they are cut); not a round for the governor or the stats.
+   * @throws DisposedError after dispose().
+   */
+  runAlone(jobs: readonly Job[], segment = 0): void {
+    if (this.disposed) throw new DisposedError('the model was disposed; its compute threads are stopped')
+    runHere(this.kernels[segment], jobs, jobs.map((j) => jobWork(j)))
   }
 
   /** Writes the round into the control block and wakes the workers; returns its chunk count. */

@@ -26,8 +26,8 @@ export interface WasmMemory { readonly buffer: ArrayBuffer; grow(delta: number):
 export interface Kernels {
   matvec_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, first: number, end: number): void
   matvec_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, first: number, end: number): void
-  repack_i2s_c4(src: Ptr, rows: number, k: number, dst: Ptr): void
-  repack_i2s_tl(src: Ptr, rows: number, k: number, dst: Ptr): void
+  repack_i2s_c4(src: Ptr, rows: number, k: number, dst: Ptr, first: number, end: number): void
+  repack_i2s_tl(src: Ptr, rows: number, k: number, dst: Ptr, first: number, end: number): void
   find_nonfinite_f16(src: Ptr, n: number): number
   matmul_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, first: number, end: number): void
   matmul_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, first: number, end: number): void

@@ -17,7 +17,8 @@ export interface GoldenPrompt {
 
 export interface Golden {
   prompts: GoldenPrompt[]
-  val_ppl: { span_ids: number[]; chunk: number; ppl: number }
+  /** ppl over span_ids in chunks of `chunk`; chunk_mean_nll: each chunk's mean NLL. */
+  val_ppl: { span_ids: number[]; chunk: number; ppl: number; chunk_mean_nll: number[] }
 }
 
 let golden: Golden | undefined
@@ -56,4 +57,16 @@ export function compareTop20(p: GoldenPrompt, logits: ArrayLike<number>[]): {
     }
   })
   return { entries, over, maxDiff, argmaxChecked, argmaxWrong }
+}
+
+/**
+ * '' when a and b are bit-identical, else where and how they first differ. Logits are compared
+ * with this, not toEqual: vitest's deep equality takes ~0.5 s per 32k floats on a busy machine,
+ * seconds a row of tiny-dev's 128k-token vocabulary.
+ */
+export function firstDifference(a: Float32Array, b: Float32Array): string {
+  if (a.length !== b.length) return `lengths ${a.length} vs ${b.length}`
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length)
+  const i = ua.findIndex((x, j) => x !== ub[j])
+  return i < 0 ? '' : `logit ${i}: ${a[i]} vs ${b[i]} (${ua.filter((x, j) => x !== ub[j]).length} differ)`
 }
