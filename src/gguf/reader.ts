@@ -191,10 +191,14 @@ class Cursor {
  * per string. Anything else (long strings, 3/4-byte sequences, invalid bytes) goes to
  * TextDecoder, so its replacement-character behaviour applies to all invalid input.
  */
+/** UTF-16 units of the string being decoded, reused: 10^5 strings would allocate 10^5 arrays. */
+const scratchUnits: number[] = []
+
 function decodeUtf8(bytes: Uint8Array, start: number, len: number): string {
   const end = start + len
   if (len > 64) return utf8.decode(bytes.subarray(start, end))
-  const units: number[] = []
+  const units = scratchUnits
+  units.length = 0
   for (let i = start; i < end;) {
     const b = bytes[i]
     if (b < 0x80) {
