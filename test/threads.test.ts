@@ -75,6 +75,27 @@ describe.each([
   })
 })
 
+describe('attention in rounds past the short contexts the leader runs alone', () => {
+  // run() above stays under ATT_ALONE_POSITIONS, where attention never goes to a round:
+  // here every prompt chunk and decode row attends more positions than that.
+  it('gives the same bytes on 2 threads, scrambled, as on one', async () => {
+    const ids = golden.prompts.flatMap((p) => p.ids)
+    const passes = async (threads: number, pool: PoolOptions) => {
+      const t = await tiny(threads, 'i2s', 'q8', pool)
+      try {
+        const logits = t.prefill(ids, 0, t.kv, 'all')
+        for (let i = 0; i < 3; i++) logits.push(t.forward(ids[i], ids.length + i)!.slice())
+        return logits
+      } finally {
+        await t.dispose()
+      }
+    }
+    const [one, two] = [await passes(1, {}), await passes(2, { chunkCost: 1024, scrambleChunks: true })]
+    expect(ids.length).toBeGreaterThan(48)
+    two.forEach((l, i) => expect(firstDifference(l, one[i]), `position ${i}`).toBe(''))
+  })
+})
+
 describe('oversubscribed model through the public API', () => {
   let model: Awaited<ReturnType<typeof loadModel>>
   beforeAll(async () => { model = await loadModel(TINY_GGUF, { threads: OVERSUBSCRIBED, outputType: 'f16' }) })

@@ -37,6 +37,16 @@ export const ATT_BLOCK = 128
 const ATT_MIN_ITEMS = 16
 
 /**
+ * Positions attended by a pass's rows together (Σ pos + 1) up to which attention runs on this
+ * thread alone, without a round: below it waking the workers and waiting for the last of a
+ * few kv-head items costs more than the split saves. Measured on 2B4T, 2 threads: a round
+ * costs ~5.5 µs more than the leader alone, one decode row's 5 items take ~0.23 µs per
+ * position, and a round splits them 3:2 at best, so it wins from ~60 positions on a quiet
+ * machine (on a loaded one the leader alone was faster up to 384).
+ */
+const ATT_ALONE_POSITIONS = 48
+
+/**
  * Slots for the attention's widened tiles (ATT_TILE positions × head_dim f32 each: 16 KiB for
  * 2B4T): a call claims one while it runs, and with more threads than slots the calls that find
  * none widen in registers (the same bytes, a little slower).
@@ -671,7 +681,8 @@ export class Transformer {
     this.kern.add_f32(s.x, s.xb, n * c.nEmbd)
   }
 
-  // Attention of every row, in one round (assembly/ops/attention.ts): partial softmax
+  // Attention of every row, in one round (assembly/ops/attention.ts; on this thread alone
+  // while the rows attend few positions: ATT_ALONE_POSITIONS): partial softmax
   // results per (kv head, block of ATT_BLOCK positions), combined per query head by the item
   // that finishes a kv head's last block (counted in `count`, zeroed here before the round).
   // Consecutive rows of one cache at consecutive positions (a prompt chunk) form one job,
@@ -700,7 +711,9 @@ export class Transformer {
           Math.min(per, end - t), c.nHead, c.nHeadKv, c.headDim, rows[t].pos + 1, ATT_BLOCK])
       }
     }
-    this.round('attention', jobs)
+    const positions = rows.reduce((a, r) => a + r.pos + 1, 0)
+    if (positions > ATT_ALONE_POSITIONS) return this.round('attention', jobs)
+    this.timed('attention', () => this.pool.runAlone(jobs, this.seg))
   }
 
   // Independent jobs on every thread, timed per label when profiling: one round, or several

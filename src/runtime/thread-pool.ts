@@ -117,6 +117,11 @@ export interface PoolOptions {
   workerUrl?: URL
 }
 
+/** Every item of each job (`work[j]` is job j's) in one call on this thread. */
+function runHere(kernels: Kernels, jobs: readonly Job[], work: readonly Work[]): void {
+  jobs.forEach(([name, ...args], j) => (kernels[name] as (...a: number[]) => void)(...args, 0, work[j].items))
+}
+
 /** Round-trip cost and count, for `bitnet bench --profile`. */
 export interface PoolStats { rounds: number; roundMs: number; leadMs: number }
 
@@ -265,7 +270,7 @@ export class ThreadPool {
     const n = this.roundThreads
     const t0 = performance.now()
     if (n === 1) {
-      jobs.forEach(([name, ...args], j) => (kernels[name] as (...a: number[]) => void)(...args, 0, work[j].items))
+      runHere(kernels, jobs, work)
       const ms = performance.now() - t0
       if (measured) this.account({ threads: 1, units, leadUnits: units, leadMs: ms, roundMs: ms })
       return
@@ -284,6 +289,17 @@ export class ThreadPool {
       this.fail()
       throw new WorkerError(message, { cause: mine.errors[0] })
     }
+  }
+
+  /**
+   * Runs the jobs on this thread alone, each in one call over all its items: work too small
+   * to pay for waking the workers and waiting for them. The same bytes as a round (a kernel's
+   * items do not depend on how they are cut); not a round for the governor or the stats.
+   * @throws DisposedError after dispose().
+   */
+  runAlone(jobs: readonly Job[], segment = 0): void {
+    if (this.disposed) throw new DisposedError('the model was disposed; its compute threads are stopped')
+    runHere(this.kernels[segment], jobs, jobs.map((j) => jobWork(j)))
   }
 
   /** Writes the round into the control block and wakes the workers; returns its chunk count. */
