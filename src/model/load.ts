@@ -16,7 +16,7 @@ import { CTL_BYTES } from '../runtime/protocol.js'
 import { ThreadPool, usableThreads, type PoolOptions } from '../runtime/thread-pool.js'
 import { compileKernels, createMemories, instantiateKernels, largestMemory, type KernelVariant, type Kernels, type WasmMemory, type WasmModule, type WasmSource } from '../runtime/wasm.js'
 import { ARCH_FAMILIES, type ModelConfig } from './config.js'
-import type { ModelContents, ModelTensor } from './contents.js'
+import type { ModelContents, ModelLayout, ModelTensor } from './contents.js'
 import { assertFiniteTensor, nonFiniteWeight } from './numerics.js'
 import { unpermuteQkRows } from './qk-permute.js'
 import { selectTernaryKernel } from './kernel-select.js'
@@ -187,9 +187,9 @@ interface Target { heap: Uint8Array; kernels: Kernels; pool: ThreadPool; scratch
  * checked against what the runtime tells (env.memoryLimits), then reserved once and let go.
  * @throws ResourceLimitError naming what the model needs, the limit found and what to do.
  * @example
- * await checkWeightsFit(await ggufContents(rangeSource(url, size)), { state: (c) => stateSize(c, 4096, 'f16') })
+ * await checkWeightsFit(await ggufLayout(rangeSource(url, size)), { state: (c) => stateSize(c, 4096, 'f16') })
  */
-export async function checkWeightsFit(contents: ModelContents, opts: LoadOptions): Promise<void> {
+export async function checkWeightsFit(contents: ModelLayout, opts: LoadOptions): Promise<void> {
   reserveMemories(await planMemories(contents, { ...opts, onProgress: undefined }))
 }
 
@@ -216,7 +216,7 @@ interface MemoryPlan {
  * copy, and each official I2_S tensor on its way to the c4 layout. A plan larger than the
  * runtime says it has is refused here (segments.ts checkMemoryLimits).
  */
-async function planMemories(contents: ModelContents, opts: LoadOptions): Promise<MemoryPlan> {
+async function planMemories(contents: ModelLayout, opts: LoadOptions): Promise<MemoryPlan> {
   const { config, name: file } = contents
   opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
   const { module, variant } = await compileKernels({ variant: opts.variant, wasm: opts.wasm })
