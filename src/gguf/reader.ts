@@ -72,7 +72,8 @@ const MIN_VALUE_BYTES: Record<GgufType, number> = {
 const MIN_KV_BYTES = 8 + 4 + 1 // empty key, type, 1-byte value
 const MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8 // empty name, n_dims (0 dims), type, offset
 
-const utf8 = new TextDecoder('utf-8', { fatal: false })
+// ignoreBOM: a GGUF string is its bytes; a token that starts with U+FEFF keeps it
+const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true })
 
 /** String arrays already decoded, by the offset of their first string: the array and its end. */
 type DecodedArrays = Map<number, { array: GgufArray; end: number }>
@@ -192,15 +193,15 @@ class Cursor {
   }
 }
 
+/** UTF-16 units of the string being decoded, reused: 10^5 strings would allocate 10^5 arrays. */
+const scratchUnits: number[] = []
+
 /**
  * UTF-8 → string. Vocabularies hold ~10^5 short strings, mostly ASCII or 2-byte sequences
  * (GPT-2 byte-level 'Ġ'); for those a hand decoder is ~1.5× faster than a TextDecoder call
  * per string. Anything else (long strings, 3/4-byte sequences, invalid bytes) goes to
  * TextDecoder, so its replacement-character behaviour applies to all invalid input.
  */
-/** UTF-16 units of the string being decoded, reused: 10^5 strings would allocate 10^5 arrays. */
-const scratchUnits: number[] = []
-
 function decodeUtf8(bytes: Uint8Array, start: number, len: number): string {
   const end = start + len
   if (len > 64) return utf8.decode(bytes.subarray(start, end))
