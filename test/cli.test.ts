@@ -114,7 +114,7 @@ describe('bitnet CLI on tiny-dev', () => {
     // the output matrix (128256 × 128) per --output-type: q8 128 bytes + a scale per row, q6 96 + a scale,
     // q4 64 + 4 scales; q4+q8 holds both and each row's bound, and reads the q4 copy with the bounds
     const q8 = 128256 * (128 + 4), q6 = 128256 * (96 + 4), q4 = 128256 * (64 + 16)
-    expect(out.output_head).toEqual({ auto: 'f16', f16: 128256 * 256, q8, q6, q4, 'q4+q8': { memory: q8 + q4 + 128256 * 4, pass: q4 + 128256 * 4 } })
+    expect(out.output_head).toEqual({ auto: { relaxed: 'f16', simd: 'f16', single: 'f16' }, f16: 128256 * 256, q8, q6, q4, 'q4+q8': { memory: q8 + q4 + 128256 * 4, pass: q4 + 128256 * 4 } })
     expect(out.config.provenance).toMatchObject({ family: "BitNet b1.58 2B4T (general.architecture 'bitnet-b1.58')", activationGuessed: false })
   })
 

@@ -222,6 +222,13 @@ describe('write → read round trips', () => {
     }
   })
 
+  it('keeps strings byte for byte: a leading U+FEFF, 3- and 4-byte characters, long strings', () => {
+    const strings = ['\uFEFF', '\uFEFFa', 'a\uFEFF', '\uFEFF' + 'x'.repeat(80), 'Ġ€😀', 'é'.repeat(40), '']
+    const metadata = new Map([['tokenizer.ggml.tokens', metaArr(GgufType.STRING, strings)]])
+    const file = parse(writeGguf({ metadata, tensors: [] }))
+    expect(file.metadata.get('tokenizer.ggml.tokens')!.value).toEqual(strings)
+  })
+
   it('keeps tensor bytes identical and aligned, with default and custom alignment', () => {
     const r = rng(3)
     const tensors: GgufWriteTensor[] = [

@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest'
 import { c4Shape } from '../src/formats/i2s-c4.js'
 import { tlShape } from '../src/formats/tl16.js'
 import { layoutSize, OUTPUT_LAYOUTS, TERNARY_LAYOUTS, type FloatMatrix, type OutputLayoutName } from '../src/model/layouts.js'
+import { resolveOutputType } from '../src/model/load.js'
 import { OPS } from '../src/runtime/protocol.js'
+import type { KernelVariant } from '../src/runtime/wasm.js'
 
 const SHAPES = [[1, 1], [3, 127], [4, 128], [17, 129], [33, 1000], [64, 2560]]
 
@@ -41,5 +43,15 @@ describe('layout table', () => {
     ]
     expect(jobs.length).toBe(2 + 4 + 5) // i2s: 1 + 1, tl: a job per row, output: one each
     for (const [name, ...args] of jobs) expect(args.length, name).toBe(OPS[name].kinds.length)
+  })
+})
+
+describe("outputType 'auto'", () => {
+  it('keeps exact f16 below 64 Mi weights, else the copy that is faster on the build: q6 relaxed, q8 baseline', () => {
+    const big = 128256 * 2560, small = 128256 * 256
+    expect(['relaxed', 'simd', 'single'].map((v) => resolveOutputType('auto', big, v as KernelVariant))).toEqual(['q6', 'q8', 'q8'])
+    expect(['relaxed', 'simd', 'single'].map((v) => resolveOutputType('auto', small, v as KernelVariant))).toEqual(['f16', 'f16', 'f16'])
+    expect(resolveOutputType('q4+q8', big, 'relaxed')).toBe('q4+q8')
+    expect(resolveOutputType('f16', big, 'simd')).toBe('f16')
   })
 })

@@ -8,7 +8,7 @@ import { applyChatTemplate, resolveChatTemplate, type ChatMessage } from '../tok
 import { ContextFullError, InvalidArgumentError } from '../errors.js'
 import type { GenerateOptions, Generation } from '../generation/generation.js'
 import type { ModelConfig } from '../model/config.js'
-import type { ModelContents } from '../model/contents.js'
+import type { ModelContents, ModelLayout } from '../model/contents.js'
 import { checkWeightsFit, loadWeights, type LoadOptions } from '../model/load.js'
 import { MAX_BATCH, resolveKvType, stateSize, Transformer, type KvType } from '../model/transformer.js'
 import { openaiFacade, type OpenAIFacade, type OpenAIFacadeOptions } from '../openai/client.js'
@@ -263,7 +263,7 @@ export class BitnetModel {
  * header read with Range requests is enough), as {@link BitnetModel.load} would place it.
  * @throws ResourceLimitError naming what the model needs, the limit found and what to do.
  */
-export async function checkModelFits(contents: ModelContents, opts: ModelOptions): Promise<void> {
+export async function checkModelFits(contents: ModelLayout, opts: ModelOptions): Promise<void> {
   await checkWeightsFit(contents, weightOptions(contents.config, opts).load)
 }
 

@@ -9,7 +9,7 @@ import { openSource, type ModelSource } from '../io/open.js'
 import type { ByteSource } from '../io/source.js'
 import { isGguf } from '../gguf/reader.js'
 import type { RemoteOptions } from '../io/remote.js'
-import { ggufContents, type ModelContents } from '../model/contents.js'
+import { ggufContents, ggufLayout, type ModelContents } from '../model/contents.js'
 import { hfContents } from '../model/load-hf.js'
 
 export type { ModelSource }
@@ -78,13 +78,13 @@ const PREFLIGHT_MIN_BYTES = 256 << 20
 /**
  * What runs before a remote file is downloaded: the caller's own hook, then for a GGUF its
  * header (Range requests, no weight) planned as the load will plan it, so a model this runtime
- * cannot hold is refused (ResourceLimitError) before its weights are fetched.
+ * cannot hold is refused (ResourceLimitError) before its weights are fetched. The tokenizer is
+ * not built here: memory does not depend on it, and the load builds it from the downloaded file.
  */
 function preflight(opts: LoadModelOptions): (file: ByteSource) => Promise<void> {
   return async (file) => {
     await opts.beforeDownload?.(file)
     if (file.size < PREFLIGHT_MIN_BYTES || !isGguf(await file.read(0, 4))) return
-    const contents = await ggufContents(file)
-    await checkModelFits(contents, opts)
+    await checkModelFits(await ggufLayout(file), opts) // the tokenizer is built once, by the load
   }
 }

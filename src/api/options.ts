@@ -34,8 +34,9 @@ export interface ModelOptions {
    * q8's memory: a decode step reads the q4 copy and rescores with the q8 one the tokens
    * that can still be picked, so greedy and top-k sampling give exactly q8's tokens; logits(),
    * log-probabilities, grammars and sampling without top-k read the q8 copy whole), 'f16'
-   * (exact, as in the file) or 'auto' (default: q8 for matrices of ≥ 64 Mi weights such as
-   * 2B4T's, f16 below).
+   * (exact, as in the file) or 'auto' (default: for matrices of ≥ 64 Mi weights such as
+   * 2B4T's q6 on the relaxed build, where it is the faster, and q8 on the baseline builds; f16
+   * below).
    * @example loadModel(path, { outputType: 'q4+q8' })
    */
   outputType?: OutputType

@@ -7,7 +7,8 @@ import { parse, printJson } from './common.js'
 import { formatBytes } from './progress.js'
 import { KV_AUTO_F16_BYTES, kvBytesPerToken } from '../model/transformer.js'
 import { layoutSize, outputPassAt, OUTPUT_LAYOUTS } from '../model/layouts.js'
-import { AUTO_Q8_ELEMENTS } from '../model/load.js'
+import { AUTO_QUANTIZED, resolveOutputType } from '../model/load.js'
+import type { KernelVariant } from '../runtime/wasm.js'
 import type { ModelConfig } from '../model/config.js'
 
 export const INFO_HELP = `bitnet info MODEL [--json]
@@ -91,7 +92,9 @@ function outputHead(c: ModelConfig) {
   const bytes = (t: keyof typeof OUTPUT_LAYOUTS) => layoutSize(OUTPUT_LAYOUTS[t], c.vocabSize, c.nEmbd).bytes
   const pass = outputPassAt(0, c.vocabSize, c.nEmbd).bytes
   return {
-    auto: c.vocabSize * c.nEmbd >= AUTO_Q8_ELEMENTS ? 'q8' : 'f16',
+    /** what 'auto' picks on each kernel build */
+    auto: Object.fromEntries((Object.keys(AUTO_QUANTIZED) as KernelVariant[])
+      .map((v) => [v, resolveOutputType('auto', c.vocabSize * c.nEmbd, v)])) as Record<KernelVariant, string>,
     f16: bytes('f16'), q8: bytes('q8b'), q6: bytes('q6b'), q4: bytes('q4b'),
     /** q4+q8 holds both copies and reads the q4 one (+ bounds) and the rescored rows per token. */
     'q4+q8': { memory: bytes('q8b') + pass, pass },
@@ -99,6 +102,6 @@ function outputHead(c: ModelConfig) {
 }
 
 function formatOutputHead(h: ReturnType<typeof outputHead>): string {
-  return `f16 ${formatBytes(h.f16)}, q8 ${formatBytes(h.q8)}, q6 ${formatBytes(h.q6)}, q4 ${formatBytes(h.q4)} per token (auto: ${h.auto}); ` +
+  return `f16 ${formatBytes(h.f16)}, q8 ${formatBytes(h.q8)}, q6 ${formatBytes(h.q6)}, q4 ${formatBytes(h.q4)} per token (auto: ${Object.entries(h.auto).map(([v, t]) => `${t} on ${v}`).join(', ')}); ` +
     `q4+q8 holds ${formatBytes(h['q4+q8'].memory)}, reads ${formatBytes(h['q4+q8'].pass)} + the rescored rows`
 }

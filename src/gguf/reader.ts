@@ -72,7 +72,11 @@ const MIN_VALUE_BYTES: Record<GgufType, number> = {
 const MIN_KV_BYTES = 8 + 4 + 1 // empty key, type, 1-byte value
 const MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8 // empty name, n_dims (0 dims), type, offset
 
-const utf8 = new TextDecoder('utf-8', { fatal: false })
+// ignoreBOM: a GGUF string is its bytes; a token that starts with U+FEFF keeps it
+const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true })
+
+/** String arrays already decoded, by the offset of their first string: the array and its end. */
+type DecodedArrays = Map<number, { array: GgufArray; end: number }>
 
 /** Bounds-checked little-endian reads over a prefix of a file of `fileSize` bytes. */
 class Cursor {
@@ -83,6 +87,8 @@ class Cursor {
     private readonly bytes: Uint8Array,
     readonly fileSize: number,
     readonly file: string,
+    /** String arrays decoded by an earlier parse of a shorter prefix, by offset (see readGguf). */
+    readonly decoded: DecodedArrays = new Map(),
   ) {
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   }
@@ -122,8 +128,15 @@ class Cursor {
    */
   count(field: string, minItemBytes: number, suffix = ''): number {
     const at = this.pos
+    this.need(8, field)
+    const max = Math.floor((this.remaining - 8) / minItemBytes)
+    // Two u32 halves, not a BigInt: this runs for each of 10^5 vocabulary strings.
+    const lo = this.dv.getUint32(at, true)
+    if (this.dv.getUint32(at + 4, true) === 0 && lo <= max) {
+      this.pos += 8
+      return lo
+    }
     const n = this.u64(field)
-    const max = Math.floor(this.remaining / minItemBytes)
     if (n > BigInt(max)) {
       throw this.error(`${field}${suffix} is larger than the rest of the file can hold`,
         `<= ${max} (${this.remaining} bytes left, >= ${minItemBytes} bytes each)`, String(n), at)
@@ -137,6 +150,24 @@ class Cursor {
     const start = this.pos
     this.pos += len
     return decodeUtf8(this.bytes, start, len)
+  }
+
+  /**
+   * Throws NeedMoreBytes if `n` strings at the cursor run past the prefix, walking their lengths
+   * without decoding, so a vocabulary is decoded only once the prefix holds all of it. Lengths
+   * that overrun the file are left to string(), which reports them.
+   */
+  needStrings(n: number): void {
+    const limit = this.bytes.byteLength
+    let p = this.pos
+    for (let i = 0; i < n; i++) {
+      if (p + 8 > this.fileSize) return
+      if (p + 8 > limit) throw new NeedMoreBytes(Math.min(this.fileSize, p + 8 * (n - i)))
+      const end = p + 8 + this.dv.getUint32(p, true) + this.dv.getUint32(p + 4, true) * 2 ** 32
+      if (end > this.fileSize) return
+      if (end > limit) throw new NeedMoreBytes(Math.min(this.fileSize, end + 8 * (n - i - 1)))
+      p = end
+    }
   }
 
   /** Reads `n` fixed-size numbers of `type` (the caller has checked the bytes with need()). */
@@ -162,6 +193,9 @@ class Cursor {
   }
 }
 
+/** UTF-16 units of the string being decoded, reused: 10^5 strings would allocate 10^5 arrays. */
+const scratchUnits: number[] = []
+
 /**
  * UTF-8 → string. Vocabularies hold ~10^5 short strings, mostly ASCII or 2-byte sequences
  * (GPT-2 byte-level 'Ġ'); for those a hand decoder is ~1.5× faster than a TextDecoder call
@@ -171,7 +205,8 @@ class Cursor {
 function decodeUtf8(bytes: Uint8Array, start: number, len: number): string {
   const end = start + len
   if (len > 64) return utf8.decode(bytes.subarray(start, end))
-  const units: number[] = []
+  const units = scratchUnits
+  units.length = 0
   for (let i = start; i < end;) {
     const b = bytes[i]
     if (b < 0x80) {
@@ -232,12 +267,32 @@ function readArray(c: Cursor, field: string, depth: number): GgufArray {
     for (let i = 0; i < n; i++) items[i] = readArray(c, `${field}[${i}]`, depth + 1)
     return { type: GgufType.ARRAY, itemType, value: items }
   }
-  if (itemType === GgufType.STRING || itemType === GgufType.BOOL) {
+  if (itemType === GgufType.STRING) return readStrings(c, field, n)
+  if (itemType === GgufType.BOOL) {
     const items: GgufScalar[] = new Array(n)
     for (let i = 0; i < n; i++) items[i] = readScalar(c, itemType, field)
     return { type: GgufType.ARRAY, itemType, value: items }
   }
   return { type: GgufType.ARRAY, itemType, value: c.numbers(itemType, n) } // size checked above
+}
+
+/**
+ * Reads `n` strings, or takes them from `c.decoded` when an earlier parse of a shorter prefix
+ * decoded this array (the bytes of a prefix do not change as it grows).
+ */
+function readStrings(c: Cursor, field: string, n: number): GgufArray {
+  const start = c.pos
+  const earlier = c.decoded.get(start)
+  if (earlier) {
+    c.pos = earlier.end
+    return earlier.array
+  }
+  c.needStrings(n)
+  const items: string[] = new Array(n)
+  for (let i = 0; i < n; i++) items[i] = c.string(field)
+  const array: GgufArray = { type: GgufType.ARRAY, itemType: GgufType.STRING, value: items }
+  c.decoded.set(start, { array, end: c.pos })
+  return array
 }
 
 function readValue(c: Cursor, key: string): GgufValue {
@@ -276,7 +331,12 @@ function readPreamble(c: Cursor): number {
  * const gguf = parseGguf(bytes, bytes.length, 'model.gguf')
  */
 export function parseGguf(bytes: Uint8Array, fileSize: number, fileName: string): GgufFile {
-  const c = new Cursor(bytes, fileSize, fileName)
+  return parseHeader(new Cursor(bytes, fileSize, fileName))
+}
+
+function parseHeader(c: Cursor): GgufFile {
+  const fileSize = c.fileSize
+  const fileName = c.file
   const version = readPreamble(c)
   const tensorCount = c.count('tensor_count', MIN_TENSOR_INFO_BYTES)
   const kvCount = c.count('kv_count', MIN_KV_BYTES)
@@ -374,6 +434,7 @@ export function isGguf(bytes: Uint8Array): boolean {
 export async function readGguf(source: ByteSource): Promise<GgufFile> {
   let prefix = new Uint8Array(0)
   let want = Math.min(source.size, INITIAL_PREFIX)
+  const decoded: DecodedArrays = new Map()
   for (;;) {
     if (want > prefix.byteLength) {
       const more = await source.read(prefix.byteLength, want - prefix.byteLength)
@@ -386,7 +447,7 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
       prefix = grown
     }
     try {
-      return parseGguf(prefix, source.size, source.name)
+      return parseHeader(new Cursor(prefix, source.size, source.name, decoded))
     } catch (e) {
       if (!(e instanceof NeedMoreBytes) || e.needed <= prefix.byteLength) throw e
       // Grow 4× at a time: each retry re-parses from the start, so few big steps beat many.

@@ -52,11 +52,32 @@ export interface ModelContents {
 }
 
 /**
+ * What planning a model's memory needs: its config and tensor directory, not its tokenizer
+ * (building a 128k-token tokenizer costs about a second, which a pre-download check spares).
+ */
+export type ModelLayout = Pick<ModelContents, 'name' | 'config' | 'tensors'>
+
+/**
  * Reads a GGUF file's header into a ModelContents (tensor data is read later, on demand).
  * @example
  * const contents = await ggufContents(await fileSource('ggml-model-i2_s.gguf'))
  */
 export async function ggufContents(source: ByteSource): Promise<ModelContents> {
+  const layout = await ggufLayout(source)
+  const { gguf, name: file } = layout
+  return {
+    ...layout,
+    tokenizer: tokenizerFromGguf(gguf.metadata, file),
+    chatTemplate: { ggufTemplate: metaStringOpt(gguf.metadata, 'tokenizer.chat_template') },
+  }
+}
+
+/**
+ * A GGUF file's header as a ModelLayout, without building its tokenizer (see checkModelFits).
+ * @example
+ * const { config, tensors } = await ggufLayout(rangeSource(url, size))
+ */
+export async function ggufLayout(source: ByteSource): Promise<ModelLayout & { gguf: GgufFile }> {
   const file = source.name
   const gguf = await readGguf(source)
   const config = configFromGguf(gguf, file)
@@ -79,12 +100,5 @@ export async function ggufContents(source: ByteSource): Promise<ModelContents> {
       extent: next - offset,
     }
   })
-  return {
-    name: file,
-    config,
-    tensors,
-    tokenizer: tokenizerFromGguf(gguf.metadata, file),
-    chatTemplate: { ggufTemplate: metaStringOpt(gguf.metadata, 'tokenizer.chat_template') },
-    gguf,
-  }
+  return { name: file, config, tensors, gguf }
 }

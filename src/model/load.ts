@@ -16,7 +16,7 @@ import { CTL_BYTES } from '../runtime/protocol.js'
 import { ThreadPool, usableThreads, type PoolOptions } from '../runtime/thread-pool.js'
 import { compileKernels, createMemories, instantiateKernels, largestMemory, type KernelVariant, type Kernels, type WasmMemory, type WasmModule, type WasmSource } from '../runtime/wasm.js'
 import { ARCH_FAMILIES, type ModelConfig } from './config.js'
-import type { ModelContents, ModelTensor } from './contents.js'
+import type { ModelContents, ModelLayout, ModelTensor } from './contents.js'
 import { assertFiniteTensor, nonFiniteWeight } from './numerics.js'
 import { unpermuteQkRows } from './qk-permute.js'
 import { selectTernaryKernel } from './kernel-select.js'
@@ -41,13 +41,29 @@ export interface HostMatrix {
  * How the output projection is stored: 'f16' (exact, F16 files), 'q8' (a byte per weight,
  * half the bytes), 'q6' (6-bit copy, 6.25 bits per weight with scales), 'q4' (4-bit copy, 5 bits per weight with scales), 'q4+q8' (both: decode
  * steps read the q4 copy and rescore the tokens that can win with the q8 one, giving the q8
- * head's tokens; output-head.ts), or 'auto': q8 when the matrix is large enough to dominate a
- * decode step's reads (≥ AUTO_Q8_ELEMENTS: 2B4T, 3B, 8B), exact f16 below (tiny models, 0.7B).
+ * head's tokens; output-head.ts), or 'auto': a quantized copy (AUTO_QUANTIZED) when the matrix
+ * is large enough to dominate a decode step's reads (≥ AUTO_QUANTIZED_ELEMENTS: 2B4T, 3B, 8B),
+ * exact f16 below (tiny models, 0.7B).
  */
 export type OutputType = 'auto' | 'f16' | 'q8' | 'q6' | 'q4' | 'q4+q8'
 
 /** 64 Mi elements = 128 MiB of f16. */
-export const AUTO_Q8_ELEMENTS = 1 << 26
+export const AUTO_QUANTIZED_ELEMENTS = 1 << 26
+
+/**
+ * The copy 'auto' keeps of a large output matrix, per kernel build (both within the 0.5 %
+ * perplexity budget on tiny-dev: q6 +0.19 %, q8 +0.24 %). q6 where the relaxed dot makes its
+ * unpacking cheap: a 2B4T decode step 0.91× q8's at 1 and 2 threads, its output round 0.73×
+ * (bench/output-copies.mjs); q8 on the baseline builds, where q6's output round is 1.13–1.21×
+ * q8's. So 'auto' output differs between builds by that rounding; pass `outputType` to pin it.
+ */
+export const AUTO_QUANTIZED: Record<KernelVariant, 'q8' | 'q6'> = { relaxed: 'q6', simd: 'q8', single: 'q8' }
+
+/** What `outputType` means for a matrix of `elements` weights on build `variant`. */
+export function resolveOutputType(outputType: OutputType, elements: number, variant: KernelVariant): Exclude<OutputType, 'auto'> {
+  if (outputType !== 'auto') return outputType
+  return elements >= AUTO_QUANTIZED_ELEMENTS ? AUTO_QUANTIZED[variant] : 'f16'
+}
 
 export interface LayerWeights {
   attnNorm: number // f32 [n_embd]
@@ -187,9 +203,9 @@ interface Target { heap: Uint8Array; kernels: Kernels; pool: ThreadPool; scratch
  * checked against what the runtime tells (env.memoryLimits), then reserved once and let go.
  * @throws ResourceLimitError naming what the model needs, the limit found and what to do.
  * @example
- * await checkWeightsFit(await ggufContents(rangeSource(url, size)), { state: (c) => stateSize(c, 4096, 'f16') })
+ * await checkWeightsFit(await ggufLayout(rangeSource(url, size)), { state: (c) => stateSize(c, 4096, 'f16') })
  */
-export async function checkWeightsFit(contents: ModelContents, opts: LoadOptions): Promise<void> {
+export async function checkWeightsFit(contents: ModelLayout, opts: LoadOptions): Promise<void> {
   reserveMemories(await planMemories(contents, { ...opts, onProgress: undefined }))
 }
 
@@ -216,12 +232,12 @@ interface MemoryPlan {
  * copy, and each official I2_S tensor on its way to the c4 layout. A plan larger than the
  * runtime says it has is refused here (segments.ts checkMemoryLimits).
  */
-async function planMemories(contents: ModelContents, opts: LoadOptions): Promise<MemoryPlan> {
+async function planMemories(contents: ModelLayout, opts: LoadOptions): Promise<MemoryPlan> {
   const { config, name: file } = contents
   opts.onProgress?.({ phase: 'compile', file, loaded: 0, total: 1 })
   const { module, variant } = await compileKernels({ variant: opts.variant, wasm: opts.wasm })
   const kernel = !opts.kernel || opts.kernel === 'auto' ? selectTernaryKernel(module, variant) : opts.kernel
-  const plan = planTensors(contents.tensors, config, file, opts.outputType ?? 'auto', kernel)
+  const plan = planTensors(contents.tensors, config, file, (elements) => resolveOutputType(opts.outputType ?? 'auto', elements, variant), kernel)
   for (const p of plan) {
     p.layer = Number(/^blk\.(\d+)\./.exec(p.info.name)?.[1] ?? -1)
     p.scratch = (p.matrixType && OUTPUT_LAYOUTS[p.matrixType].convert) || p.role === 'rows' ? Math.min(p.rows, MATRIX_CHUNK_ROWS) * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0
@@ -273,7 +289,10 @@ interface Planned extends Placed {
  * Finds every tensor the graph needs (tensors.ts: the embedding, output norm and matrix first,
  * then the layers; each ternary projection's optional 1bitLLM `.scale`), checks it and sizes its copy.
  */
-function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outputType: OutputType, kernel: TernaryKernel): Planned[] {
+/** The output type the options ask for, resolved for a matrix of that many weights. */
+type OutputTypeOf = (elements: number) => Exclude<OutputType, 'auto'>
+
+function planTensors(tensors: ModelTensor[], c: ModelConfig, file: string, outputType: OutputTypeOf, kernel: TernaryKernel): Planned[] {
   const byName = new Map(tensors.map((t) => [t.name, t]))
   checkDeclaredCounts(byName, c, file)
   const family = ARCH_FAMILIES[c.arch]
@@ -327,12 +346,12 @@ function checkTensor(info: ModelTensor, role: Role, rows: number, cols: number, 
  * output matrix (token_embd when tied) in the layout `outputType` picks, from F16 or BF16 (via
  * f16), else f32; norms and scales as f32; the untied input embedding outside wasm memory.
  */
-function storagePlan(info: ModelTensor, role: Role, rows: number, cols: number, outputType: OutputType, kernel: TernaryKernel): Planned {
+function storagePlan(info: ModelTensor, role: Role, rows: number, cols: number, outputType: OutputTypeOf, kernel: TernaryKernel): Planned {
   const p: Planned = { info, role, rows, cols, bytes: 0, ptr: 0, seg: 0, layer: -1, scratch: 0, gamma: 1, kp: cols }
   if (role === 'ternary') {
     p.bytes = layoutSize(TERNARY_LAYOUTS[kernel], rows, cols).bytes
   } else if (role === 'matrix') {
-    const wanted = outputType === 'auto' ? (rows * cols >= AUTO_Q8_ELEMENTS ? 'q8' : 'f16') : outputType
+    const wanted = outputType(rows * cols)
     // a quantized copy comes from f16 rows: F16 and BF16 files, or Q8_0 / Q6_K ones dequantized
     const viaF16 = HALF.includes(info.format) || (wanted !== 'f16' && REQUANTIZED.includes(info.format))
     p.pass = wanted === 'q4+q8' && viaF16

@@ -615,9 +615,10 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
 
   const merges = typedArray(md, 'tokenizer.ggml.merges', GgufType.STRING, MAX_MERGES, file) as string[] | undefined
   if (merges === undefined) throw new ModelFormatError('missing metadata key tokenizer.ggml.merges', { file })
-  const { vocab, added, kinds } = splitVocabulary(tokens, types)
-  checkMerges(merges, (s) => s in vocab, file, 'tokenizer.ggml.merges')
-  checkByteAlphabet((s) => s in vocab, file ?? 'tokenizer.ggml.tokens')
+  const { vocab, texts, added, kinds } = splitVocabulary(tokens, types)
+  const has = (s: string) => texts.has(s)
+  const pairs = checkMerges(merges, has, file, 'tokenizer.ggml.merges')
+  checkByteAlphabet(has, file ?? 'tokenizer.ggml.tokens')
 
   const n = tokens.length
   const bos = tokenId(md, 'tokenizer.ggml.bos_token_id', n, file)
@@ -626,7 +627,7 @@ export function tokenizerFromGguf(metadata: GgufMetadata, fileName?: string): Bi
     .filter((x): x is number => x !== undefined)
   const addBos = metaBoolOpt(md, 'tokenizer.ggml.add_bos_token', file) ?? true
   const addEos = metaBoolOpt(md, 'tokenizer.ggml.add_eos_token', file) ?? false
-  const hf = newHfTokenizer(byteLevelTokenizerJson(split, vocab, added, merges), { clean_up_tokenization_spaces: false }, file)
+  const hf = newHfTokenizer(byteLevelTokenizerJson(split, vocab, added, pairs), { clean_up_tokenization_spaces: false }, file)
   const pieces = tokens.slice()
   return new BitnetTokenizer(byteLevelBackend(hf, pieces, file), { pieces, kinds }, { bos, eos, extraEog, addBos, addEos })
 }
@@ -668,10 +669,13 @@ function ggufTokens(md: GgufMetadata, file: string | undefined): { tokens: strin
 
 /**
  * The id space split as tokenizer.json lays it out: BPE vocab (text → id) and added tokens
- * (control tokens special, user-defined ones not), with each id's kind.
+ * (control tokens special, user-defined ones not), with each id's kind. `texts` holds the vocab's
+ * keys for the merge checks: a Set lookup of a fresh string (left+right) hashes it, where `in`
+ * on the vocab object would first intern it, several times slower over 10^5 merges.
  */
-function splitVocabulary(tokens: string[], types: number[] | undefined): { vocab: Record<string, number>; added: object[]; kinds: Uint8Array } {
+function splitVocabulary(tokens: string[], types: number[] | undefined): { vocab: Record<string, number>; texts: Set<string>; added: object[]; kinds: Uint8Array } {
   const vocab: Record<string, number> = Object.create(null) // null prototype: '__proto__' is a plain key
+  const texts = new Set<string>()
   const added: object[] = []
   const kinds = new Uint8Array(tokens.length)
   for (let id = 0; id < tokens.length; id++) {
@@ -683,9 +687,10 @@ function splitVocabulary(tokens: string[], types: number[] | undefined): { vocab
       added.push({ id, content: text, single_word: false, lstrip: false, rstrip: false, normalized: false, special })
     } else {
       vocab[text] = id // duplicates: last id wins, as in llama.cpp's token_to_id map
+      texts.add(text)
     }
   }
-  return { vocab, added, kinds }
+  return { vocab, texts, added, kinds }
 }
 
 /**
@@ -693,7 +698,7 @@ function splitVocabulary(tokens: string[], types: number[] | undefined): { vocab
  * ByteLevel pre-tokenizer, ByteLevel decoder, no normalizer and no post-processor (BOS is added
  * by BitnetTokenizer.encode).
  */
-function byteLevelTokenizerJson(split: (typeof BPE_PRE)[string], vocab: Record<string, number>, added: object[], merges: string[]): object {
+function byteLevelTokenizerJson(split: (typeof BPE_PRE)[string], vocab: Record<string, number>, added: object[], merges: [string, string][]): object {
   return {
     version: '1.0',
     truncation: null,
@@ -719,7 +724,7 @@ function byteLevelTokenizerJson(split: (typeof BPE_PRE)[string], vocab: Record<s
       byte_fallback: false,
       ignore_merges: split.ignoreMerges,
       vocab,
-      merges,
+      merges, // [left, right] pairs, already split by checkMerges: the library would split "left right" strings again
     },
   }
 }
@@ -784,9 +789,11 @@ function tokenId(md: GgufMetadata, key: string, n: number, file: string | undefi
  * Every merge must join two tokens into a token: `@huggingface/tokenizers` silently drops a BPE
  * piece that is not in the vocabulary (no unk token, no byte fallback in byte-level BPE), so an
  * inconsistent merge list would lose text without an error. Merges are "left right" strings
- * (GGUF, older tokenizer.json) or [left, right] pairs (newer tokenizer.json).
+ * (GGUF, older tokenizer.json) or [left, right] pairs (newer tokenizer.json); returns the pairs
+ * (split at the first space, as llama.cpp does).
  */
-function checkMerges(merges: readonly unknown[], has: (s: string) => boolean, file: string | undefined, key: string): void {
+function checkMerges(merges: readonly unknown[], has: (s: string) => boolean, file: string | undefined, key: string): [string, string][] {
+  const pairs: [string, string][] = new Array(merges.length)
   for (let i = 0; i < merges.length; i++) {
     const m = merges[i]
     const pair = typeof m === 'string' ? splitMerge(m) : Array.isArray(m) && m.length === 2 && m.every((x) => typeof x === 'string') ? m as [string, string] : undefined
@@ -795,7 +802,9 @@ function checkMerges(merges: readonly unknown[], has: (s: string) => boolean, fi
     if (!has(l) || !has(r) || !has(l + r)) {
       throw new ModelFormatError(`${key}[${i}] joins pieces that are not all tokens`, { file, expected: 'left, right and left+right in the vocabulary', found: JSON.stringify(m).slice(0, 64) })
     }
+    pairs[i] = pair
   }
+  return pairs
 }
 
 /** "left right" → [left, right] (split at the first space; neither side empty), else undefined. */
