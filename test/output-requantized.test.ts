@@ -5,6 +5,8 @@
 import { describe, expect, it } from 'vitest'
 import { loadModel } from '../src/index.js'
 import { dequantizeRows, FORMATS, quantizeRows } from '../src/formats/index.js'
+import { f32ToF16 } from '../src/formats/float.js'
+import { NumericalError } from '../src/errors.js'
 import { writeGguf } from '../src/gguf/writer.js'
 import { mulberry32, syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
 
@@ -35,6 +37,17 @@ describe.each(['Q8_0', 'Q6_K'] as const)('%s embedding', (embedding) => {
     const viaF16 = await loadModel(f16File, { outputType })
     expect(viaF16.logits(tokens)).toEqual(got)
     await viaF16.dispose()
+  })
+
+  it('weights beyond f16 (a block scale of 65504) are refused, naming the first one', async () => {
+    const big = bytes.slice(), { blockElems, blockBytes } = FORMATS[embedding], block = 40
+    new DataView(big.buffer).setUint16(block * blockBytes + (embedding === 'Q6_K' ? 208 : 0), 0x7bff, true)
+    const values = dequantizeRows(embedding, big, n)
+    const first = values.findIndex((v) => (f32ToF16(v) & 0x7fff) === 0x7c00)
+    expect(Math.floor(first / blockElems)).toBe(block)
+    const err = await loadModel(model(embedding, big), { outputType: 'q8' }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(NumericalError)
+    expect((err as Error).message).toContain(`element ${first} is NaN or Inf`)
   })
 
   it('outputType f16: the values dequantized to f32', async () => {

@@ -1,6 +1,6 @@
 // Element-wise f32 ops of the transformer block: residual add, FFN activations.
 
-import { DENORM_MAGIC, F16_MIN_NORMAL, F16_OVERFLOW, REBIAS, f16ToF32, f32ToF16 } from './half'
+import { f16ToF32, f32ToF16, half4 } from './half'
 
 /** y[i] += x[i] (residual connection). */
 export function add_f32(y: usize, x: usize, n: i32): void {
@@ -98,16 +98,4 @@ export function f32_to_f16(src: usize, dst: usize, n: i32): void {
 /** Scalar twin of f32_to_f16 (bit-identical). */
 export function f32_to_f16_ref(src: usize, dst: usize, n: i32): void {
   for (let i = 0; i < n; i++) store<u16>(dst + (<usize>i << 1), f32ToF16(load<f32>(src + (<usize>i << 2))))
-}
-
-// f32ToF16 on 4 lanes, each branch computed and selected; results in the low 16 bits of each i32.
-// @ts-ignore: decorator
-@inline function half4(x: v128, signBit: v128, one: v128): v128 {
-  const sign = v128.and(x, signBit)
-  const a = v128.xor(x, sign)
-  const normal = i32x4.shr_u(i32x4.add(i32x4.add(a, i32x4.splat(REBIAS)), v128.and(i32x4.shr_u(a, 13), one)), 13)
-  const sub = i32x4.sub(f32x4.add(a, f32x4.splat(reinterpret<f32>(DENORM_MAGIC))), i32x4.splat(DENORM_MAGIC))
-  const special = v128.bitselect(i32x4.splat(0x7e00), i32x4.splat(0x7c00), i32x4.gt_s(a, i32x4.splat(0x7f800000)))
-  const finite = v128.bitselect(sub, normal, i32x4.lt_s(a, i32x4.splat(F16_MIN_NORMAL)))
-  return v128.or(v128.bitselect(special, finite, i32x4.ge_s(a, i32x4.splat(F16_OVERFLOW))), i32x4.shr_u(sign, 16))
 }

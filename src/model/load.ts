@@ -242,6 +242,7 @@ async function planMemories(contents: ModelLayout, opts: LoadOptions): Promise<M
     p.layer = Number(/^blk\.(\d+)\./.exec(p.info.name)?.[1] ?? -1)
     p.scratch = (p.matrixType && OUTPUT_LAYOUTS[p.matrixType].convert) || p.role === 'rows' ? Math.min(p.rows, MATRIX_CHUNK_ROWS) * config.nEmbd * 2 : isCanonicalI2s(p) ? p.info.byteSize : 0
     if (p.pass) p.scratch = Math.max(p.scratch, 8 * config.nEmbd) // the bounds' two dequantized rows
+    if (p.role === 'matrix' && p.matrixType !== 'f32' && REQUANTIZED[p.info.format]) p.scratch += Math.min(p.rows, MATRIX_CHUNK_ROWS) * (p.info.byteSize / p.rows) // the file's rows, past their f16 rows
   }
   const state = opts.state(config)
   const capacity = Math.min(opts.segmentBytes ?? MAX_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
@@ -353,7 +354,7 @@ function storagePlan(info: ModelTensor, role: Role, rows: number, cols: number, 
   } else if (role === 'matrix') {
     const wanted = outputType(rows * cols)
     // a quantized copy comes from f16 rows: F16 and BF16 files, or Q8_0 / Q6_K ones dequantized
-    const viaF16 = HALF.includes(info.format) || (wanted !== 'f16' && REQUANTIZED.includes(info.format))
+    const viaF16 = HALF.includes(info.format) || (wanted !== 'f16' && REQUANTIZED[info.format] !== undefined)
     p.pass = wanted === 'q4+q8' && viaF16
     p.matrixType = !viaF16 ? 'f32' : (Object.keys(OUTPUT_LAYOUTS) as OutputLayoutName[]).find((t) => OUTPUT_LAYOUTS[t].option === (p.pass ? 'q8' : wanted))!
     ;({ kp: p.kp, bytes: p.bytes } = layoutSize(OUTPUT_LAYOUTS[p.matrixType], rows, cols))
@@ -407,9 +408,13 @@ const HALF: readonly string[] = ['F16', 'BF16']
 /**
  * Quantized formats a quantized copy (q8, q6, q4) is made from, through f16 rows (their values
  * are an f16 block scale times a small integer: f16 keeps them to 2^-11, far below the copy's
- * step); with outputType 'f16' they are dequantized to f32 instead.
+ * step), and the kernel making a chunk of f16 rows from the file's (the dequantizer's f32
+ * values rounded to f16, bit for bit); with outputType 'f16' they are dequantized to f32 instead.
  */
-const REQUANTIZED: readonly string[] = ['Q8_0', 'Q6_K']
+const REQUANTIZED: Partial<Record<FormatName, 'dequantize_rows_q8_0_f16' | 'dequantize_rows_q6_k_f16'>> = {
+  Q8_0: 'dequantize_rows_q8_0_f16',
+  Q6_K: 'dequantize_rows_q6_k_f16',
+}
 
 /** An official-layout I2_S projection (K a multiple of 128): its blocks move as they are. */
 function isCanonicalI2s(p: Planned): boolean {
@@ -489,10 +494,9 @@ function ternaryValued(p: Planned, bytes: Uint8Array) {
  */
 const MATRIX_CHUNK_ROWS = 4096
 
-/** F16 bytes as they are; BF16, Q8_0, Q6_K converted to f16 bits (round to nearest even). */
-function toF16(format: FormatName, bytes: Uint8Array, n: number): Uint8Array {
-  if (format === 'F16') return bytes
-  const values = dequantizeRows(format, bytes, n)
+/** BF16 bytes converted to f16 bits (round to nearest even). */
+function bf16ToF16(bytes: Uint8Array, n: number): Uint8Array {
+  const values = dequantizeRows('BF16', bytes, n)
   const out = new Uint16Array(values.length)
   for (let i = 0; i < values.length; i++) out[i] = f32ToF16(values[i])
   return new Uint8Array(out.buffer)
@@ -502,7 +506,9 @@ function toF16(format: FormatName, bytes: Uint8Array, n: number): Uint8Array {
  * Streams the embedding / output matrix into place in row chunks (it is the largest tensor:
  * never held whole outside wasm memory): f16 rows as they are (BF16 converted), f32 rows
  * dequantized, or a quantized copy via the scratch area (f16 rows → its convert kernel).
- * F16 rows are read straight to where they go (their place, or the scratch area).
+ * F16 rows are read straight to where they go (their place, or the scratch area); Q8_0 and
+ * Q6_K rows (always made into a copy) to the scratch area past their f16 rows, which a round
+ * of the pool makes from them.
  */
 async function storeMatrix(p: Planned, read: Reader, at: Target): Promise<void> {
   const { heap, kernels, pool, scratch } = at
@@ -517,13 +523,15 @@ async function storeMatrix(p: Planned, read: Reader, at: Target): Promise<void> 
       new Float32Array(heap.buffer, p.ptr + r0 * p.cols * 4, n * p.cols).set(values)
       continue
     }
-    const rows = convert ? scratch : p.ptr + r0 * p.cols * 2
-    let f16: Uint8Array
+    const rows = convert ? scratch : p.ptr + r0 * p.cols * 2, requantize = REQUANTIZED[p.info.format]
     if (p.info.format === 'F16') {
-      f16 = await readToHeap(read, r0 * rowBytes, n * rowBytes, heap, rows)
+      await readToHeap(read, r0 * rowBytes, n * rowBytes, heap, rows)
+    } else if (requantize) {
+      const src = scratch + n * p.cols * 2
+      await readToHeap(read, r0 * rowBytes, n * rowBytes, heap, src)
+      pool.run([[requantize, src, n, p.cols, scratch]], p.seg, false)
     } else {
-      f16 = heap.subarray(rows, rows + n * p.cols * 2)
-      f16.set(toF16(p.info.format, await read(r0 * rowBytes, n * rowBytes), n * p.cols))
+      heap.set(bf16ToF16(await read(r0 * rowBytes, n * rowBytes), n * p.cols), rows)
     }
     const bad = kernels.find_nonfinite_f16(rows, n * p.cols)
     if (bad >= 0) throw nonFiniteWeight(p.info.name, p.info.file, r0 * p.cols + bad, 'NaN or Inf (F16)')

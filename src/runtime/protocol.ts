@@ -92,6 +92,9 @@ const ATTENTION_PARTIAL = {
 /** An F16 matrix's rows → a quantized output copy (load): items are rows. */
 const QUANTIZE_ROWS = { kinds: 'iiiiii', work: ([, rows, k]: number[]): Work => ({ items: rows, cost: 4 * k }) } as const
 
+/** A Q8_0 / Q6_K matrix's rows → f16 rows (load, before the copy is made): items are rows. */
+const DEQUANTIZE_ROWS = { kinds: 'iiii', work: ([, rows, k]: number[]): Work => ({ items: rows, cost: 2 * k }) } as const
+
 /**
  * Kernels a round can run: their argument kinds before the trailing (first, end) (i =
  * int/pointer, f = f32) and the work of a call, from which the leader cuts chunks. The
@@ -129,6 +132,8 @@ export const OPS = {
   quantize_rows_f16_q8b: QUANTIZE_ROWS,
   quantize_rows_f16_q6b: QUANTIZE_ROWS,
   quantize_rows_f16_q4b: QUANTIZE_ROWS,
+  dequantize_rows_q8_0_f16: DEQUANTIZE_ROWS,
+  dequantize_rows_q6_k_f16: DEQUANTIZE_ROWS,
 } as const
 
 export type OpName = keyof typeof OPS

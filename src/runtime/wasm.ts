@@ -60,6 +60,10 @@ export interface Kernels {
   matmul_q6b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, ntok: number, first: number, end: number): void
   quantize_rows_f16_q6b(src: Ptr, rows: number, k: number, kp: number, w: Ptr, ws: Ptr, first: number, end: number): void
   dequantize_row_q6b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
+  dequantize_rows_q6_k_f16(src: Ptr, rows: number, k: number, dst: Ptr, first: number, end: number): void
+  dequantize_rows_q6_k_f16_ref(src: Ptr, rows: number, k: number, dst: Ptr, first: number, end: number): void
+  dequantize_rows_q8_0_f16(src: Ptr, rows: number, k: number, dst: Ptr, first: number, end: number): void
+  dequantize_rows_q8_0_f16_ref(src: Ptr, rows: number, k: number, dst: Ptr, first: number, end: number): void
   quantize_blocks_f32_i8(x: Ptr, n: number, kp: number, xq: Ptr, xs: Ptr, xsum8: Ptr): void
   matvec_q4b_i8(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, first: number, end: number): void
   matvec_q4b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, first: number, end: number): void
