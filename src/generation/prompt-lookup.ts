@@ -22,12 +22,13 @@ const MAX_NGRAM = 16
 const MIN_MATCH = 3
 /**
  * Time of a pass of k + 1 rows of one cache relative to a one-row step, k = 0..7: tiny-dev
- * padded to the 2B4T shape, 1 thread, relaxed build, CPU time (`bench/lookup.mjs --rows`,
- * medians of 5 runs, 2026-12-05). The batched ternary kernel unpacks each weight once for its
- * tokens (quads, with exact-size 1–3-token tails) and the output projection runs 2-token
- * tiles, so an extra row costs ~0.5–0.8 of a step. Re-measure when the kernels change.
+ * padded to the 2B4T shape, 2 threads (the default), relaxed build, wall time (`bench/lookup.mjs
+ * --rows`, medians of 3 runs on a quiet machine, 2026-12-05, i2s_c4 kernels). The batched
+ * ternary kernel unpacks each weight once for 2 tokens (4-row × 2-token tiles) and the output
+ * projection runs 2-token tiles, so an extra row costs ~0.55–0.65 of a step (on 1 thread, CPU
+ * time, 0.2–0.5: [1, 1.21, 1.79, 2.23, 2.81, 3.44, 3.83, 4.42]). Re-measure when the kernels change.
  */
-export const PASS_COST = [1, 1.8, 2.05, 2.5, 3.5, 4.15, 4.5, 5.0]
+export const PASS_COST = [1, 1.54, 2.18, 2.68, 3.37, 3.77, 4.49, 5.11]
 /** Weight of the newest verification in the running acceptance rate. */
 const RATE_WEIGHT = 0.25
 /** Steps without a draft move the rate back towards its start by this fraction. */
