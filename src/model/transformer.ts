@@ -219,6 +219,9 @@ export interface BatchRow {
   need?: LogitNeed
 }
 
+/** Bytes of the pages the OS maps on first touch (4 KiB: the smallest; prefaultKv). */
+const PAGE = 4096
+
 /** Bytes of an f32: buffer offsets are in bytes. */
 const F32_BYTES = 4
 /** Address of row t of a buffer of rows `width` floats wide. */
@@ -471,7 +474,7 @@ export class Transformer {
       // The layer's weights, KV rows and buffers are in its segment: bring the residual there.
       this.carry(this.layerSeg[l], n)
       this.attentionBlock(rows, l)
-      this.ffnBlock(n, l)
+      this.ffnBlock(rows, l)
       this.onLayer?.(l, new Float32Array(this.mem.buffer, this.s.x, n * this.config.nEmbd))
     }
     this.carry(0, n)
@@ -540,11 +543,12 @@ export class Transformer {
   }
 
   // h = h + PostNorm(BitLinear_down(SubNorm(act(gate) ⊙ up)))   for layer l, n rows
-  private ffnBlock(n: number, l: number): void {
-    const c = this.config, L = this.w.layers[l], s = this.s
+  private ffnBlock(rows: readonly BatchRow[], l: number): void {
+    const c = this.config, L = this.w.layers[l], s = this.s, n = rows.length
     // f = RMSNorm(h, ffn_norm), quantized once per row, shared by gate and up (or per projection)
     //                                                     hb, hb2: [n][n_ff]
     this.round('ffn_gate_up', this.projections(L.ffnNorm, c.nEmbd, n, [[L.wGate, s.hb, L.gateNormIn], [L.wUp, s.hb2, L.upNormIn]]))
+    this.prefaultKv(rows, l)
     // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM / Qwen3, GELU-tanh for Gemma3; kept in f32)
     // g = RMSNorm(g, ffn_sub_norm)   (both row by row in one kernel)
     const { qa, meta, lut } = this.slot(0)
@@ -553,6 +557,30 @@ export class Transformer {
     // h = h + PostNorm(BitLinear_down(g))
     this.round('ffn_down', this.bitlinear(L.wDown, s.xb, n))
     this.timed('residual', () => this.residual(L.postFfnNorm, n))
+  }
+
+  // Layer l's KV pages that the next pass of each cache here will store into first (its
+  // next rows.length positions), touched by a worker while this thread computes the FFN's
+  // activation (the round after that finishes it): first-touch page faults, most of what
+  // storing a new position cost, off the serial path (assembly/ops/prefault.ts). Only pages
+  // past the last one this pass stored into: decode steps post nothing until a row crosses
+  // into a new page.
+  private prefaultKv(rows: readonly BatchRow[], l: number): void {
+    const c = this.config
+    const kvRow = c.nHeadKv * c.headDim * KV_ELEM[this.kvType]
+    const last = new Map<KvCache, number>()
+    for (const r of rows) last.set(r.kv ?? this.kv, Math.max(last.get(r.kv ?? this.kv) ?? 0, r.pos))
+    const jobs: Job[] = []
+    const ahead = (base: number, pos: number, kv: KvCache) => {
+      const stored = base + (pos + 1) * kvRow, stop = base + Math.min(pos + 1 + rows.length, kv.capacity) * kvRow
+      const fresh = Math.ceil(stored / PAGE) * PAGE // the page of the last byte stored is mapped
+      if (fresh < stop) jobs.push(['prefault_pages', fresh, stop])
+    }
+    for (const [kv, pos] of last) {
+      ahead(kv.kAt(l), pos, kv)
+      ahead(kv.vAt(l), pos, kv)
+    }
+    if (jobs.length) this.pool.post(jobs.slice(0, MAX_JOBS), this.seg)
   }
 
   // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]
