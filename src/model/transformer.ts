@@ -523,6 +523,7 @@ export class Transformer {
     this.normQuantize(s.ao, L.attnSubNorm, qDim, n)
     // h = h + PostNorm(BitLinear_o(o))                    xb: [n][n_embd]   (post-norm: Gemma3)
     this.round('attn_output', this.bitlinear(L.wo, s.xb, n))
+    this.prefaultKv(rows, l, 'k')
     this.timed('residual', () => this.residual(L.postAttnNorm, n))
   }
 
@@ -548,7 +549,7 @@ export class Transformer {
     // f = RMSNorm(h, ffn_norm), quantized once per row, shared by gate and up (or per projection)
     //                                                     hb, hb2: [n][n_ff]
     this.round('ffn_gate_up', this.projections(L.ffnNorm, c.nEmbd, n, [[L.wGate, s.hb, L.gateNormIn], [L.wUp, s.hb2, L.upNormIn]]))
-    this.prefaultKv(rows, l)
+    this.prefaultKv(rows, l, 'v')
     // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM / Qwen3, GELU-tanh for Gemma3; kept in f32)
     // g = RMSNorm(g, ffn_sub_norm)   (both row by row in one kernel)
     const { qa, meta, lut } = this.slot(0)
@@ -559,26 +560,24 @@ export class Transformer {
     this.timed('residual', () => this.residual(L.postFfnNorm, n))
   }
 
-  // Layer l's KV pages that the next pass of each cache here will store into first (its
-  // next rows.length positions), touched by a worker while this thread computes the FFN's
-  // activation (the round after that finishes it): first-touch page faults, most of what
-  // storing a new position cost, off the serial path (assembly/ops/prefault.ts). Only pages
-  // past the last one this pass stored into: decode steps post nothing until a row crosses
-  // into a new page.
-  private prefaultKv(rows: readonly BatchRow[], l: number): void {
+  // Layer l's key (or value) pages that the next pass of each cache here stores into first
+  // (its next rows.length positions), touched by a worker while this thread does the serial
+  // work before the next round (which finishes it): first-touch page faults, most of what
+  // storing a new position cost, off the critical path (assembly/ops/prefault.ts). Keys after
+  // the o projection, values after gate/up: a step that crosses into new pages crosses for
+  // both, and one serial window is shorter than two faults. Only pages past the last one
+  // this pass stored into: most decode steps post nothing.
+  private prefaultKv(rows: readonly BatchRow[], l: number, which: 'k' | 'v'): void {
     const c = this.config
     const kvRow = c.nHeadKv * c.headDim * KV_ELEM[this.kvType]
     const last = new Map<KvCache, number>()
     for (const r of rows) last.set(r.kv ?? this.kv, Math.max(last.get(r.kv ?? this.kv) ?? 0, r.pos))
     const jobs: Job[] = []
-    const ahead = (base: number, pos: number, kv: KvCache) => {
+    for (const [kv, pos] of last) {
+      const base = which === 'k' ? kv.kAt(l) : kv.vAt(l)
       const stored = base + (pos + 1) * kvRow, stop = base + Math.min(pos + 1 + rows.length, kv.capacity) * kvRow
       const fresh = Math.ceil(stored / PAGE) * PAGE // the page of the last byte stored is mapped
       if (fresh < stop) jobs.push(['prefault_pages', fresh, stop])
-    }
-    for (const [kv, pos] of last) {
-      ahead(kv.kAt(l), pos, kv)
-      ahead(kv.vAt(l), pos, kv)
     }
     if (jobs.length) this.pool.post(jobs.slice(0, MAX_JOBS), this.seg)
   }
