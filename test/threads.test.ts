@@ -12,7 +12,7 @@ import { ThreadPool, type PoolOptions } from '../src/runtime/thread-pool.js'
 import { compileKernels, createMemory, instantiateKernels } from '../src/runtime/wasm.js'
 import { ThreadGovernor, type RoundSample } from '../src/runtime/governor.js'
 import { MAX_CHUNKS } from '../src/runtime/protocol.js'
-import { guidedChunks, type Work } from '../src/runtime/schedule.js'
+import { guidedChunks, ITEM_BITS, ITEM_MASK, type Work } from '../src/runtime/schedule.js'
 import { firstDifference, loadGolden, TINY_GGUF } from './helpers/golden.js'
 
 const CTX = 96
@@ -285,7 +285,7 @@ describe('ThreadGovernor', () => {
 describe('guidedChunks', () => {
   /** Each chunk as [job, first, end), in claim order. */
   function ranges(work: Work[], threads: number, minCost: number): [number, number, number][] {
-    const chunks = guidedChunks(work, threads, minCost, MAX_CHUNKS)
+    const chunks = guidedChunks(work, threads, minCost, MAX_CHUNKS).map((w) => ({ job: w >>> ITEM_BITS, first: w & ITEM_MASK }))
     return chunks.map(({ job, first }, c) => {
       const next = chunks[c + 1]
       return [job, first, next?.job === job ? next.first : work[job].items]

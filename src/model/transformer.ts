@@ -7,7 +7,7 @@
  */
 import { ContextFullError, InvalidArgumentError, ResourceLimitError } from '../errors.js'
 import type { ThreadPool } from '../runtime/thread-pool.js'
-import { MAX_JOBS, type Job } from '../runtime/protocol.js'
+import { callJob, MAX_JOBS, type Job } from '../runtime/protocol.js'
 import { growMemory, type Kernels, type WasmMemory, type WasmModule } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
 import { dequantizeRows } from '../formats/index.js'
@@ -667,8 +667,7 @@ export class Transformer {
   // round split by rows, or one row right here (a round would cost more than the row).
   private rowJob(job: Job): void {
     if ((job[job.length - 1] as number) > 1) return this.round('norm_quantize', [job])
-    const [name, ...args] = job
-    this.timed('norm_quantize', () => (this.kern[name] as (...a: number[]) => void)(...args, 0, 1))
+    this.timed('norm_quantize', () => callJob(this.kern, job, 0, 1))
   }
 
   // Pointers of quantized-activation slot i (TL tables only with the TL kernel).

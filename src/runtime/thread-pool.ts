@@ -17,9 +17,9 @@ import type { Logger } from '../logger.js'
 import { ThreadGovernor } from './governor.js'
 import {
   claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SEGMENT, CTL_SPIN_US,
-  jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type ClaimStats, type Job, type WorkerInit, writeJobs,
+  callJob, jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type ClaimStats, type Job, type WorkerInit, writeJobs,
 } from './protocol.js'
-import { guidedChunks, type Chunk, type Work } from './schedule.js'
+import { guidedChunks, type Work } from './schedule.js'
 import { isSharedVariant, type KernelVariant, type Kernels, type WasmMemory, type WasmModule } from './wasm.js'
 
 /** Upper bound for a worker to start (instantiate the module on the shared memory). */
@@ -119,12 +119,12 @@ export interface PoolOptions {
 
 /** Every item of each job (`work[j]` is job j's) in one call on this thread. */
 function runHere(kernels: Kernels, jobs: readonly Job[], work: readonly Work[]): void {
-  jobs.forEach(([name, ...args], j) => (kernels[name] as (...a: number[]) => void)(...args, 0, work[j].items))
+  for (let j = 0; j < jobs.length; j++) callJob(kernels, jobs[j], 0, work[j].items)
 }
 
-/** The jobs bound to their kernels, for runChunks. */
+/** The jobs with their kernels, for runChunks. */
 function bindJobs(kernels: Kernels, jobs: readonly Job[], work: readonly Work[]): Bound[] {
-  return jobs.map(([name, ...args], j) => ({ run: (kernels[name] as (...a: number[]) => void).bind(null, ...args), items: work[j].items }))
+  return jobs.map((job, j) => ({ run: (first: number, end: number) => callJob(kernels, job, first, end), items: work[j].items }))
 }
 
 /** Round-trip cost and count, for `bitnet bench --profile`. */
@@ -322,9 +322,9 @@ export class ThreadPool {
     const failed = Atomics.load(this.i32, this.base + CTL_ERROR)
     if (!failed) return
     const who = failed === 1 ? 'compute thread 0' : `compute worker ${failed - 1}`
-    const message = `${who} failed: ${failed === 1 ? String(mine.errors[0]) : this.lastError || 'a kernel trapped (see its error output)'}`
+    const message = `${who} failed: ${failed === 1 ? String(mine.errors?.[0]) : this.lastError || 'a kernel trapped (see its error output)'}`
     this.fail()
-    throw new WorkerError(message, { cause: mine.errors[0] })
+    throw new WorkerError(message, { cause: mine.errors?.[0] })
   }
 
   /**
@@ -339,7 +339,7 @@ export class ThreadPool {
   }
 
   /** Writes the round into the control block and wakes the workers; returns its chunk count. */
-  private publish(jobs: readonly Job[], work: readonly Work[], chunks: readonly Chunk[], n: number, segment: number): number {
+  private publish(jobs: readonly Job[], work: readonly Work[], chunks: readonly number[], n: number, segment: number): number {
     const { i32, base } = this
     const total = writeJobs(i32, this.f32, this.ctl, jobs, work, chunks)
     i32[base + CTL_SEGMENT] = segment
