@@ -570,16 +570,23 @@ export class Transformer {
   private prefaultKv(rows: readonly BatchRow[], l: number, which: 'k' | 'v'): void {
     const c = this.config
     const kvRow = c.nHeadKv * c.headDim * KV_ELEM[this.kvType]
-    const last = new Map<KvCache, number>()
-    for (const r of rows) last.set(r.kv ?? this.kv, Math.max(last.get(r.kv ?? this.kv) ?? 0, r.pos))
-    const jobs: Job[] = []
-    for (const [kv, pos] of last) {
+    let jobs: Job[] | undefined
+    for (let t = 0; t < rows.length; t++) {
+      // each cache once (at its first row), from its last position in this pass
+      const kv = rows[t].kv ?? this.kv
+      let pos = rows[t].pos, seen = false
+      for (let u = 0; u < rows.length; u++) {
+        if ((rows[u].kv ?? this.kv) !== kv) continue
+        if (u < t) seen = true
+        pos = Math.max(pos, rows[u].pos)
+      }
+      if (seen) continue
       const base = which === 'k' ? kv.kAt(l) : kv.vAt(l)
       const stored = base + (pos + 1) * kvRow, stop = base + Math.min(pos + 1 + rows.length, kv.capacity) * kvRow
       const fresh = Math.ceil(stored / PAGE) * PAGE // the page of the last byte stored is mapped
-      if (fresh < stop) jobs.push(['prefault_pages', fresh, stop])
+      if (fresh < stop) (jobs ??= []).push(['prefault_pages', fresh, stop])
     }
-    if (jobs.length) this.pool.post(jobs.slice(0, MAX_JOBS), this.seg)
+    if (jobs) this.pool.post(jobs.slice(0, MAX_JOBS), this.seg)
   }
 
   // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]

@@ -230,9 +230,9 @@ export interface ClaimStats { chunks: number; units: number; errors?: unknown[] 
  * Claims and runs chunks of round `gen` until none are left (or the round is over), then
  * adds them to DONE (notifying the leader when that completes the round). A kernel that
  * traps still counts its chunk as done, so the round ends; the error is returned and the
- * thread's index + 1 is put in ERROR. `costs[j]` (leader only) is the work of one item of job j.
+ * thread's index + 1 is put in ERROR. `work[j]` (leader only) is job j's work, to count this thread's share.
  */
-export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: number, ith: number, costs?: number[]): ClaimStats {
+export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: number, ith: number, work?: readonly Work[]): ClaimStats {
   const base = ctl >>> 2
   const total = i32[base + CTL_TOTAL]
   const stride = i32[base + CTL_ORDER]
@@ -258,7 +258,7 @@ export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: numb
       Atomics.store(i32, base + CTL_ERROR, ith + 1)
     }
     stats.chunks++
-    if (costs) stats.units += (end - first) * costs[j]
+    if (work) stats.units += (end - first) * work[j].cost
   }
   if (stats.chunks && Atomics.add(i32, base + CTL_DONE, stats.chunks) + stats.chunks === total) {
     Atomics.notify(i32, base + CTL_DONE)

@@ -284,7 +284,7 @@ export class ThreadPool {
       return
     }
     const total = this.publish(jobs, work, guidedChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
-    const mine = runChunks(bindJobs(kernels, jobs, work), this.i32, this.ctl, this.gen, 0, work.map((w) => w.cost))
+    const mine = runChunks(bindJobs(kernels, jobs, work), this.i32, this.ctl, this.gen, 0, work)
     const leadMs = performance.now() - t0
     this.finish(total, mine)
     if (measured) this.account({ threads: n, units, leadUnits: mine.units, leadMs, roundMs: performance.now() - t0 })
