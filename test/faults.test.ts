@@ -88,15 +88,17 @@ describe('compute workers that fail', () => {
   it('a chunk claimed by a thread that never finishes it trips the round watchdog instead of hanging', async () => {
     const { pool, good, result, memory } = await pool2({ roundTimeoutMs: 300, chunkCost: 1 }, 48 << 20)
     // A thread wedged mid-chunk, made by hand: spinning, it claims every chunk of the next
-    // round the moment it opens (before the sleeping real worker wakes) and never reports them done.
+    // round left the moment it opens (before the sleeping real worker wakes) and never reports them done.
     const wedged = new Worker(`
       const { workerData: { memory, ctl }, parentPort } = require('node:worker_threads')
       const i32 = new Int32Array(memory.buffer), base = ctl >> 2
       const gen = Atomics.load(i32, base + ${CTL_GEN})
       parentPort.postMessage('ready')
       while (Atomics.load(i32, base + ${CTL_GEN}) === gen);
-      const w = Atomics.load(i32, base + ${CTL_CLAIM})
-      Atomics.compareExchange(i32, base + ${CTL_CLAIM}, w, w & ~${MAX_CHUNKS})
+      // claim what is left, retrying while the leader's own claims move the word
+      let w
+      do w = Atomics.load(i32, base + ${CTL_CLAIM})
+      while ((w & ${MAX_CHUNKS}) !== 0 && Atomics.compareExchange(i32, base + ${CTL_CLAIM}, w, w & ~${MAX_CHUNKS}) !== w)
       Atomics.wait(i32, base + ${CTL_EXIT} + 1000, 0)`, { eval: true, workerData: { memory, ctl: HEAP_BASE } })
     try {
       await new Promise((r) => wedged.once('message', r))
