@@ -12,7 +12,7 @@ import { ThreadPool, type PoolOptions } from '../src/runtime/thread-pool.js'
 import { compileKernels, createMemory, instantiateKernels } from '../src/runtime/wasm.js'
 import { ThreadGovernor, type RoundSample } from '../src/runtime/governor.js'
 import { MAX_CHUNKS } from '../src/runtime/protocol.js'
-import { guidedChunks, type Work } from '../src/runtime/schedule.js'
+import { guidedChunks, ITEM_BITS, ITEM_MASK, type Work } from '../src/runtime/schedule.js'
 import { firstDifference, loadGolden, TINY_GGUF } from './helpers/golden.js'
 
 const CTX = 96
@@ -133,6 +133,40 @@ describe('a control block past 2 GiB', () => {
   })
 })
 
+describe('a posted round (ThreadPool.post)', () => {
+  // prefault_pages rewrites one word of each page of a range unchanged while the calling thread
+  // goes on; the next round finishes it first. Every byte must stay what it was, whoever ran
+  // which page, and the round after must run as usual.
+  it.each([1, 2])('leaves every byte of the range as it was, then the next round runs (%i threads)', async (threads) => {
+    const { module } = await compileKernels({ variant: 'simd' })
+    const memory = createMemory(1 << 20, 'simd')
+    const ctl = 1 << 17, start = (1 << 18) + 6 * 4096 + 1030, stop = start + 5 * 4096 + 77
+    const bytes = new Uint8Array(memory.buffer)
+    for (let i = start - 64; i < stop + 64; i++) bytes[i] = (i * 37) & 255
+    const before = bytes.slice(start - 64, stop + 64)
+    const pool = await ThreadPool.create(module, [memory], [instantiateKernels(module, memory)], ctl, threads, { chunkCost: 16 })
+    try {
+      pool.post([['prefault_pages', start, stop], ['prefault_pages', stop + 8, stop + 9]])
+      const w = 1 << 19, x = w + 64, y = x + 16
+      new Float32Array(memory.buffer, w, 16).set(Array.from({ length: 16 }, (_, i) => i - 8))
+      new Float32Array(memory.buffer, x, 4).set([1, 2, 3, 4])
+      pool.run([['matvec_f32_f32', w, x, y, 4, 4]])
+      expect(Array.from(new Float32Array(memory.buffer, y, 4))).toEqual([-60, -20, 20, 60])
+      expect(firstByteDiff(bytes.slice(start - 64, stop + 64), before)).toBe(-1)
+      pool.post([['prefault_pages', start, stop]])
+      pool.settle()
+      expect(firstByteDiff(bytes.slice(start - 64, stop + 64), before)).toBe(-1)
+    } finally {
+      await pool.dispose()
+    }
+  })
+})
+
+function firstByteDiff(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i
+  return -1
+}
+
 describe('ThreadGovernor', () => {
   /** A governor on a hand-driven clock, and rounds of 1 ms in which the leader did `leadShare` of the work. */
   function setup(max: number, adaptive = true) {
@@ -251,7 +285,7 @@ describe('ThreadGovernor', () => {
 describe('guidedChunks', () => {
   /** Each chunk as [job, first, end), in claim order. */
   function ranges(work: Work[], threads: number, minCost: number): [number, number, number][] {
-    const chunks = guidedChunks(work, threads, minCost, MAX_CHUNKS)
+    const chunks = guidedChunks(work, threads, minCost, MAX_CHUNKS).map((w) => ({ job: w >>> ITEM_BITS, first: w & ITEM_MASK }))
     return chunks.map(({ job, first }, c) => {
       const next = chunks[c + 1]
       return [job, first, next?.job === job ? next.first : work[job].items]

@@ -1,5 +1,6 @@
-// The wasm i8 multiply-add ceiling of this machine, per thread: `node bench/ceiling/ceiling.mjs`
-// (Node 24 runs the relaxed-SIMD forms too; Node 20 only the baseline ones). Compiles ceiling.ts
+// The wasm i8 multiply-add and lookup-table ceilings of this machine, per thread:
+// `node bench/ceiling/ceiling.mjs` (Node 24 runs the relaxed-SIMD forms too; Node 20 only the
+// baseline ones, or all with --experimental-wasm-relaxed-simd). Compiles ceiling.ts and lut.ts
 // with the repository's AssemblyScript for baseline and relaxed SIMD, then times each loop
 // (best of 7 runs of ≥ 40 ms of CPU time: the least disturbed by other processes).
 import { execFileSync } from 'node:child_process'
@@ -13,9 +14,9 @@ const asc = join(here, '../../node_modules/.bin/asc')
 const out = mkdtempSync(join(tmpdir(), 'ceiling-'))
 
 // cwd = here: asc then reads this folder's asconfig.json (plain memory), not the repository's.
-function build(name, features) {
-  const file = join(out, `${name}.wasm`)
-  execFileSync(asc, [join(here, 'ceiling.ts'), '-O3', '--runtime', 'stub', '--noAssert', '--initialMemory', '2',
+function build(name, features, source = 'ceiling.ts') {
+  const file = join(out, `${name}-${source}.wasm`)
+  execFileSync(asc, [join(here, source), '-O3', '--runtime', 'stub', '--noAssert', '--initialMemory', '2',
     ...['simd', ...features].flatMap((f) => ['--enable', f]), '-o', file], { stdio: 'inherit', cwd: here })
   return new WebAssembly.Instance(new WebAssembly.Module(readFileSync(file))).exports
 }
@@ -57,5 +58,20 @@ for (const [v, features] of variants) {
       const perCycle = perNs / ghz
       console.log(`${label.padEnd(44)} | ${where.padEnd(5)} | ${perCycle.toFixed(2).padStart(5)} | ${(perCycle * macs).toFixed(1).padStart(5)} | ${(perNs * macs).toFixed(1)}`)
     }
+  }
+}
+
+// Lookup-table loops (lut.ts): 16 rows, weights and one tile of tables in L1.
+const luts = [
+  ['tl16', 'tl16: 2 weights a 4-bit index, hi+lo lookups', 256],
+  ['sign3_bytes', '3 weights a sign + 4-bit index, a byte each', 384],
+  ['sign3_packed', '3 weights in 5 bits (nibbles + sign bytes)', 384],
+]
+console.log(`${'LUT loop'.padEnd(44)} | build   | MACs/cycle | GMAC/s`)
+for (const [v, features] of variants) {
+  const m = build(v, features, 'lut.ts')
+  for (const [name, label, macs] of luts) {
+    const perNs = best((n) => m[name](n >> 6, 1, 1 << 14, 1 << 15)) * macs // n / 64 tiles of 64 steps
+    console.log(`${label.padEnd(44)} | ${v.padEnd(7)} | ${(perNs / ghz).toFixed(1).padStart(5)} | ${perNs.toFixed(1)}`)
   }
 }

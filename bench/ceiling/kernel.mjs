@@ -1,8 +1,9 @@
 // The decode and batched kernels against the ceiling (ceiling.mjs), per thread, in CPU time:
-// `node bench/ceiling/kernel.mjs [--base DIR] [--tokens 1,2,4,8,32] [--matrix BYTES] [--kernel i2s|q8b]`
+// `node bench/ceiling/kernel.mjs [--base DIR] [--tokens 1,2,4,8,32] [--matrix BYTES] [--kernel i2s|tl|q8b]`
 // (Node 24: the relaxed build too). Times this checkout's build/ (and --base DIR's build/,
 // interleaved) on the 2B4T shapes (K = 2560 and 6912; q8b: the output head's K = 2560):
 //   i2s: matvec_i2s_i8 for 1 token (a decode step), matmul_i2s_i8 for more;
+//   tl: matvec_tl_i8, 1 token (the lookup-table decode kernel; its tables built once, outside the timing);
 //   q8b: matmul_q8b_i8 (the output projection; 1 token in decode, several in a batch).
 // --matrix sets the weight bytes per call: 1 MiB (default) sits in L2, 48 MiB streams from DRAM.
 import { readFileSync } from 'node:fs'
@@ -24,7 +25,7 @@ const MATRIX = Number(opt.matrix) // bytes of weights (i2s: 4 per byte; q8b: 1)
 const MAX_TOK = 32
 const memory = new WebAssembly.Memory({ initial: 2048 + (MATRIX >> 16), maximum: 2048 + (MATRIX >> 16), shared: true })
 const heap = new Uint8Array(memory.buffer)
-const W = 1 << 20, X = W + MATRIX, META = X + MAX_TOK * 8192, Y = META + MAX_TOK * 1024
+const LUT = 1 << 18, W = 1 << 20, X = W + MATRIX, META = X + MAX_TOK * 8192, Y = META + MAX_TOK * 1024
 for (let i = 0; i < X - W + MAX_TOK * 8192; i += 4096) crypto.getRandomValues(heap.subarray(W + i, W + i + 4096))
 // activations within ±127 (what the quantizers write); q8b codes 1..127
 for (let i = X; i < X + MAX_TOK * 8192; i++) if (heap[i] === 128) heap[i] = 0
@@ -55,6 +56,7 @@ const CALLS = {
   i2s: (k, rows, kp, ntok, [a, b]) => ntok === 1
     ? k.matvec_i2s_i8(W, X, META, 1, Y, rows, kp, a, b)
     : k.matmul_i2s_i8(W, X, META, 1, Y, rows, kp, ntok, a, b),
+  tl: (k, rows, kp, ntok) => k.matvec_tl_i8(W, LUT, META, 1, Y, rows, kp, 0, Math.ceil(rows / 16)),
   // weight scales share the meta area: q8b reads wscale [rows/4][kp/128][4], xscale and sums per token
   q8b: (k, rows, kp, ntok, [a, b]) => k.matmul_q8b_i8(W, META, X, META, X, Y, rows, kp, ntok, a, b),
 }
@@ -67,6 +69,7 @@ for (const kp of opt.kernel === 'q8b' ? [2560] : [2560, 6912]) {
   const rows = Math.floor(MATRIX * weightsPerByte / kp / 4) * 4
   for (const ntok of opt.tokens.split(',').map(Number)) {
     const best = new Map()
+    if (opt.kernel === 'tl') for (const { k } of kernels) k.lut_build_i8(X, kp, LUT) // any build's tables: same bytes
     for (let round = 0; round < 5; round++) {
       for (const { name, variant, k, all } of kernels) {
         const range = all(rows)

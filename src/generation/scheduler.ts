@@ -15,6 +15,7 @@
  * sockets and timers (a disconnecting client, an abort) between passes.
  */
 import { InvalidArgumentError } from '../errors.js'
+import { macrotask } from '../env.js'
 import type { BatchRow } from '../model/transformer.js'
 
 type Item =
@@ -109,12 +110,4 @@ export class StepScheduler {
       try { b.done(b.use(mine)) } catch (e) { b.fail(e) }
     }
   }
-}
-
-// A macrotask through MessageChannel (Node, Deno, Bun, browsers): unlike setTimeout(0) it
-// is not clamped to 1-4 ms; the port is closed so it keeps no process alive.
-function macrotask(fn: () => void): void {
-  const { port1, port2 } = new MessageChannel()
-  port1.onmessage = () => { port1.close(); fn() }
-  port2.postMessage(0)
 }

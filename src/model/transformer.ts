@@ -7,7 +7,7 @@
  */
 import { ContextFullError, InvalidArgumentError, ResourceLimitError } from '../errors.js'
 import type { ThreadPool } from '../runtime/thread-pool.js'
-import { MAX_JOBS, type Job } from '../runtime/protocol.js'
+import { callJob, MAX_JOBS, type Job } from '../runtime/protocol.js'
 import { growMemory, type Kernels, type WasmMemory, type WasmModule } from '../runtime/wasm.js'
 import { Arena } from './arena.js'
 import { dequantizeRows } from '../formats/index.js'
@@ -218,6 +218,9 @@ export interface BatchRow {
    */
   need?: LogitNeed
 }
+
+/** Bytes of the pages the OS maps on first touch (4 KiB: the smallest; prefaultKv). */
+const PAGE = 4096
 
 /** Bytes of an f32: buffer offsets are in bytes. */
 const F32_BYTES = 4
@@ -471,7 +474,7 @@ export class Transformer {
       // The layer's weights, KV rows and buffers are in its segment: bring the residual there.
       this.carry(this.layerSeg[l], n)
       this.attentionBlock(rows, l)
-      this.ffnBlock(n, l)
+      this.ffnBlock(rows, l)
       this.onLayer?.(l, new Float32Array(this.mem.buffer, this.s.x, n * this.config.nEmbd))
     }
     this.carry(0, n)
@@ -520,6 +523,7 @@ export class Transformer {
     this.normQuantize(s.ao, L.attnSubNorm, qDim, n)
     // h = h + PostNorm(BitLinear_o(o))                    xb: [n][n_embd]   (post-norm: Gemma3)
     this.round('attn_output', this.bitlinear(L.wo, s.xb, n))
+    this.prefaultKv(rows, l, 'k')
     this.timed('residual', () => this.residual(L.postAttnNorm, n))
   }
 
@@ -540,11 +544,12 @@ export class Transformer {
   }
 
   // h = h + PostNorm(BitLinear_down(SubNorm(act(gate) ⊙ up)))   for layer l, n rows
-  private ffnBlock(n: number, l: number): void {
-    const c = this.config, L = this.w.layers[l], s = this.s
+  private ffnBlock(rows: readonly BatchRow[], l: number): void {
+    const c = this.config, L = this.w.layers[l], s = this.s, n = rows.length
     // f = RMSNorm(h, ffn_norm), quantized once per row, shared by gate and up (or per projection)
     //                                                     hb, hb2: [n][n_ff]
     this.round('ffn_gate_up', this.projections(L.ffnNorm, c.nEmbd, n, [[L.wGate, s.hb, L.gateNormIn], [L.wUp, s.hb2, L.upNormIn]]))
+    this.prefaultKv(rows, l, 'v')
     // g = act(gate) ⊙ up            (ReLU² for 2B4T, SiLU for 1bitLLM / Qwen3, GELU-tanh for Gemma3; kept in f32)
     // g = RMSNorm(g, ffn_sub_norm)   (both row by row in one kernel)
     const { qa, meta, lut } = this.slot(0)
@@ -553,6 +558,35 @@ export class Transformer {
     // h = h + PostNorm(BitLinear_down(g))
     this.round('ffn_down', this.bitlinear(L.wDown, s.xb, n))
     this.timed('residual', () => this.residual(L.postFfnNorm, n))
+  }
+
+  // Layer l's key (or value) pages that the next pass of each cache here stores into first
+  // (its next rows.length positions), touched by a worker while this thread does the serial
+  // work before the next round (which finishes it): first-touch page faults, most of what
+  // storing a new position cost, off the critical path (assembly/ops/prefault.ts). Keys after
+  // the o projection, values after gate/up: a step that crosses into new pages crosses for
+  // both, and one serial window is shorter than two faults. Only pages past the last one
+  // this pass stored into: most decode steps post nothing.
+  private prefaultKv(rows: readonly BatchRow[], l: number, which: 'k' | 'v'): void {
+    const c = this.config
+    const kvRow = c.nHeadKv * c.headDim * KV_ELEM[this.kvType]
+    let jobs: Job[] | undefined
+    for (let t = 0; t < rows.length; t++) {
+      // each cache once (at its first row), from its last position in this pass
+      const kv = rows[t].kv ?? this.kv
+      let pos = rows[t].pos, seen = false
+      for (let u = 0; u < rows.length; u++) {
+        if ((rows[u].kv ?? this.kv) !== kv) continue
+        if (u < t) seen = true
+        pos = Math.max(pos, rows[u].pos)
+      }
+      if (seen) continue
+      const base = which === 'k' ? kv.kAt(l) : kv.vAt(l)
+      const stored = base + (pos + 1) * kvRow, stop = base + Math.min(pos + 1 + rows.length, kv.capacity) * kvRow
+      const fresh = Math.ceil(stored / PAGE) * PAGE // the page of the last byte stored is mapped
+      if (fresh < stop) (jobs ??= []).push(['prefault_pages', fresh, stop])
+    }
+    if (jobs) this.pool.post(jobs.slice(0, MAX_JOBS), this.seg)
   }
 
   // logits = RMSNorm(h, output_norm) · Embedᵀ   for the rows that want them   [m][vocab]
@@ -640,8 +674,7 @@ export class Transformer {
   // round split by rows, or one row right here (a round would cost more than the row).
   private rowJob(job: Job): void {
     if ((job[job.length - 1] as number) > 1) return this.round('norm_quantize', [job])
-    const [name, ...args] = job
-    this.timed('norm_quantize', () => (this.kern[name] as (...a: number[]) => void)(...args, 0, 1))
+    this.timed('norm_quantize', () => callJob(this.kern, job, 0, 1))
   }
 
   // Pointers of quantized-activation slot i (TL tables only with the TL kernel).

@@ -39,7 +39,7 @@ function computeLoop({ module, memories, ctl, ith }: WorkerInit, post: (m: unkno
     if (ith >= Atomics.load(i32, base + CTL_ACTIVE)) continue
     const { errors } = runChunks(readJobs(kernels[i32[base + CTL_SEGMENT]], i32, f32, ctl), i32, ctl, gen, ith)
     // Report instead of dying silently: the leader turns this into an error of its call.
-    for (const e of errors) post({ error: String((e as Error)?.stack ?? e) })
+    for (const e of errors ?? []) post({ error: String((e as Error)?.stack ?? e) })
   }
 }
 

@@ -39,7 +39,7 @@
  * against TOTAL would not do: a late worker could read the next round's larger TOTAL and
  * claim a chunk past the end.)
  */
-import type { Chunk, Work } from './schedule.js'
+import { ITEM_BITS, ITEM_MASK, type Work } from './schedule.js'
 import type { Kernels, WasmMemory, WasmModule } from './wasm.js'
 
 export const CTL_GEN = 0
@@ -64,9 +64,6 @@ export const MAX_JOBS = 32
 export const MAX_CHUNKS = (1 << 10) - 1
 export const CTL_CHUNKS = CTL_JOBS + MAX_JOBS * JOB_WORDS
 export const CTL_BYTES = (CTL_CHUNKS + MAX_CHUNKS + 1) * 4
-/** A chunk-table word: job index above, first item in the low 24 bits. */
-const ITEM_BITS = 24
-const ITEM_MASK = (1 << ITEM_BITS) - 1
 const GEN_MASK = (1 << 20) - 1
 
 
@@ -134,6 +131,15 @@ export const OPS = {
   quantize_rows_f16_q4b: QUANTIZE_ROWS,
   dequantize_rows_q8_0_f16: DEQUANTIZE_ROWS,
   dequantize_rows_q6_k_f16: DEQUANTIZE_ROWS,
+  // First touches of the KV cache's next pages (assembly/ops/prefault.ts): items are 4 KiB
+  // pages, a fault each (12–15 µs in the project's VM, ~2 of the smallest chunks).
+  prefault_pages: {
+    kinds: 'ii',
+    work: ([start, stop]: number[]): Work => {
+      const lo = Math.ceil(start / 4) * 4
+      return { items: lo + 4 > stop ? 0 : Math.floor((stop - 1) / 4096) - Math.floor(lo / 4096) + 1, cost: 512 * 1024 }
+    },
+  },
 } as const
 
 export type OpName = keyof typeof OPS
@@ -145,29 +151,49 @@ type ArgsOf<K extends OpName> = Kernels[K] extends (...a: [...infer A, number, n
 /** A job: a round kernel and its arguments, checked against the kernel's signature. */
 export type Job = { [K in OpName]: [K, ...ArgsOf<K>] }[OpName]
 
+// The arguments of a job, reused (no array per call): a decode step makes ~150 rounds, and
+// every array a round allocates is young-generation garbage, whose fresh pages cost first-touch
+// faults until the heap has grown (~1 MB of garbage a token made the first ~100 tokens after
+// loading pay ~1 ms each). Made with a non-number so that it holds tagged values: an array of
+// doubles would box every argument anew for each call.
+const callArgs: unknown[] = [undefined]
+
 /** The work of a job (OPS table). */
-export function jobWork([name, ...args]: Job): Work {
-  return OPS[name].work(args as number[])
+export function jobWork(job: Job): Work {
+  callArgs.length = job.length - 1
+  for (let a = 0; a < job.length - 1; a++) callArgs[a] = job[a + 1]
+  return OPS[job[0]].work(callArgs as number[])
+}
+
+/** Calls job's kernel on items [first, end), without allocating. */
+export function callJob(kernels: object, job: Job, first: number, end: number): void {
+  const n = job.length - 1
+  for (let a = 0; a < n; a++) callArgs[a] = job[a + 1]
+  callArgs[n] = first
+  callArgs[n + 1] = end
+  callArgs.length = n + 2
+  ;(kernels as Record<OpName, (...a: unknown[]) => void>)[job[0]].apply(null, callArgs)
 }
 
 /** Writes the jobs of one round (`work[j]` is job j's) and its chunk table; returns the chunk total. */
 export function writeJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs: readonly Job[], work: readonly Work[],
-  chunks: readonly Chunk[]): number {
+  chunks: readonly number[]): number {
   if (jobs.length > MAX_JOBS) throw new RangeError(`a round holds at most ${MAX_JOBS} jobs, got ${jobs.length}`)
   if (chunks.length > MAX_CHUNKS) throw new RangeError(`a round holds at most ${MAX_CHUNKS} chunks, got ${chunks.length}`)
   const base = ctl >>> 2
-  jobs.forEach(([name, ...args], j) => {
+  for (let j = 0; j < jobs.length; j++) {
+    const job = jobs[j], name = job[0]
     if (work[j].items > ITEM_MASK) throw new RangeError(`a job holds at most ${ITEM_MASK} items, got ${work[j].items}`)
     const o = base + CTL_JOBS + j * JOB_WORDS
     const kinds = OPS[name].kinds
     i32[o] = OP_CODE[name]
     i32[o + 1] = work[j].items
-    for (let a = 0; a < args.length; a++) {
-      if (kinds[a] === 'f') f32[o + JOB_HEADER + a] = args[a]
-      else i32[o + JOB_HEADER + a] = args[a]
+    for (let a = 0; a < job.length - 1; a++) {
+      if (kinds[a] === 'f') f32[o + JOB_HEADER + a] = job[a + 1] as number
+      else i32[o + JOB_HEADER + a] = job[a + 1] as number
     }
-  })
-  chunks.forEach(({ job, first }, c) => { i32[base + CTL_CHUNKS + c] = (job << ITEM_BITS) | first })
+  }
+  i32.set(chunks, base + CTL_CHUNKS)
   i32[base + CTL_NJOBS] = jobs.length
   i32[base + CTL_TOTAL] = chunks.length
   return chunks.length
@@ -198,19 +224,19 @@ export function claimStart(gen: number, total: number): number {
 }
 
 /** What one thread did in a round: chunks run, and their share of the round's work. */
-export interface ClaimStats { chunks: number; units: number; errors: unknown[] }
+export interface ClaimStats { chunks: number; units: number; errors?: unknown[] }
 
 /**
  * Claims and runs chunks of round `gen` until none are left (or the round is over), then
  * adds them to DONE (notifying the leader when that completes the round). A kernel that
  * traps still counts its chunk as done, so the round ends; the error is returned and the
- * thread's index + 1 is put in ERROR. `costs[j]` (leader only) is the work of one item of job j.
+ * thread's index + 1 is put in ERROR. `work[j]` (leader only) is job j's work, to count this thread's share.
  */
-export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: number, ith: number, costs?: number[]): ClaimStats {
+export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: number, ith: number, work?: readonly Work[]): ClaimStats {
   const base = ctl >>> 2
   const total = i32[base + CTL_TOTAL]
   const stride = i32[base + CTL_ORDER]
-  const stats: ClaimStats = { chunks: 0, units: 0, errors: [] }
+  const stats: ClaimStats = { chunks: 0, units: 0 }
   const want = gen & GEN_MASK
   for (;;) {
     const w = Atomics.load(i32, base + CTL_CLAIM)
@@ -228,11 +254,11 @@ export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: numb
     try {
       jobs[j].run(first, end)
     } catch (e) {
-      stats.errors.push(e)
+      ;(stats.errors ??= []).push(e)
       Atomics.store(i32, base + CTL_ERROR, ith + 1)
     }
     stats.chunks++
-    if (costs) stats.units += (end - first) * costs[j]
+    if (work) stats.units += (end - first) * work[j].cost
   }
   if (stats.chunks && Atomics.add(i32, base + CTL_DONE, stats.chunks) + stats.chunks === total) {
     Atomics.notify(i32, base + CTL_DONE)

@@ -17,9 +17,9 @@ import type { Logger } from '../logger.js'
 import { ThreadGovernor } from './governor.js'
 import {
   claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SEGMENT, CTL_SPIN_US,
-  jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type Job, type WorkerInit, writeJobs,
+  callJob, jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type ClaimStats, type Job, type WorkerInit, writeJobs,
 } from './protocol.js'
-import { guidedChunks, type Chunk, type Work } from './schedule.js'
+import { guidedChunks, type Work } from './schedule.js'
 import { isSharedVariant, type KernelVariant, type Kernels, type WasmMemory, type WasmModule } from './wasm.js'
 
 /** Upper bound for a worker to start (instantiate the module on the shared memory). */
@@ -119,7 +119,12 @@ export interface PoolOptions {
 
 /** Every item of each job (`work[j]` is job j's) in one call on this thread. */
 function runHere(kernels: Kernels, jobs: readonly Job[], work: readonly Work[]): void {
-  jobs.forEach(([name, ...args], j) => (kernels[name] as (...a: number[]) => void)(...args, 0, work[j].items))
+  for (let j = 0; j < jobs.length; j++) callJob(kernels, jobs[j], 0, work[j].items)
+}
+
+/** The jobs with their kernels, for runChunks. */
+function bindJobs(kernels: Kernels, jobs: readonly Job[], work: readonly Work[]): Bound[] {
+  return jobs.map((job, j) => ({ run: (first: number, end: number) => callJob(kernels, job, first, end), items: work[j].items }))
 }
 
 /** Round-trip cost and count, for `bitnet bench --profile`. */
@@ -144,6 +149,8 @@ export class ThreadPool {
   private rebuilding?: Promise<void>
   private disposed = false
   private gen = 0
+  /** A round `post` published and no call has finished yet: its chunk total and jobs. */
+  private posted?: { total: number; bound: Bound[] }
   private readonly roundTimeoutMs: number
   /** Work of the smallest chunks (CHUNK_COST unless PoolOptions say otherwise); benchmarks vary it. */
   chunkCost: number
@@ -263,8 +270,9 @@ export class ThreadPool {
    * @throws WorkerError if a thread failed (the pool rebuilds itself), DisposedError after dispose().
    */
   run(jobs: readonly Job[], segment = 0, measured = true): void {
-    const kernels = this.kernels[segment]
     if (this.disposed) throw new DisposedError('the model was disposed; its compute threads are stopped')
+    this.settle()
+    const kernels = this.kernels[segment]
     const work = jobs.map((j) => jobWork(j))
     const units = work.reduce((a, w) => a + w.items * w.cost, 0)
     const n = this.roundThreads
@@ -276,19 +284,47 @@ export class ThreadPool {
       return
     }
     const total = this.publish(jobs, work, guidedChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
-    const bound = jobs.map(([name, ...args], j): Bound =>
-      ({ run: (kernels[name] as (...a: number[]) => void).bind(null, ...args), items: work[j].items }))
-    const mine = runChunks(bound, this.i32, this.ctl, this.gen, 0, work.map((w) => w.cost))
+    const mine = runChunks(bindJobs(kernels, jobs, work), this.i32, this.ctl, this.gen, 0, work)
     const leadMs = performance.now() - t0
-    this.awaitChunks(total)
+    this.finish(total, mine)
     if (measured) this.account({ threads: n, units, leadUnits: mine.units, leadMs, roundMs: performance.now() - t0 })
+  }
+
+  /**
+   * Hands the jobs to the workers and returns at once, for work this thread need not wait
+   * for (touching the KV cache's next pages while it does the serial work between rounds).
+   * The next round, or `settle()`, first finishes it: this thread then claims whatever chunks
+   * no worker has taken, and waits for the rest. On one thread the jobs run here and now.
+   * Jobs posted must not touch memory that this thread reads or writes before that.
+   * @throws WorkerError as `run` does (from here or from the call that settles it), DisposedError after dispose().
+   */
+  post(jobs: readonly Job[], segment = 0): void {
+    if (this.disposed) throw new DisposedError('the model was disposed; its compute threads are stopped')
+    this.settle()
+    const work = jobs.map((j) => jobWork(j))
+    const n = this.roundThreads
+    if (n === 1) return runHere(this.kernels[segment], jobs, work)
+    const total = this.publish(jobs, work, guidedChunks(work, n - 1, this.chunkCost, MAX_CHUNKS), n, segment)
+    this.posted = { total, bound: bindJobs(this.kernels[segment], jobs, work) }
+  }
+
+  /** Finishes the round `post` published, if any (the next round does so itself). */
+  settle(): void {
+    const p = this.posted
+    if (!p) return
+    this.posted = undefined
+    this.finish(p.total, runChunks(p.bound, this.i32, this.ctl, this.gen, 0))
+  }
+
+  /** Waits for the round's `total` chunks, then throws if a thread failed (`mine`: this thread's share). */
+  private finish(total: number, mine: ClaimStats): void {
+    this.awaitChunks(total)
     const failed = Atomics.load(this.i32, this.base + CTL_ERROR)
-    if (failed) {
-      const who = failed === 1 ? 'compute thread 0' : `compute worker ${failed - 1}`
-      const message = `${who} failed: ${failed === 1 ? String(mine.errors[0]) : this.lastError || 'a kernel trapped (see its error output)'}`
-      this.fail()
-      throw new WorkerError(message, { cause: mine.errors[0] })
-    }
+    if (!failed) return
+    const who = failed === 1 ? 'compute thread 0' : `compute worker ${failed - 1}`
+    const message = `${who} failed: ${failed === 1 ? String(mine.errors?.[0]) : this.lastError || 'a kernel trapped (see its error output)'}`
+    this.fail()
+    throw new WorkerError(message, { cause: mine.errors?.[0] })
   }
 
   /**
@@ -303,7 +339,7 @@ export class ThreadPool {
   }
 
   /** Writes the round into the control block and wakes the workers; returns its chunk count. */
-  private publish(jobs: readonly Job[], work: readonly Work[], chunks: readonly Chunk[], n: number, segment: number): number {
+  private publish(jobs: readonly Job[], work: readonly Work[], chunks: readonly number[], n: number, segment: number): number {
     const { i32, base } = this
     const total = writeJobs(i32, this.f32, this.ctl, jobs, work, chunks)
     i32[base + CTL_SEGMENT] = segment
@@ -383,6 +419,7 @@ export class ThreadPool {
   async dispose(): Promise<void> {
     if (this.disposed) return
     this.disposed = true
+    this.posted = undefined
     const workers = this.workers
     this.workers = []
     if (workers.length) this.signalExit()
