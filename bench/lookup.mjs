@@ -45,6 +45,9 @@ export const TASKS = {
   repeat: `${VERSES}\n\nThe same text again, word for word:\n\n`,
   numbered: `1 ${VERSES}\n2 ${VERSES}\n3 ${VERSES}\n4 `,
   json: `${VERSES}\n\nThe verses as JSON: {"book": "Genesis", "chapter": 1, "text": "And God said,`,
+  // extraction: list the names a verse gives
+  names: 'These are the names of the children of Israel, which came into Egypt; Reuben, Simeon, Levi, and Judah, ' +
+    'Issachar, Zebulun, and Benjamin, Dan, and Naphtali, Gad, and Asher.\n\nThe names, one by one: Reuben, Simeon, Levi,',
   // not input-grounded: what drafting costs when there is little to copy
   free: 'In the beginning God created the heaven and the earth.',
 }

@@ -1,8 +1,9 @@
 // The 6-bit output projection (Q6B): SIMD kernel == scalar _ref bit for bit (row counts
-// around the 4-row group, partial blocks, thread splits, a batch of tokens == each token
-// alone), both equal the block-scaled integer definition read back through
-// dequantize_row_q6b, and the load-time F16 → Q6B conversion (SIMD for whole blocks, scalar
-// for a row's last partial one) keeps every weight within half a step of its block's scale.
+// around the 4-row group, partial blocks, thread splits, batches of 2, 6 and 7 tokens: the
+// kernel's 4-, 3-, 2- and 1-token tiles, each token == that token alone), both equal the
+// block-scaled integer definition read back through dequantize_row_q6b, and the load-time
+// F16 → Q6B conversion (SIMD for whole blocks, scalar for a row's last partial one) keeps
+// every weight within half a step of its block's scale.
 import { describe, expect, it } from 'vitest'
 import { f16ToF32, f32ToF16 } from '../src/formats/float.js'
 import { checkGroupMatmul, kernelBench, rng, VARIANTS } from './helpers/kernels.js'
@@ -13,7 +14,7 @@ describe.each(VARIANTS)('Q6B output projection (%s build)', async (variant) => {
   const b = await kernelBench(variant)
 
   for (const [rows, k] of [[1, 128], [3, 130], [17, 256], [5, 1], [64, 2560], [9, 383], [4, 40], [6, 640]] as const) {
-    it(`${rows}×${k}: convert from F16, quantize 5 tokens, matmul SIMD == _ref == one token at a time == definition`, () => {
+    it(`${rows}×${k}: convert from F16, quantize 7 tokens, matmul SIMD == _ref == one token at a time == definition`, () => {
       const rand = rng(rows * 37 + k)
       const kp = Math.ceil(k / 128) * 128, nb = kp / SBLOCK, stored = Math.ceil(rows / 4) * 4
       // ±2 with exact extremes of both signs, a zero block (the first 128 of row 1)
@@ -23,7 +24,7 @@ describe.each(VARIANTS)('Q6B output projection (%s build)', async (variant) => {
       new Uint16Array(b.heap.buffer, src, rows * k).set(half)
       b.k.quantize_rows_f16_q6b(src, rows, k, kp, w, ws, 0, rows)
 
-      const T = 5
+      const T = 7 // the kernel's tiles: 4 tokens, then 3 (a 4-lane tile, its last lane repeated)
       const xs1 = Array.from({ length: T }, (_, t) => Float32Array.from({ length: k }, (_, i) => (i % 13 === t ? -9.99 : (rand() - 0.5) * 10)))
       const x = xs1[0]
       const xp = b.alloc(k * 4), xq = b.alloc(T * kp), xs = b.alloc(T * kp / 128 * 4), xsum = b.alloc(T * kp / 32 * 4)
@@ -34,6 +35,7 @@ describe.each(VARIANTS)('Q6B output projection (%s build)', async (variant) => {
       const q = b.i8(xq, kp), xsc = b.f32(xs, kp / 128)
 
       const all = checkGroupMatmul(b, 'matmul_q6b_i8', w, ws, { xq, xs, xsum }, rows, kp, T, k)
+      for (const n of [2, 6]) checkGroupMatmul(b, 'matmul_q6b_i8', w, ws, { xq, xs, xsum }, rows, kp, n, k) // a pair; 4 + a pair
       const got = all.slice(0, rows)
 
       // The definition, from each row read back, its scales and the quantized activations.

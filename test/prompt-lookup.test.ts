@@ -21,14 +21,19 @@ describe('the draft source', () => {
   it('drafts what followed a match of 3+ tokens, within the room, as long as it pays', () => {
     const lookup = new PromptLookup(7)
     const history = [10, 11, 12, 13, 14, 15, 16, 17, 10, 11, 12]
-    // Start rate 0.9: 3 drafts (a pass of 4 rows) give the most tokens per unit of time.
+    // Expected tokens per unit of pass time of n drafts at the running rate.
+    const gain = (n: number) => Array.from({ length: n + 1 }, (_, i) => lookup.rate ** i).reduce((a, b) => a + b) / PASS_COST[n]
+    // Start rate 0.9: 3 drafts (a pass of 4 rows) give the most tokens per unit of time ...
     expect(lookup.draft(history, 7)).toEqual([13, 14, 15])
-    expect(lookup.draft(history, 2)).toEqual([13, 14])
-    expect(lookup.draft(history, 1)).toEqual([13]) // 1.9 tokens expected from a 2-row pass of PASS_COST[1] < 1.9 steps
+    // ... and within less room, the best length that fits (2 rows pay: PASS_COST[1] < 1.9 steps)
+    const two = lookup.draft(history, 2)
+    expect(two).toEqual([13, 14].slice(0, two.length))
+    for (let n = 0; n <= 2; n++) expect(gain(two.length)).toBeGreaterThanOrEqual(gain(n))
+    expect(lookup.draft(history, 1)).toEqual([13])
     expect(lookup.draft(history, 0)).toEqual([])
     expect(lookup.draft([1, 2, 3, 1, 2], 7)).toEqual([]) // a 2-token match is too weak
     // Rejections lower the rate until no draft pays ...
-    for (let i = 0; i < 3; i++) lookup.record(3, 0)
+    while (lookup.rate > 0.2) lookup.record(3, 0) // well below the rate a 2-row pass needs: PASS_COST[1] − 1
     expect(lookup.draft(history, 7)).toEqual([])
     // ... steps without a draft let it drift back until it probes again ...
     let steps = 0
@@ -39,7 +44,6 @@ describe('the draft source', () => {
     for (let i = 0; i < 6; i++) lookup.record(3, 3)
     expect(lookup.rate).toBeGreaterThan(0.95)
     const k = lookup.draft(history, 7).length
-    const gain = (n: number) => Array.from({ length: n + 1 }, (_, i) => lookup.rate ** i).reduce((a, b) => a + b) / PASS_COST[n]
     for (let n = 0; n < 8; n++) expect(gain(k)).toBeGreaterThanOrEqual(gain(n))
   })
 })

@@ -84,16 +84,20 @@ export function matmul_q6b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsu
   }
 }
 
-// acc + the dot of one row's unit at p with the unit's activations x0..x3 (16 each).
-// Plane bytes masked to their top 2 bits before the 16-bit shifts: no bit crosses a byte.
+// The top codes c[48 + j] of a unit from its 3 planes a, b, c. Plane bytes masked to their
+// top 2 bits before the 16-bit shifts: no bit crosses a byte.
 // @ts-ignore: decorator
-@inline function unitDot(acc: v128, p: usize, x0: v128, x1: v128, x2: v128, x3: v128, m63: v128, top: v128): v128 {
-  const a = v128.load(p), b = v128.load(p, 16), c = v128.load(p, 32)
-  acc = dot16(acc, v128.and(a, m63), x0)
-  acc = dot16(acc, v128.and(b, m63), x1)
-  acc = dot16(acc, v128.and(c, m63), x2)
-  const hi = v128.or(v128.or(i16x8.shr_u(v128.and(a, top), 6), i16x8.shr_u(v128.and(b, top), 4)), i16x8.shr_u(v128.and(c, top), 2))
-  return dot16(acc, hi, x3)
+@inline function topCodes(a: v128, b: v128, c: v128, top: v128): v128 {
+  return v128.or(v128.or(i16x8.shr_u(v128.and(a, top), 6), i16x8.shr_u(v128.and(b, top), 4)), i16x8.shr_u(v128.and(c, top), 2))
+}
+
+// acc + the dot of a unit (planes a, b, c; top codes hi) with one token's activations at x (64).
+// @ts-ignore: decorator
+@inline function unitDot(acc: v128, a: v128, b: v128, c: v128, hi: v128, m63: v128, x: usize): v128 {
+  acc = dot16(acc, v128.and(a, m63), v128.load(x))
+  acc = dot16(acc, v128.and(b, m63), v128.load(x, 16))
+  acc = dot16(acc, v128.and(c, m63), v128.load(x, 32))
+  return dot16(acc, hi, v128.load(x, 48))
 }
 
 // dotAdd with the baseline build's widened activations made here (relaxed: not needed).
@@ -105,39 +109,129 @@ export function matmul_q6b_i8_ref(w: usize, ws: usize, xq: usize, xs: usize, xsu
 
 /**
  * SIMD kernel: one 4-row group at a time, read as one stream; every token of the batch runs
- * over the group while its 3·KP bytes sit in L1 (one DRAM pass per batch). Per token and
- * unit the 4 rows share the activation loads; per block their dots are reduced together
- * (one transpose) and scaled as one f32x4 in the _ref's order: bit-exact with it.
+ * over the group while its 3·KP bytes sit in L1 (one DRAM pass per batch), in tiles of 4
+ * tokens, then 3 (as 4), 2 or 1, so a verification pass of n rows unpacks each unit's codes
+ * ⌈n/4⌉ or so times, not n (the unpack costs about what the dots do). Per tile the dots are
+ * reduced (one transpose per block) and scaled in f32 in the _ref's order: bit-exact with it.
  */
 export function matmul_q6b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
                               rows: i32, kp: i32, ntok: i32, first: i32, end: i32): void {
-  const nb = kp / SBLOCK
   const range = span((rows + 3) >> 2, first, end)
+  for (let g = <i32>(range >> 32); g < <i32>range; g++) {
+    let t = 0
+    for (; t + 4 <= ntok; t += 4) quad(w, ws, xq, xs, xsum8, y, rows, kp, g, t, 4)
+    if (ntok - t == 3) quad(w, ws, xq, xs, xsum8, y, rows, kp, g, t, 3) // its 4th lane repeats the 3rd: still cheaper than 2 + 1
+    else if (ntok - t == 2) tile(w, ws, xq, xs, xsum8, y, rows, kp, g, t, 2)
+    else if (ntok - t == 1) tile(w, ws, xq, xs, xsum8, y, rows, kp, g, t, 1)
+  }
+}
+
+// Group g × tokens t .. t+T (T = 3 or 4, a literal: lane 3 repeats token t+2 when T = 3), row
+// by row: each unit of a row unpacked once for the 4 lanes, whose accumulators are reduced
+// together (lanes: tokens), so a row's logits sit in one f32x4 (a0..a3: rows 4g..4g+3) and
+// the live vectors fit 16 registers.
+// @ts-ignore: decorator
+@inline function quad(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
+                      rows: i32, kp: i32, g: i32, t: i32, T: i32): void {
+  const nb = kp / SBLOCK
   // runtime-built constants (see matvec_i2s_i8)
   const m63 = i8x16.splat(<i8>((kp >>> 31) | 63)), top = i8x16.splat(<i8>((kp >>> 31) | 0xc0))
-  for (let g = <i32>(range >> 32); g < <i32>range; g++) {
-    for (let t = 0; t < ntok; t++) {
-      const xt = xq + <usize>(t * kp), st = xs + (<usize>(t * (kp / 128)) << 2), ot = xsum8 + (<usize>(t * (kp / 32)) << 2)
-      let acc = f32x4.splat(0)
-      let p = w + <usize>g * <usize>(kp * 3), sp = ws + ((<usize>g * <usize>nb) << 4)
-      for (let b = 0; b < nb; b++) {
-        let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0
-        for (let u = 0; u < SBLOCK / UNIT; u++) {
-          const xo = xt + <usize>(b * SBLOCK + u * UNIT)
-          const x0 = v128.load(xo), x1 = v128.load(xo, 16), x2 = v128.load(xo, 32), x3 = v128.load(xo, 48)
-          d0 = unitDot(d0, p, x0, x1, x2, x3, m63, top)
-          d1 = unitDot(d1, p + 48, x0, x1, x2, x3, m63, top)
-          d2 = unitDot(d2, p + 96, x0, x1, x2, x3, m63, top)
-          d3 = unitDot(d3, p + 144, x0, x1, x2, x3, m63, top)
-          p += 192
-        }
-        const dots = i32x4.sub(rowSums(d0, d1, d2, d3), i32x4.splat(offsetSum(ot, b)))
-        acc = f32x4.add(acc, f32x4.mul(f32x4.mul(v128.load(sp), v128.load32_splat(st + (<usize>(b * SBLOCK / 128) << 2))), f32x4.convert_i32x4_s(dots)))
-        sp += 16
-      }
-      storeGroup(y, rows, g, t, acc)
-    }
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0
+  let p = w + <usize>g * <usize>(kp * 3), sp = ws + ((<usize>g * <usize>nb) << 4)
+  for (let b = 0; b < nb; b++) {
+    // per token (lanes): 32 · Σx and the activation scale of block b
+    const o = xsum8 + (<usize>(t * (kp / 32)) << 2), os = <usize>(kp / 8), l3 = <usize>(T - 1)
+    const off = i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(offsetSum(o, b)),
+      1, offsetSum(o + os, b)), 2, offsetSum(o + 2 * os, b)), 3, offsetSum(o + l3 * os, b))
+    const st = xs + (<usize>(t * (kp / 128) + b * SBLOCK / 128) << 2), ss = <usize>(kp / 32)
+    const xsc = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(load<f32>(st)),
+      1, load<f32>(st + ss)), 2, load<f32>(st + 2 * ss)), 3, load<f32>(st + l3 * ss))
+    const x = xq + <usize>(t * kp + b * SBLOCK)
+    a0 = quadRow(a0, p, x, kp, T, m63, top, off, xsc, load<f32>(sp))
+    a1 = quadRow(a1, p + 48, x, kp, T, m63, top, off, xsc, load<f32>(sp, 4))
+    a2 = quadRow(a2, p + 96, x, kp, T, m63, top, off, xsc, load<f32>(sp, 8))
+    a3 = quadRow(a3, p + 144, x, kp, T, m63, top, off, xsc, load<f32>(sp, 12))
+    p += 2 * 192
+    sp += 16
   }
+  storeTokens(y, rows, g * 4, t, T, a0)
+  storeTokens(y, rows, g * 4 + 1, t, T, a1)
+  storeTokens(y, rows, g * 4 + 2, t, T, a2)
+  storeTokens(y, rows, g * 4 + 3, t, T, a3)
+}
+
+// acc + row block b of 4 lanes of tokens: the row's 2 units at p (the next one 192 bytes on),
+// the tokens' activations at x, x + kp, … (lane 3: x + (T − 1)·kp); scaled as the _ref does,
+// (wscale · xscale) · dot.
+// @ts-ignore: decorator
+@inline function quadRow(acc: v128, p: usize, x: usize, kp: i32, T: i32, m63: v128, top: v128, off: v128, xsc: v128, wsc: f32): v128 {
+  let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0
+  const k = <usize>kp
+  for (let u = 0; u < SBLOCK / UNIT; u++) {
+    const q = p + <usize>(u * 192), xu = x + <usize>(u * UNIT)
+    const a = v128.load(q), bb = v128.load(q, 16), c = v128.load(q, 32), hi = topCodes(a, bb, c, top)
+    d0 = unitDot(d0, a, bb, c, hi, m63, xu)
+    d1 = unitDot(d1, a, bb, c, hi, m63, xu + k)
+    d2 = unitDot(d2, a, bb, c, hi, m63, xu + 2 * k)
+    d3 = unitDot(d3, a, bb, c, hi, m63, xu + <usize>(T - 1) * k)
+  }
+  const dots = i32x4.sub(rowSums(d0, d1, d2, d3), off)
+  return f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.splat(wsc), xsc), f32x4.convert_i32x4_s(dots)))
+}
+
+// y[t + j][r] = lane j of acc (j < T), for a row r < rows.
+// @ts-ignore: decorator
+@inline function storeTokens(y: usize, rows: i32, r: i32, t: i32, T: i32, acc: v128): void {
+  if (r >= rows) return
+  const p = y + (<usize>(t * rows + r) << 2), s = <usize>rows << 2
+  store<f32>(p, f32x4.extract_lane(acc, 0))
+  store<f32>(p + s, f32x4.extract_lane(acc, 1))
+  store<f32>(p + 2 * s, f32x4.extract_lane(acc, 2))
+  if (T > 3) store<f32>(p + 3 * s, f32x4.extract_lane(acc, 3))
+}
+
+// Group g × tokens t .. t+T (T = 1 or 2, a literal at each call: the branches on it fold),
+// rows interleaved: per unit, each row's codes unpacked once for the T tokens.
+// @ts-ignore: decorator
+@inline function tile(w: usize, ws: usize, xq: usize, xs: usize, xsum8: usize, y: usize,
+                      rows: i32, kp: i32, g: i32, t: i32, T: i32): void {
+  const nb = kp / SBLOCK
+  // runtime-built constants (see matvec_i2s_i8)
+  const m63 = i8x16.splat(<i8>((kp >>> 31) | 63)), top = i8x16.splat(<i8>((kp >>> 31) | 0xc0))
+  const x0 = xq + <usize>(t * kp), x1 = x0 + <usize>kp
+  let acc0 = f32x4.splat(0), acc1 = acc0
+  let p = w + <usize>g * <usize>(kp * 3), sp = ws + ((<usize>g * <usize>nb) << 4)
+  for (let b = 0; b < nb; b++) {
+    // d<row> for token t, e<row> for token t + 1
+    let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0, e0 = d0, e1 = d0, e2 = d0, e3 = d0
+    for (let u = 0; u < SBLOCK / UNIT; u++) {
+      const o = <usize>(b * SBLOCK + u * UNIT)
+      let a: v128, bb: v128, c: v128, hi: v128
+      a = v128.load(p); bb = v128.load(p, 16); c = v128.load(p, 32); hi = topCodes(a, bb, c, top)
+      d0 = unitDot(d0, a, bb, c, hi, m63, x0 + o); if (T > 1) e0 = unitDot(e0, a, bb, c, hi, m63, x1 + o)
+      a = v128.load(p, 48); bb = v128.load(p, 64); c = v128.load(p, 80); hi = topCodes(a, bb, c, top)
+      d1 = unitDot(d1, a, bb, c, hi, m63, x0 + o); if (T > 1) e1 = unitDot(e1, a, bb, c, hi, m63, x1 + o)
+      a = v128.load(p, 96); bb = v128.load(p, 112); c = v128.load(p, 128); hi = topCodes(a, bb, c, top)
+      d2 = unitDot(d2, a, bb, c, hi, m63, x0 + o); if (T > 1) e2 = unitDot(e2, a, bb, c, hi, m63, x1 + o)
+      a = v128.load(p, 144); bb = v128.load(p, 160); c = v128.load(p, 176); hi = topCodes(a, bb, c, top)
+      d3 = unitDot(d3, a, bb, c, hi, m63, x0 + o); if (T > 1) e3 = unitDot(e3, a, bb, c, hi, m63, x1 + o)
+      p += 192
+    }
+    acc0 = scaleBlock(acc0, d0, d1, d2, d3, sp, xs, xsum8, t, kp, b)
+    if (T > 1) acc1 = scaleBlock(acc1, e0, e1, e2, e3, sp, xs, xsum8, t + 1, kp, b)
+    sp += 16
+  }
+  storeGroup(y, rows, g, t, acc0)
+  if (T > 1) storeGroup(y, rows, g, t + 1, acc1)
+}
+
+// acc + (wscale · xscale) · ([Σd0, Σd1, Σd2, Σd3] − 32·Σx) for block b of token t, scaled per row.
+// @ts-ignore: decorator
+@inline function scaleBlock(acc: v128, d0: v128, d1: v128, d2: v128, d3: v128, sp: usize,
+                            xs: usize, xsum8: usize, t: i32, kp: i32, b: i32): v128 {
+  const dots = i32x4.sub(rowSums(d0, d1, d2, d3), i32x4.splat(offsetSum(xsum8 + (<usize>(t * (kp / 32)) << 2), b)))
+  const st = xs + (<usize>(t * (kp / 128)) << 2)
+  return f32x4.add(acc, f32x4.mul(f32x4.mul(v128.load(sp), v128.load32_splat(st + (<usize>(b * SBLOCK / 128) << 2))), f32x4.convert_i32x4_s(dots)))
 }
 
 /**
