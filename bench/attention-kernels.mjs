@@ -4,7 +4,7 @@
 // more kernel builds interleaved in one run, so a change is measured as a ratio against its base.
 //
 // node attention-kernels.mjs [--wasm ../build/bitnet-simd.wasm,/tmp/base.wasm] [--depth 4000]
-//                            [--rows 1,32] [--threads 1,2] [--reps 20] [--rounds 5] [--block 128]
+//                            [--rows 1,32 (up to 64)] [--threads 1,2] [--reps 20] [--rounds 5] [--block 128]
 //
 // Each build runs every round of the host (one; or with a build of before the one-round
 // kernel, attention_combine_f32 as a second round) cut into nth equal item ranges, one per
@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
-const HEAD_DIM = 128, N_HEAD = 20, N_HEAD_KV = 5, MAX_ROWS = 32
+const HEAD_DIM = 128, N_HEAD = 20, N_HEAD_KV = 5, MAX_ROWS = 64
 let BLOCK = 128 // positions per work item (--block; the host's ATT_BLOCK)
 const TILE_SLOTS = 32, TILE = 32 // the host's widened-tile slots (src/model/transformer.ts)
 
