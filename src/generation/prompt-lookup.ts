@@ -23,15 +23,13 @@ const MIN_MATCH = 3
 /**
  * Time of a pass of k + 1 rows of one cache relative to a one-row step, k = 0..7: tiny-dev
  * padded to the 2B4T shape, 2 threads (the default), relaxed build, wall time (`bench/lookup.mjs
- * --rows`, medians of 3 runs on a quiet machine, 2026-12-05: [1, 1.54, 2.18, 2.68, 3.37, 3.77,
- * 4.49, 5.11]), less what the Q6B output head's 4- and 2-token tiles save since (that head is
- * ~24 % of a step; for n rows it now costs 1, 1.2, 1.8, 1.9, 3.2, 3.6, 4.2, 4.6 one-row heads,
- * was 1, 1.7, 2.5, 2.9, 3.7, 4.4, 4.9, 5.6: a kernel micro-benchmark, interleaved, bit-exact).
- * The batched ternary kernel unpacks each weight once for 2 tokens (4-row × 2-token tiles), so
- * an extra row costs ~0.4–0.8 of a step; a pass of 4 rows is the cheapest per row (the head's
- * 4-token tile). Re-measure when the kernels change.
+ * --rows`, medians of 5 runs on a quiet machine, 2026-12-05 14:32 UTC, with the Q6B head's 4-
+ * and 2-token tiles). The batched ternary kernel unpacks each weight once for 2 tokens (4-row ×
+ * 2-token tiles) and the head once for 4, yet the multiply-adds are the same per row, so an
+ * extra row still costs ~0.5–0.7 of a step; a pass of 4 rows is the cheapest per row. Re-measure
+ * when the kernels change.
  */
-export const PASS_COST = [1, 1.42, 2.03, 2.44, 3.23, 3.58, 4.31, 4.85]
+export const PASS_COST = [1, 1.51, 2.26, 2.63, 3.33, 4.01, 4.61, 5.25]
 /** Weight of the newest verification in the running acceptance rate. */
 const RATE_WEIGHT = 0.25
 /** Steps without a draft move the rate back towards its start by this fraction. */
