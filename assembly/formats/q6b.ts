@@ -151,7 +151,7 @@ export function matmul_q6b_i8(w: usize, ws: usize, xq: usize, xs: usize, xsum8: 
     a1 = quadRow(a1, p + 48, x, kp, T, m63, top, off, xsc, load<f32>(sp, 4))
     a2 = quadRow(a2, p + 96, x, kp, T, m63, top, off, xsc, load<f32>(sp, 8))
     a3 = quadRow(a3, p + 144, x, kp, T, m63, top, off, xsc, load<f32>(sp, 12))
-    p += 2 * 192
+    p += (SBLOCK / UNIT) * 192
     sp += 16
   }
   storeTokens(y, rows, g * 4, t, T, a0)

@@ -6,22 +6,18 @@
 
 import { span } from './split'
 
-/** log2 of the page a touch maps: 4 KiB, the smallest an OS maps (src/runtime/protocol.ts counts them alike). */
+/** log2 of the page a touch maps: 4 KiB, the smallest an OS maps. */
 const PAGE_BITS: usize = 12
 
 /**
- * Writes one i32 word of each 4 KiB page overlapping [start, stop) back unchanged (an atomic
- * add of 0, so a thread storing into the same page at the same time loses nothing): items are
- * those pages, item i touches the first aligned word of page i inside the range.
+ * Writes the first i32 word of each of `pages` 4 KiB pages from `start` (page-aligned) back
+ * unchanged: an atomic add of 0, so a thread storing into the same page at the same time
+ * loses nothing. Items: the pages.
  */
-export function prefault_pages(start: usize, stop: usize, first: i32, end: i32): void {
-  const lo = (start + 3) & ~(<usize>3)
-  if (lo + 4 > stop) return
-  const pages = <i32>(((stop - 1) >> PAGE_BITS) - (lo >> PAGE_BITS) + 1)
+export function prefault_pages(start: usize, pages: i32, first: i32, end: i32): void {
   const s = span(pages, first, end)
   for (let i = <i32>(s >>> 32); i < <i32>s; i++) {
-    const p = i == 0 ? lo : ((lo >> PAGE_BITS) + <usize>i) << PAGE_BITS
-    if (p + 4 > stop) break
+    const p = start + (<usize>i << PAGE_BITS)
     if (ASC_FEATURE_THREADS) atomic.add<i32>(p, 0)
     else store<i32>(p, load<i32>(p))
   }

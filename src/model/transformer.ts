@@ -584,7 +584,7 @@ export class Transformer {
       const base = which === 'k' ? kv.kAt(l) : kv.vAt(l)
       const stored = base + (pos + 1) * kvRow, stop = base + Math.min(pos + 1 + rows.length, kv.capacity) * kvRow
       const fresh = Math.ceil(stored / PAGE) * PAGE // the page of the last byte stored is mapped
-      if (fresh < stop) (jobs ??= []).push(['prefault_pages', fresh, stop])
+      if (fresh < stop) (jobs ??= []).push(['prefault_pages', fresh, Math.ceil((stop - fresh) / PAGE)])
     }
     if (jobs) this.pool.post(jobs.slice(0, MAX_JOBS), this.seg)
   }

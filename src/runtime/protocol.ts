@@ -133,13 +133,7 @@ export const OPS = {
   dequantize_rows_q6_k_f16: DEQUANTIZE_ROWS,
   // First touches of the KV cache's next pages (assembly/ops/prefault.ts): items are 4 KiB
   // pages, a fault each (12–15 µs in the project's VM, ~2 of the smallest chunks).
-  prefault_pages: {
-    kinds: 'ii',
-    work: ([start, stop]: number[]): Work => {
-      const lo = Math.ceil(start / 4) * 4
-      return { items: lo + 4 > stop ? 0 : Math.floor((stop - 1) / 4096) - Math.floor(lo / 4096) + 1, cost: 512 * 1024 }
-    },
-  },
+  prefault_pages: { kinds: 'ii', work: ([, pages]: number[]): Work => ({ items: pages, cost: 512 * 1024 }) },
 } as const
 
 export type OpName = keyof typeof OPS

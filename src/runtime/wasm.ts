@@ -76,7 +76,7 @@ export interface Kernels {
   select_groups_f32(y: Ptr, e: Ptr, n: number, xnorm: number, t: number, groups: Ptr, maxGroups: number, rowsOut: Ptr): number
   bound_rows_q4b_q8b(w4: Ptr, ws4: Ptr, w8: Ptr, ws8: Ptr, rows: number, k: number, kp: number, tmp: Ptr, e: Ptr, first: number, end: number): void
   dequantize_row_q8b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
-  prefault_pages(start: Ptr, stop: Ptr, first: number, end: number): void
+  prefault_pages(start: Ptr, pages: number, first: number, end: number): void
 }
 
 /** Attention (assembly/ops/attention.ts): partial softmax results per (kv head, block), combined by the last block of each kv head. */
