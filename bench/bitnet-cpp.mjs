@@ -28,10 +28,14 @@ export function bitnetCppBin(dir = process.env.BITNET_CPP_DIR) {
 
 export const bitnetCppModelPath = (dir = defaultDir()) => path.join(dir, 'bitnet-2b4t-synth-i2_s-q6k.gguf')
 
-function quantize(bin, input, output, log) {
+/**
+ * llama-quantize `input` to I2_S with a Q6_K token embedding (tensors already I2_S are copied as
+ * they are); `extra`: more options, e.g. ['--override-kv', 'KEY=TYPE:VALUE'].
+ */
+export function quantize(bin, input, output, log, extra = []) {
   // One quantizer thread: with more, the fork's I2_S writer places each chunk (and its scale) at
   // start_row × a row size 4× too large, so the file is silently corrupt (the speed is the same).
-  const args = ['--allow-requantize', '--token-embedding-type', 'Q6_K', input, output, 'I2_S', '1']
+  const args = ['--allow-requantize', '--token-embedding-type', 'Q6_K', ...extra, input, output, 'I2_S', '1']
   log(`${path.join(bin, 'llama-quantize')} ${args.join(' ')}`)
   const r = spawnSync(path.join(bin, 'llama-quantize'), args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`llama-quantize failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`)
@@ -64,7 +68,7 @@ export function makeBitnetCppModel(bin, dir = defaultDir(), log = console.error)
  * CPU time over the last `ms` before the final sample as a share of threads × that time, or
  * null where /proc is missing.
  */
-function cpuSampler(pid) {
+export function cpuSampler(pid) {
   const tick = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100)
   const samples = []
   const read = () => {
@@ -86,47 +90,62 @@ function cpuSampler(pid) {
 }
 
 /** llama_perf_*_print's "NAME time = MS ms / N tokens|runs" line. */
-function perfLine(log, name) {
+export function perfLine(log, name) {
   const m = log.match(new RegExp(`(?<!prompt )\\b${name} time =\\s*([\\d.]+) ms /\\s*(\\d+) (?:tokens|runs)`))
   if (!m) throw new Error(`bitnet.cpp printed no '${name} time' line`)
   return { ms: Number(m[1]), n: Number(m[2]) }
 }
 
 /**
- * One measurement with llama-cli: it loads the model, warms up (one decode), evaluates the prompt
- * (BOS + `text`) in one batch and generates `tg` tokens greedily, then prints llama.cpp's timings.
- * Prompt tok/s = prompt tokens / prompt eval time; decode tok/s = decode steps / (their eval time
- * + their share of sampling time), i.e. (tg − 1) tokens over the first to the last generated token
- * as the other engines count it.
+ * Runs the build's `tool` with `args` and resolves { out, err, cpu } (its stdout and stderr text,
+ * and its CPU sampler, stopped at exit); rejects when it exits non-zero.
  */
-export function runBitnetCpp(bin, modelPath, { threads, pp, tg, text, contextSize }) {
-  // No thread count: llama-cli's own default (one per physical core).
-  const pin = threads === undefined ? [] : ['-t', String(threads), '-tb', String(threads)]
-  const args = ['-m', modelPath, ...pin, '-c', String(contextSize), '-b', String(pp), '-p', text, '-n', String(tg), '--temp', '0', '--ignore-eos', '--no-display-prompt', '-s', '1']
+export function runTool(bin, tool, args) {
   return new Promise((resolve, reject) => {
-    const child = spawn(path.join(bin, 'llama-cli'), args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(path.join(bin, tool), args, { stdio: ['ignore', 'pipe', 'pipe'] })
     const cpu = cpuSampler(child.pid)
-    let err = ''
-    child.stderr.on('data', (d) => { err += d })
+    let out = '', err = ''
+    child.stdout.setEncoding('utf8').on('data', (d) => { out += d })
+    child.stderr.setEncoding('utf8').on('data', (d) => { err += d })
     child.on('error', reject)
     child.on('close', (code) => {
       cpu.stop()
-      try {
-        if (code !== 0) throw new Error(`llama-cli exited with ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`)
-        const prompt = perfLine(err, 'prompt eval')
-        const evals = perfLine(err, 'eval')
-        const sampling = perfLine(err, 'sampling')
-        if (prompt.n !== pp) throw new Error(`bitnet.cpp: the prompt is ${prompt.n} tokens, expected ${pp}`)
-        const decodeMs = evals.ms + (sampling.ms * evals.n) / sampling.n
-        resolve({
-          pp: prompt.n / (prompt.ms / 1000),
-          tg: evals.n / (decodeMs / 1000),
-          cpuShare: cpu.share(prompt.ms + evals.ms + sampling.ms, threads ?? os.availableParallelism()),
-          info: { threads, embedding: 'Q6_K' },
-        })
-      } catch (e) { reject(e) }
+      if (code === 0) resolve({ out, err, cpu })
+      else reject(new Error(`${tool} exited with ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`))
     })
   })
+}
+
+/**
+ * llama-cli's decode from its timings: the decode steps and their eval time plus their share of
+ * sampling time, i.e. (tg − 1) tokens over the first to the last generated token as the other
+ * engines count it.
+ */
+export function llamaCliDecode(err) {
+  const evals = perfLine(err, 'eval')
+  const sampling = perfLine(err, 'sampling')
+  return { steps: evals.n, ms: evals.ms + (sampling.ms * evals.n) / sampling.n }
+}
+
+/**
+ * One measurement with llama-cli: it loads the model, warms up (one decode), evaluates the prompt
+ * (BOS + `text`) in one batch and generates `tg` tokens greedily, then prints llama.cpp's timings.
+ * Prompt tok/s = prompt tokens / prompt eval time; decode tok/s as llamaCliDecode counts it.
+ */
+export async function runBitnetCpp(bin, modelPath, { threads, pp, tg, text, contextSize }) {
+  // No thread count: llama-cli's own default (one per physical core).
+  const pin = threads === undefined ? [] : ['-t', String(threads), '-tb', String(threads)]
+  const args = ['-m', modelPath, ...pin, '-c', String(contextSize), '-b', String(pp), '-p', text, '-n', String(tg), '--temp', '0', '--ignore-eos', '--no-display-prompt', '-s', '1']
+  const { err, cpu } = await runTool(bin, 'llama-cli', args)
+  const prompt = perfLine(err, 'prompt eval')
+  const decode = llamaCliDecode(err)
+  if (prompt.n !== pp) throw new Error(`bitnet.cpp: the prompt is ${prompt.n} tokens, expected ${pp}`)
+  return {
+    pp: prompt.n / (prompt.ms / 1000),
+    tg: decode.steps / (decode.ms / 1000),
+    cpuShare: cpu.share(prompt.ms + decode.ms, threads ?? os.availableParallelism()),
+    info: { threads, embedding: 'Q6_K' },
+  }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {

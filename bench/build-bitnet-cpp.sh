@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds bitnet.cpp (microsoft/BitNet) for bench/peers.mjs and bench/contention.mjs: the I2_S
+# Builds bitnet.cpp (microsoft/BitNet) for bench/peers.mjs, contention.mjs and lookup.mjs: the I2_S
 # path in Release, with the flags BitNet's setup_env.py passes to cmake, but without its model
 # download and TL2 codegen (the I2_S kernels do not include the generated header).
 #
@@ -41,9 +41,9 @@ command -v cmake >/dev/null 2>&1 || { echo "cmake not found (apt-get install cma
 nice -n 10 cmake -S "$src" -B "$out" -DBITNET_X86_TL2=OFF -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" \
   -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_SERVER=OFF
-nice -n 10 cmake --build "$out" --config Release -j "${JOBS:-2}" --target llama-bench llama-quantize llama-cli
+nice -n 10 cmake --build "$out" --config Release -j "${JOBS:-2}" --target llama-bench llama-quantize llama-cli llama-lookup
 
-for b in llama-bench llama-quantize llama-cli; do
+for b in llama-bench llama-quantize llama-cli llama-lookup; do
   [ -x "$out/bin/$b" ] || { echo "build finished without $out/bin/$b" >&2; exit 1; }
 done
 echo "bitnet.cpp built: $out/bin (use --bitnet-cpp $out/bin or BITNET_CPP_DIR=$out/bin)"

@@ -13,7 +13,16 @@
 // run (interleaved), so a busy machine slows both alike. Decode tok/s = (tokens − 1) / time from
 // the first to the last generated token. Greedy texts must be identical or the run fails.
 //
-//   node lookup.mjs [--runs 3] [--threads 2] [--tokens 96] [--dir DIR] [--node NODE]
+// With --bitnet-cpp DIR (a build of build-bitnet-cpp.sh, or $BITNET_CPP_DIR), bitnet.cpp runs the
+// same tasks interleaved with ours: plain greedy decoding (llama-cli) and llama.cpp's own lookup
+// decoding (llama-lookup: drafts from an n-gram cache of prompt and output, up to --cpp-draft
+// tokens a pass), on the same model requantized the way bitnet.cpp publishes models:
+// <dir>/tiny-dev-2b4t-i2_s-q6k.gguf, the I2_S tensors copied as they are, the embedding (= the
+// tied output head, of which ours keeps a 6-bit copy) Q6_K, and tokenizer.ggml.pre = llama-bpe
+// (without it bitnet.cpp splits the prompt into other tokens than ours). Its greedy text is
+// compared with ours, not required equal: other numerics may pick another token after a while.
+//
+//   node lookup.mjs [--runs 3] [--threads 2] [--tokens 96] [--dir DIR] [--node NODE] [--bitnet-cpp DIR] [--cpp-draft 3]
 //   node lookup.mjs --rows         # cost of a pass of n rows (1..8) relative to one row
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -21,6 +30,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { BITNET_CPP_HOW, bitnetCppBin, llamaCliDecode, quantize, runTool } from './bitnet-cpp.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const TINY = path.join(here, '../test/fixtures/tiny-dev/ggml-model-i2_s.gguf')
@@ -30,9 +40,14 @@ const { values } = parseArgs({
     dir: { type: 'string', default: process.env.BITNET_BENCH_DIR ?? path.join(os.tmpdir(), 'bitnet-wasm-bench') },
     node: { type: 'string', default: process.execPath }, rows: { type: 'boolean', default: false },
     child: { type: 'string' }, task: { type: 'string' },
+    'bitnet-cpp': { type: 'string', default: process.env.BITNET_CPP_DIR },
+    // llama-lookup's drafts a pass: 3 is what ours drafts at full acceptance (a pass of 4 rows is
+    // the cheapest per row, PASS_COST); llama-lookup's own default is 5.
+    'cpp-draft': { type: 'string', default: '3' },
   },
 })
 const FILE = path.join(values.dir, 'tiny-dev-2b4t-i2_s.gguf')
+const CPP_FILE = path.join(values.dir, 'tiny-dev-2b4t-i2_s-q6k.gguf')
 const LAYERS = 30
 const FACTOR = 20
 
@@ -88,10 +103,15 @@ async function child(mode, task) {
   const gen = model.generate(TASKS[task], { maxTokens: +values.tokens, temperature: 0, ignoreEos: true, draft: mode === 'lookup' ? 'prompt-lookup' : false })
   // CPU time of the process from the first token to the last: the work, even on a busy machine.
   let c0, n = 0
-  for await (const c of gen) if (c.tokenId >= 0 && n++ === 0) c0 = process.cpuUsage()
+  const pieces = [] // each token's text: names the first token where bitnet.cpp's text differs
+  for await (const c of gen) {
+    if (c.tokenId < 0) { pieces[pieces.length - 1] += c.text; continue }
+    pieces.push(c.text)
+    if (n++ === 0) c0 = process.cpuUsage()
+  }
   const c = process.cpuUsage(c0), r = await gen
   const cpuTokS = (n - 1) / ((c.user + c.system) / 1e6)
-  console.log(JSON.stringify({ text: r.text, tokS: r.timings.decodeTokensPerSecond, cpuTokS, drafted: r.timings.draftTokens, accepted: r.timings.draftAccepted }))
+  console.log(JSON.stringify({ text: r.text, pieces, tokS: r.timings.decodeTokensPerSecond, cpuTokS, drafted: r.timings.draftTokens, accepted: r.timings.draftAccepted }))
   await model.dispose()
 }
 
@@ -119,8 +139,62 @@ async function rowsChild() {
   await model.dispose()
 }
 
+/** bitnet.cpp's copy of FILE (see the header), kept if present. */
+function makeCppModel(bin) {
+  if (fs.existsSync(CPP_FILE)) return
+  try {
+    quantize(bin, FILE, CPP_FILE + '.part', console.error, ['--override-kv', 'tokenizer.ggml.pre=str:llama-bpe'])
+    fs.renameSync(CPP_FILE + '.part', CPP_FILE)
+  } finally { fs.rmSync(CPP_FILE + '.part', { force: true }) }
+}
+
+// One bitnet.cpp generation of `task`, plain (llama-cli) or drafted (llama-lookup): the fields of
+// child's line but pieces; tokens per CPU second from the process's CPU share over the decode.
+async function runCpp(bin, mode, task) {
+  const t = values.threads, tokens = +values.tokens, prompt = TASKS[task]
+  const args = ['-m', CPP_FILE, '-t', t, '-tb', t, '-c', '512', '-p', prompt, '--temp', '0', '--ignore-eos', '-s', '1']
+  const rate = (text, steps, ms, cpu) => {
+    const tokS = steps / (ms / 1000), share = cpu.share(ms, +t)
+    // both tools end their output with "\n\n"
+    return { text: text.endsWith('\n\n') ? text.slice(0, -2) : text, tokS, cpuTokS: share ? tokS / share : NaN }
+  }
+  if (mode === 'plain') {
+    const { out, err, cpu } = await runTool(bin, 'llama-cli', [...args, '-n', String(tokens), '--no-display-prompt'])
+    const d = llamaCliDecode(err)
+    return rate(out, d.steps, d.ms, cpu)
+  }
+  // llama-lookup stops once it has sampled more than -n tokens. It prints BOS, the prompt, then the
+  // tokens with a line per draft candidate among them; its decode time runs from the first token
+  // to the last, as ours.
+  const { out, err, cpu } = await runTool(bin, 'llama-lookup', [...args, '-n', String(tokens - 1), '--draft', values['cpp-draft']])
+  const decoded = err.match(/decoded\s+(\d+) tokens in\s+([\d.]+) seconds/)
+  const stat = (name) => Number(err.match(new RegExp(`${name}\\s*=\\s*(\\d+)`))?.[1])
+  const printed = out.replace(/ - draft candidate: token=\d+\n/g, '')
+  const at = printed.indexOf(prompt)
+  if (!decoded || at < 0) throw new Error(`llama-lookup printed no prompt or no 'decoded … tokens' line: ${err.trim().split('\n').slice(-3).join(' | ')}`)
+  return { ...rate(printed.slice(at + prompt.length), +decoded[1] - 1, +decoded[2] * 1000, cpu), drafted: stat('n_drafted'), accepted: stat('n_accept') }
+}
+
+// Where `other` stops repeating `text`: the index of the first differing character, or -1 when
+// `other` starts with all of `text`.
+function firstDiff(text, other) {
+  for (let i = 0; i < text.length; i++) if (text[i] !== other[i]) return i
+  return -1
+}
+
+// bitnet.cpp's greedy text against ours (`pieces`: our tokens' texts): 'same' or the first of our
+// tokens (1-based) it does not repeat.
+function versusOurs(pieces, text) {
+  const at = firstDiff(pieces.join(''), text)
+  if (at < 0) return `same ${pieces.length} tokens`
+  let start = 0, k = 0
+  while (start + pieces[k].length <= at) start += pieces[k++].length
+  return `from token ${k + 1}: ours ${JSON.stringify(pieces[k])}, bitnet.cpp ${JSON.stringify(text.slice(start, start + pieces[k].length + 6))}…`
+}
+
 const run = (args) => JSON.parse(execFileSync(values.node, [fileURLToPath(import.meta.url), ...args, '--threads', values.threads, '--tokens', values.tokens, '--dir', values.dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop())
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+const ENGINES = { 'bitnet-wasm': (mode, task) => run(['--child', mode, '--task', task]) }
 
 if (values.child === 'rows') await rowsChild()
 else if (values.child) await child(values.child, values.task)
@@ -129,27 +203,43 @@ else {
   if (values.rows) {
     console.log(run(['--child', 'rows']))
   } else {
+    if (values['bitnet-cpp'] !== undefined) {
+      const bin = bitnetCppBin(values['bitnet-cpp'])
+      if (!bin) throw new Error(`no bitnet.cpp build at ${values['bitnet-cpp']}: ${BITNET_CPP_HOW}`)
+      if (!fs.existsSync(path.join(bin, 'llama-lookup'))) throw new Error(`${bin} has no llama-lookup: build it (cmake --build BUILD_DIR --target llama-lookup; build-bitnet-cpp.sh builds it too)`)
+      makeCppModel(bin)
+      ENGINES['bitnet.cpp'] = (mode, task) => runCpp(bin, mode, task)
+    }
     const res = {}
     for (let i = 0; i < +values.runs; i++) {
       for (const task of Object.keys(TASKS)) {
-        for (const mode of ['plain', 'lookup']) {
-          const r = run(['--child', mode, '--task', task])
-          ;((res[task] ??= {})[mode] ??= []).push(r)
-          console.error(`run ${i + 1} ${task} ${mode}: ${r.tokS.toFixed(2)} tok/s, ${r.cpuTokS.toFixed(2)} per CPU s` + (mode === 'lookup' ? `, accepted ${r.accepted}/${r.drafted}` : ''))
+        for (const [engine, measure] of Object.entries(ENGINES)) {
+          for (const mode of ['plain', 'lookup']) {
+            const r = await measure(mode, task)
+            ;(((res[task] ??= {})[engine] ??= {})[mode] ??= []).push(r)
+            console.error(`run ${i + 1} ${task} ${engine} ${mode}: ${r.tokS.toFixed(2)} tok/s, ${r.cpuTokS.toFixed(2)} per CPU s` + (mode === 'lookup' ? `, accepted ${r.accepted}/${r.drafted}` : ''))
+          }
         }
-        const [p, l] = [res[task].plain.at(-1), res[task].lookup.at(-1)]
+        const [p, l] = [res[task]['bitnet-wasm'].plain.at(-1), res[task]['bitnet-wasm'].lookup.at(-1)]
         if (p.text !== l.text) throw new Error(`${task}: greedy text differs with drafts:\n${JSON.stringify(p.text)}\n${JSON.stringify(l.text)}`)
       }
     }
-    console.log(`${new Date().toISOString()} · ${os.cpus()[0].model.trim()} × ${os.cpus().length} · Node ${execFileSync(values.node, ['--version'], { encoding: 'utf8' }).trim()} · tiny-dev padded to 2B4T shape, ${values.threads} threads, ${values.tokens} tokens greedy, median of ${values.runs}\n`)
-    console.log('| task | plain tok/s | prompt-lookup tok/s | speed-up | plain tok per CPU s | prompt-lookup tok per CPU s | speed-up (CPU) | drafts accepted | same text |')
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|')
-    for (const [task, { plain, lookup }] of Object.entries(res)) {
-      const [p, l] = [plain, lookup].map((rs) => median(rs.map((r) => r.tokS)))
-      const [pc, lc] = [plain, lookup].map((rs) => median(rs.map((r) => r.cpuTokS)))
-      const acc = lookup.reduce((a, r) => a + r.accepted, 0), dr = lookup.reduce((a, r) => a + r.drafted, 0)
-      console.log(`| ${task} | ${p.toFixed(2)} | ${l.toFixed(2)} | ${(l / p).toFixed(2)}× | ${pc.toFixed(2)} | ${lc.toFixed(2)} | ${(lc / pc).toFixed(2)}× | ${acc}/${dr} (${(100 * acc / Math.max(1, dr)).toFixed(0)} %) | yes |`)
+    const cpp = ENGINES['bitnet.cpp'] ? ` · bitnet.cpp llama-cli / llama-lookup --draft ${values['cpp-draft']}` : ''
+    console.log(`${new Date().toISOString()} · ${os.cpus()[0].model.trim()} × ${os.cpus().length} · Node ${execFileSync(values.node, ['--version'], { encoding: 'utf8' }).trim()}${cpp} · tiny-dev padded to 2B4T shape, ${values.threads} threads, ${values.tokens} tokens greedy, median of ${values.runs}\n`)
+    console.log('| task | engine | plain tok/s | prompt-lookup tok/s | speed-up | plain tok per CPU s | prompt-lookup tok per CPU s | speed-up (CPU) | drafts accepted | greedy text |')
+    console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---|')
+    for (const [task, engines] of Object.entries(res)) {
+      const ours = engines['bitnet-wasm'].plain[0]
+      for (const [engine, { plain, lookup }] of Object.entries(engines)) {
+        const [p, l] = [plain, lookup].map((rs) => median(rs.map((r) => r.tokS)))
+        const [pc, lc] = [plain, lookup].map((rs) => median(rs.map((r) => r.cpuTokS)))
+        const acc = lookup.reduce((a, r) => a + r.accepted, 0), dr = lookup.reduce((a, r) => a + r.drafted, 0)
+        const text = engine === 'bitnet-wasm' ? 'same with drafts'
+          : `drafts ${plain.every((r, i) => firstDiff(r.text, lookup[i].text) < 0) ? 'keep' : 'change'} its text; vs ours: ${versusOurs(ours.pieces, plain[0].text)}`
+        console.log(`| ${task} | ${engine} | ${p.toFixed(2)} | ${l.toFixed(2)} | ${(l / p).toFixed(2)}× | ${pc.toFixed(2)} | ${lc.toFixed(2)} | ${(lc / pc).toFixed(2)}× | ${acc}/${dr} (${(100 * acc / Math.max(1, dr)).toFixed(0)} %) | ${text} |`)
+      }
     }
-    console.log('\nPer run (plain / lookup tok/s): ' + Object.entries(res).map(([t, r]) => `${t} ${r.plain.map((x, i) => `${x.tokS.toFixed(1)}/${r.lookup[i].tokS.toFixed(1)}`).join(', ')}`).join('; '))
+    const perRun = (rs) => rs.plain.map((x, i) => `${x.tokS.toFixed(1)}/${rs.lookup[i].tokS.toFixed(1)}`).join(', ')
+    console.log('\nPer run (plain / lookup tok/s): ' + Object.entries(res).map(([t, es]) => `${t} ` + Object.entries(es).map(([e, rs]) => `${e} ${perRun(rs)}`).join(', ')).join('; '))
   }
 }
