@@ -15,13 +15,17 @@ export function add_f32(y: usize, x: usize, n: i32): void {
   }
 }
 
-/** g[i] = relu(g[i])² · u[i]  (2B4T FFN: ReLU² gate, docs/architecture.md#ffn-activation). */
+/**
+ * g[i] = relu(g[i])² · u[i]  (2B4T FFN: ReLU² gate, docs/architecture.md#ffn-activation).
+ * pmax(g, 0) = g < 0 ? 0 : g is one instruction where max's NaN and ±0 rules cost several; it keeps
+ * a NaN (as max does) and a −0, which squares to the +0 max gives.
+ */
 export function relu2_mul_f32(g: usize, u: usize, n: i32): void {
   const zero = f32x4.splat(0)
   let i = 0
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2
-    const r = f32x4.max(v128.load(g + o), zero)
+    const r = f32x4.pmax(v128.load(g + o), zero)
     v128.store(g + o, f32x4.mul(f32x4.mul(r, r), v128.load(u + o)))
   }
   for (; i < n; i++) {

@@ -426,6 +426,18 @@ export class Transformer {
   }
 
   /**
+   * Greedy sampling's argmax in wasm (`argmax_f32`, ~10× the JavaScript loop over a 128256-word
+   * vocabulary) when `logits` is a view into this model's memory, as forward's results are: the
+   * index of the largest logit (ties to the lowest id, NaN never wins), −1 when all are NaN or
+   * −Infinity; undefined for any other array. The sampler's EngineArgmax.
+   * @example new Sampler({ temperature: 0 }, (l) => transformer.argmax(l)).sample(transformer.forward(token, pos)!)
+   */
+  argmax(logits: Float32Array): number | undefined {
+    if (logits.buffer !== this.memory.buffer) return undefined
+    return this.segs[0].kern.argmax_f32(logits.byteOffset, logits.length)
+  }
+
+  /**
    * Re-runs the step of `token` at `pos` of `kv` (rewriting the same KV rows with the same values) with a
    * check of the residual stream after every layer; returns the first layer where it holds a NaN
    * or ±Inf, or undefined if all layers stay finite.

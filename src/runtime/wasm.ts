@@ -74,6 +74,8 @@ export interface Kernels {
   rescore_q8b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, groups: Ptr, count: number, first: number, end: number): void
   kth_lower_bound_f32(y: Ptr, e: Ptr, n: number, xnorm: number, k: number, heap: Ptr): number
   select_groups_f32(y: Ptr, e: Ptr, n: number, xnorm: number, t: number, groups: Ptr, maxGroups: number, rowsOut: Ptr): number
+  argmax_f32(x: Ptr, n: number): number
+  argmax_f32_ref(x: Ptr, n: number): number
   bound_rows_q4b_q8b(w4: Ptr, ws4: Ptr, w8: Ptr, ws8: Ptr, rows: number, k: number, kp: number, tmp: Ptr, e: Ptr, first: number, end: number): void
   dequantize_row_q8b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
   prefault_pages(start: Ptr, pages: number, first: number, end: number): void
