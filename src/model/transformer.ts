@@ -625,7 +625,8 @@ export class Transformer {
     const heap = new Float32Array(this.memory.buffer)
     const logits: (Float32Array | undefined)[] = rows.map(() => undefined)
     const view = (i: number) => heap.subarray(row(s.logits, i, c.vocabSize) / F32_BYTES, row(s.logits, i, c.vocabSize) / F32_BYTES + c.vocabSize)
-    const check = (t: number, l: Float32Array) => assertFiniteLogits(l, rows[t].pos, () => this.locateNonFinite(rows[t].token, rows[t].pos, rows[t].kv ?? this.kv))
+    const check = (t: number, l: Float32Array) => assertFiniteLogits(l, rows[t].pos, () => this.locateNonFinite(rows[t].token, rows[t].pos, rows[t].kv ?? this.kv),
+      this.segs[0].kern.find_nonfinite_f32(l.byteOffset, l.length))
     const need = slotRow.length === 1 ? rows[slotRow[0]].need : undefined
     if (out.pass && need && need.topK < out.rows && this.boundedLogits(out, input(0, 0), need, view(0), (l) => check(slotRow[0], l))) {
       logits[slotRow[0]] = view(0)

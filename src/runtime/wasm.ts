@@ -29,6 +29,7 @@ export interface Kernels {
   repack_i2s_c4(src: Ptr, rows: number, k: number, dst: Ptr, first: number, end: number): void
   repack_i2s_tl(src: Ptr, rows: number, k: number, dst: Ptr, first: number, end: number): void
   find_nonfinite_f16(src: Ptr, n: number): number
+  find_nonfinite_f32(src: Ptr, n: number): number
   matmul_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, first: number, end: number): void
   matmul_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, first: number, end: number): void
   lut_build_i8(q: Ptr, kp: number, lut: Ptr): void
