@@ -132,7 +132,8 @@ export function gated_rmsnorm_quantize_rows_f32_i8(act: i32, g: usize, u: usize,
 // 1/sqrt(mean(v²) + eps) of v = x·inv0·w0 (w0 = 0: v = x), in f64. Four f64x2 chains (an add's
 // latency each, where one chain waited on it): lane j of chain c sums the elements ≡ 2c + j
 // (mod 8), the chains are added (0+1)+(2+3), then the lanes, then the tail: one fixed order, the
-// same for a row whichever batch or thread computes it.
+// same for a row whichever batch or thread computes it. (Another order than the earlier single
+// chain, so a row's inv may differ in its last bit and, rarely, an int8 at a rounding tie with it.)
 function invRms(x: usize, w0: usize, inv0: f64, n: i32, eps: f32): f64 {
   const n8 = n & ~7
   const vinv0 = f64x2.splat(inv0), one = f64x2.splat(1)
