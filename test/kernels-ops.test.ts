@@ -1,10 +1,11 @@
 // The f32 ops of the forward pass against float64 on awkward shapes: RoPE (NEOX as the
 // kernel computes it, and NORM-layout files through the loader's row un-permutation), the
 // full-precision output projections, and the batch norm + quantize split by rows over threads
-// (also with the FFN activation fused before it).
+// (also with the FFN activation fused before it), and greedy sampling's argmax.
 // Any cut of the rows into ranges, run in a scrambled order, must give the same bytes.
 import { describe, expect, it } from 'vitest'
 import { f16ToF32, f32ToF16 } from '../src/formats/float.js'
+import { argmax } from '../src/generation/sampler.js'
 import { unpermuteQkRows } from '../src/model/qk-permute.js'
 import { itemRanges, kernelBench, normQuantizeF64, rng, VARIANTS, type KernelBench } from './helpers/kernels.js'
 
@@ -298,4 +299,75 @@ describe.each(VARIANTS)('rmsnorm_f32 and the element-wise ops (%s build)', async
       })
     })
   }
+  it('ReLU²·up on NaN, ±0, ±∞: NaN stays NaN, the rest as max(g, 0)² · u', () => {
+    const g = Float32Array.from([-0, 0, NaN, -Infinity, Infinity, -1, 2, -0, 0.5])
+    const u = Float32Array.from([1, -1, 1, 2, 1, 3, -1, -1, 1])
+    const p = put(g)
+    b.k.relu2_mul_f32(p, put(u), g.length)
+    const want = Array.from(g, (v, i) => { const r = Number.isNaN(v) ? NaN : Math.max(v, 0); return Math.fround(Math.fround(r * r) * u[i]) })
+    Array.from(b.f32(p, g.length)).forEach((v, i) => expect(Object.is(v, want[i]), `element ${i}: ${v} vs ${want[i]}`).toBe(true))
+  })
+})
+
+// Greedy sampling's pick (assembly/ops/select.ts): the SIMD scan == its _ref twin == the
+// sampler's JavaScript argmax, on ties across lanes and vectors, NaN, ±∞, ±0 and odd lengths.
+describe.each(VARIANTS)('argmax_f32 (%s build)', async (variant) => {
+  const b = await kernelBench(variant)
+  const both = (x: Float32Array) => {
+    const p = b.alloc(x.length * 4)
+    b.f32(p, x.length).set(x)
+    return [b.k.argmax_f32(p, x.length), b.k.argmax_f32_ref(p, x.length)]
+  }
+  const js = (x: Float32Array) => { try { return argmax(x) } catch { return -1 } }
+
+  it('random logits of awkward lengths, the max moved to every kind of position', () => {
+    const rand = rng(17)
+    for (const n of [1, 2, 15, 16, 17, 31, 33, 100, 1000, 128256]) {
+      const x = Float32Array.from({ length: n }, () => (rand() - 0.5) * 20)
+      for (const at of [0, n - 1, n >> 1, Math.min(n - 1, n & ~15), Math.max(0, (n & ~15) - 1)]) {
+        const y = x.slice()
+        y[at] = 11
+        expect(both(y), `n ${n}, max at ${at}`).toEqual([at, at])
+      }
+    }
+  })
+
+  it('ties go to the lowest index, across lanes, vectors and the tail', () => {
+    for (const [n, ids] of [[64, [5, 2]], [64, [17, 3, 60]], [40, [33, 39]], [40, [38, 7]], [7, [6, 4]], [100, [99, 0]]] as const) {
+      const x = new Float32Array(n).fill(-3)
+      for (const i of ids) x[i] = 4
+      expect(both(x), `n ${n}, ties ${ids}`).toEqual([Math.min(...ids), Math.min(...ids)])
+    }
+    // −0 and +0 are one value: the first of them wins
+    expect(both(Float32Array.from([-1, -0, 0, -2]))).toEqual([1, 1])
+    expect(both(Float32Array.from([-1, 0, -0, -2]))).toEqual([1, 1])
+  })
+
+  it('NaN never wins, −∞ only when nothing else is left (then −1), +∞ wins', () => {
+    const cases: [number[], number][] = [
+      [[NaN, -1, NaN], 1],
+      [[NaN, NaN, NaN], -1],
+      [[-Infinity, NaN, -Infinity], -1],
+      [[-Infinity, -Infinity, -1e30], 2],
+      [[1, Infinity, NaN, Infinity], 1],
+    ]
+    for (const [v, want] of cases) {
+      for (const pad of [0, 16, 37]) { // the same values in the scalar tail and inside vectors
+        const x = Float32Array.from([...new Array(pad).fill(NaN), ...v, ...new Array(pad).fill(-Infinity)])
+        const at = want < 0 ? -1 : want + pad
+        expect(both(x), `${v} after ${pad} NaN`).toEqual([at, at])
+        expect(js(x)).toBe(at)
+      }
+    }
+  })
+
+  it('equals the JavaScript argmax on rows of a few distinct values (many ties)', () => {
+    const rand = rng(5)
+    for (let r = 0; r < 50; r++) {
+      const n = 1 + Math.floor(rand() * 300)
+      const x = Float32Array.from({ length: n }, () => [NaN, -Infinity, -1, 0, 2, 2.5][Math.floor(rand() * 6)])
+      const want = js(x)
+      expect(both(x), `row ${r}`).toEqual([want, want])
+    }
+  })
 })

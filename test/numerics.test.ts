@@ -42,6 +42,25 @@ describe('numerical health', () => {
     expect(b.k.find_nonfinite_f16(p, n)).toBe(-1)
   })
 
+  it.each(VARIANTS)('finds NaN and ±Inf in f32 logits (find_nonfinite_f32, %s build) as firstNonFinite does', async (variant) => {
+    const b = await kernelBench(variant)
+    const n = 1001, p = b.alloc(4 * n + 4) + 4
+    const x = b.f32(p, n)
+    x.fill(-3.4e38)
+    expect(b.k.find_nonfinite_f32(p, n)).toBe(-1)
+    // every position around the 16-word steps and the scalar tail
+    for (const i of [0, 1, 15, 16, 17, 500, 975, 976, 999, 1000]) {
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        x[i] = bad
+        expect(b.k.find_nonfinite_f32(p, n), `${bad} at ${i}`).toBe(i)
+        expect(b.k.find_nonfinite_f32(p + 4, n - 1)).toBe(i - 1)
+        expect(firstNonFinite(x)).toBe(i)
+        x[i] = 3.4e38
+      }
+    }
+    expect(b.k.find_nonfinite_f32(p, n)).toBe(-1)
+  })
+
   it('a NaN in a norm vector is rejected at load, naming the tensor', async () => {
     const bytes = withTensor((t) => new DataView(t.get('blk.1.ffn_norm.weight')!.data.buffer).setFloat32(8, NaN, true))
     const err = await loadModel(bytes, { threads: 1 }).catch((e) => e)

@@ -31,6 +31,23 @@ describe('sampler: greedy', () => {
     expect(argmax([NaN, -1, NaN])).toBe(1)
   })
 
+  it("greedy asks the engine's argmax first: its pick, its −1 as the all-masked error, undefined falls back", () => {
+    const logits = new Float32Array([0.1, 3, -2, 2.9])
+    const seen: Float32Array[] = []
+    const engine = (pick: number | undefined) => (l: Float32Array) => { seen.push(l); return pick }
+    expect(new Sampler({ temperature: 0 }, engine(2)).sample(logits)).toBe(2) // the engine's word is taken
+    expect(seen[0]).toBe(logits) // the logits themselves, no copy
+    expect(new Sampler({ temperature: 0 }, engine(undefined)).sample(logits)).toBe(1)
+    expect(() => new Sampler({ temperature: 0 }, engine(-1)).sample(logits)).toThrow(NumericalError)
+    // penalties work on a copy: the engine sees that copy (and, not holding it, declines)
+    seen.length = 0
+    expect(new Sampler({ temperature: 0, repeatPenalty: 10 }, engine(undefined)).sample(logits, [1])).toBe(3)
+    expect(seen[0]).not.toBe(logits)
+    seen.length = 0
+    new Sampler({ temperature: 0.7, seed: 1 }, engine(0)).sample(logits)
+    expect(seen).toEqual([]) // only greedy asks
+  })
+
   it('top-k = 1 equals greedy', () => {
     for (let seed = 0; seed < 20; seed++) {
       const logits = randomLogits(1000, seed)

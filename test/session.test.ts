@@ -1,8 +1,9 @@
 // Sessions on tiny-dev: KV reuse across turns, independent concurrent sessions, abort,
 // stop strings/tokens, save/restore, context shift and embeddings. Greedy (temperature 0)
 // throughout, so every result is compared with a fresh run of the same input.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { AbortError, BusyError, ContextFullError, loadModel, ModelFormatError, StopStrings, type BitnetModel, type ChatMessage } from '../src/index.js'
+import { argmax } from '../src/generation/sampler.js'
 import { writeGguf } from '../src/gguf/writer.js'
 import { fileSource } from '../src/io/file.js'
 import { loadReferenceModel } from '../src/model/reference.js'
@@ -18,6 +19,24 @@ const turn1: ChatMessage[] = [
   { role: 'system', content: 'You answer from the Bible.' },
   { role: 'user', content: 'Who led the children of Israel out of Egypt?' },
 ]
+
+describe('greedy picks', () => {
+  it('come from the wasm argmax over the logits in wasm memory, equal to the JavaScript argmax', async () => {
+    const t = model.transformer, wasm = t.argmax.bind(t), picks: [number | undefined, number][] = []
+    const spy = vi.spyOn(t, 'argmax').mockImplementation((l) => { const i = wasm(l); picks.push([i, argmax(l)]); return i })
+    try {
+      const r = await model.createSession().generate('In the beginning God created', { ...GREEDY, maxTokens: 6 })
+      expect(picks.map(([i]) => i)).toEqual(r.tokens)
+      for (const [i, js] of picks) expect(i).toBe(js)
+    } finally {
+      spy.mockRestore()
+    }
+    const kv = t.createKvCache(), logits = t.forward(1, 0, true, kv)!
+    expect(t.argmax(logits)).toBe(argmax(logits))
+    expect(t.argmax(logits.slice())).toBeUndefined() // not in wasm memory: the sampler's own argmax
+    kv.dispose()
+  })
+})
 
 describe('KV reuse across turns', { timeout: 120_000 }, () => {
   it('the second turn evaluates only the tokens after the cached prefix, with the same output', async () => {

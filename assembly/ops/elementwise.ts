@@ -15,13 +15,17 @@ export function add_f32(y: usize, x: usize, n: i32): void {
   }
 }
 
-/** g[i] = relu(g[i])² · u[i]  (2B4T FFN: ReLU² gate, docs/architecture.md#ffn-activation). */
+/**
+ * g[i] = relu(g[i])² · u[i]  (2B4T FFN: ReLU² gate, docs/architecture.md#ffn-activation).
+ * pmax(g, 0) = g < 0 ? 0 : g is one instruction where max's NaN and ±0 rules cost several; it keeps
+ * a NaN (as max does) and a −0, which squares to the +0 max gives.
+ */
 export function relu2_mul_f32(g: usize, u: usize, n: i32): void {
   const zero = f32x4.splat(0)
   let i = 0
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2
-    const r = f32x4.max(v128.load(g + o), zero)
+    const r = f32x4.pmax(v128.load(g + o), zero)
     v128.store(g + o, f32x4.mul(f32x4.mul(r, r), v128.load(u + o)))
   }
   for (; i < n; i++) {
@@ -65,6 +69,27 @@ export function scale_f32(x: usize, n: i32, s: f32): void {
     const o = <usize>i << 2
     store<f32>(x + o, load<f32>(x + o) * s)
   }
+}
+
+/**
+ * Index of the first NaN or ±Inf among the n f32 at src (exponent bits all ones), or −1: a step's
+ * logits check. The largest exponent field over 16 words a step (four i32x4.max_u chains, no
+ * branch in the loop); only a failing step, whose logits hold a hit, then looks for its index.
+ */
+export function find_nonfinite_f32(src: usize, n: i32): i32 {
+  const exp = i32x4.splat(0x7f800000)
+  let e0 = i32x4.splat(0), e1 = e0, e2 = e0, e3 = e0
+  let i = 0
+  for (; i + 16 <= n; i += 16) {
+    const p = src + (<usize>i << 2)
+    e0 = i32x4.max_u(e0, v128.and(v128.load(p), exp))
+    e1 = i32x4.max_u(e1, v128.and(v128.load(p, 16), exp))
+    e2 = i32x4.max_u(e2, v128.and(v128.load(p, 32), exp))
+    e3 = i32x4.max_u(e3, v128.and(v128.load(p, 48), exp))
+  }
+  const hit = v128.any_true(i32x4.eq(i32x4.max_u(i32x4.max_u(e0, e1), i32x4.max_u(e2, e3)), exp))
+  for (let j = hit ? 0 : i; j < n; j++) if ((load<u32>(src + (<usize>j << 2)) & 0x7f800000) == 0x7f800000) return j
+  return -1
 }
 
 /** Index of the first NaN or ±Inf among the n IEEE halves at src (exponent bits all ones), or −1. */

@@ -21,7 +21,7 @@ import { gelu_mul_f32, relu2_mul_f32, silu_mul_f32 } from './elementwise'
  * (quantizes x itself, for o and down when the model has no sub-norms).
  * `w0 ≠ 0`: x is first normed with w0, x ← rmsnorm(x) ⊙ w0, also in f64 (the BitNet
  * embedding models' per-projection norm applied to the block's input norm).
- * Vectorized with f64x2; the normed value of every element is computed as ((x·inv0)·w0·inv)·w
+ * Vectorized with f64x2, 8 elements a step; the normed value of every element is computed as ((x·inv0)·w0·inv)·w
  * in every pass that needs it, so the result equals the scalar f64 definition exactly.
  * A non-finite absmax (NaN or ∞ in the row) gives all zeros, as clamp(RNE(NaN)) would.
  */
@@ -38,17 +38,23 @@ export function rmsnorm_quantize_f32_i8(x: usize, w0: usize, w: usize, n: i32, e
   store<i32>(meta, sum, 4)
 }
 
-// max |normed| in f64 (NaN if any is NaN): two chains, since max is exact in any order.
+// max |normed| in f64, NaN if any is NaN. Four pmax chains (max is exact in any order; pmax is
+// one instruction where max's NaN and ±0 rules cost several) and a NaN flag beside them.
 function absMax(x: usize, w0: usize, inv0: f64, w: usize, inv: f64, n: i32): f64 {
-  const n4 = n & ~3, vinv = f64x2.splat(inv), vinv0 = f64x2.splat(inv0)
-  let m0 = f64x2.splat(0), m1 = f64x2.splat(0)
-  for (let i = 0; i < n4; i += 4) {
-    m0 = f64x2.max(m0, f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, false)))
-    m1 = f64x2.max(m1, f64x2.abs(normed2(x, w0, vinv0, w, i, vinv, true)))
+  const n8 = n & ~7, vinv = f64x2.splat(inv), vinv0 = f64x2.splat(inv0)
+  let m0 = f64x2.splat(0), m1 = m0, m2 = m0, m3 = m0, nan = m0
+  for (let i = 0; i < n8; i += 8) {
+    const a = normed2(x, w0, vinv0, w, i, vinv), b = normed2(x, w0, vinv0, w, i + 2, vinv)
+    const c = normed2(x, w0, vinv0, w, i + 4, vinv), d = normed2(x, w0, vinv0, w, i + 6, vinv)
+    m0 = f64x2.pmax(m0, f64x2.abs(a))
+    m1 = f64x2.pmax(m1, f64x2.abs(b))
+    m2 = f64x2.pmax(m2, f64x2.abs(c))
+    m3 = f64x2.pmax(m3, f64x2.abs(d))
+    nan = v128.or(nan, v128.or(v128.or(f64x2.ne(a, a), f64x2.ne(b, b)), v128.or(f64x2.ne(c, c), f64x2.ne(d, d))))
   }
-  const m = f64x2.max(m0, m1)
-  let amax = max(f64x2.extract_lane(m, 0), f64x2.extract_lane(m, 1))
-  for (let i = n4; i < n; i++) amax = max(amax, Math.abs(normed(x, w0, inv0, w, i, inv)))
+  const m = f64x2.pmax(f64x2.pmax(m0, m1), f64x2.pmax(m2, m3))
+  let amax = v128.any_true(nan) ? NaN : max(f64x2.extract_lane(m, 0), f64x2.extract_lane(m, 1))
+  for (let i = n8; i < n; i++) amax = max(amax, Math.abs(normed(x, w0, inv0, w, i, inv)))
   return amax
 }
 
@@ -59,19 +65,21 @@ const ROUNDER: f64 = 6755399441055744.0
 // q[i] = RNE(normed_i · s) for finite normed values, s = 127 / absmax: |normed · s| ≤ 127 up
 // to one rounding (< 127.5), so no clamp is needed and RNE happens in the add. Returns Σq.
 function quantizeNormed(x: usize, w0: usize, inv0: f64, w: usize, inv: f64, n: i32, s: f64, q: usize): i32 {
-  const n4 = n & ~3, vinv = f64x2.splat(inv), vinv0 = f64x2.splat(inv0)
+  const n8 = n & ~7, vinv = f64x2.splat(inv), vinv0 = f64x2.splat(inv0)
   const vs = f64x2.splat(s), round = f64x2.splat(ROUNDER)
   let vsum = i32x4.splat(0)
-  for (let i = 0; i < n4; i += 4) {
-    const a = f64x2.add(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, false), vs), round)
-    const b = f64x2.add(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv, true), vs), round)
-    const q4 = i32x4.shuffle(a, b, 0, 2, 4, 6) // the low words: [q0 q1 q2 q3]
-    vsum = i32x4.add(vsum, q4)
-    const h = i16x8.narrow_i32x4_s(q4, q4)
-    v128.store_lane<i32>(q + <usize>i, i8x16.narrow_i16x8_s(h, h), 0)
+  for (let i = 0; i < n8; i += 8) {
+    const a = f64x2.add(f64x2.mul(normed2(x, w0, vinv0, w, i, vinv), vs), round)
+    const b = f64x2.add(f64x2.mul(normed2(x, w0, vinv0, w, i + 2, vinv), vs), round)
+    const c = f64x2.add(f64x2.mul(normed2(x, w0, vinv0, w, i + 4, vinv), vs), round)
+    const d = f64x2.add(f64x2.mul(normed2(x, w0, vinv0, w, i + 6, vinv), vs), round)
+    const lo = i32x4.shuffle(a, b, 0, 2, 4, 6), hi = i32x4.shuffle(c, d, 0, 2, 4, 6) // the low words: [q0 q1 q2 q3], [q4 … q7]
+    vsum = i32x4.add(vsum, i32x4.add(lo, hi))
+    const h = i16x8.narrow_i32x4_s(lo, hi)
+    v128.store_lane<i64>(q + <usize>i, i8x16.narrow_i16x8_s(h, h), 0)
   }
   let sum = i32x4.extract_lane(vsum, 0) + i32x4.extract_lane(vsum, 1) + i32x4.extract_lane(vsum, 2) + i32x4.extract_lane(vsum, 3)
-  for (let i = n4; i < n; i++) {
+  for (let i = n8; i < n; i++) {
     const v = <i32>nearest<f64>(normed(x, w0, inv0, w, i, inv) * s)
     store<i8>(q + <usize>i, <i8>v)
     sum += v
@@ -121,17 +129,26 @@ export function gated_rmsnorm_quantize_rows_f32_i8(act: i32, g: usize, u: usize,
   if (lut != 0) lut_build_i8(qt, np, lut + (<usize>(t * np) << 4))
 }
 
-// 1/sqrt(mean(v²) + eps) of v = x·inv0·w0 (w0 = 0: v = x), in f64.
+// 1/sqrt(mean(v²) + eps) of v = x·inv0·w0 (w0 = 0: v = x), in f64. Four f64x2 chains (an add's
+// latency each, where one chain waited on it): lane j of chain c sums the elements ≡ 2c + j
+// (mod 8), the chains are added (0+1)+(2+3), then the lanes, then the tail: one fixed order, the
+// same for a row whichever batch or thread computes it. (Another order than the earlier single
+// chain, so a row's inv may differ in its last bit and, rarely, an int8 at a rounding tie with it.)
 function invRms(x: usize, w0: usize, inv0: f64, n: i32, eps: f32): f64 {
-  const n4 = n & ~3
+  const n8 = n & ~7
   const vinv0 = f64x2.splat(inv0), one = f64x2.splat(1)
-  let acc = f64x2.splat(0)
-  for (let i = 0; i < n4; i += 4) {
-    const lo = normed2(x, w0, vinv0, 0, i, one, false), hi = normed2(x, w0, vinv0, 0, i, one, true)
-    acc = f64x2.add(acc, f64x2.add(f64x2.mul(lo, lo), f64x2.mul(hi, hi)))
+  let s0 = f64x2.splat(0), s1 = s0, s2 = s0, s3 = s0
+  for (let i = 0; i < n8; i += 8) {
+    const a = normed2(x, w0, vinv0, 0, i, one), b = normed2(x, w0, vinv0, 0, i + 2, one)
+    const c = normed2(x, w0, vinv0, 0, i + 4, one), d = normed2(x, w0, vinv0, 0, i + 6, one)
+    s0 = f64x2.add(s0, f64x2.mul(a, a))
+    s1 = f64x2.add(s1, f64x2.mul(b, b))
+    s2 = f64x2.add(s2, f64x2.mul(c, c))
+    s3 = f64x2.add(s3, f64x2.mul(d, d))
   }
+  const acc = f64x2.add(f64x2.add(s0, s1), f64x2.add(s2, s3))
   let ss = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1)
-  for (let i = n4; i < n; i++) { const v = normed(x, w0, inv0, 0, i, 1); ss += v * v }
+  for (let i = n8; i < n; i++) { const v = normed(x, w0, inv0, 0, i, 1); ss += v * v }
   return 1.0 / Math.sqrt(ss / <f64>n + <f64>eps)
 }
 
@@ -145,10 +162,10 @@ function invRms(x: usize, w0: usize, inv0: f64, n: i32, eps: f32): f64 {
   return w != 0 ? v * <f64>load<f32>(w + o) : v
 }
 
-// The same for elements i, i+1 (high = false) or i+2, i+3 (high = true), as f64x2.
+// The same for elements i, i+1, as f64x2.
 // @ts-ignore: decorator
-@inline function normed2(x: usize, w0: usize, vinv0: v128, w: usize, i: i32, vinv: v128, high: bool): v128 {
-  const o = (<usize>i << 2) + (high ? 8 : 0)
+@inline function normed2(x: usize, w0: usize, vinv0: v128, w: usize, i: i32, vinv: v128): v128 {
+  const o = <usize>i << 2
   let v = f64x2.promote_low_f32x4(v128.load64_zero(x + o))
   if (w0 != 0) v = f64x2.mul(f64x2.mul(v, vinv0), f64x2.promote_low_f32x4(v128.load64_zero(w0 + o)))
   v = f64x2.mul(v, vinv)

@@ -1,7 +1,8 @@
 // The bounded output head's two scans over one row's q4 logits y [n] with per-row bounds
 // e [n] (src/model/output-head.ts): every logit8 lies in [y − e·xnorm, y + e·xnorm]. On the
 // leader between the q4 pass and the q8 rescoring, so in wasm: one scan of the vocabulary
-// (128256 rows) costs ~0.1 ms here, several times that in JavaScript.
+// (128256 rows) costs ~0.1 ms here, several times that in JavaScript. Greedy sampling's argmax
+// (the end of the file) is such a scan too.
 
 /** The k-th largest y[i] − e[i]·xnorm (f64; −∞ when fewer than k are finite), with `heap` (k f64) as scratch: a size-k min-heap. */
 export function kth_lower_bound_f32(y: usize, e: usize, n: i32, xnorm: f64, k: i32, heap: usize): f64 {
@@ -48,4 +49,46 @@ export function select_groups_f32(y: usize, e: usize, n: i32, xnorm: f64, t: f64
   }
   store<i32>(rowsOut, rows)
   return count
+}
+
+/**
+ * Greedy sampling's pick over logits x [n] (f32): the index of the largest, ties to the lowest
+ * index, NaN never wins; −1 when every value is NaN or −∞. Two scans: the max with pmax (v < m ? …
+ * never takes a NaN, and −∞ never raises the −∞ start), then the first index equal to it (NaN
+ * equals nothing; −0 and +0 are one value, as for the scalar >).
+ */
+export function argmax_f32(x: usize, n: i32): i32 {
+  const n16 = n & ~15
+  let m0 = f32x4.splat(-Infinity), m1 = m0, m2 = m0, m3 = m0
+  for (let i = 0; i < n16; i += 16) {
+    const p = x + (<usize>i << 2)
+    m0 = f32x4.pmax(m0, v128.load(p))
+    m1 = f32x4.pmax(m1, v128.load(p, 16))
+    m2 = f32x4.pmax(m2, v128.load(p, 32))
+    m3 = f32x4.pmax(m3, v128.load(p, 48))
+  }
+  const m4 = f32x4.pmax(f32x4.pmax(m0, m1), f32x4.pmax(m2, m3))
+  let m = max(max(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)), max(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)))
+  for (let i = n16; i < n; i++) { const v = load<f32>(x + (<usize>i << 2)); if (v > m) m = v }
+  if (m == -Infinity) return -1
+  const vm = f32x4.splat(m)
+  let i = 0
+  for (; i < n16; i += 16) { // vectors of 16 until one holds the max, then the scalar loop finds it
+    const p = x + (<usize>i << 2)
+    const e = v128.or(v128.or(f32x4.eq(v128.load(p), vm), f32x4.eq(v128.load(p, 16), vm)),
+      v128.or(f32x4.eq(v128.load(p, 32), vm), f32x4.eq(v128.load(p, 48), vm)))
+    if (v128.any_true(e)) break
+  }
+  while (load<f32>(x + (<usize>i << 2)) != m) i++
+  return i
+}
+
+/** argmax_f32's scalar twin: the first strictly larger value wins. */
+export function argmax_f32_ref(x: usize, n: i32): i32 {
+  let best = -1, bestValue = <f32>-Infinity
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2))
+    if (v > bestValue) { bestValue = v; best = i }
+  }
+  return best
 }

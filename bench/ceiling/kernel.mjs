@@ -6,6 +6,9 @@
 //   tl: matvec_tl_i8, 1 token (the lookup-table decode kernel; its tables built once, outside the timing);
 //   q8b: matmul_q8b_i8 (the output projection; 1 token in decode, several in a batch).
 // --matrix sets the weight bytes per call: 1 MiB (default) sits in L2, 48 MiB streams from DRAM.
+// `--kernel norm`: the leader-alone decode kernels instead, µs a call: the norm + quantize of one
+// 2560- and a 6912-wide row, the FFN's gated one (ReLU², 6912 wide), and (builds that have them)
+// greedy argmax and the finiteness check over 128256 logits.
 import { readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -60,6 +63,7 @@ const CALLS = {
   // weight scales share the meta area: q8b reads wscale [rows/4][kp/128][4], xscale and sums per token
   q8b: (k, rows, kp, ntok, [a, b]) => k.matmul_q8b_i8(W, META, X, META, X, Y, rows, kp, ntok, a, b),
 }
+if (opt.kernel === 'norm') { leaderAlone(); process.exit(0) }
 const call = CALLS[opt.kernel]
 if (!call) throw new Error(`--kernel must be one of ${Object.keys(CALLS).join(', ')}`)
 const weightsPerByte = opt.kernel === 'q8b' ? 1 : 4
@@ -82,5 +86,44 @@ for (const kp of opt.kernel === 'q8b' ? [2560] : [2560, 6912]) {
       }
     }
     for (const [key, gmac] of best) console.log(`K ${kp}, ${String(ntok).padStart(2)} tokens, ${key.padEnd(13)} ${gmac.toFixed(1).padStart(6)} GMAC/s`)
+  }
+}
+
+// The decode step's leader-alone kernels on one row, µs of CPU time a call (best of 5 interleaved rounds).
+function leaderAlone() {
+  const f32 = new Float32Array(memory.buffer)
+  const EPS = Math.fround(1e-5), FF = 6912, VOCAB = 128256
+  const x = W, w = x + 4 * FF, g = w + 4 * FF, u = g + 4 * FF, q = u + 4 * FF + 2048, meta = q + FF, logits = meta + 64
+  for (let i = 0; i < FF; i++) {
+    f32[x / 4 + i] = Math.sin(i * 0.37) * 3
+    f32[w / 4 + i] = 0.5 + ((i * 7919) % 1000) / 1000
+    // half of g negative (ReLU zeros them); u = 1/g keeps the rest where it is, call after call
+    f32[g / 4 + i] = (i % 2 ? -1 : 1) * (0.25 + ((i * 104729) % 1000) / 500)
+    f32[u / 4 + i] = 1 / Math.abs(f32[g / 4 + i])
+  }
+  for (let i = 0; i < VOCAB; i++) f32[logits / 4 + i] = Math.sin(i * 0.011) * 5 + Math.cos(i * 1.7)
+  const cases = {
+    'norm_quantize 2560': (k) => k.rmsnorm_quantize_rows_f32_i8(x, 0, w, 2560, EPS, 2560, q, meta, 0, 1, 0, 1),
+    'norm_quantize 6912': (k) => k.rmsnorm_quantize_rows_f32_i8(x, 0, w, FF, EPS, FF, q, meta, 0, 1, 0, 1),
+    'gated relu2 6912': (k) => k.gated_rmsnorm_quantize_rows_f32_i8(0, g, u, w, FF, EPS, FF, q, meta, 0, 1, 0, 1),
+    ...(kernels.every(({ k }) => k.argmax_f32) && {
+      'argmax 128256': (k) => k.argmax_f32(logits, VOCAB),
+      'finite check 128256': (k) => k.find_nonfinite_f32(logits, VOCAB),
+    }),
+  }
+  console.log(`node ${process.version}, 1 thread, µs of CPU time a call (best of 5 interleaved rounds of ≥ 30 ms)`)
+  for (const [label, run] of Object.entries(cases)) {
+    const best = new Map()
+    for (let round = 0; round < 5; round++) {
+      for (const { name, variant, k } of kernels) {
+        let calls = 0
+        const t0 = cpuMs()
+        do { for (let i = 0; i < 100; i++) run(k); calls += 100 } while (cpuMs() - t0 < 30) // a clock read costs ~2 µs: 100 calls a read
+        const us = (cpuMs() - t0) * 1000 / calls
+        const key = `${variant} ${name}`
+        best.set(key, Math.min(best.get(key) ?? Infinity, us))
+      }
+    }
+    for (const [key, us] of best) console.log(`${label.padEnd(20)} ${key.padEnd(13)} ${us.toFixed(2).padStart(7)} µs`)
   }
 }

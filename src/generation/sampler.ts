@@ -80,6 +80,8 @@ export interface SampledToken extends TokenLogprob {
   top?: TokenLogprob[]
 }
 
+const ALL_MASKED = 'all logits are NaN or -Infinity'
+
 /**
  * Index of the largest value; ties go to the lowest index; NaN never wins.
  * Throws {@link NumericalError} if every value is NaN or -Infinity.
@@ -95,9 +97,16 @@ export function argmax(values: ArrayLike<number>): number {
   for (let i = 0; i < values.length; i++) {
     if (values[i] > bestValue) { bestValue = values[i]; best = i }
   }
-  if (best < 0) throw new NumericalError('all logits are NaN or -Infinity')
+  if (best < 0) throw new NumericalError(ALL_MASKED)
   return best
 }
+
+/**
+ * An argmax an engine computes faster over logits it holds (e.g. a wasm kernel over logits in its
+ * memory): {@link argmax}'s index, −1 when every value is NaN or −Infinity, or undefined when the
+ * logits are not its to scan (the sampler then runs {@link argmax}).
+ */
+export type EngineArgmax = (logits: Float32Array) => number | undefined
 
 /**
  * Samples token ids from logits. Holds a seeded PRNG (xoshiro128**) and scratch buffers, so keep
@@ -108,6 +117,7 @@ export function argmax(values: ArrayLike<number>): number {
  * const sampler = new Sampler({ temperature: 0.7, topK: 40, seed: 42 })
  * const next = sampler.sample(logits, tokensSoFar)   // tokensSoFar: prompt + generated ids
  * new Sampler({ temperature: 0 }).sample(logits, [])  // greedy
+ * new Sampler({ temperature: 0 }, (l) => transformer.argmax(l))  // greedy in wasm where it can
  * ```
  */
 export class Sampler {
@@ -117,6 +127,7 @@ export class Sampler {
   /** Logit bias as parallel arrays (validated against the vocabulary size at each call). */
   readonly #biasIds: Int32Array
   readonly #biasValues: Float64Array
+  readonly #engineArgmax: EngineArgmax | undefined
   /** Penalised copy of the logits (reused across calls). */
   #work = new Float32Array(0)
   /** Candidate ids and their logits, best first after selection (reused). */
@@ -127,7 +138,8 @@ export class Sampler {
   #max = -Infinity
   #total = 0
 
-  constructor(options: SamplerOptions = {}) {
+  /** @param engineArgmax the greedy pick's argmax where it applies (the logits' own engine). */
+  constructor(options: SamplerOptions = {}, engineArgmax?: EngineArgmax) {
     const o: ResolvedSamplerOptions = { ...DEFAULT_SAMPLER_OPTIONS, seed: options.seed ?? randomSeed() }
     for (const k of Object.keys(DEFAULT_SAMPLER_OPTIONS) as (keyof typeof DEFAULT_SAMPLER_OPTIONS)[]) {
       if (options[k] !== undefined) o[k] = options[k]
@@ -138,6 +150,7 @@ export class Sampler {
     const bias = parseLogitBias(options.logitBias)
     this.#biasIds = Int32Array.from(bias.keys())
     this.#biasValues = Float64Array.from(bias.values())
+    this.#engineArgmax = engineArgmax
   }
 
   /** The seed in use (the random one if none was given), to reproduce a run. */
@@ -229,11 +242,19 @@ export class Sampler {
     return x
   }
 
+  /** argmax, by the engine when the logits are its own (not a penalised copy). */
+  #greedy(x: Float32Array): number {
+    const i = this.#engineArgmax?.(x)
+    if (i === undefined) return argmax(x)
+    if (i < 0) throw new NumericalError(ALL_MASKED)
+    return i
+  }
+
   /** The sampling pipeline proper over prepared logits. */
   #draw(x: Float32Array): number {
     const n = x.length
     const o = this.options
-    if (o.temperature === 0) return argmax(x)
+    if (o.temperature === 0) return this.#greedy(x)
 
     // 1. Candidates. With top-k: the k best, sorted. With typical-p: every finite token (it needs
     //    the whole entropy). Otherwise: everything above a logit floor (min-p's, or one wide enough
@@ -243,7 +264,7 @@ export class Sampler {
     let count = withTopK ? this.#selectTopK(x, o.topK)
       : typical ? this.#selectByFloor(x, 1, 0)
         : this.#selectByFloor(x, o.topP, o.minP)
-    if (!(this.#max > -Infinity)) throw new NumericalError('all logits are NaN or -Infinity')
+    if (!(this.#max > -Infinity)) throw new NumericalError(ALL_MASKED)
     if (this.#max === Infinity) throw new NumericalError('a logit is +Infinity')
     if (typical) count = this.#typical(count, o.typicalP)
     const ids = this.#candIds

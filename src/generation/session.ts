@@ -245,7 +245,7 @@ export class Session {
     if (opts.draft !== undefined && opts.draft !== false && opts.draft !== 'prompt-lookup') {
       throw new InvalidArgumentError(`draft must be 'prompt-lookup' or false, got ${JSON.stringify(opts.draft)}`)
     }
-    const sampler = new Sampler(opts)
+    const sampler = new Sampler(opts, (logits) => this.#host.transformer.argmax(logits))
     const stops = new StopStrings(opts.stop)
     const release = await this.#acquire()
     try {

@@ -426,6 +426,18 @@ export class Transformer {
   }
 
   /**
+   * Greedy sampling's argmax in wasm (`argmax_f32`, ~10× the JavaScript loop over a 128256-word
+   * vocabulary) when `logits` is a view into this model's memory, as forward's results are: the
+   * index of the largest logit (ties to the lowest id, NaN never wins), −1 when all are NaN or
+   * −Infinity; undefined for any other array. The sampler's EngineArgmax.
+   * @example new Sampler({ temperature: 0 }, (l) => transformer.argmax(l)).sample(transformer.forward(token, pos)!)
+   */
+  argmax(logits: Float32Array): number | undefined {
+    if (logits.buffer !== this.memory.buffer) return undefined
+    return this.segs[0].kern.argmax_f32(logits.byteOffset, logits.length)
+  }
+
+  /**
    * Re-runs the step of `token` at `pos` of `kv` (rewriting the same KV rows with the same values) with a
    * check of the residual stream after every layer; returns the first layer where it holds a NaN
    * or ±Inf, or undefined if all layers stay finite.
@@ -613,7 +625,8 @@ export class Transformer {
     const heap = new Float32Array(this.memory.buffer)
     const logits: (Float32Array | undefined)[] = rows.map(() => undefined)
     const view = (i: number) => heap.subarray(row(s.logits, i, c.vocabSize) / F32_BYTES, row(s.logits, i, c.vocabSize) / F32_BYTES + c.vocabSize)
-    const check = (t: number, l: Float32Array) => assertFiniteLogits(l, rows[t].pos, () => this.locateNonFinite(rows[t].token, rows[t].pos, rows[t].kv ?? this.kv))
+    const check = (t: number, l: Float32Array) => assertFiniteLogits(l, rows[t].pos, () => this.locateNonFinite(rows[t].token, rows[t].pos, rows[t].kv ?? this.kv),
+      this.segs[0].kern.find_nonfinite_f32(l.byteOffset, l.length))
     const need = slotRow.length === 1 ? rows[slotRow[0]].need : undefined
     if (out.pass && need && need.topK < out.rows && this.boundedLogits(out, input(0, 0), need, view(0), (l) => check(slotRow[0], l))) {
       logits[slotRow[0]] = view(0)

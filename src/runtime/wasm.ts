@@ -29,6 +29,7 @@ export interface Kernels {
   repack_i2s_c4(src: Ptr, rows: number, k: number, dst: Ptr, first: number, end: number): void
   repack_i2s_tl(src: Ptr, rows: number, k: number, dst: Ptr, first: number, end: number): void
   find_nonfinite_f16(src: Ptr, n: number): number
+  find_nonfinite_f32(src: Ptr, n: number): number
   matmul_i2s_i8(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, first: number, end: number): void
   matmul_i2s_i8_ref(w: Ptr, q: Ptr, meta: Ptr, gamma: number, y: Ptr, rows: number, kp: number, ntok: number, first: number, end: number): void
   lut_build_i8(q: Ptr, kp: number, lut: Ptr): void
@@ -74,6 +75,8 @@ export interface Kernels {
   rescore_q8b_i8_ref(w: Ptr, ws: Ptr, xq: Ptr, xs: Ptr, xsum8: Ptr, y: Ptr, rows: number, kp: number, groups: Ptr, count: number, first: number, end: number): void
   kth_lower_bound_f32(y: Ptr, e: Ptr, n: number, xnorm: number, k: number, heap: Ptr): number
   select_groups_f32(y: Ptr, e: Ptr, n: number, xnorm: number, t: number, groups: Ptr, maxGroups: number, rowsOut: Ptr): number
+  argmax_f32(x: Ptr, n: number): number
+  argmax_f32_ref(x: Ptr, n: number): number
   bound_rows_q4b_q8b(w4: Ptr, ws4: Ptr, w8: Ptr, ws8: Ptr, rows: number, k: number, kp: number, tmp: Ptr, e: Ptr, first: number, end: number): void
   dequantize_row_q8b(w: Ptr, ws: Ptr, r: number, n: number, kp: number, dst: Ptr): void
   prefault_pages(start: Ptr, pages: number, first: number, end: number): void
