@@ -43,10 +43,9 @@ export function nonFiniteWeight(tensor: string, file: string, index: number, val
  * @example assertFiniteLogits(logits, pos, () => transformer.locateNonFinite(token, pos, kv))
  */
 export function assertFiniteLogits(logits: Float32Array, pos: number, locate: () => number | undefined, first = firstNonFinite(logits)): void {
-  const i = first
-  if (i < 0) return
+  if (first < 0) return
   const layer = locate()
   const where = layer === undefined ? 'the output projection (output_norm.weight / output.weight)' : `layer ${layer} (blk.${layer}.*)`
-  throw new NumericalError(`non-finite activations at position ${pos}: logit ${i} is ${logits[i]}; first non-finite in ${where}`,
+  throw new NumericalError(`non-finite activations at position ${pos}: logit ${first} is ${logits[first]}; first non-finite in ${where}`,
     { layer, tensor: layer === undefined ? 'output.weight' : undefined })
 }
