@@ -35,14 +35,14 @@ export function nonFiniteWeight(tensor: string, file: string, index: number, val
 }
 
 /**
- * Throws a NumericalError if a step's logits hold a NaN or ±Inf. `locate` re-runs the step
- * with a per-layer check and returns the first layer whose residual is non-finite (or
- * undefined when only the output projection overflowed), so the error names it. `first`: the
- * index of the first non-finite logit when the caller found it already (the transformer, with
- * the `find_nonfinite_f32` kernel over logits in wasm memory).
- * @example assertFiniteLogits(logits, pos, () => transformer.locateNonFinite(token, pos, kv))
+ * Throws a NumericalError if a step's logits hold a NaN or ±Inf: `first` is the index of the
+ * first non-finite logit, or −1 (firstNonFinite, or the `find_nonfinite_f32` kernel over logits
+ * in wasm memory). `locate` re-runs the step with a per-layer check and returns the first layer
+ * whose residual is non-finite (or undefined when only the output projection overflowed), so the
+ * error names it.
+ * @example assertFiniteLogits(logits, pos, () => transformer.locateNonFinite(token, pos, kv), firstNonFinite(logits))
  */
-export function assertFiniteLogits(logits: Float32Array, pos: number, locate: () => number | undefined, first = firstNonFinite(logits)): void {
+export function assertFiniteLogits(logits: Float32Array, pos: number, locate: () => number | undefined, first: number): void {
   if (first < 0) return
   const layer = locate()
   const where = layer === undefined ? 'the output projection (output_norm.weight / output.weight)' : `layer ${layer} (blk.${layer}.*)`
