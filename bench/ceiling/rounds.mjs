@@ -1,0 +1,193 @@
+// The thread pool's per-round overhead in decode (bench/README.md, issue 17): the ternary
+// rounds of a 2B4T decode step (30 layers × qkv, o, gate+up, down; 523 MB of weights, each
+// matrix its own memory, as in a model) run interleaved in one process
+//   pool:   through this checkout's ThreadPool (src/runtime/thread-pool.ts, the engine's rounds),
+//   base:   through the ThreadPool of another built checkout (--base DIR), same memory and kernels,
+//   static: the same kernel calls on static even shares (one contiguous range a thread per
+//           round) with a spin barrier between rounds: no chunks, no job table, no sleeping,
+//   one:    the calling thread alone, a call per job,
+// A/B/A/B, `--repeats` times; each run reports the median ms per token of `--tokens`.
+//   test/runtimes/node_modules/.bin/node bench/ceiling/rounds.mjs                 (i2s, relaxed SIMD)
+//   node bench/ceiling/rounds.mjs --kernel tl --variant simd                       (Node 20, baseline)
+//   … --base /work/wt-main --gap 20 --chunk-cost 100000000 --threads 2 --tokens 10 --repeats 5
+// `--gap µs` busy-waits on the leader between rounds (decode's serial work: norms, attention).
+// Needs `npm run build` (the pool's workers run dist/bitnet-worker.js). The pools are bundled
+// from src/ with esbuild into a temporary folder inside each checkout (so that their
+// ../dist and ../build resolve), removed at exit.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Worker, isMainThread, workerData } from 'node:worker_threads'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const repo = resolve(here, '../..')
+/** Per layer: rows × K of each round's jobs (qkv = q, k, v; gate + up; down). */
+const LAYER = [[[2560, 2560], [640, 2560], [640, 2560]], [[2560, 2560]], [[6912, 2560], [6912, 2560]], [[2560, 6912]]]
+const LAYERS = 30
+/** Static shares' barrier: one 64-byte line per thread (its round count), and the start word. */
+const LINE = 16, START = 15
+
+/** Items of a job (4-row groups for i2s, 16 for tl) and the kernel call on items [first, end). */
+function jobOf(kernel, k, mem, w, rows, kp) {
+  const lut = kp === 2560 ? mem.lut1 : mem.lut2
+  return kernel === 'tl'
+    ? { items: rows / 16, call: (a, b) => k.matvec_tl_i8(w, lut, mem.meta, 1, mem.y, rows, kp, a, b), job: ['matvec_tl_i8', w, lut, mem.meta, 1, mem.y, rows, kp] }
+    : { items: rows / 4, call: (a, b) => k.matvec_i2s_i8(w, mem.q, mem.meta, 1, mem.y, rows, kp, a, b), job: ['matvec_i2s_i8', w, mem.q, mem.meta, 1, mem.y, rows, kp] }
+}
+
+/** The rounds of one token: each a list of jobs, weights laid out one after the other from mem.w. */
+function rounds(kernel, k, mem) {
+  const out = []
+  let w = mem.w
+  for (let l = 0; l < LAYERS; l++) {
+    for (const shapes of LAYER) {
+      out.push(shapes.map(([rows, kp]) => { const j = jobOf(kernel, k, mem, w, rows, kp); w += rows * kp / 4; return j }))
+    }
+  }
+  return out
+}
+
+const weightBytes = () => LAYERS * LAYER.flat().reduce((a, [r, k]) => a + r * k / 4, 0)
+
+/** Thread `ith`'s contiguous share of a round (the jobs' items end to end), as kernel calls. */
+function staticShare(round, ith, nth) {
+  const total = round.reduce((a, j) => a + j.items, 0)
+  const from = Math.floor(total * ith / nth), to = Math.floor(total * (ith + 1) / nth)
+  const calls = []
+  let at = 0
+  for (const j of round) {
+    const a = Math.max(from, at), b = Math.min(to, at + j.items)
+    if (a < b) calls.push(() => j.call(a - at, b - at))
+    at += j.items
+  }
+  return () => { for (const c of calls) c() }
+}
+
+/**
+ * Static shares of every round of `tokens` tokens, a spin barrier after each: every thread
+ * bumps its own line and waits for the others' (and, with a gap, for the leader's gap to end).
+ */
+function staticTokens(shares, sync, ith, nth, tokens, gapUs, onToken) {
+  let r = Atomics.load(sync, ith * LINE)
+  for (let t = 0; t < tokens; t++) {
+    const t0 = performance.now()
+    for (const share of shares) {
+      share()
+      r++
+      Atomics.store(sync, ith * LINE, r)
+      for (let o = 0; o < nth; o++) while (Atomics.load(sync, o * LINE) < r);
+      if (gapUs && ith === 0) busy(gapUs)
+      if (gapUs) { Atomics.store(sync, ith * LINE + 1, r); for (let o = 0; o < nth; o++) while (Atomics.load(sync, o * LINE + 1) < r); }
+    }
+    onToken?.(performance.now() - t0)
+  }
+}
+
+function busy(us) { for (const end = performance.now() + us / 1000; performance.now() < end;); }
+
+if (!isMainThread) {
+  // A static-share thread: sleeps on START until the leader asks for `tokens` more tokens.
+  const { module, memory, mem, ith, nth, kernel, gapUs, tokens, instantiate } = workerData
+  const { instantiateKernels } = await import(instantiate)
+  const k = instantiateKernels(module, memory)
+  const shares = rounds(kernel, k, mem).map((round) => staticShare(round, ith, nth))
+  const sync = new Int32Array(memory.buffer, mem.sync, LINE * (nth + 1))
+  for (let started = 0; ;) {
+    Atomics.wait(sync, START, started)
+    started = Atomics.load(sync, START)
+    if (started < 0) break
+    staticTokens(shares, sync, ith, nth, tokens, gapUs)
+  }
+} else {
+  const { values: opt } = parseArgs({ options: {
+    kernel: { type: 'string', default: 'i2s' }, variant: { type: 'string' }, threads: { type: 'string', default: '2' },
+    tokens: { type: 'string', default: '10' }, repeats: { type: 'string', default: '5' }, gap: { type: 'string', default: '0' },
+    base: { type: 'string' }, 'chunk-cost': { type: 'string' }, modes: { type: 'string', default: 'pool,static,one' },
+  } })
+  const nth = Number(opt.threads), tokens = Number(opt.tokens), gapUs = Number(opt.gap), kernel = opt.kernel
+  const esbuild = await import(pathToFileURL(join(repo, 'node_modules/esbuild/lib/main.js')).href)
+  const temps = []
+  /** This checkout's (or `dir`'s) runtime, bundled from its src/ into a folder inside it. */
+  async function runtimeOf(dir) {
+    const out = mkdtempSync(join(dir, '.rounds-'))
+    temps.push(out)
+    await esbuild.build({
+      stdin: { resolveDir: dir, loader: 'ts', contents: `export { ThreadPool } from './src/runtime/thread-pool.ts'
+        export { CTL_BYTES } from './src/runtime/protocol.ts'
+        export { compileKernels, createMemory, instantiateKernels } from './src/runtime/wasm.ts'` },
+      bundle: true, format: 'esm', platform: 'node', outfile: join(out, 'runtime.mjs'), logLevel: 'warning',
+    })
+    return { url: pathToFileURL(join(out, 'runtime.mjs')).href, rt: await import(pathToFileURL(join(out, 'runtime.mjs')).href) }
+  }
+  try {
+    const { url, rt } = await runtimeOf(repo)
+    const variant = opt.variant ?? (WebAssembly.validate(readFileSync(join(repo, 'build/bitnet-relaxed.wasm'))) ? 'relaxed' : 'simd')
+    const { module } = await rt.compileKernels({ variant })
+    // Layout: small buffers, then the weights (random bytes: every code pattern, no zero page).
+    const bytes = weightBytes()
+    const small = 1 << 20
+    const memory = rt.createMemory(bytes + 4 * small, variant)
+    const mem = { q: small, lut1: 2 * small, lut2: 2 * small + 2560 * 16, meta: 3 * small, y: 3 * small + 4096, sync: 3 * small + 65536,
+      ctlA: 3 * small + 131072, ctlB: 3 * small + 196608, w: 4 * small }
+    const heap = new Uint8Array(memory.buffer)
+    for (let i = 0; i < bytes; i += 65536) crypto.getRandomValues(heap.subarray(mem.w + i, mem.w + Math.min(bytes, i + 65536)))
+    for (let i = 0; i < 8192; i++) heap[mem.q + i] = ((i * 37) % 200 - 100) & 255
+    new Float32Array(memory.buffer, mem.meta, 4).fill(1)
+    const k = rt.instantiateKernels(module, memory)
+    k.lut_build_i8(mem.q, 2560, mem.lut1); k.lut_build_i8(mem.q, 6912, mem.lut2)
+    const work = rounds(kernel, k, mem)
+    const poolOpts = opt['chunk-cost'] ? { chunkCost: Number(opt['chunk-cost']) } : {}
+
+    const modes = {}
+    const pools = []
+    const want = opt.modes.split(',')
+    const poolMode = (pool) => pools.push(pool) && ((n) => timeTokens(n, () => { for (const r of work) { pool.run(r.map((j) => j.job)); if (gapUs) busy(gapUs) } }))
+    if (want.includes('pool')) modes.pool = poolMode(await rt.ThreadPool.create(module, [memory], [k], mem.ctlA, nth, poolOpts))
+    if (opt.base) {
+      const base = await runtimeOf(resolve(opt.base))
+      modes.base = poolMode(await base.rt.ThreadPool.create(module, [memory], [k], mem.ctlB, nth, poolOpts))
+    }
+    const workers = []
+    if (want.includes('static')) {
+      const sync = new Int32Array(memory.buffer, mem.sync, LINE * (nth + 1))
+      for (let i = 1; i < nth; i++) {
+        workers.push(new Worker(new URL(import.meta.url), { workerData: { module, memory, mem, ith: i, nth, kernel, gapUs, tokens, instantiate: url } }))
+      }
+      const shares = work.map((round) => staticShare(round, 0, nth))
+      modes.static = (n) => {
+        Atomics.add(sync, START, 1); Atomics.notify(sync, START)
+        const ms = []
+        staticTokens(shares, sync, 0, nth, n, gapUs, (t) => ms.push(t - gapUs * work.length / 1000))
+        return median(ms)
+      }
+      modes.static.stop = () => { Atomics.store(sync, START, -1); Atomics.notify(sync, START) }
+    }
+    if (want.includes('one')) modes.one = (n) => timeTokens(n, () => { for (const r of work) { for (const j of r) j.call(0, j.items); if (gapUs) busy(gapUs) } })
+
+    function timeTokens(n, token) {
+      const ms = []
+      for (let t = 0; t < n; t++) { const t0 = performance.now(); token(); ms.push(performance.now() - t0 - gapUs * work.length / 1000) }
+      return median(ms)
+    }
+    // `static` always runs `tokens` tokens (its workers know that count): warm every mode with it.
+    for (const m of Object.values(modes)) m(tokens)
+    const runs = Object.fromEntries(Object.keys(modes).map((m) => [m, []]))
+    for (let r = 0; r < Number(opt.repeats); r++) for (const [m, f] of Object.entries(modes)) runs[m].push(f(tokens))
+    modes.static?.stop()
+    await Promise.all([...workers.map((w) => w.terminate()), ...pools.map((p) => p.dispose())])
+
+    console.log(`${kernel} ${variant}, ${nth} threads, ${work.length} rounds a token, ${(bytes / 1e6).toFixed(0)} MB, gap ${gapUs} µs, ` +
+      `${tokens} tokens × ${opt.repeats} repeats; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+    const ref = runs.static ?? runs.pool
+    for (const [m, ms] of Object.entries(runs)) {
+      const med = median(ms)
+      const over = ref && m !== 'one' ? `, ${((med - median(ref)) * 1000 / work.length).toFixed(1)} µs a round over static` : ''
+      console.log(`  ${m.padEnd(6)} ${med.toFixed(2)} ms/token (runs ${ms.map((x) => x.toFixed(2)).join(' ')}), ${(bytes / med / 1e6).toFixed(1)} GB/s${runs.static ? over : ''}`)
+    }
+  } finally {
+    for (const t of temps) rmSync(t, { recursive: true, force: true })
+  }
+}
+
+function median(xs) { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1] }
