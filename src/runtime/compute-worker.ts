@@ -8,8 +8,7 @@
  */
 import { IS_NODE } from '../env.js'
 import { instantiateKernels } from './wasm.js'
-import { CTL_ACTIVE, CTL_EXIT, CTL_GEN, CTL_SEGMENT, CTL_SPIN_US, type Job, readJobs, runChunks, waitChange, type WorkerInit } from './protocol.js'
-import type { Work } from './schedule.js'
+import { CTL_ACTIVE, CTL_EXIT, CTL_GEN, CTL_SEGMENT, CTL_SPIN_US, readJobs, runChunks, waitChange, type WorkerInit } from './protocol.js'
 
 function computeLoop({ module, memories, ctl, ith }: WorkerInit, post: (m: unknown) => void): void {
   // One instance per memory segment; the control block lives in the first.
@@ -18,8 +17,6 @@ function computeLoop({ module, memories, ctl, ith }: WorkerInit, post: (m: unkno
   const f32 = new Float32Array(memories[0].buffer)
   const base = ctl >>> 2
   const spin = new AdaptiveSpin()
-  // The current round's jobs, decoded into the same arrays every round (readJobs).
-  const jobs: Job[] = [], work: Work[] = []
   // Read the generation before announcing readiness: the leader may publish its first round
   // as soon as it hears 'ready', and a worker that read GEN after that would sleep through it.
   let gen = Atomics.load(i32, base + CTL_GEN)
@@ -40,8 +37,7 @@ function computeLoop({ module, memories, ctl, ith }: WorkerInit, post: (m: unkno
     gen = value
     if (Atomics.load(i32, base + CTL_EXIT)) break
     if (ith >= Atomics.load(i32, base + CTL_ACTIVE)) continue
-    readJobs(i32, f32, ctl, jobs, work)
-    const { errors } = runChunks(kernels[i32[base + CTL_SEGMENT]], jobs, work, i32, ctl, gen, ith)
+    const { errors } = runChunks(readJobs(kernels[i32[base + CTL_SEGMENT]], i32, f32, ctl), i32, ctl, gen, ith)
     // Report instead of dying silently: the leader turns this into an error of its call.
     for (const e of errors ?? []) post({ error: String((e as Error)?.stack ?? e) })
   }

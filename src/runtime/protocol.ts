@@ -5,20 +5,19 @@
  * posting a message costs tens of µs, a spinning worker sees a store in well under one.
  *
  *   ctl (Int32 words, 64-byte aligned, allocated with the model state)
- *   word 0   NJOBS    jobs in this round
- *        1   TOTAL    chunks in this round (all jobs)
- *        2   EXIT     1: workers leave their loop
- *        3   ERROR    ith + 1 of a thread whose kernel trapped (0: none)
- *        4   ACTIVE   threads taking part (the leader's count; workers with ith ≥ ACTIVE sleep on it)
- *        5   SPIN_US  how long a waiting worker spins before it sleeps, µs
- *        6   ORDER    0: chunks claimed in order; else a stride that scrambles the order (tests)
- *        7   SEGMENT  which of the model's memories the round's pointers address (src/model/segments.ts)
+ *   word 0   GEN      round generation; waiting workers sleep on it
+ *        1   NJOBS    jobs in this round
+ *        2   TOTAL    chunks in this round (all jobs)
+ *        3   EXIT     1: workers leave their loop
+ *        4   ERROR    ith + 1 of a thread whose kernel trapped (0: none)
+ *        5   ACTIVE   threads taking part (the leader's count; workers with ith ≥ ACTIVE sleep on it)
+ *        6   SPIN_US  how long a waiting worker spins before it sleeps, µs
+ *        7   ORDER    0: chunks claimed in order; else a stride that scrambles the order (tests)
+ *        8   SEGMENT  which of the model's memories the round's pointers address (src/model/segments.ts)
  *   word 16  CLAIM    (GEN mod 2^20) << 12 | chunks left to claim, on its own 64-byte line
  *   word 32  DONE     chunks finished in this round, on its own line
- *   word 48  GEN      round generation; waiting workers spin or sleep on it, alone on its line
- *                     so that writing a round's words above does not pull it from their caches
- *   word 64  job 0 [16 words] job 1 …   job: [op code, items, arg 0 … arg 13]
- *   word 576 CHUNKS   chunk c: job << 24 | its first item (schedule.ts), MAX_CHUNKS words
+ *   word 48  job 0 [16 words] job 1 …   job: [op code, items, arg 0 … arg 13]
+ *   word 560 CHUNKS   chunk c: job << 24 | its first item (schedule.ts), MAX_CHUNKS words
  *
  * A round: the leader writes the jobs and the chunk table (each chunk an item range
  * [first, end) of one job; its end is the next chunk's first, or the job's item count),
@@ -43,18 +42,18 @@
 import { ITEM_BITS, ITEM_MASK, type Work } from './schedule.js'
 import type { Kernels, WasmMemory, WasmModule } from './wasm.js'
 
-export const CTL_NJOBS = 0
-export const CTL_TOTAL = 1
-export const CTL_EXIT = 2
-export const CTL_ERROR = 3
-export const CTL_ACTIVE = 4
-export const CTL_SPIN_US = 5
-export const CTL_ORDER = 6
-export const CTL_SEGMENT = 7
+export const CTL_GEN = 0
+export const CTL_NJOBS = 1
+export const CTL_TOTAL = 2
+export const CTL_EXIT = 3
+export const CTL_ERROR = 4
+export const CTL_ACTIVE = 5
+export const CTL_SPIN_US = 6
+export const CTL_ORDER = 7
+export const CTL_SEGMENT = 8
 export const CTL_CLAIM = 16
 export const CTL_DONE = 32
-export const CTL_GEN = 48
-export const CTL_JOBS = 64
+export const CTL_JOBS = 48
 export const JOB_WORDS = 16
 export const JOB_HEADER = 2
 export const MAX_JOBS = 32
@@ -194,23 +193,23 @@ export function writeJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs:
   return chunks.length
 }
 
-/**
- * Reads the current round's jobs from the control block into `jobs` and `work` (a worker's,
- * reused every round: no garbage per round; slot j's arrays are made the first time a round has
- * j + 1 jobs). Workers do not know a job's cost: `work[j].cost` is 0, only its items are read.
- */
-export function readJobs(i32: Int32Array, f32: Float32Array, ctl: number, jobs: Job[], work: Work[]): void {
+/** A decoded job: the kernel bound to its arguments (a bound call is cheaper than a spread), waiting for its item range. */
+export interface Bound { run: (first: number, end: number) => void; items: number }
+
+/** Reads the current round's jobs from the control block. */
+export function readJobs(kernels: object, i32: Int32Array, f32: Float32Array, ctl: number): Bound[] {
   const base = ctl >>> 2
+  const k = kernels as Record<OpName, (...a: number[]) => void>
+  const out: Bound[] = []
   for (let j = 0; j < i32[base + CTL_NJOBS]; j++) {
     const o = base + CTL_JOBS + j * JOB_WORDS
     const name = OP_NAMES[i32[o]]
     const kinds = OPS[name].kinds
-    const job = (jobs[j] ??= [name] as unknown as Job) as unknown[]
-    job[0] = name
-    job.length = kinds.length + 1
-    for (let a = 0; a < kinds.length; a++) job[a + 1] = kinds[a] === 'f' ? f32[o + JOB_HEADER + a] : i32[o + JOB_HEADER + a]
-    ;(work[j] ??= { items: 0, cost: 0 }).items = i32[o + 1]
+    const args: number[] = []
+    for (let a = 0; a < kinds.length; a++) args.push(kinds[a] === 'f' ? f32[o + JOB_HEADER + a] : i32[o + JOB_HEADER + a])
+    out.push({ run: k[name].bind(null, ...args), items: i32[o + 1] })
   }
+  return out
 }
 
 /** The CLAIM word that opens round `gen` with `total` chunks left to claim. */
@@ -225,11 +224,9 @@ export interface ClaimStats { chunks: number; units: number; errors?: unknown[] 
  * Claims and runs chunks of round `gen` until none are left (or the round is over), then
  * adds them to DONE (notifying the leader when that completes the round). A kernel that
  * traps still counts its chunk as done, so the round ends; the error is returned and the
- * thread's index + 1 is put in ERROR. `work[j]` is job j's work: its items, and its cost to
- * count this thread's share (the leader's; a worker's costs are 0).
+ * thread's index + 1 is put in ERROR. `work[j]` (leader only) is job j's work, to count this thread's share.
  */
-export function runChunks(kernels: object, jobs: readonly Job[], work: readonly Work[], i32: Int32Array, ctl: number, gen: number,
-  ith: number): ClaimStats {
+export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: number, ith: number, work?: readonly Work[]): ClaimStats {
   const base = ctl >>> 2
   const total = i32[base + CTL_TOTAL]
   const stride = i32[base + CTL_ORDER]
@@ -247,15 +244,15 @@ export function runChunks(kernels: object, jobs: readonly Job[], work: readonly 
     const word = i32[base + CTL_CHUNKS + c]
     const j = word >>> ITEM_BITS, first = word & ITEM_MASK
     const next = c + 1 < total ? i32[base + CTL_CHUNKS + c + 1] : -1
-    const end = next >>> ITEM_BITS === j ? next & ITEM_MASK : work[j].items
+    const end = next >>> ITEM_BITS === j ? next & ITEM_MASK : jobs[j].items
     try {
-      callJob(kernels, jobs[j], first, end)
+      jobs[j].run(first, end)
     } catch (e) {
       ;(stats.errors ??= []).push(e)
       Atomics.store(i32, base + CTL_ERROR, ith + 1)
     }
     stats.chunks++
-    stats.units += (end - first) * work[j].cost
+    if (work) stats.units += (end - first) * work[j].cost
   }
   if (stats.chunks && Atomics.add(i32, base + CTL_DONE, stats.chunks) + stats.chunks === total) {
     Atomics.notify(i32, base + CTL_DONE)

@@ -17,7 +17,7 @@ import type { Logger } from '../logger.js'
 import { ThreadGovernor } from './governor.js'
 import {
   claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SEGMENT, CTL_SPIN_US,
-  callJob, jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type ClaimStats, type Job, type WorkerInit, writeJobs,
+  callJob, jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type ClaimStats, type Job, type WorkerInit, writeJobs,
 } from './protocol.js'
 import { guidedChunks, type Work } from './schedule.js'
 import { isSharedVariant, type KernelVariant, type Kernels, type WasmMemory, type WasmModule } from './wasm.js'
@@ -122,6 +122,11 @@ function runHere(kernels: Kernels, jobs: readonly Job[], work: readonly Work[]):
   for (let j = 0; j < jobs.length; j++) callJob(kernels, jobs[j], 0, work[j].items)
 }
 
+/** The jobs with their kernels, for runChunks. */
+function bindJobs(kernels: Kernels, jobs: readonly Job[], work: readonly Work[]): Bound[] {
+  return jobs.map((job, j) => ({ run: (first: number, end: number) => callJob(kernels, job, first, end), items: work[j].items }))
+}
+
 /** Round-trip cost and count, for `bitnet bench --profile`. */
 export interface PoolStats { rounds: number; roundMs: number; leadMs: number }
 
@@ -145,7 +150,7 @@ export class ThreadPool {
   private disposed = false
   private gen = 0
   /** A round `post` published and no call has finished yet: its chunk total and jobs. */
-  private posted?: { total: number; kernels: Kernels; jobs: readonly Job[]; work: readonly Work[] }
+  private posted?: { total: number; bound: Bound[] }
   private readonly roundTimeoutMs: number
   /** Work of the smallest chunks (CHUNK_COST unless PoolOptions say otherwise); benchmarks vary it. */
   chunkCost: number
@@ -279,7 +284,7 @@ export class ThreadPool {
       return
     }
     const total = this.publish(jobs, work, guidedChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
-    const mine = runChunks(kernels, jobs, work, this.i32, this.ctl, this.gen, 0)
+    const mine = runChunks(bindJobs(kernels, jobs, work), this.i32, this.ctl, this.gen, 0, work)
     const leadMs = performance.now() - t0
     this.finish(total, mine)
     if (measured) this.account({ threads: n, units, leadUnits: mine.units, leadMs, roundMs: performance.now() - t0 })
@@ -300,7 +305,7 @@ export class ThreadPool {
     const n = this.roundThreads
     if (n === 1) return runHere(this.kernels[segment], jobs, work)
     const total = this.publish(jobs, work, guidedChunks(work, n - 1, this.chunkCost, MAX_CHUNKS), n, segment)
-    this.posted = { total, kernels: this.kernels[segment], jobs, work }
+    this.posted = { total, bound: bindJobs(this.kernels[segment], jobs, work) }
   }
 
   /** Finishes the round `post` published, if any (the next round does so itself). */
@@ -308,7 +313,7 @@ export class ThreadPool {
     const p = this.posted
     if (!p) return
     this.posted = undefined
-    this.finish(p.total, runChunks(p.kernels, p.jobs, p.work, this.i32, this.ctl, this.gen, 0))
+    this.finish(p.total, runChunks(p.bound, this.i32, this.ctl, this.gen, 0))
   }
 
   /** Waits for the round's `total` chunks, then throws if a thread failed (`mine`: this thread's share). */
