@@ -1,15 +1,18 @@
 // The thread pool's per-round overhead in decode (bench/README.md, issue 17): the ternary
-// rounds of a 2B4T decode step (30 layers × qkv, o, gate+up, down; 523 MB of weights, each
-// matrix its own memory, as in a model) run interleaved in one process
+// rounds of a 2B4T decode step (30 layers × qkv, o, gate+up, down; 521 MB of weights, each
+// matrix its own bytes, as in a model) run interleaved in one process
 //   pool:   through this checkout's ThreadPool (src/runtime/thread-pool.ts, the engine's rounds),
 //   base:   through the ThreadPool of another built checkout (--base DIR), same memory and kernels,
 //   static: the same kernel calls on static even shares (one contiguous range a thread per
 //           round) with a spin barrier between rounds: no chunks, no job table, no sleeping,
 //   one:    the calling thread alone, a call per job,
-// A/B/A/B, `--repeats` times; each run reports the median ms per token of `--tokens`.
+// token by token A/B/A/B (`--tokens` of each, after 3 to warm up): this VM's speed moves by ±10 %
+// within seconds, so modes are compared over the same seconds. Reports each mode's median ms
+// a token and its fastest quarter (the least disturbed tokens), and their excess over static.
 //   test/runtimes/node_modules/.bin/node bench/ceiling/rounds.mjs                 (i2s, relaxed SIMD)
 //   node bench/ceiling/rounds.mjs --kernel tl --variant simd                       (Node 20, baseline)
-//   … --base /work/wt-main --gap 20 --chunk-cost 100000000 --threads 2 --tokens 10 --repeats 5
+//   … --base /work/wt-main --gap 20 --chunk-cost 100000000 [--base-chunk-cost N] --threads 2 --tokens 60 --modes pool,base,static,one
+// (pools: pinned thread count, as `-t N`; the governor still decides whether workers spin).
 // `--gap µs` busy-waits on the leader between rounds (decode's serial work: norms, attention).
 // Needs `npm run build` (the pool's workers run dist/bitnet-worker.js). The pools are bundled
 // from src/ with esbuild into a temporary folder inside each checkout (so that their
@@ -68,27 +71,23 @@ function staticShare(round, ith, nth) {
  * Static shares of every round of `tokens` tokens, a spin barrier after each: every thread
  * bumps its own line and waits for the others' (and, with a gap, for the leader's gap to end).
  */
-function staticTokens(shares, sync, ith, nth, tokens, gapUs, onToken) {
+function staticToken(shares, sync, ith, nth, gapUs) {
   let r = Atomics.load(sync, ith * LINE)
-  for (let t = 0; t < tokens; t++) {
-    const t0 = performance.now()
-    for (const share of shares) {
-      share()
-      r++
-      Atomics.store(sync, ith * LINE, r)
-      for (let o = 0; o < nth; o++) while (Atomics.load(sync, o * LINE) < r);
-      if (gapUs && ith === 0) busy(gapUs)
-      if (gapUs) { Atomics.store(sync, ith * LINE + 1, r); for (let o = 0; o < nth; o++) while (Atomics.load(sync, o * LINE + 1) < r); }
-    }
-    onToken?.(performance.now() - t0)
+  for (const share of shares) {
+    share()
+    r++
+    Atomics.store(sync, ith * LINE, r)
+    for (let o = 0; o < nth; o++) while (Atomics.load(sync, o * LINE) < r);
+    if (gapUs && ith === 0) busy(gapUs)
+    if (gapUs) { Atomics.store(sync, ith * LINE + 1, r); for (let o = 0; o < nth; o++) while (Atomics.load(sync, o * LINE + 1) < r); }
   }
 }
 
 function busy(us) { for (const end = performance.now() + us / 1000; performance.now() < end;); }
 
 if (!isMainThread) {
-  // A static-share thread: sleeps on START until the leader asks for `tokens` more tokens.
-  const { module, memory, mem, ith, nth, kernel, gapUs, tokens, instantiate } = workerData
+  // A static-share thread: sleeps on START until the leader starts a token (or stops: −1).
+  const { module, memory, mem, ith, nth, kernel, gapUs, instantiate } = workerData
   const { instantiateKernels } = await import(instantiate)
   const k = instantiateKernels(module, memory)
   const shares = rounds(kernel, k, mem).map((round) => staticShare(round, ith, nth))
@@ -97,13 +96,13 @@ if (!isMainThread) {
     Atomics.wait(sync, START, started)
     started = Atomics.load(sync, START)
     if (started < 0) break
-    staticTokens(shares, sync, ith, nth, tokens, gapUs)
+    staticToken(shares, sync, ith, nth, gapUs)
   }
 } else {
   const { values: opt } = parseArgs({ options: {
     kernel: { type: 'string', default: 'i2s' }, variant: { type: 'string' }, threads: { type: 'string', default: '2' },
-    tokens: { type: 'string', default: '10' }, repeats: { type: 'string', default: '5' }, gap: { type: 'string', default: '0' },
-    base: { type: 'string' }, 'chunk-cost': { type: 'string' }, modes: { type: 'string', default: 'pool,static,one' },
+    tokens: { type: 'string', default: '60' }, gap: { type: 'string', default: '0' },
+    base: { type: 'string' }, 'chunk-cost': { type: 'string' }, 'base-chunk-cost': { type: 'string' }, modes: { type: 'string', default: 'pool,static,one' },
   } })
   const nth = Number(opt.threads), tokens = Number(opt.tokens), gapUs = Number(opt.gap), kernel = opt.kernel
   const esbuild = await import(pathToFileURL(join(repo, 'node_modules/esbuild/lib/main.js')).href)
@@ -142,52 +141,46 @@ if (!isMainThread) {
     const modes = {}
     const pools = []
     const want = opt.modes.split(',')
-    const poolMode = (pool) => pools.push(pool) && ((n) => timeTokens(n, () => { for (const r of work) { pool.run(r.map((j) => j.job)); if (gapUs) busy(gapUs) } }))
+    // One token of a mode: its ms, without the gaps.
+    const timed = (token) => () => { const t0 = performance.now(); token(); return performance.now() - t0 - gapUs * work.length / 1000 }
+    const poolMode = (pool) => pools.push(pool) && timed(() => { for (const r of work) { pool.run(r.map((j) => j.job)); if (gapUs) busy(gapUs) } })
     if (want.includes('pool')) modes.pool = poolMode(await rt.ThreadPool.create(module, [memory], [k], mem.ctlA, nth, poolOpts))
     if (opt.base) {
       const base = await runtimeOf(resolve(opt.base))
-      modes.base = poolMode(await base.rt.ThreadPool.create(module, [memory], [k], mem.ctlB, nth, poolOpts))
+      const baseCost = opt['base-chunk-cost'] ?? opt['chunk-cost']
+      modes.base = poolMode(await base.rt.ThreadPool.create(module, [memory], [k], mem.ctlB, nth, baseCost ? { chunkCost: Number(baseCost) } : {}))
     }
     const workers = []
     if (want.includes('static')) {
       const sync = new Int32Array(memory.buffer, mem.sync, LINE * (nth + 1))
       for (let i = 1; i < nth; i++) {
-        workers.push(new Worker(new URL(import.meta.url), { workerData: { module, memory, mem, ith: i, nth, kernel, gapUs, tokens, instantiate: url } }))
+        workers.push(new Worker(new URL(import.meta.url), { workerData: { module, memory, mem, ith: i, nth, kernel, gapUs, instantiate: url } }))
       }
       const shares = work.map((round) => staticShare(round, 0, nth))
-      modes.static = (n) => {
-        Atomics.add(sync, START, 1); Atomics.notify(sync, START)
-        const ms = []
-        staticTokens(shares, sync, 0, nth, n, gapUs, (t) => ms.push(t - gapUs * work.length / 1000))
-        return median(ms)
-      }
+      modes.static = timed(() => { Atomics.add(sync, START, 1); Atomics.notify(sync, START); staticToken(shares, sync, 0, nth, gapUs) })
       modes.static.stop = () => { Atomics.store(sync, START, -1); Atomics.notify(sync, START) }
     }
-    if (want.includes('one')) modes.one = (n) => timeTokens(n, () => { for (const r of work) { for (const j of r) j.call(0, j.items); if (gapUs) busy(gapUs) } })
+    if (want.includes('one')) modes.one = timed(() => { for (const r of work) { for (const j of r) j.call(0, j.items); if (gapUs) busy(gapUs) } })
 
-    function timeTokens(n, token) {
-      const ms = []
-      for (let t = 0; t < n; t++) { const t0 = performance.now(); token(); ms.push(performance.now() - t0 - gapUs * work.length / 1000) }
-      return median(ms)
-    }
-    // `static` always runs `tokens` tokens (its workers know that count): warm every mode with it.
-    for (const m of Object.values(modes)) m(tokens)
+    for (let t = 0; t < 3; t++) for (const m of Object.values(modes)) m()
     const runs = Object.fromEntries(Object.keys(modes).map((m) => [m, []]))
-    for (let r = 0; r < Number(opt.repeats); r++) for (const [m, f] of Object.entries(modes)) runs[m].push(f(tokens))
+    for (let t = 0; t < tokens; t++) for (const [m, f] of Object.entries(modes)) runs[m].push(f())
     modes.static?.stop()
     await Promise.all([...workers.map((w) => w.terminate()), ...pools.map((p) => p.dispose())])
 
     console.log(`${kernel} ${variant}, ${nth} threads, ${work.length} rounds a token, ${(bytes / 1e6).toFixed(0)} MB, gap ${gapUs} µs, ` +
-      `${tokens} tokens × ${opt.repeats} repeats; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`)
-    const ref = runs.static ?? runs.pool
-    for (const [m, ms] of Object.entries(runs)) {
-      const med = median(ms)
-      const over = ref && m !== 'one' ? `, ${((med - median(ref)) * 1000 / work.length).toFixed(1)} µs a round over static` : ''
-      console.log(`  ${m.padEnd(6)} ${med.toFixed(2)} ms/token (runs ${ms.map((x) => x.toFixed(2)).join(' ')}), ${(bytes / med / 1e6).toFixed(1)} GB/s${runs.static ? over : ''}`)
+      `${tokens} tokens each; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+    const stat = Object.fromEntries(Object.entries(runs).map(([m, ms]) => [m, { median: quantile(ms, 0.5), fast: quantile(ms, 0.25) }]))
+    // µs a round more than static shares take, at the same statistic.
+    const over = (m, q) => stat.static && m !== 'one' && m !== 'static' ? ` (+${((stat[m][q] - stat.static[q]) * 1000 / work.length).toFixed(1)} µs a round)` : ''
+    for (const [m, { median, fast }] of Object.entries(stat)) {
+      console.log(`  ${m.padEnd(6)} median ${median.toFixed(2)} ms/token${over(m, 'median')}, ${(bytes / median / 1e6).toFixed(1)} GB/s; ` +
+        `fastest quarter ${fast.toFixed(2)}${over(m, 'fast')}`)
     }
   } finally {
     for (const t of temps) rmSync(t, { recursive: true, force: true })
   }
 }
 
-function median(xs) { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1] }
+/** The q-quantile of xs (0.5: the median; 0.25: the fastest quarter's upper end). */
+function quantile(xs, q) { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) * q)] }
