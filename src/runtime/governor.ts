@@ -43,19 +43,8 @@ const FIRST_GAP_MS = 250
 const MAX_GAP_MS = 4000
 /** A measured S(n) older than this is not trusted for a decision. */
 const FRESH_MS = 2000
-/** Below this efficiency (S / n) the machine counts as oversubscribed: a probe at n − 1 threads. */
+/** Below this efficiency (S / n) the machine counts as oversubscribed: workers do not spin. */
 const BUSY_EFFICIENCY = 0.7
-/**
- * Workers stop spinning below SPIN_OFF efficiency and spin again from SPIN_ON. Lower than
- * BUSY_EFFICIENCY, and apart, because the measure confirms itself: memory-bound decode on 2
- * threads gives S ≈ 1.5–1.9 on an idle 2-vCPU VM, and one 25 ms window in six dips below 1.4 from
- * noise alone; without spinning, every round then pays a futex wake (~30 µs of a ~140 µs round in
- * that VM) and S stays down, so at 0.7 both ways a fifth of the rounds ran without spinning on an
- * idle machine (bench/README.md, "The thread pool's per-round overhead"). Oversubscribed, two
- * threads give S ≈ 0.9–1.0 with or without spinning: below both.
- */
-const SPIN_OFF_EFFICIENCY = 0.55
-const SPIN_ON_EFFICIENCY = 0.6
 /** How long a worker spins for the next round on a machine that is not oversubscribed. */
 export const SPIN_US = 200
 
@@ -94,7 +83,7 @@ export class ThreadGovernor {
     const n = this.threads
     const s = this.closeWindow(n)
     this.speedup.set(n, { s, at: this.now() })
-    this.spinUs = n > 1 && s / n < (this.spinUs ? SPIN_OFF_EFFICIENCY : SPIN_ON_EFFICIENCY) ? 0 : SPIN_US
+    this.spinUs = n > 1 && s / n < BUSY_EFFICIENCY ? 0 : SPIN_US
     if (!this.adaptive) return
     if (this.probeFrom) return this.endProbe(n, s)
     if (n > 1 && s < DOWN * this.fresh(n - 1)) return this.change(n - 1)
