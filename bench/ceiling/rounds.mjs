@@ -172,7 +172,11 @@ if (!isMainThread) {
       `${tokens} tokens each; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`)
     const stat = Object.fromEntries(Object.entries(runs).map(([m, ms]) => [m, { median: quantile(ms, 0.5), fast: quantile(ms, 0.25) }]))
     // µs a round more than static shares take, at the same statistic.
-    const over = (m, q) => stat.static && m !== 'one' && m !== 'static' ? ` (+${((stat[m][q] - stat.static[q]) * 1000 / work.length).toFixed(1)} µs a round)` : ''
+    const over = (m, q) => {
+      if (!stat.static || m === 'one' || m === 'static') return ''
+      const us = (stat[m][q] - stat.static[q]) * 1000 / work.length
+      return ` (${us < 0 ? '−' : '+'}${Math.abs(us).toFixed(1)} µs a round)`
+    }
     for (const [m, { median, fast }] of Object.entries(stat)) {
       console.log(`  ${m.padEnd(6)} median ${median.toFixed(2)} ms/token${over(m, 'median')}, ${(bytes / median / 1e6).toFixed(1)} GB/s; ` +
         `fastest quarter ${fast.toFixed(2)}${over(m, 'fast')}`)
