@@ -5,13 +5,17 @@
 //   base:   through the ThreadPool of another built checkout (--base DIR), same memory and kernels,
 //   static: the same kernel calls on static even shares (one contiguous range a thread per
 //           round) with a spin barrier between rounds: no chunks, no job table, no sleeping,
+//   affine: the same even shares, each cut into chunks that shrink toward its end, claimed by
+//           its thread from the front and by threads done with their own from the back (a
+//           compare-and-swap on a word per thread, its own line), the same barrier: how near a
+//           pool whose chunks stay contiguous per thread comes to static shares,
 //   one:    the calling thread alone, a call per job,
 // token by token A/B/A/B (`--tokens` of each, after 3 to warm up): this VM's speed moves by ±10 %
 // within seconds, so modes are compared over the same seconds. Reports each mode's median ms
 // a token and its fastest quarter (the least disturbed tokens), and their excess over static.
 //   test/runtimes/node_modules/.bin/node bench/ceiling/rounds.mjs                 (i2s, relaxed SIMD)
 //   node bench/ceiling/rounds.mjs --kernel tl --variant simd                       (Node 20, baseline)
-//   … --base /work/wt-main --gap 20 --chunk-cost 100000000 [--base-chunk-cost N] --threads 2 --tokens 60 --modes pool,base,static,one
+//   … --base /work/wt-main --gap 20 --chunk-cost 100000000 [--base-chunk-cost N] --threads 2 --tokens 60 --modes pool,base,static,affine,one
 // (pools: pinned thread count, as `-t N`; the governor still decides whether workers spin).
 // `--gap µs` busy-waits on the leader between rounds (decode's serial work: norms, attention).
 // Needs `npm run build` (the pool's workers run dist/bitnet-worker.js). The pools are bundled
@@ -28,15 +32,20 @@ const repo = resolve(here, '../..')
 /** Per layer: rows × K of each round's jobs (qkv = q, k, v; gate + up; down). */
 const LAYER = [[[2560, 2560], [640, 2560], [640, 2560]], [[2560, 2560]], [[6912, 2560], [6912, 2560]], [[2560, 6912]]]
 const LAYERS = 30
-/** Static shares' barrier: one 64-byte line per thread (its round count), and the start word. */
-const LINE = 16, START = 15
+/**
+ * Static and affine shares' sync words: one 64-byte line per thread (its round count), the start
+ * word and the split (0 static, 1 affine) in thread 0's; then a line per thread for its claim word.
+ */
+const LINE = 16, START = 15, SPLIT = 14
+/** Affine chunks: the smallest, in multiply-adds (the pool's CHUNK_COST). */
+const MIN_CHUNK = 256 * 1024
 
 /** Items of a job (4-row groups for i2s, 16 for tl) and the kernel call on items [first, end). */
 function jobOf(kernel, k, mem, w, rows, kp) {
   const lut = kp === 2560 ? mem.lut1 : mem.lut2
   return kernel === 'tl'
-    ? { items: rows / 16, call: (a, b) => k.matvec_tl_i8(w, lut, mem.meta, 1, mem.y, rows, kp, a, b), job: ['matvec_tl_i8', w, lut, mem.meta, 1, mem.y, rows, kp] }
-    : { items: rows / 4, call: (a, b) => k.matvec_i2s_i8(w, mem.q, mem.meta, 1, mem.y, rows, kp, a, b), job: ['matvec_i2s_i8', w, mem.q, mem.meta, 1, mem.y, rows, kp] }
+    ? { items: rows / 16, kp, call: (a, b) => k.matvec_tl_i8(w, lut, mem.meta, 1, mem.y, rows, kp, a, b), job: ['matvec_tl_i8', w, lut, mem.meta, 1, mem.y, rows, kp] }
+    : { items: rows / 4, kp, call: (a, b) => k.matvec_i2s_i8(w, mem.q, mem.meta, 1, mem.y, rows, kp, a, b), job: ['matvec_i2s_i8', w, mem.q, mem.meta, 1, mem.y, rows, kp] }
 }
 
 /** The rounds of one token: each a list of jobs, weights laid out one after the other from mem.w. */
@@ -50,6 +59,9 @@ function rounds(kernel, k, mem) {
   }
   return out
 }
+
+/** Rows a kernel item covers (i2s: 4-row groups; tl: 16-row groups). */
+const rowsPerItem = (kernel) => (kernel === 'tl' ? 16 : 4)
 
 const weightBytes = () => LAYERS * LAYER.flat().reduce((a, [r, k]) => a + r * k / 4, 0)
 
@@ -67,8 +79,51 @@ function staticShare(round, ith, nth) {
   return () => { for (const c of calls) c() }
 }
 
+/** Items [a, b) of the round's jobs end to end, a kernel call per job they touch. */
+function runRange(round, a, b) {
+  let at = 0
+  for (const j of round) {
+    const x = Math.max(a, at), y = Math.min(b, at + j.items)
+    if (x < y) j.call(x - at, y - at)
+    at += j.items
+  }
+}
+
 /**
- * Static shares of every round of `tokens` tokens, a spin barrier after each: every thread
+ * Affine shares of a round for thread `ith`: every thread's even share cut into chunks (half
+ * of what is left, down to MIN_CHUNK), as boundaries; claim word t (sync line nth + 1 + t) holds
+ * front << 16 | back of thread t's chunks left. The owner takes from the front, others from the
+ * back. Words are reset by their owner at the round's start: a thief that reads one before sees
+ * the last round's, empty, and steals nothing.
+ */
+function affineShare(round, ith, nth, sync, rowsPerItem) {
+  const total = round.reduce((a, j) => a + j.items, 0)
+  const minItems = Math.ceil(MIN_CHUNK / (rowsPerItem * round[0].kp))
+  const bounds = Array.from({ length: nth }, (_, t) => {
+    const to = Math.floor(total * (t + 1) / nth), b = [Math.floor(total * t / nth)]
+    while (b[b.length - 1] < to) { const left = to - b[b.length - 1]; b.push(b[b.length - 1] + Math.min(left, Math.max(minItems, Math.ceil(left / 2)))) }
+    return b
+  })
+  const word = (t) => (nth + 1 + t) * LINE
+  const claim = (t, front) => {
+    for (;;) {
+      const w = Atomics.load(sync, word(t)), f = w >>> 16, k = w & 0xffff
+      if (f >= k) return -1
+      if (Atomics.compareExchange(sync, word(t), w, front ? w + 0x10000 : w - 1) === w) return front ? f : k - 1
+    }
+  }
+  return () => {
+    Atomics.store(sync, word(ith), bounds[ith].length - 1)
+    for (let c; (c = claim(ith, true)) >= 0;) runRange(round, bounds[ith][c], bounds[ith][c + 1])
+    for (let o = 1; o < nth; o++) {
+      const t = (ith + o) % nth
+      for (let c; (c = claim(t, false)) >= 0;) runRange(round, bounds[t][c], bounds[t][c + 1])
+    }
+  }
+}
+
+/**
+ * Static (or affine) shares of every round of a token, a spin barrier after each: every thread
  * bumps its own line and waits for the others' (and, with a gap, for the leader's gap to end).
  */
 function staticToken(shares, sync, ith, nth, gapUs) {
@@ -90,19 +145,20 @@ if (!isMainThread) {
   const { module, memory, mem, ith, nth, kernel, gapUs, instantiate } = workerData
   const { instantiateKernels } = await import(instantiate)
   const k = instantiateKernels(module, memory)
-  const shares = rounds(kernel, k, mem).map((round) => staticShare(round, ith, nth))
-  const sync = new Int32Array(memory.buffer, mem.sync, LINE * (nth + 1))
+  const sync = new Int32Array(memory.buffer, mem.sync, LINE * (2 * nth + 1))
+  const work = rounds(kernel, k, mem)
+  const shares = [work.map((round) => staticShare(round, ith, nth)), work.map((round) => affineShare(round, ith, nth, sync, rowsPerItem(kernel)))]
   for (let started = 0; ;) {
     Atomics.wait(sync, START, started)
     started = Atomics.load(sync, START)
     if (started < 0) break
-    staticToken(shares, sync, ith, nth, gapUs)
+    staticToken(shares[Atomics.load(sync, SPLIT)], sync, ith, nth, gapUs)
   }
 } else {
   const { values: opt } = parseArgs({ options: {
     kernel: { type: 'string', default: 'i2s' }, variant: { type: 'string' }, threads: { type: 'string', default: '2' },
     tokens: { type: 'string', default: '60' }, gap: { type: 'string', default: '0' },
-    base: { type: 'string' }, 'chunk-cost': { type: 'string' }, 'base-chunk-cost': { type: 'string' }, modes: { type: 'string', default: 'pool,static,one' },
+    base: { type: 'string' }, 'chunk-cost': { type: 'string' }, 'base-chunk-cost': { type: 'string' }, modes: { type: 'string', default: 'pool,static,affine,one' },
   } })
   const nth = Number(opt.threads), tokens = Number(opt.tokens), gapUs = Number(opt.gap), kernel = opt.kernel
   const esbuild = await import(pathToFileURL(join(repo, 'node_modules/esbuild/lib/main.js')).href)
@@ -151,21 +207,24 @@ if (!isMainThread) {
       modes.base = poolMode(await base.rt.ThreadPool.create(module, [memory], [k], mem.ctlB, nth, baseCost ? { chunkCost: Number(baseCost) } : {}))
     }
     const workers = []
-    if (want.includes('static')) {
-      const sync = new Int32Array(memory.buffer, mem.sync, LINE * (nth + 1))
+    const sync = new Int32Array(memory.buffer, mem.sync, LINE * (2 * nth + 1))
+    if (want.includes('static') || want.includes('affine')) {
       for (let i = 1; i < nth; i++) {
         workers.push(new Worker(new URL(import.meta.url), { workerData: { module, memory, mem, ith: i, nth, kernel, gapUs, instantiate: url } }))
       }
-      const shares = work.map((round) => staticShare(round, 0, nth))
-      modes.static = timed(() => { Atomics.add(sync, START, 1); Atomics.notify(sync, START); staticToken(shares, sync, 0, nth, gapUs) })
-      modes.static.stop = () => { Atomics.store(sync, START, -1); Atomics.notify(sync, START) }
     }
+    const split = (n, shares) => timed(() => {
+      Atomics.store(sync, SPLIT, n); Atomics.add(sync, START, 1); Atomics.notify(sync, START)
+      staticToken(shares, sync, 0, nth, gapUs)
+    })
+    if (want.includes('static')) modes.static = split(0, work.map((round) => staticShare(round, 0, nth)))
+    if (want.includes('affine')) modes.affine = split(1, work.map((round) => affineShare(round, 0, nth, sync, rowsPerItem(kernel))))
     if (want.includes('one')) modes.one = timed(() => { for (const r of work) { for (const j of r) j.call(0, j.items); if (gapUs) busy(gapUs) } })
 
     for (let t = 0; t < 3; t++) for (const m of Object.values(modes)) m()
     const runs = Object.fromEntries(Object.keys(modes).map((m) => [m, []]))
     for (let t = 0; t < tokens; t++) for (const [m, f] of Object.entries(modes)) runs[m].push(f())
-    modes.static?.stop()
+    Atomics.store(sync, START, -1); Atomics.notify(sync, START)
     await Promise.all([...workers.map((w) => w.terminate()), ...pools.map((p) => p.dispose())])
 
     console.log(`${kernel} ${variant}, ${nth} threads, ${work.length} rounds a token, ${(bytes / 1e6).toFixed(0)} MB, gap ${gapUs} µs, ` +
