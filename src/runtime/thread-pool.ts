@@ -16,10 +16,10 @@ import { DisposedError, InvalidArgumentError, WorkerError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { ThreadGovernor } from './governor.js'
 import {
-  claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SEGMENT, CTL_SPIN_US,
-  callJob, jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type ClaimStats, type Job, type WorkerInit, writeJobs,
+  claimStart, CTL_ACTIVE, CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SEGMENT, CTL_SHARE_LINES, CTL_SHARES, CTL_SPIN_US,
+  callJob, jobWork, MAX_CHUNKS, runChunks, SHARE_WORDS, waitChange, type Bound, type ClaimStats, type Job, type WorkerInit, writeJobs,
 } from './protocol.js'
-import { guidedChunks, type Work } from './schedule.js'
+import { type Cut, shareChunks, type Work } from './schedule.js'
 import { isSharedVariant, type KernelVariant, type Kernels, type WasmMemory, type WasmModule } from './wasm.js'
 
 /** Upper bound for a worker to start (instantiate the module on the shared memory). */
@@ -111,7 +111,7 @@ export interface PoolOptions {
   logger?: Logger
   /** Work of the smallest chunks (default CHUNK_COST); benchmarks vary it. */
   chunkCost?: number
-  /** Claim chunks in a scrambled order (tests: results must not depend on it). */
+  /** Rotate which thread owns which share of a round, round by round (tests: results must not depend on it). */
   scrambleChunks?: boolean
   /** The compute worker script, where an app hosts it itself (default: the package's, found by assets.ts). */
   workerUrl?: URL
@@ -283,7 +283,7 @@ export class ThreadPool {
       if (measured) this.account({ threads: 1, units, leadUnits: units, leadMs: ms, roundMs: ms })
       return
     }
-    const total = this.publish(jobs, work, guidedChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
+    const total = this.publish(jobs, work, shareChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
     const mine = runChunks(bindJobs(kernels, jobs, work), this.i32, this.ctl, this.gen, 0, work)
     const leadMs = performance.now() - t0
     this.finish(total, mine)
@@ -304,7 +304,8 @@ export class ThreadPool {
     const work = jobs.map((j) => jobWork(j))
     const n = this.roundThreads
     if (n === 1) return runHere(this.kernels[segment], jobs, work)
-    const total = this.publish(jobs, work, guidedChunks(work, n - 1, this.chunkCost, MAX_CHUNKS), n, segment)
+    // This thread's share too: the workers take it from the back until it settles the round.
+    const total = this.publish(jobs, work, shareChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
     this.posted = { total, bound: bindJobs(this.kernels[segment], jobs, work) }
   }
 
@@ -339,12 +340,13 @@ export class ThreadPool {
   }
 
   /** Writes the round into the control block and wakes the workers; returns its chunk count. */
-  private publish(jobs: readonly Job[], work: readonly Work[], chunks: readonly number[], n: number, segment: number): number {
+  private publish(jobs: readonly Job[], work: readonly Work[], { chunks, starts }: Cut, n: number, segment: number): number {
     const { i32, base } = this
     const total = writeJobs(i32, this.f32, this.ctl, jobs, work, chunks)
     i32[base + CTL_SEGMENT] = segment
+    i32[base + CTL_SHARES] = n
     const gen = ++this.gen
-    i32[base + CTL_ORDER] = this.scramble ? scrambleStride(total, gen) : 0
+    i32[base + CTL_ORDER] = this.scramble ? gen % n : 0
     i32[base + CTL_SPIN_US] = this.governor.spinUs
     if (Atomics.load(i32, base + CTL_ACTIVE) !== n) {
       Atomics.store(i32, base + CTL_ACTIVE, n)
@@ -352,7 +354,11 @@ export class ThreadPool {
     }
     Atomics.store(i32, base + CTL_DONE, 0)
     Atomics.store(i32, base + CTL_ERROR, 0)
-    Atomics.store(i32, base + CTL_CLAIM, claimStart(gen, total))
+    for (let t = 0; t < n; t++) {
+      const line = base + CTL_SHARE_LINES + t * SHARE_WORDS
+      i32[line + 1] = starts[t]
+      Atomics.store(i32, line, claimStart(gen, starts[t + 1] - starts[t]))
+    }
     Atomics.store(i32, base + CTL_GEN, gen)
     Atomics.notify(i32, base + CTL_GEN)
     return total
