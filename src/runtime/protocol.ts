@@ -61,8 +61,8 @@ export const JOB_WORDS = 16
 export const JOB_HEADER = 2
 export const MAX_JOBS = 32
 /**
- * Chunks of one round at most: the chunk table's length (4 KiB), counted down in the low 12
- * bits of CLAIM. The guided schedule needs tens for a decode round and a few hundred at most.
+ * Chunks of one round at most: the chunk table's length (4 KiB). A decode round on 2 threads
+ * has ~15; each share at most MAX_SHARE_CHUNKS (schedule.ts), its chunk indices' 6 bits in CLAIM.
  */
 export const MAX_CHUNKS = (1 << 10) - 1
 export const CTL_CHUNKS = CTL_JOBS + MAX_JOBS * JOB_WORDS

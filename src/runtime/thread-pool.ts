@@ -2,9 +2,10 @@
  * The leader side of the compute threads. The thread that drives decoding computes
  * chunks of every round like the workers instead of only orchestrating (an idle
  * orchestrator on 2 cores costs 30–50 %). Workers are spawned once per model; a round's
- * work is cut into chunks that shrink toward its end (schedule.ts), which every thread
- * claims from a shared counter (protocol.ts), and how many threads take part is decided from measured rounds
- * (governor.ts).
+ * work is cut into one contiguous share a thread, in chunks that shrink toward the share's end
+ * (schedule.ts); a thread claims its own share's chunks from the front and, once done, the
+ * others' from the back (protocol.ts); how many threads take part is decided from measured
+ * rounds (governor.ts).
  *
  * Workers are Node `worker_threads` in Node, module Web Workers elsewhere (browsers, Deno,
  * Bun); both run compute-worker.ts and share the one WebAssembly.Memory.
@@ -88,9 +89,9 @@ export function usableThreads(requested: number, variant: KernelVariant, logger:
 /**
  * Work of the smallest chunks, those that end a round, in multiply-adds of the OPS table
  * (~6 µs of one thread's i2s kernel on the project's machine); chunks before them grow
- * with the work left, up to 16× this (schedule.ts). Small chunks at the end of a round
- * balance it: the first thread done waits for at most one of them. Each chunk costs a
- * compare-and-swap on a shared line, a call, and a new weight stream for the prefetcher,
+ * with the work left in their share, up to 16× this (schedule.ts). Small chunks at the end
+ * of a share balance a round: the first thread done waits for at most one of them. Each
+ * chunk costs a compare-and-swap on its share's line, a call, and a new weight stream for the prefetcher,
  * which is why they are not all small: measured with `bench/chunks.mjs` (bench/README.md).
  */
 export const CHUNK_COST = 256 * 1024
