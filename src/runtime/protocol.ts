@@ -30,8 +30,9 @@
  * own share from the front (moving `front` up), then of the others' from the back (moving
  * `back` down), and runs the job's kernel on the chunk's items, until none are left; each
  * adds its count to DONE, and the leader waits for DONE = TOTAL. So a thread that the OS
- * preempts holds up at most the chunk it is in: the others take every chunk it did not claim. Kernels take (…, first, end) and compute
- * items [first, end) of their work (assembly/ops/split.ts), in any thread and any order.
+ * preempts holds up at most the chunk it is in: the others take every chunk it did not claim.
+ * Kernels take (…, first, end) and compute items [first, end) of their work
+ * (assembly/ops/split.ts), in any thread and any order.
  * Their outputs are disjoint per item and integer-exact, so the result is bit for bit the
  * same whoever computes a chunk, however the items were cut.
  *
