@@ -15,7 +15,7 @@
 // a token and its fastest quarter (the least disturbed tokens), and their excess over static.
 //   test/runtimes/node_modules/.bin/node bench/ceiling/rounds.mjs                 (i2s, relaxed SIMD)
 //   node bench/ceiling/rounds.mjs --kernel tl --variant simd                       (Node 20, baseline)
-//   … --base /work/wt-main --gap 20 --chunk-cost 100000000 [--base-chunk-cost N] --threads 2 --tokens 60 --modes pool,base,static,affine,one
+//   … --base DIR --gap 20 --chunk-cost 100000000 [--base-chunk-cost N] --threads 2 --tokens 60 --modes pool,base,static,affine,one
 // (pools: pinned thread count, as `-t N`; the governor still decides whether workers spin).
 // `--gap µs` busy-waits on the leader between rounds (decode's serial work: norms, attention).
 // Needs `npm run build` (the pool's workers run dist/bitnet-worker.js). The pools are bundled
