@@ -30,15 +30,22 @@ export const bitnetCppModelPath = (dir = defaultDir()) => path.join(dir, 'bitnet
 
 /**
  * llama-quantize `input` to I2_S with a Q6_K token embedding (tensors already I2_S are copied as
- * they are); `extra`: more options, e.g. ['--override-kv', 'KEY=TYPE:VALUE'].
+ * they are); `extra`: more options, e.g. ['--override-kv', 'KEY=TYPE:VALUE']. Writes `output`
+ * through `output`.part, renamed once complete, so an interrupted run leaves no file that looks done.
  */
 export function quantize(bin, input, output, log, extra = []) {
   // One quantizer thread: with more, the fork's I2_S writer places each chunk (and its scale) at
   // start_row × a row size 4× too large, so the file is silently corrupt (the speed is the same).
-  const args = ['--allow-requantize', '--token-embedding-type', 'Q6_K', ...extra, input, output, 'I2_S', '1']
+  const part = output + '.part'
+  const args = ['--allow-requantize', '--token-embedding-type', 'Q6_K', ...extra, input, part, 'I2_S', '1']
   log(`${path.join(bin, 'llama-quantize')} ${args.join(' ')}`)
-  const r = spawnSync(path.join(bin, 'llama-quantize'), args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
-  if (r.status !== 0) throw new Error(`llama-quantize failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`)
+  try {
+    const r = spawnSync(path.join(bin, 'llama-quantize'), args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`llama-quantize failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`)
+    fs.renameSync(part, output)
+  } finally {
+    fs.rmSync(part, { force: true })
+  }
 }
 
 /**
@@ -53,11 +60,9 @@ export function makeBitnetCppModel(bin, dir = defaultDir(), log = console.error)
   const tq2 = path.join(dir, 'bitnet-2b4t-synth-tq2_0-b158.tmp.gguf')
   try {
     writeChunks(tq2, syntheticChunks(SHAPES['2b4t'], { format: 'TQ2_0', seed: 1 }))
-    quantize(bin, tq2, out + '.part', log)
-    fs.renameSync(out + '.part', out)
+    quantize(bin, tq2, out, log)
   } finally {
     fs.rmSync(tq2, { force: true })
-    fs.rmSync(out + '.part', { force: true })
   }
   log(`wrote ${out} (${(fs.statSync(out).size / 1e9).toFixed(3)} GB)`)
   return out

@@ -141,11 +141,7 @@ async function rowsChild() {
 
 /** bitnet.cpp's copy of FILE (see the header), kept if present. */
 function makeCppModel(bin) {
-  if (fs.existsSync(CPP_FILE)) return
-  try {
-    quantize(bin, FILE, CPP_FILE + '.part', console.error, ['--override-kv', 'tokenizer.ggml.pre=str:llama-bpe'])
-    fs.renameSync(CPP_FILE + '.part', CPP_FILE)
-  } finally { fs.rmSync(CPP_FILE + '.part', { force: true }) }
+  if (!fs.existsSync(CPP_FILE)) quantize(bin, FILE, CPP_FILE, console.error, ['--override-kv', 'tokenizer.ggml.pre=str:llama-bpe'])
 }
 
 // One bitnet.cpp generation of `task`, plain (llama-cli) or drafted (llama-lookup): the fields of

@@ -26,6 +26,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Worker, isMainThread, workerData } from 'node:worker_threads'
+import { loadavg } from 'node:os'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const repo = resolve(here, '../..')
@@ -162,7 +163,9 @@ if (!isMainThread) {
   } })
   const nth = Number(opt.threads), tokens = Number(opt.tokens), gapUs = Number(opt.gap), kernel = opt.kernel
   const esbuild = await import(pathToFileURL(join(repo, 'node_modules/esbuild/lib/main.js')).href)
-  const temps = []
+  // What to stop and remove at the end, also when a run throws (sleeping workers would keep the process alive).
+  const temps = [], workers = [], pools = []
+  let sync
   /** This checkout's (or `dir`'s) runtime, bundled from its src/ into a folder inside it. */
   async function runtimeOf(dir) {
     const out = mkdtempSync(join(dir, '.rounds-'))
@@ -195,7 +198,6 @@ if (!isMainThread) {
     const poolOpts = opt['chunk-cost'] ? { chunkCost: Number(opt['chunk-cost']) } : {}
 
     const modes = {}
-    const pools = []
     const want = opt.modes.split(',')
     // One token of a mode: its ms, without the gaps.
     const timed = (token) => () => { const t0 = performance.now(); token(); return performance.now() - t0 - gapUs * work.length / 1000 }
@@ -206,8 +208,7 @@ if (!isMainThread) {
       const baseCost = opt['base-chunk-cost'] ?? opt['chunk-cost']
       modes.base = poolMode(await base.rt.ThreadPool.create(module, [memory], [k], mem.ctlB, nth, baseCost ? { chunkCost: Number(baseCost) } : {}))
     }
-    const workers = []
-    const sync = new Int32Array(memory.buffer, mem.sync, LINE * (2 * nth + 1))
+    sync = new Int32Array(memory.buffer, mem.sync, LINE * (2 * nth + 1))
     if (want.includes('static') || want.includes('affine')) {
       for (let i = 1; i < nth; i++) {
         workers.push(new Worker(new URL(import.meta.url), { workerData: { module, memory, mem, ith: i, nth, kernel, gapUs, instantiate: url } }))
@@ -224,11 +225,8 @@ if (!isMainThread) {
     for (let t = 0; t < 3; t++) for (const m of Object.values(modes)) m()
     const runs = Object.fromEntries(Object.keys(modes).map((m) => [m, []]))
     for (let t = 0; t < tokens; t++) for (const [m, f] of Object.entries(modes)) runs[m].push(f())
-    Atomics.store(sync, START, -1); Atomics.notify(sync, START)
-    await Promise.all([...workers.map((w) => w.terminate()), ...pools.map((p) => p.dispose())])
-
     console.log(`${kernel} ${variant}, ${nth} threads, ${work.length} rounds a token, ${(bytes / 1e6).toFixed(0)} MB, gap ${gapUs} µs, ` +
-      `${tokens} tokens each; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+      `${tokens} tokens each; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
     const stat = Object.fromEntries(Object.entries(runs).map(([m, ms]) => [m, { median: quantile(ms, 0.5), fast: quantile(ms, 0.25) }]))
     // µs a round more than static shares take, at the same statistic.
     const over = (m, q) => {
@@ -241,6 +239,8 @@ if (!isMainThread) {
         `fastest quarter ${fast.toFixed(2)}${over(m, 'fast')}`)
     }
   } finally {
+    if (sync) { Atomics.store(sync, START, -1); Atomics.notify(sync, START) }
+    await Promise.all([...workers.map((w) => w.terminate()), ...pools.map((p) => p.dispose())])
     for (const t of temps) rmSync(t, { recursive: true, force: true })
   }
 }
