@@ -10,7 +10,7 @@ import { loadWeights } from '../src/model/load.js'
 import { stateSize, Transformer } from '../src/model/transformer.js'
 import { ThreadPool, type PoolOptions } from '../src/runtime/thread-pool.js'
 import { compileKernels, createMemory, instantiateKernels } from '../src/runtime/wasm.js'
-import { ThreadGovernor, type RoundSample } from '../src/runtime/governor.js'
+import { SPIN_US, ThreadGovernor, type RoundSample } from '../src/runtime/governor.js'
 import { MAX_CHUNKS } from '../src/runtime/protocol.js'
 import { guidedChunks, ITEM_BITS, ITEM_MASK, type Work } from '../src/runtime/schedule.js'
 import { firstDifference, loadGolden, TINY_GGUF } from './helpers/golden.js'
@@ -201,10 +201,9 @@ describe('ThreadGovernor', () => {
     expect(changes).toEqual([])
   })
 
-  it('drops to one thread when two are slower, and stops workers spinning', () => {
+  it('drops to one thread when two are slower', () => {
     const { g, changes, window } = setup(2)
     window(0.4)
-    expect(g.spinUs).toBe(0)
     expect(g.threads).toBe(1) // a probe: one thread's speed is not known yet
     window(1)
     expect(g.threads).toBe(1)
@@ -257,6 +256,24 @@ describe('ThreadGovernor', () => {
     window(1.8)
     expect(g.threads).toBe(2)
     expect(changes).toEqual([[2, 1], [1, 2]])
+  })
+
+  it('stops workers spinning after two oversubscribed windows in a row, not one, and resumes after two good ones', () => {
+    const { g, window } = setup(2, false)
+    window(0.9) // 0.45 a thread: noise, or the start of a busy spell
+    expect(g.spinUs).toBe(SPIN_US)
+    window(1.6) // 0.8: it was noise
+    window(0.9)
+    expect(g.spinUs).toBe(SPIN_US)
+    window(0.6)
+    expect(g.spinUs).toBe(0) // two in a row: oversubscribed
+    window(1.5) // 0.75
+    window(1.2) // 0.6: not yet a good one
+    expect(g.spinUs).toBe(0)
+    window(1.5)
+    expect(g.spinUs).toBe(0)
+    window(1.6)
+    expect(g.spinUs).toBe(SPIN_US)
   })
 
   it('never changes a pinned count', () => {

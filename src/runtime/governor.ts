@@ -18,7 +18,14 @@
  *    S ≥ UP × S(n), a probe down unless S < DOWN × S(n); a probe that is not kept doubles
  *    the gap (up to MAX_GAP_MS), a kept one resets it.
  * The gap between DOWN and UP is the hysteresis. A pinned pool (`threads: N`) never
- * changes its count, but still tells its workers to stop spinning when oversubscribed.
+ * changes its count. Either way workers stop spinning when the machine is oversubscribed:
+ * after SPIN_STREAK windows in a row below SPIN_OFF per thread; they spin again after as many
+ * at SPIN_ON or above. On the project's 2-vCPU VM two threads give 0.7–0.83 per thread when
+ * quiet, single windows dipping to 0.4–0.55 from noise, and 0.25–0.55 beside a CPU-bound
+ * process while workers spin. Stopping at one window below 0.7 stopped the spinning in 21–33 %
+ * of a quiet decode's windows (a round then waits for a worker to wake: ~4 % of decode); these
+ * marks stop it in 0–3 %, and, like that rule, in every window beside one or two busy
+ * processes (bench/README.md, "Spin cut-off").
  */
 /** One round as the leader saw it. */
 export interface RoundSample {
@@ -43,8 +50,12 @@ const FIRST_GAP_MS = 250
 const MAX_GAP_MS = 4000
 /** A measured S(n) older than this is not trusted for a decision. */
 const FRESH_MS = 2000
-/** Below this efficiency (S / n) the machine counts as oversubscribed: workers do not spin. */
+/** Below this efficiency (S / n) a machine with more than two threads counts as oversubscribed (probe down). */
 const BUSY_EFFICIENCY = 0.7
+/** Workers stop spinning after SPIN_STREAK windows in a row below SPIN_OFF, and spin again after as many at SPIN_ON or above. */
+const SPIN_OFF = 0.55
+const SPIN_ON = 0.7
+const SPIN_STREAK = 2
 /** How long a worker spins for the next round on a machine that is not oversubscribed. */
 export const SPIN_US = 200
 
@@ -60,6 +71,8 @@ export class ThreadGovernor {
   private probeGap = FIRST_GAP_MS
   private lastProbe: number
   private soloRate = 0
+  /** Windows in a row that measured against the current spinning state. */
+  private spinStreak = 0
 
   constructor(
     readonly max: number,
@@ -83,7 +96,7 @@ export class ThreadGovernor {
     const n = this.threads
     const s = this.closeWindow(n)
     this.speedup.set(n, { s, at: this.now() })
-    this.spinUs = n > 1 && s / n < BUSY_EFFICIENCY ? 0 : SPIN_US
+    this.updateSpin(n, s)
     if (!this.adaptive) return
     if (this.probeFrom) return this.endProbe(n, s)
     if (n > 1 && s < DOWN * this.fresh(n - 1)) return this.change(n - 1)
@@ -91,6 +104,16 @@ export class ThreadGovernor {
     if (this.now() - this.lastProbe < this.probeGap) return
     if (n > 2 && s / n < BUSY_EFFICIENCY) this.startProbe(n, n - 1)
     else if (n < this.max) this.startProbe(n, n + 1)
+  }
+
+  /** Workers' spin for the next rounds, from this window's speed-up s at n threads. */
+  private updateSpin(n: number, s: number): void {
+    if (n === 1) return // no worker takes part
+    const against = this.spinUs > 0 ? s / n < SPIN_OFF : s / n >= SPIN_ON
+    this.spinStreak = against ? this.spinStreak + 1 : 0
+    if (this.spinStreak < SPIN_STREAK) return
+    this.spinStreak = 0
+    this.spinUs = this.spinUs > 0 ? 0 : SPIN_US
   }
 
   /** Speed-up over one thread of the window's rounds; the window is emptied. */
