@@ -10,7 +10,7 @@ import { BitnetError, DisposedError, loadModel, ResourceLimitError, WorkerError 
 import { writeGguf } from '../src/gguf/writer.js'
 import { syntheticGguf, type SyntheticShape } from '../src/model/synthetic.js'
 import { ThreadPool, type PoolOptions } from '../src/runtime/thread-pool.js'
-import { CTL_BYTES, CTL_CLAIM, CTL_EXIT, CTL_GEN, MAX_CHUNKS, type Job } from '../src/runtime/protocol.js'
+import { CTL_BYTES, CTL_EXIT, CTL_GEN, CTL_SHARE_LINES, CTL_SHARES, SHARE_WORDS, type Job } from '../src/runtime/protocol.js'
 import { compileKernels, createMemory, growMemory, HEAP_BASE, instantiateKernels } from '../src/runtime/wasm.js'
 
 const SHAPE: SyntheticShape = { nEmbd: 64, nFf: 128, nLayer: 1, nHead: 2, nHeadKv: 1, vocab: 270, contextLength: 64 }
@@ -95,10 +95,13 @@ describe('compute workers that fail', () => {
       const gen = Atomics.load(i32, base + ${CTL_GEN})
       parentPort.postMessage('ready')
       while (Atomics.load(i32, base + ${CTL_GEN}) === gen);
-      // claim what is left, retrying while the leader's own claims move the word
-      let w
-      do w = Atomics.load(i32, base + ${CTL_CLAIM})
-      while ((w & ${MAX_CHUNKS}) !== 0 && Atomics.compareExchange(i32, base + ${CTL_CLAIM}, w, w & ~${MAX_CHUNKS}) !== w)
+      // claim what is left of every share (front = back), retrying while the leader's own claims move a word
+      for (let t = 0; t < Atomics.load(i32, base + ${CTL_SHARES}); t++) {
+        const line = base + ${CTL_SHARE_LINES} + t * ${SHARE_WORDS}
+        let w
+        do w = Atomics.load(i32, line)
+        while (((w >>> 6) & 63) < (w & 63) && Atomics.compareExchange(i32, line, w, (w & ~(63 << 6)) | ((w & 63) << 6)) !== w)
+      }
       Atomics.wait(i32, base + ${CTL_EXIT} + 1000, 0)`, { eval: true, workerData: { memory, ctl: HEAP_BASE } })
     try {
       await new Promise((r) => wedged.once('message', r))

@@ -11,8 +11,8 @@ import { stateSize, Transformer } from '../src/model/transformer.js'
 import { ThreadPool, type PoolOptions } from '../src/runtime/thread-pool.js'
 import { compileKernels, createMemory, instantiateKernels } from '../src/runtime/wasm.js'
 import { SPIN_US, ThreadGovernor, type RoundSample } from '../src/runtime/governor.js'
-import { MAX_CHUNKS } from '../src/runtime/protocol.js'
-import { guidedChunks, ITEM_BITS, ITEM_MASK, type Work } from '../src/runtime/schedule.js'
+import { CTL_BYTES, MAX_CHUNKS } from '../src/runtime/protocol.js'
+import { ITEM_BITS, ITEM_MASK, MAX_SHARE_CHUNKS, shareChunks, type Work } from '../src/runtime/schedule.js'
 import { firstDifference, loadGolden, TINY_GGUF } from './helpers/golden.js'
 
 const CTX = 96
@@ -116,7 +116,7 @@ describe('a control block past 2 GiB', () => {
   it('runs rounds on 2 threads and gets the product', async () => {
     const { module } = await compileKernels({ variant: 'simd' })
     const memory = createMemory(2 ** 31 + (1 << 20), 'simd')
-    const ctl = 2 ** 31 + 4096, w = ctl + 16384, x = w + 4096, y = x + 256
+    const ctl = 2 ** 31 + 4096, w = ctl + CTL_BYTES, x = w + 4096, y = x + 256
     const f = new Float32Array(memory.buffer)
     const rows = 8, k = 16
     for (let i = 0; i < rows * k; i++) f[(w >>> 2) + i] = (i % 7) - 3
@@ -299,10 +299,10 @@ describe('ThreadGovernor', () => {
   })
 })
 
-describe('guidedChunks', () => {
-  /** Each chunk as [job, first, end), in claim order. */
-  function ranges(work: Work[], threads: number, minCost: number): [number, number, number][] {
-    const chunks = guidedChunks(work, threads, minCost, MAX_CHUNKS).map((w) => ({ job: w >>> ITEM_BITS, first: w & ITEM_MASK }))
+describe('shareChunks', () => {
+  /** Each chunk as [job, first, end), in item order. */
+  function ranges(work: Work[], shares: number, minCost: number): [number, number, number][] {
+    const chunks = shareChunks(work, shares, minCost, MAX_CHUNKS).chunks.map((w) => ({ job: w >>> ITEM_BITS, first: w & ITEM_MASK }))
     return chunks.map(({ job, first }, c) => {
       const next = chunks[c + 1]
       return [job, first, next?.job === job ? next.first : work[job].items]
@@ -311,9 +311,9 @@ describe('guidedChunks', () => {
 
   it('cuts every item of every job exactly once, in contiguous ranges', () => {
     const work = [{ items: 640, cost: 10240 }, { items: 3, cost: 8 }, { items: 1728, cost: 10240 }, { items: 1, cost: 1 << 30 }]
-    for (const threads of [1, 2, 3, 16]) {
+    for (const shares of [1, 2, 3, 16]) {
       const seen = work.map((w) => new Uint8Array(w.items))
-      for (const [job, first, end] of ranges(work, threads, 256 * 1024)) {
+      for (const [job, first, end] of ranges(work, shares, 256 * 1024)) {
         expect(end).toBeGreaterThan(first)
         for (let i = first; i < end; i++) seen[job][i]++
       }
@@ -321,19 +321,31 @@ describe('guidedChunks', () => {
     }
   })
 
-  it('opens a round with large chunks and closes it with chunks of about minCost', () => {
+  it('splits a round evenly, each share opening with large chunks and closing with chunks of about minCost', () => {
     const work = [{ items: 1728, cost: 10240 }] // a 2B4T down projection: 17.7 M multiply-adds
     const min = 256 * 1024
-    const costs = ranges(work, 2, min).map(([, first, end]) => (end - first) * 10240)
-    expect(costs[0]).toBeGreaterThanOrEqual(8 * min)
-    for (let c = 1; c < costs.length - 1; c++) expect(costs[c], `chunk ${c}`).toBeLessThanOrEqual(costs[c - 1])
-    expect(costs.at(-1)).toBeLessThanOrEqual(1.5 * min)
-    expect(costs.length).toBeLessThan(work[0].items * 10240 / min / 2) // far fewer claims than equal min-size chunks
+    const { chunks, starts } = shareChunks(work, 2, min, MAX_CHUNKS)
+    expect(starts).toHaveLength(3)
+    const firsts = chunks.map((w) => w & ITEM_MASK)
+    expect(Math.abs(firsts[starts[1]] - 864)).toBeLessThanOrEqual(1) // the second share starts halfway
+    for (let t = 0; t < 2; t++) {
+      const ends = [...firsts.slice(starts[t] + 1, starts[t + 1]), t === 0 ? firsts[starts[1]] : 1728]
+      const costs = ends.map((e, i) => (e - firsts[starts[t] + i]) * 10240)
+      expect(costs[0]).toBeGreaterThanOrEqual(4 * min)
+      for (let c = 1; c < costs.length - 1; c++) expect(costs[c], `share ${t} chunk ${c}`).toBeLessThanOrEqual(costs[c - 1])
+      expect(costs.at(-1)).toBeLessThanOrEqual(2 * min)
+      expect(costs.length).toBeLessThan(864 * 10240 / min / 2) // far fewer claims than equal min-size chunks
+    }
   })
 
-  it('gives every thread work, and stays within MAX_CHUNKS for any round', () => {
-    expect(ranges([{ items: 64, cost: 1000 }], 4, 1 << 20).length).toBeGreaterThanOrEqual(4)
+  it('gives every share work, and stays within MAX_CHUNKS and MAX_SHARE_CHUNKS for any round', () => {
+    const { starts } = shareChunks([{ items: 64, cost: 1000 }], 4, 1 << 20, MAX_CHUNKS)
+    for (let t = 0; t < 4; t++) expect(starts[t + 1]).toBeGreaterThan(starts[t])
     const huge = Array.from({ length: 32 }, () => ({ items: 1 << 20, cost: 1 << 12 }))
-    expect(guidedChunks(huge, 256, 1, MAX_CHUNKS).length).toBeLessThanOrEqual(MAX_CHUNKS)
+    for (const shares of [1, 2, 256]) {
+      const cut = shareChunks(huge, shares, 1, MAX_CHUNKS)
+      expect(cut.chunks.length).toBeLessThanOrEqual(MAX_CHUNKS)
+      for (let t = 0; t < shares; t++) expect(cut.starts[t + 1] - cut.starts[t]).toBeLessThanOrEqual(MAX_SHARE_CHUNKS)
+    }
   })
 })

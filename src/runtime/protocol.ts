@@ -12,32 +12,36 @@
  *        4   ERROR    ith + 1 of a thread whose kernel trapped (0: none)
  *        5   ACTIVE   threads taking part (the leader's count; workers with ith ≥ ACTIVE sleep on it)
  *        6   SPIN_US  how long a waiting worker spins before it sleeps, µs
- *        7   ORDER    0: chunks claimed in order; else a stride that scrambles the order (tests)
+ *        7   ORDER    thread ith owns share (ith + ORDER) mod SHARES (tests rotate it; else 0)
  *        8   SEGMENT  which of the model's memories the round's pointers address (src/model/segments.ts)
- *   word 16  CLAIM    (GEN mod 2^20) << 12 | chunks left to claim, on its own 64-byte line
+ *        9   SHARES   shares of this round (schedule.ts): one a thread taking part
  *   word 32  DONE     chunks finished in this round, on its own line
  *   word 48  job 0 [16 words] job 1 …   job: [op code, items, arg 0 … arg 13]
  *   word 560 CHUNKS   chunk c: job << 24 | its first item (schedule.ts), MAX_CHUNKS words
+ *   word 1584 share 0 [16 words: a line] share 1 …   share: [CLAIM, its first chunk]
+ *            CLAIM    (GEN mod 2^20) << 12 | front << 6 | back: the share's chunks left are
+ *                     [front, back), counted from its first chunk
  *
  * A round: the leader writes the jobs and the chunk table (each chunk an item range
- * [first, end) of one job; its end is the next chunk's first, or the job's item count),
- * zeroes DONE, sets CLAIM to the new generation with every chunk left, bumps GEN and
- * notifies. Every thread taking part, the leader included, then claims chunks one at a
- * time with a compare-and-swap that counts CLAIM down, and runs the job's kernel on the
- * chunk's items, until none are left; each adds its count to DONE, and the leader waits
- * for DONE = TOTAL. So a thread that the OS preempts holds up at most the chunk it is in:
- * the others take every chunk it did not claim. Kernels take (…, first, end) and compute
- * items [first, end) of their work (assembly/ops/split.ts), in any thread and any order.
+ * [first, end) of one job; its end is the next chunk's first, or the job's item count; the
+ * table is cut into one contiguous share a thread), zeroes DONE, sets each share's CLAIM to
+ * the new generation with all its chunks left, bumps GEN and notifies. Every thread taking
+ * part, the leader included, then claims chunks one at a time with a compare-and-swap: of its
+ * own share from the front (moving `front` up), then of the others' from the back (moving
+ * `back` down), and runs the job's kernel on the chunk's items, until none are left; each
+ * adds its count to DONE, and the leader waits for DONE = TOTAL. So a thread that the OS
+ * preempts holds up at most the chunk it is in: the others take every chunk it did not claim.
+ * Kernels take (…, first, end) and compute items [first, end) of their work
+ * (assembly/ops/split.ts), in any thread and any order.
  * Their outputs are disjoint per item and integer-exact, so the result is bit for bit the
  * same whoever computes a chunk, however the items were cut.
  *
- * The generation and the count of chunks left, both inside CLAIM, make a late worker
- * harmless: one that read the jobs of an old round can no longer claim a chunk (its
- * compare-and-swap expects the old generation), and a claim that succeeds proves the round
- * was not over, so what it read before (jobs, TOTAL, ORDER) and the chunk table it reads
- * after were that round's: the leader rewrites them only after DONE = TOTAL. (Counting up
- * against TOTAL would not do: a late worker could read the next round's larger TOTAL and
- * claim a chunk past the end.)
+ * The generation and the chunks left, both inside a CLAIM, make a late worker harmless: one
+ * that read the jobs of an old round can no longer claim a chunk (its compare-and-swap
+ * expects the old generation), and a claim that succeeds proves the round was not over, so
+ * what it read before (jobs, TOTAL, ORDER, SHARES) and the share's first chunk and the chunk
+ * table it reads after were that round's: the leader rewrites them only after DONE = TOTAL.
+ * A stale SHARES only makes it look at fewer shares, or at words of older generations.
  */
 import { ITEM_BITS, ITEM_MASK, type Work } from './schedule.js'
 import type { Kernels, WasmMemory, WasmModule } from './wasm.js'
@@ -51,19 +55,23 @@ export const CTL_ACTIVE = 5
 export const CTL_SPIN_US = 6
 export const CTL_ORDER = 7
 export const CTL_SEGMENT = 8
-export const CTL_CLAIM = 16
+export const CTL_SHARES = 9
 export const CTL_DONE = 32
 export const CTL_JOBS = 48
 export const JOB_WORDS = 16
 export const JOB_HEADER = 2
 export const MAX_JOBS = 32
 /**
- * Chunks of one round at most: the chunk table's length (4 KiB), counted down in the low 12
- * bits of CLAIM. The guided schedule needs tens for a decode round and a few hundred at most.
+ * Chunks of one round at most: the chunk table's length (4 KiB). A decode round on 2 threads
+ * has ~15; each share at most MAX_SHARE_CHUNKS (schedule.ts), its chunk indices' 6 bits in CLAIM.
  */
 export const MAX_CHUNKS = (1 << 10) - 1
 export const CTL_CHUNKS = CTL_JOBS + MAX_JOBS * JOB_WORDS
-export const CTL_BYTES = (CTL_CHUNKS + MAX_CHUNKS + 1) * 4
+/** One 64-byte line a share (a thread taking part), up to the pool's 256 threads: [CLAIM, its first chunk]. */
+export const CTL_SHARE_LINES = CTL_CHUNKS + MAX_CHUNKS + 1
+export const SHARE_WORDS = 16
+export const MAX_SHARES = 256
+export const CTL_BYTES = (CTL_SHARE_LINES + MAX_SHARES * SHARE_WORDS) * 4
 const GEN_MASK = (1 << 20) - 1
 
 
@@ -212,61 +220,60 @@ export function readJobs(kernels: object, i32: Int32Array, f32: Float32Array, ct
   return out
 }
 
-/** The CLAIM word that opens round `gen` with `total` chunks left to claim. */
-export function claimStart(gen: number, total: number): number {
-  return ((gen & GEN_MASK) << 12) | total
+/** The CLAIM word that opens a share of `chunks` chunks in round `gen`. */
+export function claimStart(gen: number, chunks: number): number {
+  return ((gen & GEN_MASK) << 12) | chunks
 }
+
+/** A share's CLAIM holds `front` in bits 6–11 and `back` in bits 0–5 (schedule.ts: MAX_SHARE_CHUNKS). */
+const FRONT = 1 << 6
+const SHARE_MASK = FRONT - 1
 
 /** What one thread did in a round: chunks run, and their share of the round's work. */
 export interface ClaimStats { chunks: number; units: number; errors?: unknown[] }
 
 /**
  * Claims and runs chunks of round `gen` until none are left (or the round is over), then
- * adds them to DONE (notifying the leader when that completes the round). A kernel that
+ * adds them to DONE (notifying the leader when that completes the round): first of the
+ * thread's own share from its front, then of every other share from its back. A kernel that
  * traps still counts its chunk as done, so the round ends; the error is returned and the
  * thread's index + 1 is put in ERROR. `work[j]` (leader only) is job j's work, to count this thread's share.
  */
 export function runChunks(jobs: Bound[], i32: Int32Array, ctl: number, gen: number, ith: number, work?: readonly Work[]): ClaimStats {
   const base = ctl >>> 2
   const total = i32[base + CTL_TOTAL]
-  const stride = i32[base + CTL_ORDER]
+  const shares = i32[base + CTL_SHARES]
+  const own = (ith + i32[base + CTL_ORDER]) % shares
   const stats: ClaimStats = { chunks: 0, units: 0 }
   const want = gen & GEN_MASK
-  for (;;) {
-    const w = Atomics.load(i32, base + CTL_CLAIM)
-    const left = w & MAX_CHUNKS
-    if (w >>> 12 !== want || left === 0) break
-    if (Atomics.compareExchange(i32, base + CTL_CLAIM, w, w - 1) !== w) continue
-    // The claim succeeded, so the round was still open: `total`, `stride` and the jobs read
-    // before it are this round's (the leader rewrites them only once every chunk is done).
-    const claimed = total - left
-    const c = stride ? (claimed * stride) % total : claimed
-    const word = i32[base + CTL_CHUNKS + c]
-    const j = word >>> ITEM_BITS, first = word & ITEM_MASK
-    const next = c + 1 < total ? i32[base + CTL_CHUNKS + c + 1] : -1
-    const end = next >>> ITEM_BITS === j ? next & ITEM_MASK : jobs[j].items
-    try {
-      jobs[j].run(first, end)
-    } catch (e) {
-      ;(stats.errors ??= []).push(e)
-      Atomics.store(i32, base + CTL_ERROR, ith + 1)
+  for (let s = 0; s < shares; s++) {
+    const line = base + CTL_SHARE_LINES + ((own + s) % shares) * SHARE_WORDS
+    for (;;) {
+      const w = Atomics.load(i32, line)
+      const front = (w >>> 6) & SHARE_MASK, back = w & SHARE_MASK
+      if (w >>> 12 !== want || front >= back) break
+      if (Atomics.compareExchange(i32, line, w, s === 0 ? w + FRONT : w - 1) !== w) continue
+      // The claim succeeded, so the round was still open: `total`, `shares`, the order and the
+      // jobs read before it are this round's, and so are the share's first chunk and the table.
+      const c = i32[line + 1] + (s === 0 ? front : back - 1)
+      const word = i32[base + CTL_CHUNKS + c]
+      const j = word >>> ITEM_BITS, first = word & ITEM_MASK
+      const next = c + 1 < total ? i32[base + CTL_CHUNKS + c + 1] : -1
+      const end = next >>> ITEM_BITS === j ? next & ITEM_MASK : jobs[j].items
+      try {
+        jobs[j].run(first, end)
+      } catch (e) {
+        ;(stats.errors ??= []).push(e)
+        Atomics.store(i32, base + CTL_ERROR, ith + 1)
+      }
+      stats.chunks++
+      if (work) stats.units += (end - first) * work[j].cost
     }
-    stats.chunks++
-    if (work) stats.units += (end - first) * work[j].cost
   }
   if (stats.chunks && Atomics.add(i32, base + CTL_DONE, stats.chunks) + stats.chunks === total) {
     Atomics.notify(i32, base + CTL_DONE)
   }
   return stats
-}
-
-/** A stride coprime with `total`, to visit chunks in a scrambled order (tests); 0 when total < 3. */
-export function scrambleStride(total: number, seed: number): number {
-  if (total < 3) return 0
-  const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a)
-  let s = 2 + (seed % (total - 2))
-  while (gcd(s, total) !== 1) s++
-  return s % total || 0
 }
 
 const now = () => performance.now()

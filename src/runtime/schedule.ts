@@ -1,22 +1,25 @@
 /**
- * How a round's jobs are cut into chunks: guided self-scheduling over the whole round. A
- * chunk takes about 1/(GUIDE · threads) of the work still unassigned after it, within
- * [minCost, MAX_SPREAD · minCost] multiply-adds, so a round opens with a few large chunks
- * (few compare-and-swaps on the shared CLAIM line) and closes with chunks of `minCost`:
- * the thread that finishes first then waits for at most a small chunk of another, where
- * equal chunks made it wait half a chunk on average at the end of every round.
+ * How a round's jobs are cut into chunks: one contiguous share of the work per thread taking
+ * part, each cut into chunks that halve toward the share's end, within [minCost, MAX_SPREAD ·
+ * minCost] multiply-adds. A thread claims its own share's chunks from the front (large first,
+ * one stream through contiguous memory, on a claim word no other thread touches until it is
+ * done with its own share) and, done with its share, others' from the back (the small ones):
+ * the first thread done waits for at most a small chunk of another, and a thread the OS
+ * preempts holds up only the chunk it is in. One counter for the whole round, claimed
+ * alternately, ran the same kernels ≥ 7 % slower than contiguous halves (bench/README.md,
+ * "The thread pool's per-round overhead").
  *
- * The cut depends only on the jobs, the thread count and minCost, never on timing, and
- * each chunk is a contiguous item range of one job: which thread runs which chunk, in
- * which order, does not change a single output byte (kernels write disjoint items).
+ * The cut depends only on the jobs, the share count and minCost, never on timing, and each
+ * chunk is a contiguous item range of one job: which thread runs which chunk, in which order,
+ * does not change a single output byte (kernels write disjoint items).
  */
 /** How much a kernel call has to do: `items` units it can be split into, `cost` of each in multiply-adds. */
 export interface Work { items: number; cost: number }
 
-/** Chunks claim this fraction 1/(GUIDE · threads) of the work left. */
-const GUIDE = 2
 /** The largest chunk is this many times the smallest. */
 const MAX_SPREAD = 16
+/** Chunks of one share at most: its claim word holds chunk indices in 6 bits (protocol.ts). */
+export const MAX_SHARE_CHUNKS = 63
 
 /**
  * Chunk c of a round as one word, `job << ITEM_BITS | first`: items [first, the next chunk's
@@ -27,29 +30,47 @@ const MAX_SPREAD = 16
 export const ITEM_BITS = 24
 export const ITEM_MASK = (1 << ITEM_BITS) - 1
 
+/** A round's chunks in item order; share t is chunks [starts[t], starts[t + 1]). */
+export interface Cut { chunks: number[]; starts: number[] }
+
 /**
- * The chunks of a round of `work` on `threads` threads, as chunk words in claim order. Never
- * more than `maxChunks` (minCost grows for a round that would have more), and no chunk larger
- * than an even share of the round (even below minCost), so that every thread gets work.
+ * The chunks of a round of `work` in `shares` shares. Never more than `maxChunks` in all nor
+ * MAX_SHARE_CHUNKS in a share: minCost doubles for a round that would have more.
  */
-export function guidedChunks(work: readonly Work[], threads: number, minCost: number, maxChunks: number): number[] {
+export function shareChunks(work: readonly Work[], shares: number, minCost: number, maxChunks: number): Cut {
+  // Fewer than maxChunks chunks of min each cannot hold a larger round: start from there.
   const total = work.reduce((a, w) => a + w.items * w.cost, 0)
-  // Room for one sliver per job and one chunk per thread beside the ≥ min-cost chunks.
-  const min = Math.max(minCost, total / Math.max(1, maxChunks - work.length - threads))
-  const max = Math.min(MAX_SPREAD * min, total / threads)
-  const chunks: number[] = []
-  let left = total
-  for (let job = 0; job < work.length; job++) {
-    const { items, cost } = work[job]
-    for (let first = 0; first < items;) {
-      const target = Math.min(max, Math.max(min, left / (GUIDE * threads)))
-      let k = Math.min(items - first, Math.max(1, Math.ceil(target / cost)))
-      // No sliver at a job's end: a last piece under half a chunk joins this one.
-      if (items - first - k < k / 2) k = items - first
+  for (let min = Math.max(minCost, total / maxChunks); ; min *= 2) {
+    const cut = cutShares(work, shares, min, total, maxChunks)
+    if (cut) return cut
+  }
+}
+
+/**
+ * Shares end at the item boundary nearest an even split of the work; the last takes the rest.
+ * Undefined as soon as the cut has more than `maxChunks` chunks, or a share MAX_SHARE_CHUNKS.
+ */
+function cutShares(work: readonly Work[], shares: number, min: number, total: number, maxChunks: number): Cut | undefined {
+  const max = MAX_SPREAD * min
+  const chunks: number[] = [], starts = [0]
+  let job = 0, first = 0, done = 0
+  for (let t = 0; t < shares; t++) {
+    const end = t === shares - 1 ? total : (total * (t + 1)) / shares
+    while (job < work.length) {
+      const { items, cost } = work[job]
+      if (first === items) { job++; first = 0; continue }
+      const left = end - done
+      if (t < shares - 1 && left < cost / 2) break
+      const inShare = t < shares - 1 ? Math.min(items - first, Math.round(left / cost)) : items - first
+      let k = Math.min(inShare, Math.max(1, Math.ceil(Math.min(max, Math.max(min, left / 2)) / cost)))
+      // No sliver at the end of a share or a job: a last piece under half a chunk joins this one.
+      if (inShare - k < k / 2) k = inShare
+      if (chunks.length === maxChunks || chunks.length - starts[t] === MAX_SHARE_CHUNKS) return undefined
       chunks.push((job << ITEM_BITS) | first)
       first += k
-      left -= k * cost
+      done += k * cost
     }
+    starts.push(chunks.length)
   }
-  return chunks
+  return { chunks, starts }
 }

@@ -2,9 +2,10 @@
  * The leader side of the compute threads. The thread that drives decoding computes
  * chunks of every round like the workers instead of only orchestrating (an idle
  * orchestrator on 2 cores costs 30–50 %). Workers are spawned once per model; a round's
- * work is cut into chunks that shrink toward its end (schedule.ts), which every thread
- * claims from a shared counter (protocol.ts), and how many threads take part is decided from measured rounds
- * (governor.ts).
+ * work is cut into one contiguous share a thread, in chunks that shrink toward the share's end
+ * (schedule.ts); a thread claims its own share's chunks from the front and, once done, the
+ * others' from the back (protocol.ts); how many threads take part is decided from measured
+ * rounds (governor.ts).
  *
  * Workers are Node `worker_threads` in Node, module Web Workers elsewhere (browsers, Deno,
  * Bun); both run compute-worker.ts and share the one WebAssembly.Memory.
@@ -16,10 +17,10 @@ import { DisposedError, InvalidArgumentError, WorkerError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { ThreadGovernor } from './governor.js'
 import {
-  claimStart, CTL_ACTIVE, CTL_BYTES, CTL_CLAIM, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SEGMENT, CTL_SPIN_US,
-  callJob, jobWork, MAX_CHUNKS, runChunks, scrambleStride, waitChange, type Bound, type ClaimStats, type Job, type WorkerInit, writeJobs,
+  claimStart, CTL_ACTIVE, CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_EXIT, CTL_GEN, CTL_ORDER, CTL_SEGMENT, CTL_SHARE_LINES, CTL_SHARES, CTL_SPIN_US,
+  callJob, jobWork, MAX_CHUNKS, runChunks, SHARE_WORDS, waitChange, type Bound, type ClaimStats, type Job, type WorkerInit, writeJobs,
 } from './protocol.js'
-import { guidedChunks, type Work } from './schedule.js'
+import { type Cut, shareChunks, type Work } from './schedule.js'
 import { isSharedVariant, type KernelVariant, type Kernels, type WasmMemory, type WasmModule } from './wasm.js'
 
 /** Upper bound for a worker to start (instantiate the module on the shared memory). */
@@ -88,9 +89,9 @@ export function usableThreads(requested: number, variant: KernelVariant, logger:
 /**
  * Work of the smallest chunks, those that end a round, in multiply-adds of the OPS table
  * (~6 µs of one thread's i2s kernel on the project's machine); chunks before them grow
- * with the work left, up to 16× this (schedule.ts). Small chunks at the end of a round
- * balance it: the first thread done waits for at most one of them. Each chunk costs a
- * compare-and-swap on a shared line, a call, and a new weight stream for the prefetcher,
+ * with the work left in their share, up to 16× this (schedule.ts). Small chunks at the end
+ * of a share balance a round: the first thread done waits for at most one of them. Each
+ * chunk costs a compare-and-swap on its share's line, a call, and a new weight stream for the prefetcher,
  * which is why they are not all small: measured with `bench/chunks.mjs` (bench/README.md).
  */
 export const CHUNK_COST = 256 * 1024
@@ -111,7 +112,7 @@ export interface PoolOptions {
   logger?: Logger
   /** Work of the smallest chunks (default CHUNK_COST); benchmarks vary it. */
   chunkCost?: number
-  /** Claim chunks in a scrambled order (tests: results must not depend on it). */
+  /** Rotate which thread owns which share of a round, round by round (tests: results must not depend on it). */
   scrambleChunks?: boolean
   /** The compute worker script, where an app hosts it itself (default: the package's, found by assets.ts). */
   workerUrl?: URL
@@ -283,7 +284,7 @@ export class ThreadPool {
       if (measured) this.account({ threads: 1, units, leadUnits: units, leadMs: ms, roundMs: ms })
       return
     }
-    const total = this.publish(jobs, work, guidedChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
+    const total = this.publish(jobs, work, shareChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
     const mine = runChunks(bindJobs(kernels, jobs, work), this.i32, this.ctl, this.gen, 0, work)
     const leadMs = performance.now() - t0
     this.finish(total, mine)
@@ -304,7 +305,8 @@ export class ThreadPool {
     const work = jobs.map((j) => jobWork(j))
     const n = this.roundThreads
     if (n === 1) return runHere(this.kernels[segment], jobs, work)
-    const total = this.publish(jobs, work, guidedChunks(work, n - 1, this.chunkCost, MAX_CHUNKS), n, segment)
+    // This thread's share too: the workers take it from the back until it settles the round.
+    const total = this.publish(jobs, work, shareChunks(work, n, this.chunkCost, MAX_CHUNKS), n, segment)
     this.posted = { total, bound: bindJobs(this.kernels[segment], jobs, work) }
   }
 
@@ -339,12 +341,13 @@ export class ThreadPool {
   }
 
   /** Writes the round into the control block and wakes the workers; returns its chunk count. */
-  private publish(jobs: readonly Job[], work: readonly Work[], chunks: readonly number[], n: number, segment: number): number {
+  private publish(jobs: readonly Job[], work: readonly Work[], { chunks, starts }: Cut, n: number, segment: number): number {
     const { i32, base } = this
     const total = writeJobs(i32, this.f32, this.ctl, jobs, work, chunks)
     i32[base + CTL_SEGMENT] = segment
+    i32[base + CTL_SHARES] = n
     const gen = ++this.gen
-    i32[base + CTL_ORDER] = this.scramble ? scrambleStride(total, gen) : 0
+    i32[base + CTL_ORDER] = this.scramble ? gen % n : 0
     i32[base + CTL_SPIN_US] = this.governor.spinUs
     if (Atomics.load(i32, base + CTL_ACTIVE) !== n) {
       Atomics.store(i32, base + CTL_ACTIVE, n)
@@ -352,7 +355,11 @@ export class ThreadPool {
     }
     Atomics.store(i32, base + CTL_DONE, 0)
     Atomics.store(i32, base + CTL_ERROR, 0)
-    Atomics.store(i32, base + CTL_CLAIM, claimStart(gen, total))
+    for (let t = 0; t < n; t++) {
+      const line = base + CTL_SHARE_LINES + t * SHARE_WORDS
+      i32[line + 1] = starts[t]
+      Atomics.store(i32, line, claimStart(gen, starts[t + 1] - starts[t]))
+    }
     Atomics.store(i32, base + CTL_GEN, gen)
     Atomics.notify(i32, base + CTL_GEN)
     return total
