@@ -6,8 +6,8 @@
  * done with its own share) and, done with its share, others' from the back (the small ones):
  * the first thread done waits for at most a small chunk of another, and a thread the OS
  * preempts holds up only the chunk it is in. One counter for the whole round, claimed
- * alternately, ran the same kernels ≥ 7 % slower than contiguous halves (bench/README.md,
- * "The thread pool's per-round overhead").
+ * alternately, had two threads streaming interleaved chunks, which on the project's VM run
+ * 11–22 % slower than far-apart halves at 256–1024 rows a chunk (bench/README.md, "Per-thread shares").
  *
  * The cut depends only on the jobs, the share count and minCost, never on timing, and each
  * chunk is a contiguous item range of one job: which thread runs which chunk, in which order,
