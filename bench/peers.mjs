@@ -14,7 +14,7 @@
 //
 // node peers.mjs [--threads 2] [--runs 3] [--pp 128] [--tg 64] [--json] [--engines a,b,..]
 //                [--dir DIR] [--ours-cmd CMD] [--ours-node-args ARGS] [--wllama-node 'NODE [FLAGS]']
-//                [--min-cpu 0.85] [--retries 2] [--kv-type auto|f32|f16] [--base DIR] [--verbose]
+//                [--min-cpu 0.85] [--retries 2] [--kv-type f16|f32|auto] [--base DIR] [--verbose]
 //                [--bitnet-cpp DIR]
 //
 // Method (shared noisy VM, docs/kernels.md#measuring-on-a-shared-machine): every measurement is a fresh process
@@ -72,7 +72,10 @@ const { values: opt } = parseArgs({
     'ours-node-args': { type: 'string', default: '' },
     'wllama-node': { type: 'string' },
     'min-cpu': { type: 'string', default: '0.85' },
-    'kv-type': { type: 'string', default: 'auto' }, // ours' KV cache (auto: f16 for 2B4T)
+    // Ours' KV cache. f16, as llama.cpp and bitnet.cpp keep theirs, and as ours is at its default
+    // context (4096 tokens: 'auto' picks f16 from a 64 MiB cache); 'auto' at this benchmark's short
+    // context would pick f32, whose decode here is 2-5 % slower (bench/README.md, session 13).
+    'kv-type': { type: 'string', default: 'f16' },
     base: { type: 'string' }, // the base-* engines' checkout
     'bitnet-cpp': { type: 'string', default: process.env.BITNET_CPP_DIR }, // bitnet.cpp's build (or its bin/)
     retries: { type: 'string', default: '2' },
